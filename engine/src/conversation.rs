@@ -1,0 +1,531 @@
+//! The per-conversation state machine.
+//!
+//! [`ConversationCore`] decides everything that happens inside one conversation: who may send,
+//! which seq a message gets, what a repeated `client_id` resolves to, which sessions receive a
+//! newly durable message live and which must first catch up from storage. It is pure: the
+//! conversation actor feeds it requests and storage results, and carries out what it returns.
+//!
+//! The ordering argument, in short: seqs are assigned here, by a single owner, in order; storage
+//! refuses any append that is not exactly head + 1, so the durable log has no gaps; a message is
+//! handed to subscribers only when storage reports it durable, in seq order; and a subscriber is
+//! either *live* (its cursor equals the durable head, it receives each new message as it
+//! becomes durable) or *catching up* (it receives pages read from storage, and turns live only
+//! when its cursor reaches the durable head). A subscriber therefore sees every seq after its
+//! starting point exactly once, in order. The model-based property test in
+//! `conversation/tests.rs` checks this against random interleavings.
+//!
+//! `W` is the caller's opaque "who to acknowledge" value (a session's outbound queue, an RPC
+//! reply port, a test id); the core only stores and returns it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::event::AckOutcome;
+use crate::ids::{ClientId, MessageId, Seq, SessionId, UserId};
+use crate::model::{ConversationKind, ConversationSnapshot, Message, MessageRef, NewMessage, Role};
+use crate::time::Timestamp;
+use crate::validate::{MessageLimits, validate_new_message};
+use crate::{Error, Result};
+
+/// How many recently stored `client_id`s a conversation remembers in memory. Older ones are
+/// still deduplicated, through a storage lookup.
+pub const RECENT_CLIENT_IDS: usize = 4096;
+
+/// Identifies one append handed to storage, so its result can be matched even after failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppendTicket(pub u64);
+
+/// What the core knows about a `client_id` before any storage lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendCheck {
+    /// Already stored: acknowledge with this reference, store nothing.
+    Known(MessageRef),
+    /// Being stored right now: attach the new waiter with [`ConversationCore::attach_waiter`].
+    InFlight,
+    /// Not known here: look it up in storage, then [`ConversationCore::remember`] or
+    /// [`ConversationCore::accept`].
+    Unknown,
+}
+
+/// A message accepted for storage, with the ticket its result will carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The ticket to pass back to [`ConversationCore::on_persisted`].
+    pub ticket: AppendTicket,
+    /// The message to append.
+    pub message: Message,
+}
+
+/// What storage reported for one appended message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendResult {
+    /// Durable.
+    Stored,
+    /// Storage already had this `client_id`, as this message.
+    Duplicate(MessageRef),
+    /// Not stored (seq conflict, I/O error, writer crash).
+    Failed,
+}
+
+/// A request to read messages `after+1 ..= through` from storage for one catching-up session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUp {
+    /// The session that is catching up.
+    pub session_id: SessionId,
+    /// Identifies this catch-up; pages from an older one are discarded.
+    pub epoch: u64,
+    /// The last seq the session has received.
+    pub after: Seq,
+    /// The durable head to read up to.
+    pub through: Seq,
+}
+
+/// What the caller must do after a storage result.
+#[derive(Debug)]
+pub struct PersistReport<W> {
+    /// The message that just became durable, if one did.
+    pub committed: Option<Message>,
+    /// The live sessions that must receive `committed`, in session id order.
+    pub live_sessions: Vec<SessionId>,
+    /// Final acknowledgements to deliver, in order.
+    pub acks: Vec<(W, AckOutcome)>,
+    /// Sessions that must (re)start catching up.
+    pub catch_ups: Vec<CatchUp>,
+    /// Whether the caller must read the stored head and call [`ConversationCore::resync`].
+    pub needs_resync: bool,
+}
+
+impl<W> PersistReport<W> {
+    fn empty() -> Self {
+        PersistReport {
+            committed: None,
+            live_sessions: Vec::new(),
+            acks: Vec::new(),
+            catch_ups: Vec::new(),
+            needs_resync: false,
+        }
+    }
+}
+
+/// What the caller must do with a page read for a catch-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUpStep {
+    /// The page belongs to a catch-up that no longer exists; drop it.
+    Discard,
+    /// Deliver the page to the session; then, if given, read the next page.
+    Deliver {
+        /// The next read, or `None` if the session is now live.
+        next: Option<CatchUp>,
+    },
+}
+
+/// The result of a successful join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinOutcome {
+    /// The durable head at the moment of joining (reported to the client).
+    pub head: Seq,
+    /// The catch-up to run, if the client asked for history it has not seen.
+    pub catch_up: Option<CatchUp>,
+}
+
+/// One joined session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    /// The session's user.
+    pub user_id: UserId,
+    /// The last seq the session has been given (live or from storage).
+    pub cursor: Seq,
+    /// `Some(epoch)` while catching up; `None` when live.
+    pub catching_up: Option<u64>,
+}
+
+#[derive(Debug)]
+struct InFlight<W> {
+    ticket: AppendTicket,
+    message: Message,
+    waiters: Vec<W>,
+}
+
+/// A bounded memory of recently stored `client_id`s, evicted oldest first.
+#[derive(Debug, Default)]
+struct RecentClientIds {
+    by_client_id: HashMap<ClientId, MessageRef>,
+    order: VecDeque<ClientId>,
+}
+
+impl RecentClientIds {
+    fn get(&self, client_id: &ClientId) -> Option<MessageRef> {
+        self.by_client_id.get(client_id).copied()
+    }
+
+    fn insert(&mut self, client_id: ClientId, message_ref: MessageRef) {
+        if self
+            .by_client_id
+            .insert(client_id.clone(), message_ref)
+            .is_none()
+        {
+            self.order.push_back(client_id);
+        }
+        while self.order.len() > RECENT_CLIENT_IDS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_client_id.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// The state machine of one conversation. See the module documentation.
+#[derive(Debug)]
+pub struct ConversationCore<W> {
+    snapshot: ConversationSnapshot,
+    limits: MessageLimits,
+    /// The highest seq known durable and already handed to live subscribers.
+    durable_head: Seq,
+    /// The seq the next accepted message gets; `durable_head + 1 + in_flight.len()`.
+    next_seq: Seq,
+    in_flight: VecDeque<InFlight<W>>,
+    in_flight_client_ids: HashMap<ClientId, AppendTicket>,
+    next_ticket: u64,
+    next_epoch: u64,
+    recent: RecentClientIds,
+    subscribers: BTreeMap<SessionId, Subscriber>,
+}
+
+impl<W> ConversationCore<W> {
+    /// A core for a conversation whose stored head is `head`.
+    pub fn new(snapshot: ConversationSnapshot, head: Seq, limits: MessageLimits) -> Self {
+        ConversationCore {
+            snapshot,
+            limits,
+            durable_head: head,
+            next_seq: head.next(),
+            in_flight: VecDeque::new(),
+            in_flight_client_ids: HashMap::new(),
+            next_ticket: 1,
+            next_epoch: 1,
+            recent: RecentClientIds::default(),
+            subscribers: BTreeMap::new(),
+        }
+    }
+
+    /// The conversation and its members.
+    pub fn snapshot(&self) -> &ConversationSnapshot {
+        &self.snapshot
+    }
+
+    /// The highest durable seq.
+    pub fn durable_head(&self) -> Seq {
+        self.durable_head
+    }
+
+    /// The joined sessions.
+    pub fn subscribers(&self) -> &BTreeMap<SessionId, Subscriber> {
+        &self.subscribers
+    }
+
+    /// Whether nothing is joined and nothing is being stored: the actor may stop.
+    pub fn is_idle(&self) -> bool {
+        self.subscribers.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// The number of messages accepted but not yet reported durable.
+    pub fn n_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Checks that `user_id` may read this conversation.
+    ///
+    /// # Errors
+    /// [`Error::NotMember`].
+    pub fn check_reader(&self, user_id: &UserId) -> Result<Role> {
+        self.snapshot
+            .member(user_id)
+            .map(|member| member.role)
+            .ok_or(Error::NotMember)
+    }
+
+    /// Decides whether a send may proceed and what is known about its `client_id`.
+    ///
+    /// # Errors
+    /// [`Error::NotMember`], [`Error::Forbidden`] (a member posting in a channel), or the
+    /// validation errors of [`validate_new_message`].
+    pub fn check_send(&self, sender_id: &UserId, new_message: &NewMessage) -> Result<SendCheck> {
+        let role = self.check_reader(sender_id)?;
+        if self.snapshot.conversation.kind == ConversationKind::Channel
+            && !role.at_least(Role::Moderator)
+        {
+            return Err(Error::Forbidden {
+                reason: "only moderators and above post in a channel",
+            });
+        }
+        validate_new_message(new_message, &self.limits)?;
+        if let Some(message_ref) = self.recent.get(&new_message.client_id) {
+            return Ok(SendCheck::Known(message_ref));
+        }
+        if self
+            .in_flight_client_ids
+            .contains_key(&new_message.client_id)
+        {
+            return Ok(SendCheck::InFlight);
+        }
+        Ok(SendCheck::Unknown)
+    }
+
+    /// Records a `client_id` that storage resolved, so later repeats are answered from memory.
+    pub fn remember(&mut self, client_id: ClientId, message_ref: MessageRef) {
+        self.recent.insert(client_id, message_ref);
+    }
+
+    /// Adds a waiter to the in-flight message with this `client_id`.
+    ///
+    /// # Errors
+    /// Gives the waiter back if no message with that `client_id` is in flight.
+    pub fn attach_waiter(&mut self, client_id: &ClientId, waiter: W) -> Result<(), W> {
+        let Some(ticket) = self.in_flight_client_ids.get(client_id) else {
+            return Err(waiter);
+        };
+        match self
+            .in_flight
+            .iter_mut()
+            .find(|in_flight| in_flight.ticket == *ticket)
+        {
+            Some(in_flight) => {
+                in_flight.waiters.push(waiter);
+                Ok(())
+            }
+            None => Err(waiter),
+        }
+    }
+
+    /// Accepts a checked message: assigns its seq and puts it in flight.
+    /// Call only after [`Self::check_send`] returned [`SendCheck::Unknown`] and storage does not
+    /// know the `client_id`.
+    pub fn accept(
+        &mut self,
+        sender_id: UserId,
+        new_message: NewMessage,
+        message_id: MessageId,
+        now: Timestamp,
+        waiter: W,
+    ) -> Accepted {
+        let ticket = AppendTicket(self.next_ticket);
+        self.next_ticket += 1;
+        let message = Message {
+            conversation_id: self.snapshot.conversation.conversation_id,
+            seq: self.next_seq,
+            message_id,
+            sender_id,
+            client_id: new_message.client_id,
+            text: new_message.text,
+            reply_to: new_message.reply_to,
+            ts: now,
+        };
+        self.next_seq = self.next_seq.next();
+        self.in_flight_client_ids
+            .insert(message.client_id.clone(), ticket);
+        self.in_flight.push_back(InFlight {
+            ticket,
+            message: message.clone(),
+            waiters: vec![waiter],
+        });
+        Accepted { ticket, message }
+    }
+
+    /// Applies storage's verdict on one append. Results must be reported in the order the
+    /// appends were accepted; a result for an unknown ticket (already failed) is ignored but
+    /// asks for a resync, since storage may have kept it after all.
+    pub fn on_persisted(&mut self, ticket: AppendTicket, result: AppendResult) -> PersistReport<W> {
+        let mut report = PersistReport::empty();
+        let front_matches = self
+            .in_flight
+            .front()
+            .is_some_and(|in_flight| in_flight.ticket == ticket);
+        if !front_matches {
+            report.needs_resync = true;
+            return report;
+        }
+        let Some(in_flight) = self.in_flight.pop_front() else {
+            return report;
+        };
+        self.in_flight_client_ids.remove(&in_flight.message.client_id);
+        match result {
+            AppendResult::Stored => {
+                let message = in_flight.message;
+                let message_ref = message.reference();
+                self.durable_head = message.seq;
+                self.recent.insert(message.client_id.clone(), message_ref);
+                for waiter in in_flight.waiters {
+                    report
+                        .acks
+                        .push((waiter, AckOutcome::Delivered(message_ref)));
+                }
+                for (session_id, subscriber) in &mut self.subscribers {
+                    if subscriber.catching_up.is_some() {
+                        continue;
+                    }
+                    if subscriber.cursor.next() == message.seq {
+                        subscriber.cursor = message.seq;
+                        report.live_sessions.push(*session_id);
+                    } else if subscriber.cursor < message.seq {
+                        // A live subscriber behind the head can only follow a resync; it reads
+                        // the gap from storage rather than skipping it.
+                        let epoch = self.next_epoch;
+                        self.next_epoch += 1;
+                        subscriber.catching_up = Some(epoch);
+                        report.catch_ups.push(CatchUp {
+                            session_id: *session_id,
+                            epoch,
+                            after: subscriber.cursor,
+                            through: message.seq,
+                        });
+                    }
+                }
+                report.committed = Some(message);
+            }
+            AppendResult::Duplicate(existing) => {
+                self.recent
+                    .insert(in_flight.message.client_id.clone(), existing);
+                for waiter in in_flight.waiters {
+                    report.acks.push((waiter, AckOutcome::Delivered(existing)));
+                }
+                self.fail_all_in_flight(&mut report);
+            }
+            AppendResult::Failed => {
+                for waiter in in_flight.waiters {
+                    report
+                        .acks
+                        .push((waiter, AckOutcome::Rejected(unavailable())));
+                }
+                self.fail_all_in_flight(&mut report);
+            }
+        }
+        report
+    }
+
+    /// Rejects everything still in flight: once one append fails, the later ones cannot be
+    /// stored without a gap.
+    fn fail_all_in_flight(&mut self, report: &mut PersistReport<W>) {
+        for in_flight in self.in_flight.drain(..) {
+            for waiter in in_flight.waiters {
+                report
+                    .acks
+                    .push((waiter, AckOutcome::Rejected(unavailable())));
+            }
+        }
+        self.in_flight_client_ids.clear();
+        self.next_seq = self.durable_head.next();
+        report.needs_resync = true;
+    }
+
+    /// Aligns with the head storage reports after a failure. Messages storage kept despite a
+    /// reported failure become durable here, and live subscribers catch up on them.
+    pub fn resync(&mut self, stored_head: Seq) -> Vec<CatchUp> {
+        let mut catch_ups = Vec::new();
+        if stored_head > self.durable_head {
+            self.durable_head = stored_head;
+            for (session_id, subscriber) in &mut self.subscribers {
+                if subscriber.catching_up.is_none() && subscriber.cursor < stored_head {
+                    let epoch = self.next_epoch;
+                    self.next_epoch += 1;
+                    subscriber.catching_up = Some(epoch);
+                    catch_ups.push(CatchUp {
+                        session_id: *session_id,
+                        epoch,
+                        after: subscriber.cursor,
+                        through: stored_head,
+                    });
+                }
+            }
+        }
+        let after_in_flight = Seq(self.durable_head.get() + 1 + self.in_flight.len() as u64);
+        self.next_seq = self.next_seq.max(after_in_flight);
+        catch_ups
+    }
+
+    /// Subscribes a session. With `since`, the session first receives every durable message
+    /// after it; without, it receives only messages that become durable from now on.
+    /// Joining again replaces the earlier subscription of the same session.
+    ///
+    /// # Errors
+    /// [`Error::NotMember`].
+    pub fn join(
+        &mut self,
+        session_id: SessionId,
+        user_id: UserId,
+        since: Option<Seq>,
+    ) -> Result<JoinOutcome> {
+        self.check_reader(&user_id)?;
+        let head = self.durable_head;
+        let start = since.map_or(head, |since| since.min(head));
+        let catching_up = if start < head {
+            let epoch = self.next_epoch;
+            self.next_epoch += 1;
+            Some(epoch)
+        } else {
+            None
+        };
+        self.subscribers.insert(
+            session_id,
+            Subscriber {
+                user_id,
+                cursor: start,
+                catching_up,
+            },
+        );
+        Ok(JoinOutcome {
+            head,
+            catch_up: catching_up.map(|epoch| CatchUp {
+                session_id,
+                epoch,
+                after: start,
+                through: head,
+            }),
+        })
+    }
+
+    /// Unsubscribes a session; returns whether it was subscribed.
+    pub fn leave(&mut self, session_id: SessionId) -> bool {
+        self.subscribers.remove(&session_id).is_some()
+    }
+
+    /// Applies a page read for a catch-up: `page_through` is the seq of the last message in the
+    /// page (the messages must be exactly `after+1 ..= page_through`, already trimmed to the
+    /// durable head). An empty page passes `after`.
+    pub fn on_catch_up_page(
+        &mut self,
+        session_id: SessionId,
+        epoch: u64,
+        page_through: Seq,
+    ) -> CatchUpStep {
+        let durable_head = self.durable_head;
+        let Some(subscriber) = self.subscribers.get_mut(&session_id) else {
+            return CatchUpStep::Discard;
+        };
+        if subscriber.catching_up != Some(epoch) || page_through > durable_head {
+            return CatchUpStep::Discard;
+        }
+        let made_progress = page_through > subscriber.cursor;
+        subscriber.cursor = subscriber.cursor.max(page_through);
+        if subscriber.cursor >= durable_head || !made_progress {
+            // An empty page below the head means storage has nothing more to give; going live
+            // at the head is the only way forward and never delivers anything twice.
+            subscriber.cursor = durable_head;
+            subscriber.catching_up = None;
+            return CatchUpStep::Deliver { next: None };
+        }
+        CatchUpStep::Deliver {
+            next: Some(CatchUp {
+                session_id,
+                epoch,
+                after: subscriber.cursor,
+                through: durable_head,
+            }),
+        }
+    }
+}
+
+fn unavailable() -> Error {
+    Error::unavailable("the message could not be stored; retry with the same client_id")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,441 @@
+//! Tests of the conversation state machine.
+//!
+//! The centrepiece is a model-based property test: random interleavings of join (with and
+//! without `since`), leave, send (including repeated `client_id`s), disconnect and reconnect
+//! with `since`, storage results (success, failure, and "failed but actually written") and
+//! catch-up page reads are run against the core and a naive model of the durable log. It checks
+//! that every subscription observes every message after its starting point exactly once, in seq
+//! order, with no gap; that the log itself never has a gap or a reused seq; and that every send
+//! ends in exactly one final acknowledgement that agrees with the log.
+
+use std::collections::{HashMap, VecDeque};
+
+use expect_test::expect;
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{Conversation, ConversationKind, Member, Role};
+use crate::ids::{ConversationId, TenantId};
+
+fn user(name: &str) -> UserId {
+    UserId::parse(name).expect("valid user id")
+}
+
+fn snapshot(kind: ConversationKind) -> ConversationSnapshot {
+    let member = |name: &str, role: Role| Member {
+        user_id: user(name),
+        role,
+        joined_at: Timestamp(0),
+    };
+    ConversationSnapshot {
+        conversation: Conversation {
+            conversation_id: ConversationId::from_parts(1, 1),
+            tenant_id: TenantId::parse("t1").expect("valid tenant"),
+            kind,
+            title: None,
+            created_by: user("alice"),
+            created_at: Timestamp(0),
+        },
+        members: vec![
+            member("alice", Role::Owner),
+            member("bob", Role::Member),
+        ],
+    }
+}
+
+fn new_message(client_id: &str, text: &str) -> NewMessage {
+    NewMessage {
+        client_id: ClientId::parse(client_id).expect("valid client id"),
+        text: text.to_owned(),
+        reply_to: None,
+    }
+}
+
+fn session(n: u128) -> SessionId {
+    SessionId::from_parts(0, n)
+}
+
+#[test]
+fn send_checks_membership_roles_and_content() {
+    let group: ConversationCore<()> =
+        ConversationCore::new(snapshot(ConversationKind::Group), Seq::ZERO, MessageLimits::default());
+    let channel: ConversationCore<()> =
+        ConversationCore::new(snapshot(ConversationKind::Channel), Seq::ZERO, MessageLimits::default());
+    let render = |core: &ConversationCore<()>, sender: &str, text: &str| match core
+        .check_send(&user(sender), &new_message("c1", text))
+    {
+        Ok(check) => format!("{check:?}"),
+        Err(error) => error.to_string(),
+    };
+    let rendered = [
+        render(&group, "alice", "hi"),
+        render(&group, "bob", "hi"),
+        render(&group, "mallory", "hi"),
+        render(&group, "bob", ""),
+        render(&channel, "alice", "hi"),
+        render(&channel, "bob", "hi"),
+    ]
+    .join("\n");
+    expect![[r#"
+        Unknown
+        Unknown
+        not a member of this conversation
+        invalid text: must not be empty
+        Unknown
+        forbidden: only moderators and above post in a channel"#]]
+    .assert_eq(&rendered);
+}
+
+#[test]
+fn repeated_client_id_is_in_flight_then_known() {
+    let mut core: ConversationCore<u32> =
+        ConversationCore::new(snapshot(ConversationKind::Group), Seq(41), MessageLimits::default());
+    let alice = user("alice");
+    let accepted = core.accept(
+        alice.clone(),
+        new_message("c1", "hi"),
+        MessageId::from_parts(5, 5),
+        Timestamp(5),
+        1,
+    );
+    assert_eq!(accepted.message.seq, Seq(42));
+    assert_eq!(
+        core.check_send(&alice, &new_message("c1", "hi")),
+        Ok(SendCheck::InFlight)
+    );
+    assert_eq!(core.attach_waiter(&accepted.message.client_id, 2), Ok(()));
+    let report = core.on_persisted(accepted.ticket, AppendResult::Stored);
+    let waiters: Vec<u32> = report.acks.iter().map(|(waiter, _)| *waiter).collect();
+    assert_eq!(waiters, vec![1, 2]);
+    assert_eq!(
+        core.check_send(&alice, &new_message("c1", "hi")),
+        Ok(SendCheck::Known(accepted.message.reference()))
+    );
+    assert_eq!(core.durable_head(), Seq(42));
+}
+
+#[test]
+fn a_failure_rejects_everything_behind_it_and_reuses_no_seq() {
+    let mut core: ConversationCore<u32> =
+        ConversationCore::new(snapshot(ConversationKind::Group), Seq::ZERO, MessageLimits::default());
+    let alice = user("alice");
+    let first = core.accept(alice.clone(), new_message("a", "1"), MessageId::from_parts(1, 1), Timestamp(1), 1);
+    let second = core.accept(alice.clone(), new_message("b", "2"), MessageId::from_parts(1, 2), Timestamp(1), 2);
+    let report = core.on_persisted(first.ticket, AppendResult::Failed);
+    assert!(report.needs_resync);
+    assert_eq!(report.acks.len(), 2);
+    // The stale result of the second append is ignored but asks for a resync.
+    let stale = core.on_persisted(second.ticket, AppendResult::Stored);
+    assert!(stale.needs_resync && stale.committed.is_none());
+    // Storage kept the first message despite the error: resync adopts it.
+    core.resync(Seq(1));
+    let third = core.accept(alice, new_message("c", "3"), MessageId::from_parts(1, 3), Timestamp(1), 3);
+    assert_eq!(third.message.seq, Seq(2));
+}
+
+// ---- the model-based property test ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Send { client: usize, reuse_client_id: bool },
+    Persist { outcome: u8 },
+    Join { client: usize, with_since: bool },
+    Leave { client: usize },
+    Reconnect { client: usize },
+    CatchUpPage { client: usize, page_size: usize },
+}
+
+fn op_strategy(n_clients: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..n_clients, any::<bool>()).prop_map(|(client, reuse)| Op::Send { client, reuse_client_id: reuse }),
+        4 => (0u8..10).prop_map(|outcome| Op::Persist { outcome }),
+        2 => (0..n_clients, any::<bool>()).prop_map(|(client, with_since)| Op::Join { client, with_since }),
+        1 => (0..n_clients).prop_map(|client| Op::Leave { client }),
+        1 => (0..n_clients).prop_map(|client| Op::Reconnect { client }),
+        3 => (0..n_clients, 1usize..4).prop_map(|(client, page_size)| Op::CatchUpPage { client, page_size }),
+    ]
+}
+
+/// One simulated client: a user with one connection at a time.
+struct SimClient {
+    user_id: UserId,
+    session_id: SessionId,
+    joined: bool,
+    /// The seq the current subscription started after.
+    start: Seq,
+    /// Seqs received by the current subscription, in arrival order.
+    received: Vec<Seq>,
+    /// The newest seq this client has ever seen; what it passes as `since`.
+    last_seen: Seq,
+    sent_client_ids: Vec<ClientId>,
+}
+
+/// Waiter: (client index, client_id).
+type Waiter = (usize, ClientId);
+
+struct Sim {
+    core: ConversationCore<Waiter>,
+    /// The naive model of durable storage: `log[i]` has seq `i + 1`.
+    log: Vec<Message>,
+    writer_queue: VecDeque<(AppendTicket, Message)>,
+    clients: Vec<SimClient>,
+    catch_ups: HashMap<SessionId, CatchUp>,
+    final_acks: HashMap<ClientId, Vec<AckOutcome>>,
+    n_sends: usize,
+    next_session: u128,
+    now: u64,
+}
+
+impl Sim {
+    fn new() -> Self {
+        let users = ["alice", "bob", "alice", "mallory"];
+        let clients = users
+            .iter()
+            .enumerate()
+            .map(|(index, name)| SimClient {
+                user_id: user(name),
+                session_id: session(index as u128 + 1),
+                joined: false,
+                start: Seq::ZERO,
+                received: Vec::new(),
+                last_seen: Seq::ZERO,
+                sent_client_ids: Vec::new(),
+            })
+            .collect();
+        Sim {
+            core: ConversationCore::new(snapshot(ConversationKind::Group), Seq::ZERO, MessageLimits::default()),
+            log: Vec::new(),
+            writer_queue: VecDeque::new(),
+            clients,
+            catch_ups: HashMap::new(),
+            final_acks: HashMap::new(),
+            n_sends: 0,
+            next_session: 100,
+            now: 1,
+        }
+    }
+
+    fn client_of(&self, session_id: SessionId) -> usize {
+        self.clients
+            .iter()
+            .position(|client| client.session_id == session_id)
+            .expect("live sessions belong to a client")
+    }
+
+    fn deliver(&mut self, session_id: SessionId, message: &Message) {
+        let index = self.client_of(session_id);
+        let client = &mut self.clients[index];
+        assert!(client.joined, "delivery to a session that is not joined");
+        assert_eq!(&self.log[message.seq.get() as usize - 1], message, "delivered content differs from the log");
+        client.received.push(message.seq);
+        client.last_seen = client.last_seen.max(message.seq);
+    }
+
+    fn check_subscription(&self, index: usize) {
+        let client = &self.clients[index];
+        for (offset, seq) in client.received.iter().enumerate() {
+            assert_eq!(
+                seq.get(),
+                client.start.get() + 1 + offset as u64,
+                "client {index} saw {:?} after starting at {}",
+                client.received,
+                client.start
+            );
+        }
+    }
+
+    fn apply_report(&mut self, report: PersistReport<Waiter>) {
+        for (waiter, outcome) in report.acks {
+            self.final_acks.entry(waiter.1).or_default().push(outcome);
+        }
+        if let Some(message) = &report.committed {
+            for session_id in &report.live_sessions {
+                self.deliver(*session_id, message);
+            }
+        }
+        for catch_up in report.catch_ups {
+            self.catch_ups.insert(catch_up.session_id, catch_up);
+        }
+        if report.needs_resync {
+            for catch_up in self.core.resync(Seq(self.log.len() as u64)) {
+                self.catch_ups.insert(catch_up.session_id, catch_up);
+            }
+        }
+    }
+
+    fn apply(&mut self, op: Op) {
+        self.now += 1;
+        match op {
+            Op::Send { client, reuse_client_id } => {
+                let sender = &self.clients[client];
+                let client_id = match sender.sent_client_ids.last() {
+                    Some(previous) if reuse_client_id => previous.clone(),
+                    _ => {
+                        self.n_sends += 1;
+                        ClientId::parse(&format!("c{}", self.n_sends)).expect("valid client id")
+                    }
+                };
+                let sender_id = sender.user_id.clone();
+                let new_message = new_message(client_id.as_str(), "hello");
+                self.clients[client].sent_client_ids.push(client_id.clone());
+                let waiter = (client, client_id.clone());
+                match self.core.check_send(&sender_id, &new_message) {
+                    Err(error) => {
+                        assert_eq!(error, Error::NotMember);
+                        self.final_acks.entry(client_id).or_default().push(AckOutcome::Rejected(error));
+                    }
+                    Ok(SendCheck::Known(message_ref)) => {
+                        self.final_acks.entry(client_id).or_default().push(AckOutcome::Delivered(message_ref));
+                    }
+                    Ok(SendCheck::InFlight) => {
+                        assert!(self.core.attach_waiter(&client_id, waiter).is_ok());
+                    }
+                    Ok(SendCheck::Unknown) => {
+                        let stored = self.log.iter().find(|message| message.client_id == client_id);
+                        if let Some(message) = stored {
+                            let message_ref = message.reference();
+                            self.core.remember(client_id.clone(), message_ref);
+                            self.final_acks.entry(client_id).or_default().push(AckOutcome::Delivered(message_ref));
+                        } else {
+                            let message_id = MessageId::from_parts(self.now, self.n_sends as u128);
+                            let accepted = self.core.accept(sender_id, new_message, message_id, Timestamp(self.now), waiter);
+                            self.writer_queue.push_back((accepted.ticket, accepted.message));
+                        }
+                    }
+                }
+            }
+            Op::Persist { outcome } => {
+                let Some((ticket, message)) = self.writer_queue.pop_front() else { return };
+                // Storage's own rules: contiguous seqs, unique client ids.
+                let contiguous = message.seq.get() == self.log.len() as u64 + 1;
+                let duplicate = self.log.iter().find(|stored| stored.client_id == message.client_id).map(Message::reference);
+                let result = match (outcome, duplicate) {
+                    (_, Some(existing)) => AppendResult::Duplicate(existing),
+                    (0, None) => AppendResult::Failed,
+                    (1, None) => {
+                        if contiguous {
+                            self.log.push(message);
+                        }
+                        AppendResult::Failed
+                    }
+                    (_, None) if contiguous => {
+                        self.log.push(message);
+                        AppendResult::Stored
+                    }
+                    (_, None) => AppendResult::Failed,
+                };
+                let report = self.core.on_persisted(ticket, result);
+                self.apply_report(report);
+            }
+            Op::Join { client, with_since } => {
+                let since = with_since.then_some(self.clients[client].last_seen);
+                let session_id = self.clients[client].session_id;
+                let user_id = self.clients[client].user_id.clone();
+                match self.core.join(session_id, user_id, since) {
+                    Ok(outcome) => {
+                        let sim_client = &mut self.clients[client];
+                        sim_client.joined = true;
+                        sim_client.start = since.map_or(outcome.head, |since| since.min(outcome.head));
+                        sim_client.received.clear();
+                        self.catch_ups.remove(&session_id);
+                        if let Some(catch_up) = outcome.catch_up {
+                            self.catch_ups.insert(session_id, catch_up);
+                        }
+                    }
+                    Err(error) => assert_eq!(error, Error::NotMember),
+                }
+            }
+            Op::Leave { client } => {
+                self.check_subscription(client);
+                let session_id = self.clients[client].session_id;
+                self.core.leave(session_id);
+                self.clients[client].joined = false;
+                self.catch_ups.remove(&session_id);
+            }
+            Op::Reconnect { client } => {
+                self.check_subscription(client);
+                let old_session = self.clients[client].session_id;
+                self.core.leave(old_session);
+                self.catch_ups.remove(&old_session);
+                self.next_session += 1;
+                self.clients[client].session_id = session(self.next_session);
+                self.clients[client].joined = false;
+                self.apply(Op::Join { client, with_since: true });
+            }
+            Op::CatchUpPage { client, page_size } => {
+                let session_id = self.clients[client].session_id;
+                let Some(catch_up) = self.catch_ups.remove(&session_id) else { return };
+                let through = catch_up.through.min(Seq(catch_up.after.get() + page_size as u64)).min(self.core.durable_head());
+                let page: Vec<Message> = self.log[catch_up.after.get() as usize..through.get() as usize].to_vec();
+                let page_through = page.last().map_or(catch_up.after, |message| message.seq);
+                match self.core.on_catch_up_page(session_id, catch_up.epoch, page_through) {
+                    CatchUpStep::Discard => {}
+                    CatchUpStep::Deliver { next } => {
+                        for message in &page {
+                            self.deliver(session_id, message);
+                        }
+                        if let Some(next) = next {
+                            self.catch_ups.insert(session_id, next);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        while !self.writer_queue.is_empty() {
+            self.apply(Op::Persist { outcome: 9 });
+        }
+        while let Some(session_id) = self.catch_ups.keys().next().copied() {
+            let client = self.client_of(session_id);
+            self.apply(Op::CatchUpPage { client, page_size: 3 });
+        }
+    }
+
+    fn check_final(&self) {
+        for (index, message) in self.log.iter().enumerate() {
+            assert_eq!(message.seq.get(), index as u64 + 1, "the log has a gap or a reused seq");
+        }
+        let head = Seq(self.log.len() as u64);
+        assert_eq!(self.core.durable_head(), head);
+        for (index, client) in self.clients.iter().enumerate() {
+            self.check_subscription(index);
+            if client.joined {
+                assert_eq!(
+                    client.received.last().copied().unwrap_or(client.start),
+                    head,
+                    "client {index} did not reach the head"
+                );
+            }
+        }
+        for (client_id, outcomes) in &self.final_acks {
+            let stored = self.log.iter().find(|message| &message.client_id == client_id);
+            for outcome in outcomes {
+                match outcome {
+                    AckOutcome::Delivered(message_ref) => {
+                        let stored = stored.expect("a delivered ack names a stored message");
+                        assert_eq!(*message_ref, stored.reference());
+                    }
+                    AckOutcome::Rejected(_) => {}
+                    AckOutcome::Pending => panic!("pending is never a final ack"),
+                }
+            }
+        }
+        let n_stored_client_ids = self.log.iter().map(|message| &message.client_id).collect::<std::collections::HashSet<_>>().len();
+        assert_eq!(n_stored_client_ids, self.log.len(), "a client_id was stored twice");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #[test]
+    fn every_subscriber_sees_every_message_once_in_order(ops in proptest::collection::vec(op_strategy(4), 0..300)) {
+        let mut sim = Sim::new();
+        for op in ops {
+            sim.apply(op);
+        }
+        sim.drain();
+        sim.check_final();
+    }
+}

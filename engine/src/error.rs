@@ -1,0 +1,116 @@
+//! The engine's typed errors.
+//!
+//! [`Error`] names the domain outcomes a request can end in (not a member, rate limited, too large,
+//! ...). Each variant maps to exactly one wire code in the `transport` crate, which is the only
+//! place that knows about wire codes and HTTP statuses.
+//! [`StoreError`] is what a storage port reports when the backend itself fails; it is converted
+//! into [`Error::Unavailable`] (or [`Error::Conflict`]) at the edge of the domain.
+
+/// A domain failure: why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A field of the request is malformed.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The request field that failed validation.
+        field: &'static str,
+        /// What is wrong with it, in lowercase words.
+        reason: String,
+    },
+    /// A field of the request is over its configured size limit.
+    #[error("{what} is too large: {actual}, the limit is {limit}")]
+    TooLarge {
+        /// The thing that is too large.
+        what: &'static str,
+        /// The configured limit.
+        limit: usize,
+        /// The size that was offered.
+        actual: usize,
+    },
+    /// The object does not exist or is not visible to the caller (other tenants' objects are
+    /// always reported this way, so their existence never leaks).
+    #[error("not found")]
+    NotFound,
+    /// The caller is not a member of the conversation.
+    #[error("not a member of this conversation")]
+    NotMember,
+    /// The caller is a member but its role does not allow the action.
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// Why the role is insufficient.
+        reason: &'static str,
+    },
+    /// The caller's token bucket is empty.
+    #[error("rate limited, retry after {retry_after_ms} ms")]
+    RateLimited {
+        /// Milliseconds until the next request would be admitted.
+        retry_after_ms: u64,
+    },
+    /// The request conflicts with existing state (for example an id that is already taken).
+    #[error("conflict: {reason}")]
+    Conflict {
+        /// What conflicts.
+        reason: String,
+    },
+    /// The caller has too many concurrent connections.
+    #[error("too many connections: the limit is {limit}")]
+    TooManyConnections {
+        /// The configured per-user connection limit.
+        limit: usize,
+    },
+    /// A dependency (storage, an actor) failed or timed out; the outcome of a send is unknown and
+    /// the client should retry with the same `client_id`.
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        /// A short, sanitized description of what was unavailable.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Unavailable`].
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Error::Unavailable {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A storage backend failure, as reported through a port trait.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or the operation failed; nothing can be assumed about
+    /// partially applied writes except what the port documents.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored bytes could not be decoded.
+    #[error("storage corrupt: {0}")]
+    Corrupt(String),
+    /// A create operation found the key already present.
+    #[error("already exists")]
+    AlreadyExists,
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::AlreadyExists => Error::Conflict {
+                reason: "already exists".to_owned(),
+            },
+            StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
+                Error::unavailable("storage is unavailable")
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! What the server tells a client, as domain values, and the port that turns them into bytes.
+//!
+//! Actors decide *what* to send ([`ServerEvent`]); the transport crate decides *how* it looks on
+//! the wire by implementing [`EventEncoder`]. Fan-out encodes an event once and hands every
+//! recipient a clone of the same [`EncodedFrame`] (a reference-counted buffer), so sending to a
+//! thousand members costs one serialization.
+
+use bytes::Bytes;
+
+use crate::Error;
+use crate::ids::{ClientId, ConversationId, RequestId, Seq, SessionId, TenantId, UserId};
+use crate::model::{Message, MessageRef};
+
+/// Where a send stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Accepted and being made durable.
+    Pending,
+    /// Durable: survives a crash of the process.
+    Delivered(MessageRef),
+    /// Refused; nothing was stored for this attempt.
+    Rejected(Error),
+}
+
+/// A frame the server sends to a WebSocket client.
+#[derive(Debug, Clone, Copy)]
+pub enum ServerEvent<'a> {
+    /// The first frame of every authenticated session.
+    Welcome {
+        /// This connection's session id.
+        session_id: SessionId,
+        /// The authenticated user.
+        user_id: &'a UserId,
+        /// The authenticated tenant.
+        tenant_id: &'a TenantId,
+        /// How often the server pings, in milliseconds.
+        heartbeat_ms: u64,
+    },
+    /// Reply to a successful `join`.
+    Joined {
+        /// The request this replies to.
+        request_id: Option<&'a RequestId>,
+        /// The conversation joined.
+        conversation_id: ConversationId,
+        /// The newest durable seq at the moment of joining.
+        head: Seq,
+    },
+    /// Reply to `leave`.
+    Left {
+        /// The request this replies to.
+        request_id: Option<&'a RequestId>,
+        /// The conversation left.
+        conversation_id: ConversationId,
+    },
+    /// The state of a `send`.
+    Ack {
+        /// The request this replies to.
+        request_id: Option<&'a RequestId>,
+        /// The send's idempotency key.
+        client_id: &'a ClientId,
+        /// Where the send stands.
+        outcome: &'a AckOutcome,
+    },
+    /// A stored message, live or replayed.
+    Message(&'a Message),
+    /// Reply to an application-level `ping`.
+    Pong {
+        /// The request this replies to.
+        request_id: Option<&'a RequestId>,
+    },
+    /// A request failed.
+    Error {
+        /// The request this replies to, when it could be read.
+        request_id: Option<&'a RequestId>,
+        /// Why.
+        error: &'a Error,
+    },
+}
+
+/// One encoded server frame: UTF-8 text, cheap to clone (reference counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame(Bytes);
+
+impl EncodedFrame {
+    /// Wraps encoded text.
+    pub fn from_text(text: String) -> Self {
+        EncodedFrame(Bytes::from(text))
+    }
+
+    /// The encoded bytes (always valid UTF-8).
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The number of encoded bytes; what a frame costs in an outbound queue.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the frame is empty (never true for a real event).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Turns server events into wire frames. Implemented by the transport crate.
+pub trait EventEncoder: Send + Sync + 'static {
+    /// Encodes one event.
+    fn encode(&self, event: &ServerEvent<'_>) -> EncodedFrame;
+}

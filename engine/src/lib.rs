@@ -1,0 +1,24 @@
+//! Switchboard's pure domain core.
+//!
+//! Everything a chat engine decides lives here: newtype identifiers, the message and conversation
+//! model, validation rules, rate-limit arithmetic, history cursors, the per-conversation state
+//! machine ([`conversation::ConversationCore`]) and the port traits that storage adapters
+//! implement ([`ports`]).
+//! Nothing in this crate performs I/O, spawns tasks or reads a clock: time is always an argument.
+//! That keeps every rule testable in microseconds and lets the `actors` crate wrap the state
+//! machines with mailboxes, storage and sockets without the rules knowing about any of them.
+
+#![warn(missing_docs)]
+
+pub mod conversation;
+pub mod cursor;
+mod error;
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod ports;
+pub mod rate_limit;
+pub mod time;
+pub mod validate;
+
+pub use error::{Error, Result, StoreError};

@@ -1,0 +1,134 @@
+//! Port traits: what the engine needs from the outside world, stated as Rust traits.
+//!
+//! Storage adapters (the `storage` crate: embedded, in-memory, later MongoDB) implement
+//! [`MessageStore`]; the `actors` crate implements [`Clock`]. Every method is tenant-scoped:
+//! there is no way to name a conversation without its tenant, which is how the "a client of
+//! tenant A can never reach tenant B's data" rule is enforced at the bottom of the stack.
+
+use async_trait::async_trait;
+
+use crate::StoreError;
+use crate::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
+use crate::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef};
+use crate::time::Timestamp;
+
+/// A message to append, with its tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendEntry {
+    /// The tenant that owns the conversation.
+    pub tenant_id: TenantId,
+    /// The message, with its seq already assigned by the conversation's single writer.
+    pub message: Message,
+}
+
+/// What happened to one entry of an append batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored and durable.
+    Stored,
+    /// Not stored: the entry's seq is not exactly one more than the conversation's stored head
+    /// (counting earlier entries of the same batch). Carries the stored head.
+    SeqConflict {
+        /// The conversation's head when the entry was checked.
+        head: Seq,
+    },
+    /// Not stored: the conversation already has a message with this `client_id`.
+    DuplicateClientId {
+        /// The message already stored under that key.
+        existing: MessageRef,
+    },
+}
+
+/// Durable storage of conversations, members and messages.
+///
+/// # Contract (checked by the conformance suite in `storage/tests/conformance.rs`)
+/// - Every method is scoped by tenant; data of one tenant is invisible to every other.
+/// - [`MessageStore::append`] stores an entry only if its seq is exactly the conversation's head
+///   plus one (earlier entries of the same batch count), and only if its `client_id` is new in
+///   the conversation; it reports an [`AppendOutcome`] per entry, in input order. When it returns
+///   `Ok`, every `Stored` entry is durable: it survives a crash of the process. The `Stored`
+///   entries of one call become visible together.
+/// - Reads see only durable data.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Creates a conversation with its initial members.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the id is taken in this tenant.
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        members: &[Member],
+    ) -> Result<(), StoreError>;
+
+    /// Loads a conversation and its members; `None` if it does not exist in this tenant.
+    async fn load_conversation(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<ConversationSnapshot>, StoreError>;
+
+    /// Ids of the conversations `user_id` is a member of, in id order, at most `limit`, strictly
+    /// after `after` when given.
+    async fn conversations_of_user(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        after: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<ConversationId>, StoreError>;
+
+    /// The highest stored seq of a conversation ([`Seq::ZERO`] if it has no messages).
+    async fn head(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Seq, StoreError>;
+
+    /// Appends a batch of messages, possibly for many conversations, with one durable commit.
+    async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError>;
+
+    /// Resolves an idempotency key.
+    async fn message_by_client_id(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        client_id: &ClientId,
+    ) -> Result<Option<MessageRef>, StoreError>;
+
+    /// Resolves a message id within a conversation.
+    async fn message_by_id(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    ) -> Result<Option<MessageRef>, StoreError>;
+
+    /// Messages with seq strictly greater than `after`, oldest first, at most `limit`.
+    async fn messages_after(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Messages with seq strictly less than `before` (or all, when `None`), newest first, at
+    /// most `limit`.
+    async fn messages_before(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Checks that the backend answers (for readiness probes).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The source of the current time and of randomness for ids.
+pub trait Clock: Send + Sync + 'static {
+    /// The current wall-clock time.
+    fn now(&self) -> Timestamp;
+}

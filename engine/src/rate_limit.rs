@@ -1,0 +1,76 @@
+//! Token-bucket rate limiting, as arithmetic.
+//!
+//! A bucket holds at most `burst` tokens and refills at `per_minute` tokens a minute; each
+//! message takes one. The state is two integers and time is passed in, so the same bucket works
+//! in an actor, in a test with a hand-moved clock, or in a future shared store.
+//! Credit is counted in token-milliseconds-per-minute units (one token = 60,000 units, refill =
+//! `per_minute` units per millisecond), which keeps the arithmetic exact in integers.
+
+use crate::time::Timestamp;
+
+const UNITS_PER_TOKEN: u64 = 60_000;
+
+/// The shape of a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained rate in tokens per minute; 0 turns limiting off.
+    pub per_minute: u32,
+    /// How many tokens can be spent at once after a quiet period (at least 1 when enabled).
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// Whether this limit admits everything.
+    pub fn is_disabled(&self) -> bool {
+        self.per_minute == 0
+    }
+
+    fn capacity_units(&self) -> u64 {
+        u64::from(self.burst.max(1)) * UNITS_PER_TOKEN
+    }
+}
+
+/// One client's bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenBucket {
+    credit_units: u64,
+    last_refill: Timestamp,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`.
+    pub fn full(limit: &RateLimit, now: Timestamp) -> Self {
+        TokenBucket {
+            credit_units: limit.capacity_units(),
+            last_refill: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    ///
+    /// # Errors
+    /// The number of milliseconds until a token will be available (always at least 1).
+    pub fn try_take(&mut self, limit: &RateLimit, now: Timestamp) -> Result<(), u64> {
+        if limit.is_disabled() {
+            return Ok(());
+        }
+        let elapsed_ms = now.millis_since(self.last_refill);
+        let refill = elapsed_ms.saturating_mul(u64::from(limit.per_minute));
+        self.credit_units = self
+            .credit_units
+            .saturating_add(refill)
+            .min(limit.capacity_units());
+        if now > self.last_refill {
+            self.last_refill = now;
+        }
+        if self.credit_units >= UNITS_PER_TOKEN {
+            self.credit_units -= UNITS_PER_TOKEN;
+            return Ok(());
+        }
+        let missing = UNITS_PER_TOKEN - self.credit_units;
+        Err(missing.div_ceil(u64::from(limit.per_minute)).max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests;

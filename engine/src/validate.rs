@@ -1,0 +1,94 @@
+//! Validation rules for what clients submit.
+//!
+//! One function per kind of input, each returning the exact [`Error`] a client will see. Both the
+//! WebSocket and the HTTP paths reach these through the conversation state machine, so the two
+//! can never disagree.
+
+use crate::model::{ConversationKind, NewMessage};
+use crate::{Error, Result};
+
+/// Size limits that apply to message content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageLimits {
+    /// The longest message text accepted, in UTF-8 bytes.
+    pub max_text_bytes: usize,
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        MessageLimits {
+            max_text_bytes: 4096,
+        }
+    }
+}
+
+/// Checks a message's text against the limits.
+///
+/// # Errors
+/// [`Error::Invalid`] for empty or whitespace-only text or text with a NUL character;
+/// [`Error::TooLarge`] for text over `limits.max_text_bytes`.
+pub fn validate_new_message(new_message: &NewMessage, limits: &MessageLimits) -> Result<()> {
+    let text = &new_message.text;
+    if text.len() > limits.max_text_bytes {
+        return Err(Error::TooLarge {
+            what: "text",
+            limit: limits.max_text_bytes,
+            actual: text.len(),
+        });
+    }
+    if text.trim().is_empty() {
+        return Err(Error::invalid("text", "must not be empty"));
+    }
+    if text.contains('\0') {
+        return Err(Error::invalid("text", "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
+/// The longest conversation title accepted, in UTF-8 bytes.
+pub const MAX_TITLE_BYTES: usize = 256;
+
+/// Checks the shape of a new conversation: its title and how many other members it names.
+///
+/// # Errors
+/// [`Error::Invalid`] if a direct conversation does not name exactly one other user or names its
+/// creator, or the title is blank; [`Error::TooLarge`] if the title or the member list is too long.
+pub fn validate_new_conversation(
+    kind: ConversationKind,
+    title: Option<&str>,
+    n_other_members: usize,
+    creator_listed: bool,
+    max_members: usize,
+) -> Result<()> {
+    if let Some(title) = title {
+        if title.len() > MAX_TITLE_BYTES {
+            return Err(Error::TooLarge {
+                what: "title",
+                limit: MAX_TITLE_BYTES,
+                actual: title.len(),
+            });
+        }
+        if title.trim().is_empty() {
+            return Err(Error::invalid("title", "must not be blank when present"));
+        }
+    }
+    if kind == ConversationKind::Direct {
+        if n_other_members != 1 || creator_listed {
+            return Err(Error::invalid(
+                "members",
+                "a direct conversation names exactly one other user",
+            ));
+        }
+    }
+    if n_other_members + 1 > max_members {
+        return Err(Error::TooLarge {
+            what: "members",
+            limit: max_members,
+            actual: n_other_members + 1,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
