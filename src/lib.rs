@@ -1,1 +1,154 @@
-//! placeholder
+//! The `switchboard` package's library: wires the crates into a running server.
+//!
+//! The binary (`src/main.rs`) and the integration tests both call [`start`], so tests exercise
+//! exactly what ships. This is the composition root: it opens storage, starts the actor system,
+//! builds the authenticator and binds the listener. Nothing else depends on all the crates.
+
+#![warn(missing_docs)]
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchboard_actors::clock::SystemClock;
+use switchboard_actors::system::System;
+use switchboard_engine::ports::{Clock, MessageStore};
+use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
+use switchboard_transport::auth::Authenticator;
+use switchboard_transport::codec::JsonEventEncoder;
+use switchboard_transport::server::{App, serve};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, StorageBackend, development_secret};
+
+/// The directory under `server.data_dir` that holds the embedded store.
+pub const STORE_DIR: &str = "store";
+
+/// A running server.
+pub struct Server {
+    local_addr: SocketAddr,
+    system: Arc<System>,
+    app: Arc<App>,
+    stop_accepting: Option<oneshot::Sender<()>>,
+    serve_task: JoinHandle<switchboard_transport::Result<()>>,
+    shutdown_timeout: Duration,
+}
+
+/// Opens the configured store.
+///
+/// # Errors
+/// If the embedded store cannot be opened.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>> {
+    Ok(match config.storage.backend {
+        StorageBackend::Memory => Arc::new(MemoryMessageStore::new()),
+        StorageBackend::Embedded => {
+            let path = config.server.data_dir.join(STORE_DIR);
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            Arc::new(
+                EmbeddedMessageStore::open(&path)
+                    .with_context(|| format!("opening the embedded store in {}", path.display()))?,
+            )
+        }
+    })
+}
+
+/// Starts everything and begins accepting connections.
+///
+/// # Errors
+/// If storage cannot be opened, the auth configuration is invalid, the actor system fails to
+/// start or the address cannot be bound.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    config.validate()?;
+    let secret = development_secret(&config.auth, &config.server.data_dir)?;
+    let authenticator =
+        Authenticator::new(&config.auth_settings(secret)?).context("invalid auth configuration")?;
+    let store = open_store(&config)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let system = Arc::new(
+        System::start(
+            config.system_settings(),
+            store,
+            Arc::new(JsonEventEncoder),
+            Arc::clone(&clock),
+        )
+        .await
+        .context("starting the actor system")?,
+    );
+    let app = Arc::new(App {
+        system: Arc::clone(&system),
+        authenticator: Arc::new(authenticator),
+        clock,
+        websocket: config.websocket_settings(),
+        http: config.http_settings(),
+        connections: TaskTracker::new(),
+    });
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let local_addr = listener.local_addr()?;
+    let (stop_accepting, stop_signal) = oneshot::channel::<()>();
+    let serve_app = Arc::clone(&app);
+    #[allow(clippy::disallowed_methods)]
+    // The server task is owned by `Server` and joined on shutdown.
+    let serve_task = tokio::spawn(serve(listener, serve_app, async move {
+        let _ = stop_signal.await;
+    }));
+    tracing::info!(%local_addr, "switchboard listening: http://{local_addr} and ws://{local_addr}/v1/ws");
+    Ok(Server {
+        local_addr,
+        system,
+        app,
+        stop_accepting: Some(stop_accepting),
+        serve_task,
+        shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
+    })
+}
+
+impl Server {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The actor system (for tests that inspect it).
+    pub fn system(&self) -> &Arc<System> {
+        &self.system
+    }
+
+    /// Resolves if the actor system stops on its own (a fatal failure).
+    pub async fn failed(&self) {
+        self.system.stopped().await;
+    }
+
+    /// Graceful shutdown: stop accepting, close every connection with "going away", drain the
+    /// conversations and the writer so every accepted message is committed, then stop.
+    pub async fn shutdown(mut self) {
+        if let Some(stop_accepting) = self.stop_accepting.take() {
+            let _ = stop_accepting.send(());
+        }
+        self.system.shutdown(self.shutdown_timeout).await;
+        self.app.connections.close();
+        if tokio::time::timeout(self.shutdown_timeout, self.app.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close before the deadline");
+        }
+        match tokio::time::timeout(self.shutdown_timeout, &mut self.serve_task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "the server failed"),
+            Ok(Err(error)) => tracing::error!(%error, "the server task panicked"),
+            Err(_) => {
+                tracing::warn!("in-flight HTTP requests did not finish before the deadline");
+                self.serve_task.abort();
+            }
+        }
+        tracing::info!("switchboard stopped");
+    }
+}

@@ -1,2 +1,176 @@
-//! placeholder
-fn main() {}
+//! The `switchboard` binary: `serve` runs the engine, `token` mints a development token.
+//!
+//! This file stays thin: parse the command line, load the configuration, set up logging, start
+//! the server from the library, and wait for SIGINT/SIGTERM (or a fatal failure) to shut down.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchboard::config::{CliOverrides, Config, LogFormat, development_secret};
+use switchboard_actors::clock::SystemClock;
+use switchboard_engine::ids::{TenantId, UserId};
+use switchboard_engine::ports::Clock;
+use tracing_subscriber::EnvFilter;
+
+/// A multi-tenant realtime chat engine.
+#[derive(Parser)]
+#[command(name = "switchboard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine.
+    Serve {
+        /// A TOML configuration file (see config.example.toml).
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on (server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory (server.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Log format: human or json (server.log_format).
+        #[arg(long, value_parser = parse_log_format)]
+        log_format: Option<LogFormat>,
+    },
+    /// Print a token signed with the development secret (the same one `serve` uses).
+    Token {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The user id.
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// A TOML configuration file.
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (server.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value {
+        "human" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("{other:?} is not one of human, json")),
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(&config.server.log_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.server.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(terminate) => terminate,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let server = switchboard::start(config).await?;
+    let failed = tokio::select! {
+        () = shutdown_signal() => false,
+        () = server.failed() => true,
+    };
+    if failed {
+        tracing::error!("the actor system failed; shutting down");
+    } else {
+        tracing::info!("shutting down");
+    }
+    server.shutdown().await;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[allow(clippy::print_stdout)] // Printing the token is the command's whole job.
+fn print_token(config: &Config, tenant: &str, user: &str, ttl: u64) -> anyhow::Result<()> {
+    let tenant_id = TenantId::parse(tenant).context("--tenant")?;
+    let user_id = UserId::parse(user).context("--user")?;
+    let secret = development_secret(&config.auth, &config.server.data_dir)?;
+    let token = switchboard_transport::auth::mint_hs256(
+        &secret,
+        &tenant_id,
+        &user_id,
+        SystemClock.now(),
+        ttl,
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            log_format,
+        } => {
+            let overrides = CliOverrides {
+                listen,
+                data_dir,
+                log_format,
+            };
+            let config = Config::load(config.as_deref(), &overrides)?;
+            init_logging(&config);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            runtime.block_on(serve(config))
+        }
+        Command::Token {
+            tenant,
+            user,
+            ttl,
+            config,
+            data_dir,
+        } => {
+            let overrides = CliOverrides {
+                data_dir,
+                ..CliOverrides::default()
+            };
+            let config = Config::load(config.as_deref(), &overrides)?;
+            print_token(&config, &tenant, &user, ttl)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

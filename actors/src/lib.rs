@@ -1,1 +1,27 @@
-//! placeholder
+//! Switchboard's supervised actors.
+//!
+//! Each connection is a [`session::SessionActor`], each active conversation a
+//! [`conversation::ConversationActor`] that owns its [`switchboard_engine::conversation::ConversationCore`],
+//! and one [`writer::WriterActor`] group-commits appends to storage. A root supervisor
+//! ([`system::RootActor`]) holds the tree together and restarts what fails, with backoff.
+//! [`system::System`] is the handle the transport layer uses; it never builds actor messages
+//! itself.
+//!
+//! Bounds live at the edges: every session has an [`outbound::Outbound`] queue capped in bytes
+//! (overflow disconnects the client as a slow consumer), fan-out never awaits a socket, and every
+//! call to another actor has a timeout.
+
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod conversation;
+pub mod conversations;
+mod error;
+pub mod limits;
+pub mod outbound;
+pub mod restart;
+pub mod session;
+pub mod system;
+pub mod writer;
+
+pub use error::{Error, Result};

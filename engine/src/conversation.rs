@@ -346,7 +346,8 @@ impl<W> ConversationCore<W> {
         let Some(in_flight) = self.in_flight.pop_front() else {
             return report;
         };
-        self.in_flight_client_ids.remove(&in_flight.message.client_id);
+        self.in_flight_client_ids
+            .remove(&in_flight.message.client_id);
         match result {
             AppendResult::Stored => {
                 let message = in_flight.message;

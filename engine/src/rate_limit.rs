@@ -70,6 +70,14 @@ impl TokenBucket {
         let missing = UNITS_PER_TOKEN - self.credit_units;
         Err(missing.div_ceil(u64::from(limit.per_minute)).max(1))
     }
+
+    /// Whether the bucket would be full at `now`: such a bucket carries no information and can
+    /// be forgotten (a new full bucket behaves identically).
+    pub fn is_full_at(&self, limit: &RateLimit, now: Timestamp) -> bool {
+        let elapsed_ms = now.millis_since(self.last_refill);
+        let refill = elapsed_ms.saturating_mul(u64::from(limit.per_minute));
+        limit.is_disabled() || self.credit_units.saturating_add(refill) >= limit.capacity_units()
+    }
 }
 
 #[cfg(test)]

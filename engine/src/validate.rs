@@ -72,13 +72,11 @@ pub fn validate_new_conversation(
             return Err(Error::invalid("title", "must not be blank when present"));
         }
     }
-    if kind == ConversationKind::Direct {
-        if n_other_members != 1 || creator_listed {
-            return Err(Error::invalid(
-                "members",
-                "a direct conversation names exactly one other user",
-            ));
-        }
+    if kind == ConversationKind::Direct && (n_other_members != 1 || creator_listed) {
+        return Err(Error::invalid(
+            "members",
+            "a direct conversation names exactly one other user",
+        ));
     }
     if n_other_members + 1 > max_members {
         return Err(Error::TooLarge {

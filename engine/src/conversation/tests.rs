@@ -14,8 +14,8 @@ use expect_test::expect;
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::{Conversation, ConversationKind, Member, Role};
 use crate::ids::{ConversationId, TenantId};
+use crate::model::{Conversation, ConversationKind, Member, Role};
 
 fn user(name: &str) -> UserId {
     UserId::parse(name).expect("valid user id")
@@ -36,10 +36,7 @@ fn snapshot(kind: ConversationKind) -> ConversationSnapshot {
             created_by: user("alice"),
             created_at: Timestamp(0),
         },
-        members: vec![
-            member("alice", Role::Owner),
-            member("bob", Role::Member),
-        ],
+        members: vec![member("alice", Role::Owner), member("bob", Role::Member)],
     }
 }
 
@@ -57,10 +54,16 @@ fn session(n: u128) -> SessionId {
 
 #[test]
 fn send_checks_membership_roles_and_content() {
-    let group: ConversationCore<()> =
-        ConversationCore::new(snapshot(ConversationKind::Group), Seq::ZERO, MessageLimits::default());
-    let channel: ConversationCore<()> =
-        ConversationCore::new(snapshot(ConversationKind::Channel), Seq::ZERO, MessageLimits::default());
+    let group: ConversationCore<()> = ConversationCore::new(
+        snapshot(ConversationKind::Group),
+        Seq::ZERO,
+        MessageLimits::default(),
+    );
+    let channel: ConversationCore<()> = ConversationCore::new(
+        snapshot(ConversationKind::Channel),
+        Seq::ZERO,
+        MessageLimits::default(),
+    );
     let render = |core: &ConversationCore<()>, sender: &str, text: &str| match core
         .check_send(&user(sender), &new_message("c1", text))
     {
@@ -88,8 +91,11 @@ fn send_checks_membership_roles_and_content() {
 
 #[test]
 fn repeated_client_id_is_in_flight_then_known() {
-    let mut core: ConversationCore<u32> =
-        ConversationCore::new(snapshot(ConversationKind::Group), Seq(41), MessageLimits::default());
+    let mut core: ConversationCore<u32> = ConversationCore::new(
+        snapshot(ConversationKind::Group),
+        Seq(41),
+        MessageLimits::default(),
+    );
     let alice = user("alice");
     let accepted = core.accept(
         alice.clone(),
@@ -116,11 +122,26 @@ fn repeated_client_id_is_in_flight_then_known() {
 
 #[test]
 fn a_failure_rejects_everything_behind_it_and_reuses_no_seq() {
-    let mut core: ConversationCore<u32> =
-        ConversationCore::new(snapshot(ConversationKind::Group), Seq::ZERO, MessageLimits::default());
+    let mut core: ConversationCore<u32> = ConversationCore::new(
+        snapshot(ConversationKind::Group),
+        Seq::ZERO,
+        MessageLimits::default(),
+    );
     let alice = user("alice");
-    let first = core.accept(alice.clone(), new_message("a", "1"), MessageId::from_parts(1, 1), Timestamp(1), 1);
-    let second = core.accept(alice.clone(), new_message("b", "2"), MessageId::from_parts(1, 2), Timestamp(1), 2);
+    let first = core.accept(
+        alice.clone(),
+        new_message("a", "1"),
+        MessageId::from_parts(1, 1),
+        Timestamp(1),
+        1,
+    );
+    let second = core.accept(
+        alice.clone(),
+        new_message("b", "2"),
+        MessageId::from_parts(1, 2),
+        Timestamp(1),
+        2,
+    );
     let report = core.on_persisted(first.ticket, AppendResult::Failed);
     assert!(report.needs_resync);
     assert_eq!(report.acks.len(), 2);
@@ -129,7 +150,13 @@ fn a_failure_rejects_everything_behind_it_and_reuses_no_seq() {
     assert!(stale.needs_resync && stale.committed.is_none());
     // Storage kept the first message despite the error: resync adopts it.
     core.resync(Seq(1));
-    let third = core.accept(alice, new_message("c", "3"), MessageId::from_parts(1, 3), Timestamp(1), 3);
+    let third = core.accept(
+        alice,
+        new_message("c", "3"),
+        MessageId::from_parts(1, 3),
+        Timestamp(1),
+        3,
+    );
     assert_eq!(third.message.seq, Seq(2));
 }
 
@@ -137,12 +164,27 @@ fn a_failure_rejects_everything_behind_it_and_reuses_no_seq() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Send { client: usize, reuse_client_id: bool },
-    Persist { outcome: u8 },
-    Join { client: usize, with_since: bool },
-    Leave { client: usize },
-    Reconnect { client: usize },
-    CatchUpPage { client: usize, page_size: usize },
+    Send {
+        client: usize,
+        reuse_client_id: bool,
+    },
+    Persist {
+        outcome: u8,
+    },
+    Join {
+        client: usize,
+        with_since: bool,
+    },
+    Leave {
+        client: usize,
+    },
+    Reconnect {
+        client: usize,
+    },
+    CatchUpPage {
+        client: usize,
+        page_size: usize,
+    },
 }
 
 fn op_strategy(n_clients: usize) -> impl Strategy<Value = Op> {
@@ -203,7 +245,11 @@ impl Sim {
             })
             .collect();
         Sim {
-            core: ConversationCore::new(snapshot(ConversationKind::Group), Seq::ZERO, MessageLimits::default()),
+            core: ConversationCore::new(
+                snapshot(ConversationKind::Group),
+                Seq::ZERO,
+                MessageLimits::default(),
+            ),
             log: Vec::new(),
             writer_queue: VecDeque::new(),
             clients,
@@ -226,7 +272,11 @@ impl Sim {
         let index = self.client_of(session_id);
         let client = &mut self.clients[index];
         assert!(client.joined, "delivery to a session that is not joined");
-        assert_eq!(&self.log[message.seq.get() as usize - 1], message, "delivered content differs from the log");
+        assert_eq!(
+            &self.log[message.seq.get() as usize - 1],
+            message,
+            "delivered content differs from the log"
+        );
         client.received.push(message.seq);
         client.last_seen = client.last_seen.max(message.seq);
     }
@@ -266,7 +316,10 @@ impl Sim {
     fn apply(&mut self, op: Op) {
         self.now += 1;
         match op {
-            Op::Send { client, reuse_client_id } => {
+            Op::Send {
+                client,
+                reuse_client_id,
+            } => {
                 let sender = &self.clients[client];
                 let client_id = match sender.sent_client_ids.last() {
                     Some(previous) if reuse_client_id => previous.clone(),
@@ -282,33 +335,58 @@ impl Sim {
                 match self.core.check_send(&sender_id, &new_message) {
                     Err(error) => {
                         assert_eq!(error, Error::NotMember);
-                        self.final_acks.entry(client_id).or_default().push(AckOutcome::Rejected(error));
+                        self.final_acks
+                            .entry(client_id)
+                            .or_default()
+                            .push(AckOutcome::Rejected(error));
                     }
                     Ok(SendCheck::Known(message_ref)) => {
-                        self.final_acks.entry(client_id).or_default().push(AckOutcome::Delivered(message_ref));
+                        self.final_acks
+                            .entry(client_id)
+                            .or_default()
+                            .push(AckOutcome::Delivered(message_ref));
                     }
                     Ok(SendCheck::InFlight) => {
                         assert!(self.core.attach_waiter(&client_id, waiter).is_ok());
                     }
                     Ok(SendCheck::Unknown) => {
-                        let stored = self.log.iter().find(|message| message.client_id == client_id);
+                        let stored = self
+                            .log
+                            .iter()
+                            .find(|message| message.client_id == client_id);
                         if let Some(message) = stored {
                             let message_ref = message.reference();
                             self.core.remember(client_id.clone(), message_ref);
-                            self.final_acks.entry(client_id).or_default().push(AckOutcome::Delivered(message_ref));
+                            self.final_acks
+                                .entry(client_id)
+                                .or_default()
+                                .push(AckOutcome::Delivered(message_ref));
                         } else {
                             let message_id = MessageId::from_parts(self.now, self.n_sends as u128);
-                            let accepted = self.core.accept(sender_id, new_message, message_id, Timestamp(self.now), waiter);
-                            self.writer_queue.push_back((accepted.ticket, accepted.message));
+                            let accepted = self.core.accept(
+                                sender_id,
+                                new_message,
+                                message_id,
+                                Timestamp(self.now),
+                                waiter,
+                            );
+                            self.writer_queue
+                                .push_back((accepted.ticket, accepted.message));
                         }
                     }
                 }
             }
             Op::Persist { outcome } => {
-                let Some((ticket, message)) = self.writer_queue.pop_front() else { return };
+                let Some((ticket, message)) = self.writer_queue.pop_front() else {
+                    return;
+                };
                 // Storage's own rules: contiguous seqs, unique client ids.
                 let contiguous = message.seq.get() == self.log.len() as u64 + 1;
-                let duplicate = self.log.iter().find(|stored| stored.client_id == message.client_id).map(Message::reference);
+                let duplicate = self
+                    .log
+                    .iter()
+                    .find(|stored| stored.client_id == message.client_id)
+                    .map(Message::reference);
                 let result = match (outcome, duplicate) {
                     (_, Some(existing)) => AppendResult::Duplicate(existing),
                     (0, None) => AppendResult::Failed,
@@ -335,7 +413,8 @@ impl Sim {
                     Ok(outcome) => {
                         let sim_client = &mut self.clients[client];
                         sim_client.joined = true;
-                        sim_client.start = since.map_or(outcome.head, |since| since.min(outcome.head));
+                        sim_client.start =
+                            since.map_or(outcome.head, |since| since.min(outcome.head));
                         sim_client.received.clear();
                         self.catch_ups.remove(&session_id);
                         if let Some(catch_up) = outcome.catch_up {
@@ -360,15 +439,27 @@ impl Sim {
                 self.next_session += 1;
                 self.clients[client].session_id = session(self.next_session);
                 self.clients[client].joined = false;
-                self.apply(Op::Join { client, with_since: true });
+                self.apply(Op::Join {
+                    client,
+                    with_since: true,
+                });
             }
             Op::CatchUpPage { client, page_size } => {
                 let session_id = self.clients[client].session_id;
-                let Some(catch_up) = self.catch_ups.remove(&session_id) else { return };
-                let through = catch_up.through.min(Seq(catch_up.after.get() + page_size as u64)).min(self.core.durable_head());
-                let page: Vec<Message> = self.log[catch_up.after.get() as usize..through.get() as usize].to_vec();
+                let Some(catch_up) = self.catch_ups.remove(&session_id) else {
+                    return;
+                };
+                let through = catch_up
+                    .through
+                    .min(Seq(catch_up.after.get() + page_size as u64))
+                    .min(self.core.durable_head());
+                let page: Vec<Message> =
+                    self.log[catch_up.after.get() as usize..through.get() as usize].to_vec();
                 let page_through = page.last().map_or(catch_up.after, |message| message.seq);
-                match self.core.on_catch_up_page(session_id, catch_up.epoch, page_through) {
+                match self
+                    .core
+                    .on_catch_up_page(session_id, catch_up.epoch, page_through)
+                {
                     CatchUpStep::Discard => {}
                     CatchUpStep::Deliver { next } => {
                         for message in &page {
@@ -389,13 +480,20 @@ impl Sim {
         }
         while let Some(session_id) = self.catch_ups.keys().next().copied() {
             let client = self.client_of(session_id);
-            self.apply(Op::CatchUpPage { client, page_size: 3 });
+            self.apply(Op::CatchUpPage {
+                client,
+                page_size: 3,
+            });
         }
     }
 
     fn check_final(&self) {
         for (index, message) in self.log.iter().enumerate() {
-            assert_eq!(message.seq.get(), index as u64 + 1, "the log has a gap or a reused seq");
+            assert_eq!(
+                message.seq.get(),
+                index as u64 + 1,
+                "the log has a gap or a reused seq"
+            );
         }
         let head = Seq(self.log.len() as u64);
         assert_eq!(self.core.durable_head(), head);
@@ -410,7 +508,10 @@ impl Sim {
             }
         }
         for (client_id, outcomes) in &self.final_acks {
-            let stored = self.log.iter().find(|message| &message.client_id == client_id);
+            let stored = self
+                .log
+                .iter()
+                .find(|message| &message.client_id == client_id);
             for outcome in outcomes {
                 match outcome {
                     AckOutcome::Delivered(message_ref) => {
@@ -422,8 +523,17 @@ impl Sim {
                 }
             }
         }
-        let n_stored_client_ids = self.log.iter().map(|message| &message.client_id).collect::<std::collections::HashSet<_>>().len();
-        assert_eq!(n_stored_client_ids, self.log.len(), "a client_id was stored twice");
+        let n_stored_client_ids = self
+            .log
+            .iter()
+            .map(|message| &message.client_id)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        assert_eq!(
+            n_stored_client_ids,
+            self.log.len(),
+            "a client_id was stored twice"
+        );
     }
 }
 

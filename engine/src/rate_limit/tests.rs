@@ -8,10 +8,12 @@ fn check(limit: RateLimit, times_ms: &[u64], expect: Expect) {
     let mut bucket = TokenBucket::full(&limit, Timestamp(0));
     let rendered: Vec<String> = times_ms
         .iter()
-        .map(|&time_ms| match bucket.try_take(&limit, Timestamp(time_ms)) {
-            Ok(()) => format!("{time_ms}:ok"),
-            Err(retry_after_ms) => format!("{time_ms}:wait {retry_after_ms}"),
-        })
+        .map(
+            |&time_ms| match bucket.try_take(&limit, Timestamp(time_ms)) {
+                Ok(()) => format!("{time_ms}:ok"),
+                Err(retry_after_ms) => format!("{time_ms}:wait {retry_after_ms}"),
+            },
+        )
         .collect();
     expect.assert_eq(&rendered.join(" "));
 }
@@ -25,7 +27,9 @@ fn sixty_a_minute_with_burst_of_three() {
     check(
         limit,
         &[0, 0, 0, 0, 500, 1000, 1000, 4000, 4000, 4000, 4000],
-        expect!["0:ok 0:ok 0:ok 0:wait 1000 500:wait 500 1000:ok 1000:wait 1000 4000:ok 4000:ok 4000:ok 4000:wait 1000"],
+        expect![
+            "0:ok 0:ok 0:ok 0:wait 1000 500:wait 500 1000:ok 1000:wait 1000 4000:ok 4000:ok 4000:ok 4000:wait 1000"
+        ],
     );
 }
 

@@ -23,14 +23,14 @@ fn check_text(text: &str, expect: Expect) {
 fn message_text() {
     check_text("hi", expect!["ok"]);
     check_text("12345678", expect!["ok"]);
-    check_text(
-        "123456789",
-        expect!["text is too large: 9, the limit is 8"],
-    );
+    check_text("123456789", expect!["text is too large: 9, the limit is 8"]);
     check_text("ééééé", expect!["text is too large: 10, the limit is 8"]);
     check_text("", expect!["invalid text: must not be empty"]);
     check_text("  \n", expect!["invalid text: must not be empty"]);
-    check_text("a\0b", expect!["invalid text: must not contain NUL characters"]);
+    check_text(
+        "a\0b",
+        expect!["invalid text: must not contain NUL characters"],
+    );
 }
 
 fn check_conversation(
@@ -40,11 +40,11 @@ fn check_conversation(
     creator_listed: bool,
     expect: Expect,
 ) {
-    let verdict =
-        match validate_new_conversation(kind, title, n_other_members, creator_listed, 10) {
-            Ok(()) => "ok".to_owned(),
-            Err(error) => error.to_string(),
-        };
+    let verdict = match validate_new_conversation(kind, title, n_other_members, creator_listed, 10)
+    {
+        Ok(()) => "ok".to_owned(),
+        Err(error) => error.to_string(),
+    };
     expect.assert_eq(&verdict);
 }
 

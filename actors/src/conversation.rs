@@ -1,0 +1,854 @@
+//! The conversation actor: one per active conversation, owning its
+//! [`ConversationCore`](switchboard_engine::conversation::ConversationCore).
+//!
+//! It is started on demand by the [`conversations`](crate::conversations) supervisor, loads the
+//! conversation and its stored head from storage as its first message, and from then on is the
+//! single writer of the conversation's seq. It carries out what the core decides: looks up
+//! idempotency keys in storage, hands accepted messages to the [`writer`](crate::writer), fans
+//! each message out the moment storage reports it durable (encoded once, the same bytes pushed to
+//! every subscriber's [`Outbound`]), and runs catch-up reads for sessions that joined with
+//! `since`. When nothing is joined and nothing is in flight for a while, it asks its supervisor
+//! to retire it.
+//!
+//! Restart safety: all durable state is in storage, so a restarted actor rebuilds itself by
+//! loading. Everything volatile is guarded: an unanswered send is rejected as `unavailable` when
+//! its [`AckGuard`] drops, and a subscription tells its session when its [`SubscriberLink`]
+//! drops, so the session can re-join with `since` and miss nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use switchboard_engine::conversation::{
+    AppendResult, AppendTicket, CatchUp, CatchUpStep, ConversationCore, PersistReport, SendCheck,
+};
+use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
+use switchboard_engine::ids::{
+    ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
+};
+use switchboard_engine::model::{ConversationSnapshot, Message, MessageRef, NewMessage};
+use switchboard_engine::ports::{AppendEntry, Clock, MessageStore};
+use switchboard_engine::validate::MessageLimits;
+use switchboard_engine::{Error, StoreError};
+use tokio::time::Instant;
+
+use crate::conversations::{ConversationKey, ConversationsMsg};
+use crate::outbound::Outbound;
+use crate::session::SessionMsg;
+use crate::writer::{AppendReceipt, PendingAppend, WriterHandle};
+
+/// Tunables of conversation actors.
+#[derive(Debug, Clone, Copy)]
+pub struct ConversationSettings {
+    /// Limits on message content.
+    pub message_limits: MessageLimits,
+    /// How long a conversation stays loaded with nothing joined and nothing in flight.
+    pub idle_stop_after: Duration,
+    /// How many messages one catch-up read takes from storage.
+    pub catch_up_page_size: usize,
+    /// How many recent encoded messages are kept to serve short catch-ups without storage.
+    pub recent_frames: usize,
+}
+
+/// What every conversation actor shares.
+pub struct ConversationContext {
+    /// Durable storage.
+    pub store: Arc<dyn MessageStore>,
+    /// Turns events into wire frames.
+    pub encoder: Arc<dyn EventEncoder>,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// The group-commit writer.
+    pub writer: WriterHandle,
+    /// Tunables.
+    pub settings: ConversationSettings,
+}
+
+/// What a finished send reports to an HTTP caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The stored message.
+    pub message_ref: MessageRef,
+    /// Whether this request created it (false for a repeated `client_id`).
+    pub created: bool,
+}
+
+/// Where a send's final acknowledgement goes.
+pub enum AckTarget {
+    /// A WebSocket session: an `ack` frame into its outbound queue.
+    Session {
+        /// The session's queue.
+        outbound: Outbound,
+        /// The request id to echo.
+        request_id: Option<RequestId>,
+        /// The send's idempotency key.
+        client_id: ClientId,
+        /// How to encode the ack frame.
+        encoder: Arc<dyn EventEncoder>,
+    },
+    /// An RPC caller (the HTTP API).
+    Reply(RpcReplyPort<Result<SendReceipt, Error>>),
+}
+
+/// A send's pending acknowledgement. Finishing it delivers the final ack; dropping it
+/// unfinished (the conversation stopped or crashed) rejects the send as `unavailable`, so every
+/// send ends in exactly one final ack.
+pub struct AckGuard {
+    target: Option<AckTarget>,
+    duplicate: bool,
+}
+
+impl AckGuard {
+    /// A guard for `target`.
+    pub fn new(target: AckTarget) -> Self {
+        AckGuard {
+            target: Some(target),
+            duplicate: false,
+        }
+    }
+
+    fn mark_duplicate(&mut self) {
+        self.duplicate = true;
+    }
+
+    /// Delivers the final outcome.
+    pub fn finish(mut self, outcome: AckOutcome) {
+        if let Some(target) = self.target.take() {
+            deliver_ack(target, outcome, !self.duplicate);
+        }
+    }
+}
+
+impl Drop for AckGuard {
+    fn drop(&mut self) {
+        if let Some(target) = self.target.take() {
+            deliver_ack(
+                target,
+                AckOutcome::Rejected(Error::unavailable(
+                    "the conversation restarted; retry with the same client_id",
+                )),
+                false,
+            );
+        }
+    }
+}
+
+fn deliver_ack(target: AckTarget, outcome: AckOutcome, created: bool) {
+    match target {
+        AckTarget::Session {
+            outbound,
+            request_id,
+            client_id,
+            encoder,
+        } => {
+            let frame = encoder.encode(&ServerEvent::Ack {
+                request_id: request_id.as_ref(),
+                client_id: &client_id,
+                outcome: &outcome,
+            });
+            // A closed queue means the client is gone; it will resend with the same client_id.
+            let _ = outbound.push(frame);
+        }
+        AckTarget::Reply(reply) => {
+            let result = match outcome {
+                AckOutcome::Delivered(message_ref) => Ok(SendReceipt {
+                    message_ref,
+                    created,
+                }),
+                AckOutcome::Rejected(error) => Err(error),
+                AckOutcome::Pending => return,
+            };
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// A request to subscribe a session.
+pub struct JoinRequest {
+    /// The joining session.
+    pub session_id: SessionId,
+    /// Its user.
+    pub user_id: UserId,
+    /// Replay everything after this seq first.
+    pub since: Option<Seq>,
+    /// The request id to echo in `joined`.
+    pub request_id: Option<RequestId>,
+    /// Whether to send the `joined` frame (false for a silent re-join after a restart).
+    pub announce: bool,
+    /// The session's queue.
+    pub outbound: Outbound,
+    /// The session actor, told if the subscription is lost.
+    pub session: Option<ActorRef<SessionMsg>>,
+    /// Gets the head and this actor, or why the join was refused.
+    pub reply: RpcReplyPort<Result<(Seq, ActorRef<ConversationMsg>), Error>>,
+}
+
+/// The conversation actor's messages.
+pub enum ConversationMsg {
+    /// Load from storage (the first message, sent to itself).
+    Load,
+    /// Subscribe a session.
+    Join(Box<JoinRequest>),
+    /// Unsubscribe a session; with `reply_to`, push a `left` frame into that queue.
+    Leave {
+        /// The leaving session.
+        session_id: SessionId,
+        /// Where to confirm, and the request id to echo.
+        reply_to: Option<(Outbound, Option<RequestId>)>,
+    },
+    /// Send a message.
+    Send {
+        /// The sender.
+        sender_id: UserId,
+        /// What to send.
+        new_message: NewMessage,
+        /// Where the final ack goes.
+        ack: AckGuard,
+    },
+    /// Return the conversation if `user_id` is a member.
+    Inspect {
+        /// The asking user.
+        user_id: UserId,
+        /// The snapshot, or why not.
+        reply: RpcReplyPort<Result<ConversationSnapshot, Error>>,
+    },
+    /// Storage results from the writer, in append order.
+    Persisted(Vec<(AppendTicket, AppendResult)>),
+    /// A page read for a catch-up.
+    CatchUpPage {
+        /// The catch-up the page was read for.
+        catch_up: CatchUp,
+        /// The page, oldest first, or the read error.
+        page: Result<Vec<Message>, StoreError>,
+        /// How many times this read has failed before.
+        n_failures: u32,
+    },
+    /// Read the stored head again after a failed append.
+    Resync,
+    /// Periodic idleness check.
+    IdleTick,
+}
+
+/// A subscribed session's delivery path. Dropping it while armed (the actor stopped or
+/// crashed) tells the session, which re-joins from `last_pushed`.
+struct SubscriberLink {
+    outbound: Outbound,
+    session: Option<ActorRef<SessionMsg>>,
+    conversation_id: ConversationId,
+    /// The last seq pushed into `outbound`.
+    last_pushed: Seq,
+    armed: bool,
+}
+
+impl Drop for SubscriberLink {
+    fn drop(&mut self) {
+        if self.armed
+            && let Some(session) = &self.session
+        {
+            let _ = session.cast(SessionMsg::SubscriptionLost {
+                conversation_id: self.conversation_id,
+                last_seq: self.last_pushed,
+            });
+        }
+    }
+}
+
+/// A loaded conversation.
+pub struct Ready {
+    core: ConversationCore<AckGuard>,
+    links: HashMap<SessionId, SubscriberLink>,
+    /// The last few committed messages, encoded, for catch-ups that need no storage read.
+    recent_frames: VecDeque<(Seq, EncodedFrame)>,
+    last_activity: Instant,
+}
+
+/// The conversation actor's state.
+pub enum ConversationState {
+    /// Waiting for the `Load` message.
+    Loading,
+    /// Loaded and serving.
+    Ready(Box<Ready>),
+    /// Storage has no such conversation in this tenant (or could not be read); every request
+    /// is refused with this error until the actor retires.
+    Refusing(Error),
+}
+
+/// What a conversation actor starts with.
+pub struct ConversationArgs {
+    /// The conversation's tenant and id.
+    pub key: ConversationKey,
+    /// Shared services.
+    pub context: Arc<ConversationContext>,
+    /// The supervisor to ask for retirement.
+    pub supervisor: ActorRef<ConversationsMsg>,
+}
+
+/// The conversation actor.
+pub struct ConversationActor {
+    key: ConversationKey,
+    context: Arc<ConversationContext>,
+    supervisor: ActorRef<ConversationsMsg>,
+}
+
+impl ConversationActor {
+    /// The actor for one conversation; `args` are passed again to `spawn`.
+    pub fn new(args: &ConversationArgs) -> Self {
+        ConversationActor {
+            key: args.key.clone(),
+            context: Arc::clone(&args.context),
+            supervisor: args.supervisor.clone(),
+        }
+    }
+
+    fn tenant_id(&self) -> &TenantId {
+        &self.key.tenant_id
+    }
+
+    fn conversation_id(&self) -> ConversationId {
+        self.key.conversation_id
+    }
+
+    fn retire(&self, myself: &ActorRef<ConversationMsg>) {
+        let _ = self.supervisor.cast(ConversationsMsg::Retire {
+            key: self.key.clone(),
+            actor_id: myself.get_id(),
+        });
+    }
+
+    async fn load(&self) -> Result<Ready, Error> {
+        let store = &self.context.store;
+        let snapshot = store
+            .load_conversation(self.tenant_id(), self.conversation_id())
+            .await?
+            .ok_or(Error::NotFound)?;
+        let head = store.head(self.tenant_id(), self.conversation_id()).await?;
+        Ok(Ready {
+            core: ConversationCore::new(snapshot, head, self.context.settings.message_limits),
+            links: HashMap::new(),
+            recent_frames: VecDeque::new(),
+            last_activity: Instant::now(),
+        })
+    }
+
+    async fn handle_send(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        sender_id: UserId,
+        new_message: NewMessage,
+        mut ack: AckGuard,
+    ) {
+        match ready.core.check_send(&sender_id, &new_message) {
+            Err(error) => ack.finish(AckOutcome::Rejected(error)),
+            Ok(SendCheck::Known(message_ref)) => {
+                ack.mark_duplicate();
+                ack.finish(AckOutcome::Delivered(message_ref));
+            }
+            Ok(SendCheck::InFlight) => {
+                ack.mark_duplicate();
+                if let Err(ack) = ready.core.attach_waiter(&new_message.client_id, ack) {
+                    ack.finish(AckOutcome::Rejected(Error::unavailable("retry")));
+                }
+            }
+            Ok(SendCheck::Unknown) => {
+                let store = &self.context.store;
+                match store
+                    .message_by_client_id(
+                        self.tenant_id(),
+                        self.conversation_id(),
+                        &new_message.client_id,
+                    )
+                    .await
+                {
+                    Err(error) => {
+                        ack.finish(AckOutcome::Rejected(error.into()));
+                        return;
+                    }
+                    Ok(Some(message_ref)) => {
+                        ready
+                            .core
+                            .remember(new_message.client_id.clone(), message_ref);
+                        ack.mark_duplicate();
+                        ack.finish(AckOutcome::Delivered(message_ref));
+                        return;
+                    }
+                    Ok(None) => {}
+                }
+                if let Some(reply_to) = new_message.reply_to {
+                    match store
+                        .message_by_id(self.tenant_id(), self.conversation_id(), reply_to)
+                        .await
+                    {
+                        Err(error) => {
+                            ack.finish(AckOutcome::Rejected(error.into()));
+                            return;
+                        }
+                        Ok(None) => {
+                            ack.finish(AckOutcome::Rejected(Error::invalid(
+                                "reply_to",
+                                "does not name a delivered message of this conversation",
+                            )));
+                            return;
+                        }
+                        Ok(Some(_)) => {}
+                    }
+                }
+                let now = self.context.clock.now();
+                let message_id = MessageId::from_parts(now.as_millis(), fastrand::u128(..));
+                let accepted = ready
+                    .core
+                    .accept(sender_id, new_message, message_id, now, ack);
+                self.context.writer.append(PendingAppend {
+                    entry: AppendEntry {
+                        tenant_id: self.tenant_id().clone(),
+                        message: accepted.message,
+                    },
+                    receipt: AppendReceipt::new(accepted.ticket, myself.clone()),
+                });
+            }
+        }
+    }
+
+    async fn apply_report(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        report: PersistReport<AckGuard>,
+    ) {
+        for (ack, outcome) in report.acks {
+            ack.finish(outcome);
+        }
+        if let Some(message) = report.committed {
+            let frame = self.context.encoder.encode(&ServerEvent::Message(&message));
+            let mut overflowed = Vec::new();
+            for session_id in &report.live_sessions {
+                if let Some(link) = ready.links.get_mut(session_id) {
+                    if link.outbound.push(frame.clone()).is_ok() {
+                        link.last_pushed = message.seq;
+                    } else {
+                        overflowed.push(*session_id);
+                    }
+                }
+            }
+            for session_id in overflowed {
+                drop_subscriber(ready, session_id);
+            }
+            ready.recent_frames.push_back((message.seq, frame));
+            while ready.recent_frames.len() > self.context.settings.recent_frames {
+                ready.recent_frames.pop_front();
+            }
+        }
+        for catch_up in report.catch_ups {
+            self.start_catch_up(myself, ready, catch_up);
+        }
+        if report.needs_resync {
+            self.resync(myself, ready).await;
+        }
+    }
+
+    async fn resync(&self, myself: &ActorRef<ConversationMsg>, ready: &mut Ready) {
+        // Recent frames may describe seqs that never became durable; forget them.
+        ready.recent_frames.clear();
+        match self
+            .context
+            .store
+            .head(self.tenant_id(), self.conversation_id())
+            .await
+        {
+            Ok(stored_head) => {
+                for catch_up in ready.core.resync(stored_head) {
+                    self.start_catch_up(myself, ready, catch_up);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, conversation_id = %self.conversation_id(), "resync failed; retrying");
+                myself.send_after(Duration::from_millis(100), || ConversationMsg::Resync);
+            }
+        }
+    }
+
+    /// Serves a catch-up from the recent frames when they cover it, otherwise reads a page from
+    /// storage in the background (paced by the session's queue) and continues on `CatchUpPage`.
+    fn start_catch_up(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        mut catch_up: CatchUp,
+    ) {
+        loop {
+            let covered = ready
+                .recent_frames
+                .front()
+                .is_some_and(|(oldest, _)| *oldest <= catch_up.after.next())
+                && ready
+                    .recent_frames
+                    .back()
+                    .is_some_and(|(newest, _)| *newest >= catch_up.through);
+            if !covered {
+                break;
+            }
+            let Some(link) = ready.links.get_mut(&catch_up.session_id) else {
+                return;
+            };
+            let frames: Vec<(Seq, EncodedFrame)> = ready
+                .recent_frames
+                .iter()
+                .filter(|(seq, _)| *seq > catch_up.after && *seq <= catch_up.through)
+                .cloned()
+                .collect();
+            let step =
+                ready
+                    .core
+                    .on_catch_up_page(catch_up.session_id, catch_up.epoch, catch_up.through);
+            let CatchUpStep::Deliver { next } = step else {
+                return;
+            };
+            let mut overflowed = false;
+            for (seq, frame) in frames {
+                if link.outbound.push(frame).is_err() {
+                    overflowed = true;
+                    break;
+                }
+                link.last_pushed = seq;
+            }
+            if overflowed {
+                drop_subscriber(ready, catch_up.session_id);
+                return;
+            }
+            match next {
+                Some(next) => catch_up = next,
+                None => return,
+            }
+        }
+        let Some(link) = ready.links.get(&catch_up.session_id) else {
+            return;
+        };
+        self.spawn_catch_up_read(myself, link.outbound.clone(), catch_up, 0);
+    }
+
+    fn spawn_catch_up_read(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        outbound: Outbound,
+        catch_up: CatchUp,
+        n_failures: u32,
+    ) {
+        let store = Arc::clone(&self.context.store);
+        let tenant_id = self.tenant_id().clone();
+        let conversation_id = self.conversation_id();
+        let page_size = self.context.settings.catch_up_page_size.max(1);
+        let wanted = usize::try_from(catch_up.through.get().saturating_sub(catch_up.after.get()))
+            .unwrap_or(usize::MAX)
+            .min(page_size);
+        let myself = myself.clone();
+        #[allow(clippy::disallowed_methods)]
+        // A bounded background read that reports back by message.
+        tokio::spawn(async move {
+            if n_failures > 0 {
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(n_failures))).await;
+            }
+            outbound.wait_for_room().await;
+            if outbound.is_closed() {
+                return;
+            }
+            let page = store
+                .messages_after(&tenant_id, conversation_id, catch_up.after, wanted)
+                .await;
+            let _ = myself.cast(ConversationMsg::CatchUpPage {
+                catch_up,
+                page,
+                n_failures,
+            });
+        });
+    }
+
+    fn handle_catch_up_page(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        catch_up: CatchUp,
+        page: Result<Vec<Message>, StoreError>,
+        n_failures: u32,
+    ) {
+        let Some(subscriber) = ready.core.subscribers().get(&catch_up.session_id) else {
+            return;
+        };
+        if subscriber.catching_up != Some(catch_up.epoch) {
+            return;
+        }
+        let cursor = subscriber.cursor;
+        let durable_head = ready.core.durable_head();
+        let mut page = match page {
+            Ok(page) => page,
+            Err(error) => {
+                const MAX_READ_FAILURES: u32 = 3;
+                tracing::warn!(%error, n_failures, "catch-up read failed");
+                if n_failures + 1 >= MAX_READ_FAILURES {
+                    self.abandon_subscriber(ready, catch_up.session_id);
+                } else if let Some(link) = ready.links.get(&catch_up.session_id) {
+                    self.spawn_catch_up_read(
+                        myself,
+                        link.outbound.clone(),
+                        catch_up,
+                        n_failures + 1,
+                    );
+                }
+                return;
+            }
+        };
+        page.retain(|message| message.seq > cursor && message.seq <= durable_head);
+        let contiguous = page
+            .iter()
+            .enumerate()
+            .all(|(offset, message)| message.seq.get() == cursor.get() + 1 + offset as u64);
+        if !contiguous {
+            tracing::error!(conversation_id = %self.conversation_id(), "storage returned a page with a gap");
+            self.abandon_subscriber(ready, catch_up.session_id);
+            return;
+        }
+        let page_through = page.last().map_or(cursor, |message| message.seq);
+        let CatchUpStep::Deliver { next } =
+            ready
+                .core
+                .on_catch_up_page(catch_up.session_id, catch_up.epoch, page_through)
+        else {
+            return;
+        };
+        let Some(link) = ready.links.get_mut(&catch_up.session_id) else {
+            return;
+        };
+        for message in &page {
+            let frame = self.context.encoder.encode(&ServerEvent::Message(message));
+            if link.outbound.push(frame).is_err() {
+                drop_subscriber(ready, catch_up.session_id);
+                return;
+            }
+            link.last_pushed = message.seq;
+        }
+        if let Some(next) = next {
+            self.start_catch_up(myself, ready, next);
+        }
+    }
+
+    /// Ends a subscription the server cannot serve, telling the client with an error frame.
+    fn abandon_subscriber(&self, ready: &mut Ready, session_id: SessionId) {
+        if let Some(link) = ready.links.get(&session_id) {
+            let error = Error::unavailable(format!(
+                "history of conversation {} could not be read; join again with since",
+                self.conversation_id()
+            ));
+            let frame = self.context.encoder.encode(&ServerEvent::Error {
+                request_id: None,
+                error: &error,
+            });
+            let _ = link.outbound.push(frame);
+        }
+        drop_subscriber(ready, session_id);
+    }
+
+    async fn handle_join(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        join: JoinRequest,
+    ) {
+        let JoinRequest {
+            session_id,
+            user_id,
+            since,
+            request_id,
+            announce,
+            outbound,
+            session,
+            reply,
+        } = join;
+        // A session joining again replaces its old subscription without a lost-notification.
+        if let Some(mut old_link) = ready.links.remove(&session_id) {
+            old_link.armed = false;
+        }
+        let outcome = match ready.core.join(session_id, user_id, since) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        if announce {
+            let frame = self.context.encoder.encode(&ServerEvent::Joined {
+                request_id: request_id.as_ref(),
+                conversation_id: self.conversation_id(),
+                head: outcome.head,
+            });
+            if outbound.push(frame).is_err() {
+                ready.core.leave(session_id);
+                let _ = reply.send(Err(Error::unavailable("the connection is closing")));
+                return;
+            }
+        }
+        let start = outcome
+            .catch_up
+            .map_or(outcome.head, |catch_up| catch_up.after);
+        ready.links.insert(
+            session_id,
+            SubscriberLink {
+                outbound,
+                session,
+                conversation_id: self.conversation_id(),
+                last_pushed: start,
+                armed: true,
+            },
+        );
+        let _ = reply.send(Ok((outcome.head, myself.clone())));
+        if let Some(catch_up) = outcome.catch_up {
+            self.start_catch_up(myself, ready, catch_up);
+        }
+    }
+}
+
+/// Removes a subscriber without telling its session (it is being disconnected anyway).
+fn drop_subscriber(ready: &mut Ready, session_id: SessionId) {
+    ready.core.leave(session_id);
+    if let Some(mut link) = ready.links.remove(&session_id) {
+        link.armed = false;
+    }
+}
+
+impl Actor for ConversationActor {
+    type Msg = ConversationMsg;
+    type State = ConversationState;
+    type Arguments = ConversationArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ConversationMsg>,
+        _args: ConversationArgs,
+    ) -> Result<ConversationState, ActorProcessingErr> {
+        // Loading happens in the first message, so that spawning never waits on storage and the
+        // supervisor keeps routing while this conversation loads.
+        myself.cast(ConversationMsg::Load)?;
+        let tick_every = (self.context.settings.idle_stop_after / 2).max(Duration::from_millis(10));
+        let ticker = myself.clone();
+        #[allow(clippy::disallowed_methods)] // A self-ending ticker: it stops when the actor does.
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick_every);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                if ticker.cast(ConversationMsg::IdleTick).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(ConversationState::Loading)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ConversationMsg>,
+        message: ConversationMsg,
+        state: &mut ConversationState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let ConversationMsg::Load = message {
+            *state = match self.load().await {
+                Ok(ready) => ConversationState::Ready(Box::new(ready)),
+                Err(error) => {
+                    self.retire(&myself);
+                    ConversationState::Refusing(error)
+                }
+            };
+            return Ok(());
+        }
+        let ready = match state {
+            ConversationState::Ready(ready) => ready,
+            ConversationState::Loading => {
+                return Err("conversation received a request before loading".into());
+            }
+            ConversationState::Refusing(error) => {
+                refuse(message, error);
+                return Ok(());
+            }
+        };
+        match message {
+            ConversationMsg::Load => {}
+            ConversationMsg::Join(join) => {
+                ready.last_activity = Instant::now();
+                self.handle_join(&myself, ready, *join).await;
+            }
+            ConversationMsg::Leave {
+                session_id,
+                reply_to,
+            } => {
+                ready.last_activity = Instant::now();
+                drop_subscriber(ready, session_id);
+                if let Some((outbound, request_id)) = reply_to {
+                    let frame = self.context.encoder.encode(&ServerEvent::Left {
+                        request_id: request_id.as_ref(),
+                        conversation_id: self.conversation_id(),
+                    });
+                    let _ = outbound.push(frame);
+                }
+            }
+            ConversationMsg::Send {
+                sender_id,
+                new_message,
+                ack,
+            } => {
+                ready.last_activity = Instant::now();
+                self.handle_send(&myself, ready, sender_id, new_message, ack)
+                    .await;
+            }
+            ConversationMsg::Inspect { user_id, reply } => {
+                ready.last_activity = Instant::now();
+                let result = ready
+                    .core
+                    .check_reader(&user_id)
+                    .map(|_| ready.core.snapshot().clone());
+                let _ = reply.send(result);
+            }
+            ConversationMsg::Persisted(results) => {
+                ready.last_activity = Instant::now();
+                for (ticket, result) in results {
+                    let report = ready.core.on_persisted(ticket, result);
+                    self.apply_report(&myself, ready, report).await;
+                }
+            }
+            ConversationMsg::CatchUpPage {
+                catch_up,
+                page,
+                n_failures,
+            } => {
+                ready.last_activity = Instant::now();
+                self.handle_catch_up_page(&myself, ready, catch_up, page, n_failures);
+            }
+            ConversationMsg::Resync => self.resync(&myself, ready).await,
+            ConversationMsg::IdleTick => {
+                if ready.core.is_idle()
+                    && ready.last_activity.elapsed() >= self.context.settings.idle_stop_after
+                {
+                    self.retire(&myself);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Answers a request to a conversation that could not be loaded.
+fn refuse(message: ConversationMsg, error: &Error) {
+    match message {
+        ConversationMsg::Join(join) => {
+            let _ = join.reply.send(Err(error.clone()));
+        }
+        ConversationMsg::Send { ack, .. } => ack.finish(AckOutcome::Rejected(error.clone())),
+        ConversationMsg::Inspect { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        ConversationMsg::Leave { .. }
+        | ConversationMsg::Load
+        | ConversationMsg::Persisted(_)
+        | ConversationMsg::CatchUpPage { .. }
+        | ConversationMsg::Resync
+        | ConversationMsg::IdleTick => {}
+    }
+}

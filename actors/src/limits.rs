@@ -1,0 +1,131 @@
+//! Per-user limits shared by all of a user's sessions: the send rate limit and the number of
+//! concurrent connections.
+//!
+//! Both are small maps behind a `std::sync::Mutex`: the critical sections are a hash lookup and a
+//! few integer operations, never an await, so a plain mutex is cheaper than an actor hop. Rate
+//! buckets that have refilled completely are forgotten when the map grows, since a fresh full
+//! bucket behaves identically.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use switchboard_engine::Error;
+use switchboard_engine::ids::{TenantId, UserId};
+use switchboard_engine::rate_limit::{RateLimit, TokenBucket};
+use switchboard_engine::time::Timestamp;
+
+/// When the bucket map holds more entries than this, full buckets are swept out.
+const SWEEP_ABOVE_N_BUCKETS: usize = 10_000;
+
+type UserKey = (TenantId, UserId);
+
+/// The shared per-user limits.
+pub struct UserLimits {
+    rate_limit: RateLimit,
+    max_connections_per_user: usize,
+    buckets: Mutex<HashMap<UserKey, TokenBucket>>,
+    connections: Mutex<HashMap<UserKey, usize>>,
+}
+
+impl UserLimits {
+    /// Limits with the given rate and connection cap (0 = no cap).
+    pub fn new(rate_limit: RateLimit, max_connections_per_user: usize) -> Arc<Self> {
+        Arc::new(UserLimits {
+            rate_limit,
+            max_connections_per_user,
+            buckets: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes one send token for the user.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`] with the time until a token is available.
+    pub fn try_send(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        if self.rate_limit.is_disabled() {
+            return Ok(());
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() > SWEEP_ABOVE_N_BUCKETS {
+            let rate_limit = self.rate_limit;
+            buckets.retain(|_, bucket| !bucket.is_full_at(&rate_limit, now));
+        }
+        let bucket = buckets
+            .entry((tenant_id.clone(), user_id.clone()))
+            .or_insert_with(|| TokenBucket::full(&self.rate_limit, now));
+        bucket
+            .try_take(&self.rate_limit, now)
+            .map_err(|retry_after_ms| Error::RateLimited { retry_after_ms })
+    }
+
+    /// Claims a connection slot for the user; the slot is released when dropped.
+    ///
+    /// # Errors
+    /// [`Error::TooManyConnections`] if the user already holds the maximum.
+    pub fn open_connection(
+        self: &Arc<Self>,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+    ) -> Result<ConnectionSlot, Error> {
+        let key = (tenant_id.clone(), user_id.clone());
+        let mut connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n_open = connections.entry(key.clone()).or_insert(0);
+        if self.max_connections_per_user > 0 && *n_open >= self.max_connections_per_user {
+            return Err(Error::TooManyConnections {
+                limit: self.max_connections_per_user,
+            });
+        }
+        *n_open += 1;
+        Ok(ConnectionSlot {
+            limits: Arc::clone(self),
+            key: Some(key),
+        })
+    }
+
+    /// The number of open connections of a user.
+    pub fn n_connections(&self, tenant_id: &TenantId, user_id: &UserId) -> usize {
+        let connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        connections
+            .get(&(tenant_id.clone(), user_id.clone()))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// One claimed connection; dropping it gives the slot back.
+pub struct ConnectionSlot {
+    limits: Arc<UserLimits>,
+    key: Option<UserKey>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let mut connections = self
+            .limits
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n_open) = connections.get_mut(&key) {
+            *n_open = n_open.saturating_sub(1);
+            if *n_open == 0 {
+                connections.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

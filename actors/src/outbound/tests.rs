@@ -1,0 +1,65 @@
+//! The outbound queue's bound, close and pacing behaviour.
+
+use super::*;
+
+fn frame(n_bytes: usize) -> EncodedFrame {
+    EncodedFrame::from_text("x".repeat(n_bytes))
+}
+
+#[tokio::test]
+async fn overflow_closes_as_slow_consumer_and_refuses_more() {
+    let (outbound, mut receiver) = outbound(100);
+    assert_eq!(outbound.push(frame(60)), Ok(()));
+    assert_eq!(outbound.push(frame(40)), Ok(()));
+    assert_eq!(outbound.queued_bytes(), 100);
+    assert_eq!(outbound.push(frame(1)), Err(PushError::SlowConsumer));
+    assert_eq!(outbound.push(frame(1)), Err(PushError::Closed));
+    assert!(matches!(
+        receiver.recv().await,
+        Some(OutboundEvent::Close(CloseReason::SlowConsumer))
+    ));
+    assert!(receiver.try_recv().is_none());
+}
+
+#[tokio::test]
+async fn an_oversized_frame_fits_an_empty_queue() {
+    let (outbound, mut receiver) = outbound(10);
+    assert_eq!(outbound.push(frame(50)), Ok(()));
+    match receiver.recv().await {
+        Some(OutboundEvent::Frame(received)) => assert_eq!(received.len(), 50),
+        other => panic!("expected a frame, got {other:?}"),
+    }
+    assert_eq!(outbound.queued_bytes(), 0);
+    assert_eq!(outbound.push(frame(50)), Ok(()));
+}
+
+#[tokio::test]
+async fn receiving_frees_room_and_wakes_a_waiter() {
+    let (outbound, mut receiver) = outbound(100);
+    outbound.push(frame(90)).expect("fits");
+    #[allow(clippy::disallowed_methods)] // The test owns and joins this task.
+    let waiter = {
+        let outbound = outbound.clone();
+        tokio::spawn(async move { outbound.wait_for_room().await })
+    };
+    assert!(matches!(
+        receiver.recv().await,
+        Some(OutboundEvent::Frame(_))
+    ));
+    waiter
+        .await
+        .expect("the waiter finishes once the queue drains");
+    assert_eq!(outbound.queued_bytes(), 0);
+}
+
+#[tokio::test]
+async fn dropping_every_sender_ends_the_stream() {
+    let (outbound, mut receiver) = outbound(100);
+    outbound.push(frame(1)).expect("fits");
+    drop(outbound);
+    assert!(matches!(
+        receiver.recv().await,
+        Some(OutboundEvent::Frame(_))
+    ));
+    assert!(receiver.recv().await.is_none());
+}

@@ -1,0 +1,402 @@
+//! The session actor: one per WebSocket connection.
+//!
+//! The transport's reader task turns client frames into [`ClientRequest`]s and casts them here;
+//! the session applies per-user rules (rate limit), routes requests to conversation actors and
+//! writes its own replies (`welcome`, `pong`, `pending` acks, errors) into the connection's
+//! [`Outbound`] queue. Conversation actors write their replies and events into the same queue
+//! directly, so fan-out never passes through this actor.
+//!
+//! Every send gets exactly one `pending` ack from here, immediately, and exactly one final ack
+//! (`delivered` or `rejected`) later: from here when the rate limit refuses it, otherwise from
+//! the conversation (or from its [`AckGuard`] if the conversation goes away).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
+use switchboard_engine::Error;
+use switchboard_engine::event::{AckOutcome, EventEncoder, ServerEvent};
+use switchboard_engine::ids::{ConversationId, RequestId, Seq, SessionId, TenantId, UserId};
+use switchboard_engine::model::NewMessage;
+use switchboard_engine::ports::Clock;
+
+use crate::conversation::{AckGuard, AckTarget, ConversationMsg, JoinRequest};
+use crate::conversations::{ConversationKey, ConversationsHandle};
+use crate::limits::{ConnectionSlot, UserLimits};
+use crate::outbound::{CloseReason, Outbound};
+
+/// Who a session belongs to, as proven by its token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The user.
+    pub user_id: UserId,
+}
+
+/// A request from a client, already parsed and shape-checked by the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientRequest {
+    /// Subscribe to a conversation, optionally replaying after `since`.
+    Join {
+        /// Echoed in replies.
+        request_id: Option<RequestId>,
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// Replay everything after this seq first.
+        since: Option<Seq>,
+    },
+    /// Stop receiving a conversation's live events.
+    Leave {
+        /// Echoed in replies.
+        request_id: Option<RequestId>,
+        /// Which conversation.
+        conversation_id: ConversationId,
+    },
+    /// Send a message.
+    Send {
+        /// Echoed in every ack.
+        request_id: Option<RequestId>,
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// The message.
+        new_message: NewMessage,
+    },
+    /// Application-level ping.
+    Ping {
+        /// Echoed in the pong.
+        request_id: Option<RequestId>,
+    },
+}
+
+/// The session actor's messages.
+pub enum SessionMsg {
+    /// A client request.
+    Request(ClientRequest),
+    /// A conversation this session had joined stopped unexpectedly; re-join after `last_seq`.
+    SubscriptionLost {
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// The last seq the conversation pushed to this session.
+        last_seq: Seq,
+    },
+}
+
+/// What every session shares.
+pub struct SessionContext {
+    /// Routes to conversations.
+    pub conversations: ConversationsHandle,
+    /// Turns events into frames.
+    pub encoder: Arc<dyn EventEncoder>,
+    /// Per-user rate and connection limits.
+    pub limits: Arc<UserLimits>,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// How long to wait for a conversation to answer a join.
+    pub call_timeout: Duration,
+    /// Announced in `welcome`.
+    pub heartbeat_ms: u64,
+}
+
+/// What a session actor starts with.
+pub struct SessionArgs {
+    /// The authenticated identity.
+    pub identity: Identity,
+    /// The connection's queue.
+    pub outbound: Outbound,
+    /// The user's connection slot, released when the session ends.
+    pub slot: ConnectionSlot,
+}
+
+/// The session's state.
+pub struct SessionState {
+    identity: Identity,
+    outbound: Outbound,
+    /// Joined conversations and the actor serving each (a cache; routing is the fallback).
+    joined: HashMap<ConversationId, ActorRef<ConversationMsg>>,
+    _slot: ConnectionSlot,
+}
+
+/// The session actor.
+pub struct SessionActor {
+    session_id: SessionId,
+    context: Arc<SessionContext>,
+}
+
+impl SessionActor {
+    /// The actor for one connection.
+    pub fn new(session_id: SessionId, context: Arc<SessionContext>) -> Self {
+        SessionActor {
+            session_id,
+            context,
+        }
+    }
+
+    fn key(state: &SessionState, conversation_id: ConversationId) -> ConversationKey {
+        ConversationKey {
+            tenant_id: state.identity.tenant_id.clone(),
+            conversation_id,
+        }
+    }
+
+    fn push_error(&self, state: &SessionState, request_id: Option<&RequestId>, error: &Error) {
+        let frame = self
+            .context
+            .encoder
+            .encode(&ServerEvent::Error { request_id, error });
+        let _ = state.outbound.push(frame);
+    }
+
+    async fn join(
+        &self,
+        myself: &ActorRef<SessionMsg>,
+        state: &mut SessionState,
+        conversation_id: ConversationId,
+        since: Option<Seq>,
+        request_id: Option<RequestId>,
+        announce: bool,
+    ) -> Result<(), Error> {
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        let reply: RpcReplyPort<_> = sender.into();
+        let join = JoinRequest {
+            session_id: self.session_id,
+            user_id: state.identity.user_id.clone(),
+            since,
+            request_id,
+            announce,
+            outbound: state.outbound.clone(),
+            session: Some(myself.clone()),
+            reply,
+        };
+        self.context.conversations.route(
+            Self::key(state, conversation_id),
+            ConversationMsg::Join(Box::new(join)),
+        );
+        match tokio::time::timeout(self.context.call_timeout, receiver).await {
+            Ok(Ok(Ok((_head, conversation)))) => {
+                state.joined.insert(conversation_id, conversation);
+                Ok(())
+            }
+            Ok(Ok(Err(error))) => Err(error),
+            Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting")),
+            Err(_) => Err(Error::unavailable(
+                "the conversation did not answer in time",
+            )),
+        }
+    }
+
+    fn send(
+        &self,
+        state: &mut SessionState,
+        request_id: Option<RequestId>,
+        conversation_id: ConversationId,
+        new_message: NewMessage,
+    ) {
+        let encoder = &self.context.encoder;
+        let pending = encoder.encode(&ServerEvent::Ack {
+            request_id: request_id.as_ref(),
+            client_id: &new_message.client_id,
+            outcome: &AckOutcome::Pending,
+        });
+        if state.outbound.push(pending).is_err() {
+            return;
+        }
+        let ack = AckGuard::new(AckTarget::Session {
+            outbound: state.outbound.clone(),
+            request_id,
+            client_id: new_message.client_id.clone(),
+            encoder: Arc::clone(encoder),
+        });
+        let now = self.context.clock.now();
+        if let Err(error) =
+            self.context
+                .limits
+                .try_send(&state.identity.tenant_id, &state.identity.user_id, now)
+        {
+            ack.finish(AckOutcome::Rejected(error));
+            return;
+        }
+        let mut message = ConversationMsg::Send {
+            sender_id: state.identity.user_id.clone(),
+            new_message,
+            ack,
+        };
+        if let Some(conversation) = state.joined.get(&conversation_id) {
+            match conversation.cast(message) {
+                Ok(()) => return,
+                Err(MessagingErr::SendErr(returned)) => {
+                    // The cached actor retired; route to its successor.
+                    state.joined.remove(&conversation_id);
+                    message = returned;
+                }
+                Err(_) => return,
+            }
+        }
+        self.context
+            .conversations
+            .route(Self::key(state, conversation_id), message);
+    }
+}
+
+impl Actor for SessionActor {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SessionMsg>,
+        args: SessionArgs,
+    ) -> Result<SessionState, ActorProcessingErr> {
+        let welcome = self.context.encoder.encode(&ServerEvent::Welcome {
+            session_id: self.session_id,
+            user_id: &args.identity.user_id,
+            tenant_id: &args.identity.tenant_id,
+            heartbeat_ms: self.context.heartbeat_ms,
+        });
+        let _ = args.outbound.push(welcome);
+        Ok(SessionState {
+            identity: args.identity,
+            outbound: args.outbound,
+            joined: HashMap::new(),
+            _slot: args.slot,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        message: SessionMsg,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SessionMsg::Request(ClientRequest::Ping { request_id }) => {
+                let frame = self.context.encoder.encode(&ServerEvent::Pong {
+                    request_id: request_id.as_ref(),
+                });
+                let _ = state.outbound.push(frame);
+            }
+            SessionMsg::Request(ClientRequest::Join {
+                request_id,
+                conversation_id,
+                since,
+            }) => {
+                if let Err(error) = self
+                    .join(
+                        &myself,
+                        state,
+                        conversation_id,
+                        since,
+                        request_id.clone(),
+                        true,
+                    )
+                    .await
+                {
+                    self.push_error(state, request_id.as_ref(), &error);
+                }
+            }
+            SessionMsg::Request(ClientRequest::Leave {
+                request_id,
+                conversation_id,
+            }) => match state.joined.remove(&conversation_id) {
+                Some(conversation) => {
+                    let leave = ConversationMsg::Leave {
+                        session_id: self.session_id,
+                        reply_to: Some((state.outbound.clone(), request_id.clone())),
+                    };
+                    if let Err(MessagingErr::SendErr(_)) = conversation.cast(leave) {
+                        // The conversation is gone, and with it the subscription.
+                        let frame = self.context.encoder.encode(&ServerEvent::Left {
+                            request_id: request_id.as_ref(),
+                            conversation_id,
+                        });
+                        let _ = state.outbound.push(frame);
+                    }
+                }
+                None => {
+                    let frame = self.context.encoder.encode(&ServerEvent::Left {
+                        request_id: request_id.as_ref(),
+                        conversation_id,
+                    });
+                    let _ = state.outbound.push(frame);
+                }
+            },
+            SessionMsg::Request(ClientRequest::Send {
+                request_id,
+                conversation_id,
+                new_message,
+            }) => self.send(state, request_id, conversation_id, new_message),
+            SessionMsg::SubscriptionLost {
+                conversation_id,
+                last_seq,
+            } => {
+                if state.joined.remove(&conversation_id).is_none() || state.outbound.is_closed() {
+                    return Ok(());
+                }
+                tracing::info!(%conversation_id, %last_seq, "re-joining after a conversation restart");
+                if let Err(error) = self
+                    .join(&myself, state, conversation_id, Some(last_seq), None, false)
+                    .await
+                {
+                    let error = Error::unavailable(format!(
+                        "lost the subscription to conversation {conversation_id} ({error}); join again with since"
+                    ));
+                    self.push_error(state, None, &error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SessionMsg>,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        for (_, conversation) in state.joined.drain() {
+            let _ = conversation.cast(ConversationMsg::Leave {
+                session_id: self.session_id,
+                reply_to: None,
+            });
+        }
+        state.outbound.close(CloseReason::SessionEnded);
+        Ok(())
+    }
+}
+
+/// The transport's handle to one session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    session_id: SessionId,
+    actor: ActorRef<SessionMsg>,
+}
+
+impl SessionHandle {
+    /// A handle to a session actor.
+    pub fn new(session_id: SessionId, actor: ActorRef<SessionMsg>) -> Self {
+        SessionHandle { session_id, actor }
+    }
+
+    /// The session id (as sent in `welcome`).
+    pub fn session_id(&self) -> SessionId {
+        self.session_id
+    }
+
+    /// Hands a client request to the session.
+    ///
+    /// # Errors
+    /// [`crate::Error::Stopped`] if the session actor is gone (the connection should close).
+    pub fn request(&self, request: ClientRequest) -> crate::Result<()> {
+        self.actor
+            .cast(SessionMsg::Request(request))
+            .map_err(|_| crate::Error::Stopped {
+                what: "the session",
+            })
+    }
+
+    /// Ends the session: it leaves its conversations and releases its connection slot.
+    pub fn stop(&self) {
+        self.actor.stop(None);
+    }
+}

@@ -1,0 +1,716 @@
+//! The actor system: the root supervisor, the sessions supervisor, and [`System`], the handle the
+//! transport layer uses for everything.
+//!
+//! The tree is root → {writer, conversations supervisor → conversations, sessions supervisor →
+//! sessions}. The root restarts the writer and the conversations supervisor when they fail, with
+//! capped, jittered backoff ([`RestartPolicy`]); too many failures in a window escalate by
+//! stopping the root, which the binary treats as fatal. Sessions are not restarted: a failed
+//! session's connection closes and its client reconnects and resumes with `since`.
+//!
+//! Shutdown is ordered so in-flight work reaches a safe state: close every session's queue
+//! (clients get "going away"), drain the conversations, drain the writer (committing whatever
+//! it holds), then stop the root.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use switchboard_engine::Error;
+use switchboard_engine::event::EventEncoder;
+use switchboard_engine::ids::{ConversationId, Seq};
+use switchboard_engine::model::{
+    Conversation, ConversationKind, ConversationSnapshot, Member, Message, NewMessage, Role,
+};
+use switchboard_engine::ports::{Clock, MessageStore};
+use switchboard_engine::rate_limit::RateLimit;
+use switchboard_engine::validate::validate_new_conversation;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::clock::IdGenerator;
+use crate::conversation::{
+    AckGuard, AckTarget, ConversationContext, ConversationMsg, ConversationSettings, SendReceipt,
+};
+use crate::conversations::{ConversationKey, ConversationsActor, ConversationsHandle};
+use crate::limits::UserLimits;
+use crate::outbound::{CloseReason, Outbound};
+use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
+use crate::session::{Identity, SessionActor, SessionArgs, SessionContext, SessionHandle};
+use crate::writer::{WriterActor, WriterArgs, WriterHandle, WriterSettings};
+
+/// Everything the actor system can be tuned with.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemSettings {
+    /// Conversation actor tunables.
+    pub conversation: ConversationSettings,
+    /// Writer tunables.
+    pub writer: WriterSettings,
+    /// The per-user send rate.
+    pub rate_limit: RateLimit,
+    /// Concurrent connections per user (0 = unlimited).
+    pub max_connections_per_user: usize,
+    /// Members per conversation, creator included.
+    pub max_members: usize,
+    /// Announced to clients in `welcome`.
+    pub heartbeat_ms: u64,
+    /// How long any call to an actor may take.
+    pub call_timeout: Duration,
+    /// How supervisors restart failed children.
+    pub restart_policy: RestartPolicy,
+}
+
+// ---- the sessions supervisor ----
+
+/// The sessions supervisor's messages.
+pub enum SessionsMsg {
+    /// Remember a session's queue (to close it on shutdown).
+    Register {
+        /// The session actor.
+        actor_id: ActorId,
+        /// Its queue.
+        outbound: Outbound,
+    },
+    /// Close every session's queue with this reason.
+    CloseAll(CloseReason, RpcReplyPort<usize>),
+    /// How many sessions are alive.
+    Count(RpcReplyPort<usize>),
+}
+
+/// Supervises sessions: never restarts them (their clients reconnect), but tracks their queues.
+pub struct SessionsActor;
+
+/// The sessions supervisor's state.
+pub struct SessionsState {
+    outbounds: HashMap<ActorId, Outbound>,
+}
+
+impl Actor for SessionsActor {
+    type Msg = SessionsMsg;
+    type State = SessionsState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SessionsMsg>,
+        _args: (),
+    ) -> Result<SessionsState, ActorProcessingErr> {
+        Ok(SessionsState {
+            outbounds: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<SessionsMsg>,
+        message: SessionsMsg,
+        state: &mut SessionsState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SessionsMsg::Register { actor_id, outbound } => {
+                state.outbounds.insert(actor_id, outbound);
+            }
+            SessionsMsg::CloseAll(reason, reply) => {
+                for outbound in state.outbounds.values() {
+                    outbound.close(reason);
+                }
+                let _ = reply.send(state.outbounds.len());
+            }
+            SessionsMsg::Count(reply) => {
+                let _ = reply.send(state.outbounds.len());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<SessionsMsg>,
+        event: SupervisionEvent,
+        state: &mut SessionsState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.outbounds.remove(&cell.get_id());
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                tracing::error!(%error, "session actor failed; its connection closes");
+                if let Some(outbound) = state.outbounds.remove(&cell.get_id()) {
+                    outbound.close(CloseReason::SessionEnded);
+                }
+            }
+            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
+        }
+        Ok(())
+    }
+}
+
+// ---- the root supervisor ----
+
+/// The root's messages.
+pub enum RootMsg {
+    /// Start a new writer (after a failure and its backoff).
+    RestartWriter,
+    /// Start a new conversations supervisor (after a failure and its backoff).
+    RestartConversations,
+    /// Stop restarting children: the system is shutting down.
+    BeginShutdown(RpcReplyPort<()>),
+}
+
+/// What the root starts with: its children's dependencies.
+pub struct RootArgs {
+    /// Storage.
+    pub store: Arc<dyn MessageStore>,
+    /// The writer's shared handle (points at a placeholder until the root starts the writer).
+    pub settings: SystemSettings,
+    /// Where the root reports its children's handles once they are running.
+    pub handles: tokio::sync::oneshot::Sender<RootHandles>,
+    /// The wire encoder.
+    pub encoder: Arc<dyn EventEncoder>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Handles to the root's children, valid across their restarts.
+#[derive(Clone)]
+pub struct RootHandles {
+    /// The writer.
+    pub writer: WriterHandle,
+    /// The conversations supervisor.
+    pub conversations: ConversationsHandle,
+    /// The sessions supervisor.
+    pub sessions: ActorRef<SessionsMsg>,
+}
+
+/// The root's state.
+pub struct RootState {
+    store: Arc<dyn MessageStore>,
+    settings: SystemSettings,
+    context: Arc<ConversationContext>,
+    handles: RootHandles,
+    writer_failures: RestartTracker,
+    conversations_failures: RestartTracker,
+    started_at: Instant,
+    shutting_down: bool,
+}
+
+/// The root supervisor.
+pub struct RootActor;
+
+impl RootActor {
+    async fn spawn_writer(
+        myself: &ActorRef<RootMsg>,
+        store: &Arc<dyn MessageStore>,
+        settings: &SystemSettings,
+    ) -> Result<ActorRef<crate::writer::WriterMsg>, ActorProcessingErr> {
+        let args = WriterArgs {
+            store: Arc::clone(store),
+            settings: settings.writer,
+        };
+        let (writer, _) = Actor::spawn_linked(None, WriterActor, args, myself.get_cell()).await?;
+        Ok(writer)
+    }
+
+    async fn spawn_conversations(
+        myself: &ActorRef<RootMsg>,
+        context: &Arc<ConversationContext>,
+        settings: &SystemSettings,
+    ) -> Result<ActorRef<crate::conversations::ConversationsMsg>, ActorProcessingErr> {
+        let actor = ConversationsActor::new(Arc::clone(context), settings.restart_policy);
+        let (conversations, _) = Actor::spawn_linked(None, actor, (), myself.get_cell()).await?;
+        Ok(conversations)
+    }
+
+    fn schedule_restart(
+        myself: &ActorRef<RootMsg>,
+        tracker: &mut RestartTracker,
+        policy: &RestartPolicy,
+        elapsed: Duration,
+        what: &'static str,
+        message: fn() -> RootMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        match tracker.on_failure(policy, elapsed, fastrand::f64()) {
+            RestartDecision::RestartAfter(delay) => {
+                tracing::warn!(what, ?delay, "restarting after failure");
+                myself.send_after(delay, message);
+                Ok(())
+            }
+            RestartDecision::Escalate => {
+                tracing::error!(what, "too many failures; stopping the system");
+                Err(format!("{what} failed too often").into())
+            }
+        }
+    }
+}
+
+impl Actor for RootActor {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = RootArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RootMsg>,
+        args: RootArgs,
+    ) -> Result<RootState, ActorProcessingErr> {
+        let writer = Self::spawn_writer(&myself, &args.store, &args.settings).await?;
+        let writer = WriterHandle::new(writer);
+        let context = Arc::new(ConversationContext {
+            store: Arc::clone(&args.store),
+            encoder: args.encoder,
+            clock: args.clock,
+            writer: writer.clone(),
+            settings: args.settings.conversation,
+        });
+        let conversations = Self::spawn_conversations(&myself, &context, &args.settings).await?;
+        let (sessions, _) = Actor::spawn_linked(None, SessionsActor, (), myself.get_cell()).await?;
+        let handles = RootHandles {
+            writer,
+            conversations: ConversationsHandle::new(conversations),
+            sessions,
+        };
+        let _ = args.handles.send(handles.clone());
+        Ok(RootState {
+            store: args.store,
+            settings: args.settings,
+            context,
+            handles,
+            writer_failures: RestartTracker::default(),
+            conversations_failures: RestartTracker::default(),
+            started_at: Instant::now(),
+            shutting_down: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RootMsg>,
+        message: RootMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RootMsg::RestartWriter if !state.shutting_down => {
+                let writer = Self::spawn_writer(&myself, &state.store, &state.settings).await?;
+                state.handles.writer.replace(writer);
+            }
+            RootMsg::RestartConversations if !state.shutting_down => {
+                let conversations =
+                    Self::spawn_conversations(&myself, &state.context, &state.settings).await?;
+                state.handles.conversations.replace(conversations);
+            }
+            RootMsg::RestartWriter | RootMsg::RestartConversations => {}
+            RootMsg::BeginShutdown(reply) => {
+                state.shutting_down = true;
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RootMsg>,
+        event: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        let cell = match &event {
+            SupervisionEvent::ActorFailed(cell, error) => {
+                tracing::error!(%error, "supervised actor failed");
+                cell.clone()
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => cell.clone(),
+            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {
+                return Ok(());
+            }
+        };
+        if state.shutting_down {
+            return Ok(());
+        }
+        let elapsed = Instant::now().duration_since(state.started_at);
+        let policy = state.settings.restart_policy;
+        if cell.get_id() == state.handles.writer.actor().get_id() {
+            Self::schedule_restart(
+                &myself,
+                &mut state.writer_failures,
+                &policy,
+                elapsed,
+                "the writer",
+                || RootMsg::RestartWriter,
+            )?;
+        } else if cell.get_id() == state.handles.conversations.actor().get_id() {
+            Self::schedule_restart(
+                &myself,
+                &mut state.conversations_failures,
+                &policy,
+                elapsed,
+                "the conversations supervisor",
+                || RootMsg::RestartConversations,
+            )?;
+        } else if cell.get_id() == state.handles.sessions.get_id() {
+            return Err("the sessions supervisor stopped".into());
+        }
+        Ok(())
+    }
+}
+
+// ---- the system handle ----
+
+/// A running actor system and everything the transport layer may ask of it.
+pub struct System {
+    root: ActorRef<RootMsg>,
+    handles: RootHandles,
+    session_context: Arc<SessionContext>,
+    store: Arc<dyn MessageStore>,
+    ids: IdGenerator,
+    limits: Arc<UserLimits>,
+    settings: SystemSettings,
+    stopped: watch::Receiver<bool>,
+}
+
+/// What a send over HTTP produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// The stored message.
+    pub message: Message,
+    /// False when the `client_id` had been used before and nothing new was stored.
+    pub created: bool,
+}
+
+impl System {
+    /// Starts the actor tree.
+    ///
+    /// # Errors
+    /// [`crate::Error::Startup`] if the root or one of its children fails to start.
+    pub async fn start(
+        settings: SystemSettings,
+        store: Arc<dyn MessageStore>,
+        encoder: Arc<dyn EventEncoder>,
+        clock: Arc<dyn Clock>,
+    ) -> crate::Result<System> {
+        let (handles_sender, handles_receiver) = tokio::sync::oneshot::channel();
+        let args = RootArgs {
+            store: Arc::clone(&store),
+            settings,
+            handles: handles_sender,
+            encoder: Arc::clone(&encoder),
+            clock: Arc::clone(&clock),
+        };
+        let (root, root_join) =
+            Actor::spawn(None, RootActor, args)
+                .await
+                .map_err(|error| crate::Error::Startup {
+                    what: "the root supervisor",
+                    reason: error.to_string(),
+                })?;
+        let handles = handles_receiver.await.map_err(|_| crate::Error::Startup {
+            what: "the root supervisor",
+            reason: "it did not report its children".to_owned(),
+        })?;
+        let (stopped_sender, stopped) = watch::channel(false);
+        #[allow(clippy::disallowed_methods)] // Watches the root for the binary's benefit.
+        tokio::spawn(async move {
+            let _ = root_join.await;
+            let _ = stopped_sender.send(true);
+        });
+        let limits = UserLimits::new(settings.rate_limit, settings.max_connections_per_user);
+        let session_context = Arc::new(SessionContext {
+            conversations: handles.conversations.clone(),
+            encoder,
+            limits: Arc::clone(&limits),
+            clock: Arc::clone(&clock),
+            call_timeout: settings.call_timeout,
+            heartbeat_ms: settings.heartbeat_ms,
+        });
+        Ok(System {
+            root,
+            handles,
+            session_context,
+            store,
+            ids: IdGenerator::new(clock),
+            limits,
+            settings,
+            stopped,
+        })
+    }
+
+    /// The settings the system runs with.
+    pub fn settings(&self) -> &SystemSettings {
+        &self.settings
+    }
+
+    /// Resolves when the root supervisor has stopped (after [`System::shutdown`], or because a
+    /// child failed too often).
+    pub async fn stopped(&self) {
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    }
+
+    /// Starts a session for an authenticated connection. Its first frame (`welcome`) is pushed
+    /// into `outbound` before this returns.
+    ///
+    /// # Errors
+    /// [`Error::TooManyConnections`] if the user is at the limit; [`Error::Unavailable`] if the
+    /// session actor cannot start.
+    pub async fn open_session(
+        &self,
+        identity: Identity,
+        outbound: Outbound,
+    ) -> Result<SessionHandle, Error> {
+        let slot = self
+            .limits
+            .open_connection(&identity.tenant_id, &identity.user_id)?;
+        let session_id = self.ids.session_id();
+        let actor = SessionActor::new(session_id, Arc::clone(&self.session_context));
+        let args = SessionArgs {
+            identity,
+            outbound: outbound.clone(),
+            slot,
+        };
+        let (session, _) = Actor::spawn_linked(None, actor, args, self.handles.sessions.get_cell())
+            .await
+            .map_err(|_| Error::unavailable("the session could not start"))?;
+        let _ = self.handles.sessions.cast(SessionsMsg::Register {
+            actor_id: session.get_id(),
+            outbound,
+        });
+        Ok(SessionHandle::new(session_id, session))
+    }
+
+    /// Creates a conversation; the creator becomes its owner and every listed user a member.
+    ///
+    /// # Errors
+    /// The validation errors of [`validate_new_conversation`]; [`Error::Unavailable`] if storage
+    /// fails.
+    pub async fn create_conversation(
+        &self,
+        creator: &Identity,
+        kind: ConversationKind,
+        title: Option<String>,
+        member_ids: Vec<switchboard_engine::ids::UserId>,
+    ) -> Result<ConversationSnapshot, Error> {
+        let mut others: Vec<switchboard_engine::ids::UserId> = Vec::new();
+        let mut creator_listed = false;
+        for user_id in member_ids {
+            if user_id == creator.user_id {
+                creator_listed = true;
+            } else if !others.contains(&user_id) {
+                others.push(user_id);
+            }
+        }
+        validate_new_conversation(
+            kind,
+            title.as_deref(),
+            others.len(),
+            creator_listed && kind == ConversationKind::Direct,
+            self.settings.max_members,
+        )?;
+        let now = self.ids.clock().now();
+        let conversation = Conversation {
+            conversation_id: self.ids.conversation_id(),
+            tenant_id: creator.tenant_id.clone(),
+            kind,
+            title,
+            created_by: creator.user_id.clone(),
+            created_at: now,
+        };
+        let mut members = vec![Member {
+            user_id: creator.user_id.clone(),
+            role: Role::Owner,
+            joined_at: now,
+        }];
+        members.extend(others.into_iter().map(|user_id| Member {
+            user_id,
+            role: Role::Member,
+            joined_at: now,
+        }));
+        members.sort_by(|left, right| left.user_id.cmp(&right.user_id));
+        self.store
+            .create_conversation(&conversation, &members)
+            .await?;
+        Ok(ConversationSnapshot {
+            conversation,
+            members,
+        })
+    }
+
+    fn key(identity: &Identity, conversation_id: ConversationId) -> ConversationKey {
+        ConversationKey {
+            tenant_id: identity.tenant_id.clone(),
+            conversation_id,
+        }
+    }
+
+    async fn await_reply<T>(
+        &self,
+        receiver: ractor::concurrency::OneshotReceiver<Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.settings.call_timeout, receiver).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting; retry")),
+            Err(_) => Err(Error::unavailable(
+                "the conversation did not answer in time",
+            )),
+        }
+    }
+
+    /// The conversation, if `identity` is a member.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] (also for other tenants' conversations), [`Error::NotMember`],
+    /// [`Error::Unavailable`].
+    pub async fn conversation(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+    ) -> Result<ConversationSnapshot, Error> {
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        self.handles.conversations.route(
+            Self::key(identity, conversation_id),
+            ConversationMsg::Inspect {
+                user_id: identity.user_id.clone(),
+                reply: sender.into(),
+            },
+        );
+        self.await_reply(receiver).await
+    }
+
+    /// Sends a message on behalf of `identity` and waits until it is durable.
+    ///
+    /// # Errors
+    /// Every rejection a WebSocket send can get: [`Error::RateLimited`], [`Error::NotMember`],
+    /// [`Error::NotFound`], [`Error::Invalid`], [`Error::TooLarge`], [`Error::Unavailable`].
+    pub async fn send(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        new_message: NewMessage,
+    ) -> Result<SentMessage, Error> {
+        let now = self.ids.clock().now();
+        self.limits
+            .try_send(&identity.tenant_id, &identity.user_id, now)?;
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        self.handles.conversations.route(
+            Self::key(identity, conversation_id),
+            ConversationMsg::Send {
+                sender_id: identity.user_id.clone(),
+                new_message,
+                ack: AckGuard::new(AckTarget::Reply(sender.into())),
+            },
+        );
+        let SendReceipt {
+            message_ref,
+            created,
+        } = self.await_reply(receiver).await?;
+        let previous = Seq(message_ref.seq.get().saturating_sub(1));
+        let message = self
+            .store
+            .messages_after(&identity.tenant_id, conversation_id, previous, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|message| message.message_id == message_ref.message_id)
+            .ok_or_else(|| Error::unavailable("the stored message could not be read back"))?;
+        Ok(SentMessage { message, created })
+    }
+
+    /// A page of history, newest first: messages below `before` (or the newest).
+    ///
+    /// # Errors
+    /// As [`System::conversation`].
+    pub async fn history_before(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Message>, Error> {
+        self.conversation(identity, conversation_id).await?;
+        Ok(self
+            .store
+            .messages_before(&identity.tenant_id, conversation_id, before, limit)
+            .await?)
+    }
+
+    /// A page of history, oldest first: messages after `after`.
+    ///
+    /// # Errors
+    /// As [`System::conversation`].
+    pub async fn history_after(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, Error> {
+        self.conversation(identity, conversation_id).await?;
+        Ok(self
+            .store
+            .messages_after(&identity.tenant_id, conversation_id, after, limit)
+            .await?)
+    }
+
+    /// Checks that storage answers.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`].
+    pub async fn ready(&self) -> Result<(), Error> {
+        match tokio::time::timeout(self.settings.call_timeout, self.store.ping()).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(Error::unavailable("storage did not answer in time")),
+        }
+    }
+
+    /// How many conversation actors are running.
+    ///
+    /// # Errors
+    /// If the supervisor does not answer.
+    pub async fn n_conversations(&self) -> crate::Result<usize> {
+        self.handles
+            .conversations
+            .n_running(self.settings.call_timeout)
+            .await
+    }
+
+    /// How many sessions are alive.
+    ///
+    /// # Errors
+    /// If the supervisor does not answer.
+    pub async fn n_sessions(&self) -> crate::Result<usize> {
+        match self
+            .handles
+            .sessions
+            .call(SessionsMsg::Count, Some(self.settings.call_timeout))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(n_sessions)) => Ok(n_sessions),
+            _ => Err(crate::Error::Timeout {
+                what: "the sessions supervisor",
+            }),
+        }
+    }
+
+    /// Shuts down in order: close every session ("going away"), drain conversations, drain the
+    /// writer (committing what it holds), stop the root. Waits at most `deadline` per step.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let _ = self.root.call(RootMsg::BeginShutdown, Some(deadline)).await;
+        let _ = self
+            .handles
+            .sessions
+            .call(
+                |reply| SessionsMsg::CloseAll(CloseReason::ServerShutdown, reply),
+                Some(deadline),
+            )
+            .await;
+        let conversations = self.handles.conversations.actor();
+        conversations.drain_children_and_wait(Some(deadline)).await;
+        let _ = conversations.drain_and_wait(Some(deadline)).await;
+        let writer = self.handles.writer.actor();
+        if writer.drain_and_wait(Some(deadline)).await.is_err() {
+            tracing::error!("the writer did not drain before the deadline");
+        }
+        self.handles.sessions.stop(None);
+        self.root.stop(None);
+        let mut stopped = self.stopped.clone();
+        let _ = tokio::time::timeout(deadline, stopped.wait_for(|stopped| *stopped)).await;
+    }
+}

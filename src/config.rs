@@ -1,0 +1,536 @@
+//! The typed configuration tree.
+//!
+//! Sources merge in this order, later winning: built-in defaults → the TOML file given with
+//! `--config` → `SWITCHBOARD__SECTION__KEY` environment variables → command-line flags. The
+//! result is validated once, before anything binds. Every key, with its default, is documented
+//! in `config.example.toml`; a test checks that file against [`Config::default`].
+//! Each component gets its own sub-structure ([`Config::system_settings`],
+//! [`Config::websocket_settings`], ...), never the whole tree.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use switchboard_actors::conversation::ConversationSettings;
+use switchboard_actors::restart::RestartPolicy;
+use switchboard_actors::system::SystemSettings;
+use switchboard_actors::writer::WriterSettings;
+use switchboard_engine::ids::TenantId;
+use switchboard_engine::rate_limit::RateLimit;
+use switchboard_engine::validate::MessageLimits;
+use switchboard_transport::auth::{AuthSettings, TenantKey, TenantVerifier};
+use switchboard_transport::settings::{HttpSettings, WebSocketSettings};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listening, data directory, logs.
+    pub server: ServerConfig,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// Client-facing limits.
+    pub limits: LimitsConfig,
+    /// WebSocket timers and buffers.
+    pub websocket: WebSocketConfig,
+    /// Storage backend and the group-commit writer.
+    pub storage: StorageConfig,
+    /// Conversation actors.
+    pub conversations: ConversationsConfig,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Where the embedded store and the generated development secret live. Default `./data`.
+    pub data_dir: PathBuf,
+    /// `human` or `json`. Default `human`.
+    pub log_format: LogFormat,
+    /// Log filter when `RUST_LOG` is unset. Default `info,lsm_tree=warn,fjall=warn`.
+    pub log_level: String,
+    /// How long each shutdown step may take, in milliseconds. Default 10000.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Human,
+            log_level: "info,lsm_tree=warn,fjall=warn".to_owned(),
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The HS256 development secret (at least 32 bytes). Default: none, in which case a random
+    /// one is generated on first start and kept in `<data_dir>/dev-secret`.
+    pub hs256_secret: Option<String>,
+    /// When set, tokens carrying `aud` must name this audience. Default: none (tokens carrying
+    /// `aud` are refused).
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds. Default 5.
+    pub leeway_seconds: u64,
+    /// Known tenants. Default: none, meaning any tenant with the development secret.
+    pub tenants: Vec<TenantConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            hs256_secret: None,
+            audience: None,
+            leeway_seconds: 5,
+            tenants: Vec::new(),
+        }
+    }
+}
+
+/// One `[[auth.tenants]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The tenant id (the `tenant` claim).
+    pub id: String,
+    /// `HS256`, `RS256`, `ES256` or `EdDSA`. Default `HS256`.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// HS256 only: the tenant's own secret. Default: the development secret.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// RS256/ES256/EdDSA: the PEM public key, inline.
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
+    /// RS256/ES256/EdDSA: a file holding the PEM public key.
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Sustained sends per user per tenant per minute; 0 turns rate limiting off. Default 60.
+    pub messages_per_minute: u32,
+    /// Sends a user may make at once after a quiet period. Default 10.
+    pub messages_burst: u32,
+    /// Longest message text, in UTF-8 bytes. Default 4096.
+    pub max_message_bytes: usize,
+    /// Largest WebSocket frame answered with an error frame; four times this closes the
+    /// connection (1009). Default 65536.
+    pub max_frame_bytes: usize,
+    /// Largest HTTP request body. Default 65536.
+    pub max_body_bytes: usize,
+    /// Concurrent WebSocket connections per user; 0 = unlimited. Default 16.
+    pub max_connections_per_user: usize,
+    /// Bytes queued for one connection before it is closed as a slow consumer (4008).
+    /// Default 1048576.
+    pub outbound_queue_bytes: usize,
+    /// Members per conversation, creator included. Default 1000.
+    pub max_members: usize,
+    /// History page size when `limit` is absent. Default 50.
+    pub history_default_limit: usize,
+    /// Largest history page; larger requests are clamped. Default 200.
+    pub history_max_limit: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            messages_per_minute: 60,
+            messages_burst: 10,
+            max_message_bytes: 4096,
+            max_frame_bytes: 64 * 1024,
+            max_body_bytes: 64 * 1024,
+            max_connections_per_user: 16,
+            outbound_queue_bytes: 1024 * 1024,
+            max_members: 1000,
+            history_default_limit: 50,
+            history_max_limit: 200,
+        }
+    }
+}
+
+/// `[websocket]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketConfig {
+    /// Server ping interval, in milliseconds. Default 25000.
+    pub heartbeat_ms: u64,
+    /// Close a connection that sends nothing for this long (4010), in milliseconds.
+    /// Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Read buffer per connection, in bytes. Default 4096.
+    pub read_buffer_bytes: usize,
+    /// Invalid frames tolerated per minute before closing (1008). Default 30.
+    pub max_protocol_errors_per_minute: u32,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            heartbeat_ms: 25_000,
+            idle_timeout_ms: 60_000,
+            read_buffer_bytes: 4096,
+            max_protocol_errors_per_minute: 30,
+        }
+    }
+}
+
+/// Which storage adapter backs the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// The embedded, durable store in `<data_dir>/store` (fjall).
+    #[default]
+    Embedded,
+    /// In memory: lost on exit. For tests and throwaway demos.
+    Memory,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `embedded` or `memory`. Default `embedded`.
+    pub backend: StorageBackend,
+    /// Most messages in one group commit. Default 1024.
+    pub writer_max_batch: usize,
+    /// How long one commit may take before its messages are rejected as `unavailable`,
+    /// in milliseconds. Default 10000.
+    pub append_timeout_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Embedded,
+            writer_max_batch: 1024,
+            append_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[conversations]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConversationsConfig {
+    /// Stop a conversation actor after this long with nobody joined, in milliseconds.
+    /// Default 60000.
+    pub idle_stop_after_ms: u64,
+    /// Messages per storage read when a client catches up. Default 256.
+    pub catch_up_page_size: usize,
+    /// Recent messages kept encoded per conversation for fast catch-up. Default 1024.
+    pub recent_frames: usize,
+    /// How long a request may wait for an actor, in milliseconds. Default 10000.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for ConversationsConfig {
+    fn default() -> Self {
+        ConversationsConfig {
+            idle_stop_after_ms: 60_000,
+            catch_up_page_size: 256,
+            recent_frames: 1024,
+            call_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Flags given on the command line; each overrides its config key when present.
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    /// `--listen` → `server.listen`.
+    pub listen: Option<String>,
+    /// `--data-dir` → `server.data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--log-format` → `server.log_format`.
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Merges defaults, the file (if given), the environment and the flags, then validates.
+    ///
+    /// # Errors
+    /// If the file cannot be read, a key is unknown or mistyped, or a value is out of range.
+    pub fn load(config_file: Option<&Path>, overrides: &CliOverrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("SWITCHBOARD__").split("__"));
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        if let Some(data_dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("server.data_dir", data_dir));
+        }
+        if let Some(log_format) = &overrides.log_format {
+            figment = figment.merge(Serialized::default("server.log_format", log_format));
+        }
+        let config: Config = figment.extract().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and cross-field rules.
+    ///
+    /// # Errors
+    /// Names the first offending key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            (
+                "limits.max_message_bytes",
+                self.limits.max_message_bytes as u64,
+            ),
+            ("limits.max_frame_bytes", self.limits.max_frame_bytes as u64),
+            ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
+            (
+                "limits.outbound_queue_bytes",
+                self.limits.outbound_queue_bytes as u64,
+            ),
+            ("limits.max_members", self.limits.max_members as u64),
+            (
+                "limits.history_default_limit",
+                self.limits.history_default_limit as u64,
+            ),
+            (
+                "limits.history_max_limit",
+                self.limits.history_max_limit as u64,
+            ),
+            ("websocket.heartbeat_ms", self.websocket.heartbeat_ms),
+            ("websocket.idle_timeout_ms", self.websocket.idle_timeout_ms),
+            (
+                "websocket.read_buffer_bytes",
+                self.websocket.read_buffer_bytes as u64,
+            ),
+            (
+                "storage.writer_max_batch",
+                self.storage.writer_max_batch as u64,
+            ),
+            ("storage.append_timeout_ms", self.storage.append_timeout_ms),
+            (
+                "conversations.idle_stop_after_ms",
+                self.conversations.idle_stop_after_ms,
+            ),
+            (
+                "conversations.catch_up_page_size",
+                self.conversations.catch_up_page_size as u64,
+            ),
+            (
+                "conversations.call_timeout_ms",
+                self.conversations.call_timeout_ms,
+            ),
+            (
+                "server.shutdown_timeout_ms",
+                self.server.shutdown_timeout_ms,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                bail!("{key} must be greater than 0");
+            }
+        }
+        if self.limits.history_default_limit > self.limits.history_max_limit {
+            bail!("limits.history_default_limit must not exceed limits.history_max_limit");
+        }
+        if self.limits.messages_per_minute > 0 && self.limits.messages_burst == 0 {
+            bail!("limits.messages_burst must be at least 1 when rate limiting is on");
+        }
+        if self.websocket.idle_timeout_ms <= self.websocket.heartbeat_ms {
+            bail!("websocket.idle_timeout_ms must be longer than websocket.heartbeat_ms");
+        }
+        if self.limits.max_message_bytes >= self.limits.max_frame_bytes {
+            bail!("limits.max_message_bytes must be smaller than limits.max_frame_bytes");
+        }
+        self.server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| format!("server.listen {:?} is not an address", self.server.listen))?;
+        Ok(())
+    }
+
+    /// The actor system's settings.
+    pub fn system_settings(&self) -> SystemSettings {
+        SystemSettings {
+            conversation: ConversationSettings {
+                message_limits: MessageLimits {
+                    max_text_bytes: self.limits.max_message_bytes,
+                },
+                idle_stop_after: Duration::from_millis(self.conversations.idle_stop_after_ms),
+                catch_up_page_size: self.conversations.catch_up_page_size,
+                recent_frames: self.conversations.recent_frames,
+            },
+            writer: WriterSettings {
+                max_batch: self.storage.writer_max_batch,
+                append_timeout: Duration::from_millis(self.storage.append_timeout_ms),
+            },
+            rate_limit: RateLimit {
+                per_minute: self.limits.messages_per_minute,
+                burst: self.limits.messages_burst,
+            },
+            max_connections_per_user: self.limits.max_connections_per_user,
+            max_members: self.limits.max_members,
+            heartbeat_ms: self.websocket.heartbeat_ms,
+            call_timeout: Duration::from_millis(self.conversations.call_timeout_ms),
+            restart_policy: RestartPolicy::default(),
+        }
+    }
+
+    /// The WebSocket settings.
+    pub fn websocket_settings(&self) -> WebSocketSettings {
+        WebSocketSettings {
+            max_frame_bytes: self.limits.max_frame_bytes,
+            hard_max_frame_bytes: self.limits.max_frame_bytes.saturating_mul(4),
+            outbound_queue_bytes: self.limits.outbound_queue_bytes,
+            heartbeat: Duration::from_millis(self.websocket.heartbeat_ms),
+            idle_timeout: Duration::from_millis(self.websocket.idle_timeout_ms),
+            read_buffer_bytes: self.websocket.read_buffer_bytes,
+            max_protocol_errors_per_minute: self.websocket.max_protocol_errors_per_minute,
+            ..WebSocketSettings::default()
+        }
+    }
+
+    /// The HTTP settings.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            max_body_bytes: self.limits.max_body_bytes,
+            history_default_limit: self.limits.history_default_limit,
+            history_max_limit: self.limits.history_max_limit,
+        }
+    }
+
+    /// The authenticator's settings, with the development secret resolved.
+    ///
+    /// # Errors
+    /// For an unknown algorithm, a missing key or an unreadable key file.
+    pub fn auth_settings(&self, development_secret: String) -> anyhow::Result<AuthSettings> {
+        let mut tenants = Vec::new();
+        for tenant in &self.auth.tenants {
+            let tenant_id = TenantId::parse(&tenant.id).with_context(|| {
+                format!("auth.tenants: {:?} is not a valid tenant id", tenant.id)
+            })?;
+            let public_key = || -> anyhow::Result<String> {
+                match (&tenant.public_key_pem, &tenant.public_key_file) {
+                    (Some(pem), None) => Ok(pem.clone()),
+                    (None, Some(path)) => std::fs::read_to_string(path).with_context(|| {
+                        format!(
+                            "reading the key of tenant {tenant_id} from {}",
+                            path.display()
+                        )
+                    }),
+                    _ => bail!(
+                        "tenant {tenant_id} needs exactly one of public_key_pem and public_key_file"
+                    ),
+                }
+            };
+            let verifier = match tenant.algorithm.as_deref().unwrap_or("HS256") {
+                "HS256" => match &tenant.secret {
+                    Some(secret) => TenantVerifier::Hs256 {
+                        secret: secret.clone(),
+                    },
+                    None => TenantVerifier::DevelopmentSecret,
+                },
+                "RS256" => TenantVerifier::Rs256 {
+                    public_key_pem: public_key()?,
+                },
+                "ES256" => TenantVerifier::Es256 {
+                    public_key_pem: public_key()?,
+                },
+                "EdDSA" => TenantVerifier::EdDsa {
+                    public_key_pem: public_key()?,
+                },
+                other => bail!(
+                    "tenant {tenant_id}: algorithm {other:?} is not one of HS256, RS256, ES256, EdDSA"
+                ),
+            };
+            tenants.push(TenantKey {
+                tenant_id,
+                verifier,
+            });
+        }
+        Ok(AuthSettings {
+            development_secret,
+            audience: self.auth.audience.clone(),
+            leeway_secs: self.auth.leeway_seconds,
+            tenants,
+        })
+    }
+}
+
+/// The file that holds the generated development secret.
+pub const DEV_SECRET_FILE: &str = "dev-secret";
+
+/// The development secret: the configured one, or the one kept in the data directory, or a new
+/// random one written there (readable by the owner only). Never a built-in default.
+///
+/// # Errors
+/// If the data directory cannot be created or the secret file cannot be read or written.
+pub fn development_secret(auth: &AuthConfig, data_dir: &Path) -> anyhow::Result<String> {
+    if let Some(secret) = &auth.hs256_secret {
+        return Ok(secret.clone());
+    }
+    let path = data_dir.join(DEV_SECRET_FILE);
+    if path.exists() {
+        let secret = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return Ok(secret.trim().to_owned());
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
+    let secret = hex::encode(bytes);
+    write_private_file(&path, &secret)?;
+    // Another process may have won the race to create it; the file is the truth.
+    let stored =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(stored.trim().to_owned())
+}
+
+fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => file
+            .write_all(contents.as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

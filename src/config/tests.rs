@@ -1,0 +1,121 @@
+//! Configuration: the example file documents every key with its default, sources merge in the
+//! documented order, bad values fail fast, and the development secret is generated once.
+
+use super::*;
+
+fn example() -> Config {
+    let text = include_str!("../../config.example.toml");
+    toml::from_str(text).expect("config.example.toml parses with deny_unknown_fields")
+}
+
+#[test]
+fn the_example_file_is_exactly_the_defaults() {
+    assert_eq!(example(), Config::default());
+}
+
+#[test]
+fn the_example_file_mentions_every_key() {
+    let text = include_str!("../../config.example.toml");
+    let defaults = toml::Value::try_from(Config::default()).expect("serializes");
+    let mut missing = Vec::new();
+    for (section, table) in defaults.as_table().expect("a table") {
+        assert!(
+            text.contains(&format!("[{section}]")),
+            "section [{section}] is missing"
+        );
+        for key in table.as_table().expect("sections are tables").keys() {
+            if !text.contains(&format!("\n{key} = ")) {
+                missing.push(format!("{section}.{key}"));
+            }
+        }
+    }
+    // Optional keys have no default value; they must still be documented (commented out).
+    for optional in ["hs256_secret", "audience"] {
+        if !text.contains(&format!("# {optional} = ")) {
+            missing.push(format!("auth.{optional}"));
+        }
+    }
+    assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_fail_fast() {
+    let unknown: Result<Config, _> = toml::from_str("[limits]\nmesages_per_minute = 5\n");
+    assert!(unknown.is_err());
+    let mut config = Config::default();
+    config.limits.history_default_limit = 500;
+    assert!(config.validate().is_err());
+    let mut config = Config::default();
+    config.server.listen = "not an address".to_owned();
+    assert!(config.validate().is_err());
+    let mut config = Config::default();
+    config.websocket.idle_timeout_ms = config.websocket.heartbeat_ms;
+    assert!(config.validate().is_err());
+    assert!(Config::default().validate().is_ok());
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // The error type is figment's, fixed by `Jail`.
+fn file_then_environment_then_flags() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "switchboard.toml",
+            "[server]\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\n[limits]\nmessages_per_minute = 5\nmax_members = 7\n",
+        )?;
+        jail.set_env("SWITCHBOARD__LIMITS__MESSAGES_PER_MINUTE", "0");
+        jail.set_env("SWITCHBOARD__SERVER__LISTEN", "127.0.0.1:9001");
+        let overrides = CliOverrides {
+            listen: Some("127.0.0.1:9002".to_owned()),
+            ..CliOverrides::default()
+        };
+        let config = Config::load(Some(Path::new("switchboard.toml")), &overrides)
+            .map_err(|error| error.to_string())?;
+        assert_eq!(config.limits.messages_per_minute, 0, "env beats file");
+        assert_eq!(config.limits.max_members, 7, "file beats defaults");
+        assert_eq!(config.server.listen, "127.0.0.1:9002", "flags beat env");
+        assert_eq!(config.server.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.limits.messages_burst, 10, "defaults fill the rest");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let result = Config::load(
+        Some(Path::new("/definitely/not/here.toml")),
+        &CliOverrides::default(),
+    );
+    assert!(result.is_err());
+}
+
+#[test]
+fn the_development_secret_is_generated_once_and_kept_private() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let auth = AuthConfig::default();
+    let first = development_secret(&auth, data_dir.path()).expect("generated");
+    let second = development_secret(&auth, data_dir.path()).expect("read back");
+    assert_eq!(first, second);
+    assert_eq!(first.len(), 64);
+    let other_dir = tempfile::tempdir().expect("temp dir");
+    assert_ne!(
+        development_secret(&auth, other_dir.path()).expect("generated"),
+        first
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data_dir.path().join(DEV_SECRET_FILE))
+            .expect("file exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let configured = AuthConfig {
+        hs256_secret: Some("configured-secret-of-at-least-32-bytes".to_owned()),
+        ..AuthConfig::default()
+    };
+    assert_eq!(
+        development_secret(&configured, data_dir.path()).expect("configured"),
+        "configured-secret-of-at-least-32-bytes"
+    );
+}

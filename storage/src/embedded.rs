@@ -1,0 +1,652 @@
+//! The embedded, durable [`MessageStore`]: fjall keyspaces in a local directory.
+//!
+//! Each table of [`crate::keys`] is one fjall keyspace, plus a small `meta` keyspace that records
+//! the storage format version so that a build never misreads a directory written by another.
+//! Writes go through one fjall write batch per call, committed with [`PersistMode::SyncAll`]:
+//! fjall appends the batch to its journal, fsyncs it, and only then applies it to the memtables
+//! and publishes it, so nothing is visible before it is durable.
+//! Every read goes through a fjall [`Snapshot`], which sees only published batches, so the
+//! entries of one batch (a message and its two index rows, or a whole append) become visible
+//! together; plain keyspace reads would also see a batch that is halfway applied.
+//!
+//! Writes (`create_conversation`, `append`) are serialized by the writer mutex, which is held
+//! across check, write and fsync so that the existence, seq and client-id checks are atomic with
+//! the write. Because that work blocks on an fsync it runs in `tokio::task::spawn_blocking`.
+//! Reads run inline on the async task: they are point lookups or scans bounded by a limit over
+//! data that is almost always in memory, and they never wait for the writer mutex.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use fjall::{Database, Iter, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
+use switchboard_engine::StoreError;
+use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
+use switchboard_engine::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef};
+use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+
+use crate::codec::{self, FORMAT_VERSION};
+use crate::keys::{self, ULID_BYTES};
+use crate::{Error, Result};
+
+const META: &str = "meta";
+const CONVERSATIONS: &str = "conversations";
+const MEMBERS: &str = "members";
+const USER_CONVERSATIONS: &str = "user_conversations";
+const MESSAGES: &str = "messages";
+const CLIENT_IDS: &str = "client_ids";
+const MESSAGE_IDS: &str = "message_ids";
+
+/// The key, in the meta keyspace, of the directory's format version.
+const FORMAT_VERSION_KEY: &[u8] = b"format_version";
+
+/// The open database and one handle per table.
+struct EmbeddedTables {
+    database: Database,
+    meta: Keyspace,
+    conversations: Keyspace,
+    members: Keyspace,
+    user_conversations: Keyspace,
+    messages: Keyspace,
+    client_ids: Keyspace,
+    message_ids: Keyspace,
+}
+
+/// State owned by whoever holds the writer mutex.
+#[derive(Default)]
+struct WriterState {
+    /// The stored head of every conversation an append has touched since the store opened.
+    /// Loaded lazily from the last messages key, advanced only after a successful commit, and
+    /// forgotten for a batch's conversations when its commit fails (the disk state is then
+    /// unknown). It is only a cache: emptying it is always safe.
+    heads: HashMap<(TenantId, ConversationId), Seq>,
+}
+
+/// What one append batch has staged for one conversation but not yet committed.
+struct PendingConversation {
+    /// The head after the batch's Stored entries for this conversation.
+    head: Seq,
+    /// The client ids those entries claimed, with the references they will have.
+    client_ids: HashMap<ClientId, MessageRef>,
+}
+
+struct EmbeddedShared {
+    tables: EmbeddedTables,
+    /// Serializes every write. Held across check, write and fsync, and only ever taken inside
+    /// `spawn_blocking`, never across an `.await`.
+    writer: Mutex<WriterState>,
+}
+
+/// A durable [`MessageStore`] backed by an embedded fjall database in one directory.
+///
+/// Cloning is cheap and every clone shares the same database. A directory can be open only
+/// once at a time; the database is closed (and its journal synced) when the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct EmbeddedMessageStore {
+    shared: Arc<EmbeddedShared>,
+}
+
+fn unavailable(action: &str, error: fjall::Error) -> StoreError {
+    StoreError::Unavailable(format!("{action}: {error}"))
+}
+
+fn open_table(database: &Database, table: &'static str) -> Result<Keyspace> {
+    database
+        .keyspace(table, KeyspaceCreateOptions::default)
+        .map_err(|source| Error::OpenTable { table, source })
+}
+
+impl EmbeddedMessageStore {
+    /// Opens the store in `path`, creating the directory and its tables if they do not exist.
+    ///
+    /// This blocks on file I/O (journal recovery, possibly an fsync); call it at startup or
+    /// from `spawn_blocking`.
+    ///
+    /// # Errors
+    /// [`Error::Open`] if the database cannot be opened (for example because it is already
+    /// open), [`Error::OpenTable`] if a table cannot be created, [`Error::UnsupportedFormat`] or
+    /// [`Error::Corrupt`] if the directory was written in a format this build does not read.
+    pub fn open(path: &Path) -> Result<Self> {
+        let open_error = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let database = Database::builder(path).open().map_err(open_error)?;
+        let tables = EmbeddedTables {
+            meta: open_table(&database, META)?,
+            conversations: open_table(&database, CONVERSATIONS)?,
+            members: open_table(&database, MEMBERS)?,
+            user_conversations: open_table(&database, USER_CONVERSATIONS)?,
+            messages: open_table(&database, MESSAGES)?,
+            client_ids: open_table(&database, CLIENT_IDS)?,
+            message_ids: open_table(&database, MESSAGE_IDS)?,
+            database,
+        };
+        match tables.meta.get(FORMAT_VERSION_KEY).map_err(open_error)? {
+            Some(marker) => match *marker {
+                [FORMAT_VERSION] => {}
+                [found] => {
+                    return Err(Error::UnsupportedFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                _ => {
+                    return Err(Error::Corrupt {
+                        reason: format!("format marker has {} bytes, expected 1", marker.len()),
+                    });
+                }
+            },
+            None => {
+                let mut batch = tables
+                    .database
+                    .batch()
+                    .durability(Some(PersistMode::SyncAll));
+                batch.insert(&tables.meta, FORMAT_VERSION_KEY, [FORMAT_VERSION]);
+                batch.commit().map_err(open_error)?;
+            }
+        }
+        tracing::debug!(path = %path.display(), "opened the embedded store");
+        Ok(Self {
+            shared: Arc::new(EmbeddedShared {
+                tables,
+                writer: Mutex::new(WriterState::default()),
+            }),
+        })
+    }
+
+    /// Runs work that may block (on the writer mutex or an fsync) on tokio's blocking pool.
+    ///
+    /// If the caller stops waiting, the work still runs to completion; a write whose outcome
+    /// the caller never saw is then found by its client id when the caller retries.
+    async fn run_blocking<Output, Work>(&self, work: Work) -> Result<Output, StoreError>
+    where
+        Output: Send + 'static,
+        Work: FnOnce(&EmbeddedShared) -> Result<Output, StoreError> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || work(&shared))
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("storage task failed: {error}")))?
+    }
+
+    fn reader(&self) -> EmbeddedReader<'_> {
+        self.shared.tables.reader()
+    }
+}
+
+impl EmbeddedShared {
+    fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
+        self.writer.lock().unwrap_or_else(|poisoned| {
+            // A writer panicked, possibly between its commit and its cache update, so the head
+            // cache may disagree with the disk. It is only a cache: empty it and reload lazily.
+            let mut writer = poisoned.into_inner();
+            writer.heads.clear();
+            self.writer.clear_poison();
+            writer
+        })
+    }
+
+    fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        members: &[Member],
+    ) -> Result<(), StoreError> {
+        let tables = &self.tables;
+        let _writer = self.lock_writer();
+        // Taken after the writer lock, so it sees every committed write.
+        let reader = tables.reader();
+        let tenant_id = &conversation.tenant_id;
+        let conversation_id = conversation.conversation_id;
+        let conversation_key = keys::conversation_key(tenant_id, conversation_id);
+        let exists = reader
+            .snapshot
+            .contains_key(&tables.conversations, &conversation_key)
+            .map_err(|error| unavailable("could not read conversations", error))?;
+        if exists {
+            return Err(StoreError::AlreadyExists);
+        }
+        let mut batch = tables
+            .database
+            .batch()
+            .durability(Some(PersistMode::SyncAll));
+        batch.insert(
+            &tables.conversations,
+            conversation_key,
+            codec::encode(conversation)?,
+        );
+        for member in members {
+            batch.insert(
+                &tables.members,
+                keys::member_key(tenant_id, conversation_id, &member.user_id),
+                codec::encode(member)?,
+            );
+            batch.insert(
+                &tables.user_conversations,
+                keys::user_conversation_key(tenant_id, &member.user_id, conversation_id),
+                [],
+            );
+        }
+        batch
+            .commit()
+            .map_err(|error| unavailable("could not commit a new conversation", error))
+    }
+
+    fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError> {
+        let tables = &self.tables;
+        let mut writer = self.lock_writer();
+        // Taken after the writer lock, so it sees every committed write.
+        let reader = tables.reader();
+        let mut batch = tables
+            .database
+            .batch()
+            .durability(Some(PersistMode::SyncAll));
+        let mut outcomes = Vec::with_capacity(entries.len());
+        // What this batch has staged so far, per conversation. Checks consult it before the
+        // durable state, so entries see the Stored entries before them.
+        let mut pending: HashMap<(TenantId, ConversationId), PendingConversation> = HashMap::new();
+
+        for AppendEntry { tenant_id, message } in entries {
+            let conversation_id = message.conversation_id;
+            let pending_key = (tenant_id, conversation_id);
+            let pending_conversation = pending.get(&pending_key);
+            if let Some(existing) =
+                pending_conversation.and_then(|staged| staged.client_ids.get(&message.client_id))
+            {
+                outcomes.push(AppendOutcome::DuplicateClientId {
+                    existing: *existing,
+                });
+                continue;
+            }
+            let tenant_id = &pending_key.0;
+            let client_id_key = keys::client_id_key(tenant_id, conversation_id, &message.client_id);
+            if let Some(existing) = reader.reference_from_index(
+                &tables.client_ids,
+                CLIENT_IDS,
+                tenant_id,
+                conversation_id,
+                &client_id_key,
+            )? {
+                outcomes.push(AppendOutcome::DuplicateClientId { existing });
+                continue;
+            }
+
+            let head = match pending_conversation {
+                Some(staged) => staged.head,
+                None => match writer.heads.get(&pending_key) {
+                    Some(head) => *head,
+                    None => {
+                        let head = reader.load_head(tenant_id, conversation_id)?;
+                        writer.heads.insert(pending_key.clone(), head);
+                        head
+                    }
+                },
+            };
+            if message.seq != head.next() {
+                outcomes.push(AppendOutcome::SeqConflict { head });
+                continue;
+            }
+
+            batch.insert(
+                &tables.messages,
+                keys::message_key(tenant_id, conversation_id, message.seq),
+                codec::encode(&message)?,
+            );
+            batch.insert(
+                &tables.client_ids,
+                client_id_key,
+                codec::encode(&message.seq)?,
+            );
+            batch.insert(
+                &tables.message_ids,
+                keys::message_id_key(tenant_id, conversation_id, message.message_id),
+                codec::encode(&message.seq)?,
+            );
+            let staged = pending
+                .entry(pending_key)
+                .or_insert_with(|| PendingConversation {
+                    head,
+                    client_ids: HashMap::new(),
+                });
+            staged.head = message.seq;
+            staged
+                .client_ids
+                .insert(message.client_id.clone(), message.reference());
+            outcomes.push(AppendOutcome::Stored);
+        }
+
+        if batch.is_empty() {
+            return Ok(outcomes);
+        }
+        match batch.commit() {
+            Ok(()) => {
+                writer.heads.extend(
+                    pending
+                        .into_iter()
+                        .map(|(pending_key, staged)| (pending_key, staged.head)),
+                );
+                Ok(outcomes)
+            }
+            Err(error) => {
+                // The journal may or may not hold the batch now, so the cached heads of its
+                // conversations can no longer be trusted; they reload from disk on next use.
+                // Retrying senders stay safe either way: their client ids make a retry
+                // idempotent.
+                for pending_key in pending.keys() {
+                    writer.heads.remove(pending_key);
+                }
+                tracing::error!(%error, n_conversations = pending.len(), "append commit failed");
+                Err(unavailable("could not commit an append batch", error))
+            }
+        }
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        // A buffer-only persist is cheap, and it fails once fjall has poisoned the database
+        // after a failed fsync, which no read would notice.
+        self.tables
+            .database
+            .persist(PersistMode::Buffer)
+            .map_err(|error| unavailable("the database refuses writes", error))?;
+        match self
+            .tables
+            .reader()
+            .snapshot
+            .get(&self.tables.meta, FORMAT_VERSION_KEY)
+        {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(StoreError::Corrupt(
+                "the format marker is missing".to_owned(),
+            )),
+            Err(error) => Err(unavailable("could not read the format marker", error)),
+        }
+    }
+}
+
+impl EmbeddedTables {
+    fn reader(&self) -> EmbeddedReader<'_> {
+        EmbeddedReader {
+            tables: self,
+            snapshot: self.database.snapshot(),
+        }
+    }
+}
+
+/// Reads from one consistent snapshot of the tables: only published (and so durable) batches,
+/// each either entirely or not at all.
+struct EmbeddedReader<'tables> {
+    tables: &'tables EmbeddedTables,
+    snapshot: Snapshot,
+}
+
+impl EmbeddedReader<'_> {
+    /// The highest stored seq of a conversation, from its last messages key.
+    fn load_head(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Seq, StoreError> {
+        let Some(last) = self
+            .snapshot
+            .prefix(
+                &self.tables.messages,
+                keys::conversation_key(tenant_id, conversation_id),
+            )
+            .next_back()
+        else {
+            return Ok(Seq::ZERO);
+        };
+        let key = last
+            .key()
+            .map_err(|error| unavailable("could not read messages", error))?;
+        keys::seq_from_message_key(&key)
+            .ok_or_else(|| StoreError::Corrupt("a messages key is too short".to_owned()))
+    }
+
+    fn message_at(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        seq: Seq,
+    ) -> Result<Option<Message>, StoreError> {
+        self.snapshot
+            .get(
+                &self.tables.messages,
+                keys::message_key(tenant_id, conversation_id, seq),
+            )
+            .map_err(|error| unavailable("could not read messages", error))?
+            .map(|value| codec::decode::<Message>(MESSAGES, &value))
+            .transpose()
+    }
+
+    /// Resolves a key of one of the seq indexes (client_ids, message_ids) to its message's
+    /// reference. An index entry whose message is missing means the store is damaged.
+    fn reference_from_index(
+        &self,
+        index: &Keyspace,
+        table: &'static str,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        key: &[u8],
+    ) -> Result<Option<MessageRef>, StoreError> {
+        let Some(value) = self
+            .snapshot
+            .get(index, key)
+            .map_err(|error| unavailable("could not read an index", error))?
+        else {
+            return Ok(None);
+        };
+        let seq = codec::decode::<Seq>(table, &value)?;
+        match self.message_at(tenant_id, conversation_id, seq)? {
+            Some(message) => Ok(Some(message.reference())),
+            None => Err(StoreError::Corrupt(format!(
+                "{table} points at missing message {seq}"
+            ))),
+        }
+    }
+}
+
+/// Decodes at most `limit` messages from a scan, in the scan's direction.
+fn collect_messages(
+    scan: impl Iterator<Item = fjall::Guard>,
+    limit: usize,
+) -> Result<Vec<Message>, StoreError> {
+    scan.take(limit)
+        .map(|guard| {
+            let value = guard
+                .value()
+                .map_err(|error| unavailable("could not read messages", error))?;
+            codec::decode::<Message>(MESSAGES, &value)
+        })
+        .collect()
+}
+
+/// Reads the conversation ids at the end of at most `limit` user_conversations keys.
+fn collect_conversation_ids(scan: Iter, limit: usize) -> Result<Vec<ConversationId>, StoreError> {
+    scan.take(limit)
+        .map(|guard| {
+            let key = guard
+                .key()
+                .map_err(|error| unavailable("could not read user_conversations", error))?;
+            keys::conversation_id_from_user_conversation_key(&key).ok_or_else(|| {
+                StoreError::Corrupt("a user_conversations key is too short".to_owned())
+            })
+        })
+        .collect()
+}
+
+// Every read below runs inline on the calling task: each is a point lookup or a scan bounded by
+// `limit`, served from fjall's memtables and block cache, and never waits for the writer mutex.
+// Only the writes, which fsync, go to the blocking pool.
+#[async_trait]
+impl MessageStore for EmbeddedMessageStore {
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        members: &[Member],
+    ) -> Result<(), StoreError> {
+        let conversation = conversation.clone();
+        let members = members.to_vec();
+        self.run_blocking(move |shared| shared.create_conversation(&conversation, &members))
+            .await
+    }
+
+    async fn load_conversation(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<ConversationSnapshot>, StoreError> {
+        let reader = self.reader();
+        let tables = reader.tables;
+        let conversation_key = keys::conversation_key(tenant_id, conversation_id);
+        let Some(value) = reader
+            .snapshot
+            .get(&tables.conversations, &conversation_key)
+            .map_err(|error| unavailable("could not read conversations", error))?
+        else {
+            return Ok(None);
+        };
+        let conversation = codec::decode::<Conversation>(CONVERSATIONS, &value)?;
+        let mut members = reader
+            .snapshot
+            .prefix(&tables.members, &conversation_key)
+            .map(|guard| {
+                let value = guard
+                    .value()
+                    .map_err(|error| unavailable("could not read members", error))?;
+                codec::decode::<Member>(MEMBERS, &value)
+            })
+            .collect::<Result<Vec<Member>, StoreError>>()?;
+        // Keys order user ids by length first (they are length-prefixed), so sort by id here.
+        members.sort_by(|left, right| left.user_id.cmp(&right.user_id));
+        Ok(Some(ConversationSnapshot {
+            conversation,
+            members,
+        }))
+    }
+
+    async fn conversations_of_user(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        after: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<ConversationId>, StoreError> {
+        let reader = self.reader();
+        let user_conversations = &reader.tables.user_conversations;
+        let user_prefix = keys::user_conversations_prefix(tenant_id, user_id);
+        let scan = match after {
+            None => reader.snapshot.prefix(user_conversations, user_prefix),
+            Some(after) => {
+                let mut last_possible_key = user_prefix;
+                last_possible_key.extend_from_slice(&[u8::MAX; ULID_BYTES]);
+                reader.snapshot.range::<Vec<u8>, _>(
+                    user_conversations,
+                    (
+                        Bound::Excluded(keys::user_conversation_key(tenant_id, user_id, after)),
+                        Bound::Included(last_possible_key),
+                    ),
+                )
+            }
+        };
+        collect_conversation_ids(scan, limit)
+    }
+
+    async fn head(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Seq, StoreError> {
+        // Not from the writer's head cache: that would wait behind an fsync in progress. The
+        // last key is one short reverse seek and reflects exactly what is durable.
+        self.reader().load_head(tenant_id, conversation_id)
+    }
+
+    async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run_blocking(move |shared| shared.append(entries))
+            .await
+    }
+
+    async fn message_by_client_id(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        client_id: &ClientId,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        let reader = self.reader();
+        reader.reference_from_index(
+            &reader.tables.client_ids,
+            CLIENT_IDS,
+            tenant_id,
+            conversation_id,
+            &keys::client_id_key(tenant_id, conversation_id, client_id),
+        )
+    }
+
+    async fn message_by_id(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        let reader = self.reader();
+        reader.reference_from_index(
+            &reader.tables.message_ids,
+            MESSAGE_IDS,
+            tenant_id,
+            conversation_id,
+            &keys::message_id_key(tenant_id, conversation_id, message_id),
+        )
+    }
+
+    async fn messages_after(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let Some(first) = after.get().checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let reader = self.reader();
+        let scan = reader.snapshot.range(
+            &reader.tables.messages,
+            keys::message_key(tenant_id, conversation_id, Seq(first))
+                ..=keys::message_key(tenant_id, conversation_id, Seq(u64::MAX)),
+        );
+        collect_messages(scan, limit)
+    }
+
+    async fn messages_before(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let reader = self.reader();
+        let messages = &reader.tables.messages;
+        let scan = match before {
+            None => reader
+                .snapshot
+                .prefix(messages, keys::conversation_key(tenant_id, conversation_id)),
+            Some(before) => reader.snapshot.range(
+                messages,
+                keys::message_key(tenant_id, conversation_id, Seq::ZERO)
+                    ..keys::message_key(tenant_id, conversation_id, before),
+            ),
+        };
+        collect_messages(scan.rev(), limit)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run_blocking(EmbeddedShared::ping).await
+    }
+}

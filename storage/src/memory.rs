@@ -1,0 +1,287 @@
+//! The in-memory [`MessageStore`]: ordered maps behind one mutex.
+//!
+//! This is the test double every other crate uses by default, so it implements the whole
+//! contract (tenant scoping, seq and idempotency checks, ordering) exactly like the embedded
+//! store, only without durability: everything is gone when the store is dropped.
+//! All state sits behind one `std::sync::Mutex`. Every method takes the lock, works on plain
+//! maps and releases it without awaiting anything, so a blocking mutex is both correct and
+//! cheaper than an async one; holding the lock across the whole of `append` is what makes the
+//! seq and client-id checks atomic with the write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use switchboard_engine::StoreError;
+use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
+use switchboard_engine::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef};
+use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+
+/// A conversation and its members, keyed by user id so they come out in user id order.
+struct ConversationRecord {
+    conversation: Conversation,
+    members: BTreeMap<UserId, Member>,
+}
+
+/// The messages of one conversation and its two lookup indexes.
+#[derive(Default)]
+struct MessageLog {
+    /// Messages by seq; the last key is the conversation's head.
+    messages: BTreeMap<Seq, Message>,
+    seq_by_client_id: BTreeMap<ClientId, Seq>,
+    seq_by_message_id: BTreeMap<MessageId, Seq>,
+}
+
+impl MessageLog {
+    fn head(&self) -> Seq {
+        self.messages
+            .last_key_value()
+            .map_or(Seq::ZERO, |(seq, _)| *seq)
+    }
+
+    fn reference_at(&self, seq: Seq) -> Option<MessageRef> {
+        self.messages.get(&seq).map(Message::reference)
+    }
+}
+
+/// Every table, each keyed by tenant first like the embedded store's keys.
+#[derive(Default)]
+struct MemoryTables {
+    conversations: BTreeMap<(TenantId, ConversationId), ConversationRecord>,
+    user_conversations: BTreeSet<(TenantId, UserId, ConversationId)>,
+    message_logs: BTreeMap<(TenantId, ConversationId), MessageLog>,
+}
+
+/// A [`MessageStore`] that keeps everything in memory.
+///
+/// It satisfies the same contract as [`EmbeddedMessageStore`](crate::EmbeddedMessageStore),
+/// except that "durable" means "until the store is dropped".
+#[derive(Default)]
+pub struct MemoryMessageStore {
+    /// All tables. Never held across an `.await`; see the module docs.
+    tables: Mutex<MemoryTables>,
+}
+
+impl MemoryMessageStore {
+    /// Creates an empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryTables> {
+        // A panic while the lock was held would come from a bug or an allocation failure. The
+        // maps hold plain data, and every method checks before it mutates, so carrying on is
+        // better than turning every later call into a panic.
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The lowest conversation id, used as the start of an unbounded id range.
+fn lowest_conversation_id() -> ConversationId {
+    ConversationId::from_bytes([0; 16])
+}
+
+#[async_trait]
+impl MessageStore for MemoryMessageStore {
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        members: &[Member],
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        let tenant_id = &conversation.tenant_id;
+        let conversation_key = (tenant_id.clone(), conversation.conversation_id);
+        if tables.conversations.contains_key(&conversation_key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        let members_by_user: BTreeMap<UserId, Member> = members
+            .iter()
+            .map(|member| (member.user_id.clone(), member.clone()))
+            .collect();
+        for user_id in members_by_user.keys() {
+            tables.user_conversations.insert((
+                tenant_id.clone(),
+                user_id.clone(),
+                conversation.conversation_id,
+            ));
+        }
+        tables.conversations.insert(
+            conversation_key,
+            ConversationRecord {
+                conversation: conversation.clone(),
+                members: members_by_user,
+            },
+        );
+        Ok(())
+    }
+
+    async fn load_conversation(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<ConversationSnapshot>, StoreError> {
+        let tables = self.lock();
+        Ok(tables
+            .conversations
+            .get(&(tenant_id.clone(), conversation_id))
+            .map(|record| ConversationSnapshot {
+                conversation: record.conversation.clone(),
+                members: record.members.values().cloned().collect(),
+            }))
+    }
+
+    async fn conversations_of_user(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        after: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<ConversationId>, StoreError> {
+        let tables = self.lock();
+        let start = match after {
+            Some(after) => Bound::Excluded((tenant_id.clone(), user_id.clone(), after)),
+            None => Bound::Included((tenant_id.clone(), user_id.clone(), lowest_conversation_id())),
+        };
+        Ok(tables
+            .user_conversations
+            .range((start, Bound::Unbounded))
+            .take_while(|(entry_tenant_id, entry_user_id, _)| {
+                entry_tenant_id == tenant_id && entry_user_id == user_id
+            })
+            .take(limit)
+            .map(|(_, _, conversation_id)| *conversation_id)
+            .collect())
+    }
+
+    async fn head(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Seq, StoreError> {
+        let tables = self.lock();
+        Ok(tables
+            .message_logs
+            .get(&(tenant_id.clone(), conversation_id))
+            .map_or(Seq::ZERO, MessageLog::head))
+    }
+
+    async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError> {
+        let mut tables = self.lock();
+        let mut outcomes = Vec::with_capacity(entries.len());
+        // Nothing below can fail, so each Stored entry is applied at once; later entries of the
+        // batch then see it exactly as the embedded store's pending state lets them see it.
+        for AppendEntry { tenant_id, message } in entries {
+            let log = tables
+                .message_logs
+                .entry((tenant_id, message.conversation_id))
+                .or_default();
+            if let Some(existing) = log
+                .seq_by_client_id
+                .get(&message.client_id)
+                .and_then(|seq| log.reference_at(*seq))
+            {
+                outcomes.push(AppendOutcome::DuplicateClientId { existing });
+                continue;
+            }
+            let head = log.head();
+            if message.seq != head.next() {
+                outcomes.push(AppendOutcome::SeqConflict { head });
+                continue;
+            }
+            log.seq_by_client_id
+                .insert(message.client_id.clone(), message.seq);
+            log.seq_by_message_id
+                .insert(message.message_id, message.seq);
+            log.messages.insert(message.seq, message);
+            outcomes.push(AppendOutcome::Stored);
+        }
+        Ok(outcomes)
+    }
+
+    async fn message_by_client_id(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        client_id: &ClientId,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        let tables = self.lock();
+        Ok(tables
+            .message_logs
+            .get(&(tenant_id.clone(), conversation_id))
+            .and_then(|log| {
+                log.seq_by_client_id
+                    .get(client_id)
+                    .and_then(|seq| log.reference_at(*seq))
+            }))
+    }
+
+    async fn message_by_id(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        let tables = self.lock();
+        Ok(tables
+            .message_logs
+            .get(&(tenant_id.clone(), conversation_id))
+            .and_then(|log| {
+                log.seq_by_message_id
+                    .get(&message_id)
+                    .and_then(|seq| log.reference_at(*seq))
+            }))
+    }
+
+    async fn messages_after(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let tables = self.lock();
+        let Some(log) = tables
+            .message_logs
+            .get(&(tenant_id.clone(), conversation_id))
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(log
+            .messages
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .take(limit)
+            .map(|(_, message)| message.clone())
+            .collect())
+    }
+
+    async fn messages_before(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let tables = self.lock();
+        let Some(log) = tables
+            .message_logs
+            .get(&(tenant_id.clone(), conversation_id))
+        else {
+            return Ok(Vec::new());
+        };
+        let end = before.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(log
+            .messages
+            .range((Bound::Unbounded, end))
+            .rev()
+            .take(limit)
+            .map(|(_, message)| message.clone())
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Taking the lock is the only thing that could fail to answer.
+        drop(self.lock());
+        Ok(())
+    }
+}

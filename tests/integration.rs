@@ -1,0 +1,23 @@
+//! End-to-end tests over real sockets on 127.0.0.1: the server runs in-process through
+//! `switchboard::start` (the same entry point as the binary), except in `crash`, which spawns the
+//! real binary and kills it with SIGKILL. Clients are tokio-tungstenite and reqwest.
+//!
+//! One test binary holds every module so the crate graph is linked once.
+
+#![allow(clippy::disallowed_methods)] // Tests may read the wall clock and spawn helper tasks.
+
+#[path = "integration/support.rs"]
+mod support;
+
+#[path = "integration/crash.rs"]
+mod crash;
+#[path = "integration/http_api.rs"]
+mod http_api;
+#[path = "integration/limits.rs"]
+mod limits;
+#[path = "integration/protocol.rs"]
+mod protocol;
+#[path = "integration/resume.rs"]
+mod resume;
+#[path = "integration/tenancy.rs"]
+mod tenancy;

@@ -1,0 +1,331 @@
+//! Shared test harness: a server on an ephemeral port with its own data directory, token
+//! minting, and a WebSocket client that reads with deadlines (a deadline turns a hang into a
+//! failure; nothing here sleeps to wait for something to happen).
+
+#![allow(dead_code)] // Each test module uses a different subset of the harness.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard::config::Config;
+use switchboard_engine::ids::{TenantId, UserId};
+use switchboard_engine::time::Timestamp;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The development secret every test server uses.
+pub(crate) const TEST_SECRET: &str = "integration-test-secret-at-least-32-bytes";
+
+/// How long any single expected event may take before the test fails.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
+
+pub(crate) fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    Timestamp(since_epoch.as_millis() as u64)
+}
+
+/// A test configuration: ephemeral port, embedded storage in `data_dir`, rate limit off.
+pub(crate) fn test_config(data_dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".to_owned();
+    config.server.data_dir = data_dir.to_path_buf();
+    config.server.shutdown_timeout_ms = 5_000;
+    config.auth.hs256_secret = Some(TEST_SECRET.to_owned());
+    config.limits.messages_per_minute = 0;
+    config
+}
+
+pub(crate) fn token(tenant: &str, user: &str) -> String {
+    token_with_ttl(tenant, user, 3600)
+}
+
+pub(crate) fn token_with_ttl(tenant: &str, user: &str, ttl_secs: u64) -> String {
+    token_issued_at(tenant, user, now().as_millis(), ttl_secs)
+}
+
+/// A token issued at `issued_at_ms` (milliseconds since the epoch), valid for `ttl_secs`.
+pub(crate) fn token_issued_at(
+    tenant: &str,
+    user: &str,
+    issued_at_ms: u64,
+    ttl_secs: u64,
+) -> String {
+    switchboard_transport::auth::mint_hs256(
+        TEST_SECRET,
+        &TenantId::parse(tenant).expect("valid tenant"),
+        &UserId::parse(user).expect("valid user"),
+        Timestamp(issued_at_ms),
+        ttl_secs,
+    )
+    .expect("minting works")
+}
+
+/// Polls `check` until it returns `Some`, failing after [`DEADLINE`].
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub(crate) struct TestServer {
+    server: Option<switchboard::Server>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) data_dir: TempDir,
+    pub(crate) http: reqwest::Client,
+}
+
+impl TestServer {
+    pub(crate) async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub(crate) async fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(data_dir.path());
+        configure(&mut config);
+        let server = switchboard::start(config).await.expect("server starts");
+        TestServer {
+            addr: server.local_addr(),
+            server: Some(server),
+            data_dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub(crate) fn server(&self) -> &switchboard::Server {
+        self.server.as_ref().expect("server is running")
+    }
+
+    pub(crate) async fn shutdown(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub(crate) fn ws_url(&self, token: &str) -> String {
+        format!("ws://{}/v1/ws?token={}", self.addr, token)
+    }
+
+    /// Creates a conversation as `creator` with `members`; returns its id.
+    pub(crate) async fn create_conversation(
+        &self,
+        tenant: &str,
+        creator: &str,
+        members: &[&str],
+    ) -> String {
+        let response = self
+            .http
+            .post(self.url("/v1/conversations"))
+            .bearer_auth(token(tenant, creator))
+            .json(&json!({"kind": "group", "title": "test", "members": members}))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.expect("json body");
+        body["conversation_id"].as_str().expect("id").to_owned()
+    }
+
+    /// Connects and reads the welcome frame.
+    pub(crate) async fn connect(&self, tenant: &str, user: &str) -> Client {
+        let mut client = Client::connect_raw(&self.ws_url(&token(tenant, user))).await;
+        let welcome = client.next_json().await;
+        assert_eq!(welcome["type"], "welcome", "first frame: {welcome}");
+        client
+    }
+
+    /// All messages of a conversation, oldest first, read over HTTP.
+    pub(crate) async fn history(
+        &self,
+        tenant: &str,
+        user: &str,
+        conversation_id: &str,
+    ) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let response = self
+                .http
+                .get(self.url(&format!(
+                    "/v1/conversations/{conversation_id}/messages?after_seq={after}&limit=200"
+                )))
+                .bearer_auth(token(tenant, user))
+                .send()
+                .await
+                .expect("request sent");
+            assert_eq!(response.status(), 200);
+            let page: Value = response.json().await.expect("json");
+            let page_items = page["items"].as_array().expect("items").clone();
+            if page_items.is_empty() {
+                return items;
+            }
+            after = page_items.last().expect("non-empty")["seq"]
+                .as_u64()
+                .expect("seq");
+            items.extend(page_items);
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // A server that was not shut down explicitly stops with the runtime; nothing to do.
+        let _ = self.server.take();
+    }
+}
+
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How a connection ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    Closed(Option<CloseFrame>),
+    Dropped,
+}
+
+pub(crate) struct Client {
+    pub(crate) socket: Socket,
+}
+
+impl Client {
+    pub(crate) async fn connect_raw(url: &str) -> Client {
+        let (socket, _) = tokio::time::timeout(
+            DEADLINE,
+            tokio_tungstenite::connect_async_with_config(url, None, true),
+        )
+        .await
+        .expect("connect within the deadline")
+        .expect("upgrade succeeds");
+        Client { socket }
+    }
+
+    pub(crate) async fn send_json(&mut self, value: Value) {
+        self.socket
+            .send(Message::text(value.to_string()))
+            .await
+            .expect("frame sent");
+    }
+
+    pub(crate) async fn send_text(&mut self, text: String) {
+        self.socket
+            .send(Message::text(text))
+            .await
+            .expect("frame sent");
+    }
+
+    /// The next JSON text frame (pings and pongs are skipped).
+    pub(crate) async fn next_json(&mut self) -> Value {
+        loop {
+            let next = tokio::time::timeout(DEADLINE, self.socket.next())
+                .await
+                .expect("a frame within the deadline")
+                .expect("the connection is open")
+                .expect("a valid frame");
+            match next {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text).expect("server sends JSON");
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the connection ends, returning the text frames seen and how it ended.
+    pub(crate) async fn read_until_end(&mut self) -> (Vec<Value>, Ended) {
+        let mut frames = Vec::new();
+        loop {
+            let next = tokio::time::timeout(DEADLINE, self.socket.next())
+                .await
+                .expect("the connection ends within the deadline");
+            match next {
+                None | Some(Err(_)) => return (frames, Ended::Dropped),
+                Some(Ok(Message::Close(frame))) => return (frames, Ended::Closed(frame)),
+                Some(Ok(Message::Text(text))) => {
+                    frames.push(serde_json::from_str(&text).expect("server sends JSON"));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    pub(crate) async fn join(&mut self, conversation_id: &str, since: Option<u64>) -> Value {
+        let mut frame = json!({"type": "join", "id": "join", "conversation_id": conversation_id});
+        if let Some(since) = since {
+            frame["since"] = since.into();
+        }
+        self.send_json(frame).await;
+        self.next_json().await
+    }
+
+    /// Sends a message and returns (pending ack, final ack), skipping interleaved events.
+    pub(crate) async fn send_message(
+        &mut self,
+        conversation_id: &str,
+        client_id: &str,
+        text: &str,
+    ) -> (Value, Value) {
+        self.send_json(json!({
+            "type": "send", "id": client_id, "conversation_id": conversation_id,
+            "client_id": client_id, "text": text,
+        }))
+        .await;
+        let mut acks = Vec::new();
+        while acks.len() < 2 {
+            let frame = self.next_json().await;
+            if frame["type"] == "ack" && frame["client_id"] == client_id {
+                acks.push(frame);
+            }
+        }
+        let final_ack = acks.pop().expect("two acks");
+        let pending = acks.pop().expect("two acks");
+        (pending, final_ack)
+    }
+
+    /// Reads `message` events until one with `seq` arrives; returns every message seen.
+    pub(crate) async fn messages_through(&mut self, seq: u64) -> Vec<Value> {
+        let mut messages = Vec::new();
+        loop {
+            let frame = self.next_json().await;
+            if frame["type"] == "message" {
+                let frame_seq = frame["seq"].as_u64().expect("seq");
+                messages.push(frame);
+                if frame_seq >= seq {
+                    return messages;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn seqs(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|message| message["seq"].as_u64().expect("seq"))
+        .collect()
+}

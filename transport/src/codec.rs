@@ -1,0 +1,422 @@
+//! The JSON codec of protocol v1: client frames in, server events out.
+//!
+//! Parsing reads a frame once into a flat struct of every field any request type uses (unknown
+//! fields are ignored, so newer clients can talk to older servers), then checks the fields the
+//! frame's `type` needs. Errors carry the request `id` whenever it could be read, so a client
+//! can always match an `error` frame to its request.
+//!
+//! Encoding implements the engine's [`EventEncoder`] port: each server event is serialized once
+//! into an [`EncodedFrame`] that fan-out shares between recipients.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use switchboard_actors::session::ClientRequest;
+use switchboard_engine::Error;
+use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
+use switchboard_engine::ids::{ClientId, ConversationId, MessageId, RequestId, Seq};
+use switchboard_engine::model::{Message, NewMessage};
+
+use crate::wire_error::WireError;
+
+/// Why a client frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The frame is not valid JSON (or not a JSON object).
+    #[error("the frame is not a valid JSON object: {0}")]
+    InvalidJson(String),
+    /// The frame has no `type`.
+    #[error("the frame has no \"type\"")]
+    MissingType,
+    /// The frame's `type` is not one this server knows.
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    /// The frame is over the configured size limit.
+    #[error("the frame is {actual} bytes; the limit is {limit}")]
+    FrameTooLarge {
+        /// The configured limit.
+        limit: usize,
+        /// The frame's size.
+        actual: usize,
+    },
+    /// A binary frame: protocol v1 speaks JSON text frames only.
+    #[error("binary frames are not supported; send JSON text frames")]
+    BinaryFrame,
+    /// A field is missing or invalid.
+    #[error("{0}")]
+    Invalid(Error),
+}
+
+/// A request id as it appears on the wire: an integer or a string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WireRequestId<'a> {
+    Number(i64),
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+}
+
+/// Every field any client frame uses.
+#[derive(Debug, Deserialize)]
+struct RawFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<WireRequestId<'a>>,
+    #[serde(borrow)]
+    conversation_id: Option<Cow<'a, str>>,
+    since: Option<u64>,
+    #[serde(borrow)]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reply_to: Option<Cow<'a, str>>,
+}
+
+/// Just the id, for echoing it when the rest of a frame does not parse.
+#[derive(Debug, Deserialize)]
+struct IdOnly<'a> {
+    #[serde(borrow)]
+    id: Option<WireRequestId<'a>>,
+}
+
+fn request_id(raw: Option<WireRequestId<'_>>) -> Result<Option<RequestId>, ProtocolError> {
+    match raw {
+        None => Ok(None),
+        Some(WireRequestId::Number(number)) => Ok(Some(RequestId::Number(number))),
+        Some(WireRequestId::Text(text)) => RequestId::text(text.into_owned())
+            .map(Some)
+            .map_err(ProtocolError::Invalid),
+    }
+}
+
+fn required<'a>(
+    value: Option<Cow<'a, str>>,
+    field: &'static str,
+) -> Result<Cow<'a, str>, ProtocolError> {
+    value.ok_or_else(|| ProtocolError::Invalid(Error::invalid(field, "is required")))
+}
+
+/// A refused frame, with the request id when it could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    /// The request id, if the frame had a readable one.
+    pub request_id: Option<RequestId>,
+    /// What is wrong.
+    pub error: ProtocolError,
+}
+
+/// Parses one client text frame.
+///
+/// # Errors
+/// A [`FrameError`] naming the problem; the connection stays open.
+pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRequest, FrameError> {
+    if text.len() > max_frame_bytes {
+        return Err(FrameError {
+            request_id: None,
+            error: ProtocolError::FrameTooLarge {
+                limit: max_frame_bytes,
+                actual: text.len(),
+            },
+        });
+    }
+    if !text.trim_start().starts_with('{') {
+        return Err(FrameError {
+            request_id: None,
+            error: ProtocolError::InvalidJson("expected a JSON object".to_owned()),
+        });
+    }
+    let raw: RawFrame<'_> = match serde_json::from_str(text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            let request_id = serde_json::from_str::<IdOnly<'_>>(text)
+                .ok()
+                .and_then(|id_only| request_id(id_only.id).ok().flatten());
+            let error = if error.is_data() {
+                // Well-formed JSON with a field of the wrong type.
+                ProtocolError::Invalid(Error::invalid("frame", error.to_string()))
+            } else {
+                ProtocolError::InvalidJson(error.to_string())
+            };
+            return Err(FrameError { request_id, error });
+        }
+    };
+    let request_id = request_id(raw.id).map_err(|error| FrameError {
+        request_id: None,
+        error,
+    })?;
+    let with_id = |error: ProtocolError| FrameError {
+        request_id: request_id.clone(),
+        error,
+    };
+    let kind = raw
+        .kind
+        .ok_or_else(|| with_id(ProtocolError::MissingType))?;
+    let conversation_id = |value: Option<Cow<'_, str>>| -> Result<ConversationId, FrameError> {
+        let text = required(value, "conversation_id").map_err(with_id)?;
+        ConversationId::parse(&text).map_err(|error| with_id(ProtocolError::Invalid(error)))
+    };
+    match kind.as_ref() {
+        "ping" => Ok(ClientRequest::Ping { request_id }),
+        "join" => Ok(ClientRequest::Join {
+            conversation_id: conversation_id(raw.conversation_id)?,
+            since: raw.since.map(Seq),
+            request_id,
+        }),
+        "leave" => Ok(ClientRequest::Leave {
+            conversation_id: conversation_id(raw.conversation_id)?,
+            request_id,
+        }),
+        "send" => {
+            let conversation_id = conversation_id(raw.conversation_id)?;
+            let client_id = required(raw.client_id, "client_id").map_err(with_id)?;
+            let client_id = ClientId::parse(&client_id)
+                .map_err(|error| with_id(ProtocolError::Invalid(error)))?;
+            let text = required(raw.text, "text").map_err(with_id)?.into_owned();
+            let reply_to = match raw.reply_to {
+                None => None,
+                Some(reply_to) => Some(MessageId::parse(&reply_to).map_err(|_| {
+                    with_id(ProtocolError::Invalid(Error::invalid(
+                        "reply_to",
+                        "must be a message id",
+                    )))
+                })?),
+            };
+            Ok(ClientRequest::Send {
+                request_id,
+                conversation_id,
+                new_message: NewMessage {
+                    client_id,
+                    text,
+                    reply_to,
+                },
+            })
+        }
+        other => Err(with_id(ProtocolError::UnknownType(
+            other.chars().take(64).collect(),
+        ))),
+    }
+}
+
+// ---- encoding ----
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutRequestId<'a> {
+    Number(i64),
+    Text(&'a str),
+}
+
+fn out_id(request_id: Option<&RequestId>) -> Option<OutRequestId<'_>> {
+    request_id.map(|request_id| match request_id {
+        RequestId::Number(number) => OutRequestId::Number(*number),
+        RequestId::Text(text) => OutRequestId::Text(text),
+    })
+}
+
+/// The wire form of a stored message, shared by WebSocket events and HTTP responses.
+#[derive(Debug, Serialize)]
+pub struct MessageBody<'a> {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Position in the conversation.
+    pub seq: u64,
+    /// Server-assigned id.
+    pub message_id: String,
+    /// Sender.
+    pub sender_id: &'a str,
+    /// Sender's idempotency key.
+    pub client_id: &'a str,
+    /// Body.
+    pub text: &'a str,
+    /// Replied-to message id.
+    pub reply_to: Option<String>,
+    /// Acceptance time, milliseconds since the epoch.
+    pub ts: u64,
+}
+
+impl<'a> MessageBody<'a> {
+    /// The wire form of `message`.
+    pub fn new(message: &'a Message) -> Self {
+        MessageBody {
+            conversation_id: message.conversation_id.to_string(),
+            seq: message.seq.get(),
+            message_id: message.message_id.to_string(),
+            sender_id: message.sender_id.as_str(),
+            client_id: message.client_id.as_str(),
+            text: &message.text,
+            reply_to: message.reply_to.map(|reply_to| reply_to.to_string()),
+            ts: message.ts.as_millis(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutFrame<'a> {
+    Welcome {
+        session_id: String,
+        user_id: &'a str,
+        tenant_id: &'a str,
+        heartbeat_ms: u64,
+        protocol: u32,
+    },
+    Joined {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        conversation_id: String,
+        head: u64,
+    },
+    Left {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        conversation_id: String,
+    },
+    Ack {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        status: &'static str,
+        client_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ts: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    Message(MessageBody<'a>),
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        code: &'static str,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// The protocol version announced in `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
+    match *event {
+        ServerEvent::Welcome {
+            session_id,
+            user_id,
+            tenant_id,
+            heartbeat_ms,
+        } => OutFrame::Welcome {
+            session_id: session_id.to_string(),
+            user_id: user_id.as_str(),
+            tenant_id: tenant_id.as_str(),
+            heartbeat_ms,
+            protocol: PROTOCOL_VERSION,
+        },
+        ServerEvent::Joined {
+            request_id,
+            conversation_id,
+            head,
+        } => OutFrame::Joined {
+            id: out_id(request_id),
+            conversation_id: conversation_id.to_string(),
+            head: head.get(),
+        },
+        ServerEvent::Left {
+            request_id,
+            conversation_id,
+        } => OutFrame::Left {
+            id: out_id(request_id),
+            conversation_id: conversation_id.to_string(),
+        },
+        ServerEvent::Ack {
+            request_id,
+            client_id,
+            outcome,
+        } => {
+            let (status, message_ref, rejection) = match outcome {
+                AckOutcome::Pending => ("pending", None, None),
+                AckOutcome::Delivered(message_ref) => ("delivered", Some(*message_ref), None),
+                AckOutcome::Rejected(error) => ("rejected", None, Some(WireError::from(error))),
+            };
+            OutFrame::Ack {
+                id: out_id(request_id),
+                status,
+                client_id: client_id.as_str(),
+                message_id: message_ref.map(|message_ref| message_ref.message_id.to_string()),
+                seq: message_ref.map(|message_ref| message_ref.seq.get()),
+                ts: message_ref.map(|message_ref| message_ref.ts.as_millis()),
+                code: rejection.as_ref().map(|rejection| rejection.code),
+                retry_after_ms: rejection
+                    .as_ref()
+                    .and_then(|rejection| rejection.retry_after_ms),
+                message: rejection.map(|rejection| rejection.message),
+            }
+        }
+        ServerEvent::Message(message) => OutFrame::Message(MessageBody::new(message)),
+        ServerEvent::Pong { request_id } => OutFrame::Pong {
+            id: out_id(request_id),
+        },
+        ServerEvent::Error { request_id, error } => {
+            let wire = WireError::from(error);
+            OutFrame::Error {
+                id: out_id(request_id),
+                code: wire.code,
+                message: wire.message,
+                retry_after_ms: wire.retry_after_ms,
+            }
+        }
+    }
+}
+
+/// Encodes an error frame for a protocol-level problem (the reader task sends these itself).
+pub fn encode_frame_error(frame_error: &FrameError) -> EncodedFrame {
+    let wire = WireError::from(&frame_error.error);
+    encode(&OutFrame::Error {
+        id: out_id(frame_error.request_id.as_ref()),
+        code: wire.code,
+        message: wire.message,
+        retry_after_ms: wire.retry_after_ms,
+    })
+}
+
+/// Encodes an error frame for a typed wire error with no request id.
+pub fn encode_wire_error(wire: &WireError) -> EncodedFrame {
+    encode(&OutFrame::Error {
+        id: None,
+        code: wire.code,
+        message: wire.message.clone(),
+        retry_after_ms: wire.retry_after_ms,
+    })
+}
+
+fn encode(frame: &OutFrame<'_>) -> EncodedFrame {
+    // Serializing these plain structs to a String cannot fail.
+    let text = serde_json::to_string(frame).unwrap_or_else(|_| {
+        r#"{"type":"error","code":"unavailable","message":"encoding failed"}"#.to_owned()
+    });
+    EncodedFrame::from_text(text)
+}
+
+/// The JSON implementation of the engine's encoder port.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonEventEncoder;
+
+impl EventEncoder for JsonEventEncoder {
+    fn encode(&self, event: &ServerEvent<'_>) -> EncodedFrame {
+        encode(&out_frame(event))
+    }
+}
+
+#[cfg(test)]
+mod tests;

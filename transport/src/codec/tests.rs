@@ -1,0 +1,225 @@
+//! Codec tables: client frames with the exact request or error they produce, and every server
+//! event with its exact wire form. These are the examples `docs/PROTOCOL.md` shows.
+
+use expect_test::{Expect, expect};
+use switchboard_engine::ids::{SessionId, TenantId, UserId};
+use switchboard_engine::model::MessageRef;
+use switchboard_engine::time::Timestamp;
+
+use super::*;
+
+const CONVERSATION: &str = "01HZZZZZZZZZZZZZZZZZZZZZZZ";
+
+fn check_parse(frame: &str, expect: Expect) {
+    let rendered = match parse_client_frame(frame, 200) {
+        Ok(request) => format!("{request:?}"),
+        Err(frame_error) => {
+            let wire = WireError::from(&frame_error.error);
+            format!(
+                "error id={:?} code={} message={}",
+                frame_error.request_id, wire.code, wire.message
+            )
+        }
+    };
+    expect.assert_eq(&rendered);
+}
+
+#[test]
+fn parses_every_request_type() {
+    check_parse(
+        r#"{"type":"ping","id":7}"#,
+        expect!["Ping { request_id: Some(Number(7)) }"],
+    );
+    check_parse(
+        &format!(r#"{{"type":"join","id":"j1","conversation_id":"{CONVERSATION}","since":41}}"#),
+        expect![[
+            r#"Join { request_id: Some(Text("j1")), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), since: Some(Seq(41)) }"#
+        ]],
+    );
+    check_parse(
+        &format!(r#"{{"type":"leave","conversation_id":"{CONVERSATION}","extra":true}}"#),
+        expect![
+            "Leave { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ) }"
+        ],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"send","id":3,"conversation_id":"{CONVERSATION}","client_id":"c-1","text":"hi","reply_to":null}}"#
+        ),
+        expect![[
+            r#"Send { request_id: Some(Number(3)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("c-1"), text: "hi", reply_to: None } }"#
+        ]],
+    );
+}
+
+#[test]
+fn refuses_bad_frames_with_codes_and_echoes_the_id() {
+    check_parse(
+        "not json",
+        expect![
+            "error id=None code=invalid_json message=the frame is not a valid JSON object: expected a JSON object"
+        ],
+    );
+    check_parse(
+        "[1,2]",
+        expect![
+            "error id=None code=invalid_json message=the frame is not a valid JSON object: expected a JSON object"
+        ],
+    );
+    check_parse(
+        r#"{"id":1}"#,
+        expect![[r#"error id=Some(Number(1)) code=unknown_type message=the frame has no "type""#]],
+    );
+    check_parse(
+        r#"{"type":"dance","id":2}"#,
+        expect![[
+            r#"error id=Some(Number(2)) code=unknown_type message=unknown frame type "dance""#
+        ]],
+    );
+    check_parse(
+        r#"{"type":"join","id":3}"#,
+        expect![
+            "error id=Some(Number(3)) code=invalid message=invalid conversation_id: is required"
+        ],
+    );
+    check_parse(
+        r#"{"type":"join","id":4,"conversation_id":"x"}"#,
+        expect![
+            "error id=Some(Number(4)) code=invalid message=invalid conversation_id: must be a 26-character ULID"
+        ],
+    );
+    check_parse(
+        r#"{"type":"join","id":5,"conversation_id":"x","since":"yesterday"}"#,
+        expect![[
+            r#"error id=Some(Number(5)) code=invalid message=invalid frame: invalid type: string "yesterday", expected u64 at line 1 column 63"#
+        ]],
+    );
+    check_parse(
+        &format!(r#"{{"type":"send","id":6,"conversation_id":"{CONVERSATION}","text":"hi"}}"#),
+        expect!["error id=Some(Number(6)) code=invalid message=invalid client_id: is required"],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"send","id":7,"conversation_id":"{CONVERSATION}","client_id":"c","text":"hi","reply_to":"nope"}}"#
+        ),
+        expect![
+            "error id=Some(Number(7)) code=invalid message=invalid reply_to: must be a message id"
+        ],
+    );
+    check_parse(
+        &"x".repeat(201),
+        expect![
+            "error id=None code=frame_too_large message=the frame is 201 bytes; the limit is 200"
+        ],
+    );
+    check_parse(
+        &format!(r#"{{"type":"ping","id":"{}"}}"#, "i".repeat(65)),
+        expect!["error id=None code=invalid message=invalid id: must be at most 64 bytes"],
+    );
+}
+
+fn check_encode(event: ServerEvent<'_>, expect: Expect) {
+    let frame = JsonEventEncoder.encode(&event);
+    expect.assert_eq(std::str::from_utf8(frame.bytes()).expect("utf-8"));
+}
+
+#[test]
+fn encodes_every_server_event() {
+    let conversation_id = ConversationId::parse(CONVERSATION).expect("valid");
+    let user_id = UserId::parse("alice").expect("valid");
+    let tenant_id = TenantId::parse("acme").expect("valid");
+    let client_id = ClientId::parse("c-1").expect("valid");
+    let request_id = RequestId::Number(3);
+    let message_ref = MessageRef {
+        message_id: MessageId::from_parts(1_700_000_000_000, 7),
+        seq: Seq(46),
+        ts: Timestamp(1_700_000_000_000),
+    };
+    let message = Message {
+        conversation_id,
+        seq: Seq(46),
+        message_id: message_ref.message_id,
+        sender_id: user_id.clone(),
+        client_id: client_id.clone(),
+        text: "hi \"there\"".to_owned(),
+        reply_to: None,
+        ts: message_ref.ts,
+    };
+    check_encode(
+        ServerEvent::Welcome {
+            session_id: SessionId::from_parts(1_700_000_000_000, 9),
+            user_id: &user_id,
+            tenant_id: &tenant_id,
+            heartbeat_ms: 25_000,
+        },
+        expect![[
+            r#"{"type":"welcome","session_id":"01HF7YAT000000000000000009","user_id":"alice","tenant_id":"acme","heartbeat_ms":25000,"protocol":1}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Joined {
+            request_id: Some(&request_id),
+            conversation_id,
+            head: Seq(45),
+        },
+        expect![[
+            r#"{"type":"joined","id":3,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","head":45}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Left {
+            request_id: None,
+            conversation_id,
+        },
+        expect![[r#"{"type":"left","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ"}"#]],
+    );
+    check_encode(
+        ServerEvent::Ack {
+            request_id: Some(&request_id),
+            client_id: &client_id,
+            outcome: &AckOutcome::Pending,
+        },
+        expect![[r#"{"type":"ack","id":3,"status":"pending","client_id":"c-1"}"#]],
+    );
+    check_encode(
+        ServerEvent::Ack {
+            request_id: Some(&request_id),
+            client_id: &client_id,
+            outcome: &AckOutcome::Delivered(message_ref),
+        },
+        expect![[
+            r#"{"type":"ack","id":3,"status":"delivered","client_id":"c-1","message_id":"01HF7YAT000000000000000007","seq":46,"ts":1700000000000}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Ack {
+            request_id: Some(&request_id),
+            client_id: &client_id,
+            outcome: &AckOutcome::Rejected(Error::RateLimited {
+                retry_after_ms: 1500,
+            }),
+        },
+        expect![[
+            r#"{"type":"ack","id":3,"status":"rejected","client_id":"c-1","code":"rate_limited","message":"rate limited, retry after 1500 ms","retry_after_ms":1500}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Message(&message),
+        expect![[
+            r#"{"type":"message","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":46,"message_id":"01HF7YAT000000000000000007","sender_id":"alice","client_id":"c-1","text":"hi \"there\"","reply_to":null,"ts":1700000000000}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Pong { request_id: None },
+        expect![[r#"{"type":"pong"}"#]],
+    );
+    check_encode(
+        ServerEvent::Error {
+            request_id: Some(&request_id),
+            error: &Error::NotMember,
+        },
+        expect![[
+            r#"{"type":"error","id":3,"code":"not_member","message":"not a member of this conversation"}"#
+        ]],
+    );
+}

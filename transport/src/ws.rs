@@ -1,0 +1,322 @@
+//! One WebSocket connection, from upgrade to close.
+//!
+//! The upgrade is done by hand (on hyper's upgrade mechanism) so that tokio-tungstenite's
+//! buffers can be sized for chat frames: a 4 KiB read buffer instead of the 128 KiB default is
+//! the difference between about 10 KB and about 140 KB per idle connection.
+//!
+//! After the upgrade, one task runs the connection: the token is verified (failures get an
+//! `error` frame with the `token_*` code and close 4001), a session actor is started, and then a
+//! reader and a writer run side by side:
+//! - the reader parses frames into requests for the session, answers malformed frames with
+//!   `error` frames itself, closes abusive connections (1008), closes idle ones (4010), and
+//!   stops reading while the outbound queue is over half full, which pushes back on a client
+//!   that sends faster than it reads;
+//! - the writer drains the outbound queue, writing up to a batch of frames per flush, pings on
+//!   the heartbeat, and closes with the queue's close reason (4008 slow consumer, 1001 going
+//!   away). A write blocked on a client that stopped reading is abandoned the moment the queue
+//!   overflows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use switchboard_actors::outbound::{OutboundEvent, OutboundReceiver, outbound};
+use switchboard_actors::session::SessionHandle;
+use switchboard_engine::Error;
+use switchboard_engine::event::EncodedFrame;
+use switchboard_engine::rate_limit::{RateLimit, TokenBucket};
+use tokio::sync::oneshot;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+
+use crate::codec::{
+    FrameError, ProtocolError, encode_frame_error, encode_wire_error, parse_client_frame,
+};
+use crate::http::bearer_token;
+use crate::server::App;
+use crate::wire_error::{WireError, close_code, close_for};
+
+type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// How long a close frame may take to write before the socket is simply dropped.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Query parameters of the upgrade request.
+#[derive(Deserialize)]
+pub struct UpgradeQuery {
+    token: Option<String>,
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value.to_str().is_ok_and(|value| {
+            value
+                .split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+fn bad_upgrade(message: &str) -> Response {
+    let wire = WireError::from(Error::invalid("upgrade", message.to_owned()));
+    let mut response = wire.into_response();
+    *response.status_mut() = StatusCode::UPGRADE_REQUIRED;
+    response
+        .headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    response
+}
+
+/// `GET /v1/ws`: validates the upgrade request and hands the connection to its own task.
+/// Authentication happens after the upgrade, so that browsers (which cannot read the body of a
+/// failed upgrade) see the `error` frame that explains a refused token.
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    query: Result<Query<UpgradeQuery>, axum::extract::rejection::QueryRejection>,
+    mut request: axum::extract::Request,
+) -> Response {
+    let headers = request.headers();
+    if !header_has_token(headers, header::CONNECTION, "upgrade")
+        || !header_has_token(headers, header::UPGRADE, "websocket")
+    {
+        return bad_upgrade("this endpoint speaks WebSocket only");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|version| version.as_bytes() != b"13")
+    {
+        return bad_upgrade("Sec-WebSocket-Version must be 13");
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return bad_upgrade("Sec-WebSocket-Key is required");
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let token = query
+        .ok()
+        .and_then(|Query(query)| query.token)
+        .or_else(|| bearer_token(headers).map(str::to_owned))
+        .unwrap_or_default();
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return bad_upgrade("the connection cannot be upgraded");
+    };
+    let connection_app = Arc::clone(&app);
+    app.connections.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => run_connection(connection_app, upgraded, token).await,
+            Err(error) => tracing::debug!(%error, "upgrade failed"),
+        }
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+fn text_message(frame: &EncodedFrame) -> Option<Message> {
+    Utf8Bytes::try_from(frame.bytes().clone())
+        .ok()
+        .map(Message::Text)
+}
+
+fn close_message(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(reason.to_owned()),
+    }))
+}
+
+/// Sends a last error frame and a close frame, then drops the socket.
+async fn refuse(mut socket: Socket, wire: &WireError, code: u16) {
+    let frame = encode_wire_error(wire);
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
+        if let Some(message) = text_message(&frame) {
+            socket.send(message).await?;
+        }
+        socket.send(close_message(code, wire.code)).await
+    })
+    .await;
+}
+
+async fn run_connection(app: Arc<App>, upgraded: hyper::upgrade::Upgraded, token: String) {
+    let settings = app.websocket;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(settings.read_buffer_bytes)
+        .write_buffer_size(settings.write_buffer_bytes)
+        .max_write_buffer_size(settings.hard_max_frame_bytes.saturating_mul(4))
+        .max_message_size(Some(settings.hard_max_frame_bytes))
+        .max_frame_size(Some(settings.hard_max_frame_bytes));
+    let socket =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    let identity = match app.authenticator.verify(&token, app.clock.now()) {
+        Ok(identity) => identity,
+        Err(error) => {
+            refuse(socket, &WireError::from(&error), close_code::UNAUTHORIZED).await;
+            return;
+        }
+    };
+    let (outbound, receiver) = outbound(settings.outbound_queue_bytes);
+    let session = match app.system.open_session(identity, outbound.clone()).await {
+        Ok(session) => session,
+        Err(error) => {
+            let code = match error {
+                Error::TooManyConnections { .. } => close_code::TOO_MANY_CONNECTIONS,
+                _ => close_code::INTERNAL_ERROR,
+            };
+            refuse(socket, &WireError::from(&error), code).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("session", session_id = %session.session_id());
+    let _entered = span.enter();
+    let (sink, stream) = socket.split();
+    let (close_sender, close_receiver) = oneshot::channel();
+    let reader = read_loop(stream, &session, &outbound, &app, close_sender);
+    let writer = write_loop(sink, receiver, close_receiver, &settings);
+    tokio::pin!(reader, writer);
+    tokio::select! {
+        () = &mut writer => {}
+        () = &mut reader => {
+            // The reader has said how to close; give the writer a moment to say it.
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut writer).await;
+        }
+    }
+    session.stop();
+}
+
+/// How the reader wants the connection closed: `None` when the client closed it.
+type CloseIntent = Option<(u16, &'static str)>;
+
+async fn read_loop(
+    mut stream: futures_util::stream::SplitStream<Socket>,
+    session: &SessionHandle,
+    outbound: &switchboard_actors::outbound::Outbound,
+    app: &App,
+    close: oneshot::Sender<CloseIntent>,
+) {
+    let settings = &app.websocket;
+    let error_limit = RateLimit {
+        per_minute: settings.max_protocol_errors_per_minute,
+        burst: settings.max_protocol_errors_per_minute,
+    };
+    let mut error_budget = TokenBucket::full(&error_limit, app.clock.now());
+    let intent: CloseIntent = loop {
+        // Pause reading while the client is behind on reading our replies.
+        outbound.wait_for_room().await;
+        if outbound.is_closed() {
+            break None;
+        }
+        let next = match tokio::time::timeout(settings.idle_timeout, stream.next()).await {
+            Err(_) => break Some((close_code::IDLE_TIMEOUT, "idle timeout")),
+            Ok(None) => break None,
+            Ok(Some(next)) => next,
+        };
+        let frame_error = match next {
+            Ok(Message::Text(text)) => match parse_client_frame(&text, settings.max_frame_bytes) {
+                Ok(request) => {
+                    if session.request(request).is_err() {
+                        break Some((close_code::INTERNAL_ERROR, "session ended"));
+                    }
+                    continue;
+                }
+                Err(frame_error) => frame_error,
+            },
+            Ok(Message::Binary(_)) => FrameError {
+                request_id: None,
+                error: ProtocolError::BinaryFrame,
+            },
+            Ok(Message::Close(_)) => break None,
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            Err(tungstenite::Error::Capacity(_)) => {
+                break Some((close_code::MESSAGE_TOO_BIG, "frame too large"));
+            }
+            Err(tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_)) => {
+                break Some((close_code::POLICY_VIOLATION, "protocol error"));
+            }
+            Err(_) => break None,
+        };
+        let _ = outbound.push(encode_frame_error(&frame_error));
+        if error_budget
+            .try_take(&error_limit, app.clock.now())
+            .is_err()
+        {
+            break Some((close_code::POLICY_VIOLATION, "too many invalid frames"));
+        }
+    };
+    let _ = close.send(intent);
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<Socket, Message>,
+    mut receiver: OutboundReceiver,
+    mut close: oneshot::Receiver<CloseIntent>,
+    settings: &crate::settings::WebSocketSettings,
+) {
+    let close_watcher = receiver.close_watcher();
+    let mut heartbeat = tokio::time::interval(settings.heartbeat);
+    heartbeat.tick().await;
+    let max_frames_per_flush = settings.max_frames_per_flush.max(1);
+    loop {
+        tokio::select! {
+            biased;
+            intent = &mut close => {
+                if let Ok(Some((code, reason))) = intent {
+                    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close_message(code, reason))).await;
+                }
+                return;
+            }
+            event = receiver.recv() => {
+                let frame = match event {
+                    None => return,
+                    Some(OutboundEvent::Close(reason)) => {
+                        let (code, text) = close_for(reason);
+                        let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close_message(code, text))).await;
+                        return;
+                    }
+                    Some(OutboundEvent::Frame(frame)) => frame,
+                };
+                let write = async {
+                    if let Some(message) = text_message(&frame) {
+                        sink.feed(message).await?;
+                    }
+                    for _ in 1..max_frames_per_flush {
+                        let Some(frame) = receiver.try_recv() else { break };
+                        if let Some(message) = text_message(&frame) {
+                            sink.feed(message).await?;
+                        }
+                    }
+                    sink.flush().await
+                };
+                tokio::select! {
+                    result = write => if result.is_err() { return },
+                    reason = close_watcher.closed() => {
+                        // The write is blocked on a client that stopped reading and its queue
+                        // overflowed meanwhile: try a close frame briefly, then drop the socket.
+                        let (code, text) = close_for(reason);
+                        let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close_message(code, text))).await;
+                        return;
+                    }
+                }
+            }
+            _ = heartbeat.tick() => {
+                let ping = tokio::time::timeout(settings.heartbeat, sink.send(Message::Ping(Default::default())));
+                if !matches!(ping.await, Ok(Ok(()))) {
+                    return;
+                }
+            }
+        }
+    }
+}
