@@ -21,3 +21,5 @@ mod protocol;
 mod resume;
 #[path = "integration/tenancy.rs"]
 mod tenancy;
+#[path = "integration/tidy.rs"]
+mod tidy;

@@ -50,6 +50,11 @@ pub enum ConversationsMsg {
     },
     /// How many conversation actors are running (for tests and metrics).
     Count(ractor::RpcReplyPort<usize>),
+    /// The running actor of a conversation, if any (for tests and diagnostics).
+    Lookup(
+        ConversationKey,
+        ractor::RpcReplyPort<Option<ActorRef<ConversationMsg>>>,
+    ),
 }
 
 struct Failures {
@@ -184,6 +189,9 @@ impl Actor for ConversationsActor {
             ConversationsMsg::Count(reply) => {
                 let _ = reply.send(state.running.len());
             }
+            ConversationsMsg::Lookup(key, reply) => {
+                let _ = reply.send(state.running.get(&key).cloned());
+            }
         }
         Ok(())
     }
@@ -260,6 +268,30 @@ impl ConversationsHandle {
     /// dropped, which rejects a send and closes a reply port.
     pub fn route(&self, key: ConversationKey, message: ConversationMsg) {
         let _ = self.actor().cast(ConversationsMsg::Route { key, message });
+    }
+
+    /// The running actor of a conversation, if any.
+    ///
+    /// # Errors
+    /// [`crate::Error::Timeout`] or [`crate::Error::Stopped`] if the supervisor does not answer.
+    pub async fn lookup(
+        &self,
+        key: ConversationKey,
+        timeout: Duration,
+    ) -> crate::Result<Option<ActorRef<ConversationMsg>>> {
+        match self
+            .actor()
+            .call(|reply| ConversationsMsg::Lookup(key, reply), Some(timeout))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(actor)) => Ok(actor),
+            Ok(ractor::rpc::CallResult::Timeout) => Err(crate::Error::Timeout {
+                what: "the conversations supervisor",
+            }),
+            _ => Err(crate::Error::Stopped {
+                what: "the conversations supervisor",
+            }),
+        }
     }
 
     /// How many conversation actors are running.

@@ -671,6 +671,11 @@ impl System {
             .await
     }
 
+    /// The handles of the root's children (for tests and diagnostics).
+    pub fn handles(&self) -> &RootHandles {
+        &self.handles
+    }
+
     /// How many sessions are alive.
     ///
     /// # Errors
@@ -714,3 +719,6 @@ impl System {
         let _ = tokio::time::timeout(deadline, stopped.wait_for(|stopped| *stopped)).await;
     }
 }
+
+#[cfg(test)]
+mod tests;

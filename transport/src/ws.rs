@@ -35,6 +35,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tracing::Instrument as _;
 
 use crate::codec::{
     FrameError, ProtocolError, encode_frame_error, encode_wire_error, parse_client_frame,
@@ -181,19 +182,22 @@ async fn run_connection(app: Arc<App>, upgraded: hyper::upgrade::Upgraded, token
         }
     };
     let span = tracing::info_span!("session", session_id = %session.session_id());
-    let _entered = span.enter();
     let (sink, stream) = socket.split();
     let (close_sender, close_receiver) = oneshot::channel();
     let reader = read_loop(stream, &session, &outbound, &app, close_sender);
     let writer = write_loop(sink, receiver, close_receiver, &settings);
-    tokio::pin!(reader, writer);
-    tokio::select! {
-        () = &mut writer => {}
-        () = &mut reader => {
-            // The reader has said how to close; give the writer a moment to say it.
-            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut writer).await;
+    async {
+        tokio::pin!(reader, writer);
+        tokio::select! {
+            () = &mut writer => {}
+            () = &mut reader => {
+                // The reader has said how to close; give the writer a moment to say it.
+                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut writer).await;
+            }
         }
     }
+    .instrument(span)
+    .await;
     session.stop();
 }
 

@@ -1,0 +1,366 @@
+//! Supervision tests on the whole actor tree, with the in-memory store and a plain-text encoder:
+//! a conversation actor or the writer is killed mid-stream, and the tests check that every send
+//! still ends in exactly one final ack, that joined sessions resume without a gap or duplicate,
+//! and that the stored seqs stay contiguous.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
+use switchboard_engine::ids::{ClientId, ConversationId, RequestId, Seq, TenantId, UserId};
+use switchboard_engine::model::{ConversationKind, NewMessage};
+use switchboard_engine::validate::MessageLimits;
+use switchboard_storage::MemoryMessageStore;
+
+use super::*;
+use crate::clock::SystemClock;
+use crate::outbound::{OutboundEvent, OutboundReceiver, outbound};
+use crate::session::ClientRequest;
+
+/// Encodes events as short lines that tests can match on.
+struct TextEncoder;
+
+impl EventEncoder for TextEncoder {
+    fn encode(&self, event: &ServerEvent<'_>) -> EncodedFrame {
+        let text = match event {
+            ServerEvent::Welcome { .. } => "welcome".to_owned(),
+            ServerEvent::Joined { head, .. } => format!("joined {head}"),
+            ServerEvent::Left { .. } => "left".to_owned(),
+            ServerEvent::Ack {
+                client_id, outcome, ..
+            } => match outcome {
+                AckOutcome::Pending => format!("pending {client_id}"),
+                AckOutcome::Delivered(message_ref) => {
+                    format!("delivered {client_id} {}", message_ref.seq)
+                }
+                AckOutcome::Rejected(error) => format!("rejected {client_id} {error}"),
+            },
+            ServerEvent::Message(message) => format!("message {}", message.seq),
+            ServerEvent::Pong { .. } => "pong".to_owned(),
+            ServerEvent::Error { error, .. } => format!("error {error}"),
+        };
+        EncodedFrame::from_text(text)
+    }
+}
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn settings() -> SystemSettings {
+    SystemSettings {
+        conversation: ConversationSettings {
+            message_limits: MessageLimits::default(),
+            idle_stop_after: Duration::from_secs(60),
+            catch_up_page_size: 4,
+            recent_frames: 8,
+        },
+        writer: WriterSettings {
+            max_batch: 64,
+            append_timeout: Duration::from_secs(5),
+        },
+        rate_limit: RateLimit {
+            per_minute: 0,
+            burst: 0,
+        },
+        max_connections_per_user: 0,
+        max_members: 100,
+        heartbeat_ms: 25_000,
+        call_timeout: Duration::from_secs(5),
+        restart_policy: RestartPolicy {
+            base_delay: Duration::from_millis(10),
+            ..RestartPolicy::default()
+        },
+    }
+}
+
+struct Fixture {
+    system: System,
+    store: Arc<MemoryMessageStore>,
+    tenant_id: TenantId,
+    conversation_id: ConversationId,
+}
+
+fn identity(user: &str) -> Identity {
+    Identity {
+        tenant_id: TenantId::parse("acme").expect("valid"),
+        user_id: UserId::parse(user).expect("valid"),
+    }
+}
+
+async fn fixture() -> Fixture {
+    let store = Arc::new(MemoryMessageStore::new());
+    let system = System::start(
+        settings(),
+        Arc::clone(&store) as Arc<dyn MessageStore>,
+        Arc::new(TextEncoder),
+        Arc::new(SystemClock),
+    )
+    .await
+    .expect("system starts");
+    let snapshot = system
+        .create_conversation(
+            &identity("alice"),
+            ConversationKind::Group,
+            None,
+            vec![UserId::parse("bob").expect("valid")],
+        )
+        .await
+        .expect("created");
+    Fixture {
+        system,
+        store,
+        tenant_id: TenantId::parse("acme").expect("valid"),
+        conversation_id: snapshot.conversation.conversation_id,
+    }
+}
+
+struct TestSession {
+    handle: SessionHandle,
+    receiver: OutboundReceiver,
+}
+
+impl TestSession {
+    async fn open(fixture: &Fixture, user: &str) -> TestSession {
+        let (queue, receiver) = outbound(1 << 20);
+        let handle = fixture
+            .system
+            .open_session(identity(user), queue)
+            .await
+            .expect("session opens");
+        let mut session = TestSession { handle, receiver };
+        assert_eq!(session.next().await, "welcome");
+        session
+    }
+
+    async fn next(&mut self) -> String {
+        match tokio::time::timeout(DEADLINE, self.receiver.recv()).await {
+            Ok(Some(OutboundEvent::Frame(frame))) => {
+                String::from_utf8(frame.bytes().to_vec()).expect("utf-8")
+            }
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    fn request(&self, request: ClientRequest) {
+        self.handle.request(request).expect("session alive");
+    }
+
+    async fn join(&mut self, conversation_id: ConversationId, since: Option<Seq>) {
+        self.request(ClientRequest::Join {
+            request_id: None,
+            conversation_id,
+            since,
+        });
+        let joined = self.next().await;
+        assert!(joined.starts_with("joined"), "{joined}");
+    }
+
+    fn send(&self, conversation_id: ConversationId, client_id: &str) {
+        self.request(ClientRequest::Send {
+            request_id: Some(RequestId::Text(client_id.to_owned())),
+            conversation_id,
+            new_message: NewMessage {
+                client_id: ClientId::parse(client_id).expect("valid"),
+                text: format!("text of {client_id}"),
+                reply_to: None,
+            },
+        });
+    }
+
+    /// Reads frames until every client id in `pending` has its final ack; returns them.
+    async fn final_acks(&mut self, mut pending: Vec<String>) -> HashMap<String, String> {
+        let mut finals = HashMap::new();
+        let mut n_pending_acks: HashMap<String, usize> = HashMap::new();
+        while !pending.is_empty() {
+            let frame = self.next().await;
+            let mut words = frame.split(' ');
+            let (Some(kind), Some(client_id)) = (words.next(), words.next()) else {
+                continue;
+            };
+            match kind {
+                "pending" => *n_pending_acks.entry(client_id.to_owned()).or_default() += 1,
+                "delivered" | "rejected" => {
+                    assert!(
+                        finals.insert(client_id.to_owned(), frame.clone()).is_none(),
+                        "two final acks for {client_id}"
+                    );
+                    pending.retain(|waiting| waiting != client_id);
+                }
+                _ => {}
+            }
+        }
+        for (client_id, n_pending) in n_pending_acks {
+            assert_eq!(n_pending, 1, "{client_id} got {n_pending} pending acks");
+        }
+        finals
+    }
+
+    /// Sends `client_id` until it is delivered (retrying `unavailable`), returning its seq.
+    async fn send_until_delivered(
+        &mut self,
+        conversation_id: ConversationId,
+        client_id: &str,
+    ) -> u64 {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            self.send(conversation_id, client_id);
+            let finals = self.final_acks(vec![client_id.to_owned()]).await;
+            let verdict = &finals[client_id];
+            if let Some(seq) = verdict.strip_prefix(&format!("delivered {client_id} ")) {
+                return seq.parse().expect("seq");
+            }
+            assert!(verdict.contains("unavailable"), "{verdict}");
+            assert!(tokio::time::Instant::now() < deadline, "never delivered");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Reads `message` frames until `last_seq`, returning their seqs in arrival order.
+    async fn messages_through(&mut self, last_seq: u64) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        loop {
+            let frame = self.next().await;
+            if let Some(seq) = frame.strip_prefix("message ") {
+                let seq: u64 = seq.parse().expect("seq");
+                seqs.push(seq);
+                if seq >= last_seq {
+                    return seqs;
+                }
+            }
+        }
+    }
+}
+
+impl Fixture {
+    fn key(&self) -> ConversationKey {
+        ConversationKey {
+            tenant_id: self.tenant_id.clone(),
+            conversation_id: self.conversation_id,
+        }
+    }
+
+    async fn kill_conversation(&self) {
+        let actor = self
+            .system
+            .handles()
+            .conversations
+            .lookup(self.key(), DEADLINE)
+            .await
+            .expect("supervisor answers")
+            .expect("the conversation is running");
+        actor.kill();
+    }
+
+    async fn stored_seqs_and_client_ids(&self) -> (Vec<u64>, Vec<String>) {
+        let messages = self
+            .store
+            .messages_after(&self.tenant_id, self.conversation_id, Seq::ZERO, 10_000)
+            .await
+            .expect("readable");
+        (
+            messages.iter().map(|message| message.seq.get()).collect(),
+            messages
+                .iter()
+                .map(|message| message.client_id.to_string())
+                .collect(),
+        )
+    }
+
+    async fn assert_log_is_clean(&self, n_expected: usize) {
+        let (seqs, client_ids) = self.stored_seqs_and_client_ids().await;
+        assert_eq!(
+            seqs,
+            (1..=n_expected as u64).collect::<Vec<_>>(),
+            "gap or reuse"
+        );
+        let mut distinct = client_ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            client_ids.len(),
+            "a client id was stored twice"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_killed_conversation_is_rejoined_without_a_gap() {
+    let fixture = fixture().await;
+    let conversation_id = fixture.conversation_id;
+    let mut alice = TestSession::open(&fixture, "alice").await;
+    let mut bob = TestSession::open(&fixture, "bob").await;
+    alice.join(conversation_id, None).await;
+    for n in 1..=5 {
+        bob.send_until_delivered(conversation_id, &format!("b{n}"))
+            .await;
+    }
+    assert_eq!(alice.messages_through(5).await, [1, 2, 3, 4, 5]);
+
+    fixture.kill_conversation().await;
+    for n in 6..=10 {
+        bob.send_until_delivered(conversation_id, &format!("b{n}"))
+            .await;
+    }
+    // Alice's session re-joins on its own from the last seq it was given.
+    assert_eq!(alice.messages_through(10).await, [6, 7, 8, 9, 10]);
+    fixture.assert_log_is_clean(10).await;
+}
+
+#[tokio::test]
+async fn every_send_ends_in_exactly_one_final_ack_when_its_conversation_is_killed() {
+    let fixture = fixture().await;
+    let conversation_id = fixture.conversation_id;
+    let mut bob = TestSession::open(&fixture, "bob").await;
+    bob.send_until_delivered(conversation_id, "warm-up").await;
+    let client_ids: Vec<String> = (0..50).map(|n| format!("k{n}")).collect();
+    for client_id in &client_ids {
+        bob.send(conversation_id, client_id);
+    }
+    fixture.kill_conversation().await;
+    let finals = bob.final_acks(client_ids.clone()).await;
+    assert_eq!(finals.len(), client_ids.len());
+    // Retrying every key (delivered or not) stores each exactly once.
+    for client_id in &client_ids {
+        bob.send_until_delivered(conversation_id, client_id).await;
+    }
+    fixture.assert_log_is_clean(client_ids.len() + 1).await;
+}
+
+#[tokio::test]
+async fn a_killed_writer_is_restarted_and_no_acknowledged_message_is_lost() {
+    let fixture = fixture().await;
+    let conversation_id = fixture.conversation_id;
+    let mut alice = TestSession::open(&fixture, "alice").await;
+    let mut bob = TestSession::open(&fixture, "bob").await;
+    alice.join(conversation_id, None).await;
+    let client_ids: Vec<String> = (0..40).map(|n| format!("w{n}")).collect();
+    for client_id in &client_ids {
+        bob.send(conversation_id, client_id);
+    }
+    let writer_before = fixture.system.handles().writer.actor().get_id();
+    fixture.system.handles().writer.actor().kill();
+    let finals = bob.final_acks(client_ids.clone()).await;
+    let delivered: HashMap<&String, u64> = finals
+        .iter()
+        .filter_map(|(client_id, verdict)| {
+            let seq = verdict.strip_prefix(&format!("delivered {client_id} "))?;
+            Some((client_id, seq.parse().expect("seq")))
+        })
+        .collect();
+    for client_id in &client_ids {
+        let seq = bob.send_until_delivered(conversation_id, client_id).await;
+        if let Some(acked) = delivered.get(client_id) {
+            assert_eq!(*acked, seq, "an acknowledged message changed seq");
+        }
+    }
+    assert_ne!(
+        fixture.system.handles().writer.actor().get_id(),
+        writer_before
+    );
+    fixture.assert_log_is_clean(client_ids.len()).await;
+    // Alice saw every stored message exactly once, in order.
+    assert_eq!(
+        alice.messages_through(client_ids.len() as u64).await,
+        (1..=client_ids.len() as u64).collect::<Vec<_>>()
+    );
+}
