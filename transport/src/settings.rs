@@ -18,7 +18,8 @@ pub struct WebSocketSettings {
     pub idle_timeout: Duration,
     /// tungstenite's read buffer per connection.
     pub read_buffer_bytes: usize,
-    /// tungstenite's write buffer target per connection.
+    /// tungstenite's write buffer target per connection: frames are buffered up to this size
+    /// and written with one syscall per flush (0 would write every frame with its own syscall).
     pub write_buffer_bytes: usize,
     /// Invalid frames tolerated per minute before closing with 1008.
     pub max_protocol_errors_per_minute: u32,
@@ -35,7 +36,7 @@ impl Default for WebSocketSettings {
             heartbeat: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
             read_buffer_bytes: 4096,
-            write_buffer_bytes: 0,
+            write_buffer_bytes: 16 * 1024,
             max_protocol_errors_per_minute: 30,
             max_frames_per_flush: 64,
         }

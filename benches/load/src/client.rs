@@ -1,0 +1,423 @@
+//! One simulated client: connect, greet, join its room, then send (open or closed loop) and
+//! receive until told to finish, recording what it saw.
+//!
+//! Each client runs as one task that owns its socket. Statistics are kept per task (no shared
+//! locks on the hot path) and merged when the run ends; the only shared state is a few atomic
+//! counters the coordinator polls to know when every expected delivery has arrived.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::net::TcpSocket;
+use tokio::sync::{Semaphore, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::protocol::{Header, Incoming, Target, message_text};
+
+/// How a client sends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SendPlan {
+    /// Never sends (idle capacity runs and pure receivers).
+    Silent,
+    /// Sends one message every `interval`, whatever happens to earlier ones.
+    OpenLoop {
+        /// Time between sends.
+        interval: Duration,
+        /// Delay before the first send, to spread senders.
+        offset: Duration,
+    },
+    /// Keeps `window` sends in flight, sending the next as soon as one is acknowledged.
+    ClosedLoop {
+        /// Sends in flight.
+        window: usize,
+    },
+}
+
+/// Run phases, as nanoseconds since the harness epoch (0 = not yet set).
+#[derive(Default)]
+pub(crate) struct Phases {
+    /// Sending starts.
+    pub(crate) go_ns: AtomicU64,
+    /// Latencies of messages sent from here on are recorded.
+    pub(crate) measure_ns: AtomicU64,
+    /// No sends from here on.
+    pub(crate) stop_send_ns: AtomicU64,
+}
+
+/// Counters the coordinator reads while the run is going.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// Clients that finished connecting and joining.
+    pub(crate) n_ready: AtomicUsize,
+    /// Clients that failed to set up.
+    pub(crate) n_failed: AtomicUsize,
+    /// Messages sent so far.
+    pub(crate) n_sent: AtomicU64,
+    /// Message frames received from another sender so far.
+    pub(crate) n_received: AtomicU64,
+}
+
+/// What every client shares.
+pub(crate) struct Shared {
+    /// The dialect.
+    pub(crate) target: Target,
+    /// The server address.
+    pub(crate) addr: SocketAddr,
+    /// Body size of each message.
+    pub(crate) message_bytes: usize,
+    /// The clock all timestamps are relative to.
+    pub(crate) epoch: Instant,
+    /// Phase boundaries.
+    pub(crate) phases: Phases,
+    /// Progress counters.
+    pub(crate) progress: Progress,
+    /// Limits concurrent connection setups.
+    pub(crate) connect_permits: Semaphore,
+    /// Flips to true when clients must stop.
+    pub(crate) finish: watch::Receiver<bool>,
+    /// Flips to true when senders may start.
+    pub(crate) go: watch::Receiver<bool>,
+}
+
+/// One client's assignment.
+pub(crate) struct ClientSpec {
+    /// The client's index (its sender id).
+    pub(crate) index: u32,
+    /// The room (conversation id) it joins.
+    pub(crate) room: String,
+    /// The full WebSocket URL (with token for Switchboard).
+    pub(crate) url: String,
+    /// The local address to bind, if any.
+    pub(crate) source_ip: Option<IpAddr>,
+    /// How it sends.
+    pub(crate) plan: SendPlan,
+}
+
+/// What one client measured.
+pub(crate) struct ClientStats {
+    /// Connect-to-joined time, nanoseconds.
+    pub(crate) setup_ns: Option<u64>,
+    /// Send → receipt by another member, for messages sent in the measured window.
+    pub(crate) end_to_end: Histogram<u64>,
+    /// Send → `pending` ack.
+    pub(crate) ack_pending: Histogram<u64>,
+    /// Send → `delivered` ack.
+    pub(crate) ack_delivered: Histogram<u64>,
+    /// Messages sent (all phases).
+    pub(crate) n_sent: u64,
+    /// Messages sent in the measured window.
+    pub(crate) n_sent_measured: u64,
+    /// Message frames from other senders received.
+    pub(crate) n_received: u64,
+    /// Received again (number not above the last seen from that sender).
+    pub(crate) n_duplicates: u64,
+    /// Received after a skipped number from that sender.
+    pub(crate) n_out_of_order: u64,
+    /// Sends refused by the server.
+    pub(crate) n_rejected: u64,
+    /// Error frames received.
+    pub(crate) n_error_frames: u64,
+    /// Why the client stopped early, if it did.
+    pub(crate) failure: Option<String>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, 120_000_000_000, 3).expect("valid histogram bounds")
+}
+
+impl ClientStats {
+    fn new() -> Self {
+        ClientStats {
+            setup_ns: None,
+            end_to_end: histogram(),
+            ack_pending: histogram(),
+            ack_delivered: histogram(),
+            n_sent: 0,
+            n_sent_measured: 0,
+            n_received: 0,
+            n_duplicates: 0,
+            n_out_of_order: 0,
+            n_rejected: 0,
+            n_error_frames: 0,
+            failure: None,
+        }
+    }
+}
+
+fn now_ns(shared: &Shared) -> u64 {
+    u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+async fn connect(shared: &Shared, spec: &ClientSpec) -> anyhow::Result<Socket> {
+    let socket = TcpSocket::new_v4().context("socket")?;
+    if let Some(source_ip) = spec.source_ip {
+        socket
+            .bind(SocketAddr::new(source_ip, 0))
+            .with_context(|| format!("binding {source_ip}"))?;
+    }
+    let stream = socket.connect(shared.addr).await.context("tcp connect")?;
+    stream.set_nodelay(true).context("nodelay")?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0);
+    let (socket, _) =
+        tokio_tungstenite::client_async_with_config(spec.url.as_str(), stream, Some(config))
+            .await
+            .context("websocket upgrade")?;
+    Ok(socket)
+}
+
+async fn next_text(socket: &mut Socket) -> anyhow::Result<String> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
+            Some(Ok(Message::Close(frame))) => bail!("closed by the server: {frame:?}"),
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => bail!("read failed: {error}"),
+            None => bail!("connection ended"),
+        }
+    }
+}
+
+/// Connects, greets and joins; returns the ready socket.
+async fn set_up(shared: &Shared, spec: &ClientSpec) -> anyhow::Result<Socket> {
+    let mut socket = connect(shared, spec).await?;
+    let target = shared.target;
+    if let Some(greeting) = target.greeting() {
+        let frame = next_text(&mut socket).await?;
+        if target.classify(&frame) != greeting {
+            bail!("expected a greeting, got {frame}");
+        }
+        if target == Target::Socketio {
+            socket
+                .send(Message::text("40"))
+                .await
+                .context("namespace connect")?;
+            loop {
+                let frame = next_text(&mut socket).await?;
+                match target.classify(&frame) {
+                    Incoming::Connected => break,
+                    Incoming::Ping => socket.send(Message::text("3")).await.context("pong")?,
+                    _ => bail!("expected the namespace connect, got {frame}"),
+                }
+            }
+        }
+    }
+    socket
+        .send(Message::text(target.join_frame(&spec.room)))
+        .await
+        .context("join")?;
+    loop {
+        let frame = next_text(&mut socket).await?;
+        match target.classify(&frame) {
+            Incoming::Joined => return Ok(socket),
+            Incoming::Ping => socket.send(Message::text("3")).await.context("pong")?,
+            Incoming::Error => bail!("join refused: {frame}"),
+            _ => {}
+        }
+    }
+}
+
+/// Runs one client to the end and returns what it measured.
+pub(crate) async fn run(shared: Arc<Shared>, spec: ClientSpec) -> ClientStats {
+    let mut stats = ClientStats::new();
+    let setup_started = now_ns(&shared);
+    let socket = {
+        let _permit = shared.connect_permits.acquire().await;
+        set_up(&shared, &spec).await
+    };
+    let socket = match socket {
+        Ok(socket) => socket,
+        Err(error) => {
+            stats.failure = Some(format!("setup: {error:#}"));
+            shared.progress.n_failed.fetch_add(1, Ordering::AcqRel);
+            return stats;
+        }
+    };
+    stats.setup_ns = Some(now_ns(&shared).saturating_sub(setup_started));
+    shared.progress.n_ready.fetch_add(1, Ordering::AcqRel);
+    if let Err(error) = exchange(&shared, &spec, socket, &mut stats).await {
+        stats.failure = Some(format!("{error:#}"));
+    }
+    stats
+}
+
+async fn exchange(
+    shared: &Shared,
+    spec: &ClientSpec,
+    socket: Socket,
+    stats: &mut ClientStats,
+) -> anyhow::Result<()> {
+    let target = shared.target;
+    let (mut sink, mut stream) = socket.split();
+    let mut finish = shared.finish.clone();
+    let mut go = shared.go.clone();
+    // Wait for the start signal, answering pings meanwhile.
+    while !*go.borrow() {
+        tokio::select! {
+            changed = go.changed() => { changed.context("coordinator gone")?; }
+            frame = stream.next() => {
+                if let Some(Ok(Message::Text(text))) = frame {
+                    if target.classify(&text) == Incoming::Ping {
+                        sink.send(Message::text("3")).await.context("pong")?;
+                    }
+                } else if frame.is_none() {
+                    bail!("connection ended before the run");
+                }
+            }
+        }
+    }
+    let mut last_seen: HashMap<u32, u64> = HashMap::new();
+    let mut sent_at: HashMap<u64, u64> = HashMap::new();
+    let mut n_in_flight = 0usize;
+    let mut next_number = 1u64;
+    let mut ticker = match spec.plan {
+        SendPlan::OpenLoop { interval, offset } => {
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            Some(ticker)
+        }
+        SendPlan::Silent | SendPlan::ClosedLoop { .. } => None,
+    };
+    let window = match spec.plan {
+        SendPlan::ClosedLoop { window } => window,
+        _ => 0,
+    };
+    loop {
+        let sending_allowed = {
+            let stop = shared.phases.stop_send_ns.load(Ordering::Acquire);
+            stop == 0 || now_ns(shared) < stop
+        };
+        let closed_loop_ready = window > 0 && n_in_flight < window && sending_allowed;
+        if closed_loop_ready {
+            send_one(
+                shared,
+                spec,
+                &mut sink,
+                &mut next_number,
+                &mut sent_at,
+                stats,
+            )
+            .await?;
+            n_in_flight += 1;
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = finish.changed() => {
+                let _ = sink.send(Message::Close(None)).await;
+                return Ok(());
+            }
+            frame = stream.next() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(frame))) => bail!("closed by the server: {frame:?}"),
+                    Some(Ok(_)) => continue,
+                    Some(Err(error)) => bail!("read failed: {error}"),
+                    None => bail!("connection ended"),
+                };
+                let now = now_ns(shared);
+                match target.classify(&text) {
+                    Incoming::Message(header)
+                        if header.sender != spec.index => {
+                            receive(shared, header, now, &mut last_seen, stats);
+                        }
+                    Incoming::AckPending { request } => {
+                        if let Some(sent) = sent_at.get(&request)
+                            && *sent >= shared.phases.measure_ns.load(Ordering::Acquire) {
+                                stats.ack_pending.saturating_record(now.saturating_sub(*sent));
+                            }
+                    }
+                    Incoming::AckDelivered { request } => {
+                        if let Some(sent) = sent_at.remove(&request) {
+                            if sent >= shared.phases.measure_ns.load(Ordering::Acquire) {
+                                stats.ack_delivered.saturating_record(now.saturating_sub(sent));
+                            }
+                            n_in_flight = n_in_flight.saturating_sub(1);
+                        }
+                    }
+                    Incoming::AckRejected { request }
+                        if sent_at.remove(&request).is_some() => {
+                            stats.n_rejected += 1;
+                            n_in_flight = n_in_flight.saturating_sub(1);
+                        }
+                    Incoming::Ping => sink.send(Message::text("3")).await.context("pong")?,
+                    Incoming::Error => stats.n_error_frames += 1,
+                    _ => {}
+                }
+            }
+            _ = async { ticker.as_mut().expect("checked by the guard").tick().await }, if ticker.is_some() && sending_allowed => {
+                send_one(shared, spec, &mut sink, &mut next_number, &mut sent_at, stats).await?;
+            }
+        }
+    }
+}
+
+fn receive(
+    shared: &Shared,
+    header: Header,
+    now: u64,
+    last_seen: &mut HashMap<u32, u64>,
+    stats: &mut ClientStats,
+) {
+    let last = last_seen.entry(header.sender).or_insert(0);
+    if header.number <= *last {
+        stats.n_duplicates += 1;
+        return;
+    }
+    if header.number != *last + 1 {
+        stats.n_out_of_order += 1;
+    }
+    *last = header.number;
+    stats.n_received += 1;
+    shared.progress.n_received.fetch_add(1, Ordering::AcqRel);
+    let measure = shared.phases.measure_ns.load(Ordering::Acquire);
+    let stop = shared.phases.stop_send_ns.load(Ordering::Acquire);
+    if measure > 0 && header.sent_ns >= measure && (stop == 0 || header.sent_ns < stop) {
+        stats
+            .end_to_end
+            .saturating_record(now.saturating_sub(header.sent_ns));
+    }
+}
+
+async fn send_one(
+    shared: &Shared,
+    spec: &ClientSpec,
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    next_number: &mut u64,
+    sent_at: &mut HashMap<u64, u64>,
+    stats: &mut ClientStats,
+) -> anyhow::Result<()> {
+    let number = *next_number;
+    *next_number += 1;
+    let sent_ns = now_ns(shared);
+    let header = Header {
+        sender: spec.index,
+        number,
+        sent_ns,
+    };
+    let text = message_text(header, shared.message_bytes);
+    let client_id = format!("c{}-{number}", spec.index);
+    let frame = shared
+        .target
+        .send_frame(&spec.room, number, &client_id, &text);
+    sink.send(Message::text(frame)).await.context("send")?;
+    sent_at.insert(number, sent_ns);
+    stats.n_sent += 1;
+    let measure = shared.phases.measure_ns.load(Ordering::Acquire);
+    if measure > 0 && sent_ns >= measure {
+        stats.n_sent_measured += 1;
+    }
+    shared.progress.n_sent.fetch_add(1, Ordering::AcqRel);
+    Ok(())
+}
