@@ -15,7 +15,9 @@
 //! its [`AckGuard`] drops, and a subscription tells its session when its [`SubscriberLink`]
 //! drops, so the session can re-join with `since` and miss nothing.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -325,7 +327,7 @@ impl ConversationActor {
         let head = store.head(self.tenant_id(), self.conversation_id()).await?;
         Ok(Ready {
             core: ConversationCore::new(snapshot, head, self.context.settings.message_limits),
-            links: HashMap::new(),
+            links: HashMap::default(),
             recent_frames: VecDeque::new(),
             last_activity: Instant::now(),
         })

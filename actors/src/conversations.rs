@@ -10,7 +10,7 @@
 //! by the old actor or refused at send time and routed to a fresh one. Nothing is dropped
 //! silently: refused sends come back to the sender, and a dropped send rejects itself.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,9 +137,9 @@ impl Actor for ConversationsActor {
         _args: (),
     ) -> Result<ConversationsState, ActorProcessingErr> {
         Ok(ConversationsState {
-            running: HashMap::new(),
-            keys_by_actor: HashMap::new(),
-            failures: HashMap::new(),
+            running: HashMap::default(),
+            keys_by_actor: HashMap::default(),
+            failures: HashMap::default(),
             started_at: Instant::now(),
         })
     }

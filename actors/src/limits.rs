@@ -6,7 +6,7 @@
 //! buckets that have refilled completely are forgotten when the map grows, since a fresh full
 //! bucket behaves identically.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use switchboard_engine::Error;
@@ -33,8 +33,8 @@ impl UserLimits {
         Arc::new(UserLimits {
             rate_limit,
             max_connections_per_user,
-            buckets: Mutex::new(HashMap::new()),
-            connections: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::default()),
+            connections: Mutex::new(HashMap::default()),
         })
     }
 

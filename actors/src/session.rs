@@ -10,7 +10,7 @@
 //! (`delivered` or `rejected`) later: from here when the rate limit refuses it, otherwise from
 //! the conversation (or from its [`AckGuard`] if the conversation goes away).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -259,7 +259,7 @@ impl Actor for SessionActor {
         Ok(SessionState {
             identity: args.identity,
             outbound: args.outbound,
-            joined: HashMap::new(),
+            joined: HashMap::default(),
             _slot: args.slot,
         })
     }

@@ -11,7 +11,7 @@
 //! (clients get "going away"), drain the conversations, drain the writer (committing whatever
 //! it holds), then stop the root.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,7 +96,7 @@ impl Actor for SessionsActor {
         _args: (),
     ) -> Result<SessionsState, ActorProcessingErr> {
         Ok(SessionsState {
-            outbounds: HashMap::new(),
+            outbounds: HashMap::default(),
         })
     }
 

@@ -11,7 +11,7 @@
 //! unreported, dropping their receipts reports them as failed, so a conversation never waits
 //! forever on an append nobody will finish.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -209,7 +209,7 @@ async fn commit(state: &WriterState, batch: Vec<PendingAppend>) {
     };
     tracing::trace!(n_entries, "committed append batch");
     // One report per conversation, results in append order.
-    let mut reports: HashMap<ActorId, ConversationReport> = HashMap::new();
+    let mut reports: HashMap<ActorId, ConversationReport> = HashMap::default();
     for (receipt, result) in receipts.into_iter().zip(results) {
         let (ticket, conversation) = receipt.take();
         let Some(conversation) = conversation else {

@@ -17,7 +17,9 @@
 //! `W` is the caller's opaque "who to acknowledge" value (a session's outbound queue, an RPC
 //! reply port, a test id); the core only stores and returns it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use foldhash::HashMap;
 
 use crate::event::AckOutcome;
 use crate::ids::{ClientId, MessageId, Seq, SessionId, UserId};
@@ -199,7 +201,7 @@ impl<W> ConversationCore<W> {
             durable_head: head,
             next_seq: head.next(),
             in_flight: VecDeque::new(),
-            in_flight_client_ids: HashMap::new(),
+            in_flight_client_ids: HashMap::default(),
             next_ticket: 1,
             next_epoch: 1,
             recent: RecentClientIds::default(),
