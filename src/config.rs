@@ -182,7 +182,8 @@ pub struct WebSocketConfig {
     /// Close a connection that sends nothing for this long (4010), in milliseconds.
     /// Default 60000.
     pub idle_timeout_ms: u64,
-    /// Read buffer per connection, in bytes. Default 4096.
+    /// Read buffer per connection, in bytes. Default 1024 (chat frames are small; larger frames
+    /// are read in several chunks).
     pub read_buffer_bytes: usize,
     /// Invalid frames tolerated per minute before closing (1008). Default 30.
     pub max_protocol_errors_per_minute: u32,
@@ -193,7 +194,7 @@ impl Default for WebSocketConfig {
         WebSocketConfig {
             heartbeat_ms: 25_000,
             idle_timeout_ms: 60_000,
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 1024,
             max_protocol_errors_per_minute: 30,
         }
     }

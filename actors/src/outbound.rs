@@ -6,14 +6,16 @@
 //! [`CloseReason::SlowConsumer`] instead of buffering without bound, and the connection's writer
 //! task then closes the socket with the documented close code.
 //!
-//! The channel underneath is tokio's unbounded mpsc: the bound is enforced here, in bytes, which
-//! is what actually costs memory.
+//! Underneath is a mutex-protected `VecDeque` and a `Notify`: the bound is enforced here, in bytes,
+//! which is what actually costs memory, and an idle connection's empty queue allocates nothing
+//! (tokio's unbounded channel allocated about 1.5 KB per connection up front).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use switchboard_engine::event::EncodedFrame;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 /// Why an outbound queue was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +38,18 @@ pub enum PushError {
 }
 
 struct Shared {
+    /// The frames themselves. A plain mutex: every critical section is one push or pop, never
+    /// an await, and an empty `VecDeque` allocates nothing, which keeps idle connections small.
+    frames: Mutex<VecDeque<EncodedFrame>>,
     /// Bytes pushed and not yet taken by the receiver.
     queued_bytes: AtomicUsize,
     max_queued_bytes: usize,
     /// Set once, by the first close.
     close_reason: OnceLock<CloseReason>,
+    /// Set when the last [`Outbound`] is dropped.
+    senders_gone: AtomicBool,
+    /// Wakes the receiver: a frame was pushed, the queue closed, or the senders are gone.
+    frame_signal: Notify,
     /// Woken (all waiters) when the queue is closed.
     close_signal: Notify,
     /// Woken (all waiters) when the queue drains below half of its limit while someone waits.
@@ -48,16 +57,33 @@ struct Shared {
     n_room_waiters: AtomicUsize,
 }
 
+impl Shared {
+    fn lock_frames(&self) -> std::sync::MutexGuard<'_, VecDeque<EncodedFrame>> {
+        self.frames.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Marks the end of the sending side when the last [`Outbound`] clone is dropped.
+struct SendersAlive {
+    shared: Arc<Shared>,
+}
+
+impl Drop for SendersAlive {
+    fn drop(&mut self) {
+        self.shared.senders_gone.store(true, Ordering::Release);
+        self.shared.frame_signal.notify_one();
+    }
+}
+
 /// The sending side: cheap to clone, shared by the session and every conversation it joined.
 #[derive(Clone)]
 pub struct Outbound {
-    sender: mpsc::UnboundedSender<EncodedFrame>,
     shared: Arc<Shared>,
+    _alive: Arc<SendersAlive>,
 }
 
 /// The receiving side, owned by the connection's writer task.
 pub struct OutboundReceiver {
-    receiver: mpsc::UnboundedReceiver<EncodedFrame>,
     shared: Arc<Shared>,
 }
 
@@ -73,21 +99,25 @@ pub enum OutboundEvent {
 /// Creates a queue that holds at most `max_queued_bytes` (a single frame larger than that is
 /// still accepted into an empty queue, so a big message never wedges a connection).
 pub fn outbound(max_queued_bytes: usize) -> (Outbound, OutboundReceiver) {
-    let (sender, receiver) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
+        frames: Mutex::new(VecDeque::new()),
         queued_bytes: AtomicUsize::new(0),
         max_queued_bytes,
         close_reason: OnceLock::new(),
+        senders_gone: AtomicBool::new(false),
+        frame_signal: Notify::new(),
         close_signal: Notify::new(),
         room_signal: Notify::new(),
         n_room_waiters: AtomicUsize::new(0),
     });
     (
         Outbound {
-            sender,
             shared: Arc::clone(&shared),
+            _alive: Arc::new(SendersAlive {
+                shared: Arc::clone(&shared),
+            }),
         },
-        OutboundReceiver { receiver, shared },
+        OutboundReceiver { shared },
     )
 }
 
@@ -113,12 +143,8 @@ impl Outbound {
             self.close(CloseReason::SlowConsumer);
             return Err(PushError::SlowConsumer);
         }
-        if self.sender.send(frame).is_err() {
-            self.shared
-                .queued_bytes
-                .fetch_sub(n_bytes, Ordering::AcqRel);
-            return Err(PushError::Closed);
-        }
+        self.shared.lock_frames().push_back(frame);
+        self.shared.frame_signal.notify_one();
         Ok(())
     }
 
@@ -126,6 +152,7 @@ impl Outbound {
     /// writer, which closes the socket promptly.
     pub fn close(&self, reason: CloseReason) {
         if self.shared.close_reason.set(reason).is_ok() {
+            self.shared.frame_signal.notify_one();
             self.shared.close_signal.notify_waiters();
             self.shared.room_signal.notify_waiters();
         }
@@ -181,20 +208,28 @@ impl OutboundReceiver {
         }
     }
 
-    /// Waits for the next frame or for the queue to close. `None` means every sender is gone.
+    fn pop(&self) -> Option<EncodedFrame> {
+        let frame = self.shared.lock_frames().pop_front()?;
+        self.took(&frame);
+        Some(frame)
+    }
+
+    /// Waits for the next frame or for the queue to close. `None` means every sender is gone
+    /// and the queue is empty.
     pub async fn recv(&mut self) -> Option<OutboundEvent> {
-        if let Some(reason) = self.shared.close_reason.get() {
-            return Some(OutboundEvent::Close(*reason));
-        }
-        let shared = Arc::clone(&self.shared);
-        tokio::select! {
-            biased;
-            reason = wait_closed(&shared) => Some(OutboundEvent::Close(reason)),
-            frame = self.receiver.recv() => {
-                let frame = frame?;
-                self.took(&frame);
-                Some(OutboundEvent::Frame(frame))
+        loop {
+            if let Some(reason) = self.shared.close_reason.get() {
+                return Some(OutboundEvent::Close(*reason));
             }
+            if let Some(frame) = self.pop() {
+                return Some(OutboundEvent::Frame(frame));
+            }
+            if self.shared.senders_gone.load(Ordering::Acquire) {
+                return None;
+            }
+            // `notify_one` stores a permit when nobody waits, so a push between the checks
+            // above and this await is not missed.
+            self.shared.frame_signal.notified().await;
         }
     }
 
@@ -204,9 +239,7 @@ impl OutboundReceiver {
         if self.shared.close_reason.get().is_some() {
             return None;
         }
-        let frame = self.receiver.try_recv().ok()?;
-        self.took(&frame);
-        Some(frame)
+        self.pop()
     }
 
     /// A watcher that resolves when the queue is closed, usable while the receiver itself is

@@ -164,6 +164,9 @@ impl Actor for WriterActor {
     }
 }
 
+/// Commits slower than this are logged as warnings: every message in them waited that long.
+const SLOW_COMMIT: Duration = Duration::from_millis(50);
+
 /// One conversation's results from a batch, and where to send them.
 type ConversationReport = (ActorRef<ConversationMsg>, Vec<(AppendTicket, AppendResult)>);
 
@@ -178,6 +181,7 @@ async fn commit(state: &WriterState, batch: Vec<PendingAppend>) {
         entries.push(pending.entry);
         receipts.push(pending.receipt);
     }
+    let commit_started = tokio::time::Instant::now();
     let outcome = tokio::time::timeout(state.settings.append_timeout, state.store.append(entries))
         .await
         .unwrap_or_else(|_| {
@@ -207,7 +211,12 @@ async fn commit(state: &WriterState, batch: Vec<PendingAppend>) {
             vec![AppendResult::Failed; n_entries]
         }
     };
-    tracing::trace!(n_entries, "committed append batch");
+    let commit_time = commit_started.elapsed();
+    if commit_time >= SLOW_COMMIT {
+        tracing::warn!(n_entries, ?commit_time, "slow commit");
+    } else {
+        tracing::trace!(n_entries, ?commit_time, "committed append batch");
+    }
     // One report per conversation, results in append order.
     let mut reports: HashMap<ActorId, ConversationReport> = HashMap::default();
     for (receipt, result) in receipts.into_iter().zip(results) {

@@ -35,7 +35,7 @@ impl Default for WebSocketSettings {
             outbound_queue_bytes: 1024 * 1024,
             heartbeat: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 16 * 1024,
             max_protocol_errors_per_minute: 30,
             max_frames_per_flush: 64,

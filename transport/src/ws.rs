@@ -1,8 +1,8 @@
 //! One WebSocket connection, from upgrade to close.
 //!
 //! The upgrade is done by hand (on hyper's upgrade mechanism) so that tokio-tungstenite's
-//! buffers can be sized for chat frames: a 4 KiB read buffer instead of the 128 KiB default is
-//! the difference between about 10 KB and about 140 KB per idle connection.
+//! buffers can be sized for chat frames: with a 1 KiB read buffer instead of the 128 KiB default
+//! an idle connection costs the server about 16 KB instead of about 140 KB (docs/PERFORMANCE.md).
 //!
 //! After the upgrade, one task runs the connection: the token is verified (failures get an
 //! `error` frame with the `token_*` code and close 4001), a session actor is started, and then a
@@ -160,24 +160,35 @@ async fn run_connection(app: Arc<App>, upgraded: hyper::upgrade::Upgraded, token
         .max_write_buffer_size(settings.hard_max_frame_bytes.saturating_mul(4))
         .max_message_size(Some(settings.hard_max_frame_bytes))
         .max_frame_size(Some(settings.hard_max_frame_bytes));
-    let socket =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    // Setup futures are boxed so that their state does not enlarge the long-lived connection
+    // task, which is allocated for as long as the connection lives.
+    let socket = Box::pin(WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Server,
+        Some(config),
+    ))
+    .await;
     let identity = match app.authenticator.verify(&token, app.clock.now()) {
         Ok(identity) => identity,
         Err(error) => {
-            refuse(socket, &WireError::from(&error), close_code::UNAUTHORIZED).await;
+            Box::pin(refuse(
+                socket,
+                &WireError::from(&error),
+                close_code::UNAUTHORIZED,
+            ))
+            .await;
             return;
         }
     };
     let (outbound, receiver) = outbound(settings.outbound_queue_bytes);
-    let session = match app.system.open_session(identity, outbound.clone()).await {
+    let session = match Box::pin(app.system.open_session(identity, outbound.clone())).await {
         Ok(session) => session,
         Err(error) => {
             let code = match error {
                 Error::TooManyConnections { .. } => close_code::TOO_MANY_CONNECTIONS,
                 _ => close_code::INTERNAL_ERROR,
             };
-            refuse(socket, &WireError::from(&error), code).await;
+            Box::pin(refuse(socket, &WireError::from(&error), code)).await;
             return;
         }
     };

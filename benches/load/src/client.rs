@@ -261,26 +261,12 @@ async fn exchange(
     let (mut sink, mut stream) = socket.split();
     let mut finish = shared.finish.clone();
     let mut go = shared.go.clone();
-    // Wait for the start signal, answering pings meanwhile.
-    while !*go.borrow() {
-        tokio::select! {
-            changed = go.changed() => { changed.context("coordinator gone")?; }
-            frame = stream.next() => {
-                if let Some(Ok(Message::Text(text))) = frame {
-                    if target.classify(&text) == Incoming::Ping {
-                        sink.send(Message::text("3")).await.context("pong")?;
-                    }
-                } else if frame.is_none() {
-                    bail!("connection ended before the run");
-                }
-            }
-        }
-    }
     let mut last_seen: HashMap<u32, u64> = HashMap::new();
     let mut sent_at: HashMap<u64, u64> = HashMap::new();
     let mut n_in_flight = 0usize;
     let mut next_number = 1u64;
-    let mut ticker = match spec.plan {
+    // The open-loop schedule starts when sending starts, offset to spread the senders.
+    let make_ticker = || match spec.plan {
         SendPlan::OpenLoop { interval, offset } => {
             let mut ticker =
                 tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
@@ -293,8 +279,12 @@ async fn exchange(
         SendPlan::ClosedLoop { window } => window,
         _ => 0,
     };
+    // Frames are handled from the first moment, so nothing that arrives before this client sees
+    // the start signal is missed; only sending waits for it.
+    let mut started = *go.borrow();
+    let mut ticker = if started { make_ticker() } else { None };
     loop {
-        let sending_allowed = {
+        let sending_allowed = started && {
             let stop = shared.phases.stop_send_ns.load(Ordering::Acquire);
             stop == 0 || now_ns(shared) < stop
         };
@@ -317,6 +307,13 @@ async fn exchange(
             _ = finish.changed() => {
                 let _ = sink.send(Message::Close(None)).await;
                 return Ok(());
+            }
+            changed = go.changed(), if !started => {
+                changed.context("coordinator gone")?;
+                started = *go.borrow();
+                if started {
+                    ticker = make_ticker();
+                }
             }
             frame = stream.next() => {
                 let text = match frame {
