@@ -395,9 +395,14 @@ async fn send_one(
     sent_at: &mut HashMap<u64, u64>,
     stats: &mut ClientStats,
 ) -> anyhow::Result<()> {
+    let sent_ns = now_ns(shared);
+    let stop = shared.phases.stop_send_ns.load(Ordering::Acquire);
+    if stop != 0 && sent_ns >= stop {
+        // The send window closed while this send was being scheduled.
+        return Ok(());
+    }
     let number = *next_number;
     *next_number += 1;
-    let sent_ns = now_ns(shared);
     let header = Header {
         sender: spec.index,
         number,

@@ -350,6 +350,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     * 100.0,
             );
         }
+        // Let sends that were already under way when the window closed be counted first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         // Drain: wait until every expected delivery has arrived, or the drain time is up.
         let drain_deadline = (Instant::now() + args.drain).min(deadline);
         loop {
