@@ -1,10 +1,11 @@
 //! The conversation actor: one per active conversation, owning its
 //! [`ConversationCore`](switchboard_engine::conversation::ConversationCore).
 //!
-//! It is started on demand by the [`conversations`](crate::conversations) supervisor, loads the
-//! conversation and its stored head from storage as its first message, and from then on is the
-//! single writer of the conversation's seq. It carries out what the core decides: looks up
-//! idempotency keys in storage, hands accepted messages to the [`writer`](crate::writer), fans
+//! It is started on demand by the [`conversations`](crate::conversations) supervisor and loads
+//! the conversation and its stored head as its first message, after fencing the writer so that
+//! nothing an earlier incarnation queued is still on its way. It carries out what the core
+//! decides: hands accepted messages to the [`writer`](crate::writer) (storage assigns their seqs
+//! and refuses repeated `client_id`s atomically), fans
 //! each message out the moment storage reports it durable (encoded once, the same bytes pushed to
 //! every subscriber's [`Outbound`]), and runs catch-up reads for sessions that joined with
 //! `since`. When nothing is joined and nothing is in flight for a while, it asks its supervisor
@@ -39,6 +40,10 @@ use crate::conversations::{ConversationKey, ConversationsMsg};
 use crate::outbound::Outbound;
 use crate::session::SessionMsg;
 use crate::writer::{AppendReceipt, PendingAppend, WriterHandle};
+
+/// How long a loading conversation waits for the writer to commit what earlier incarnations
+/// queued.
+const FENCE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Tunables of conversation actors.
 #[derive(Debug, Clone, Copy)]
@@ -324,6 +329,11 @@ impl ConversationActor {
             .load_conversation(self.tenant_id(), self.conversation_id())
             .await?
             .ok_or(Error::NotFound)?;
+        // Appends an earlier incarnation of this conversation queued are committed before the
+        // head is read, so this one starts from every message that will ever be stored for it.
+        if self.context.writer.fence(FENCE_TIMEOUT).await.is_err() {
+            tracing::warn!(conversation_id = %self.conversation_id(), "the writer did not confirm the fence; loading anyway");
+        }
         let head = store.head(self.tenant_id(), self.conversation_id()).await?;
         Ok(Ready {
             core: ConversationCore::new(snapshot, head, self.context.settings.message_limits),
@@ -354,29 +364,10 @@ impl ConversationActor {
                 }
             }
             Ok(SendCheck::Unknown) => {
+                // No lookup of the client_id here: storage checks it atomically at append and
+                // reports a duplicate, so a repeat that is no longer remembered still stores
+                // nothing new.
                 let store = &self.context.store;
-                match store
-                    .message_by_client_id(
-                        self.tenant_id(),
-                        self.conversation_id(),
-                        &new_message.client_id,
-                    )
-                    .await
-                {
-                    Err(error) => {
-                        ack.finish(AckOutcome::Rejected(error.into()));
-                        return;
-                    }
-                    Ok(Some(message_ref)) => {
-                        ready
-                            .core
-                            .remember(new_message.client_id.clone(), message_ref);
-                        ack.mark_duplicate();
-                        ack.finish(AckOutcome::Delivered(message_ref));
-                        return;
-                    }
-                    Ok(None) => {}
-                }
                 if let Some(reply_to) = new_message.reply_to {
                     match store
                         .message_by_id(self.tenant_id(), self.conversation_id(), reply_to)
@@ -418,8 +409,12 @@ impl ConversationActor {
         ready: &mut Ready,
         report: PersistReport<AckGuard>,
     ) {
-        for (ack, outcome) in report.acks {
-            ack.finish(outcome);
+        for final_ack in report.acks {
+            let mut ack = final_ack.waiter;
+            if final_ack.replayed {
+                ack.mark_duplicate();
+            }
+            ack.finish(final_ack.outcome);
         }
         if let Some(message) = report.committed {
             let frame = self.context.encoder.encode(&ServerEvent::Message(&message));

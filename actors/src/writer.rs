@@ -15,7 +15,7 @@ use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use switchboard_engine::conversation::{AppendResult, AppendTicket};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
@@ -72,6 +72,8 @@ pub enum WriterMsg {
     Append(PendingAppend),
     /// Commit what is queued (sent by the writer to itself).
     Flush,
+    /// Commit everything that arrived before this message, then reply.
+    Fence(RpcReplyPort<()>),
 }
 
 /// The writer's configuration.
@@ -145,6 +147,15 @@ impl Actor for WriterActor {
                 }
                 commit(state, batch).await;
             }
+            WriterMsg::Fence(reply) => {
+                // Every append sent before the fence is in the queue or already committed.
+                while !state.queue.is_empty() {
+                    let n_take = state.queue.len().min(state.settings.max_batch.max(1));
+                    let batch: Vec<PendingAppend> = state.queue.drain(..n_take).collect();
+                    commit(state, batch).await;
+                }
+                let _ = reply.send(());
+            }
         }
         Ok(())
     }
@@ -193,9 +204,8 @@ async fn commit(state: &WriterState, batch: Vec<PendingAppend>) {
         Ok(outcomes) if outcomes.len() == n_entries => outcomes
             .into_iter()
             .map(|outcome| match outcome {
-                AppendOutcome::Stored => AppendResult::Stored,
+                AppendOutcome::Stored { seq } => AppendResult::Stored(seq),
                 AppendOutcome::DuplicateClientId { existing } => AppendResult::Duplicate(existing),
-                AppendOutcome::SeqConflict { .. } => AppendResult::Failed,
             })
             .collect(),
         Ok(outcomes) => {
@@ -258,6 +268,20 @@ impl WriterHandle {
     /// The current writer actor.
     pub fn actor(&self) -> ActorRef<WriterMsg> {
         self.current.get()
+    }
+
+    /// Waits until everything queued before this call is committed.
+    ///
+    /// # Errors
+    /// [`crate::Error::Timeout`] or [`crate::Error::Stopped`] if the writer does not confirm.
+    pub async fn fence(&self, timeout: Duration) -> crate::Result<()> {
+        match self.actor().call(WriterMsg::Fence, Some(timeout)).await {
+            Ok(ractor::rpc::CallResult::Success(())) => Ok(()),
+            Ok(ractor::rpc::CallResult::Timeout) => {
+                Err(crate::Error::Timeout { what: "the writer" })
+            }
+            _ => Err(crate::Error::Stopped { what: "the writer" }),
+        }
     }
 
     /// Queues an append. If the writer is gone, the receipt reports the append as failed.

@@ -1,13 +1,17 @@
 //! The per-conversation state machine.
 //!
 //! [`ConversationCore`] decides everything that happens inside one conversation: who may send,
-//! which seq a message gets, what a repeated `client_id` resolves to, which sessions receive a
-//! newly durable message live and which must first catch up from storage. It is pure: the
-//! conversation actor feeds it requests and storage results, and carries out what it returns.
+//! what a repeated `client_id` resolves to, which sessions receive a newly durable message live
+//! and which must first catch up from storage. It is pure: the conversation actor feeds it
+//! requests and storage results, and carries out what it returns.
 //!
-//! The ordering argument, in short: seqs are assigned here, by a single owner, in order; storage
-//! refuses any append that is not exactly head + 1, so the durable log has no gaps; a message is
-//! handed to subscribers only when storage reports it durable, in seq order; and a subscriber is
+//! The ordering argument, in short: storage assigns each appended message the seq after its
+//! conversation's head, atomically with the `client_id` check, so the durable log has no gap and
+//! no reuse whatever happens here (a failed append consumes nothing and nothing is rolled back);
+//! a message is handed to subscribers only when storage reports it durable, with its seq, in seq
+//! order; a seq that arrives ahead of what a live subscriber has (messages this core never heard
+//! of, such as a write whose report was lost) sends that subscriber to storage for the gap; and
+//! a subscriber is
 //! either *live* (its cursor equals the durable head, it receives each new message as it
 //! becomes durable) or *catching up* (it receives pages read from storage, and turns live only
 //! when its cursor reaches the durable head). A subscriber therefore sees every seq after its
@@ -43,8 +47,8 @@ pub enum SendCheck {
     Known(MessageRef),
     /// Being stored right now: attach the new waiter with [`ConversationCore::attach_waiter`].
     InFlight,
-    /// Not known here: look it up in storage, then [`ConversationCore::remember`] or
-    /// [`ConversationCore::accept`].
+    /// Not known here: [`ConversationCore::accept`] it. Storage still refuses a `client_id` it
+    /// already has, atomically at append, and the result says so.
     Unknown,
 }
 
@@ -60,12 +64,23 @@ pub struct Accepted {
 /// What storage reported for one appended message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendResult {
-    /// Durable.
-    Stored,
+    /// Durable, at this seq.
+    Stored(Seq),
     /// Storage already had this `client_id`, as this message.
     Duplicate(MessageRef),
-    /// Not stored (seq conflict, I/O error, writer crash).
+    /// Not known to be stored (I/O error, timeout, writer crash); it may have been written.
     Failed,
+}
+
+/// A send's final acknowledgement, to be delivered by the caller.
+#[derive(Debug)]
+pub struct FinalAck<W> {
+    /// Who to acknowledge.
+    pub waiter: W,
+    /// The outcome.
+    pub outcome: AckOutcome,
+    /// True when nothing new was stored (the `client_id` was already known).
+    pub replayed: bool,
 }
 
 /// A request to read messages `after+1 ..= through` from storage for one catching-up session.
@@ -89,7 +104,7 @@ pub struct PersistReport<W> {
     /// The live sessions that must receive `committed`, in session id order.
     pub live_sessions: Vec<SessionId>,
     /// Final acknowledgements to deliver, in order.
-    pub acks: Vec<(W, AckOutcome)>,
+    pub acks: Vec<FinalAck<W>>,
     /// Sessions that must (re)start catching up.
     pub catch_ups: Vec<CatchUp>,
     /// Whether the caller must read the stored head and call [`ConversationCore::resync`].
@@ -182,8 +197,6 @@ pub struct ConversationCore<W> {
     limits: MessageLimits,
     /// The highest seq known durable and already handed to live subscribers.
     durable_head: Seq,
-    /// The seq the next accepted message gets; `durable_head + 1 + in_flight.len()`.
-    next_seq: Seq,
     in_flight: VecDeque<InFlight<W>>,
     in_flight_client_ids: HashMap<ClientId, AppendTicket>,
     next_ticket: u64,
@@ -199,7 +212,6 @@ impl<W> ConversationCore<W> {
             snapshot,
             limits,
             durable_head: head,
-            next_seq: head.next(),
             in_flight: VecDeque::new(),
             in_flight_client_ids: HashMap::default(),
             next_ticket: 1,
@@ -272,11 +284,6 @@ impl<W> ConversationCore<W> {
         Ok(SendCheck::Unknown)
     }
 
-    /// Records a `client_id` that storage resolved, so later repeats are answered from memory.
-    pub fn remember(&mut self, client_id: ClientId, message_ref: MessageRef) {
-        self.recent.insert(client_id, message_ref);
-    }
-
     /// Adds a waiter to the in-flight message with this `client_id`.
     ///
     /// # Errors
@@ -299,8 +306,7 @@ impl<W> ConversationCore<W> {
     }
 
     /// Accepts a checked message: assigns its seq and puts it in flight.
-    /// Call only after [`Self::check_send`] returned [`SendCheck::Unknown`] and storage does not
-    /// know the `client_id`.
+    /// Call only after [`Self::check_send`] returned [`SendCheck::Unknown`].
     pub fn accept(
         &mut self,
         sender_id: UserId,
@@ -313,7 +319,8 @@ impl<W> ConversationCore<W> {
         self.next_ticket += 1;
         let message = Message {
             conversation_id: self.snapshot.conversation.conversation_id,
-            seq: self.next_seq,
+            // Assigned by storage; set when the append is reported stored.
+            seq: Seq::ZERO,
             message_id,
             sender_id,
             client_id: new_message.client_id,
@@ -321,7 +328,6 @@ impl<W> ConversationCore<W> {
             reply_to: new_message.reply_to,
             ts: now,
         };
-        self.next_seq = self.next_seq.next();
         self.in_flight_client_ids
             .insert(message.client_id.clone(), ticket);
         self.in_flight.push_back(InFlight {
@@ -332,45 +338,56 @@ impl<W> ConversationCore<W> {
         Accepted { ticket, message }
     }
 
-    /// Applies storage's verdict on one append. Results must be reported in the order the
-    /// appends were accepted; a result for an unknown ticket (already failed) is ignored but
-    /// asks for a resync, since storage may have kept it after all.
+    /// Applies storage's verdict on one append. Results for one conversation arrive in the order
+    /// its appends were committed; a result for an unknown ticket is ignored, but if it reveals
+    /// a stored seq beyond the durable head it asks for a resync.
     pub fn on_persisted(&mut self, ticket: AppendTicket, result: AppendResult) -> PersistReport<W> {
         let mut report = PersistReport::empty();
-        let front_matches = self
+        let Some(position) = self
             .in_flight
-            .front()
-            .is_some_and(|in_flight| in_flight.ticket == ticket);
-        if !front_matches {
-            report.needs_resync = true;
+            .iter()
+            .position(|in_flight| in_flight.ticket == ticket)
+        else {
+            report.needs_resync = match result {
+                AppendResult::Stored(seq) => seq > self.durable_head,
+                AppendResult::Duplicate(existing) => existing.seq > self.durable_head,
+                AppendResult::Failed => true,
+            };
             return report;
-        }
-        let Some(in_flight) = self.in_flight.pop_front() else {
+        };
+        let Some(in_flight) = self.in_flight.remove(position) else {
             return report;
         };
         self.in_flight_client_ids
             .remove(&in_flight.message.client_id);
         match result {
-            AppendResult::Stored => {
-                let message = in_flight.message;
+            AppendResult::Stored(seq) => {
+                let mut message = in_flight.message;
+                message.seq = seq;
                 let message_ref = message.reference();
-                self.durable_head = message.seq;
                 self.recent.insert(message.client_id.clone(), message_ref);
                 for waiter in in_flight.waiters {
-                    report
-                        .acks
-                        .push((waiter, AckOutcome::Delivered(message_ref)));
+                    report.acks.push(FinalAck {
+                        waiter,
+                        outcome: AckOutcome::Delivered(message_ref),
+                        replayed: false,
+                    });
                 }
+                if seq <= self.durable_head {
+                    // Already known durable (a resync read past it): it was handed out then.
+                    return report;
+                }
+                self.durable_head = seq;
                 for (session_id, subscriber) in &mut self.subscribers {
-                    if subscriber.catching_up.is_some() {
+                    if subscriber.catching_up.is_some() || subscriber.cursor >= seq {
                         continue;
                     }
-                    if subscriber.cursor.next() == message.seq {
-                        subscriber.cursor = message.seq;
+                    if subscriber.cursor.next() == seq {
+                        subscriber.cursor = seq;
                         report.live_sessions.push(*session_id);
-                    } else if subscriber.cursor < message.seq {
-                        // A live subscriber behind the head can only follow a resync; it reads
-                        // the gap from storage rather than skipping it.
+                    } else {
+                        // Seqs before this one became durable without this core hearing of them
+                        // (a lost report); the subscriber reads them, and this one, from storage.
                         let epoch = self.next_epoch;
                         self.next_epoch += 1;
                         subscriber.catching_up = Some(epoch);
@@ -378,7 +395,7 @@ impl<W> ConversationCore<W> {
                             session_id: *session_id,
                             epoch,
                             after: subscriber.cursor,
-                            through: message.seq,
+                            through: seq,
                         });
                     }
                 }
@@ -388,39 +405,32 @@ impl<W> ConversationCore<W> {
                 self.recent
                     .insert(in_flight.message.client_id.clone(), existing);
                 for waiter in in_flight.waiters {
-                    report.acks.push((waiter, AckOutcome::Delivered(existing)));
+                    report.acks.push(FinalAck {
+                        waiter,
+                        outcome: AckOutcome::Delivered(existing),
+                        replayed: true,
+                    });
                 }
-                self.fail_all_in_flight(&mut report);
+                // A message this core never fanned out (stored by an earlier incarnation).
+                report.needs_resync = existing.seq > self.durable_head;
             }
             AppendResult::Failed => {
                 for waiter in in_flight.waiters {
-                    report
-                        .acks
-                        .push((waiter, AckOutcome::Rejected(unavailable())));
+                    report.acks.push(FinalAck {
+                        waiter,
+                        outcome: AckOutcome::Rejected(unavailable()),
+                        replayed: false,
+                    });
                 }
-                self.fail_all_in_flight(&mut report);
+                // The append may have been written after all; storage's head tells.
+                report.needs_resync = true;
             }
         }
         report
     }
 
-    /// Rejects everything still in flight: once one append fails, the later ones cannot be
-    /// stored without a gap.
-    fn fail_all_in_flight(&mut self, report: &mut PersistReport<W>) {
-        for in_flight in self.in_flight.drain(..) {
-            for waiter in in_flight.waiters {
-                report
-                    .acks
-                    .push((waiter, AckOutcome::Rejected(unavailable())));
-            }
-        }
-        self.in_flight_client_ids.clear();
-        self.next_seq = self.durable_head.next();
-        report.needs_resync = true;
-    }
-
-    /// Aligns with the head storage reports after a failure. Messages storage kept despite a
-    /// reported failure become durable here, and live subscribers catch up on them.
+    /// Aligns with the head storage reports. Messages that became durable without this core
+    /// hearing of them become durable here, and live subscribers catch up on them.
     pub fn resync(&mut self, stored_head: Seq) -> Vec<CatchUp> {
         let mut catch_ups = Vec::new();
         if stored_head > self.durable_head {
@@ -439,8 +449,6 @@ impl<W> ConversationCore<W> {
                 }
             }
         }
-        let after_in_flight = Seq(self.durable_head.get() + 1 + self.in_flight.len() as u64);
-        self.next_seq = self.next_seq.max(after_in_flight);
         catch_ups
     }
 

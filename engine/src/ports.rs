@@ -17,22 +17,21 @@ use crate::time::Timestamp;
 pub struct AppendEntry {
     /// The tenant that owns the conversation.
     pub tenant_id: TenantId,
-    /// The message, with its seq already assigned by the conversation's single writer.
+    /// The message. Its `seq` is ignored: storage assigns it.
     pub message: Message,
 }
 
 /// What happened to one entry of an append batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendOutcome {
-    /// Stored and durable.
-    Stored,
-    /// Not stored: the entry's seq is not exactly one more than the conversation's stored head
-    /// (counting earlier entries of the same batch). Carries the stored head.
-    SeqConflict {
-        /// The conversation's head when the entry was checked.
-        head: Seq,
+    /// Stored and durable, at this seq: the conversation's head plus one (earlier stored entries
+    /// of the same batch count).
+    Stored {
+        /// The seq storage assigned.
+        seq: Seq,
     },
-    /// Not stored: the conversation already has a message with this `client_id`.
+    /// Not stored: the conversation already has a message with this `client_id` (stored
+    /// earlier, or earlier in the same batch).
     DuplicateClientId {
         /// The message already stored under that key.
         existing: MessageRef,
@@ -43,11 +42,12 @@ pub enum AppendOutcome {
 ///
 /// # Contract (checked by the conformance suite in `storage/tests/conformance.rs`)
 /// - Every method is scoped by tenant; data of one tenant is invisible to every other.
-/// - [`MessageStore::append`] stores an entry only if its seq is exactly the conversation's head
-///   plus one (earlier entries of the same batch count), and only if its `client_id` is new in
-///   the conversation; it reports an [`AppendOutcome`] per entry, in input order. When it returns
-///   `Ok`, every `Stored` entry is durable: it survives a crash of the process. The `Stored`
-///   entries of one call become visible together.
+/// - [`MessageStore::append`] stores an entry only if its `client_id` is new in the
+///   conversation, and assigns it the seq after the conversation's head (earlier entries of the
+///   same batch count), atomically with the duplicate check; so a conversation's seqs have no gap
+///   and no reuse whatever its callers do. It reports an [`AppendOutcome`] per entry, in input
+///   order. When it returns `Ok`, every `Stored` entry is durable: it survives a crash of the
+///   process. The `Stored` entries of one call become visible together.
 /// - Reads see only durable data.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {

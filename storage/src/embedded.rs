@@ -10,8 +10,8 @@
 //! together; plain keyspace reads would also see a batch that is halfway applied.
 //!
 //! Writes (`create_conversation`, `append`) are serialized by the writer mutex, which is held
-//! across check, write and fsync so that the existence, seq and client-id checks are atomic with
-//! the write. Because that work blocks on an fsync it runs in `tokio::task::spawn_blocking`.
+//! across check, write and fsync so that the existence and client-id checks and the seq
+//! assignment are atomic with the write. Because that work blocks on an fsync it runs in `tokio::task::spawn_blocking`.
 //! Reads run inline on the async task: they are point lookups or scans bounded by a limit over
 //! data that is almost always in memory, and they never wait for the writer mutex.
 
@@ -249,7 +249,11 @@ impl EmbeddedShared {
         // durable state, so entries see the Stored entries before them.
         let mut pending: HashMap<(TenantId, ConversationId), PendingConversation> = HashMap::new();
 
-        for AppendEntry { tenant_id, message } in entries {
+        for AppendEntry {
+            tenant_id,
+            mut message,
+        } in entries
+        {
             let conversation_id = message.conversation_id;
             let pending_key = (tenant_id, conversation_id);
             let pending_conversation = pending.get(&pending_key);
@@ -285,10 +289,9 @@ impl EmbeddedShared {
                     }
                 },
             };
-            if message.seq != head.next() {
-                outcomes.push(AppendOutcome::SeqConflict { head });
-                continue;
-            }
+            // The store, holding the writer lock, is the one place that assigns seqs: the next
+            // after the head, so the log can have no gap and no reuse whatever happens upstream.
+            message.seq = head.next();
 
             batch.insert(
                 &tables.messages,
@@ -315,7 +318,7 @@ impl EmbeddedShared {
             staged
                 .client_ids
                 .insert(message.client_id.clone(), message.reference());
-            outcomes.push(AppendOutcome::Stored);
+            outcomes.push(AppendOutcome::Stored { seq: message.seq });
         }
 
         if batch.is_empty() {

@@ -1,12 +1,12 @@
 //! The in-memory [`MessageStore`]: ordered maps behind one mutex.
 //!
 //! This is the test double every other crate uses by default, so it implements the whole
-//! contract (tenant scoping, seq and idempotency checks, ordering) exactly like the embedded
+//! contract (tenant scoping, seq assignment, idempotency checks, ordering) exactly like the embedded
 //! store, only without durability: everything is gone when the store is dropped.
 //! All state sits behind one `std::sync::Mutex`. Every method takes the lock, works on plain
 //! maps and releases it without awaiting anything, so a blocking mutex is both correct and
 //! cheaper than an async one; holding the lock across the whole of `append` is what makes the
-//! seq and client-id checks atomic with the write.
+//! client-id check and the seq assignment atomic with the write.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -171,7 +171,11 @@ impl MessageStore for MemoryMessageStore {
         let mut outcomes = Vec::with_capacity(entries.len());
         // Nothing below can fail, so each Stored entry is applied at once; later entries of the
         // batch then see it exactly as the embedded store's pending state lets them see it.
-        for AppendEntry { tenant_id, message } in entries {
+        for AppendEntry {
+            tenant_id,
+            mut message,
+        } in entries
+        {
             let log = tables
                 .message_logs
                 .entry((tenant_id, message.conversation_id))
@@ -184,17 +188,15 @@ impl MessageStore for MemoryMessageStore {
                 outcomes.push(AppendOutcome::DuplicateClientId { existing });
                 continue;
             }
-            let head = log.head();
-            if message.seq != head.next() {
-                outcomes.push(AppendOutcome::SeqConflict { head });
-                continue;
-            }
+            // Seqs are assigned here, next after the head, as the embedded store does.
+            message.seq = log.head().next();
+            let seq = message.seq;
             log.seq_by_client_id
                 .insert(message.client_id.clone(), message.seq);
             log.seq_by_message_id
                 .insert(message.message_id, message.seq);
-            log.messages.insert(message.seq, message);
-            outcomes.push(AppendOutcome::Stored);
+            log.messages.insert(seq, message);
+            outcomes.push(AppendOutcome::Stored { seq });
         }
         Ok(outcomes)
     }

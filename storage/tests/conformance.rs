@@ -3,8 +3,15 @@
 //! Each test is written once, as an `async fn` over `Arc<dyn MessageStore>`, and the
 //! `conformance!` macro at the bottom runs it against every adapter: the in-memory store and
 //! the embedded store (in a temporary directory that lives as long as the test).
-//! Tests at the end of the file cover what only a durable store can do: surviving a reopen,
-//! refusing a directory that is already open, and reporting damaged data as corrupt.
+//! The suite checks the whole contract of the port: tenant isolation for every method,
+//! conversations and their members, and above all `append`, where the store (not the caller)
+//! assigns each stored message the seq after its conversation's head, atomically with the
+//! client-id duplicate check. Entries therefore carry seqs the store must ignore, and the tests
+//! check that outcomes, reads and lookups all report the assigned seq, that a duplicate stores
+//! nothing and consumes no seq, and that concurrent appends leave no gap and no reuse.
+//! Tests at the end of the file cover what only a durable store can do: surviving a reopen (and
+//! continuing at the stored head), refusing a directory that is already open, refusing an
+//! unknown format version, and reporting damaged data as corrupt.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, Member, Message, Role,
+    Conversation, ConversationKind, ConversationSnapshot, Member, Message, MessageRef, Role,
 };
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 use switchboard_engine::time::Timestamp;
@@ -23,6 +30,11 @@ use tempfile::TempDir;
 // Fixtures.
 
 const BASE_MILLIS: u64 = 1_700_000_000_000;
+
+/// The seq that messages built by [`message`] carry. The store must ignore it, and no test
+/// stores enough messages to reach it, so a store that kept the caller's seq fails every check
+/// of an outcome, a read or a lookup.
+const CALLER_SEQ: Seq = Seq(1_000_000);
 
 fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).expect("test tenant ids are valid")
@@ -65,23 +77,62 @@ fn member(name: &str, role: Role) -> Member {
     }
 }
 
-/// A fresh message id for every message built by the tests, so lookups by id are unambiguous.
-fn next_message_id() -> MessageId {
+/// A fresh number for every message built by the tests, so message ids, texts and timestamps
+/// are unique and lookups by id are unambiguous.
+fn next_message_number() -> u64 {
     static NEXT_MESSAGE_NUMBER: AtomicU64 = AtomicU64::new(1);
-    let number = NEXT_MESSAGE_NUMBER.fetch_add(1, Ordering::Relaxed);
+    NEXT_MESSAGE_NUMBER.fetch_add(1, Ordering::Relaxed)
+}
+
+fn message_id_for(number: u64) -> MessageId {
     MessageId::from_parts(BASE_MILLIS + number, u128::from(number))
 }
 
-fn message(conversation_id: ConversationId, seq: u64, client_id: &str) -> Message {
+/// A message id that no test message has.
+fn unused_message_id() -> MessageId {
+    message_id_for(next_message_number())
+}
+
+/// A message that carries `carried_seq`, which the store must ignore.
+fn message_carrying(conversation_id: ConversationId, carried_seq: u64, client_id: &str) -> Message {
+    let number = next_message_number();
     Message {
         conversation_id,
-        seq: Seq(seq),
-        message_id: next_message_id(),
+        seq: Seq(carried_seq),
+        message_id: message_id_for(number),
         sender_id: user("alice"),
         client_id: client(client_id),
-        text: format!("message {seq} with client id {client_id}"),
+        text: format!("message {number} with client id {client_id}"),
         reply_to: None,
-        ts: Timestamp(BASE_MILLIS + 1000 + seq),
+        ts: Timestamp(BASE_MILLIS + 1000 + number),
+    }
+}
+
+/// A message that carries [`CALLER_SEQ`].
+fn message(conversation_id: ConversationId, client_id: &str) -> Message {
+    message_carrying(conversation_id, CALLER_SEQ.get(), client_id)
+}
+
+/// `message` as the store must hold it once stored at `seq`: unchanged but for the seq.
+fn stored_as(message: &Message, seq: u64) -> Message {
+    Message {
+        seq: Seq(seq),
+        ..message.clone()
+    }
+}
+
+/// The reference of `message` once stored at `seq`.
+fn reference_at(message: &Message, seq: u64) -> MessageRef {
+    stored_as(message, seq).reference()
+}
+
+fn stored(seq: u64) -> AppendOutcome {
+    AppendOutcome::Stored { seq: Seq(seq) }
+}
+
+fn duplicate_of(message: &Message, seq: u64) -> AppendOutcome {
+    AppendOutcome::DuplicateClientId {
+        existing: reference_at(message, seq),
     }
 }
 
@@ -92,19 +143,28 @@ fn entry(tenant_id: &TenantId, message: &Message) -> AppendEntry {
     }
 }
 
+fn entries(tenant_id: &TenantId, messages: &[&Message]) -> Vec<AppendEntry> {
+    messages
+        .iter()
+        .map(|message| entry(tenant_id, message))
+        .collect()
+}
+
 async fn append(store: &Arc<dyn MessageStore>, entries: Vec<AppendEntry>) -> Vec<AppendOutcome> {
     store.append(entries).await.expect("append succeeds")
 }
 
-/// Appends messages `1..=last_seq` with client ids `c-<seq>` in one batch and returns them.
+/// Appends `n_messages` messages with client ids `c-1`, `c-2`, … in one batch to a conversation
+/// that has none yet, checks that they are stored at seqs `1..=n_messages`, and returns them as
+/// stored.
 async fn append_sequence(
     store: &Arc<dyn MessageStore>,
     tenant_id: &TenantId,
     conversation_id: ConversationId,
-    last_seq: u64,
+    n_messages: u64,
 ) -> Vec<Message> {
-    let messages: Vec<Message> = (1..=last_seq)
-        .map(|seq| message(conversation_id, seq, &format!("c-{seq}")))
+    let messages: Vec<Message> = (1..=n_messages)
+        .map(|number| message(conversation_id, &format!("c-{number}")))
         .collect();
     let outcomes = append(
         store,
@@ -114,8 +174,12 @@ async fn append_sequence(
             .collect(),
     )
     .await;
-    assert_eq!(outcomes, vec![AppendOutcome::Stored; messages.len()]);
+    assert_eq!(outcomes, (1..=n_messages).map(stored).collect::<Vec<_>>());
     messages
+        .iter()
+        .zip(1..)
+        .map(|(message, seq)| stored_as(message, seq))
+        .collect()
 }
 
 async fn create(store: &Arc<dyn MessageStore>, conversation: &Conversation, members: &[Member]) {
@@ -160,6 +224,42 @@ async fn head(
         .expect("head succeeds")
 }
 
+/// Every message of a conversation, oldest first.
+async fn all_messages(
+    store: &Arc<dyn MessageStore>,
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+) -> Vec<Message> {
+    store
+        .messages_after(tenant_id, conversation_id, Seq::ZERO, 1000)
+        .await
+        .expect("messages_after succeeds")
+}
+
+async fn by_client_id(
+    store: &Arc<dyn MessageStore>,
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    client_name: &str,
+) -> Option<MessageRef> {
+    store
+        .message_by_client_id(tenant_id, conversation_id, &client(client_name))
+        .await
+        .expect("message_by_client_id succeeds")
+}
+
+async fn by_message_id(
+    store: &Arc<dyn MessageStore>,
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    message_id: MessageId,
+) -> Option<MessageRef> {
+    store
+        .message_by_id(tenant_id, conversation_id, message_id)
+        .await
+        .expect("message_by_id succeeds")
+}
+
 async fn seqs_after(
     store: &Arc<dyn MessageStore>,
     tenant_id: &TenantId,
@@ -190,6 +290,14 @@ async fn seqs_before(
         .iter()
         .map(|message| message.seq.get())
         .collect()
+}
+
+/// The seq of a `Stored` outcome; panics on any other outcome.
+fn stored_seq(outcome: &AppendOutcome) -> u64 {
+    match outcome {
+        AppendOutcome::Stored { seq } => seq.get(),
+        other => panic!("expected a Stored outcome, got {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,20 +367,24 @@ async fn tenants_are_isolated_for_every_method(store: Arc<dyn MessageStore>) {
         Vec::new()
     );
 
-    let first_in_a = message(shared_conversation_id, 1, "shared");
-    let second_in_a = message(shared_conversation_id, 2, "only-a");
-    let first_in_ab = message(shared_conversation_id, 1, "shared");
+    let first_in_a = message(shared_conversation_id, "shared");
+    let second_in_a = message(shared_conversation_id, "only-a");
+    let first_in_ab = message(shared_conversation_id, "shared");
     let outcomes = append(
         &store,
         vec![
             entry(&tenant_a, &first_in_a),
             entry(&tenant_a, &second_in_a),
-            // Same conversation id, seq and client id, other tenant: a separate conversation.
+            // Same conversation id and client id, other tenant: a separate conversation, so
+            // neither a duplicate nor a continuation of tenant a's seqs.
             entry(&tenant_ab, &first_in_ab),
         ],
     )
     .await;
-    assert_eq!(outcomes, vec![AppendOutcome::Stored; 3]);
+    assert_eq!(outcomes, vec![stored(1), stored(2), stored(1)]);
+    let first_in_a = stored_as(&first_in_a, 1);
+    let second_in_a = stored_as(&second_in_a, 2);
+    let first_in_ab = stored_as(&first_in_ab, 1);
 
     assert_eq!(
         head(&store, &tenant_a, shared_conversation_id).await,
@@ -286,74 +398,98 @@ async fn tenants_are_isolated_for_every_method(store: Arc<dyn MessageStore>) {
         head(&store, &never_written_tenant, shared_conversation_id).await,
         Seq::ZERO
     );
-    // The seq check uses the tenant's own head.
-    let third_in_ab = message(shared_conversation_id, 3, "third");
+    // Seqs are assigned from the tenant's own head (1 in "ab"), not from tenant a's (2).
+    let second_in_ab = message(shared_conversation_id, "second-in-ab");
     assert_eq!(
-        append(&store, vec![entry(&tenant_ab, &third_in_ab)]).await,
-        vec![AppendOutcome::SeqConflict { head: Seq(1) }]
+        append(&store, vec![entry(&tenant_ab, &second_in_ab)]).await,
+        vec![stored(2)]
+    );
+    let second_in_ab = stored_as(&second_in_ab, 2);
+    assert_eq!(
+        head(&store, &tenant_a, shared_conversation_id).await,
+        Seq(2)
     );
 
-    let lookup_client = |tenant_id: TenantId, client_name: &'static str| {
-        let store = Arc::clone(&store);
-        async move {
-            store
-                .message_by_client_id(&tenant_id, shared_conversation_id, &client(client_name))
-                .await
-                .expect("message_by_client_id succeeds")
-        }
-    };
     assert_eq!(
-        lookup_client(tenant_a.clone(), "only-a").await,
+        by_client_id(&store, &tenant_a, shared_conversation_id, "only-a").await,
         Some(second_in_a.reference())
     );
-    assert_eq!(lookup_client(tenant_ab.clone(), "only-a").await, None);
     assert_eq!(
-        lookup_client(tenant_ab.clone(), "shared").await,
-        Some(first_in_ab.reference())
-    );
-    assert_eq!(
-        lookup_client(tenant_a.clone(), "shared").await,
-        Some(first_in_a.reference())
-    );
-
-    assert_eq!(
-        store
-            .message_by_id(&tenant_ab, shared_conversation_id, second_in_a.message_id)
-            .await
-            .expect("message_by_id succeeds"),
+        by_client_id(&store, &tenant_ab, shared_conversation_id, "only-a").await,
         None
     );
     assert_eq!(
-        store
-            .message_by_id(&tenant_a, shared_conversation_id, second_in_a.message_id)
-            .await
-            .expect("message_by_id succeeds"),
+        by_client_id(&store, &tenant_ab, shared_conversation_id, "shared").await,
+        Some(first_in_ab.reference())
+    );
+    assert_eq!(
+        by_client_id(&store, &tenant_a, shared_conversation_id, "shared").await,
+        Some(first_in_a.reference())
+    );
+    assert_eq!(
+        by_client_id(&store, &tenant_a, shared_conversation_id, "second-in-ab").await,
+        None
+    );
+    assert_eq!(
+        by_client_id(
+            &store,
+            &never_written_tenant,
+            shared_conversation_id,
+            "shared"
+        )
+        .await,
+        None
+    );
+
+    assert_eq!(
+        by_message_id(
+            &store,
+            &tenant_ab,
+            shared_conversation_id,
+            second_in_a.message_id
+        )
+        .await,
+        None
+    );
+    assert_eq!(
+        by_message_id(
+            &store,
+            &tenant_a,
+            shared_conversation_id,
+            second_in_a.message_id
+        )
+        .await,
         Some(second_in_a.reference())
     );
 
     assert_eq!(
-        store
-            .messages_after(&tenant_ab, shared_conversation_id, Seq::ZERO, 10)
-            .await
-            .expect("messages_after succeeds"),
-        vec![first_in_ab.clone()]
+        all_messages(&store, &tenant_ab, shared_conversation_id).await,
+        vec![first_in_ab.clone(), second_in_ab.clone()]
     );
     assert_eq!(
         store
             .messages_before(&tenant_ab, shared_conversation_id, None, 10)
             .await
             .expect("messages_before succeeds"),
-        vec![first_in_ab]
+        vec![second_in_ab, first_in_ab]
     );
     assert_eq!(
-        store
-            .messages_after(&tenant_a, shared_conversation_id, Seq::ZERO, 10)
-            .await
-            .expect("messages_after succeeds"),
+        all_messages(&store, &tenant_a, shared_conversation_id).await,
         vec![first_in_a, second_in_a]
     );
     assert_eq!(
         seqs_after(&store, &never_written_tenant, shared_conversation_id, 0, 10).await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        seqs_before(
+            &store,
+            &never_written_tenant,
+            shared_conversation_id,
+            None,
+            10
+        )
+        .await,
         Vec::<u64>::new()
     );
 }
@@ -480,92 +616,132 @@ async fn conversations_of_user_are_in_id_order_and_paginate(store: Arc<dyn Messa
     );
 }
 
-async fn the_first_append_must_have_seq_one(store: Arc<dyn MessageStore>) {
+async fn the_store_assigns_seqs_one_two_three_whatever_seq_the_entries_carry(
+    store: Arc<dyn MessageStore>,
+) {
     let tenant_id = tenant("acme");
     let id = conversation_id(1);
-    let too_high = message(id, 2, "c-2");
-    let zero = message(id, 0, "c-0");
+    assert_eq!(head(&store, &tenant_id, id).await, Seq::ZERO);
+
+    // Carried seqs that are too low, too high and out of order: all ignored.
+    let carrying_zero = message_carrying(id, 0, "carrying-0");
+    let carrying_seven = message_carrying(id, 7, "carrying-7");
+    let carrying_two = message_carrying(id, 2, "carrying-2");
     assert_eq!(
         append(
             &store,
-            vec![entry(&tenant_id, &too_high), entry(&tenant_id, &zero)]
+            entries(
+                &tenant_id,
+                &[&carrying_zero, &carrying_seven, &carrying_two]
+            ),
         )
         .await,
-        vec![
-            AppendOutcome::SeqConflict { head: Seq::ZERO },
-            AppendOutcome::SeqConflict { head: Seq::ZERO },
-        ]
+        vec![stored(1), stored(2), stored(3)]
     );
-    assert_eq!(head(&store, &tenant_id, id).await, Seq::ZERO);
-    assert_eq!(
-        seqs_after(&store, &tenant_id, id, 0, 10).await,
-        Vec::<u64>::new()
-    );
-    assert_eq!(
-        store
-            .message_by_client_id(&tenant_id, id, &client("c-2"))
-            .await
-            .expect("message_by_client_id succeeds"),
-        None
-    );
-    assert_eq!(
-        store
-            .message_by_id(&tenant_id, id, too_high.message_id)
-            .await
-            .expect("message_by_id succeeds"),
-        None
-    );
-
-    // A rejected entry did not claim its client id.
-    let first = message(id, 1, "c-2");
-    assert_eq!(
-        append(&store, vec![entry(&tenant_id, &first)]).await,
-        vec![AppendOutcome::Stored]
-    );
-    assert_eq!(head(&store, &tenant_id, id).await, Seq(1));
-}
-
-async fn append_rejects_gaps_and_reused_seqs(store: Arc<dyn MessageStore>) {
-    let tenant_id = tenant("acme");
-    let id = conversation_id(1);
-    let stored = append_sequence(&store, &tenant_id, id, 3).await;
-
-    for (seq, client_name) in [(5, "x-5"), (3, "x-3"), (1, "x-1"), (0, "x-0")] {
-        let rejected = message(id, seq, client_name);
-        assert_eq!(
-            append(&store, vec![entry(&tenant_id, &rejected)]).await,
-            vec![AppendOutcome::SeqConflict { head: Seq(3) }],
-            "seq {seq}"
-        );
-    }
     assert_eq!(head(&store, &tenant_id, id).await, Seq(3));
     assert_eq!(
-        store
-            .messages_after(&tenant_id, id, Seq::ZERO, 10)
-            .await
-            .expect("messages_after succeeds"),
-        stored
+        all_messages(&store, &tenant_id, id).await,
+        vec![
+            stored_as(&carrying_zero, 1),
+            stored_as(&carrying_seven, 2),
+            stored_as(&carrying_two, 3),
+        ]
     );
     assert_eq!(
         store
-            .message_by_client_id(&tenant_id, id, &client("x-3"))
+            .messages_before(&tenant_id, id, None, 10)
             .await
-            .expect("message_by_client_id succeeds"),
-        None
+            .expect("messages_before succeeds"),
+        vec![
+            stored_as(&carrying_two, 3),
+            stored_as(&carrying_seven, 2),
+            stored_as(&carrying_zero, 1),
+        ]
+    );
+    // Nothing is stored at the carried seq 7: reads by seq see only the assigned positions.
+    assert_eq!(
+        seqs_after(&store, &tenant_id, id, 6, 10).await,
+        Vec::<u64>::new()
+    );
+
+    // A later call continues at the head, even when entries carry a seq that is already used
+    // (1, 3), equal to the next one (4), or far ahead (u64::MAX).
+    let carrying_one = message_carrying(id, 1, "carrying-1");
+    let carrying_three = message_carrying(id, 3, "carrying-3");
+    let carrying_four = message_carrying(id, 4, "carrying-4");
+    let carrying_max = message_carrying(id, u64::MAX, "carrying-max");
+    assert_eq!(
+        append(
+            &store,
+            entries(
+                &tenant_id,
+                &[
+                    &carrying_one,
+                    &carrying_three,
+                    &carrying_four,
+                    &carrying_max
+                ]
+            ),
+        )
+        .await,
+        vec![stored(4), stored(5), stored(6), stored(7)]
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(7));
+    assert_eq!(
+        all_messages(&store, &tenant_id, id).await,
+        vec![
+            stored_as(&carrying_zero, 1),
+            stored_as(&carrying_seven, 2),
+            stored_as(&carrying_two, 3),
+            stored_as(&carrying_one, 4),
+            stored_as(&carrying_three, 5),
+            stored_as(&carrying_four, 6),
+            stored_as(&carrying_max, 7),
+        ]
     );
 }
 
-async fn one_batch_can_span_conversations_and_tenants(store: Arc<dyn MessageStore>) {
+async fn single_entry_appends_with_gapped_or_reused_seqs_are_stored_at_the_next_seq_without_gap(
+    store: Arc<dyn MessageStore>,
+) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let mut expected = append_sequence(&store, &tenant_id, id, 3).await;
+
+    // Each of these would have been a gap or a reuse if the store honoured the carried seq.
+    for (carried_seq, client_name, assigned_seq) in
+        [(5, "x-5", 4), (3, "x-3", 5), (1, "x-1", 6), (0, "x-0", 7)]
+    {
+        let carrying = message_carrying(id, carried_seq, client_name);
+        assert_eq!(
+            append(&store, vec![entry(&tenant_id, &carrying)]).await,
+            vec![stored(assigned_seq)],
+            "carried seq {carried_seq}"
+        );
+        assert_eq!(head(&store, &tenant_id, id).await, Seq(assigned_seq));
+        expected.push(stored_as(&carrying, assigned_seq));
+    }
+    assert_eq!(all_messages(&store, &tenant_id, id).await, expected);
+    assert_eq!(
+        seqs_before(&store, &tenant_id, id, None, 100).await,
+        vec![7, 6, 5, 4, 3, 2, 1]
+    );
+}
+
+async fn one_batch_gives_each_conversation_of_each_tenant_its_own_contiguous_seqs(
+    store: Arc<dyn MessageStore>,
+) {
     let tenant_a = tenant("a");
     let tenant_b = tenant("b");
     let conversation_x = conversation_id(10);
     let conversation_y = conversation_id(11);
-    let x1 = message(conversation_x, 1, "x1");
-    let y1 = message(conversation_y, 1, "y1");
-    let x2 = message(conversation_x, 2, "x2");
-    let bx1 = message(conversation_x, 1, "bx1");
-    let y2 = message(conversation_y, 2, "y2");
-    let x3 = message(conversation_x, 3, "x3");
+    // Interleaved, and every entry carries seq 1: only the store can number them.
+    let x1 = message_carrying(conversation_x, 1, "x1");
+    let y1 = message_carrying(conversation_y, 1, "y1");
+    let x2 = message_carrying(conversation_x, 1, "x2");
+    let bx1 = message_carrying(conversation_x, 1, "bx1");
+    let y2 = message_carrying(conversation_y, 1, "y2");
+    let x3 = message_carrying(conversation_x, 1, "x3");
     let outcomes = append(
         &store,
         vec![
@@ -578,225 +754,226 @@ async fn one_batch_can_span_conversations_and_tenants(store: Arc<dyn MessageStor
         ],
     )
     .await;
-    assert_eq!(outcomes, vec![AppendOutcome::Stored; 6]);
+    assert_eq!(
+        outcomes,
+        vec![
+            stored(1),
+            stored(1),
+            stored(2),
+            stored(1),
+            stored(2),
+            stored(3)
+        ]
+    );
     assert_eq!(head(&store, &tenant_a, conversation_x).await, Seq(3));
     assert_eq!(head(&store, &tenant_a, conversation_y).await, Seq(2));
     assert_eq!(head(&store, &tenant_b, conversation_x).await, Seq(1));
     assert_eq!(head(&store, &tenant_b, conversation_y).await, Seq::ZERO);
     assert_eq!(
-        store
-            .messages_after(&tenant_a, conversation_x, Seq::ZERO, 10)
-            .await
-            .expect("messages_after succeeds"),
-        vec![x1, x2, x3]
+        all_messages(&store, &tenant_a, conversation_x).await,
+        vec![stored_as(&x1, 1), stored_as(&x2, 2), stored_as(&x3, 3)]
     );
     assert_eq!(
-        store
-            .messages_after(&tenant_a, conversation_y, Seq::ZERO, 10)
-            .await
-            .expect("messages_after succeeds"),
-        vec![y1, y2]
+        all_messages(&store, &tenant_a, conversation_y).await,
+        vec![stored_as(&y1, 1), stored_as(&y2, 2)]
+    );
+    assert_eq!(
+        all_messages(&store, &tenant_b, conversation_x).await,
+        vec![stored_as(&bx1, 1)]
     );
 
-    // Outcomes are per entry: one conversation's conflict does not stop the others.
-    let x4 = message(conversation_x, 4, "x4");
-    let y4 = message(conversation_y, 4, "y4");
-    let bx2 = message(conversation_x, 2, "bx2");
+    // Outcomes are per entry: a duplicate in one conversation neither stops the others nor
+    // consumes a seq in its own.
+    let x4 = message(conversation_x, "x4");
+    let y1_retry = message(conversation_y, "y1");
+    let y3 = message(conversation_y, "y3");
+    let bx2 = message(conversation_x, "bx2");
     assert_eq!(
         append(
             &store,
             vec![
                 entry(&tenant_a, &x4),
-                entry(&tenant_a, &y4),
+                entry(&tenant_a, &y1_retry),
                 entry(&tenant_b, &bx2),
+                entry(&tenant_a, &y3),
             ],
         )
         .await,
-        vec![
-            AppendOutcome::Stored,
-            AppendOutcome::SeqConflict { head: Seq(2) },
-            AppendOutcome::Stored,
-        ]
+        vec![stored(4), duplicate_of(&y1, 1), stored(2), stored(3)]
     );
     assert_eq!(head(&store, &tenant_a, conversation_x).await, Seq(4));
-    assert_eq!(head(&store, &tenant_a, conversation_y).await, Seq(2));
+    assert_eq!(head(&store, &tenant_a, conversation_y).await, Seq(3));
     assert_eq!(head(&store, &tenant_b, conversation_x).await, Seq(2));
-}
-
-async fn entries_of_one_batch_must_be_contiguous(store: Arc<dyn MessageStore>) {
-    let tenant_id = tenant("acme");
-    let id = conversation_id(1);
-    let first = message(id, 1, "c-1");
-    let second = message(id, 2, "c-2");
-    let fourth = message(id, 4, "c-4");
-    let third = message(id, 3, "c-3");
     assert_eq!(
-        append(
-            &store,
-            vec![
-                entry(&tenant_id, &first),
-                entry(&tenant_id, &second),
-                entry(&tenant_id, &fourth),
-                entry(&tenant_id, &third),
-            ],
-        )
-        .await,
-        vec![
-            AppendOutcome::Stored,
-            AppendOutcome::Stored,
-            AppendOutcome::SeqConflict { head: Seq(2) },
-            AppendOutcome::Stored,
-        ]
-    );
-    assert_eq!(head(&store, &tenant_id, id).await, Seq(3));
-    assert_eq!(
-        store
-            .messages_after(&tenant_id, id, Seq::ZERO, 10)
-            .await
-            .expect("messages_after succeeds"),
-        vec![first, second, third]
-    );
-
-    let fourth_first_try = message(id, 4, "d-4");
-    let fourth_second_try = message(id, 4, "e-4");
-    assert_eq!(
-        append(
-            &store,
-            vec![
-                entry(&tenant_id, &fourth_first_try),
-                entry(&tenant_id, &fourth_second_try),
-            ],
-        )
-        .await,
-        vec![
-            AppendOutcome::Stored,
-            AppendOutcome::SeqConflict { head: Seq(4) },
-        ]
+        all_messages(&store, &tenant_a, conversation_y).await,
+        vec![stored_as(&y1, 1), stored_as(&y2, 2), stored_as(&y3, 3)]
     );
     assert_eq!(
-        store
-            .messages_after(&tenant_id, id, Seq(3), 10)
-            .await
-            .expect("messages_after succeeds"),
-        vec![fourth_first_try]
+        all_messages(&store, &tenant_b, conversation_x).await,
+        vec![stored_as(&bx1, 1), stored_as(&bx2, 2)]
     );
 }
 
-async fn a_stored_client_id_is_reported_as_duplicate(store: Arc<dyn MessageStore>) {
-    let tenant_id = tenant("acme");
-    let id = conversation_id(1);
-    let original = message(id, 1, "hello");
-    append(&store, vec![entry(&tenant_id, &original)]).await;
-
-    let retry = message(id, 2, "hello");
-    assert_eq!(
-        append(&store, vec![entry(&tenant_id, &retry)]).await,
-        vec![AppendOutcome::DuplicateClientId {
-            existing: original.reference()
-        }]
-    );
-    // The duplicate check comes first, so a retry with a stale seq still resolves.
-    let stale_retry = message(id, 1, "hello");
-    assert_eq!(
-        append(&store, vec![entry(&tenant_id, &stale_retry)]).await,
-        vec![AppendOutcome::DuplicateClientId {
-            existing: original.reference()
-        }]
-    );
-    assert_eq!(head(&store, &tenant_id, id).await, Seq(1));
-    assert_eq!(
-        store
-            .message_by_id(&tenant_id, id, retry.message_id)
-            .await
-            .expect("message_by_id succeeds"),
-        None
-    );
-
-    let next = message(id, 2, "other");
-    assert_eq!(
-        append(&store, vec![entry(&tenant_id, &next)]).await,
-        vec![AppendOutcome::Stored]
-    );
-    // Client ids are unique per conversation, not per tenant.
-    let elsewhere = message(conversation_id(2), 1, "hello");
-    assert_eq!(
-        append(&store, vec![entry(&tenant_id, &elsewhere)]).await,
-        vec![AppendOutcome::Stored]
-    );
-}
-
-async fn a_client_id_repeated_within_a_batch_is_reported_as_duplicate(
+async fn a_stored_client_id_is_reported_as_duplicate_stores_nothing_and_consumes_no_seq(
     store: Arc<dyn MessageStore>,
 ) {
     let tenant_id = tenant("acme");
     let id = conversation_id(1);
-    let first = message(id, 1, "a");
-    let repeat = message(id, 2, "a");
-    let second = message(id, 2, "b");
+    let original = message(id, "hello");
     assert_eq!(
-        append(
-            &store,
-            vec![
-                entry(&tenant_id, &first),
-                entry(&tenant_id, &repeat),
-                entry(&tenant_id, &second),
-            ],
-        )
-        .await,
-        vec![
-            AppendOutcome::Stored,
-            AppendOutcome::DuplicateClientId {
-                existing: first.reference()
-            },
-            AppendOutcome::Stored,
-        ]
-    );
-    assert_eq!(head(&store, &tenant_id, id).await, Seq(2));
-    assert_eq!(
-        store
-            .message_by_client_id(&tenant_id, id, &client("a"))
-            .await
-            .expect("message_by_client_id succeeds"),
-        Some(first.reference())
+        append(&store, vec![entry(&tenant_id, &original)]).await,
+        vec![stored(1)]
     );
 
-    // Only Stored entries claim a client id: after a rejected entry the same id is still free.
-    let rejected = message(id, 9, "c");
-    let accepted = message(id, 3, "c");
+    // A retry is a new message value (new message id, text and timestamp) with the same client
+    // id; whatever seq it carries, it resolves to the original as stored.
+    for carried_seq in [2, 1, 0, CALLER_SEQ.get()] {
+        let retry = message_carrying(id, carried_seq, "hello");
+        assert_eq!(
+            append(&store, vec![entry(&tenant_id, &retry)]).await,
+            vec![duplicate_of(&original, 1)],
+            "retry carrying seq {carried_seq}"
+        );
+        assert_eq!(
+            by_message_id(&store, &tenant_id, id, retry.message_id).await,
+            None
+        );
+    }
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(1));
     assert_eq!(
-        append(
-            &store,
-            vec![entry(&tenant_id, &rejected), entry(&tenant_id, &accepted)],
-        )
-        .await,
-        vec![
-            AppendOutcome::SeqConflict { head: Seq(2) },
-            AppendOutcome::Stored,
-        ]
+        all_messages(&store, &tenant_id, id).await,
+        vec![stored_as(&original, 1)]
     );
     assert_eq!(
-        store
-            .message_by_client_id(&tenant_id, id, &client("c"))
-            .await
-            .expect("message_by_client_id succeeds"),
-        Some(accepted.reference())
+        by_client_id(&store, &tenant_id, id, "hello").await,
+        Some(reference_at(&original, 1))
+    );
+
+    // The duplicates consumed no seq: the next new client id is stored at 2.
+    let next = message(id, "other");
+    assert_eq!(
+        append(&store, vec![entry(&tenant_id, &next)]).await,
+        vec![stored(2)]
+    );
+    assert_eq!(seqs_after(&store, &tenant_id, id, 0, 10).await, vec![1, 2]);
+
+    // Client ids are unique per conversation, not per tenant.
+    let elsewhere = message(conversation_id(2), "hello");
+    assert_eq!(
+        append(&store, vec![entry(&tenant_id, &elsewhere)]).await,
+        vec![stored(1)]
+    );
+    assert_eq!(
+        by_client_id(&store, &tenant_id, conversation_id(2), "hello").await,
+        Some(reference_at(&elsewhere, 1))
+    );
+    assert_eq!(
+        by_client_id(&store, &tenant_id, id, "hello").await,
+        Some(reference_at(&original, 1))
     );
 }
 
-async fn head_is_the_highest_stored_seq(store: Arc<dyn MessageStore>) {
+async fn a_client_id_repeated_within_a_batch_is_reported_as_duplicate_and_consumes_no_seq(
+    store: Arc<dyn MessageStore>,
+) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let first = message(id, "a");
+    let repeat = message(id, "a");
+    let second = message(id, "b");
+    assert_eq!(
+        append(&store, entries(&tenant_id, &[&first, &repeat, &second])).await,
+        vec![stored(1), duplicate_of(&first, 1), stored(2)]
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(2));
+    assert_eq!(
+        all_messages(&store, &tenant_id, id).await,
+        vec![stored_as(&first, 1), stored_as(&second, 2)]
+    );
+    assert_eq!(
+        by_client_id(&store, &tenant_id, id, "a").await,
+        Some(reference_at(&first, 1))
+    );
+    assert_eq!(
+        by_message_id(&store, &tenant_id, id, repeat.message_id).await,
+        None
+    );
+
+    // The repeat names the entry stored earlier in the batch, at the seq that entry was given,
+    // even when it is not the batch's first; a repeat of an older message names that one.
+    let third = message(id, "c");
+    let fourth = message(id, "d");
+    let third_again = message(id, "c");
+    let first_again = message(id, "a");
+    let fifth = message(id, "e");
+    assert_eq!(
+        append(
+            &store,
+            entries(
+                &tenant_id,
+                &[&third, &fourth, &third_again, &first_again, &fifth]
+            ),
+        )
+        .await,
+        vec![
+            stored(3),
+            stored(4),
+            duplicate_of(&third, 3),
+            duplicate_of(&first, 1),
+            stored(5),
+        ]
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(5));
+    assert_eq!(
+        seqs_after(&store, &tenant_id, id, 0, 10).await,
+        vec![1, 2, 3, 4, 5]
+    );
+
+    // A batch of nothing but duplicates stores nothing and leaves the head alone.
+    let only_duplicates = [message(id, "b"), message(id, "e"), message(id, "b")];
+    assert_eq!(
+        append(
+            &store,
+            only_duplicates
+                .iter()
+                .map(|message| entry(&tenant_id, message))
+                .collect(),
+        )
+        .await,
+        vec![
+            duplicate_of(&second, 2),
+            duplicate_of(&fifth, 5),
+            duplicate_of(&second, 2),
+        ]
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(5));
+    let sixth = message(id, "f");
+    assert_eq!(
+        append(&store, vec![entry(&tenant_id, &sixth)]).await,
+        vec![stored(6)]
+    );
+}
+
+async fn head_is_the_highest_assigned_seq(store: Arc<dyn MessageStore>) {
     let tenant_id = tenant("acme");
     let id = conversation_id(1);
     assert_eq!(head(&store, &tenant_id, id).await, Seq::ZERO);
-    let mut next_seq = 1;
-    for (batch_size, expected_head) in [(1, 1), (2, 3), (2, 5)] {
-        let entries = (0..batch_size)
+    for (batch_number, (batch_size, expected_head)) in
+        [(1, 1), (2, 3), (2, 5)].into_iter().enumerate()
+    {
+        let batch = (0..batch_size)
             .map(|offset| {
-                let seq = next_seq + offset;
-                entry(&tenant_id, &message(id, seq, &format!("c-{seq}")))
+                entry(
+                    &tenant_id,
+                    &message(id, &format!("batch-{batch_number}-{offset}")),
+                )
             })
             .collect();
-        next_seq += batch_size;
-        append(&store, entries).await;
+        let outcomes = append(&store, batch).await;
+        assert_eq!(
+            outcomes.iter().map(stored_seq).collect::<Vec<u64>>(),
+            ((expected_head - batch_size + 1)..=expected_head).collect::<Vec<u64>>()
+        );
         assert_eq!(head(&store, &tenant_id, id).await, Seq(expected_head));
     }
     assert_eq!(
@@ -809,57 +986,69 @@ async fn head_is_the_highest_stored_seq(store: Arc<dyn MessageStore>) {
     );
 }
 
-async fn messages_resolve_by_client_id_and_by_message_id(store: Arc<dyn MessageStore>) {
+async fn lookups_by_client_id_and_by_message_id_return_the_assigned_seq(
+    store: Arc<dyn MessageStore>,
+) {
     let tenant_id = tenant("acme");
     let id = conversation_id(1);
     let neighbour = conversation_id(2);
-    let stored = append_sequence(&store, &tenant_id, id, 3).await;
+    let stored_messages = append_sequence(&store, &tenant_id, id, 3).await;
     append_sequence(&store, &tenant_id, neighbour, 1).await;
 
-    for message in &stored {
+    for (message, assigned_seq) in stored_messages.iter().zip(1..) {
+        let by_client = by_client_id(&store, &tenant_id, id, message.client_id.as_str())
+            .await
+            .expect("a stored client id resolves");
+        let by_id = by_message_id(&store, &tenant_id, id, message.message_id)
+            .await
+            .expect("a stored message id resolves");
+        // The entries carried CALLER_SEQ; the lookups must report where the store put them.
+        assert_eq!(by_client.seq, Seq(assigned_seq));
+        assert_eq!(by_client, message.reference());
+        assert_eq!(by_id.seq, Seq(assigned_seq));
+        assert_eq!(by_id, message.reference());
         assert_eq!(
-            store
-                .message_by_client_id(&tenant_id, id, &message.client_id)
-                .await
-                .expect("message_by_client_id succeeds"),
-            Some(message.reference())
-        );
-        assert_eq!(
-            store
-                .message_by_id(&tenant_id, id, message.message_id)
-                .await
-                .expect("message_by_id succeeds"),
-            Some(message.reference())
-        );
-        assert_eq!(
-            store
-                .message_by_id(&tenant_id, neighbour, message.message_id)
-                .await
-                .expect("message_by_id succeeds"),
+            by_message_id(&store, &tenant_id, neighbour, message.message_id).await,
             None
         );
     }
+    assert_eq!(by_client_id(&store, &tenant_id, id, "unknown").await, None);
     assert_eq!(
-        store
-            .message_by_client_id(&tenant_id, id, &client("unknown"))
-            .await
-            .expect("message_by_client_id succeeds"),
-        None
-    );
-    assert_eq!(
-        store
-            .message_by_id(&tenant_id, id, next_message_id())
-            .await
-            .expect("message_by_id succeeds"),
+        by_message_id(&store, &tenant_id, id, unused_message_id()).await,
         None
     );
     // "c-3" exists in `id` only; the neighbour has just "c-1".
     assert_eq!(
-        store
-            .message_by_client_id(&tenant_id, neighbour, &client("c-3"))
-            .await
-            .expect("message_by_client_id succeeds"),
+        by_client_id(&store, &tenant_id, neighbour, "c-3").await,
         None
+    );
+    assert_eq!(
+        by_client_id(&store, &tenant_id, neighbour, "c-1")
+            .await
+            .map(|reference| reference.seq),
+        Some(Seq(1))
+    );
+
+    // A message stored after a duplicate resolves to the seq after the head, not to the seq it
+    // carried or one the duplicate might have taken.
+    let retry = message_carrying(id, 4, "c-2");
+    let fourth = message_carrying(id, 9, "c-4");
+    assert_eq!(
+        append(&store, entries(&tenant_id, &[&retry, &fourth])).await,
+        vec![
+            AppendOutcome::DuplicateClientId {
+                existing: stored_messages[1].reference()
+            },
+            stored(4),
+        ]
+    );
+    assert_eq!(
+        by_client_id(&store, &tenant_id, id, "c-4").await,
+        Some(reference_at(&fourth, 4))
+    );
+    assert_eq!(
+        by_message_id(&store, &tenant_id, id, fourth.message_id).await,
+        Some(reference_at(&fourth, 4))
     );
 }
 
@@ -868,7 +1057,7 @@ async fn messages_after_is_ascending_bounded_and_limited(store: Arc<dyn MessageS
     let id = conversation_id(5);
     // Direct neighbours on both sides, so a scan that overruns its conversation shows up.
     append_sequence(&store, &tenant_id, conversation_id(4), 3).await;
-    let stored = append_sequence(&store, &tenant_id, id, 10).await;
+    let stored_messages = append_sequence(&store, &tenant_id, id, 10).await;
     append_sequence(&store, &tenant_id, conversation_id(6), 3).await;
 
     assert_eq!(
@@ -876,7 +1065,14 @@ async fn messages_after_is_ascending_bounded_and_limited(store: Arc<dyn MessageS
             .messages_after(&tenant_id, id, Seq::ZERO, 100)
             .await
             .expect("messages_after succeeds"),
-        stored
+        stored_messages
+    );
+    assert_eq!(
+        store
+            .messages_after(&tenant_id, id, Seq(3), 4)
+            .await
+            .expect("messages_after succeeds"),
+        stored_messages[3..7].to_vec()
     );
     assert_eq!(
         seqs_after(&store, &tenant_id, id, 3, 4).await,
@@ -909,16 +1105,23 @@ async fn messages_before_is_descending_bounded_and_limited(store: Arc<dyn Messag
     let tenant_id = tenant("acme");
     let id = conversation_id(5);
     append_sequence(&store, &tenant_id, conversation_id(4), 3).await;
-    let stored = append_sequence(&store, &tenant_id, id, 10).await;
+    let stored_messages = append_sequence(&store, &tenant_id, id, 10).await;
     append_sequence(&store, &tenant_id, conversation_id(6), 3).await;
 
-    let newest_first: Vec<Message> = stored.iter().rev().cloned().collect();
+    let newest_first: Vec<Message> = stored_messages.iter().rev().cloned().collect();
     assert_eq!(
         store
             .messages_before(&tenant_id, id, None, 100)
             .await
             .expect("messages_before succeeds"),
         newest_first
+    );
+    assert_eq!(
+        store
+            .messages_before(&tenant_id, id, Some(Seq(8)), 3)
+            .await
+            .expect("messages_before succeeds"),
+        newest_first[3..6].to_vec()
     );
     assert_eq!(
         seqs_before(&store, &tenant_id, id, None, 3).await,
@@ -964,51 +1167,171 @@ async fn an_empty_append_stores_nothing(store: Arc<dyn MessageStore>) {
         head(&store, &tenant("acme"), conversation_id(1)).await,
         Seq::ZERO
     );
+    // An empty append consumed no seq either.
+    let first = message(conversation_id(1), "first");
+    assert_eq!(
+        append(&store, vec![entry(&tenant("acme"), &first)]).await,
+        vec![stored(1)]
+    );
 }
 
 async fn ping_answers(store: Arc<dyn MessageStore>) {
     assert_eq!(store.ping().await, Ok(()));
 }
 
-async fn concurrent_appends_of_the_same_seq_store_exactly_one(store: Arc<dyn MessageStore>) {
+async fn concurrent_appends_with_distinct_client_ids_store_everything_at_seqs_one_to_n_without_gap_or_reuse(
+    store: Arc<dyn MessageStore>,
+) {
+    const N_TASKS: usize = 8;
+    const N_BATCHES_PER_TASK: usize = 6;
+    const N_ENTRIES_PER_BATCH: usize = 2;
+    const N_MESSAGES: usize = N_TASKS * N_BATCHES_PER_TASK * N_ENTRIES_PER_BATCH;
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    // Every task starts appending only once all of them are ready, so their appends overlap.
+    let start_line = Arc::new(tokio::sync::Barrier::new(N_TASKS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..N_TASKS {
+        let store = Arc::clone(&store);
+        let start_line = Arc::clone(&start_line);
+        let tenant_id = tenant_id.clone();
+        tasks.spawn(async move {
+            start_line.wait().await;
+            let mut batches = Vec::with_capacity(N_BATCHES_PER_TASK);
+            for batch in 0..N_BATCHES_PER_TASK {
+                // Every task claims the same seqs, as racing writers with stale heads would.
+                let messages: Vec<Message> = (0..N_ENTRIES_PER_BATCH)
+                    .map(|position| {
+                        message_carrying(
+                            id,
+                            (batch * N_ENTRIES_PER_BATCH + position + 1) as u64,
+                            &format!("task-{task}-batch-{batch}-entry-{position}"),
+                        )
+                    })
+                    .collect();
+                let outcomes = store
+                    .append(
+                        messages
+                            .iter()
+                            .map(|message| entry(&tenant_id, message))
+                            .collect(),
+                    )
+                    .await
+                    .expect("append succeeds");
+                batches.push((messages, outcomes));
+            }
+            batches
+        });
+    }
+
+    let mut all_stored = Vec::with_capacity(N_MESSAGES);
+    while let Some(result) = tasks.join_next().await {
+        let batches = result.expect("appending task completes");
+        let mut last_seq_of_task = 0;
+        for (messages, outcomes) in batches {
+            let seqs: Vec<u64> = outcomes.iter().map(stored_seq).collect();
+            assert_eq!(seqs.len(), N_ENTRIES_PER_BATCH);
+            // One batch's entries of one conversation are assigned together, back to back.
+            assert_eq!(
+                seqs,
+                (seqs[0]..seqs[0] + N_ENTRIES_PER_BATCH as u64).collect::<Vec<u64>>(),
+                "the seqs of one batch are contiguous"
+            );
+            // A task's next append starts after its previous one returned, so it lands later.
+            assert!(
+                seqs[0] > last_seq_of_task,
+                "seq {} assigned after {last_seq_of_task} was returned",
+                seqs[0]
+            );
+            last_seq_of_task = seqs[N_ENTRIES_PER_BATCH - 1];
+            all_stored.extend(
+                messages
+                    .iter()
+                    .zip(seqs)
+                    .map(|(message, seq)| stored_as(message, seq)),
+            );
+        }
+    }
+    all_stored.sort_by_key(|message| message.seq);
+    assert_eq!(
+        all_stored
+            .iter()
+            .map(|message| message.seq.get())
+            .collect::<Vec<u64>>(),
+        (1..=N_MESSAGES as u64).collect::<Vec<u64>>(),
+        "the assigned seqs are exactly 1..=N: no gap, no reuse"
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(N_MESSAGES as u64));
+    assert_eq!(all_messages(&store, &tenant_id, id).await, all_stored);
+}
+
+async fn concurrent_appends_of_the_same_client_id_store_it_exactly_once_and_name_the_winner(
+    store: Arc<dyn MessageStore>,
+) {
     const N_RACERS: usize = 8;
     let tenant_id = tenant("acme");
     let id = conversation_id(1);
+    let start_line = Arc::new(tokio::sync::Barrier::new(N_RACERS));
     let mut racers = tokio::task::JoinSet::new();
     for racer in 0..N_RACERS {
         let store = Arc::clone(&store);
-        let racing_entry = entry(&tenant_id, &message(id, 1, &format!("racer-{racer}")));
+        let start_line = Arc::clone(&start_line);
+        // Each racer sends the same client id (with its own message id) and then a message of
+        // its own, so a duplicate that consumed a seq would leave a gap among the others.
+        let contested = message_carrying(id, 1, "contested");
+        let own = message_carrying(id, 2, &format!("racer-{racer}"));
+        let racing_entries = entries(&tenant_id, &[&contested, &own]);
         racers.spawn(async move {
-            let outcomes = store
-                .append(vec![racing_entry.clone()])
-                .await
-                .expect("append succeeds");
-            (racing_entry.message, outcomes)
+            start_line.wait().await;
+            let outcomes = store.append(racing_entries).await.expect("append succeeds");
+            (contested, own, outcomes)
         });
     }
+
     let mut winners = Vec::new();
-    let mut n_conflicts = 0;
+    let mut duplicates = Vec::new();
+    let mut all_stored = Vec::new();
     while let Some(result) = racers.join_next().await {
-        let (racing_message, outcomes) = result.expect("racer task completes");
-        match outcomes.as_slice() {
-            [AppendOutcome::Stored] => winners.push(racing_message),
-            [AppendOutcome::SeqConflict { head }] => {
-                assert_eq!(*head, Seq(1));
-                n_conflicts += 1;
+        let (contested, own, outcomes) = result.expect("racer task completes");
+        let [contested_outcome, own_outcome] = outcomes.as_slice() else {
+            panic!("expected two outcomes, got {outcomes:?}");
+        };
+        let own_seq = stored_seq(own_outcome);
+        all_stored.push(stored_as(&own, own_seq));
+        match contested_outcome {
+            AppendOutcome::Stored { seq } => {
+                // The racer's own message came right after, in the same batch.
+                assert_eq!(own_seq, seq.get() + 1);
+                let winner = stored_as(&contested, seq.get());
+                winners.push(winner.clone());
+                all_stored.push(winner);
             }
-            other => panic!("unexpected outcomes {other:?}"),
+            AppendOutcome::DuplicateClientId { existing } => duplicates.push(*existing),
         }
     }
-    assert_eq!(winners.len(), 1, "exactly one racer stores seq 1");
-    assert_eq!(n_conflicts, N_RACERS - 1);
-    assert_eq!(head(&store, &tenant_id, id).await, Seq(1));
+    assert_eq!(winners.len(), 1, "exactly one racer stores the client id");
+    let winner = &winners[0];
     assert_eq!(
-        store
-            .messages_after(&tenant_id, id, Seq::ZERO, 100)
-            .await
-            .expect("messages_after succeeds"),
-        winners
+        duplicates,
+        vec![winner.reference(); N_RACERS - 1],
+        "every other racer is told about the winner, at its assigned seq"
     );
+    assert_eq!(
+        by_client_id(&store, &tenant_id, id, "contested").await,
+        Some(winner.reference())
+    );
+
+    all_stored.sort_by_key(|message| message.seq);
+    assert_eq!(
+        all_stored
+            .iter()
+            .map(|message| message.seq.get())
+            .collect::<Vec<u64>>(),
+        (1..=N_RACERS as u64 + 1).collect::<Vec<u64>>(),
+        "the losers' duplicates consumed no seq"
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(N_RACERS as u64 + 1));
+    assert_eq!(all_messages(&store, &tenant_id, id).await, all_stored);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1065,19 +1388,19 @@ conformance!(
     creating_an_existing_conversation_fails_and_changes_nothing,
     load_returns_the_conversation_with_members_in_user_id_order,
     conversations_of_user_are_in_id_order_and_paginate,
-    the_first_append_must_have_seq_one,
-    append_rejects_gaps_and_reused_seqs,
-    one_batch_can_span_conversations_and_tenants,
-    entries_of_one_batch_must_be_contiguous,
-    a_stored_client_id_is_reported_as_duplicate,
-    a_client_id_repeated_within_a_batch_is_reported_as_duplicate,
-    head_is_the_highest_stored_seq,
-    messages_resolve_by_client_id_and_by_message_id,
+    the_store_assigns_seqs_one_two_three_whatever_seq_the_entries_carry,
+    single_entry_appends_with_gapped_or_reused_seqs_are_stored_at_the_next_seq_without_gap,
+    one_batch_gives_each_conversation_of_each_tenant_its_own_contiguous_seqs,
+    a_stored_client_id_is_reported_as_duplicate_stores_nothing_and_consumes_no_seq,
+    a_client_id_repeated_within_a_batch_is_reported_as_duplicate_and_consumes_no_seq,
+    head_is_the_highest_assigned_seq,
+    lookups_by_client_id_and_by_message_id_return_the_assigned_seq,
     messages_after_is_ascending_bounded_and_limited,
     messages_before_is_descending_bounded_and_limited,
     an_empty_append_stores_nothing,
     ping_answers,
-    concurrent_appends_of_the_same_seq_store_exactly_one,
+    concurrent_appends_with_distinct_client_ids_store_everything_at_seqs_one_to_n_without_gap_or_reuse,
+    concurrent_appends_of_the_same_client_id_store_it_exactly_once_and_name_the_winner,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1088,17 +1411,19 @@ fn open_embedded(directory: &TempDir) -> Arc<dyn MessageStore> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_data_heads_and_client_ids_survive_a_reopen() {
+async fn embedded_data_heads_and_client_ids_survive_a_reopen_and_appends_continue_at_the_head() {
     let directory = TempDir::new().expect("a temporary directory can be created");
     let tenant_id = tenant("acme");
     let id = conversation_id(1);
+    let untouched_since_open = conversation_id(2);
     let stored_conversation = conversation(&tenant_id, id, "durable");
     let members = [member("alice", Role::Owner), member("bob", Role::Member)];
 
     let store = open_embedded(&directory);
     create(&store, &stored_conversation, &members).await;
-    let stored = append_sequence(&store, &tenant_id, id, 3).await;
-    // The writer's head cache is now warm at 3; dropping the store must not lose anything.
+    let stored_messages = append_sequence(&store, &tenant_id, id, 3).await;
+    let other_stored = append_sequence(&store, &tenant_id, untouched_since_open, 2).await;
+    // The writer's head cache is now warm; dropping the store must not lose anything.
     drop(store);
 
     let store = open_embedded(&directory);
@@ -1114,19 +1439,15 @@ async fn embedded_data_heads_and_client_ids_survive_a_reopen() {
         vec![id]
     );
     assert_eq!(head(&store, &tenant_id, id).await, Seq(3));
+    // The assigned seqs (not the carried ones) are what was written.
+    assert_eq!(all_messages(&store, &tenant_id, id).await, stored_messages);
     assert_eq!(
-        store
-            .messages_after(&tenant_id, id, Seq::ZERO, 10)
-            .await
-            .expect("messages_after succeeds"),
-        stored
+        by_message_id(&store, &tenant_id, id, stored_messages[1].message_id).await,
+        Some(stored_messages[1].reference())
     );
     assert_eq!(
-        store
-            .message_by_id(&tenant_id, id, stored[1].message_id)
-            .await
-            .expect("message_by_id succeeds"),
-        Some(stored[1].reference())
+        by_client_id(&store, &tenant_id, id, "c-3").await,
+        Some(stored_messages[2].reference())
     );
     assert_eq!(
         store
@@ -1135,52 +1456,60 @@ async fn embedded_data_heads_and_client_ids_survive_a_reopen() {
         Err(StoreError::AlreadyExists)
     );
 
-    // The first append after a reopen loads the head (cold cache) and the client-id index.
-    let retry = message(id, 4, "c-2");
-    let gap = message(id, 5, "new");
-    let reused = message(id, 3, "new");
-    let next = message(id, 4, "new");
+    // The first append after a reopen loads the head (cold cache) and the client-id index: a
+    // retry resolves to the stored message, and new entries continue at head + 1 whatever seq
+    // they carry, with the duplicate consuming no seq.
+    let retry = message_carrying(id, 4, "c-2");
+    let carrying_one = message_carrying(id, 1, "new");
+    let carrying_head = message_carrying(id, 3, "newer");
+    assert_eq!(
+        append(
+            &store,
+            entries(&tenant_id, &[&retry, &carrying_one, &carrying_head]),
+        )
+        .await,
+        vec![
+            AppendOutcome::DuplicateClientId {
+                existing: stored_messages[1].reference()
+            },
+            stored(4),
+            stored(5),
+        ]
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(5));
+    drop(store);
+
+    let store = open_embedded(&directory);
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(5));
+    assert_eq!(
+        by_client_id(&store, &tenant_id, id, "new").await,
+        Some(reference_at(&carrying_one, 4))
+    );
+    // The second conversation was never appended to while the store was open in between: its
+    // head also comes from disk, and its next seq is 3.
+    let other_next = message_carrying(untouched_since_open, 1, "other-next");
+    let after_newer = message_carrying(id, 0, "after-newer");
     assert_eq!(
         append(
             &store,
             vec![
-                entry(&tenant_id, &retry),
-                entry(&tenant_id, &gap),
-                entry(&tenant_id, &reused),
-                entry(&tenant_id, &next),
+                entry(&tenant_id, &carrying_one),
+                entry(&tenant_id, &other_next),
+                entry(&tenant_id, &after_newer),
             ],
         )
         .await,
-        vec![
-            AppendOutcome::DuplicateClientId {
-                existing: stored[1].reference()
-            },
-            AppendOutcome::SeqConflict { head: Seq(3) },
-            AppendOutcome::SeqConflict { head: Seq(3) },
-            AppendOutcome::Stored,
-        ]
-    );
-    drop(store);
-
-    let store = open_embedded(&directory);
-    assert_eq!(head(&store, &tenant_id, id).await, Seq(4));
-    let after_next = message(id, 5, "after-next");
-    assert_eq!(
-        append(
-            &store,
-            vec![entry(&tenant_id, &next), entry(&tenant_id, &after_next)],
-        )
-        .await,
-        vec![
-            AppendOutcome::DuplicateClientId {
-                existing: next.reference()
-            },
-            AppendOutcome::Stored,
-        ]
+        vec![duplicate_of(&carrying_one, 4), stored(3), stored(6)]
     );
     assert_eq!(
         seqs_before(&store, &tenant_id, id, None, 10).await,
-        vec![5, 4, 3, 2, 1]
+        vec![6, 5, 4, 3, 2, 1]
+    );
+    let mut expected_other = other_stored;
+    expected_other.push(stored_as(&other_next, 3));
+    assert_eq!(
+        all_messages(&store, &tenant_id, untouched_since_open).await,
+        expected_other
     );
 }
 

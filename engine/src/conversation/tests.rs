@@ -104,24 +104,25 @@ fn repeated_client_id_is_in_flight_then_known() {
         Timestamp(5),
         1,
     );
-    assert_eq!(accepted.message.seq, Seq(42));
     assert_eq!(
         core.check_send(&alice, &new_message("c1", "hi")),
         Ok(SendCheck::InFlight)
     );
     assert_eq!(core.attach_waiter(&accepted.message.client_id, 2), Ok(()));
-    let report = core.on_persisted(accepted.ticket, AppendResult::Stored);
-    let waiters: Vec<u32> = report.acks.iter().map(|(waiter, _)| *waiter).collect();
+    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(42)));
+    let waiters: Vec<u32> = report.acks.iter().map(|ack| ack.waiter).collect();
     assert_eq!(waiters, vec![1, 2]);
+    let stored = report.committed.expect("stored").reference();
+    assert_eq!(stored.seq, Seq(42));
     assert_eq!(
         core.check_send(&alice, &new_message("c1", "hi")),
-        Ok(SendCheck::Known(accepted.message.reference()))
+        Ok(SendCheck::Known(stored))
     );
     assert_eq!(core.durable_head(), Seq(42));
 }
 
 #[test]
-fn a_failure_rejects_everything_behind_it_and_reuses_no_seq() {
+fn a_failure_rejects_only_its_own_send() {
     let mut core: ConversationCore<u32> = ConversationCore::new(
         snapshot(ConversationKind::Group),
         Seq::ZERO,
@@ -136,28 +137,66 @@ fn a_failure_rejects_everything_behind_it_and_reuses_no_seq() {
         1,
     );
     let second = core.accept(
-        alice.clone(),
+        alice,
         new_message("b", "2"),
         MessageId::from_parts(1, 2),
         Timestamp(1),
         2,
     );
-    let report = core.on_persisted(first.ticket, AppendResult::Failed);
-    assert!(report.needs_resync);
-    assert_eq!(report.acks.len(), 2);
-    // The stale result of the second append is ignored but asks for a resync.
-    let stale = core.on_persisted(second.ticket, AppendResult::Stored);
-    assert!(stale.needs_resync && stale.committed.is_none());
-    // Storage kept the first message despite the error: resync adopts it.
-    core.resync(Seq(1));
-    let third = core.accept(
-        alice,
-        new_message("c", "3"),
-        MessageId::from_parts(1, 3),
-        Timestamp(1),
-        3,
+    let failed = core.on_persisted(first.ticket, AppendResult::Failed);
+    assert!(failed.needs_resync, "a failed append may have been written");
+    assert_eq!(failed.acks.len(), 1);
+    assert!(matches!(failed.acks[0].outcome, AckOutcome::Rejected(_)));
+    let stored = core.on_persisted(second.ticket, AppendResult::Stored(Seq(1)));
+    assert_eq!(stored.acks.len(), 1);
+    assert_eq!(stored.committed.map(|message| message.seq), Some(Seq(1)));
+    assert_eq!(core.durable_head(), Seq(1));
+}
+
+#[test]
+fn a_seq_beyond_the_head_sends_live_subscribers_to_storage() {
+    let mut core: ConversationCore<u32> = ConversationCore::new(
+        snapshot(ConversationKind::Group),
+        Seq(1),
+        MessageLimits::default(),
     );
-    assert_eq!(third.message.seq, Seq(2));
+    let bob_session = session(1);
+    core.join(bob_session, user("bob"), None).expect("a member");
+    let accepted = core.accept(
+        user("alice"),
+        new_message("x", "hi"),
+        MessageId::from_parts(1, 1),
+        Timestamp(1),
+        7,
+    );
+    // Seq 2 was stored without this core hearing of it; 3 is this message.
+    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(3)));
+    assert!(report.live_sessions.is_empty());
+    assert_eq!(
+        report.catch_ups,
+        vec![CatchUp {
+            session_id: bob_session,
+            epoch: 1,
+            after: Seq(1),
+            through: Seq(3),
+        }]
+    );
+    // A duplicate that names a seq beyond the head asks for a resync.
+    let again = core.accept(
+        user("alice"),
+        new_message("y", "old"),
+        MessageId::from_parts(1, 2),
+        Timestamp(1),
+        8,
+    );
+    let existing = MessageRef {
+        message_id: MessageId::from_parts(1, 3),
+        seq: Seq(9),
+        ts: Timestamp(1),
+    };
+    let report = core.on_persisted(again.ticket, AppendResult::Duplicate(existing));
+    assert!(report.needs_resync);
+    assert!(report.acks[0].replayed);
 }
 
 // ---- the model-based property test ----
@@ -181,6 +220,8 @@ enum Op {
     Reconnect {
         client: usize,
     },
+    Restart,
+    Resync,
     CatchUpPage {
         client: usize,
         page_size: usize,
@@ -195,6 +236,8 @@ fn op_strategy(n_clients: usize) -> impl Strategy<Value = Op> {
         1 => (0..n_clients).prop_map(|client| Op::Leave { client }),
         1 => (0..n_clients).prop_map(|client| Op::Reconnect { client }),
         3 => (0..n_clients, 1usize..4).prop_map(|(client, page_size)| Op::CatchUpPage { client, page_size }),
+        1 => Just(Op::Restart),
+        2 => Just(Op::Resync),
     ]
 }
 
@@ -215,11 +258,22 @@ struct SimClient {
 /// Waiter: (client index, client_id).
 type Waiter = (usize, ClientId);
 
+/// An append waiting in the simulated writer.
+struct Queued {
+    generation: u64,
+    ticket: AppendTicket,
+    message: Message,
+}
+
 struct Sim {
     core: ConversationCore<Waiter>,
     /// The naive model of durable storage: `log[i]` has seq `i + 1`.
     log: Vec<Message>,
-    writer_queue: VecDeque<(AppendTicket, Message)>,
+    writer_queue: VecDeque<Queued>,
+    /// Incarnations of the core (bumped by `Restart`).
+    generation: u64,
+    /// A report asked for a resync that has not happened yet.
+    resync_pending: bool,
     clients: Vec<SimClient>,
     catch_ups: HashMap<SessionId, CatchUp>,
     final_acks: HashMap<ClientId, Vec<AckOutcome>>,
@@ -252,12 +306,38 @@ impl Sim {
             ),
             log: Vec::new(),
             writer_queue: VecDeque::new(),
+            generation: 0,
+            resync_pending: false,
             clients,
             catch_ups: HashMap::new(),
             final_acks: HashMap::new(),
             n_sends: 0,
             next_session: 100,
             now: 1,
+        }
+    }
+
+    /// Storage's own rules, as the conformance suite states them: a known `client_id` is a
+    /// duplicate; otherwise the message gets the next seq. Outcome 0 fails without writing,
+    /// 1 writes but reports a failure (an fsync error after the write), anything else succeeds.
+    fn store(&mut self, mut message: Message, outcome: u8) -> AppendResult {
+        if let Some(existing) = self
+            .log
+            .iter()
+            .find(|stored| stored.client_id == message.client_id)
+        {
+            return AppendResult::Duplicate(existing.reference());
+        }
+        if outcome == 0 {
+            return AppendResult::Failed;
+        }
+        let seq = Seq(self.log.len() as u64 + 1);
+        message.seq = seq;
+        self.log.push(message);
+        if outcome == 1 {
+            AppendResult::Failed
+        } else {
+            AppendResult::Stored(seq)
         }
     }
 
@@ -295,8 +375,11 @@ impl Sim {
     }
 
     fn apply_report(&mut self, report: PersistReport<Waiter>) {
-        for (waiter, outcome) in report.acks {
-            self.final_acks.entry(waiter.1).or_default().push(outcome);
+        for ack in report.acks {
+            self.final_acks
+                .entry(ack.waiter.1)
+                .or_default()
+                .push(ack.outcome);
         }
         if let Some(message) = &report.committed {
             for session_id in &report.live_sessions {
@@ -306,11 +389,9 @@ impl Sim {
         for catch_up in report.catch_ups {
             self.catch_ups.insert(catch_up.session_id, catch_up);
         }
-        if report.needs_resync {
-            for catch_up in self.core.resync(Seq(self.log.len() as u64)) {
-                self.catch_ups.insert(catch_up.session_id, catch_up);
-            }
-        }
+        // The actor reads the stored head right away; here the read may come later, so that
+        // results arriving in between (with seqs beyond the head) are exercised too.
+        self.resync_pending |= report.needs_resync;
     }
 
     fn apply(&mut self, op: Op) {
@@ -350,60 +431,61 @@ impl Sim {
                         assert!(self.core.attach_waiter(&client_id, waiter).is_ok());
                     }
                     Ok(SendCheck::Unknown) => {
-                        let stored = self
-                            .log
-                            .iter()
-                            .find(|message| message.client_id == client_id);
-                        if let Some(message) = stored {
-                            let message_ref = message.reference();
-                            self.core.remember(client_id.clone(), message_ref);
-                            self.final_acks
-                                .entry(client_id)
-                                .or_default()
-                                .push(AckOutcome::Delivered(message_ref));
-                        } else {
-                            let message_id = MessageId::from_parts(self.now, self.n_sends as u128);
-                            let accepted = self.core.accept(
-                                sender_id,
-                                new_message,
-                                message_id,
-                                Timestamp(self.now),
-                                waiter,
-                            );
-                            self.writer_queue
-                                .push_back((accepted.ticket, accepted.message));
-                        }
+                        let message_id = MessageId::from_parts(self.now, self.n_sends as u128);
+                        let accepted = self.core.accept(
+                            sender_id,
+                            new_message,
+                            message_id,
+                            Timestamp(self.now),
+                            waiter,
+                        );
+                        self.writer_queue.push_back(Queued {
+                            generation: self.generation,
+                            ticket: accepted.ticket,
+                            message: accepted.message,
+                        });
                     }
                 }
             }
             Op::Persist { outcome } => {
-                let Some((ticket, message)) = self.writer_queue.pop_front() else {
+                let Some(queued) = self.writer_queue.pop_front() else {
                     return;
                 };
-                // Storage's own rules: contiguous seqs, unique client ids.
-                let contiguous = message.seq.get() == self.log.len() as u64 + 1;
-                let duplicate = self
-                    .log
-                    .iter()
-                    .find(|stored| stored.client_id == message.client_id)
-                    .map(Message::reference);
-                let result = match (outcome, duplicate) {
-                    (_, Some(existing)) => AppendResult::Duplicate(existing),
-                    (0, None) => AppendResult::Failed,
-                    (1, None) => {
-                        if contiguous {
-                            self.log.push(message);
-                        }
-                        AppendResult::Failed
+                let result = self.store(queued.message, outcome);
+                // Results for an earlier incarnation of the core have nobody to go to.
+                if queued.generation == self.generation {
+                    let report = self.core.on_persisted(queued.ticket, result);
+                    self.apply_report(report);
+                }
+            }
+            Op::Resync => {
+                if std::mem::take(&mut self.resync_pending) {
+                    for catch_up in self.core.resync(Seq(self.log.len() as u64)) {
+                        self.catch_ups.insert(catch_up.session_id, catch_up);
                     }
-                    (_, None) if contiguous => {
-                        self.log.push(message);
-                        AppendResult::Stored
+                }
+            }
+            Op::Restart => {
+                // The actor's restart: the writer is fenced (everything queued before the
+                // restart is committed, its results lost), then the core reloads from storage
+                // and every subscription is gone (sessions re-join with `since`).
+                while let Some(queued) = self.writer_queue.pop_front() {
+                    self.store(queued.message, 9);
+                }
+                self.generation += 1;
+                self.resync_pending = false;
+                self.core = ConversationCore::new(
+                    snapshot(ConversationKind::Group),
+                    Seq(self.log.len() as u64),
+                    MessageLimits::default(),
+                );
+                self.catch_ups.clear();
+                for index in 0..self.clients.len() {
+                    if self.clients[index].joined {
+                        self.check_subscription(index);
+                        self.clients[index].joined = false;
                     }
-                    (_, None) => AppendResult::Failed,
-                };
-                let report = self.core.on_persisted(ticket, result);
-                self.apply_report(report);
+                }
             }
             Op::Join { client, with_since } => {
                 let since = with_since.then_some(self.clients[client].last_seen);
@@ -478,6 +560,7 @@ impl Sim {
         while !self.writer_queue.is_empty() {
             self.apply(Op::Persist { outcome: 9 });
         }
+        self.apply(Op::Resync);
         while let Some(session_id) = self.catch_ups.keys().next().copied() {
             let client = self.client_of(session_id);
             self.apply(Op::CatchUpPage {
