@@ -27,7 +27,8 @@ use foldhash::HashMap;
 
 use crate::event::AckOutcome;
 use crate::ids::{ClientId, MessageId, Seq, SessionId, UserId};
-use crate::model::{ConversationKind, ConversationSnapshot, Message, MessageRef, NewMessage, Role};
+use crate::model::{ConversationSnapshot, Message, MessageRef, NewMessage, Role};
+use crate::permissions::{self, Action};
 use crate::time::Timestamp;
 use crate::validate::{MessageLimits, validate_new_message};
 use crate::{Error, Result};
@@ -260,17 +261,18 @@ impl<W> ConversationCore<W> {
     /// Decides whether a send may proceed and what is known about its `client_id`.
     ///
     /// # Errors
-    /// [`Error::NotMember`], [`Error::Forbidden`] (a member posting in a channel), or the
+    /// [`Error::NotMember`], [`Error::Forbidden`] (see [`permissions`], e.g. a member posting in a
+    /// channel), or the
     /// validation errors of [`validate_new_message`].
     pub fn check_send(&self, sender_id: &UserId, new_message: &NewMessage) -> Result<SendCheck> {
         let role = self.check_reader(sender_id)?;
-        if self.snapshot.conversation.kind == ConversationKind::Channel
-            && !role.at_least(Role::Moderator)
-        {
-            return Err(Error::Forbidden {
-                reason: "only moderators and above post in a channel",
-            });
-        }
+        permissions::check(
+            self.snapshot.conversation.kind,
+            role,
+            Action::Post,
+            None,
+            None,
+        )?;
         validate_new_message(new_message, &self.limits)?;
         if let Some(message_ref) = self.recent.get(&new_message.client_id) {
             return Ok(SendCheck::Known(message_ref));

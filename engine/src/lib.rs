@@ -16,6 +16,7 @@ mod error;
 pub mod event;
 pub mod ids;
 pub mod model;
+pub mod permissions;
 pub mod ports;
 pub mod rate_limit;
 pub mod time;

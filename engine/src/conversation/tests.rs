@@ -85,7 +85,7 @@ fn send_checks_membership_roles_and_content() {
         not a member of this conversation
         invalid text: must not be empty
         Unknown
-        forbidden: only moderators and above post in a channel"#]]
+        forbidden: your role may not post in this conversation"#]]
     .assert_eq(&rendered);
 }
 
