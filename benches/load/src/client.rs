@@ -133,7 +133,25 @@ fn histogram() -> Histogram<u64> {
 }
 
 impl ClientStats {
-    fn new() -> Self {
+    /// Adds another client's counters and histograms to these.
+    pub(crate) fn absorb(&mut self, other: &ClientStats) {
+        self.end_to_end.add(&other.end_to_end).expect("same bounds");
+        self.ack_pending
+            .add(&other.ack_pending)
+            .expect("same bounds");
+        self.ack_delivered
+            .add(&other.ack_delivered)
+            .expect("same bounds");
+        self.n_sent += other.n_sent;
+        self.n_sent_measured += other.n_sent_measured;
+        self.n_received += other.n_received;
+        self.n_duplicates += other.n_duplicates;
+        self.n_out_of_order += other.n_out_of_order;
+        self.n_rejected += other.n_rejected;
+        self.n_error_frames += other.n_error_frames;
+    }
+
+    pub(crate) fn new() -> Self {
         ClientStats {
             setup_ns: None,
             end_to_end: histogram(),

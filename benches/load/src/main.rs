@@ -376,13 +376,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let merged = merge(all);
-    let expected = merged.n_sent * (args.room_size as u64 - 1);
+    let expected = merged.totals.n_sent * (args.room_size as u64 - 1);
     let delivery_ratio = if expected == 0 {
         1.0
     } else {
-        merged.n_received as f64 / expected as f64
+        merged.totals.n_received as f64 / expected as f64
     };
-    let n_lost = expected.saturating_sub(merged.n_received);
+    let n_lost = expected.saturating_sub(merged.totals.n_received);
 
     let (cpu_percent, duration_seconds) = match measured {
         Some((Some(start), Some(end), seconds)) => (
@@ -398,7 +398,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let deliveries_measured = merged.end_to_end.len();
+    let deliveries_measured = merged.totals.end_to_end.len();
     let result = json!({
         "target": args.target,
         "label": args.label,
@@ -415,20 +415,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "per_s": (n_ready as f64 / setup_seconds).round(),
             "setup_ms": quantiles_ms(&merged.setup),
         },
-        "sent": merged.n_sent,
-        "sent_per_s": (merged.n_sent_measured as f64 / duration_seconds).round(),
+        "sent": merged.totals.n_sent,
+        "sent_per_s": (merged.totals.n_sent_measured as f64 / duration_seconds).round(),
         "deliveries_per_s": (deliveries_measured as f64 / duration_seconds).round(),
-        "end_to_end_ms": quantiles_ms(&merged.end_to_end),
-        "ack_pending_ms": quantiles_ms(&merged.ack_pending),
-        "ack_delivered_ms": quantiles_ms(&merged.ack_delivered),
+        "end_to_end_ms": quantiles_ms(&merged.totals.end_to_end),
+        "ack_pending_ms": quantiles_ms(&merged.totals.ack_pending),
+        "ack_delivered_ms": quantiles_ms(&merged.totals.ack_delivered),
         "expected_deliveries": expected,
-        "received_deliveries": merged.n_received,
+        "received_deliveries": merged.totals.n_received,
         "delivery_ratio": delivery_ratio,
         "lost": n_lost,
-        "duplicates": merged.n_duplicates,
-        "out_of_order": merged.n_out_of_order,
-        "rejected": merged.n_rejected,
-        "error_frames": merged.n_error_frames,
+        "duplicates": merged.totals.n_duplicates,
+        "out_of_order": merged.totals.n_out_of_order,
+        "rejected": merged.totals.n_rejected,
+        "error_frames": merged.totals.n_error_frames,
         "failed_clients": merged.n_failed,
         "first_failure": merged.first_failure,
         "drained": drained_all,
@@ -458,16 +458,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         senders = n_senders,
         connect_rate = n_ready as f64 / setup_seconds,
         setup = quantiles_line(&merged.setup),
-        sent_rate = merged.n_sent_measured as f64 / duration_seconds,
+        sent_rate = merged.totals.n_sent_measured as f64 / duration_seconds,
         delivery_rate = deliveries_measured as f64 / duration_seconds,
         ratio = delivery_ratio,
         lost = n_lost,
-        dup = merged.n_duplicates,
-        ooo = merged.n_out_of_order,
-        rejected = merged.n_rejected,
-        e2e = quantiles_line(&merged.end_to_end),
-        pending = quantiles_line(&merged.ack_pending),
-        delivered = quantiles_line(&merged.ack_delivered),
+        dup = merged.totals.n_duplicates,
+        ooo = merged.totals.n_out_of_order,
+        rejected = merged.totals.n_rejected,
+        e2e = quantiles_line(&merged.totals.end_to_end),
+        pending = quantiles_line(&merged.totals.ack_pending),
+        delivered = quantiles_line(&merged.totals.ack_delivered),
         cpu = cpu_percent.map_or("-".to_owned(), |percent| format!("{percent:.0}%")),
         rss = rss_per_connection_bytes.map_or("-".to_owned(), |bytes| format!("{bytes:.0} B")),
         harness_cpu =

@@ -46,31 +46,14 @@ pub(crate) fn sample_process(pid: u32) -> Option<ProcSample> {
 /// Clock ticks per second for `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
 pub(crate) const TICKS_PER_SECOND: f64 = 100.0;
 
-/// Everything a run measured.
+/// Everything a run measured: every client's counters and histograms summed into one
+/// [`ClientStats`], plus what only exists across clients.
 pub(crate) struct Merged {
     /// Setup latencies.
     pub(crate) setup: Histogram<u64>,
-    /// End-to-end latencies.
-    pub(crate) end_to_end: Histogram<u64>,
-    /// Pending-ack latencies.
-    pub(crate) ack_pending: Histogram<u64>,
-    /// Delivered-ack latencies.
-    pub(crate) ack_delivered: Histogram<u64>,
-    /// Sums of the counters.
-    pub(crate) n_sent: u64,
-    /// Sends in the measured window.
-    pub(crate) n_sent_measured: u64,
-    /// Deliveries to other members.
-    pub(crate) n_received: u64,
-    /// Duplicate deliveries.
-    pub(crate) n_duplicates: u64,
-    /// Deliveries after a gap.
-    pub(crate) n_out_of_order: u64,
-    /// Refused sends.
-    pub(crate) n_rejected: u64,
-    /// Error frames.
-    pub(crate) n_error_frames: u64,
-    /// Clients that stopped early, with a sample reason.
+    /// The sums (its `setup_ns` and `failure` are unused).
+    pub(crate) totals: ClientStats,
+    /// Clients that stopped early.
     pub(crate) n_failed: usize,
     /// One failure reason, for the report.
     pub(crate) first_failure: Option<String>,
@@ -78,50 +61,21 @@ pub(crate) struct Merged {
 
 /// Merges every client's statistics.
 pub(crate) fn merge(all: Vec<ClientStats>) -> Merged {
-    let histogram =
-        || Histogram::<u64>::new_with_bounds(1_000, 120_000_000_000, 3).expect("valid bounds");
     let mut merged = Merged {
-        setup: histogram(),
-        end_to_end: histogram(),
-        ack_pending: histogram(),
-        ack_delivered: histogram(),
-        n_sent: 0,
-        n_sent_measured: 0,
-        n_received: 0,
-        n_duplicates: 0,
-        n_out_of_order: 0,
-        n_rejected: 0,
-        n_error_frames: 0,
+        setup: Histogram::<u64>::new_with_bounds(1_000, 120_000_000_000, 3).expect("valid bounds"),
+        totals: ClientStats::new(),
         n_failed: 0,
         first_failure: None,
     };
-    for stats in all {
+    for mut stats in all {
         if let Some(setup_ns) = stats.setup_ns {
             merged.setup.saturating_record(setup_ns);
         }
-        merged
-            .end_to_end
-            .add(&stats.end_to_end)
-            .expect("same bounds");
-        merged
-            .ack_pending
-            .add(&stats.ack_pending)
-            .expect("same bounds");
-        merged
-            .ack_delivered
-            .add(&stats.ack_delivered)
-            .expect("same bounds");
-        merged.n_sent += stats.n_sent;
-        merged.n_sent_measured += stats.n_sent_measured;
-        merged.n_received += stats.n_received;
-        merged.n_duplicates += stats.n_duplicates;
-        merged.n_out_of_order += stats.n_out_of_order;
-        merged.n_rejected += stats.n_rejected;
-        merged.n_error_frames += stats.n_error_frames;
-        if let Some(failure) = stats.failure {
+        if let Some(failure) = stats.failure.take() {
             merged.n_failed += 1;
             merged.first_failure.get_or_insert(failure);
         }
+        merged.totals.absorb(&stats);
     }
     merged
 }
