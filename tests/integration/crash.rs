@@ -22,6 +22,16 @@ struct Binary {
     addr: String,
 }
 
+impl Binary {
+    /// Connects Alice over WebSocket and reads her welcome.
+    async fn connect_alice(&self) -> Client {
+        let url = format!("ws://{}/v1/ws?token={}", self.addr, token("acme", "alice"));
+        let mut alice = Client::connect_raw(&url).await;
+        assert_eq!(alice.next_json().await["type"], "welcome");
+        alice
+    }
+}
+
 /// Starts `switchboard serve` on an ephemeral port and reads the bound address from its log.
 async fn spawn_binary(data_dir: &std::path::Path) -> Binary {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -114,13 +124,7 @@ async fn acknowledged_messages_survive_kill_9_and_nothing_is_duplicated() {
         .expect("json");
     let id = created["conversation_id"].as_str().expect("id").to_owned();
 
-    let url = format!(
-        "ws://{}/v1/ws?token={}",
-        binary.addr,
-        token("acme", "alice")
-    );
-    let mut alice = Client::connect_raw(&url).await;
-    assert_eq!(alice.next_json().await["type"], "welcome");
+    let mut alice = binary.connect_alice().await;
     for n in 0..N_MESSAGES {
         alice
             .send_json(json!({"type": "send", "conversation_id": id, "client_id": format!("crash-{n}"), "text": format!("message {n}")}))
@@ -183,13 +187,7 @@ async fn acknowledged_messages_survive_kill_9_and_nothing_is_duplicated() {
     }
 
     // Re-send everything: acknowledged keys resolve to their messages, the rest are stored once.
-    let url = format!(
-        "ws://{}/v1/ws?token={}",
-        binary.addr,
-        token("acme", "alice")
-    );
-    let mut alice = Client::connect_raw(&url).await;
-    assert_eq!(alice.next_json().await["type"], "welcome");
+    let mut alice = binary.connect_alice().await;
     for n in 0..N_MESSAGES {
         let client_id = format!("crash-{n}");
         let (_, ack) = alice
