@@ -38,8 +38,10 @@ use switchboard_engine::ids::{
     ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
 use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, Member, Message, NewMessage, Role,
+    Conversation, ConversationKind, ConversationSnapshot, Member, Message, MessageState,
+    NewMessage, Role,
 };
+use switchboard_engine::operations::LogEntry;
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 use switchboard_engine::rate_limit::{RateLimit, TokenBucket};
 use switchboard_engine::time::Timestamp;
@@ -175,8 +177,12 @@ fn codec(criterion: &mut Criterion) {
         client_id: client_id("9f1c2a4e-5b6d-4c3e-8a7f-0123456789ab"),
         text,
         reply_to: None,
+        thread_root: None,
+        forwarded_from: None,
         ts: Timestamp(EPOCH_MS),
+        state: MessageState::default(),
     };
+    let entry = LogEntry::Message(message.clone());
     let request_id = RequestId::Number(17);
     let delivered = AckOutcome::Delivered(message.reference());
     let encoder = JsonEventEncoder;
@@ -190,7 +196,7 @@ fn codec(criterion: &mut Criterion) {
         bencher.iter(|| parse_client_frame(black_box(&join_frame), MAX_FRAME_BYTES));
     });
     group.bench_function("encode_message_200_byte_text", |bencher| {
-        bencher.iter(|| encoder.encode(&ServerEvent::Message(black_box(&message))));
+        bencher.iter(|| encoder.encode(&ServerEvent::Entry(black_box(&entry))));
     });
     group.bench_function("encode_delivered_ack", |bencher| {
         bencher.iter(|| {
@@ -270,6 +276,7 @@ fn engine(criterion: &mut Criterion) {
                             client_id: client_id(&format!("engine-{n_sent}")),
                             text: text.clone(),
                             reply_to: None,
+                            thread_root: None,
                         };
                         let message_id = MessageId::from_parts(EPOCH_MS, u128::from(n_sent));
                         (sender_id.clone(), new_message, message_id)
@@ -281,7 +288,8 @@ fn engine(criterion: &mut Criterion) {
                         assert_eq!(check, SendCheck::Unknown, "every client id is fresh");
                         let accepted = core.accept(sender_id, new_message, message_id, now, ());
                         let seq = core.durable_head().next();
-                        let report = core.on_persisted(accepted.ticket, AppendResult::Stored(seq));
+                        let report =
+                            core.on_persisted(accepted.ticket, AppendResult::Stored(seq, None));
                         assert_eq!(
                             report.live_sessions.len(),
                             n_subscribers,
@@ -437,6 +445,7 @@ impl FanoutFixture {
                 client_id: client_id(&format!("fanout-{}", self.n_sent)),
                 text: self.text.clone(),
                 reply_to: None,
+                thread_root: None,
             },
         };
         self.sender
@@ -541,7 +550,7 @@ impl MessageSource {
         let offset = self.random.below((self.words.len() - TEXT_BYTES) as u64) as usize;
         AppendEntry {
             tenant_id: tenant_id(),
-            message: Message {
+            entry: LogEntry::Message(Message {
                 conversation_id: self.conversation_ids[conversation_index],
                 seq: Seq(seq),
                 message_id: MessageId::from_parts(EPOCH_MS, self.n_messages as u128),
@@ -549,8 +558,11 @@ impl MessageSource {
                 client_id: client_id(&format!("client-{conversation_index:02}-{seq:012}")),
                 text: self.words[offset..offset + TEXT_BYTES].to_owned(),
                 reply_to: None,
+                thread_root: None,
+                forwarded_from: None,
                 ts: Timestamp(EPOCH_MS + self.n_messages as u64),
-            },
+                state: MessageState::default(),
+            }),
         }
     }
 

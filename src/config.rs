@@ -247,6 +247,9 @@ pub struct ConversationsConfig {
     pub recent_frames: usize,
     /// How long a request may wait for an actor, in milliseconds. Default 10000.
     pub call_timeout_ms: u64,
+    /// How long after sending its author may edit a message, or delete it for everyone
+    /// without a moderator's role, in milliseconds. Default 900000 (15 minutes).
+    pub edit_window_ms: u64,
 }
 
 impl Default for ConversationsConfig {
@@ -256,6 +259,7 @@ impl Default for ConversationsConfig {
             catch_up_page_size: 256,
             recent_frames: 1024,
             call_timeout_ms: 10_000,
+            edit_window_ms: 15 * 60 * 1000,
         }
     }
 }
@@ -382,6 +386,7 @@ impl Config {
             conversation: ConversationSettings {
                 message_limits: MessageLimits {
                     max_text_bytes: self.limits.max_message_bytes,
+                    edit_window_ms: self.conversations.edit_window_ms,
                 },
                 idle_stop_after: Duration::from_millis(self.conversations.idle_stop_after_ms),
                 catch_up_page_size: self.conversations.catch_up_page_size,

@@ -4,11 +4,12 @@
 //! It is started on demand by the [`conversations`](crate::conversations) supervisor and loads
 //! the conversation and its stored head as its first message, after fencing the writer so that
 //! nothing an earlier incarnation queued is still on its way. It carries out what the core
-//! decides: hands accepted messages to the [`writer`](crate::writer) (storage assigns their seqs
-//! and refuses repeated `client_id`s atomically), fans
-//! each message out the moment storage reports it durable (encoded once, the same bytes pushed to
-//! every subscriber's [`Outbound`]), and runs catch-up reads for sessions that joined with
-//! `since`. When nothing is joined and nothing is in flight for a while, it asks its supervisor
+//! decides: hands accepted entries (messages, and the events of edits, deletes and reactions,
+//! once the operation is authorized against the target message read from storage) to the
+//! [`writer`](crate::writer) (storage assigns their seqs, refuses repeated `client_id`s and
+//! applies events to their message atomically), fans each entry out the moment storage reports
+//! it durable (encoded once, the same bytes pushed to every subscriber's [`Outbound`]), and runs
+//! catch-up reads for sessions that joined with `since`. When nothing is joined and nothing is in flight for a while, it asks its supervisor
 //! to retire it.
 //!
 //! Restart safety: all durable state is in storage, so a restarted actor rebuilds itself by
@@ -31,6 +32,7 @@ use switchboard_engine::ids::{
     ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
 use switchboard_engine::model::{ConversationSnapshot, Message, MessageRef, NewMessage};
+use switchboard_engine::operations::{ConversationEvent, LogEntry, NewOperation};
 use switchboard_engine::ports::{AppendEntry, Clock, MessageStore};
 use switchboard_engine::validate::MessageLimits;
 use switchboard_engine::{Error, StoreError};
@@ -213,6 +215,15 @@ pub enum ConversationMsg {
         /// Where the final ack goes.
         ack: AckGuard,
     },
+    /// Edit, delete or react to a message (same acknowledgement lifecycle as `Send`).
+    Operate {
+        /// Who asks.
+        actor_id: UserId,
+        /// What to do.
+        new_operation: NewOperation,
+        /// Where the final ack goes.
+        ack: AckGuard,
+    },
     /// Return the conversation if `user_id` is a member.
     Inspect {
         /// The asking user.
@@ -227,7 +238,7 @@ pub enum ConversationMsg {
         /// The catch-up the page was read for.
         catch_up: CatchUp,
         /// The page, oldest first, or the read error.
-        page: Result<Vec<Message>, StoreError>,
+        page: Result<Vec<LogEntry>, StoreError>,
         /// How many times this read has failed before.
         n_failures: u32,
     },
@@ -265,7 +276,7 @@ impl Drop for SubscriberLink {
 pub struct Ready {
     core: ConversationCore<AckGuard>,
     links: HashMap<SessionId, SubscriberLink>,
-    /// The last few committed messages, encoded, for catch-ups that need no storage read.
+    /// The last few committed entries, encoded, for catch-ups that need no storage read.
     recent_frames: VecDeque<(Seq, EncodedFrame)>,
     last_activity: Instant,
 }
@@ -367,38 +378,128 @@ impl ConversationActor {
                 // No lookup of the client_id here: storage checks it atomically at append and
                 // reports a duplicate, so a repeat that is no longer remembered still stores
                 // nothing new.
-                let store = &self.context.store;
-                if let Some(reply_to) = new_message.reply_to {
-                    match store
-                        .message_by_id(self.tenant_id(), self.conversation_id(), reply_to)
-                        .await
-                    {
-                        Err(error) => {
-                            ack.finish(AckOutcome::Rejected(error.into()));
-                            return;
-                        }
-                        Ok(None) => {
-                            ack.finish(AckOutcome::Rejected(Error::invalid(
-                                "reply_to",
-                                "does not name a delivered message of this conversation",
-                            )));
-                            return;
-                        }
-                        Ok(Some(_)) => {}
-                    }
+                if let Err(error) = self.check_references(&new_message).await {
+                    ack.finish(AckOutcome::Rejected(error));
+                    return;
                 }
                 let now = self.context.clock.now();
                 let message_id = MessageId::from_parts(now.as_millis(), fastrand::u128(..));
                 let accepted = ready
                     .core
                     .accept(sender_id, new_message, message_id, now, ack);
-                self.context.writer.append(PendingAppend {
-                    entry: AppendEntry {
-                        tenant_id: self.tenant_id().clone(),
-                        message: accepted.message,
-                    },
-                    receipt: AppendReceipt::new(accepted.ticket, myself.clone()),
-                });
+                self.append(myself, accepted.ticket, accepted.entry);
+            }
+        }
+    }
+
+    /// Hands an accepted entry to the writer; its result comes back as `Persisted`.
+    fn append(&self, myself: &ActorRef<ConversationMsg>, ticket: AppendTicket, entry: LogEntry) {
+        self.context.writer.append(PendingAppend {
+            entry: AppendEntry {
+                tenant_id: self.tenant_id().clone(),
+                entry,
+            },
+            receipt: AppendReceipt::new(ticket, myself.clone()),
+        });
+    }
+
+    /// Reads a message this conversation's request refers to.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming `field` if there is no such message here; storage errors.
+    async fn referenced_message(
+        &self,
+        field: &'static str,
+        message_id: MessageId,
+    ) -> Result<Message, Error> {
+        self.context
+            .store
+            .message_by_id(self.tenant_id(), self.conversation_id(), message_id)
+            .await?
+            .ok_or_else(|| {
+                Error::invalid(
+                    field,
+                    "does not name a delivered message of this conversation",
+                )
+            })
+    }
+
+    /// Checks that a new message's `reply_to` and `thread_root` name messages of this
+    /// conversation, and that the thread root is not itself a thread reply. Storage checks the
+    /// same again atomically at append; checking here gives the clearer error first.
+    async fn check_references(&self, new_message: &NewMessage) -> Result<(), Error> {
+        if let Some(reply_to) = new_message.reply_to {
+            self.referenced_message("reply_to", reply_to).await?;
+        }
+        if let Some(thread_root) = new_message.thread_root {
+            let root = self.referenced_message("thread_root", thread_root).await?;
+            if root.thread_root.is_some() {
+                return Err(Error::invalid(
+                    "thread_root",
+                    "is a reply in a thread; threads do not nest",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_operate(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        actor_id: UserId,
+        new_operation: NewOperation,
+        mut ack: AckGuard,
+    ) {
+        match ready.core.check_operation(&actor_id, &new_operation) {
+            Err(error) => ack.finish(AckOutcome::Rejected(error)),
+            Ok(SendCheck::Known(message_ref)) => {
+                ack.mark_duplicate();
+                ack.finish(AckOutcome::Delivered(message_ref));
+            }
+            Ok(SendCheck::InFlight) => {
+                ack.mark_duplicate();
+                if let Err(ack) = ready.core.attach_waiter(&new_operation.client_id, ack) {
+                    ack.finish(AckOutcome::Rejected(Error::unavailable("retry")));
+                }
+            }
+            Ok(SendCheck::Unknown) => {
+                let target_id = new_operation.operation.message_id();
+                let target = match self
+                    .context
+                    .store
+                    .message_by_id(self.tenant_id(), self.conversation_id(), target_id)
+                    .await
+                {
+                    Ok(Some(target)) => target,
+                    Ok(None) => {
+                        ack.finish(AckOutcome::Rejected(Error::NotFound));
+                        return;
+                    }
+                    Err(error) => {
+                        ack.finish(AckOutcome::Rejected(error.into()));
+                        return;
+                    }
+                };
+                let now = self.context.clock.now();
+                if let Err(error) =
+                    ready
+                        .core
+                        .authorize(&actor_id, &new_operation.operation, &target, now)
+                {
+                    ack.finish(AckOutcome::Rejected(error));
+                    return;
+                }
+                let event_id = MessageId::from_parts(now.as_millis(), fastrand::u128(..));
+                let event = ConversationEvent::from_operation(
+                    self.conversation_id(),
+                    event_id,
+                    actor_id,
+                    new_operation,
+                    now,
+                );
+                let accepted = ready.core.accept_entry(LogEntry::Event(event), ack);
+                self.append(myself, accepted.ticket, accepted.entry);
             }
         }
     }
@@ -416,13 +517,14 @@ impl ConversationActor {
             }
             ack.finish(final_ack.outcome);
         }
-        if let Some(message) = report.committed {
-            let frame = self.context.encoder.encode(&ServerEvent::Message(&message));
+        if let Some(entry) = report.committed {
+            let seq = entry.seq();
+            let frame = self.context.encoder.encode(&ServerEvent::Entry(&entry));
             let mut overflowed = Vec::new();
             for session_id in &report.live_sessions {
                 if let Some(link) = ready.links.get_mut(session_id) {
                     if link.outbound.push(frame.clone()).is_ok() {
-                        link.last_pushed = message.seq;
+                        link.last_pushed = seq;
                     } else {
                         overflowed.push(*session_id);
                     }
@@ -431,7 +533,7 @@ impl ConversationActor {
             for session_id in overflowed {
                 drop_subscriber(ready, session_id);
             }
-            ready.recent_frames.push_back((message.seq, frame));
+            ready.recent_frames.push_back((seq, frame));
             while ready.recent_frames.len() > self.context.settings.recent_frames {
                 ready.recent_frames.pop_front();
             }
@@ -550,7 +652,7 @@ impl ConversationActor {
                 return;
             }
             let page = store
-                .messages_after(&tenant_id, conversation_id, catch_up.after, wanted)
+                .entries_after(&tenant_id, conversation_id, catch_up.after, wanted)
                 .await;
             let _ = myself.cast(ConversationMsg::CatchUpPage {
                 catch_up,
@@ -565,7 +667,7 @@ impl ConversationActor {
         myself: &ActorRef<ConversationMsg>,
         ready: &mut Ready,
         catch_up: CatchUp,
-        page: Result<Vec<Message>, StoreError>,
+        page: Result<Vec<LogEntry>, StoreError>,
         n_failures: u32,
     ) {
         let Some(subscriber) = ready.core.subscribers().get(&catch_up.session_id) else {
@@ -594,17 +696,17 @@ impl ConversationActor {
                 return;
             }
         };
-        page.retain(|message| message.seq > cursor && message.seq <= durable_head);
+        page.retain(|entry| entry.seq() > cursor && entry.seq() <= durable_head);
         let contiguous = page
             .iter()
             .enumerate()
-            .all(|(offset, message)| message.seq.get() == cursor.get() + 1 + offset as u64);
+            .all(|(offset, entry)| entry.seq().get() == cursor.get() + 1 + offset as u64);
         if !contiguous {
             tracing::error!(conversation_id = %self.conversation_id(), "storage returned a page with a gap");
             self.abandon_subscriber(ready, catch_up.session_id);
             return;
         }
-        let page_through = page.last().map_or(cursor, |message| message.seq);
+        let page_through = page.last().map_or(cursor, LogEntry::seq);
         let CatchUpStep::Deliver { next } =
             ready
                 .core
@@ -615,13 +717,13 @@ impl ConversationActor {
         let Some(link) = ready.links.get_mut(&catch_up.session_id) else {
             return;
         };
-        for message in &page {
-            let frame = self.context.encoder.encode(&ServerEvent::Message(message));
+        for entry in &page {
+            let frame = self.context.encoder.encode(&ServerEvent::Entry(entry));
             if link.outbound.push(frame).is_err() {
                 drop_subscriber(ready, catch_up.session_id);
                 return;
             }
-            link.last_pushed = message.seq;
+            link.last_pushed = entry.seq();
         }
         if let Some(next) = next {
             self.start_catch_up(myself, ready, next);
@@ -795,6 +897,15 @@ impl Actor for ConversationActor {
                 self.handle_send(&myself, ready, sender_id, new_message, ack)
                     .await;
             }
+            ConversationMsg::Operate {
+                actor_id,
+                new_operation,
+                ack,
+            } => {
+                ready.last_activity = Instant::now();
+                self.handle_operate(&myself, ready, actor_id, new_operation, ack)
+                    .await;
+            }
             ConversationMsg::Inspect { user_id, reply } => {
                 ready.last_activity = Instant::now();
                 let result = ready
@@ -837,7 +948,9 @@ fn refuse(message: ConversationMsg, error: &Error) {
         ConversationMsg::Join(join) => {
             let _ = join.reply.send(Err(error.clone()));
         }
-        ConversationMsg::Send { ack, .. } => ack.finish(AckOutcome::Rejected(error.clone())),
+        ConversationMsg::Send { ack, .. } | ConversationMsg::Operate { ack, .. } => {
+            ack.finish(AckOutcome::Rejected(error.clone()));
+        }
         ConversationMsg::Inspect { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }

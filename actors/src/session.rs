@@ -6,7 +6,8 @@
 //! [`Outbound`] queue. Conversation actors write their replies and events into the same queue
 //! directly, so fan-out never passes through this actor.
 //!
-//! Every send gets exactly one `pending` ack from here, immediately, and exactly one final ack
+//! Every send (and every operation on a message: edit, delete, react) gets exactly one `pending`
+//! ack from here, immediately, and exactly one final ack
 //! (`delivered` or `rejected`) later: from here when the rate limit refuses it, otherwise from
 //! the conversation (or from its [`AckGuard`] if the conversation goes away).
 
@@ -17,8 +18,11 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use switchboard_engine::Error;
 use switchboard_engine::event::{AckOutcome, EventEncoder, ServerEvent};
-use switchboard_engine::ids::{ConversationId, RequestId, Seq, SessionId, TenantId, UserId};
+use switchboard_engine::ids::{
+    ClientId, ConversationId, RequestId, Seq, SessionId, TenantId, UserId,
+};
 use switchboard_engine::model::NewMessage;
+use switchboard_engine::operations::NewOperation;
 use switchboard_engine::ports::Clock;
 
 use crate::conversation::{AckGuard, AckTarget, ConversationMsg, JoinRequest};
@@ -62,6 +66,15 @@ pub enum ClientRequest {
         conversation_id: ConversationId,
         /// The message.
         new_message: NewMessage,
+    },
+    /// Edit, delete or react to a message.
+    Operate {
+        /// Echoed in every ack.
+        request_id: Option<RequestId>,
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// The operation.
+        new_operation: NewOperation,
     },
     /// Application-level ping.
     Ping {
@@ -186,17 +199,21 @@ impl SessionActor {
         }
     }
 
-    fn send(
+    /// Sends `pending`, applies the rate limit and hands the request (built around its
+    /// [`AckGuard`] by `make_message`) to the conversation: the shared path of every request
+    /// that is acknowledged by `client_id` (sends and operations on messages).
+    fn submit(
         &self,
         state: &mut SessionState,
         request_id: Option<RequestId>,
         conversation_id: ConversationId,
-        new_message: NewMessage,
+        client_id: &ClientId,
+        make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
     ) {
         let encoder = &self.context.encoder;
         let pending = encoder.encode(&ServerEvent::Ack {
             request_id: request_id.as_ref(),
-            client_id: &new_message.client_id,
+            client_id,
             outcome: &AckOutcome::Pending,
         });
         if state.outbound.push(pending).is_err() {
@@ -205,7 +222,7 @@ impl SessionActor {
         let ack = AckGuard::new(AckTarget::Session {
             outbound: state.outbound.clone(),
             request_id,
-            client_id: new_message.client_id.clone(),
+            client_id: client_id.clone(),
             encoder: Arc::clone(encoder),
         });
         let now = self.context.clock.now();
@@ -217,11 +234,7 @@ impl SessionActor {
             ack.finish(AckOutcome::Rejected(error));
             return;
         }
-        let mut message = ConversationMsg::Send {
-            sender_id: state.identity.user_id.clone(),
-            new_message,
-            ack,
-        };
+        let mut message = make_message(state.identity.user_id.clone(), ack);
         if let Some(conversation) = state.joined.get(&conversation_id) {
             match conversation.cast(message) {
                 Ok(()) => return,
@@ -326,7 +339,38 @@ impl Actor for SessionActor {
                 request_id,
                 conversation_id,
                 new_message,
-            }) => self.send(state, request_id, conversation_id, new_message),
+            }) => {
+                let client_id = new_message.client_id.clone();
+                self.submit(
+                    state,
+                    request_id,
+                    conversation_id,
+                    &client_id,
+                    |sender_id, ack| ConversationMsg::Send {
+                        sender_id,
+                        new_message,
+                        ack,
+                    },
+                );
+            }
+            SessionMsg::Request(ClientRequest::Operate {
+                request_id,
+                conversation_id,
+                new_operation,
+            }) => {
+                let client_id = new_operation.client_id.clone();
+                self.submit(
+                    state,
+                    request_id,
+                    conversation_id,
+                    &client_id,
+                    |actor_id, ack| ConversationMsg::Operate {
+                        actor_id,
+                        new_operation,
+                        ack,
+                    },
+                );
+            }
             SessionMsg::SubscriptionLost {
                 conversation_id,
                 last_seq,

@@ -18,10 +18,13 @@ use std::time::Duration;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use switchboard_engine::Error;
 use switchboard_engine::event::EventEncoder;
+use switchboard_engine::ids::MessageId;
 use switchboard_engine::ids::{ConversationId, Seq};
 use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, Member, Message, NewMessage, Role,
+    Conversation, ConversationKind, ConversationSnapshot, Member, Message, MessageRef, NewMessage,
+    Role,
 };
+use switchboard_engine::operations::NewOperation;
 use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_engine::rate_limit::RateLimit;
 use switchboard_engine::validate::validate_new_conversation;
@@ -376,6 +379,17 @@ pub struct SentMessage {
     pub created: bool,
 }
 
+/// What an operation on a message over HTTP produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationResult {
+    /// The event's reference in the seq stream.
+    pub event: MessageRef,
+    /// The message as it is now.
+    pub message: Message,
+    /// False when the `client_id` had been used before and nothing new was stored.
+    pub created: bool,
+}
+
 impl System {
     /// Starts the actor tree.
     ///
@@ -601,16 +615,96 @@ impl System {
             message_ref,
             created,
         } = self.await_reply(receiver).await?;
-        let previous = Seq(message_ref.seq.get().saturating_sub(1));
         let message = self
             .store
-            .messages_after(&identity.tenant_id, conversation_id, previous, 1)
+            .message_by_id(&identity.tenant_id, conversation_id, message_ref.message_id)
             .await?
-            .into_iter()
-            .next()
-            .filter(|message| message.message_id == message_ref.message_id)
             .ok_or_else(|| Error::unavailable("the stored message could not be read back"))?;
         Ok(SentMessage { message, created })
+    }
+
+    /// Edits, deletes or reacts to a message on behalf of `identity` and waits until the event
+    /// is durable.
+    ///
+    /// # Errors
+    /// As [`System::send`], plus [`Error::Forbidden`] (not the author, window over, role) and
+    /// [`Error::Conflict`] (already deleted, already reacted).
+    pub async fn operate(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        new_operation: NewOperation,
+    ) -> Result<OperationResult, Error> {
+        let now = self.ids.clock().now();
+        self.limits
+            .try_send(&identity.tenant_id, &identity.user_id, now)?;
+        let message_id = new_operation.operation.message_id();
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        self.handles.conversations.route(
+            Self::key(identity, conversation_id),
+            ConversationMsg::Operate {
+                actor_id: identity.user_id.clone(),
+                new_operation,
+                ack: AckGuard::new(AckTarget::Reply(sender.into())),
+            },
+        );
+        let SendReceipt {
+            message_ref,
+            created,
+        } = self.await_reply(receiver).await?;
+        let message = self
+            .store
+            .message_by_id(&identity.tenant_id, conversation_id, message_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok(OperationResult {
+            event: message_ref,
+            message,
+            created,
+        })
+    }
+
+    /// One message in its current state, for a member.
+    ///
+    /// # Errors
+    /// As [`System::conversation`], and [`Error::NotFound`] for an unknown message.
+    pub async fn message(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    ) -> Result<(Message, Role), Error> {
+        let snapshot = self.conversation(identity, conversation_id).await?;
+        let role = snapshot
+            .member(&identity.user_id)
+            .map(|member| member.role)
+            .ok_or(Error::NotMember)?;
+        let message = self
+            .store
+            .message_by_id(&identity.tenant_id, conversation_id, message_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok((message, role))
+    }
+
+    /// A page of a thread's replies, oldest first: those after `after`.
+    ///
+    /// # Errors
+    /// As [`System::message`] (for the root).
+    pub async fn thread(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        root: MessageId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<(Message, Vec<Message>), Error> {
+        let (root_message, _) = self.message(identity, conversation_id, root).await?;
+        let replies = self
+            .store
+            .thread_replies(&identity.tenant_id, conversation_id, root, after, limit)
+            .await?;
+        Ok((root_message, replies))
     }
 
     /// A page of history, newest first: messages below `before` (or the newest).

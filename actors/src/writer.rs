@@ -204,8 +204,9 @@ async fn commit(state: &WriterState, batch: Vec<PendingAppend>) {
         Ok(outcomes) if outcomes.len() == n_entries => outcomes
             .into_iter()
             .map(|outcome| match outcome {
-                AppendOutcome::Stored { seq } => AppendResult::Stored(seq),
+                AppendOutcome::Stored { seq, completed } => AppendResult::Stored(seq, completed),
                 AppendOutcome::DuplicateClientId { existing } => AppendResult::Duplicate(existing),
+                AppendOutcome::Refused { error } => AppendResult::Refused(error),
             })
             .collect(),
         Ok(outcomes) => {

@@ -27,7 +27,8 @@ use foldhash::HashMap;
 
 use crate::event::AckOutcome;
 use crate::ids::{ClientId, MessageId, Seq, SessionId, UserId};
-use crate::model::{ConversationSnapshot, Message, MessageRef, NewMessage, Role};
+use crate::model::{ConversationSnapshot, Message, MessageRef, MessageState, NewMessage, Role};
+use crate::operations::{LogEntry, MessageOperation, NewOperation, authorize_operation};
 use crate::permissions::{self, Action};
 use crate::time::Timestamp;
 use crate::validate::{MessageLimits, validate_new_message};
@@ -53,22 +54,25 @@ pub enum SendCheck {
     Unknown,
 }
 
-/// A message accepted for storage, with the ticket its result will carry.
+/// An entry (message or event) accepted for storage, with the ticket its result will carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     /// The ticket to pass back to [`ConversationCore::on_persisted`].
     pub ticket: AppendTicket,
-    /// The message to append.
-    pub message: Message,
+    /// The entry to append.
+    pub entry: LogEntry,
 }
 
-/// What storage reported for one appended message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What storage reported for one appended entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendResult {
-    /// Durable, at this seq.
-    Stored(Seq),
+    /// Durable, at this seq; with the entry as storage completed it, when it did (see
+    /// [`crate::ports::AppendOutcome::Stored`]).
+    Stored(Seq, Option<Box<LogEntry>>),
     /// Storage already had this `client_id`, as this message.
     Duplicate(MessageRef),
+    /// Not stored, and no seq consumed: the target message's state refused it.
+    Refused(Error),
     /// Not known to be stored (I/O error, timeout, writer crash); it may have been written.
     Failed,
 }
@@ -100,8 +104,8 @@ pub struct CatchUp {
 /// What the caller must do after a storage result.
 #[derive(Debug)]
 pub struct PersistReport<W> {
-    /// The message that just became durable, if one did.
-    pub committed: Option<Message>,
+    /// The entry that just became durable, if one did.
+    pub committed: Option<LogEntry>,
     /// The live sessions that must receive `committed`, in session id order.
     pub live_sessions: Vec<SessionId>,
     /// Final acknowledgements to deliver, in order.
@@ -159,7 +163,7 @@ pub struct Subscriber {
 #[derive(Debug)]
 struct InFlight<W> {
     ticket: AppendTicket,
-    message: Message,
+    entry: LogEntry,
     waiters: Vec<W>,
 }
 
@@ -286,7 +290,62 @@ impl<W> ConversationCore<W> {
         Ok(SendCheck::Unknown)
     }
 
-    /// Adds a waiter to the in-flight message with this `client_id`.
+    /// Decides whether an operation on a message may proceed as far as its `client_id` and the
+    /// actor's membership go; the rest is decided by [`Self::authorize`] once the target
+    /// message is loaded.
+    ///
+    /// # Errors
+    /// [`Error::NotMember`].
+    pub fn check_operation(
+        &self,
+        actor_id: &UserId,
+        new_operation: &NewOperation,
+    ) -> Result<SendCheck> {
+        self.check_reader(actor_id)?;
+        if let Some(message_ref) = self.recent.get(&new_operation.client_id) {
+            return Ok(SendCheck::Known(message_ref));
+        }
+        if self
+            .in_flight_client_ids
+            .contains_key(&new_operation.client_id)
+        {
+            return Ok(SendCheck::InFlight);
+        }
+        Ok(SendCheck::Unknown)
+    }
+
+    /// Decides whether `actor_id` may apply `operation` to `target` (as loaded from storage) at
+    /// `now`: membership, role, authorship and the edit window. The target's mutable state
+    /// (deleted, reactions) is checked by storage when it applies the event.
+    ///
+    /// # Errors
+    /// [`Error::NotMember`], [`Error::NotFound`] if `target` is not the operation's message,
+    /// and the errors of [`authorize_operation`].
+    pub fn authorize(
+        &self,
+        actor_id: &UserId,
+        operation: &MessageOperation,
+        target: &Message,
+        now: Timestamp,
+    ) -> Result<()> {
+        let role = self.check_reader(actor_id)?;
+        if target.message_id != operation.message_id()
+            || target.conversation_id != self.snapshot.conversation.conversation_id
+        {
+            return Err(Error::NotFound);
+        }
+        authorize_operation(
+            self.snapshot.conversation.kind,
+            role,
+            actor_id,
+            operation,
+            target,
+            now,
+            &self.limits,
+        )
+    }
+
+    /// Adds a waiter to the in-flight entry with this `client_id`.
     ///
     /// # Errors
     /// Gives the waiter back if no message with that `client_id` is in flight.
@@ -317,8 +376,6 @@ impl<W> ConversationCore<W> {
         now: Timestamp,
         waiter: W,
     ) -> Accepted {
-        let ticket = AppendTicket(self.next_ticket);
-        self.next_ticket += 1;
         let message = Message {
             conversation_id: self.snapshot.conversation.conversation_id,
             // Assigned by storage; set when the append is reported stored.
@@ -328,16 +385,28 @@ impl<W> ConversationCore<W> {
             client_id: new_message.client_id,
             text: new_message.text,
             reply_to: new_message.reply_to,
+            thread_root: new_message.thread_root,
+            forwarded_from: None,
             ts: now,
+            state: MessageState::default(),
         };
+        self.accept_entry(LogEntry::Message(message), waiter)
+    }
+
+    /// Accepts a checked entry (a message, or the event of an authorized operation) and puts it
+    /// in flight. Call only after the check returned [`SendCheck::Unknown`] for its
+    /// `client_id`.
+    pub fn accept_entry(&mut self, entry: LogEntry, waiter: W) -> Accepted {
+        let ticket = AppendTicket(self.next_ticket);
+        self.next_ticket += 1;
         self.in_flight_client_ids
-            .insert(message.client_id.clone(), ticket);
+            .insert(entry.client_id().clone(), ticket);
         self.in_flight.push_back(InFlight {
             ticket,
-            message: message.clone(),
+            entry: entry.clone(),
             waiters: vec![waiter],
         });
-        Accepted { ticket, message }
+        Accepted { ticket, entry }
     }
 
     /// Applies storage's verdict on one append. Results for one conversation arrive in the order
@@ -351,8 +420,9 @@ impl<W> ConversationCore<W> {
             .position(|in_flight| in_flight.ticket == ticket)
         else {
             report.needs_resync = match result {
-                AppendResult::Stored(seq) => seq > self.durable_head,
+                AppendResult::Stored(seq, _) => seq > self.durable_head,
                 AppendResult::Duplicate(existing) => existing.seq > self.durable_head,
+                AppendResult::Refused(_) => false,
                 AppendResult::Failed => true,
             };
             return report;
@@ -361,13 +431,13 @@ impl<W> ConversationCore<W> {
             return report;
         };
         self.in_flight_client_ids
-            .remove(&in_flight.message.client_id);
+            .remove(in_flight.entry.client_id());
         match result {
-            AppendResult::Stored(seq) => {
-                let mut message = in_flight.message;
-                message.seq = seq;
-                let message_ref = message.reference();
-                self.recent.insert(message.client_id.clone(), message_ref);
+            AppendResult::Stored(seq, completed) => {
+                let mut entry = completed.map_or(in_flight.entry, |completed| *completed);
+                entry.set_seq(seq);
+                let message_ref = entry.reference();
+                self.recent.insert(entry.client_id().clone(), message_ref);
                 for waiter in in_flight.waiters {
                     report.acks.push(FinalAck {
                         waiter,
@@ -401,11 +471,11 @@ impl<W> ConversationCore<W> {
                         });
                     }
                 }
-                report.committed = Some(message);
+                report.committed = Some(entry);
             }
             AppendResult::Duplicate(existing) => {
                 self.recent
-                    .insert(in_flight.message.client_id.clone(), existing);
+                    .insert(in_flight.entry.client_id().clone(), existing);
                 for waiter in in_flight.waiters {
                     report.acks.push(FinalAck {
                         waiter,
@@ -415,6 +485,15 @@ impl<W> ConversationCore<W> {
                 }
                 // A message this core never fanned out (stored by an earlier incarnation).
                 report.needs_resync = existing.seq > self.durable_head;
+            }
+            AppendResult::Refused(error) => {
+                for waiter in in_flight.waiters {
+                    report.acks.push(FinalAck {
+                        waiter,
+                        outcome: AckOutcome::Rejected(error.clone()),
+                        replayed: false,
+                    });
+                }
             }
             AppendResult::Failed => {
                 for waiter in in_flight.waiters {

@@ -9,7 +9,8 @@ use bytes::Bytes;
 
 use crate::Error;
 use crate::ids::{ClientId, ConversationId, RequestId, Seq, SessionId, TenantId, UserId};
-use crate::model::{Message, MessageRef};
+use crate::model::MessageRef;
+use crate::operations::LogEntry;
 
 /// Where a send stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +62,8 @@ pub enum ServerEvent<'a> {
         /// Where the send stands.
         outcome: &'a AckOutcome,
     },
-    /// A stored message, live or replayed.
-    Message(&'a Message),
+    /// A durable log entry (a message or an operation's event), live or replayed.
+    Entry(&'a LogEntry),
     /// Reply to an application-level `ping`.
     Pong {
         /// The request this replies to.

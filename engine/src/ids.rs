@@ -108,6 +108,76 @@ name_id!(
     MAX_CLIENT_ID_BYTES
 );
 
+/// The longest `:name:` reaction accepted, in bytes, colons included.
+pub const MAX_EMOJI_NAME_BYTES: usize = 34;
+
+/// A reaction: one emoji (a single grapheme the Unicode emoji list knows, skin tones included)
+/// or a short custom `:name:` of lowercase ASCII letters, digits, `_`, `+` and `-`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Emoji(String);
+
+fn validate_emoji(value: &str) -> Result<()> {
+    if let Some(name) = value
+        .strip_prefix(':')
+        .and_then(|rest| rest.strip_suffix(':'))
+    {
+        let valid_name = !name.is_empty()
+            && value.len() <= MAX_EMOJI_NAME_BYTES
+            && name.bytes().all(|byte| {
+                byte.is_ascii_lowercase()
+                    || byte.is_ascii_digit()
+                    || matches!(byte, b'_' | b'+' | b'-')
+            });
+        if valid_name {
+            return Ok(());
+        }
+        return Err(Error::invalid(
+            "emoji",
+            format!(
+                "a :name: reaction is at most {MAX_EMOJI_NAME_BYTES} bytes of lowercase letters, digits, _ + -"
+            ),
+        ));
+    }
+    if emojis::get(value).is_some() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "emoji",
+        "must be a single emoji or a :name:",
+    ))
+}
+
+impl Emoji {
+    /// Validates and wraps a reaction received from outside the process.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] if it is neither a single known emoji nor a valid `:name:`.
+    pub fn parse(value: &str) -> Result<Self> {
+        validate_emoji(value)?;
+        Ok(Emoji(value.to_owned()))
+    }
+
+    /// The reaction as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Emoji {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Emoji {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        validate_emoji(&value).map_err(serde::de::Error::custom)?;
+        Ok(Emoji(value))
+    }
+}
+
 macro_rules! ulid_id {
     ($(#[$meta:meta])* $name:ident, $field:literal) => {
         $(#[$meta])*

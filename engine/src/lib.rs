@@ -3,7 +3,8 @@
 //! Everything a chat engine decides lives here: newtype identifiers, the message and conversation
 //! model, validation rules, rate-limit arithmetic, history cursors, the per-conversation state
 //! machine ([`conversation::ConversationCore`]) and the port traits that storage adapters
-//! implement ([`ports`]).
+//! implement ([`ports`]), and the operations on messages with the pure functions that apply
+//! them ([`operations`]).
 //! Nothing in this crate performs I/O, spawns tasks or reads a clock: time is always an argument.
 //! That keeps every rule testable in microseconds and lets the `actors` crate wrap the state
 //! machines with mailboxes, storage and sockets without the rules knowing about any of them.
@@ -16,6 +17,7 @@ mod error;
 pub mod event;
 pub mod ids;
 pub mod model;
+pub mod operations;
 pub mod permissions;
 pub mod ports;
 pub mod rate_limit;

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
+use crate::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, TenantId, UserId};
 use crate::time::Timestamp;
 
 /// What kind of conversation this is; it decides who may post.
@@ -127,6 +127,8 @@ pub struct NewMessage {
     pub text: String,
     /// The message this one replies to, in the same conversation.
     pub reply_to: Option<MessageId>,
+    /// Post in the thread under this root message, in the same conversation.
+    pub thread_root: Option<MessageId>,
 }
 
 /// A stored message.
@@ -146,8 +148,99 @@ pub struct Message {
     pub text: String,
     /// The message it replies to.
     pub reply_to: Option<MessageId>,
+    /// The root of the thread this message was posted in, if any.
+    pub thread_root: Option<MessageId>,
+    /// Where this message was forwarded from, if it is a forwarded copy.
+    pub forwarded_from: Option<ForwardedFrom>,
     /// When the server accepted it.
     pub ts: Timestamp,
+    /// What later operations (edits, deletes, reactions, thread replies) made of it.
+    pub state: MessageState,
+}
+
+/// The original of a forwarded message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedFrom {
+    /// The conversation the original is in.
+    pub conversation_id: ConversationId,
+    /// The original message.
+    pub message_id: MessageId,
+    /// Who sent the original.
+    pub sender_id: UserId,
+}
+
+/// The mutable part of a message: what edits, deletes, reactions and thread replies changed.
+/// Storage keeps it current (applying [`crate::operations::apply_event`] in the same atomic
+/// write as the event), so history shows each message as it is now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageState {
+    /// When the text was last edited.
+    pub edited_at: Option<Timestamp>,
+    /// Set once the message is deleted for everyone; its text is then empty.
+    pub deleted: Option<Deletion>,
+    /// Reactions, in the order each emoji was first used.
+    pub reactions: Vec<Reaction>,
+    /// How many replies were posted in the thread this message is the root of.
+    pub thread_reply_count: u32,
+    /// When the last of them was posted.
+    pub thread_last_reply_at: Option<Timestamp>,
+    /// For a reply in a thread: its number there (1 for the first reply), which is the root's
+    /// `thread_reply_count` right after it. Zero for other messages. Lets a client keep the
+    /// root's count right by taking the maximum, whether it sees replies live or replayed.
+    pub thread_position: u32,
+    /// Earlier texts, oldest first (the edit history). Emptied by a hard delete.
+    pub previous_versions: Vec<EditVersion>,
+}
+
+/// How a message was deleted for everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeleteMode {
+    /// A tombstone: the text and reactions are gone; the edit history stays, readable by
+    /// moderators and stronger roles only.
+    ForEveryone,
+    /// Purged: text, reactions and edit history are gone (admin and stronger).
+    Hard,
+}
+
+impl DeleteMode {
+    /// The wire name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeleteMode::ForEveryone => "for_everyone",
+            DeleteMode::Hard => "hard",
+        }
+    }
+}
+
+/// Who deleted a message, how and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    /// How.
+    pub mode: DeleteMode,
+    /// Who.
+    pub deleted_by: UserId,
+    /// When.
+    pub deleted_at: Timestamp,
+}
+
+/// One emoji's reactions on a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The emoji.
+    pub emoji: Emoji,
+    /// Who reacted with it, in id order; its length is the count.
+    pub user_ids: Vec<UserId>,
+}
+
+/// One earlier text of an edited message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditVersion {
+    /// The text before the edit.
+    pub text: String,
+    /// When it stopped being current (the edit's time).
+    pub replaced_at: Timestamp,
+    /// The seq of the edit event that replaced it.
+    pub replaced_by_seq: Seq,
 }
 
 impl Message {

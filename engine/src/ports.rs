@@ -7,18 +7,19 @@
 
 use async_trait::async_trait;
 
-use crate::StoreError;
 use crate::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use crate::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef};
+use crate::operations::LogEntry;
 use crate::time::Timestamp;
+use crate::{Error, StoreError};
 
-/// A message to append, with its tenant.
+/// A log entry (message or event) to append, with its tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendEntry {
     /// The tenant that owns the conversation.
     pub tenant_id: TenantId,
-    /// The message. Its `seq` is ignored: storage assigns it.
-    pub message: Message,
+    /// The entry. Its seq is ignored: storage assigns it.
+    pub entry: LogEntry,
 }
 
 /// What happened to one entry of an append batch.
@@ -29,16 +30,27 @@ pub enum AppendOutcome {
     Stored {
         /// The seq storage assigned.
         seq: Seq,
+        /// The entry as stored, when storage completed more than its seq: an event's resulting
+        /// state (the reaction count), a thread reply's position. `None` for a plain message,
+        /// which is stored exactly as given.
+        completed: Option<Box<LogEntry>>,
     },
     /// Not stored: the conversation already has a message with this `client_id` (stored
     /// earlier, or earlier in the same batch).
     DuplicateClientId {
-        /// The message already stored under that key.
+        /// The entry already stored under that key.
         existing: MessageRef,
+    },
+    /// Not stored, and no seq consumed: the current state of the message it targets refuses it
+    /// (see [`crate::operations::apply_event`] and [`crate::operations::apply_thread_reply`]),
+    /// or that message does not exist in the conversation.
+    Refused {
+        /// Why, as the client will see it.
+        error: Error,
     },
 }
 
-/// Durable storage of conversations, members and messages.
+/// Durable storage of conversations, members and each conversation's log (messages and events).
 ///
 /// # Contract (checked by the conformance suite in `storage/tests/conformance.rs`)
 /// - Every method is scoped by tenant; data of one tenant is invisible to every other.
@@ -48,6 +60,13 @@ pub enum AppendOutcome {
 ///   and no reuse whatever its callers do. It reports an [`AppendOutcome`] per entry, in input
 ///   order. When it returns `Ok`, every `Stored` entry is durable: it survives a crash of the
 ///   process. The `Stored` entries of one call become visible together.
+/// - An event entry is applied to the message it targets with
+///   [`crate::operations::apply_event`], and a message posted in a thread to the thread's root
+///   with [`crate::operations::apply_thread_reply`], in the same atomic write; the log's copy of
+///   a message is kept in its current state. When the message is deleted, the text of its
+///   earlier `MessageEdited` events is scrubbed ([`crate::operations::scrub_edited_text`]) in
+///   that same write. A target that does not exist, or whose state refuses the entry, gives
+///   [`AppendOutcome::Refused`]. Earlier entries of the same batch count.
 /// - Reads see only durable data.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
@@ -88,23 +107,45 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Appends a batch of messages, possibly for many conversations, with one durable commit.
     async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError>;
 
-    /// Resolves an idempotency key.
-    async fn message_by_client_id(
+    /// Resolves an idempotency key to the entry (message or event) stored under it.
+    async fn entry_by_client_id(
         &self,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
         client_id: &ClientId,
     ) -> Result<Option<MessageRef>, StoreError>;
 
-    /// Resolves a message id within a conversation.
+    /// A message of a conversation, in its current state.
     async fn message_by_id(
         &self,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
         message_id: MessageId,
-    ) -> Result<Option<MessageRef>, StoreError>;
+    ) -> Result<Option<Message>, StoreError>;
 
-    /// Messages with seq strictly greater than `after`, oldest first, at most `limit`.
+    /// Log entries (messages in their current state, and events) with seq strictly greater
+    /// than `after`, oldest first, at most `limit`.
+    async fn entries_after(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Replies posted in the thread under `root`, oldest first, with seq strictly greater than
+    /// `after`, at most `limit`.
+    async fn thread_replies(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        root: MessageId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Messages (not events) with seq strictly greater than `after`, oldest first, at most
+    /// `limit`.
     async fn messages_after(
         &self,
         tenant_id: &TenantId,
@@ -113,8 +154,8 @@ pub trait MessageStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Message>, StoreError>;
 
-    /// Messages with seq strictly less than `before` (or all, when `None`), newest first, at
-    /// most `limit`.
+    /// Messages (not events) with seq strictly less than `before` (or all, when `None`), newest
+    /// first, at most `limit`.
     async fn messages_before(
         &self,
         tenant_id: &TenantId,

@@ -7,17 +7,21 @@
 use crate::model::{ConversationKind, NewMessage};
 use crate::{Error, Result};
 
-/// Size limits that apply to message content.
+/// Limits that apply to message content and to operations on messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageLimits {
     /// The longest message text accepted, in UTF-8 bytes.
     pub max_text_bytes: usize,
+    /// How long after sending its author may edit a message (and delete it for everyone
+    /// without a moderator's role), in milliseconds.
+    pub edit_window_ms: u64,
 }
 
 impl Default for MessageLimits {
     fn default() -> Self {
         MessageLimits {
             max_text_bytes: 4096,
+            edit_window_ms: 15 * 60 * 1000,
         }
     }
 }
@@ -28,7 +32,14 @@ impl Default for MessageLimits {
 /// [`Error::Invalid`] for empty or whitespace-only text or text with a NUL character;
 /// [`Error::TooLarge`] for text over `limits.max_text_bytes`.
 pub fn validate_new_message(new_message: &NewMessage, limits: &MessageLimits) -> Result<()> {
-    let text = &new_message.text;
+    validate_text(&new_message.text, limits)
+}
+
+/// Checks a message text (new or edited) against the limits.
+///
+/// # Errors
+/// As [`validate_new_message`].
+pub fn validate_text(text: &str, limits: &MessageLimits) -> Result<()> {
     if text.len() > limits.max_text_bytes {
         return Err(Error::TooLarge {
             what: "text",

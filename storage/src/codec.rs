@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use switchboard_engine::StoreError;
 
 /// The version of every record this build writes.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+pub(crate) const FORMAT_VERSION: u8 = 2;
 
 /// Encodes a record as the version byte followed by its postcard bytes.
 ///

@@ -15,7 +15,7 @@
 //! Reads run inline on the async task: they are point lookups or scans bounded by a limit over
 //! data that is almost always in memory, and they never wait for the writer mutex.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,10 +25,12 @@ use fjall::{Database, Iter, Keyspace, KeyspaceCreateOptions, PersistMode, Readab
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef};
+use switchboard_engine::operations::LogEntry;
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
 use crate::codec::{self, FORMAT_VERSION};
 use crate::keys::{self, ULID_BYTES};
+use crate::staging::{LogView, StageError, stage_entry};
 use crate::{Error, Result};
 
 const META: &str = "meta";
@@ -38,6 +40,7 @@ const USER_CONVERSATIONS: &str = "user_conversations";
 const MESSAGES: &str = "messages";
 const CLIENT_IDS: &str = "client_ids";
 const MESSAGE_IDS: &str = "message_ids";
+const THREADS: &str = "threads";
 
 /// The key, in the meta keyspace, of the directory's format version.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -52,6 +55,7 @@ struct EmbeddedTables {
     messages: Keyspace,
     client_ids: Keyspace,
     message_ids: Keyspace,
+    threads: Keyspace,
 }
 
 /// State owned by whoever holds the writer mutex.
@@ -70,6 +74,41 @@ struct PendingConversation {
     head: Seq,
     /// The client ids those entries claimed, with the references they will have.
     client_ids: HashMap<ClientId, MessageRef>,
+    /// Every log record the batch writes, new or rewritten, by seq: written to the batch once
+    /// each at the end (a batch must not hold two writes of one key).
+    entries: BTreeMap<Seq, LogEntry>,
+    /// The seqs of the messages the batch adds.
+    message_seqs: HashMap<MessageId, Seq>,
+}
+
+/// One conversation's log as a batch being staged sees it: its own staged records first, then
+/// the snapshot.
+struct StagingView<'view> {
+    reader: &'view EmbeddedReader<'view>,
+    tenant_id: &'view TenantId,
+    conversation_id: ConversationId,
+    pending: Option<&'view PendingConversation>,
+}
+
+impl LogView for StagingView<'_> {
+    fn entry_at(&self, seq: Seq) -> Result<Option<LogEntry>, StoreError> {
+        if let Some(entry) = self.pending.and_then(|pending| pending.entries.get(&seq)) {
+            return Ok(Some(entry.clone()));
+        }
+        self.reader
+            .entry_at(self.tenant_id, self.conversation_id, seq)
+    }
+
+    fn message_seq(&self, message_id: MessageId) -> Result<Option<Seq>, StoreError> {
+        if let Some(seq) = self
+            .pending
+            .and_then(|pending| pending.message_seqs.get(&message_id))
+        {
+            return Ok(Some(*seq));
+        }
+        self.reader
+            .message_seq(self.tenant_id, self.conversation_id, message_id)
+    }
 }
 
 struct EmbeddedShared {
@@ -123,6 +162,7 @@ impl EmbeddedMessageStore {
             messages: open_table(&database, MESSAGES)?,
             client_ids: open_table(&database, CLIENT_IDS)?,
             message_ids: open_table(&database, MESSAGE_IDS)?,
+            threads: open_table(&database, THREADS)?,
             database,
         };
         match tables.meta.get(FORMAT_VERSION_KEY).map_err(open_error)? {
@@ -251,26 +291,25 @@ impl EmbeddedShared {
 
         for AppendEntry {
             tenant_id,
-            mut message,
+            mut entry,
         } in entries
         {
-            let conversation_id = message.conversation_id;
-            let pending_key = (tenant_id, conversation_id);
+            let conversation_id = entry.conversation_id();
+            let pending_key = (tenant_id.clone(), conversation_id);
             let pending_conversation = pending.get(&pending_key);
             if let Some(existing) =
-                pending_conversation.and_then(|staged| staged.client_ids.get(&message.client_id))
+                pending_conversation.and_then(|staged| staged.client_ids.get(entry.client_id()))
             {
                 outcomes.push(AppendOutcome::DuplicateClientId {
                     existing: *existing,
                 });
                 continue;
             }
-            let tenant_id = &pending_key.0;
-            let client_id_key = keys::client_id_key(tenant_id, conversation_id, &message.client_id);
+            let client_id_key = keys::client_id_key(&tenant_id, conversation_id, entry.client_id());
             if let Some(existing) = reader.reference_from_index(
                 &tables.client_ids,
                 CLIENT_IDS,
-                tenant_id,
+                &tenant_id,
                 conversation_id,
                 &client_id_key,
             )? {
@@ -283,7 +322,7 @@ impl EmbeddedShared {
                 None => match writer.heads.get(&pending_key) {
                     Some(head) => *head,
                     None => {
-                        let head = reader.load_head(tenant_id, conversation_id)?;
+                        let head = reader.load_head(&tenant_id, conversation_id)?;
                         writer.heads.insert(pending_key.clone(), head);
                         head
                     }
@@ -291,36 +330,68 @@ impl EmbeddedShared {
             };
             // The store, holding the writer lock, is the one place that assigns seqs: the next
             // after the head, so the log can have no gap and no reuse whatever happens upstream.
-            message.seq = head.next();
+            let seq = head.next();
+            entry.set_seq(seq);
+            let view = StagingView {
+                reader: &reader,
+                tenant_id: &tenant_id,
+                conversation_id,
+                pending: pending_conversation,
+            };
+            let staged_entry = match stage_entry(&view, &mut entry) {
+                Ok(staged_entry) => staged_entry,
+                Err(StageError::Refused(error)) => {
+                    outcomes.push(AppendOutcome::Refused { error });
+                    continue;
+                }
+                Err(StageError::Store(error)) => return Err(error),
+            };
 
-            batch.insert(
-                &tables.messages,
-                keys::message_key(tenant_id, conversation_id, message.seq),
-                codec::encode(&message)?,
-            );
-            batch.insert(
-                &tables.client_ids,
-                client_id_key,
-                codec::encode(&message.seq)?,
-            );
-            batch.insert(
-                &tables.message_ids,
-                keys::message_id_key(tenant_id, conversation_id, message.message_id),
-                codec::encode(&message.seq)?,
-            );
+            batch.insert(&tables.client_ids, client_id_key, codec::encode(&seq)?);
             let staged = pending
                 .entry(pending_key)
                 .or_insert_with(|| PendingConversation {
                     head,
                     client_ids: HashMap::new(),
+                    entries: BTreeMap::new(),
+                    message_seqs: HashMap::new(),
                 });
-            staged.head = message.seq;
+            if let LogEntry::Message(message) = &entry {
+                batch.insert(
+                    &tables.message_ids,
+                    keys::message_id_key(&tenant_id, conversation_id, message.message_id),
+                    codec::encode(&seq)?,
+                );
+                staged.message_seqs.insert(message.message_id, seq);
+                if let Some(root) = message.thread_root {
+                    batch.insert(
+                        &tables.threads,
+                        keys::thread_key(&tenant_id, conversation_id, root, seq),
+                        [],
+                    );
+                }
+            }
+            staged.head = seq;
             staged
                 .client_ids
-                .insert(message.client_id.clone(), message.reference());
-            outcomes.push(AppendOutcome::Stored { seq: message.seq });
+                .insert(entry.client_id().clone(), entry.reference());
+            let completed = staged_entry.completed.then(|| Box::new(entry.clone()));
+            staged.entries.insert(seq, entry);
+            for rewrite in staged_entry.rewrites {
+                staged.entries.insert(rewrite.seq(), rewrite);
+            }
+            outcomes.push(AppendOutcome::Stored { seq, completed });
         }
 
+        for ((tenant_id, conversation_id), staged) in &pending {
+            for (seq, entry) in &staged.entries {
+                batch.insert(
+                    &tables.messages,
+                    keys::message_key(tenant_id, *conversation_id, *seq),
+                    codec::encode(entry)?,
+                );
+            }
+        }
         if batch.is_empty() {
             return Ok(outcomes);
         }
@@ -409,20 +480,52 @@ impl EmbeddedReader<'_> {
             .ok_or_else(|| StoreError::Corrupt("a messages key is too short".to_owned()))
     }
 
-    fn message_at(
+    fn entry_at(
         &self,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
         seq: Seq,
-    ) -> Result<Option<Message>, StoreError> {
+    ) -> Result<Option<LogEntry>, StoreError> {
         self.snapshot
             .get(
                 &self.tables.messages,
                 keys::message_key(tenant_id, conversation_id, seq),
             )
             .map_err(|error| unavailable("could not read messages", error))?
-            .map(|value| codec::decode::<Message>(MESSAGES, &value))
+            .map(|value| codec::decode::<LogEntry>(MESSAGES, &value))
             .transpose()
+    }
+
+    fn message_seq(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    ) -> Result<Option<Seq>, StoreError> {
+        self.snapshot
+            .get(
+                &self.tables.message_ids,
+                keys::message_id_key(tenant_id, conversation_id, message_id),
+            )
+            .map_err(|error| unavailable("could not read message_ids", error))?
+            .map(|value| codec::decode::<Seq>(MESSAGE_IDS, &value))
+            .transpose()
+    }
+
+    /// The message at `seq`; an index that points at anything else means the store is damaged.
+    fn message_at(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        seq: Seq,
+        table: &'static str,
+    ) -> Result<Message, StoreError> {
+        match self.entry_at(tenant_id, conversation_id, seq)? {
+            Some(LogEntry::Message(message)) => Ok(message),
+            _ => Err(StoreError::Corrupt(format!(
+                "{table} points at seq {seq}, which holds no message"
+            ))),
+        }
     }
 
     /// Resolves a key of one of the seq indexes (client_ids, message_ids) to its message's
@@ -443,27 +546,39 @@ impl EmbeddedReader<'_> {
             return Ok(None);
         };
         let seq = codec::decode::<Seq>(table, &value)?;
-        match self.message_at(tenant_id, conversation_id, seq)? {
-            Some(message) => Ok(Some(message.reference())),
+        match self.entry_at(tenant_id, conversation_id, seq)? {
+            Some(entry) => Ok(Some(entry.reference())),
             None => Err(StoreError::Corrupt(format!(
-                "{table} points at missing message {seq}"
+                "{table} points at missing entry {seq}"
             ))),
         }
     }
 }
 
-/// Decodes at most `limit` messages from a scan, in the scan's direction.
+/// Decodes log entries from a scan, in the scan's direction.
+fn decode_entries(
+    scan: impl Iterator<Item = fjall::Guard>,
+) -> impl Iterator<Item = Result<LogEntry, StoreError>> {
+    scan.map(|guard| {
+        let value = guard
+            .value()
+            .map_err(|error| unavailable("could not read messages", error))?;
+        codec::decode::<LogEntry>(MESSAGES, &value)
+    })
+}
+
+/// Decodes at most `limit` messages from a scan of the log, skipping events.
 fn collect_messages(
     scan: impl Iterator<Item = fjall::Guard>,
     limit: usize,
 ) -> Result<Vec<Message>, StoreError> {
-    scan.take(limit)
-        .map(|guard| {
-            let value = guard
-                .value()
-                .map_err(|error| unavailable("could not read messages", error))?;
-            codec::decode::<Message>(MESSAGES, &value)
+    decode_entries(scan)
+        .filter_map(|entry| match entry {
+            Ok(LogEntry::Message(message)) => Some(Ok(message)),
+            Ok(LogEntry::Event(_)) => None,
+            Err(error) => Some(Err(error)),
         })
+        .take(limit)
         .collect()
 }
 
@@ -576,7 +691,7 @@ impl MessageStore for EmbeddedMessageStore {
             .await
     }
 
-    async fn message_by_client_id(
+    async fn entry_by_client_id(
         &self,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
@@ -597,15 +712,62 @@ impl MessageStore for EmbeddedMessageStore {
         tenant_id: &TenantId,
         conversation_id: ConversationId,
         message_id: MessageId,
-    ) -> Result<Option<MessageRef>, StoreError> {
+    ) -> Result<Option<Message>, StoreError> {
         let reader = self.reader();
-        reader.reference_from_index(
-            &reader.tables.message_ids,
-            MESSAGE_IDS,
-            tenant_id,
-            conversation_id,
-            &keys::message_id_key(tenant_id, conversation_id, message_id),
-        )
+        let Some(seq) = reader.message_seq(tenant_id, conversation_id, message_id)? else {
+            return Ok(None);
+        };
+        reader
+            .message_at(tenant_id, conversation_id, seq, MESSAGE_IDS)
+            .map(Some)
+    }
+
+    async fn entries_after(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let Some(first) = after.get().checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let reader = self.reader();
+        let scan = reader.snapshot.range(
+            &reader.tables.messages,
+            keys::message_key(tenant_id, conversation_id, Seq(first))
+                ..=keys::message_key(tenant_id, conversation_id, Seq(u64::MAX)),
+        );
+        decode_entries(scan.take(limit)).collect()
+    }
+
+    async fn thread_replies(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        root: MessageId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let Some(first) = after.get().checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let reader = self.reader();
+        let scan = reader.snapshot.range(
+            &reader.tables.threads,
+            keys::thread_key(tenant_id, conversation_id, root, Seq(first))
+                ..=keys::thread_key(tenant_id, conversation_id, root, Seq(u64::MAX)),
+        );
+        scan.take(limit)
+            .map(|guard| {
+                let key = guard
+                    .key()
+                    .map_err(|error| unavailable("could not read threads", error))?;
+                let seq = keys::seq_from_message_key(&key)
+                    .ok_or_else(|| StoreError::Corrupt("a threads key is too short".to_owned()))?;
+                reader.message_at(tenant_id, conversation_id, seq, THREADS)
+            })
+            .collect()
     }
 
     async fn messages_after(

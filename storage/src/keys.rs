@@ -13,9 +13,10 @@
 //! | conversations | `[tenant][conversation]` | `Conversation` |
 //! | members | `[tenant][conversation][user]` | `Member` |
 //! | user_conversations | `[tenant][user][conversation]` | empty |
-//! | messages | `[tenant][conversation][seq]` | `Message` |
-//! | client_ids | `[tenant][conversation][client id]` | `Seq` |
-//! | message_ids | `[tenant][conversation][message id]` | `Seq` |
+//! | messages (the log) | `[tenant][conversation][seq]` | `LogEntry` (a message in its current state, or an event) |
+//! | client_ids | `[tenant][conversation][client id]` | `Seq` (of any entry) |
+//! | message_ids | `[tenant][conversation][message id]` | `Seq` (of a message) |
+//! | threads | `[tenant][conversation][root message id][seq]` | empty |
 
 use switchboard_engine::ids::{
     ClientId, ConversationId, MAX_CLIENT_ID_BYTES, MAX_NAME_ID_BYTES, MessageId, Seq, TenantId,
@@ -115,7 +116,28 @@ pub(crate) fn message_id_key(
     key
 }
 
-/// The seq at the end of a messages key; `None` if the key is too short to hold one.
+/// The prefix of every threads key of one thread.
+pub(crate) fn thread_prefix(
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    root: MessageId,
+) -> Vec<u8> {
+    message_id_key(tenant_id, conversation_id, root)
+}
+
+/// The key of one reply in the threads index.
+pub(crate) fn thread_key(
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    root: MessageId,
+    seq: Seq,
+) -> Vec<u8> {
+    let mut key = thread_prefix(tenant_id, conversation_id, root);
+    key.extend_from_slice(&seq.get().to_be_bytes());
+    key
+}
+
+/// The seq at the end of a messages (or threads) key; `None` if the key is too short to hold one.
 pub(crate) fn seq_from_message_key(key: &[u8]) -> Option<Seq> {
     key.last_chunk::<SEQ_BYTES>()
         .map(|bytes| Seq(u64::from_be_bytes(*bytes)))

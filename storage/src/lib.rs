@@ -15,6 +15,7 @@ mod embedded;
 mod error;
 mod keys;
 mod memory;
+mod staging;
 
 pub use embedded::EmbeddedMessageStore;
 pub use error::{Error, Result};

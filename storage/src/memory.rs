@@ -1,7 +1,8 @@
 //! The in-memory [`MessageStore`]: ordered maps behind one mutex.
 //!
 //! This is the test double every other crate uses by default, so it implements the whole
-//! contract (tenant scoping, seq assignment, idempotency checks, ordering) exactly like the embedded
+//! contract (tenant scoping, seq assignment, idempotency checks, ordering, applying events through
+//! [`crate::staging`]) exactly like the embedded
 //! store, only without durability: everything is gone when the store is dropped.
 //! All state sits behind one `std::sync::Mutex`. Every method takes the lock, works on plain
 //! maps and releases it without awaiting anything, so a blocking mutex is both correct and
@@ -16,7 +17,10 @@ use async_trait::async_trait;
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef};
+use switchboard_engine::operations::LogEntry;
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+
+use crate::staging::{LogView, StageError, stage_entry};
 
 /// A conversation and its members, keyed by user id so they come out in user id order.
 struct ConversationRecord {
@@ -24,24 +28,49 @@ struct ConversationRecord {
     members: BTreeMap<UserId, Member>,
 }
 
-/// The messages of one conversation and its two lookup indexes.
+/// The log of one conversation and its lookup indexes.
 #[derive(Default)]
 struct MessageLog {
-    /// Messages by seq; the last key is the conversation's head.
-    messages: BTreeMap<Seq, Message>,
+    /// Entries by seq; the last key is the conversation's head.
+    entries: BTreeMap<Seq, LogEntry>,
+    /// Every entry's idempotency key.
     seq_by_client_id: BTreeMap<ClientId, Seq>,
+    /// Messages only.
     seq_by_message_id: BTreeMap<MessageId, Seq>,
+    /// Replies by thread root.
+    thread_replies: BTreeSet<(MessageId, Seq)>,
 }
 
 impl MessageLog {
     fn head(&self) -> Seq {
-        self.messages
+        self.entries
             .last_key_value()
             .map_or(Seq::ZERO, |(seq, _)| *seq)
     }
 
     fn reference_at(&self, seq: Seq) -> Option<MessageRef> {
-        self.messages.get(&seq).map(Message::reference)
+        self.entries.get(&seq).map(LogEntry::reference)
+    }
+
+    fn message_at(&self, seq: Seq) -> Option<&Message> {
+        match self.entries.get(&seq) {
+            Some(LogEntry::Message(message)) => Some(message),
+            _ => None,
+        }
+    }
+
+    fn write(&mut self, entry: LogEntry) {
+        self.entries.insert(entry.seq(), entry);
+    }
+}
+
+impl LogView for MessageLog {
+    fn entry_at(&self, seq: Seq) -> Result<Option<LogEntry>, StoreError> {
+        Ok(self.entries.get(&seq).cloned())
+    }
+
+    fn message_seq(&self, message_id: MessageId) -> Result<Option<Seq>, StoreError> {
+        Ok(self.seq_by_message_id.get(&message_id).copied())
     }
 }
 
@@ -173,35 +202,50 @@ impl MessageStore for MemoryMessageStore {
         // batch then see it exactly as the embedded store's pending state lets them see it.
         for AppendEntry {
             tenant_id,
-            mut message,
+            mut entry,
         } in entries
         {
             let log = tables
                 .message_logs
-                .entry((tenant_id, message.conversation_id))
+                .entry((tenant_id, entry.conversation_id()))
                 .or_default();
             if let Some(existing) = log
                 .seq_by_client_id
-                .get(&message.client_id)
+                .get(entry.client_id())
                 .and_then(|seq| log.reference_at(*seq))
             {
                 outcomes.push(AppendOutcome::DuplicateClientId { existing });
                 continue;
             }
             // Seqs are assigned here, next after the head, as the embedded store does.
-            message.seq = log.head().next();
-            let seq = message.seq;
-            log.seq_by_client_id
-                .insert(message.client_id.clone(), message.seq);
-            log.seq_by_message_id
-                .insert(message.message_id, message.seq);
-            log.messages.insert(seq, message);
-            outcomes.push(AppendOutcome::Stored { seq });
+            let seq = log.head().next();
+            entry.set_seq(seq);
+            let staged = match stage_entry(log, &mut entry) {
+                Ok(staged) => staged,
+                Err(StageError::Refused(error)) => {
+                    outcomes.push(AppendOutcome::Refused { error });
+                    continue;
+                }
+                Err(StageError::Store(error)) => return Err(error),
+            };
+            log.seq_by_client_id.insert(entry.client_id().clone(), seq);
+            if let LogEntry::Message(message) = &entry {
+                log.seq_by_message_id.insert(message.message_id, seq);
+                if let Some(root) = message.thread_root {
+                    log.thread_replies.insert((root, seq));
+                }
+            }
+            let completed = staged.completed.then(|| Box::new(entry.clone()));
+            log.write(entry);
+            for rewrite in staged.rewrites {
+                log.write(rewrite);
+            }
+            outcomes.push(AppendOutcome::Stored { seq, completed });
         }
         Ok(outcomes)
     }
 
-    async fn message_by_client_id(
+    async fn entry_by_client_id(
         &self,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
@@ -223,7 +267,7 @@ impl MessageStore for MemoryMessageStore {
         tenant_id: &TenantId,
         conversation_id: ConversationId,
         message_id: MessageId,
-    ) -> Result<Option<MessageRef>, StoreError> {
+    ) -> Result<Option<Message>, StoreError> {
         let tables = self.lock();
         Ok(tables
             .message_logs
@@ -231,8 +275,54 @@ impl MessageStore for MemoryMessageStore {
             .and_then(|log| {
                 log.seq_by_message_id
                     .get(&message_id)
-                    .and_then(|seq| log.reference_at(*seq))
+                    .and_then(|seq| log.message_at(*seq).cloned())
             }))
+    }
+
+    async fn entries_after(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let tables = self.lock();
+        let Some(log) = tables
+            .message_logs
+            .get(&(tenant_id.clone(), conversation_id))
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(log
+            .entries
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .take(limit)
+            .map(|(_, entry)| entry.clone())
+            .collect())
+    }
+
+    async fn thread_replies(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        root: MessageId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let tables = self.lock();
+        let Some(log) = tables
+            .message_logs
+            .get(&(tenant_id.clone(), conversation_id))
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(log
+            .thread_replies
+            .range((Bound::Excluded((root, after)), Bound::Unbounded))
+            .take_while(|(entry_root, _)| *entry_root == root)
+            .filter_map(|(_, seq)| log.message_at(*seq).cloned())
+            .take(limit)
+            .collect())
     }
 
     async fn messages_after(
@@ -250,10 +340,13 @@ impl MessageStore for MemoryMessageStore {
             return Ok(Vec::new());
         };
         Ok(log
-            .messages
+            .entries
             .range((Bound::Excluded(after), Bound::Unbounded))
+            .filter_map(|(_, entry)| match entry {
+                LogEntry::Message(message) => Some(message.clone()),
+                LogEntry::Event(_) => None,
+            })
             .take(limit)
-            .map(|(_, message)| message.clone())
             .collect())
     }
 
@@ -273,11 +366,14 @@ impl MessageStore for MemoryMessageStore {
         };
         let end = before.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(log
-            .messages
+            .entries
             .range((Bound::Unbounded, end))
             .rev()
+            .filter_map(|(_, entry)| match entry {
+                LogEntry::Message(message) => Some(message.clone()),
+                LogEntry::Event(_) => None,
+            })
             .take(limit)
-            .map(|(_, message)| message.clone())
             .collect())
     }
 

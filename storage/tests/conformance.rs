@@ -16,13 +16,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use switchboard_engine::StoreError;
-use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
+use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, Member, Message, MessageRef, Role,
+    Conversation, ConversationKind, ConversationSnapshot, DeleteMode, EditVersion, Member, Message,
+    MessageRef, MessageState, Reaction, Role,
 };
+use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 use switchboard_engine::time::Timestamp;
+use switchboard_engine::{Error, StoreError};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use tempfile::TempDir;
 
@@ -104,7 +106,10 @@ fn message_carrying(conversation_id: ConversationId, carried_seq: u64, client_id
         client_id: client(client_id),
         text: format!("message {number} with client id {client_id}"),
         reply_to: None,
+        thread_root: None,
+        forwarded_from: None,
         ts: Timestamp(BASE_MILLIS + 1000 + number),
+        state: MessageState::default(),
     }
 }
 
@@ -127,7 +132,10 @@ fn reference_at(message: &Message, seq: u64) -> MessageRef {
 }
 
 fn stored(seq: u64) -> AppendOutcome {
-    AppendOutcome::Stored { seq: Seq(seq) }
+    AppendOutcome::Stored {
+        seq: Seq(seq),
+        completed: None,
+    }
 }
 
 fn duplicate_of(message: &Message, seq: u64) -> AppendOutcome {
@@ -139,7 +147,7 @@ fn duplicate_of(message: &Message, seq: u64) -> AppendOutcome {
 fn entry(tenant_id: &TenantId, message: &Message) -> AppendEntry {
     AppendEntry {
         tenant_id: tenant_id.clone(),
-        message: message.clone(),
+        entry: LogEntry::Message(message.clone()),
     }
 }
 
@@ -243,9 +251,9 @@ async fn by_client_id(
     client_name: &str,
 ) -> Option<MessageRef> {
     store
-        .message_by_client_id(tenant_id, conversation_id, &client(client_name))
+        .entry_by_client_id(tenant_id, conversation_id, &client(client_name))
         .await
-        .expect("message_by_client_id succeeds")
+        .expect("entry_by_client_id succeeds")
 }
 
 async fn by_message_id(
@@ -258,6 +266,7 @@ async fn by_message_id(
         .message_by_id(tenant_id, conversation_id, message_id)
         .await
         .expect("message_by_id succeeds")
+        .map(|message| message.reference())
 }
 
 async fn seqs_after(
@@ -295,7 +304,7 @@ async fn seqs_before(
 /// The seq of a `Stored` outcome; panics on any other outcome.
 fn stored_seq(outcome: &AppendOutcome) -> u64 {
     match outcome {
-        AppendOutcome::Stored { seq } => seq.get(),
+        AppendOutcome::Stored { seq, .. } => seq.get(),
         other => panic!("expected a Stored outcome, got {other:?}"),
     }
 }
@@ -1299,7 +1308,7 @@ async fn concurrent_appends_of_the_same_client_id_store_it_exactly_once_and_name
         let own_seq = stored_seq(own_outcome);
         all_stored.push(stored_as(&own, own_seq));
         match contested_outcome {
-            AppendOutcome::Stored { seq } => {
+            AppendOutcome::Stored { seq, .. } => {
                 // The racer's own message came right after, in the same batch.
                 assert_eq!(own_seq, seq.get() + 1);
                 let winner = stored_as(&contested, seq.get());
@@ -1307,6 +1316,7 @@ async fn concurrent_appends_of_the_same_client_id_store_it_exactly_once_and_name
                 all_stored.push(winner);
             }
             AppendOutcome::DuplicateClientId { existing } => duplicates.push(*existing),
+            AppendOutcome::Refused { error } => panic!("a plain message was refused: {error}"),
         }
     }
     assert_eq!(winners.len(), 1, "exactly one racer stores the client id");
@@ -1383,6 +1393,416 @@ macro_rules! conformance {
     };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Events: operations on messages in the seq stream, applied to the message view atomically.
+
+fn event(
+    conversation_id: ConversationId,
+    actor: &str,
+    client_id: &str,
+    body: ConversationEventBody,
+) -> ConversationEvent {
+    let number = next_message_number();
+    ConversationEvent {
+        conversation_id,
+        seq: CALLER_SEQ,
+        event_id: message_id_for(number),
+        actor_id: user(actor),
+        client_id: client(client_id),
+        ts: Timestamp(BASE_MILLIS + 1000 + number),
+        body,
+    }
+}
+
+/// An outcome in one line: `stored 2`, `stored 2 completed`, `duplicate 2`, `refused <error>`.
+fn summary(outcome: &AppendOutcome) -> String {
+    match outcome {
+        AppendOutcome::Stored {
+            seq,
+            completed: None,
+        } => format!("stored {seq}"),
+        AppendOutcome::Stored {
+            seq,
+            completed: Some(entry),
+        } => {
+            assert_eq!(entry.seq(), *seq, "a completed entry carries its seq");
+            format!("stored {seq} completed")
+        }
+        AppendOutcome::DuplicateClientId { existing } => format!("duplicate {}", existing.seq),
+        AppendOutcome::Refused { error } => format!("refused {error}"),
+    }
+}
+
+fn summaries(outcomes: &[AppendOutcome]) -> Vec<String> {
+    outcomes.iter().map(summary).collect()
+}
+
+fn event_entry(tenant_id: &TenantId, event: &ConversationEvent) -> AppendEntry {
+    AppendEntry {
+        tenant_id: tenant_id.clone(),
+        entry: LogEntry::Event(event.clone()),
+    }
+}
+
+fn edited(message_id: MessageId, text: &str) -> ConversationEventBody {
+    ConversationEventBody::MessageEdited {
+        message_id,
+        text: Some(text.to_owned()),
+    }
+}
+
+fn reacted(message_id: MessageId, emoji: &str) -> ConversationEventBody {
+    ConversationEventBody::ReactionAdded {
+        message_id,
+        emoji: Emoji::parse(emoji).expect("valid emoji"),
+        count: 0,
+    }
+}
+
+fn deleted(message_id: MessageId, mode: DeleteMode) -> ConversationEventBody {
+    ConversationEventBody::MessageDeleted { message_id, mode }
+}
+
+async fn current(
+    store: &Arc<dyn MessageStore>,
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    message_id: MessageId,
+) -> Message {
+    store
+        .message_by_id(tenant_id, conversation_id, message_id)
+        .await
+        .expect("message_by_id succeeds")
+        .expect("the message exists")
+}
+
+async fn log(
+    store: &Arc<dyn MessageStore>,
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+) -> Vec<LogEntry> {
+    store
+        .entries_after(tenant_id, conversation_id, Seq::ZERO, 1000)
+        .await
+        .expect("entries_after succeeds")
+}
+
+fn event_seqs_and_bodies(entries: &[LogEntry]) -> Vec<(u64, Option<ConversationEventBody>)> {
+    entries
+        .iter()
+        .map(|entry| match entry {
+            LogEntry::Message(message) => (message.seq.get(), None),
+            LogEntry::Event(event) => (event.seq.get(), Some(event.body.clone())),
+        })
+        .collect()
+}
+
+async fn events_get_their_own_seqs_and_keep_the_message_current(store: Arc<dyn MessageStore>) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let original = append_sequence(&store, &tenant_id, id, 1).await.remove(0);
+    let message_id = original.message_id;
+    let edit = event(id, "alice", "e-1", edited(message_id, "second"));
+    let reaction = event(id, "bob", "r-1", reacted(message_id, "👍"));
+    let outcomes = append(
+        &store,
+        vec![
+            event_entry(&tenant_id, &edit),
+            event_entry(&tenant_id, &reaction),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        ["stored 2 completed", "stored 3 completed"]
+    );
+    let AppendOutcome::Stored {
+        completed: Some(completed),
+        ..
+    } = &outcomes[1]
+    else {
+        panic!("the reaction is reported completed: {outcomes:?}");
+    };
+    let LogEntry::Event(completed_reaction) = completed.as_ref() else {
+        panic!("the completed entry is the event: {completed:?}");
+    };
+    assert_eq!(
+        completed_reaction.body,
+        ConversationEventBody::ReactionAdded {
+            message_id,
+            emoji: Emoji::parse("👍").expect("valid emoji"),
+            count: 1,
+        }
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(3));
+
+    let now = current(&store, &tenant_id, id, message_id).await;
+    assert_eq!(now.seq, Seq(1));
+    assert_eq!(now.text, "second");
+    assert_eq!(now.state.edited_at, Some(edit.ts));
+    assert_eq!(
+        now.state.previous_versions,
+        vec![EditVersion {
+            text: original.text.clone(),
+            replaced_at: edit.ts,
+            replaced_by_seq: Seq(2),
+        }]
+    );
+    assert_eq!(
+        now.state.reactions,
+        vec![Reaction {
+            emoji: Emoji::parse("👍").expect("valid emoji"),
+            user_ids: vec![user("bob")],
+        }]
+    );
+
+    // The log holds the message in its current state, then the two events with their own
+    // seqs and the state they produced.
+    let entries = log(&store, &tenant_id, id).await;
+    assert_eq!(entries[0], LogEntry::Message(now.clone()));
+    assert_eq!(
+        event_seqs_and_bodies(&entries[1..]),
+        vec![
+            (2, Some(edited(message_id, "second"))),
+            (
+                3,
+                Some(ConversationEventBody::ReactionAdded {
+                    message_id,
+                    emoji: Emoji::parse("👍").expect("valid emoji"),
+                    count: 1,
+                })
+            ),
+        ]
+    );
+    // History is messages only; the client id of an event resolves to the event.
+    assert_eq!(all_messages(&store, &tenant_id, id).await, vec![now]);
+    assert_eq!(
+        by_client_id(&store, &tenant_id, id, "e-1").await,
+        Some(MessageRef {
+            message_id: edit.event_id,
+            seq: Seq(2),
+            ts: edit.ts,
+        })
+    );
+    // A repeated event client id stores nothing.
+    assert_eq!(
+        append(&store, vec![event_entry(&tenant_id, &edit)]).await,
+        vec![AppendOutcome::DuplicateClientId {
+            existing: MessageRef {
+                message_id: edit.event_id,
+                seq: Seq(2),
+                ts: edit.ts,
+            }
+        }]
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(3));
+}
+
+async fn a_refused_event_stores_nothing_and_consumes_no_seq(store: Arc<dyn MessageStore>) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let stored_message = append_sequence(&store, &tenant_id, id, 1).await.remove(0);
+    let message_id = stored_message.message_id;
+    let first = event(id, "bob", "r-1", reacted(message_id, "👍"));
+    let again = event(id, "bob", "r-2", reacted(message_id, "👍"));
+    let unknown_target = event(id, "bob", "r-3", reacted(unused_message_id(), "👍"));
+    let outcomes = append(
+        &store,
+        vec![
+            event_entry(&tenant_id, &first),
+            event_entry(&tenant_id, &again),
+            event_entry(&tenant_id, &unknown_target),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        [
+            "stored 2 completed",
+            "refused conflict: you already reacted with this emoji",
+            "refused not found",
+        ]
+    );
+    assert!(matches!(
+        &outcomes[2],
+        AppendOutcome::Refused {
+            error: Error::NotFound
+        }
+    ));
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(2));
+    // Refused client ids were not claimed: they may be used again.
+    assert_eq!(by_client_id(&store, &tenant_id, id, "r-2").await, None);
+    let next = message(id, "r-2");
+    assert_eq!(
+        append(&store, entries(&tenant_id, &[&next])).await,
+        vec![stored(3)]
+    );
+    assert_eq!(
+        current(&store, &tenant_id, id, message_id)
+            .await
+            .state
+            .reactions[0]
+            .user_ids,
+        vec![user("bob")]
+    );
+}
+
+async fn a_delete_in_the_same_batch_as_edits_scrubs_their_text(store: Arc<dyn MessageStore>) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let original = message(id, "m-1");
+    let message_id = original.message_id;
+    let first_edit = event(id, "alice", "e-1", edited(message_id, "secret one"));
+    let second_edit = event(id, "alice", "e-2", edited(message_id, "secret two"));
+    let reaction = event(id, "bob", "r-1", reacted(message_id, ":eyes:"));
+    let delete = event(
+        id,
+        "alice",
+        "d-1",
+        deleted(message_id, DeleteMode::ForEveryone),
+    );
+    let edit_after_delete = event(id, "alice", "e-3", edited(message_id, "too late"));
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&tenant_id, &original),
+            event_entry(&tenant_id, &first_edit),
+            event_entry(&tenant_id, &second_edit),
+            event_entry(&tenant_id, &reaction),
+            event_entry(&tenant_id, &delete),
+            event_entry(&tenant_id, &edit_after_delete),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        [
+            "stored 1",
+            "stored 2 completed",
+            "stored 3 completed",
+            "stored 4 completed",
+            "stored 5 completed",
+            "refused conflict: the message was deleted",
+        ]
+    );
+    let now = current(&store, &tenant_id, id, message_id).await;
+    assert_eq!(now.text, "");
+    assert!(now.state.reactions.is_empty());
+    assert_eq!(
+        now.state.deleted.as_ref().map(|deletion| deletion.mode),
+        Some(DeleteMode::ForEveryone)
+    );
+    // The edit history stays (for moderators) after a delete for everyone...
+    assert_eq!(now.state.previous_versions.len(), 2);
+    // ...but the edit events in the log no longer carry the text.
+    let entries = log(&store, &tenant_id, id).await;
+    let bodies = event_seqs_and_bodies(&entries);
+    assert_eq!(
+        bodies[1..3],
+        [
+            (
+                2,
+                Some(ConversationEventBody::MessageEdited {
+                    message_id,
+                    text: None
+                })
+            ),
+            (
+                3,
+                Some(ConversationEventBody::MessageEdited {
+                    message_id,
+                    text: None
+                })
+            ),
+        ]
+    );
+
+    // A hard delete afterwards purges the history too.
+    let hard = event(id, "admin", "d-2", deleted(message_id, DeleteMode::Hard));
+    assert_eq!(
+        summaries(&append(&store, vec![event_entry(&tenant_id, &hard)]).await),
+        ["stored 6 completed"]
+    );
+    let now = current(&store, &tenant_id, id, message_id).await;
+    assert!(now.state.previous_versions.is_empty());
+    assert_eq!(
+        now.state.deleted.as_ref().map(|deletion| deletion.mode),
+        Some(DeleteMode::Hard)
+    );
+}
+
+async fn thread_replies_count_on_their_root_and_list_in_order(store: Arc<dyn MessageStore>) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let other = conversation_id(2);
+    let root = append_sequence(&store, &tenant_id, id, 1).await.remove(0);
+    let reply = |client_id: &str| {
+        let mut reply = message(id, client_id);
+        reply.thread_root = Some(root.message_id);
+        reply
+    };
+    let (first, second, third) = (reply("t-1"), reply("t-2"), reply("t-3"));
+    assert_eq!(
+        summaries(&append(&store, entries(&tenant_id, &[&first, &second])).await),
+        ["stored 2 completed", "stored 3 completed"]
+    );
+    let unrelated = message(id, "plain");
+    assert_eq!(
+        summaries(&append(&store, entries(&tenant_id, &[&unrelated, &third])).await),
+        ["stored 4", "stored 5 completed"]
+    );
+    // Threads do not nest, and a root must be in the same conversation.
+    let mut nested = message(id, "nested");
+    nested.thread_root = Some(first.message_id);
+    let mut elsewhere = message(other, "elsewhere");
+    elsewhere.thread_root = Some(root.message_id);
+    let outcomes = append(&store, entries(&tenant_id, &[&nested, &elsewhere])).await;
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [
+                AppendOutcome::Refused {
+                    error: Error::Invalid {
+                        field: "thread_root",
+                        ..
+                    }
+                },
+                AppendOutcome::Refused {
+                    error: Error::Invalid {
+                        field: "thread_root",
+                        ..
+                    }
+                }
+            ]
+        ),
+        "{outcomes:?}"
+    );
+
+    let now = current(&store, &tenant_id, id, root.message_id).await;
+    assert_eq!(now.state.thread_reply_count, 3);
+    assert_eq!(now.state.thread_last_reply_at, Some(third.ts));
+    let page = store
+        .thread_replies(&tenant_id, id, root.message_id, Seq::ZERO, 2)
+        .await
+        .expect("thread_replies succeeds");
+    let numbered = |reply: &Message, seq: u64, position: u32| {
+        let mut stored = stored_as(reply, seq);
+        stored.state.thread_position = position;
+        stored
+    };
+    assert_eq!(page, vec![numbered(&first, 2, 1), numbered(&second, 3, 2)]);
+    let page = store
+        .thread_replies(&tenant_id, id, root.message_id, Seq(3), 2)
+        .await
+        .expect("thread_replies succeeds");
+    assert_eq!(page, vec![numbered(&third, 5, 3)]);
+    let other_tenant = store
+        .thread_replies(&tenant("other"), id, root.message_id, Seq::ZERO, 10)
+        .await
+        .expect("thread_replies succeeds");
+    assert!(other_tenant.is_empty());
+}
+
 conformance!(
     tenants_are_isolated_for_every_method,
     creating_an_existing_conversation_fails_and_changes_nothing,
@@ -1401,6 +1821,10 @@ conformance!(
     ping_answers,
     concurrent_appends_with_distinct_client_ids_store_everything_at_seqs_one_to_n_without_gap_or_reuse,
     concurrent_appends_of_the_same_client_id_store_it_exactly_once_and_name_the_winner,
+    events_get_their_own_seqs_and_keep_the_message_current,
+    a_refused_event_stores_nothing_and_consumes_no_seq,
+    a_delete_in_the_same_batch_as_edits_scrubs_their_text,
+    thread_replies_count_on_their_root_and_list_in_order,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1547,7 +1971,7 @@ fn embedded_store_refuses_an_unknown_format_version() {
             opened,
             Err(switchboard_storage::Error::UnsupportedFormat {
                 found: 9,
-                supported: 1
+                supported: 2
             })
         ),
         "got {:?}",

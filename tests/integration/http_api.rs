@@ -353,3 +353,67 @@ async fn history_pages_backward_with_cursors_and_forward_with_after_seq() {
         .expect("sent");
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_committed_one() {
+    let server = TestServer::start().await;
+    let response = server
+        .http
+        .get(server.url("/v1/openapi.json"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok()),
+        Some("application/json")
+    );
+    let served = response.text().await.expect("a body");
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json"),
+    )
+    .expect("docs/openapi.json exists");
+    assert_eq!(served.trim_end(), committed.trim_end());
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field_and_reason() {
+    let server = TestServer::start().await;
+    let id = server.create_conversation("acme", "alice", &["bob"]).await;
+    let response = server
+        .http
+        .post(server.url(&format!("/v1/conversations/{id}/messages")))
+        .bearer_auth(token("acme", "alice"))
+        .json(&json!({"client_id": "c1", "text": "   "}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "invalid");
+    assert_eq!(body["details"]["field"], "text");
+    assert_eq!(body["details"]["reason"], "must not be empty");
+
+    let response = server
+        .http
+        .get(server.url(&format!(
+            "/v1/conversations/{id}/messages?limit=5&colour=red"
+        )))
+        .bearer_auth(token("acme", "alice"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["details"]["field"], "query");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("colour"),
+        "{body}"
+    );
+}

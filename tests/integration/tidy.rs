@@ -117,7 +117,7 @@ fn the_openapi_spec_lists_exactly_the_served_routes() {
         .collect();
     assert_eq!(documented, served);
     // Every error code the spec names is one the server can send.
-    for code in spec["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+    for code in spec["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"]
         .as_array()
         .expect("an enum of codes")
     {

@@ -14,8 +14,12 @@ use serde::{Deserialize, Serialize};
 use switchboard_actors::session::ClientRequest;
 use switchboard_engine::Error;
 use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
-use switchboard_engine::ids::{ClientId, ConversationId, MessageId, RequestId, Seq};
-use switchboard_engine::model::{Message, NewMessage};
+use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, RequestId, Seq};
+use switchboard_engine::model::{DeleteMode, Message, NewMessage};
+use switchboard_engine::operations::{
+    ConversationEvent, ConversationEventBody, LogEntry, MessageOperation, NewOperation,
+};
+use utoipa::ToSchema;
 
 use crate::wire_error::WireError;
 
@@ -72,6 +76,14 @@ struct RawFrame<'a> {
     text: Option<Cow<'a, str>>,
     #[serde(borrow)]
     reply_to: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    thread_root: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    mode: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    emoji: Option<Cow<'a, str>>,
 }
 
 /// Just the id, for echoing it when the rest of a frame does not parse.
@@ -157,8 +169,68 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
         let text = required(value, "conversation_id").map_err(with_id)?;
         ConversationId::parse(&text).map_err(|error| with_id(ProtocolError::Invalid(error)))
     };
+    let message_id = |field: &'static str, value: Option<Cow<'_, str>>| {
+        value
+            .map(|text| {
+                MessageId::parse(&text).map_err(|_| {
+                    with_id(ProtocolError::Invalid(Error::invalid(
+                        field,
+                        "must be a message id",
+                    )))
+                })
+            })
+            .transpose()
+    };
+    let client_id = |value: Option<Cow<'_, str>>| -> Result<ClientId, FrameError> {
+        let text = required(value, "client_id").map_err(with_id)?;
+        ClientId::parse(&text).map_err(|error| with_id(ProtocolError::Invalid(error)))
+    };
+    let operation = |operation: MessageOperation,
+                     conversation_id: ConversationId,
+                     client_id: ClientId| ClientRequest::Operate {
+        request_id: request_id.clone(),
+        conversation_id,
+        new_operation: NewOperation {
+            client_id,
+            operation,
+        },
+    };
     match kind.as_ref() {
         "ping" => Ok(ClientRequest::Ping { request_id }),
+        "edit" | "delete" | "react" | "unreact" => {
+            let conversation_id = conversation_id(raw.conversation_id)?;
+            let client_id = client_id(raw.client_id)?;
+            let target = message_id("message_id", raw.message_id)?.ok_or_else(|| {
+                with_id(ProtocolError::Invalid(Error::invalid(
+                    "message_id",
+                    "is required",
+                )))
+            })?;
+            let emoji = |value: Option<Cow<'_, str>>| -> Result<Emoji, FrameError> {
+                let text = required(value, "emoji").map_err(with_id)?;
+                Emoji::parse(&text).map_err(|error| with_id(ProtocolError::Invalid(error)))
+            };
+            let parsed = match kind.as_ref() {
+                "edit" => MessageOperation::Edit {
+                    message_id: target,
+                    text: required(raw.text, "text").map_err(with_id)?.into_owned(),
+                },
+                "delete" => MessageOperation::Delete {
+                    message_id: target,
+                    mode: parse_delete_mode(raw.mode.as_deref())
+                        .map_err(|error| with_id(ProtocolError::Invalid(error)))?,
+                },
+                "react" => MessageOperation::React {
+                    message_id: target,
+                    emoji: emoji(raw.emoji)?,
+                },
+                _ => MessageOperation::Unreact {
+                    message_id: target,
+                    emoji: emoji(raw.emoji)?,
+                },
+            };
+            Ok(operation(parsed, conversation_id, client_id))
+        }
         "join" => Ok(ClientRequest::Join {
             conversation_id: conversation_id(raw.conversation_id)?,
             since: raw.since.map(Seq),
@@ -170,19 +242,10 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
         }),
         "send" => {
             let conversation_id = conversation_id(raw.conversation_id)?;
-            let client_id = required(raw.client_id, "client_id").map_err(with_id)?;
-            let client_id = ClientId::parse(&client_id)
-                .map_err(|error| with_id(ProtocolError::Invalid(error)))?;
+            let client_id = client_id(raw.client_id)?;
             let text = required(raw.text, "text").map_err(with_id)?.into_owned();
-            let reply_to = match raw.reply_to {
-                None => None,
-                Some(reply_to) => Some(MessageId::parse(&reply_to).map_err(|_| {
-                    with_id(ProtocolError::Invalid(Error::invalid(
-                        "reply_to",
-                        "must be a message id",
-                    )))
-                })?),
-            };
+            let reply_to = message_id("reply_to", raw.reply_to)?;
+            let thread_root = message_id("thread_root", raw.thread_root)?;
             Ok(ClientRequest::Send {
                 request_id,
                 conversation_id,
@@ -190,12 +253,28 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
                     client_id,
                     text,
                     reply_to,
+                    thread_root,
                 },
             })
         }
         other => Err(with_id(ProtocolError::UnknownType(
             other.chars().take(64).collect(),
         ))),
+    }
+}
+
+/// Parses a delete mode: `for_everyone` (the default when absent) or `hard`.
+///
+/// # Errors
+/// [`Error::Invalid`] for anything else (`for_me` is an HTTP-only request, see the protocol).
+pub fn parse_delete_mode(mode: Option<&str>) -> Result<DeleteMode, Error> {
+    match mode {
+        None | Some("for_everyone") => Ok(DeleteMode::ForEveryone),
+        Some("hard") => Ok(DeleteMode::Hard),
+        Some(_) => Err(Error::invalid(
+            "mode",
+            "must be \"for_everyone\" or \"hard\"",
+        )),
     }
 }
 
@@ -215,8 +294,46 @@ fn out_id(request_id: Option<&RequestId>) -> Option<OutRequestId<'_>> {
     })
 }
 
-/// The wire form of a stored message, shared by WebSocket events and HTTP responses.
-#[derive(Debug, Serialize)]
+fn is_zero(count: &u32) -> bool {
+    *count == 0
+}
+
+/// The wire form of a deletion.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletionBody<'a> {
+    /// `for_everyone` or `hard`.
+    pub mode: &'static str,
+    /// Who deleted the message.
+    pub deleted_by: &'a str,
+    /// When, milliseconds since the epoch.
+    pub deleted_at: u64,
+}
+
+/// The wire form of one emoji's reactions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReactionBody<'a> {
+    /// The emoji.
+    pub emoji: &'a str,
+    /// How many users reacted with it.
+    pub count: usize,
+    /// Who, in id order.
+    pub user_ids: Vec<&'a str>,
+}
+
+/// The wire form of a forwarded message's origin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ForwardedFromBody<'a> {
+    /// The original's conversation.
+    pub conversation_id: String,
+    /// The original message.
+    pub message_id: String,
+    /// Who sent the original.
+    pub sender_id: &'a str,
+}
+
+/// The wire form of a stored message, shared by WebSocket events and HTTP responses. Optional
+/// fields are absent when empty (no reply, never edited, not deleted, no reactions, no thread).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageBody<'a> {
     /// The conversation.
     pub conversation_id: String,
@@ -228,17 +345,43 @@ pub struct MessageBody<'a> {
     pub sender_id: &'a str,
     /// Sender's idempotency key.
     pub client_id: &'a str,
-    /// Body.
+    /// Body (empty once deleted).
     pub text: &'a str,
     /// Replied-to message id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// The thread this message was posted in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_root: Option<String>,
+    /// The original, for a forwarded copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<ForwardedFromBody<'a>>,
     /// Acceptance time, milliseconds since the epoch.
     pub ts: u64,
+    /// When the text was last edited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<u64>,
+    /// Present once deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<DeletionBody<'a>>,
+    /// Reactions, in the order each emoji was first used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionBody<'a>>,
+    /// Replies in the thread under this message.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub thread_reply_count: u32,
+    /// When the last of them was posted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_last_reply_at: Option<u64>,
+    /// For a reply in a thread, its number there (the root's count right after it).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub thread_position: u32,
 }
 
 impl<'a> MessageBody<'a> {
     /// The wire form of `message`.
     pub fn new(message: &'a Message) -> Self {
+        let state = &message.state;
         MessageBody {
             conversation_id: message.conversation_id.to_string(),
             seq: message.seq.get(),
@@ -247,7 +390,67 @@ impl<'a> MessageBody<'a> {
             client_id: message.client_id.as_str(),
             text: &message.text,
             reply_to: message.reply_to.map(|reply_to| reply_to.to_string()),
+            thread_root: message.thread_root.map(|root| root.to_string()),
+            forwarded_from: message
+                .forwarded_from
+                .as_ref()
+                .map(|origin| ForwardedFromBody {
+                    conversation_id: origin.conversation_id.to_string(),
+                    message_id: origin.message_id.to_string(),
+                    sender_id: origin.sender_id.as_str(),
+                }),
             ts: message.ts.as_millis(),
+            edited_at: state.edited_at.map(|edited_at| edited_at.as_millis()),
+            deleted: state.deleted.as_ref().map(|deletion| DeletionBody {
+                mode: deletion.mode.as_str(),
+                deleted_by: deletion.deleted_by.as_str(),
+                deleted_at: deletion.deleted_at.as_millis(),
+            }),
+            reactions: state
+                .reactions
+                .iter()
+                .map(|reaction| ReactionBody {
+                    emoji: reaction.emoji.as_str(),
+                    count: reaction.user_ids.len(),
+                    user_ids: reaction.user_ids.iter().map(|user| user.as_str()).collect(),
+                })
+                .collect(),
+            thread_reply_count: state.thread_reply_count,
+            thread_last_reply_at: state.thread_last_reply_at.map(|at| at.as_millis()),
+            thread_position: state.thread_position,
+        }
+    }
+}
+
+/// The fields every event frame carries.
+#[derive(Debug, Serialize)]
+pub struct EventEnvelope<'a> {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The event's position in the conversation.
+    pub seq: u64,
+    /// The event's id.
+    pub event_id: String,
+    /// Who caused it.
+    pub actor_id: &'a str,
+    /// The actor's idempotency key.
+    pub client_id: &'a str,
+    /// When, milliseconds since the epoch.
+    pub ts: u64,
+    /// The message it is about.
+    pub message_id: String,
+}
+
+impl<'a> EventEnvelope<'a> {
+    fn new(event: &'a ConversationEvent) -> Self {
+        EventEnvelope {
+            conversation_id: event.conversation_id.to_string(),
+            seq: event.seq.get(),
+            event_id: event.event_id.to_string(),
+            actor_id: event.actor_id.as_str(),
+            client_id: event.client_id.as_str(),
+            ts: event.ts.as_millis(),
+            message_id: event.body.message_id().to_string(),
         }
     }
 }
@@ -292,6 +495,35 @@ enum OutFrame<'a> {
         retry_after_ms: Option<u64>,
     },
     Message(MessageBody<'a>),
+    #[serde(rename = "message.edited")]
+    MessageEdited {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        /// Absent once the message was deleted (the content is gone).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
+        edited_at: u64,
+    },
+    #[serde(rename = "message.deleted")]
+    MessageDeleted {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        mode: &'static str,
+    },
+    #[serde(rename = "reaction.added")]
+    ReactionAdded {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        emoji: &'a str,
+        count: u32,
+    },
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        emoji: &'a str,
+        count: u32,
+    },
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<OutRequestId<'a>>,
@@ -363,7 +595,10 @@ fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
                 message: rejection.map(|rejection| rejection.message),
             }
         }
-        ServerEvent::Message(message) => OutFrame::Message(MessageBody::new(message)),
+        ServerEvent::Entry(LogEntry::Message(message)) => {
+            OutFrame::Message(MessageBody::new(message))
+        }
+        ServerEvent::Entry(LogEntry::Event(event)) => event_frame(event),
         ServerEvent::Pong { request_id } => OutFrame::Pong {
             id: out_id(request_id),
         },
@@ -376,6 +611,31 @@ fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
                 retry_after_ms: wire.retry_after_ms,
             }
         }
+    }
+}
+
+fn event_frame(event: &ConversationEvent) -> OutFrame<'_> {
+    let envelope = EventEnvelope::new(event);
+    match &event.body {
+        ConversationEventBody::MessageEdited { text, .. } => OutFrame::MessageEdited {
+            envelope,
+            text: text.as_deref(),
+            edited_at: event.ts.as_millis(),
+        },
+        ConversationEventBody::MessageDeleted { mode, .. } => OutFrame::MessageDeleted {
+            envelope,
+            mode: mode.as_str(),
+        },
+        ConversationEventBody::ReactionAdded { emoji, count, .. } => OutFrame::ReactionAdded {
+            envelope,
+            emoji: emoji.as_str(),
+            count: *count,
+        },
+        ConversationEventBody::ReactionRemoved { emoji, count, .. } => OutFrame::ReactionRemoved {
+            envelope,
+            emoji: emoji.as_str(),
+            count: *count,
+        },
     }
 }
 

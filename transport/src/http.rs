@@ -1,4 +1,5 @@
-//! The HTTP API: conversations, messages and history, plus the health probes.
+//! The HTTP API: conversations, messages, operations on messages (edit, delete, react),
+//! history and threads, plus the health probes.
 //!
 //! Handlers authenticate with the same verifier as WebSockets (`Authorization: Bearer`), reach
 //! the same actors through [`System`](switchboard_actors::system::System), and answer errors as
@@ -19,19 +20,26 @@ use serde::{Deserialize, Serialize};
 use switchboard_actors::session::Identity;
 use switchboard_engine::Error;
 use switchboard_engine::cursor::{Direction, HistoryCursor};
+use switchboard_engine::ids::Emoji;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, UserId};
-use switchboard_engine::model::{ConversationKind, ConversationSnapshot, Message, NewMessage};
+use switchboard_engine::model::{
+    ConversationKind, ConversationSnapshot, DeleteMode, Message, NewMessage, Role,
+};
+use switchboard_engine::operations::{MessageOperation, NewOperation};
+use switchboard_engine::permissions::{self, Action};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthError;
-use crate::codec::MessageBody;
+use crate::codec::{MessageBody, parse_delete_mode};
 use crate::server::App;
-use crate::wire_error::WireError;
+use crate::wire_error::{ErrorBody, WireError};
 
 /// The API routes (without the WebSocket endpoint).
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/v1/openapi.json", get(openapi_document))
         .route(
             "/v1/conversations",
             axum::routing::post(create_conversation),
@@ -41,17 +49,66 @@ pub fn routes() -> Router<Arc<App>> {
             "/v1/conversations/{conversation_id}/messages",
             get(list_messages).post(post_message),
         )
+        .route(
+            "/v1/conversations/{conversation_id}/messages/{message_id}",
+            get(get_message).patch(edit_message).delete(delete_message),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/messages/{message_id}/edits",
+            get(list_edits),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/messages/{message_id}/thread",
+            get(list_thread),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/messages/{message_id}/reactions",
+            axum::routing::post(add_reaction),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/messages/{message_id}/reactions/{emoji}",
+            axum::routing::delete(remove_reaction),
+        )
 }
 
 /// Every `(method, path)` the API serves, for the OpenAPI consistency test.
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/ready"),
+    ("get", "/v1/openapi.json"),
     ("get", "/v1/ws"),
     ("post", "/v1/conversations"),
     ("get", "/v1/conversations/{conversation_id}"),
     ("get", "/v1/conversations/{conversation_id}/messages"),
     ("post", "/v1/conversations/{conversation_id}/messages"),
+    (
+        "get",
+        "/v1/conversations/{conversation_id}/messages/{message_id}",
+    ),
+    (
+        "patch",
+        "/v1/conversations/{conversation_id}/messages/{message_id}",
+    ),
+    (
+        "delete",
+        "/v1/conversations/{conversation_id}/messages/{message_id}",
+    ),
+    (
+        "get",
+        "/v1/conversations/{conversation_id}/messages/{message_id}/edits",
+    ),
+    (
+        "get",
+        "/v1/conversations/{conversation_id}/messages/{message_id}/thread",
+    ),
+    (
+        "post",
+        "/v1/conversations/{conversation_id}/messages/{message_id}/reactions",
+    ),
+    (
+        "delete",
+        "/v1/conversations/{conversation_id}/messages/{message_id}/reactions/{emoji}",
+    ),
 ];
 
 /// 404 for unknown routes.
@@ -107,37 +164,96 @@ fn conversation_id(text: &str) -> Result<ConversationId, WireError> {
     ConversationId::parse(text).map_err(WireError::from)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+fn message_id(field: &'static str, text: &str) -> Result<MessageId, WireError> {
+    MessageId::parse(text)
+        .map_err(|_| WireError::from(Error::invalid(field, "must be a message id")))
 }
 
-async fn ready(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, WireError> {
+fn optional_message_id(
+    field: &'static str,
+    text: Option<&str>,
+) -> Result<Option<MessageId>, WireError> {
+    text.map(|text| message_id(field, text)).transpose()
+}
+
+fn parse_query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, WireError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| WireError::from(Error::invalid("query", rejection.body_text())))
+}
+
+/// This API's OpenAPI 3.1 document (generated from the code; `docs/openapi.json` is a copy).
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "probes", security(()),
+    responses((status = 200, description = "The OpenAPI document.", content_type = "application/json")))]
+pub(crate) async fn openapi_document() -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
+    )
+        .into_response()
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "probes", security(()),
+    responses((status = 200, description = "Alive.", body = StatusBody)))]
+pub(crate) async fn health() -> Json<StatusBody> {
+    Json(StatusBody { status: "ok" })
+}
+
+/// Readiness: storage answers.
+#[utoipa::path(get, path = "/ready", tag = "probes", security(()),
+    responses(
+        (status = 200, description = "Ready to serve.", body = StatusBody),
+        (status = 503, description = "Storage does not answer (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn ready(State(app): State<Arc<App>>) -> Result<Json<StatusBody>, WireError> {
     app.system.ready().await?;
-    Ok(Json(serde_json::json!({"status": "ready"})))
+    Ok(Json(StatusBody { status: "ready" }))
 }
 
-#[derive(Deserialize)]
-struct CreateConversationBody {
+/// The body of the probes.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StatusBody {
+    /// `ok` (liveness) or `ready` (readiness).
+    status: &'static str,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateConversationBody {
+    /// `direct`, `group` or `channel`.
+    #[schema(example = "group")]
     kind: String,
+    /// An optional title, at most 256 bytes, not blank.
     title: Option<String>,
+    /// User ids to add as members (the caller becomes the owner).
     #[serde(default)]
     members: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct MemberBody<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MemberBody<'a> {
+    /// The member.
     user_id: &'a str,
+    /// `owner`, `admin`, `moderator` or `member`.
     role: &'static str,
+    /// When they joined, milliseconds since the epoch.
     joined_at: u64,
 }
 
-#[derive(Serialize)]
-struct ConversationBody<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConversationBody<'a> {
+    /// The conversation's ULID.
     conversation_id: String,
+    /// `direct`, `group` or `channel`.
     kind: &'static str,
+    /// The title, if any.
     title: Option<&'a str>,
+    /// Who created it.
     created_by: &'a str,
+    /// When, milliseconds since the epoch.
     created_at: u64,
+    /// Every member, in user id order.
     members: Vec<MemberBody<'a>>,
 }
 
@@ -161,7 +277,20 @@ fn conversation_body(snapshot: &ConversationSnapshot) -> ConversationBody<'_> {
     }
 }
 
-async fn create_conversation(
+/// Create a conversation.
+///
+/// The caller becomes the owner; every listed user becomes a member (duplicates and the caller
+/// are ignored). A `direct` conversation names exactly one other user.
+#[utoipa::path(post, path = "/v1/conversations", tag = "conversations",
+    request_body = CreateConversationBody,
+    responses(
+        (status = 201, description = "Created.", body = ConversationBody<'_>),
+        (status = 400, description = "Malformed body, unknown field, unknown kind, bad user id, or a direct conversation without exactly one other user (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 413, description = "The body is over `limits.max_body_bytes`, the title over 256 bytes, or too many members (`too_large`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn create_conversation(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
     body: Result<Bytes, BytesRejection>,
@@ -185,7 +314,15 @@ async fn create_conversation(
     Ok((StatusCode::CREATED, Json(conversation_body(&snapshot))).into_response())
 }
 
-async fn get_conversation(
+/// Read a conversation and its members.
+#[utoipa::path(get, path = "/v1/conversations/{conversation_id}", tag = "conversations",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    responses(
+        (status = 200, description = "The conversation.", body = ConversationBody<'_>),
+        (status = 400, description = "The id is not a ULID (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody), (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn get_conversation(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
     Path(conversation_id_text): Path<String>,
@@ -195,14 +332,39 @@ async fn get_conversation(
     Ok(Json(conversation_body(&snapshot)).into_response())
 }
 
-#[derive(Deserialize)]
-struct PostMessageBody {
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PostMessageBody {
+    /// The idempotency key, unique per conversation (shared with operations), at most 64 bytes.
     client_id: String,
+    /// The text: not blank, at most `limits.max_message_bytes`.
     text: String,
+    /// A message of this conversation this one replies to.
     reply_to: Option<String>,
+    /// Post as a reply in the thread under this message of this conversation.
+    thread_root: Option<String>,
 }
 
-async fn post_message(
+/// Send a message.
+///
+/// Answers once the message is durable, and fans it out to joined WebSocket sessions. A
+/// repeated `client_id` stores nothing new and answers with the original message and the header
+/// `idempotent-replayed: true`. With `thread_root`, the message is a reply in that message's
+/// thread. Shares the user's rate limit with WebSocket sends.
+#[utoipa::path(post, path = "/v1/conversations/{conversation_id}/messages", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    request_body = PostMessageBody,
+    responses(
+        (status = 201, description = "The stored message (new, or the original for a repeated client_id).", body = MessageBody<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body, unknown field, bad client_id, empty text, or reply_to / thread_root not naming a message of this conversation, or a thread_root that is itself a thread reply (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or a member posting in a channel without being a moderator or above (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
+        (status = 409, description = "The thread's root was deleted (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The text is over `limits.max_message_bytes` or the body over `limits.max_body_bytes` (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn post_message(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
     Path(conversation_id_text): Path<String>,
@@ -213,51 +375,61 @@ async fn post_message(
     let new_message = NewMessage {
         client_id: ClientId::parse(&body.client_id)?,
         text: body.text,
-        reply_to: body
-            .reply_to
-            .as_deref()
-            .map(|reply_to| {
-                MessageId::parse(reply_to)
-                    .map_err(|_| Error::invalid("reply_to", "must be a message id"))
-            })
-            .transpose()?,
+        reply_to: optional_message_id("reply_to", body.reply_to.as_deref())?,
+        thread_root: optional_message_id("thread_root", body.thread_root.as_deref())?,
     };
     let sent = app
         .system
         .send(&identity, conversation_id, new_message)
         .await?;
     let mut response = (StatusCode::CREATED, Json(MessageBody::new(&sent.message))).into_response();
-    if !sent.created {
-        response.headers_mut().insert(
-            "idempotent-replayed",
-            http::HeaderValue::from_static("true"),
-        );
-    }
+    mark_replayed(&mut response, sent.created);
     Ok(response)
 }
 
-#[derive(Deserialize)]
-struct HistoryQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryQuery {
+    /// Page size; default `limits.history_default_limit` (50); larger values are clamped to
+    /// `limits.history_max_limit` (200); 0 is invalid.
     limit: Option<usize>,
+    /// A `next_cursor` from a previous page of this conversation.
     cursor: Option<String>,
+    /// Start a forward page after this seq. Not combinable with `cursor`.
     after_seq: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct HistoryPage<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct HistoryPage<'a> {
+    /// Messages, in the page's direction.
     items: Vec<MessageBody<'a>>,
+    /// Continues in the same direction; null when there is nothing more.
     next_cursor: Option<String>,
 }
 
-async fn list_messages(
+/// Page through a conversation's history.
+///
+/// Messages only, each in its current state (edited text, tombstone, reactions, thread
+/// counters); operations are not listed. Without `after_seq`, pages go backward, newest first.
+/// With `after_seq=N`, they go forward from seq N+1, oldest first. `next_cursor` continues in
+/// the same direction; it is null when there is nothing more (backward) or the page was not
+/// full (forward).
+#[utoipa::path(get, path = "/v1/conversations/{conversation_id}/messages", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), HistoryQuery),
+    responses(
+        (status = 200, description = "A page.", body = HistoryPage<'_>),
+        (status = 400, description = "Bad limit, unknown parameter, a cursor not issued for this conversation, or both cursor and after_seq (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody), (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn list_messages(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
     Path(conversation_id_text): Path<String>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
     let conversation_id = conversation_id(&conversation_id_text)?;
-    let Query(query) = query
-        .map_err(|rejection| WireError::from(Error::invalid("query", rejection.body_text())))?;
+    let query = parse_query(query)?;
     let limit = query.limit.unwrap_or(app.http.history_default_limit);
     if limit == 0 {
         return Err(Error::invalid("limit", "must be at least 1").into());
@@ -311,6 +483,412 @@ async fn list_messages(
     let page = HistoryPage {
         items: messages.iter().map(MessageBody::new).collect(),
         next_cursor,
+    };
+    Ok(Json(page).into_response())
+}
+
+/// Marks a response as the replay of an earlier request with the same `client_id`.
+fn mark_replayed(response: &mut Response, created: bool) {
+    if !created {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            http::HeaderValue::from_static("true"),
+        );
+    }
+}
+
+/// Read one message in its current state.
+#[utoipa::path(get, path = "/v1/conversations/{conversation_id}/messages/{message_id}", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID.")),
+    responses(
+        (status = 200, description = "The message.", body = MessageBody<'_>),
+        (status = 400, description = "An id is not a ULID (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody), (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn get_message(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let message_id = message_id("message_id", &message_id_text)?;
+    let (message, _) = app
+        .system
+        .message(&identity, conversation_id, message_id)
+        .await?;
+    Ok(Json(MessageBody::new(&message)).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EventRefBody {
+    /// The event's ULID.
+    event_id: String,
+    /// The event's seq in the conversation.
+    seq: u64,
+    /// When it was accepted, milliseconds since the epoch.
+    ts: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct OperationResponse<'a> {
+    /// The operation's event in the seq stream.
+    event: EventRefBody,
+    /// The message as it is now.
+    message: MessageBody<'a>,
+}
+
+async fn operate(
+    app: &App,
+    identity: &Identity,
+    conversation_id: ConversationId,
+    client_id: &str,
+    operation: MessageOperation,
+) -> Result<Response, WireError> {
+    let new_operation = NewOperation {
+        client_id: ClientId::parse(client_id)?,
+        operation,
+    };
+    let result = app
+        .system
+        .operate(identity, conversation_id, new_operation)
+        .await?;
+    let body = OperationResponse {
+        event: EventRefBody {
+            event_id: result.event.message_id.to_string(),
+            seq: result.event.seq.get(),
+            ts: result.event.ts.as_millis(),
+        },
+        message: MessageBody::new(&result.message),
+    };
+    let mut response = Json(body).into_response();
+    mark_replayed(&mut response, result.created);
+    Ok(response)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EditMessageBody {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+    /// The new text.
+    text: String,
+}
+
+/// Edit a message.
+///
+/// Author only, within the edit window. The previous text joins the edit history; a
+/// `message.edited` event with its own seq reaches every joined member. A repeated `client_id`
+/// stores nothing new and answers with the original event.
+#[utoipa::path(patch, path = "/v1/conversations/{conversation_id}/messages/{message_id}", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID.")),
+    request_body = EditMessageBody,
+    responses(
+        (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, bad client_id, invalid text or emoji (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the author-only rule and the edit window (`conversations.edit_window_ms`).", body = ErrorBody),
+        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
+        (status = 409, description = "The message's state refuses it: already deleted, already reacted, no such reaction of yours (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn edit_message(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let message_id = message_id("message_id", &message_id_text)?;
+    let body: EditMessageBody = parse_body(&app, body)?;
+    let operation = MessageOperation::Edit {
+        message_id,
+        text: body.text,
+    };
+    operate(&app, &identity, conversation_id, &body.client_id, operation).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteMessageQuery {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+    /// `for_everyone` (default) or `hard`.
+    mode: Option<String>,
+}
+
+/// Delete a message for everyone.
+///
+/// `for_everyone` (default): the author within the edit window, or a moderator or stronger at
+/// any time; the message becomes a tombstone (text and reactions gone; the edit history stays,
+/// readable by moderators only). `hard`: admin or stronger; the edit history is purged too. A
+/// `message.deleted` event reaches every joined member, and the text of the message's earlier
+/// `message.edited` events is removed from replays.
+#[utoipa::path(delete, path = "/v1/conversations/{conversation_id}/messages/{message_id}", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID."), DeleteMessageQuery),
+    responses(
+        (status = 200, description = "The event and the tombstone.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, bad client_id, invalid text or emoji (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the author-only rule and the edit window (`conversations.edit_window_ms`).", body = ErrorBody),
+        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
+        (status = 409, description = "The message's state refuses it: already deleted, already reacted, no such reaction of yours (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn delete_message(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    query: Result<Query<DeleteMessageQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let message_id = message_id("message_id", &message_id_text)?;
+    let query = parse_query(query)?;
+    let operation = MessageOperation::Delete {
+        message_id,
+        mode: parse_delete_mode(query.mode.as_deref())?,
+    };
+    operate(
+        &app,
+        &identity,
+        conversation_id,
+        &query.client_id,
+        operation,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddReactionBody {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+    /// A single Unicode emoji, or a `:name:` of at most 34 bytes.
+    #[schema(example = "👍")]
+    emoji: String,
+}
+
+/// React to a message.
+///
+/// One reaction per user per emoji; an emoji is a single Unicode emoji or a `:name:`. A
+/// `reaction.added` event carrying the new count reaches every joined member.
+#[utoipa::path(post, path = "/v1/conversations/{conversation_id}/messages/{message_id}/reactions", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID.")),
+    request_body = AddReactionBody,
+    responses(
+        (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, bad client_id, invalid text or emoji (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the author-only rule and the edit window (`conversations.edit_window_ms`).", body = ErrorBody),
+        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
+        (status = 409, description = "The message's state refuses it: already deleted, already reacted, no such reaction of yours (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn add_reaction(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let message_id = message_id("message_id", &message_id_text)?;
+    let body: AddReactionBody = parse_body(&app, body)?;
+    let operation = MessageOperation::React {
+        message_id,
+        emoji: Emoji::parse(&body.emoji)?,
+    };
+    operate(&app, &identity, conversation_id, &body.client_id, operation).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemoveReactionQuery {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+}
+
+/// Remove one's own reaction.
+///
+/// A `reaction.removed` event carrying the new count reaches every joined member.
+#[utoipa::path(delete, path = "/v1/conversations/{conversation_id}/messages/{message_id}/reactions/{emoji}", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID."), ("emoji" = String, Path, description = "The emoji, percent-encoded."), RemoveReactionQuery),
+    responses(
+        (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, bad client_id, invalid text or emoji (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the author-only rule and the edit window (`conversations.edit_window_ms`).", body = ErrorBody),
+        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
+        (status = 409, description = "The message's state refuses it: already deleted, already reacted, no such reaction of yours (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn remove_reaction(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path((conversation_id_text, message_id_text, emoji)): Path<(String, String, String)>,
+    query: Result<Query<RemoveReactionQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let message_id = message_id("message_id", &message_id_text)?;
+    let query = parse_query(query)?;
+    let operation = MessageOperation::Unreact {
+        message_id,
+        emoji: Emoji::parse(&emoji)?,
+    };
+    operate(
+        &app,
+        &identity,
+        conversation_id,
+        &query.client_id,
+        operation,
+    )
+    .await
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EditVersionBody<'a> {
+    /// The earlier text.
+    text: &'a str,
+    /// When an edit replaced it, milliseconds since the epoch.
+    replaced_at: u64,
+    /// The seq of that edit's event.
+    replaced_by_seq: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EditHistoryBody<'a> {
+    /// The message.
+    message_id: String,
+    /// Earlier texts, oldest first.
+    versions: Vec<EditVersionBody<'a>>,
+}
+
+/// Read a message's edit history.
+///
+/// Earlier texts, oldest first. Members may read it while the message stands; after a delete
+/// for everyone only moderators and stronger may; a hard delete empties it.
+#[utoipa::path(get, path = "/v1/conversations/{conversation_id}/messages/{message_id}/edits", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID.")),
+    responses(
+        (status = 200, description = "The history.", body = EditHistoryBody<'_>),
+        (status = 400, description = "An id is not a ULID (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or the message was deleted and the caller is below moderator (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn list_edits(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let message_id = message_id("message_id", &message_id_text)?;
+    let snapshot = app.system.conversation(&identity, conversation_id).await?;
+    let (message, role): (Message, Role) = app
+        .system
+        .message(&identity, conversation_id, message_id)
+        .await?;
+    if message
+        .state
+        .deleted
+        .as_ref()
+        .is_some_and(|deletion| deletion.mode == DeleteMode::ForEveryone)
+    {
+        // A deleted message's history is kept for moderation only.
+        permissions::check(
+            snapshot.conversation.kind,
+            role,
+            Action::DeleteOthersMessages,
+            None,
+            None,
+        )
+        .map_err(|_| Error::Forbidden {
+            reason: "the message was deleted; its edit history is visible to moderators only",
+        })?;
+    }
+    let body = EditHistoryBody {
+        message_id: message.message_id.to_string(),
+        versions: message
+            .state
+            .previous_versions
+            .iter()
+            .map(|version| EditVersionBody {
+                text: &version.text,
+                replaced_at: version.replaced_at.as_millis(),
+                replaced_by_seq: version.replaced_by_seq.get(),
+            })
+            .collect(),
+    };
+    Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ThreadQuery {
+    /// Page size, as for history.
+    limit: Option<usize>,
+    /// Replies after this seq (a previous page's `next_after_seq`).
+    after_seq: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ThreadPage<'a> {
+    /// The thread's root message.
+    root: MessageBody<'a>,
+    /// Replies, oldest first.
+    items: Vec<MessageBody<'a>>,
+    /// Pass as `after_seq` for the next page; absent on the last page.
+    next_after_seq: Option<u64>,
+}
+
+/// Page through the replies in a message's thread.
+///
+/// Oldest first, after `after_seq`; the root carries `thread_reply_count` and
+/// `thread_last_reply_at`.
+#[utoipa::path(get, path = "/v1/conversations/{conversation_id}/messages/{message_id}/thread", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID."), ThreadQuery),
+    responses(
+        (status = 200, description = "The root and a page of replies.", body = ThreadPage<'_>),
+        (status = 400, description = "Bad limit or unknown parameter (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody), (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn list_thread(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    query: Result<Query<ThreadQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let root = message_id("message_id", &message_id_text)?;
+    let query = parse_query(query)?;
+    let limit = query.limit.unwrap_or(app.http.history_default_limit);
+    if limit == 0 {
+        return Err(Error::invalid("limit", "must be at least 1").into());
+    }
+    let limit = limit.min(app.http.history_max_limit);
+    let (root_message, replies) = app
+        .system
+        .thread(
+            &identity,
+            conversation_id,
+            root,
+            Seq(query.after_seq.unwrap_or(0)),
+            limit,
+        )
+        .await?;
+    let next_after_seq = match replies.last() {
+        Some(last) if replies.len() == limit => Some(last.seq.get()),
+        _ => None,
+    };
+    let page = ThreadPage {
+        root: MessageBody::new(&root_message),
+        items: replies.iter().map(MessageBody::new).collect(),
+        next_after_seq,
     };
     Ok(Json(page).into_response())
 }

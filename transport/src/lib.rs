@@ -6,7 +6,8 @@
 //! - [`wire_error`] is the single mapping from typed errors to wire codes and HTTP statuses.
 //! - [`ws`] runs one WebSocket connection: authentication, the reader, the batching writer,
 //!   heartbeats, limits and close codes.
-//! - [`http`] is the HTTP API; [`server`] binds both to one listener.
+//! - [`http`] is the HTTP API, [`openapi`] its generated OpenAPI document; [`server`] binds
+//!   both to one listener.
 
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod codec;
 mod error;
 pub mod http;
+pub mod openapi;
 pub mod server;
 pub mod settings;
 pub mod wire_error;

@@ -7,8 +7,10 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
+use serde::Serialize;
 use switchboard_actors::outbound::CloseReason;
 use switchboard_engine::Error;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::codec::ProtocolError;
@@ -24,6 +26,9 @@ pub struct WireError {
     pub message: String,
     /// For `rate_limited`: when to retry.
     pub retry_after_ms: Option<u64>,
+    /// For `invalid` and `too_large`: the field and the reason (boxed: errors travel in
+    /// `Result`s, which should stay small).
+    pub details: Option<Box<ErrorDetails>>,
 }
 
 /// Every wire code the server can send, for the documentation test.
@@ -60,6 +65,7 @@ impl WireError {
             code,
             message: message.into(),
             retry_after_ms: None,
+            details: None,
         }
     }
 
@@ -91,10 +97,28 @@ impl From<&Error> for WireError {
     fn from(error: &Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::Invalid { .. } => WireError::new(StatusCode::BAD_REQUEST, "invalid", message),
-            Error::TooLarge { .. } => {
-                WireError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
-            }
+            Error::Invalid { field, reason } => WireError {
+                details: Some(Box::new(ErrorDetails {
+                    field,
+                    reason: Some(reason.clone()),
+                    limit: None,
+                    actual: None,
+                })),
+                ..WireError::new(StatusCode::BAD_REQUEST, "invalid", message)
+            },
+            Error::TooLarge {
+                what,
+                limit,
+                actual,
+            } => WireError {
+                details: Some(Box::new(ErrorDetails {
+                    field: what,
+                    reason: None,
+                    limit: Some(*limit),
+                    actual: Some(*actual),
+                })),
+                ..WireError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+            },
             Error::NotFound => WireError::new(StatusCode::NOT_FOUND, "not_found", message),
             Error::NotMember => WireError::new(StatusCode::FORBIDDEN, "not_member", message),
             Error::Forbidden { .. } => WireError::new(StatusCode::FORBIDDEN, "forbidden", message),
@@ -162,12 +186,45 @@ impl From<&ProtocolError> for WireError {
     }
 }
 
+/// The JSON body of every HTTP error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The stable machine-readable code (see `docs/PROTOCOL.md`, Error codes).
+    pub code: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
+    /// For `rate_limited`: milliseconds until a retry can succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// For `invalid` and `too_large`: which field, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Box<ErrorDetails>>,
+}
+
+/// Which part of a request an error is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorDetails {
+    /// The field (or `body`, `query`).
+    pub field: &'static str,
+    /// What is wrong with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `too_large`: the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// For `too_large`: the size offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<usize>,
+}
+
 impl IntoResponse for WireError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({"code": self.code, "message": self.message});
-        if let Some(retry_after_ms) = self.retry_after_ms {
-            body["retry_after_ms"] = retry_after_ms.into();
-        }
+        let body = ErrorBody {
+            code: self.code,
+            message: self.message,
+            retry_after_ms: self.retry_after_ms,
+            details: self.details,
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(retry_after_ms) = self.retry_after_ms {
             let seconds = retry_after_ms.div_ceil(1000).max(1);

@@ -78,6 +78,14 @@ fn bad_upgrade(message: &str) -> Response {
 /// `GET /v1/ws`: validates the upgrade request and hands the connection to its own task.
 /// Authentication happens after the upgrade, so that browsers (which cannot read the body of a
 /// failed upgrade) see the `error` frame that explains a refused token.
+#[utoipa::path(get, path = "/v1/ws", tag = "websocket",
+    summary = "Upgrade to the WebSocket protocol v1 (docs/PROTOCOL.md).",
+    description = "The token travels in `?token=` or an `Authorization: Bearer` header and is verified after the upgrade: a refused token gets an `error` frame and close code 4001.",
+    params(("token" = Option<String>, Query, description = "The JWT (for browsers, which cannot set headers on a WebSocket).")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 426, description = "Not a WebSocket upgrade request (`invalid`).", body = crate::wire_error::ErrorBody),
+    ))]
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     query: Result<Query<UpgradeQuery>, axum::extract::rejection::QueryRejection>,

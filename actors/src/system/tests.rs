@@ -35,7 +35,7 @@ impl EventEncoder for TextEncoder {
                 }
                 AckOutcome::Rejected(error) => format!("rejected {client_id} {error}"),
             },
-            ServerEvent::Message(message) => format!("message {}", message.seq),
+            ServerEvent::Entry(entry) => format!("message {}", entry.seq()),
             ServerEvent::Pong { .. } => "pong".to_owned(),
             ServerEvent::Error { error, .. } => format!("error {error}"),
         };
@@ -162,6 +162,7 @@ impl TestSession {
                 client_id: ClientId::parse(client_id).expect("valid"),
                 text: format!("text of {client_id}"),
                 reply_to: None,
+                thread_root: None,
             },
         });
     }

@@ -45,6 +45,7 @@ fn new_message(client_id: &str, text: &str) -> NewMessage {
         client_id: ClientId::parse(client_id).expect("valid client id"),
         text: text.to_owned(),
         reply_to: None,
+        thread_root: None,
     }
 }
 
@@ -108,8 +109,8 @@ fn repeated_client_id_is_in_flight_then_known() {
         core.check_send(&alice, &new_message("c1", "hi")),
         Ok(SendCheck::InFlight)
     );
-    assert_eq!(core.attach_waiter(&accepted.message.client_id, 2), Ok(()));
-    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(42)));
+    assert_eq!(core.attach_waiter(accepted.entry.client_id(), 2), Ok(()));
+    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(42), None));
     let waiters: Vec<u32> = report.acks.iter().map(|ack| ack.waiter).collect();
     assert_eq!(waiters, vec![1, 2]);
     let stored = report.committed.expect("stored").reference();
@@ -147,9 +148,9 @@ fn a_failure_rejects_only_its_own_send() {
     assert!(failed.needs_resync, "a failed append may have been written");
     assert_eq!(failed.acks.len(), 1);
     assert!(matches!(failed.acks[0].outcome, AckOutcome::Rejected(_)));
-    let stored = core.on_persisted(second.ticket, AppendResult::Stored(Seq(1)));
+    let stored = core.on_persisted(second.ticket, AppendResult::Stored(Seq(1), None));
     assert_eq!(stored.acks.len(), 1);
-    assert_eq!(stored.committed.map(|message| message.seq), Some(Seq(1)));
+    assert_eq!(stored.committed.map(|entry| entry.seq()), Some(Seq(1)));
     assert_eq!(core.durable_head(), Seq(1));
 }
 
@@ -170,7 +171,7 @@ fn a_seq_beyond_the_head_sends_live_subscribers_to_storage() {
         7,
     );
     // Seq 2 was stored without this core hearing of it; 3 is this message.
-    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(3)));
+    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(3), None));
     assert!(report.live_sessions.is_empty());
     assert_eq!(
         report.catch_ups,
@@ -337,7 +338,7 @@ impl Sim {
         if outcome == 1 {
             AppendResult::Failed
         } else {
-            AppendResult::Stored(seq)
+            AppendResult::Stored(seq, None)
         }
     }
 
@@ -381,7 +382,7 @@ impl Sim {
                 .or_default()
                 .push(ack.outcome);
         }
-        if let Some(message) = &report.committed {
+        if let Some(LogEntry::Message(message)) = &report.committed {
             for session_id in &report.live_sessions {
                 self.deliver(*session_id, message);
             }
@@ -442,7 +443,10 @@ impl Sim {
                         self.writer_queue.push_back(Queued {
                             generation: self.generation,
                             ticket: accepted.ticket,
-                            message: accepted.message,
+                            message: match accepted.entry {
+                                LogEntry::Message(message) => message,
+                                LogEntry::Event(_) => unreachable!("the model only sends"),
+                            },
                         });
                     }
                 }

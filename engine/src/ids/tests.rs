@@ -53,3 +53,42 @@ fn request_ids_are_bounded() {
     assert!(RequestId::text("a".repeat(64)).is_ok());
     assert!(RequestId::text("a".repeat(65)).is_err());
 }
+
+#[test]
+fn emoji_reactions() {
+    let accepted = [
+        "👍",
+        "👍🏽",
+        "❤️",
+        "🇫🇷",
+        "👨‍👩‍👧",
+        ":party_parrot:",
+        ":+1:",
+        ":a-b:",
+    ];
+    for input in accepted {
+        assert!(Emoji::parse(input).is_ok(), "{input:?} should be accepted");
+    }
+    let refused = [
+        ("", "invalid emoji: must be a single emoji or a :name:"),
+        ("👍👍", "invalid emoji: must be a single emoji or a :name:"),
+        ("a", "invalid emoji: must be a single emoji or a :name:"),
+        ("👍 ", "invalid emoji: must be a single emoji or a :name:"),
+        (
+            "::",
+            "invalid emoji: a :name: reaction is at most 34 bytes of lowercase letters, digits, _ + -",
+        ),
+        (
+            ":Upper:",
+            "invalid emoji: a :name: reaction is at most 34 bytes of lowercase letters, digits, _ + -",
+        ),
+    ];
+    for (input, message) in refused {
+        match Emoji::parse(input) {
+            Ok(_) => panic!("{input:?} should be refused"),
+            Err(error) => assert_eq!(error.to_string(), message, "for {input:?}"),
+        }
+    }
+    let too_long = format!(":{}:", "a".repeat(33));
+    assert!(Emoji::parse(&too_long).is_err());
+}

@@ -10,8 +10,12 @@ fn check_text(text: &str, expect: Expect) {
         client_id: ClientId::parse("c1").expect("valid client id"),
         text: text.to_owned(),
         reply_to: None,
+        thread_root: None,
     };
-    let limits = MessageLimits { max_text_bytes: 8 };
+    let limits = MessageLimits {
+        max_text_bytes: 8,
+        ..MessageLimits::default()
+    };
     let verdict = match validate_new_message(&new_message, &limits) {
         Ok(()) => "ok".to_owned(),
         Err(error) => error.to_string(),

@@ -2,7 +2,7 @@
 
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, UserId};
-use switchboard_engine::model::Message;
+use switchboard_engine::model::{Message, MessageState};
 use switchboard_engine::time::Timestamp;
 
 use super::*;
@@ -16,7 +16,14 @@ fn sample_message() -> Message {
         client_id: ClientId::parse("client-7").expect("valid client id"),
         text: "hello".to_owned(),
         reply_to: Some(MessageId::from_parts(1_700_000_000_000, 1)),
+        thread_root: None,
+        forwarded_from: None,
         ts: Timestamp(1_700_000_000_002),
+        state: MessageState {
+            edited_at: Some(Timestamp(1_700_000_000_003)),
+            thread_reply_count: 2,
+            ..MessageState::default()
+        },
     }
 }
 

@@ -3,7 +3,7 @@
 
 use expect_test::{Expect, expect};
 use switchboard_engine::ids::{SessionId, TenantId, UserId};
-use switchboard_engine::model::MessageRef;
+use switchboard_engine::model::{MessageRef, MessageState, Reaction};
 use switchboard_engine::time::Timestamp;
 
 use super::*;
@@ -47,7 +47,85 @@ fn parses_every_request_type() {
             r#"{{"type":"send","id":3,"conversation_id":"{CONVERSATION}","client_id":"c-1","text":"hi","reply_to":null}}"#
         ),
         expect![[
-            r#"Send { request_id: Some(Number(3)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("c-1"), text: "hi", reply_to: None } }"#
+            r#"Send { request_id: Some(Number(3)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("c-1"), text: "hi", reply_to: None, thread_root: None } }"#
+        ]],
+    );
+}
+
+const MESSAGE: &str = "01HF7YAT000000000000000007";
+
+#[test]
+fn parses_operations_on_messages() {
+    let c = CONVERSATION;
+    let m = MESSAGE;
+    check_parse(
+        &format!(
+            r#"{{"type":"edit","id":1,"conversation_id":"{c}","client_id":"e1","message_id":"{m}","text":"new"}}"#
+        ),
+        expect![[
+            r#"Operate { request_id: Some(Number(1)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_operation: NewOperation { client_id: ClientId("e1"), operation: Edit { message_id: MessageId(01HF7YAT000000000000000007), text: "new" } } }"#
+        ]],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"delete","conversation_id":"{c}","client_id":"d1","message_id":"{m}"}}"#
+        ),
+        expect![[
+            r#"Operate { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_operation: NewOperation { client_id: ClientId("d1"), operation: Delete { message_id: MessageId(01HF7YAT000000000000000007), mode: ForEveryone } } }"#
+        ]],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"delete","conversation_id":"{c}","client_id":"d2","message_id":"{m}","mode":"hard"}}"#
+        ),
+        expect![[
+            r#"Operate { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_operation: NewOperation { client_id: ClientId("d2"), operation: Delete { message_id: MessageId(01HF7YAT000000000000000007), mode: Hard } } }"#
+        ]],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"react","conversation_id":"{c}","client_id":"r1","message_id":"{m}","emoji":"👍"}}"#
+        ),
+        expect![[
+            r#"Operate { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_operation: NewOperation { client_id: ClientId("r1"), operation: React { message_id: MessageId(01HF7YAT000000000000000007), emoji: Emoji("👍") } } }"#
+        ]],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"unreact","conversation_id":"{c}","client_id":"r2","message_id":"{m}","emoji":":tada:"}}"#
+        ),
+        expect![[
+            r#"Operate { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_operation: NewOperation { client_id: ClientId("r2"), operation: Unreact { message_id: MessageId(01HF7YAT000000000000000007), emoji: Emoji(":tada:") } } }"#
+        ]],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"send","conversation_id":"{c}","client_id":"t1","text":"in thread","thread_root":"{m}"}}"#
+        ),
+        expect![[
+            r#"Send { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("t1"), text: "in thread", reply_to: None, thread_root: Some(MessageId(01HF7YAT000000000000000007)) } }"#
+        ]],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"edit","id":2,"conversation_id":"{c}","client_id":"e1","text":"new"}}"#
+        ),
+        expect!["error id=Some(Number(2)) code=invalid message=invalid message_id: is required"],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"react","id":3,"conversation_id":"{c}","client_id":"r1","message_id":"{m}","emoji":"xx"}}"#
+        ),
+        expect![
+            "error id=Some(Number(3)) code=invalid message=invalid emoji: must be a single emoji or a :name:"
+        ],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"delete","id":4,"conversation_id":"{c}","client_id":"d1","message_id":"{m}","mode":"for_me"}}"#
+        ),
+        expect![[
+            r#"error id=Some(Number(4)) code=invalid message=invalid mode: must be "for_everyone" or "hard""#
         ]],
     );
 }
@@ -143,7 +221,31 @@ fn encodes_every_server_event() {
         client_id: client_id.clone(),
         text: "hi \"there\"".to_owned(),
         reply_to: None,
+        thread_root: None,
+        forwarded_from: None,
         ts: message_ref.ts,
+        state: MessageState::default(),
+    };
+    let mut edited = message.clone();
+    edited.seq = Seq(40);
+    edited.reply_to = Some(MessageId::from_parts(1_700_000_000_000, 5));
+    edited.state.edited_at = Some(Timestamp(1_700_000_000_500));
+    edited.state.reactions = vec![Reaction {
+        emoji: Emoji::parse("👍").expect("valid"),
+        user_ids: vec![user_id.clone(), UserId::parse("bob").expect("valid")],
+    }];
+    edited.state.thread_reply_count = 2;
+    edited.state.thread_last_reply_at = Some(Timestamp(1_700_000_000_900));
+    let event = |body: ConversationEventBody| {
+        LogEntry::Event(ConversationEvent {
+            conversation_id,
+            seq: Seq(47),
+            event_id: MessageId::from_parts(1_700_000_000_001, 8),
+            actor_id: user_id.clone(),
+            client_id: client_id.clone(),
+            ts: Timestamp(1_700_000_000_001),
+            body,
+        })
     };
     check_encode(
         ServerEvent::Welcome {
@@ -204,9 +306,62 @@ fn encodes_every_server_event() {
         ]],
     );
     check_encode(
-        ServerEvent::Message(&message),
+        ServerEvent::Entry(&LogEntry::Message(message.clone())),
         expect![[
-            r#"{"type":"message","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":46,"message_id":"01HF7YAT000000000000000007","sender_id":"alice","client_id":"c-1","text":"hi \"there\"","reply_to":null,"ts":1700000000000}"#
+            r#"{"type":"message","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":46,"message_id":"01HF7YAT000000000000000007","sender_id":"alice","client_id":"c-1","text":"hi \"there\"","ts":1700000000000}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Entry(&LogEntry::Message(edited)),
+        expect![[
+            r#"{"type":"message","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":40,"message_id":"01HF7YAT000000000000000007","sender_id":"alice","client_id":"c-1","text":"hi \"there\"","reply_to":"01HF7YAT000000000000000005","ts":1700000000000,"edited_at":1700000000500,"reactions":[{"emoji":"👍","count":2,"user_ids":["alice","bob"]}],"thread_reply_count":2,"thread_last_reply_at":1700000000900}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Entry(&event(ConversationEventBody::MessageEdited {
+            message_id: message_ref.message_id,
+            text: Some("new text".to_owned()),
+        })),
+        expect![[
+            r#"{"type":"message.edited","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":47,"event_id":"01HF7YAT010000000000000008","actor_id":"alice","client_id":"c-1","ts":1700000000001,"message_id":"01HF7YAT000000000000000007","text":"new text","edited_at":1700000000001}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Entry(&event(ConversationEventBody::MessageEdited {
+            message_id: message_ref.message_id,
+            text: None,
+        })),
+        expect![[
+            r#"{"type":"message.edited","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":47,"event_id":"01HF7YAT010000000000000008","actor_id":"alice","client_id":"c-1","ts":1700000000001,"message_id":"01HF7YAT000000000000000007","edited_at":1700000000001}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Entry(&event(ConversationEventBody::MessageDeleted {
+            message_id: message_ref.message_id,
+            mode: DeleteMode::ForEveryone,
+        })),
+        expect![[
+            r#"{"type":"message.deleted","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":47,"event_id":"01HF7YAT010000000000000008","actor_id":"alice","client_id":"c-1","ts":1700000000001,"message_id":"01HF7YAT000000000000000007","mode":"for_everyone"}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Entry(&event(ConversationEventBody::ReactionAdded {
+            message_id: message_ref.message_id,
+            emoji: Emoji::parse(":tada:").expect("valid"),
+            count: 3,
+        })),
+        expect![[
+            r#"{"type":"reaction.added","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":47,"event_id":"01HF7YAT010000000000000008","actor_id":"alice","client_id":"c-1","ts":1700000000001,"message_id":"01HF7YAT000000000000000007","emoji":":tada:","count":3}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Entry(&event(ConversationEventBody::ReactionRemoved {
+            message_id: message_ref.message_id,
+            emoji: Emoji::parse(":tada:").expect("valid"),
+            count: 2,
+        })),
+        expect![[
+            r#"{"type":"reaction.removed","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":47,"event_id":"01HF7YAT010000000000000008","actor_id":"alice","client_id":"c-1","ts":1700000000001,"message_id":"01HF7YAT000000000000000007","emoji":":tada:","count":2}"#
         ]],
     );
     check_encode(
