@@ -360,36 +360,24 @@ impl ConversationActor {
         ready: &mut Ready,
         sender_id: UserId,
         new_message: NewMessage,
-        mut ack: AckGuard,
+        ack: AckGuard,
     ) {
-        match ready.core.check_send(&sender_id, &new_message) {
-            Err(error) => ack.finish(AckOutcome::Rejected(error)),
-            Ok(SendCheck::Known(message_ref)) => {
-                ack.mark_duplicate();
-                ack.finish(AckOutcome::Delivered(message_ref));
-            }
-            Ok(SendCheck::InFlight) => {
-                ack.mark_duplicate();
-                if let Err(ack) = ready.core.attach_waiter(&new_message.client_id, ack) {
-                    ack.finish(AckOutcome::Rejected(Error::unavailable("retry")));
-                }
-            }
-            Ok(SendCheck::Unknown) => {
-                // No lookup of the client_id here: storage checks it atomically at append and
-                // reports a duplicate, so a repeat that is no longer remembered still stores
-                // nothing new.
-                if let Err(error) = self.check_references(&new_message).await {
-                    ack.finish(AckOutcome::Rejected(error));
-                    return;
-                }
-                let now = self.context.clock.now();
-                let message_id = MessageId::from_parts(now.as_millis(), fastrand::u128(..));
-                let accepted = ready
-                    .core
-                    .accept(sender_id, new_message, message_id, now, ack);
-                self.append(myself, accepted.ticket, accepted.entry);
-            }
+        let check = ready.core.check_send(&sender_id, &new_message);
+        let Some(ack) = settle_known(ready, check, &new_message.client_id, ack) else {
+            return;
+        };
+        // No lookup of the client_id here: storage checks it atomically at append and reports a
+        // duplicate, so a repeat that is no longer remembered still stores nothing new.
+        if let Err(error) = self.check_references(&new_message).await {
+            ack.finish(AckOutcome::Rejected(error));
+            return;
         }
+        let now = self.context.clock.now();
+        let message_id = MessageId::from_parts(now.as_millis(), fastrand::u128(..));
+        let accepted = ready
+            .core
+            .accept(sender_id, new_message, message_id, now, ack);
+        self.append(myself, accepted.ticket, accepted.entry);
     }
 
     /// Hands an accepted entry to the writer; its result comes back as `Persisted`.
@@ -449,59 +437,47 @@ impl ConversationActor {
         ready: &mut Ready,
         actor_id: UserId,
         new_operation: NewOperation,
-        mut ack: AckGuard,
+        ack: AckGuard,
     ) {
-        match ready.core.check_operation(&actor_id, &new_operation) {
-            Err(error) => ack.finish(AckOutcome::Rejected(error)),
-            Ok(SendCheck::Known(message_ref)) => {
-                ack.mark_duplicate();
-                ack.finish(AckOutcome::Delivered(message_ref));
+        let check = ready.core.check_operation(&actor_id, &new_operation);
+        let Some(ack) = settle_known(ready, check, &new_operation.client_id, ack) else {
+            return;
+        };
+        let target_id = new_operation.operation.message_id();
+        let target = match self
+            .context
+            .store
+            .message_by_id(self.tenant_id(), self.conversation_id(), target_id)
+            .await
+        {
+            Ok(Some(target)) => target,
+            Ok(None) => {
+                ack.finish(AckOutcome::Rejected(Error::NotFound));
+                return;
             }
-            Ok(SendCheck::InFlight) => {
-                ack.mark_duplicate();
-                if let Err(ack) = ready.core.attach_waiter(&new_operation.client_id, ack) {
-                    ack.finish(AckOutcome::Rejected(Error::unavailable("retry")));
-                }
+            Err(error) => {
+                ack.finish(AckOutcome::Rejected(error.into()));
+                return;
             }
-            Ok(SendCheck::Unknown) => {
-                let target_id = new_operation.operation.message_id();
-                let target = match self
-                    .context
-                    .store
-                    .message_by_id(self.tenant_id(), self.conversation_id(), target_id)
-                    .await
-                {
-                    Ok(Some(target)) => target,
-                    Ok(None) => {
-                        ack.finish(AckOutcome::Rejected(Error::NotFound));
-                        return;
-                    }
-                    Err(error) => {
-                        ack.finish(AckOutcome::Rejected(error.into()));
-                        return;
-                    }
-                };
-                let now = self.context.clock.now();
-                if let Err(error) =
-                    ready
-                        .core
-                        .authorize(&actor_id, &new_operation.operation, &target, now)
-                {
-                    ack.finish(AckOutcome::Rejected(error));
-                    return;
-                }
-                let event_id = MessageId::from_parts(now.as_millis(), fastrand::u128(..));
-                let event = ConversationEvent::from_operation(
-                    self.conversation_id(),
-                    event_id,
-                    actor_id,
-                    new_operation,
-                    now,
-                );
-                let accepted = ready.core.accept_entry(LogEntry::Event(event), ack);
-                self.append(myself, accepted.ticket, accepted.entry);
-            }
+        };
+        let now = self.context.clock.now();
+        if let Err(error) = ready
+            .core
+            .authorize(&actor_id, &new_operation.operation, &target, now)
+        {
+            ack.finish(AckOutcome::Rejected(error));
+            return;
         }
+        let event_id = MessageId::from_parts(now.as_millis(), fastrand::u128(..));
+        let event = ConversationEvent::from_operation(
+            self.conversation_id(),
+            event_id,
+            actor_id,
+            new_operation,
+            now,
+        );
+        let accepted = ready.core.accept_entry(LogEntry::Event(event), ack);
+        self.append(myself, accepted.ticket, accepted.entry);
     }
 
     async fn apply_report(
@@ -803,6 +779,32 @@ impl ConversationActor {
             self.start_catch_up(myself, ready, catch_up);
         }
     }
+}
+
+/// Answers a request whose `client_id` check already decides it (refused, already stored, or
+/// in flight: the ack joins the in-flight entry's waiters). Returns the ack when the entry is
+/// new and the caller must go on.
+fn settle_known(
+    ready: &mut Ready,
+    check: Result<SendCheck, Error>,
+    client_id: &ClientId,
+    mut ack: AckGuard,
+) -> Option<AckGuard> {
+    match check {
+        Err(error) => ack.finish(AckOutcome::Rejected(error)),
+        Ok(SendCheck::Known(message_ref)) => {
+            ack.mark_duplicate();
+            ack.finish(AckOutcome::Delivered(message_ref));
+        }
+        Ok(SendCheck::InFlight) => {
+            ack.mark_duplicate();
+            if let Err(ack) = ready.core.attach_waiter(client_id, ack) {
+                ack.finish(AckOutcome::Rejected(Error::unavailable("retry")));
+            }
+        }
+        Ok(SendCheck::Unknown) => return Some(ack),
+    }
+    None
 }
 
 /// Removes a subscriber without telling its session (it is being disconnected anyway).

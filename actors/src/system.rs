@@ -18,8 +18,8 @@ use std::time::Duration;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use switchboard_engine::Error;
 use switchboard_engine::event::EventEncoder;
-use switchboard_engine::ids::MessageId;
 use switchboard_engine::ids::{ConversationId, Seq};
+use switchboard_engine::ids::{MessageId, UserId};
 use switchboard_engine::model::{
     Conversation, ConversationKind, ConversationSnapshot, Member, Message, MessageRef, NewMessage,
     Role,
@@ -599,28 +599,46 @@ impl System {
         conversation_id: ConversationId,
         new_message: NewMessage,
     ) -> Result<SentMessage, Error> {
-        let now = self.ids.clock().now();
-        self.limits
-            .try_send(&identity.tenant_id, &identity.user_id, now)?;
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        self.handles.conversations.route(
-            Self::key(identity, conversation_id),
-            ConversationMsg::Send {
-                sender_id: identity.user_id.clone(),
-                new_message,
-                ack: AckGuard::new(AckTarget::Reply(sender.into())),
-            },
-        );
         let SendReceipt {
             message_ref,
             created,
-        } = self.await_reply(receiver).await?;
+        } = self
+            .submit(identity, conversation_id, |sender_id, ack| {
+                ConversationMsg::Send {
+                    sender_id,
+                    new_message,
+                    ack,
+                }
+            })
+            .await?;
         let message = self
             .store
             .message_by_id(&identity.tenant_id, conversation_id, message_ref.message_id)
             .await?
             .ok_or_else(|| Error::unavailable("the stored message could not be read back"))?;
         Ok(SentMessage { message, created })
+    }
+
+    /// Applies the rate limit, routes a request acknowledged by `client_id` (built around its
+    /// ack by `make_message`) to its conversation, and waits for the final ack.
+    async fn submit(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
+    ) -> Result<SendReceipt, Error> {
+        let now = self.ids.clock().now();
+        self.limits
+            .try_send(&identity.tenant_id, &identity.user_id, now)?;
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        self.handles.conversations.route(
+            Self::key(identity, conversation_id),
+            make_message(
+                identity.user_id.clone(),
+                AckGuard::new(AckTarget::Reply(sender.into())),
+            ),
+        );
+        self.await_reply(receiver).await
     }
 
     /// Edits, deletes or reacts to a message on behalf of `identity` and waits until the event
@@ -635,23 +653,19 @@ impl System {
         conversation_id: ConversationId,
         new_operation: NewOperation,
     ) -> Result<OperationResult, Error> {
-        let now = self.ids.clock().now();
-        self.limits
-            .try_send(&identity.tenant_id, &identity.user_id, now)?;
         let message_id = new_operation.operation.message_id();
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        self.handles.conversations.route(
-            Self::key(identity, conversation_id),
-            ConversationMsg::Operate {
-                actor_id: identity.user_id.clone(),
-                new_operation,
-                ack: AckGuard::new(AckTarget::Reply(sender.into())),
-            },
-        );
         let SendReceipt {
             message_ref,
             created,
-        } = self.await_reply(receiver).await?;
+        } = self
+            .submit(identity, conversation_id, |actor_id, ack| {
+                ConversationMsg::Operate {
+                    actor_id,
+                    new_operation,
+                    ack,
+                }
+            })
+            .await?;
         let message = self
             .store
             .message_by_id(&identity.tenant_id, conversation_id, message_id)

@@ -169,6 +169,54 @@ fn message_id(field: &'static str, text: &str) -> Result<MessageId, WireError> {
         .map_err(|_| WireError::from(Error::invalid(field, "must be a message id")))
 }
 
+/// The `{conversation_id}` and `{message_id}` of a message's path, parsed.
+pub(crate) struct MessagePath {
+    conversation_id: ConversationId,
+    message_id: MessageId,
+}
+
+/// The named segments of a request's path.
+async fn path_segments(
+    parts: &mut Parts,
+    app: &Arc<App>,
+) -> Result<Vec<(String, String)>, WireError> {
+    Path::<Vec<(String, String)>>::from_request_parts(parts, app)
+        .await
+        .map(|Path(segments)| segments)
+        .map_err(|rejection| WireError::from(Error::invalid("path", rejection.body_text())))
+}
+
+fn segment<'a>(segments: &'a [(String, String)], name: &str) -> &'a str {
+    segments
+        .iter()
+        .find(|(key, _)| key == name)
+        .map_or("", |(_, value)| value.as_str())
+}
+
+impl FromRequestParts<Arc<App>> for MessagePath {
+    type Rejection = WireError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, WireError> {
+        let segments = path_segments(parts, app).await?;
+        Ok(MessagePath {
+            conversation_id: conversation_id(segment(&segments, "conversation_id"))?,
+            message_id: message_id("message_id", segment(&segments, "message_id"))?,
+        })
+    }
+}
+
+/// The `{emoji}` of a reaction's path (percent-decoded, not yet validated).
+pub(crate) struct EmojiSegment(String);
+
+impl FromRequestParts<Arc<App>> for EmojiSegment {
+    type Rejection = WireError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, WireError> {
+        let segments = path_segments(parts, app).await?;
+        Ok(EmojiSegment(segment(&segments, "emoji").to_owned()))
+    }
+}
+
 fn optional_message_id(
     field: &'static str,
     text: Option<&str>,
@@ -508,10 +556,11 @@ fn mark_replayed(response: &mut Response, created: bool) {
 pub(crate) async fn get_message(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
-    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    MessagePath {
+        conversation_id,
+        message_id,
+    }: MessagePath,
 ) -> Result<Response, WireError> {
-    let conversation_id = conversation_id(&conversation_id_text)?;
-    let message_id = message_id("message_id", &message_id_text)?;
     let (message, _) = app
         .system
         .message(&identity, conversation_id, message_id)
@@ -595,11 +644,12 @@ pub(crate) struct EditMessageBody {
 pub(crate) async fn edit_message(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
-    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    MessagePath {
+        conversation_id,
+        message_id,
+    }: MessagePath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WireError> {
-    let conversation_id = conversation_id(&conversation_id_text)?;
-    let message_id = message_id("message_id", &message_id_text)?;
     let body: EditMessageBody = parse_body(&app, body)?;
     let operation = MessageOperation::Edit {
         message_id,
@@ -640,11 +690,12 @@ pub(crate) struct DeleteMessageQuery {
 pub(crate) async fn delete_message(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
-    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    MessagePath {
+        conversation_id,
+        message_id,
+    }: MessagePath,
     query: Result<Query<DeleteMessageQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
-    let conversation_id = conversation_id(&conversation_id_text)?;
-    let message_id = message_id("message_id", &message_id_text)?;
     let query = parse_query(query)?;
     let operation = MessageOperation::Delete {
         message_id,
@@ -690,11 +741,12 @@ pub(crate) struct AddReactionBody {
 pub(crate) async fn add_reaction(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
-    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    MessagePath {
+        conversation_id,
+        message_id,
+    }: MessagePath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WireError> {
-    let conversation_id = conversation_id(&conversation_id_text)?;
-    let message_id = message_id("message_id", &message_id_text)?;
     let body: AddReactionBody = parse_body(&app, body)?;
     let operation = MessageOperation::React {
         message_id,
@@ -729,11 +781,13 @@ pub(crate) struct RemoveReactionQuery {
 pub(crate) async fn remove_reaction(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
-    Path((conversation_id_text, message_id_text, emoji)): Path<(String, String, String)>,
+    MessagePath {
+        conversation_id,
+        message_id,
+    }: MessagePath,
+    EmojiSegment(emoji): EmojiSegment,
     query: Result<Query<RemoveReactionQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
-    let conversation_id = conversation_id(&conversation_id_text)?;
-    let message_id = message_id("message_id", &message_id_text)?;
     let query = parse_query(query)?;
     let operation = MessageOperation::Unreact {
         message_id,
@@ -783,10 +837,11 @@ pub(crate) struct EditHistoryBody<'a> {
 pub(crate) async fn list_edits(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
-    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    MessagePath {
+        conversation_id,
+        message_id,
+    }: MessagePath,
 ) -> Result<Response, WireError> {
-    let conversation_id = conversation_id(&conversation_id_text)?;
-    let message_id = message_id("message_id", &message_id_text)?;
     let snapshot = app.system.conversation(&identity, conversation_id).await?;
     let (message, role): (Message, Role) = app
         .system
@@ -860,11 +915,13 @@ pub(crate) struct ThreadPage<'a> {
 pub(crate) async fn list_thread(
     State(app): State<Arc<App>>,
     Authenticated(identity): Authenticated,
-    Path((conversation_id_text, message_id_text)): Path<(String, String)>,
+    MessagePath {
+        conversation_id,
+        message_id,
+    }: MessagePath,
     query: Result<Query<ThreadQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
-    let conversation_id = conversation_id(&conversation_id_text)?;
-    let root = message_id("message_id", &message_id_text)?;
+    let root = message_id;
     let query = parse_query(query)?;
     let limit = query.limit.unwrap_or(app.http.history_default_limit);
     if limit == 0 {
