@@ -19,6 +19,8 @@ mod limits;
 mod message_ops;
 #[path = "integration/protocol.rs"]
 mod protocol;
+#[path = "integration/receipts.rs"]
+mod receipts;
 #[path = "integration/resume.rs"]
 mod resume;
 #[path = "integration/tenancy.rs"]

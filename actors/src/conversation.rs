@@ -31,7 +31,9 @@ use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEv
 use switchboard_engine::ids::{
     ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
-use switchboard_engine::model::{ConversationSnapshot, Message, MessageRef, NewMessage};
+use switchboard_engine::model::{
+    ConversationSnapshot, Message, MessageRef, NewMessage, ReadCursors,
+};
 use switchboard_engine::operations::{ConversationEvent, LogEntry, NewOperation};
 use switchboard_engine::ports::{AppendEntry, Clock, MessageStore};
 use switchboard_engine::validate::MessageLimits;
@@ -193,6 +195,20 @@ pub struct JoinRequest {
     pub reply: RpcReplyPort<Result<(Seq, ActorRef<ConversationMsg>), Error>>,
 }
 
+/// A request to move a member's receipt cursors.
+pub struct ReceiptRequest {
+    /// The member.
+    pub user_id: UserId,
+    /// Read through this seq.
+    pub read: Option<Seq>,
+    /// Delivered through this seq.
+    pub delivered: Option<Seq>,
+    /// The session that asked: it answers its client itself, so the broadcast skips it.
+    pub session_id: Option<SessionId>,
+    /// Gets the cursors now, or why not.
+    pub reply: RpcReplyPort<Result<ReadCursors, Error>>,
+}
+
 /// The conversation actor's messages.
 pub enum ConversationMsg {
     /// Load from storage (the first message, sent to itself).
@@ -224,6 +240,8 @@ pub enum ConversationMsg {
         /// Where the final ack goes.
         ack: AckGuard,
     },
+    /// Move a member's receipt cursors forward and tell the conversation.
+    Receipt(Box<ReceiptRequest>),
     /// Return the conversation if `user_id` is a member.
     Inspect {
         /// The asking user.
@@ -276,6 +294,8 @@ impl Drop for SubscriberLink {
 pub struct Ready {
     core: ConversationCore<AckGuard>,
     links: HashMap<SessionId, SubscriberLink>,
+    /// Receipt cursors of the members who reported any since this actor loaded.
+    cursors: HashMap<UserId, ReadCursors>,
     /// The last few committed entries, encoded, for catch-ups that need no storage read.
     recent_frames: VecDeque<(Seq, EncodedFrame)>,
     last_activity: Instant,
@@ -349,6 +369,7 @@ impl ConversationActor {
         Ok(Ready {
             core: ConversationCore::new(snapshot, head, self.context.settings.message_limits),
             links: HashMap::default(),
+            cursors: HashMap::default(),
             recent_frames: VecDeque::new(),
             last_activity: Instant::now(),
         })
@@ -722,6 +743,59 @@ impl ConversationActor {
         drop_subscriber(ready, session_id);
     }
 
+    async fn handle_receipt(&self, ready: &mut Ready, request: ReceiptRequest) {
+        let ReceiptRequest {
+            user_id,
+            read,
+            delivered,
+            session_id,
+            reply,
+        } = request;
+        if let Err(error) = ready.core.check_reader(&user_id) {
+            let _ = reply.send(Err(error));
+            return;
+        }
+        let store = &self.context.store;
+        let current = match ready.cursors.get(&user_id) {
+            Some(cursors) => *cursors,
+            None => match store
+                .read_cursors(self.tenant_id(), self.conversation_id(), &user_id)
+                .await
+            {
+                Ok(cursors) => cursors,
+                Err(error) => {
+                    let _ = reply.send(Err(error.into()));
+                    return;
+                }
+            },
+        };
+        let advanced = current.advanced(read, delivered, ready.core.durable_head());
+        if advanced != current {
+            if let Err(error) = store
+                .set_read_cursors(self.tenant_id(), self.conversation_id(), &user_id, advanced)
+                .await
+            {
+                let _ = reply.send(Err(error.into()));
+                return;
+            }
+            let frame = self.context.encoder.encode(&ServerEvent::Receipt {
+                request_id: None,
+                conversation_id: self.conversation_id(),
+                user_id: &user_id,
+                cursors: advanced,
+            });
+            // Best effort: a receipt is not in the seq stream and is never replayed, so a full
+            // queue just misses it (the slow-consumer rule still closes a queue that overflows).
+            for (link_session_id, link) in &ready.links {
+                if Some(*link_session_id) != session_id {
+                    let _ = link.outbound.push(frame.clone());
+                }
+            }
+        }
+        ready.cursors.insert(user_id, advanced);
+        let _ = reply.send(Ok(advanced));
+    }
+
     async fn handle_join(
         &self,
         myself: &ActorRef<ConversationMsg>,
@@ -908,6 +982,10 @@ impl Actor for ConversationActor {
                 self.handle_operate(&myself, ready, actor_id, new_operation, ack)
                     .await;
             }
+            ConversationMsg::Receipt(request) => {
+                ready.last_activity = Instant::now();
+                self.handle_receipt(ready, *request).await;
+            }
             ConversationMsg::Inspect { user_id, reply } => {
                 ready.last_activity = Instant::now();
                 let result = ready
@@ -955,6 +1033,9 @@ fn refuse(message: ConversationMsg, error: &Error) {
         }
         ConversationMsg::Inspect { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
+        }
+        ConversationMsg::Receipt(request) => {
+            let _ = request.reply.send(Err(error.clone()));
         }
         ConversationMsg::Leave { .. }
         | ConversationMsg::Load

@@ -25,7 +25,7 @@ use switchboard_engine::model::NewMessage;
 use switchboard_engine::operations::NewOperation;
 use switchboard_engine::ports::Clock;
 
-use crate::conversation::{AckGuard, AckTarget, ConversationMsg, JoinRequest};
+use crate::conversation::{AckGuard, AckTarget, ConversationMsg, JoinRequest, ReceiptRequest};
 use crate::conversations::{ConversationKey, ConversationsHandle};
 use crate::limits::{ConnectionSlot, UserLimits};
 use crate::outbound::{CloseReason, Outbound};
@@ -75,6 +75,17 @@ pub enum ClientRequest {
         conversation_id: ConversationId,
         /// The operation.
         new_operation: NewOperation,
+    },
+    /// Report messages as read and/or delivered.
+    Receipt {
+        /// Echoed in the reply.
+        request_id: Option<RequestId>,
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// Read through this seq.
+        read: Option<Seq>,
+        /// Delivered through this seq.
+        delivered: Option<Seq>,
     },
     /// Application-level ping.
     Ping {
@@ -196,6 +207,49 @@ impl SessionActor {
             Err(_) => Err(Error::unavailable(
                 "the conversation did not answer in time",
             )),
+        }
+    }
+
+    /// Moves the user's receipt cursors and answers with the cursors now (the conversation
+    /// tells its other subscribers).
+    async fn receipt(
+        &self,
+        state: &mut SessionState,
+        request_id: Option<RequestId>,
+        conversation_id: ConversationId,
+        read: Option<Seq>,
+        delivered: Option<Seq>,
+    ) {
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        let request = ReceiptRequest {
+            user_id: state.identity.user_id.clone(),
+            read,
+            delivered,
+            session_id: Some(self.session_id),
+            reply: sender.into(),
+        };
+        self.context.conversations.route(
+            Self::key(state, conversation_id),
+            ConversationMsg::Receipt(Box::new(request)),
+        );
+        let result = match tokio::time::timeout(self.context.call_timeout, receiver).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting")),
+            Err(_) => Err(Error::unavailable(
+                "the conversation did not answer in time",
+            )),
+        };
+        match result {
+            Ok(cursors) => {
+                let frame = self.context.encoder.encode(&ServerEvent::Receipt {
+                    request_id: request_id.as_ref(),
+                    conversation_id,
+                    user_id: &state.identity.user_id,
+                    cursors,
+                });
+                let _ = state.outbound.push(frame);
+            }
+            Err(error) => self.push_error(state, request_id.as_ref(), &error),
         }
     }
 
@@ -352,6 +406,15 @@ impl Actor for SessionActor {
                         ack,
                     },
                 );
+            }
+            SessionMsg::Request(ClientRequest::Receipt {
+                request_id,
+                conversation_id,
+                read,
+                delivered,
+            }) => {
+                self.receipt(state, request_id, conversation_id, read, delivered)
+                    .await;
             }
             SessionMsg::Request(ClientRequest::Operate {
                 request_id,

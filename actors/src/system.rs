@@ -21,8 +21,8 @@ use switchboard_engine::event::EventEncoder;
 use switchboard_engine::ids::{ConversationId, Seq};
 use switchboard_engine::ids::{MessageId, UserId};
 use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, Member, Message, MessageRef, NewMessage,
-    Role,
+    Conversation, ConversationKind, ConversationSnapshot, MAX_COUNTED_UNREAD, Member, Message,
+    MessageRef, NewMessage, ReadCursors, Role,
 };
 use switchboard_engine::operations::NewOperation;
 use switchboard_engine::ports::{Clock, MessageStore};
@@ -33,7 +33,8 @@ use tokio::time::Instant;
 
 use crate::clock::IdGenerator;
 use crate::conversation::{
-    AckGuard, AckTarget, ConversationContext, ConversationMsg, ConversationSettings, SendReceipt,
+    AckGuard, AckTarget, ConversationContext, ConversationMsg, ConversationSettings,
+    ReceiptRequest, SendReceipt,
 };
 use crate::conversations::{ConversationKey, ConversationsActor, ConversationsHandle};
 use crate::limits::UserLimits;
@@ -379,6 +380,20 @@ pub struct SentMessage {
     pub created: bool,
 }
 
+/// A conversation as one of its members sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    /// The conversation and its members.
+    pub snapshot: ConversationSnapshot,
+    /// The member's receipt cursors.
+    pub cursors: ReadCursors,
+    /// Messages of others after the read cursor that are not deleted, counted up to
+    /// [`MAX_COUNTED_UNREAD`].
+    pub unread_count: usize,
+    /// The newest seq.
+    pub head: Seq,
+}
+
 /// What an operation on a message over HTTP produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationResult {
@@ -676,6 +691,81 @@ impl System {
             message,
             created,
         })
+    }
+
+    /// The conversation with the caller's cursors and unread count.
+    ///
+    /// # Errors
+    /// As [`System::conversation`].
+    pub async fn member_view(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+    ) -> Result<MemberView, Error> {
+        let snapshot = self.conversation(identity, conversation_id).await?;
+        let cursors = self
+            .store
+            .read_cursors(&identity.tenant_id, conversation_id, &identity.user_id)
+            .await?;
+        self.view_with(identity, snapshot, cursors).await
+    }
+
+    async fn view_with(
+        &self,
+        identity: &Identity,
+        snapshot: ConversationSnapshot,
+        cursors: ReadCursors,
+    ) -> Result<MemberView, Error> {
+        let conversation_id = snapshot.conversation.conversation_id;
+        let unread_count = self
+            .store
+            .count_unread(
+                &identity.tenant_id,
+                conversation_id,
+                &identity.user_id,
+                cursors.read,
+                MAX_COUNTED_UNREAD,
+            )
+            .await?;
+        let head = self
+            .store
+            .head(&identity.tenant_id, conversation_id)
+            .await?;
+        Ok(MemberView {
+            snapshot,
+            cursors,
+            unread_count,
+            head,
+        })
+    }
+
+    /// Moves the caller's receipt cursors forward (never back, never past the head) and returns
+    /// the view after the move; the conversation's joined sessions get a `receipt` event.
+    ///
+    /// # Errors
+    /// As [`System::conversation`].
+    pub async fn mark(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        read: Option<Seq>,
+        delivered: Option<Seq>,
+    ) -> Result<MemberView, Error> {
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        let request = ReceiptRequest {
+            user_id: identity.user_id.clone(),
+            read,
+            delivered,
+            session_id: None,
+            reply: sender.into(),
+        };
+        self.handles.conversations.route(
+            Self::key(identity, conversation_id),
+            ConversationMsg::Receipt(Box::new(request)),
+        );
+        let cursors = self.await_reply(receiver).await?;
+        let snapshot = self.conversation(identity, conversation_id).await?;
+        self.view_with(identity, snapshot, cursors).await
     }
 
     /// One message in its current state, for a member.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::Error;
 use crate::ids::{ClientId, ConversationId, RequestId, Seq, SessionId, TenantId, UserId};
-use crate::model::MessageRef;
+use crate::model::{MessageRef, ReadCursors};
 use crate::operations::LogEntry;
 
 /// Where a send stands.
@@ -64,6 +64,17 @@ pub enum ServerEvent<'a> {
     },
     /// A durable log entry (a message or an operation's event), live or replayed.
     Entry(&'a LogEntry),
+    /// A member's receipt cursors moved (never persisted in the seq stream).
+    Receipt {
+        /// The `read`/`delivered` request this replies to (only in the reply to its sender).
+        request_id: Option<&'a RequestId>,
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Whose cursors.
+        user_id: &'a UserId,
+        /// The cursors now.
+        cursors: ReadCursors,
+    },
     /// Reply to an application-level `ping`.
     Pong {
         /// The request this replies to.

@@ -264,3 +264,30 @@ pub struct MessageRef {
     /// When it was accepted.
     pub ts: Timestamp,
 }
+
+/// Unread counts stop at this many (and are then shown as "at least this many").
+pub const MAX_COUNTED_UNREAD: usize = 1000;
+
+/// One member's receipt cursors in a conversation. Both only move forward; `read` never passes
+/// `delivered` (reading implies delivery).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadCursors {
+    /// The highest seq the member's clients report as read.
+    pub read: Seq,
+    /// The highest seq the member's clients report as delivered to a device.
+    pub delivered: Seq,
+}
+
+impl ReadCursors {
+    /// These cursors moved forward by a report (never backward, never past `head`); `read`
+    /// also moves `delivered`.
+    pub fn advanced(self, read: Option<Seq>, delivered: Option<Seq>, head: Seq) -> ReadCursors {
+        let read = read.map_or(self.read, |read| self.read.max(read.min(head)));
+        let delivered = delivered
+            .map_or(self.delivered, |delivered| {
+                self.delivered.max(delivered.min(head))
+            })
+            .max(read);
+        ReadCursors { read, delivered }
+    }
+}

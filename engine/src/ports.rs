@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 
 use crate::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
-use crate::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef};
+use crate::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef, ReadCursors};
 use crate::operations::LogEntry;
 use crate::time::Timestamp;
 use crate::{Error, StoreError};
@@ -163,6 +163,36 @@ pub trait MessageStore: Send + Sync + 'static {
         before: Option<Seq>,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError>;
+
+    /// A member's receipt cursors ([`ReadCursors::default`] if none were stored).
+    async fn read_cursors(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<ReadCursors, StoreError>;
+
+    /// Stores a member's receipt cursors. Cursors are not acknowledged state: an adapter may
+    /// persist them without waiting for the disk, so after a crash a cursor may be found a few
+    /// updates behind (never ahead).
+    async fn set_read_cursors(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        cursors: ReadCursors,
+    ) -> Result<(), StoreError>;
+
+    /// How many messages with seq greater than `after` a member has not read: messages (not
+    /// events) that are not deleted and not sent by `user_id`; counting stops at `limit`.
+    async fn count_unread(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
 
     /// Checks that the backend answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -24,13 +24,15 @@ use async_trait::async_trait;
 use fjall::{Database, Iter, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
-use switchboard_engine::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef};
+use switchboard_engine::model::{
+    Conversation, ConversationSnapshot, Member, Message, MessageRef, ReadCursors,
+};
 use switchboard_engine::operations::LogEntry;
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
 use crate::codec::{self, FORMAT_VERSION};
 use crate::keys::{self, ULID_BYTES};
-use crate::staging::{LogView, StageError, stage_entry};
+use crate::staging::{LogView, StageError, counts_as_unread, stage_entry};
 use crate::{Error, Result};
 
 const META: &str = "meta";
@@ -41,6 +43,7 @@ const MESSAGES: &str = "messages";
 const CLIENT_IDS: &str = "client_ids";
 const MESSAGE_IDS: &str = "message_ids";
 const THREADS: &str = "threads";
+const READ_CURSORS: &str = "read_cursors";
 
 /// The key, in the meta keyspace, of the directory's format version.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -56,6 +59,7 @@ struct EmbeddedTables {
     client_ids: Keyspace,
     message_ids: Keyspace,
     threads: Keyspace,
+    read_cursors: Keyspace,
 }
 
 /// State owned by whoever holds the writer mutex.
@@ -163,6 +167,7 @@ impl EmbeddedMessageStore {
             client_ids: open_table(&database, CLIENT_IDS)?,
             message_ids: open_table(&database, MESSAGE_IDS)?,
             threads: open_table(&database, THREADS)?,
+            read_cursors: open_table(&database, READ_CURSORS)?,
             database,
         };
         match tables.meta.get(FORMAT_VERSION_KEY).map_err(open_error)? {
@@ -809,6 +814,78 @@ impl MessageStore for EmbeddedMessageStore {
             ),
         };
         collect_messages(scan.rev(), limit)
+    }
+
+    async fn read_cursors(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<ReadCursors, StoreError> {
+        let reader = self.reader();
+        reader
+            .snapshot
+            .get(
+                &reader.tables.read_cursors,
+                keys::member_key(tenant_id, conversation_id, user_id),
+            )
+            .map_err(|error| unavailable("could not read read_cursors", error))?
+            .map_or(Ok(ReadCursors::default()), |value| {
+                codec::decode::<ReadCursors>(READ_CURSORS, &value)
+            })
+    }
+
+    async fn set_read_cursors(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        cursors: ReadCursors,
+    ) -> Result<(), StoreError> {
+        // Written to the journal without an fsync: a cursor is not acknowledged state, and one
+        // found a few updates behind after a crash only shows a message as unread again.
+        let tables = &self.shared.tables;
+        let mut batch = tables
+            .database
+            .batch()
+            .durability(Some(PersistMode::Buffer));
+        batch.insert(
+            &tables.read_cursors,
+            keys::member_key(tenant_id, conversation_id, user_id),
+            codec::encode(&cursors)?,
+        );
+        batch
+            .commit()
+            .map_err(|error| unavailable("could not store read cursors", error))
+    }
+
+    async fn count_unread(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let Some(first) = after.get().checked_add(1) else {
+            return Ok(0);
+        };
+        let reader = self.reader();
+        let scan = reader.snapshot.range(
+            &reader.tables.messages,
+            keys::message_key(tenant_id, conversation_id, Seq(first))
+                ..=keys::message_key(tenant_id, conversation_id, Seq(u64::MAX)),
+        );
+        let mut unread = 0;
+        for entry in decode_entries(scan) {
+            if unread >= limit {
+                break;
+            }
+            if counts_as_unread(&entry?, user_id) {
+                unread += 1;
+            }
+        }
+        Ok(unread)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

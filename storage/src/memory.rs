@@ -16,11 +16,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
-use switchboard_engine::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef};
+use switchboard_engine::model::{
+    Conversation, ConversationSnapshot, Member, Message, MessageRef, ReadCursors,
+};
 use switchboard_engine::operations::LogEntry;
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
-use crate::staging::{LogView, StageError, stage_entry};
+use crate::staging::{LogView, StageError, counts_as_unread, stage_entry};
 
 /// A conversation and its members, keyed by user id so they come out in user id order.
 struct ConversationRecord {
@@ -80,6 +82,7 @@ struct MemoryTables {
     conversations: BTreeMap<(TenantId, ConversationId), ConversationRecord>,
     user_conversations: BTreeSet<(TenantId, UserId, ConversationId)>,
     message_logs: BTreeMap<(TenantId, ConversationId), MessageLog>,
+    read_cursors: BTreeMap<(TenantId, ConversationId, UserId), ReadCursors>,
 }
 
 /// A [`MessageStore`] that keeps everything in memory.
@@ -375,6 +378,58 @@ impl MessageStore for MemoryMessageStore {
             })
             .take(limit)
             .collect())
+    }
+
+    async fn read_cursors(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<ReadCursors, StoreError> {
+        let tables = self.lock();
+        Ok(tables
+            .read_cursors
+            .get(&(tenant_id.clone(), conversation_id, user_id.clone()))
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn set_read_cursors(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        cursors: ReadCursors,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        tables.read_cursors.insert(
+            (tenant_id.clone(), conversation_id, user_id.clone()),
+            cursors,
+        );
+        Ok(())
+    }
+
+    async fn count_unread(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let tables = self.lock();
+        let Some(log) = tables
+            .message_logs
+            .get(&(tenant_id.clone(), conversation_id))
+        else {
+            return Ok(0);
+        };
+        Ok(log
+            .entries
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .filter(|(_, entry)| counts_as_unread(entry, user_id))
+            .take(limit)
+            .count())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

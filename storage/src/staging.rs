@@ -8,7 +8,7 @@
 //! and the rewrites in the same atomic batch, or, on a refusal, writes nothing and consumes no
 //! seq.
 
-use switchboard_engine::ids::{MessageId, Seq};
+use switchboard_engine::ids::{MessageId, Seq, UserId};
 use switchboard_engine::model::Message;
 use switchboard_engine::operations::{
     LogEntry, apply_event, apply_thread_reply, scrub_edited_text,
@@ -52,6 +52,17 @@ fn load_message(
         _ => Err(StageError::Store(StoreError::Corrupt(format!(
             "message id index points at seq {seq}, which holds no message"
         )))),
+    }
+}
+
+/// Whether `entry` counts as unread for `user_id`: a message, not deleted, sent by someone
+/// else.
+pub(crate) fn counts_as_unread(entry: &LogEntry, user_id: &UserId) -> bool {
+    match entry {
+        LogEntry::Message(message) => {
+            message.sender_id != *user_id && message.state.deleted.is_none()
+        }
+        LogEntry::Event(_) => false,
     }
 }
 

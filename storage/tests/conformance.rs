@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{
     Conversation, ConversationKind, ConversationSnapshot, DeleteMode, EditVersion, Member, Message,
-    MessageRef, MessageState, Reaction, Role,
+    MessageRef, MessageState, Reaction, ReadCursors, Role,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
@@ -1803,6 +1803,111 @@ async fn thread_replies_count_on_their_root_and_list_in_order(store: Arc<dyn Mes
     assert!(other_tenant.is_empty());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Receipts: read cursors and unread counts.
+
+async fn read_cursors_start_at_zero_are_stored_per_member_and_tenant_scoped(
+    store: Arc<dyn MessageStore>,
+) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let cursors = |read: u64, delivered: u64| ReadCursors {
+        read: Seq(read),
+        delivered: Seq(delivered),
+    };
+    let read = |store: Arc<dyn MessageStore>, tenant_id: TenantId, name: &'static str| async move {
+        store
+            .read_cursors(&tenant_id, id, &user(name))
+            .await
+            .expect("read_cursors succeeds")
+    };
+    assert_eq!(
+        read(store.clone(), tenant_id.clone(), "bob").await,
+        cursors(0, 0)
+    );
+    store
+        .set_read_cursors(&tenant_id, id, &user("bob"), cursors(3, 5))
+        .await
+        .expect("set_read_cursors succeeds");
+    assert_eq!(
+        read(store.clone(), tenant_id.clone(), "bob").await,
+        cursors(3, 5)
+    );
+    assert_eq!(
+        read(store.clone(), tenant_id.clone(), "carol").await,
+        cursors(0, 0)
+    );
+    assert_eq!(
+        read(store.clone(), tenant("other"), "bob").await,
+        cursors(0, 0)
+    );
+    store
+        .set_read_cursors(&tenant_id, id, &user("bob"), cursors(4, 5))
+        .await
+        .expect("set_read_cursors succeeds");
+    assert_eq!(read(store, tenant_id, "bob").await, cursors(4, 5));
+}
+
+async fn unread_counts_others_messages_that_are_not_deleted(store: Arc<dyn MessageStore>) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let from = |sender: &str, client_id: &str| {
+        let mut message = message(id, client_id);
+        message.sender_id = user(sender);
+        message
+    };
+    let (first, own, third, fourth) = (
+        from("alice", "m-1"),
+        from("bob", "m-2"),
+        from("alice", "m-3"),
+        from("alice", "m-4"),
+    );
+    append(
+        &store,
+        entries(&tenant_id, &[&first, &own, &third, &fourth]),
+    )
+    .await;
+    let reaction = event(id, "bob", "r-1", reacted(first.message_id, "👍"));
+    let delete = event(
+        id,
+        "alice",
+        "d-1",
+        deleted(third.message_id, DeleteMode::ForEveryone),
+    );
+    append(
+        &store,
+        vec![
+            event_entry(&tenant_id, &reaction),
+            event_entry(&tenant_id, &delete),
+        ],
+    )
+    .await;
+    let unread = |after: u64, limit: usize, name: &'static str| {
+        let store = Arc::clone(&store);
+        let tenant_id = tenant_id.clone();
+        async move {
+            store
+                .count_unread(&tenant_id, id, &user(name), Seq(after), limit)
+                .await
+                .expect("count_unread succeeds")
+        }
+    };
+    // bob: alice's 1 and 4 (3 is deleted, 2 is his own, 5 and 6 are events).
+    assert_eq!(unread(0, 100, "bob").await, 2);
+    assert_eq!(unread(1, 100, "bob").await, 1);
+    assert_eq!(unread(4, 100, "bob").await, 0);
+    assert_eq!(unread(0, 1, "bob").await, 1, "counting stops at the limit");
+    // alice: only bob's message 2.
+    assert_eq!(unread(0, 100, "alice").await, 1);
+    assert_eq!(
+        store
+            .count_unread(&tenant("other"), id, &user("bob"), Seq::ZERO, 100)
+            .await
+            .expect("count_unread succeeds"),
+        0
+    );
+}
+
 conformance!(
     tenants_are_isolated_for_every_method,
     creating_an_existing_conversation_fails_and_changes_nothing,
@@ -1825,6 +1930,8 @@ conformance!(
     a_refused_event_stores_nothing_and_consumes_no_seq,
     a_delete_in_the_same_batch_as_edits_scrubs_their_text,
     thread_replies_count_on_their_root_and_list_in_order,
+    read_cursors_start_at_zero_are_stored_per_member_and_tenant_scoped,
+    unread_counts_others_messages_that_are_not_deleted,
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ struct RawFrame<'a> {
     #[serde(borrow)]
     conversation_id: Option<Cow<'a, str>>,
     since: Option<u64>,
+    seq: Option<u64>,
     #[serde(borrow)]
     client_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -197,6 +198,23 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
     };
     match kind.as_ref() {
         "ping" => Ok(ClientRequest::Ping { request_id }),
+        "read" | "delivered" => {
+            let conversation_id = conversation_id(raw.conversation_id)?;
+            let seq = raw.seq.map(Seq).ok_or_else(|| {
+                with_id(ProtocolError::Invalid(Error::invalid("seq", "is required")))
+            })?;
+            let (read, delivered) = if kind.as_ref() == "read" {
+                (Some(seq), None)
+            } else {
+                (None, Some(seq))
+            };
+            Ok(ClientRequest::Receipt {
+                request_id,
+                conversation_id,
+                read,
+                delivered,
+            })
+        }
         "edit" | "delete" | "react" | "unreact" => {
             let conversation_id = conversation_id(raw.conversation_id)?;
             let client_id = client_id(raw.client_id)?;
@@ -524,6 +542,14 @@ enum OutFrame<'a> {
         emoji: &'a str,
         count: u32,
     },
+    Receipt {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        conversation_id: String,
+        user_id: &'a str,
+        read: u64,
+        delivered: u64,
+    },
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<OutRequestId<'a>>,
@@ -599,6 +625,18 @@ fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
             OutFrame::Message(MessageBody::new(message))
         }
         ServerEvent::Entry(LogEntry::Event(event)) => event_frame(event),
+        ServerEvent::Receipt {
+            request_id,
+            conversation_id,
+            user_id,
+            cursors,
+        } => OutFrame::Receipt {
+            id: out_id(request_id),
+            conversation_id: conversation_id.to_string(),
+            user_id: user_id.as_str(),
+            read: cursors.read.get(),
+            delivered: cursors.delivered.get(),
+        },
         ServerEvent::Pong { request_id } => OutFrame::Pong {
             id: out_id(request_id),
         },

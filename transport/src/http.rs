@@ -18,6 +18,7 @@ use http::StatusCode;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::session::Identity;
+use switchboard_actors::system::MemberView;
 use switchboard_engine::Error;
 use switchboard_engine::cursor::{Direction, HistoryCursor};
 use switchboard_engine::ids::Emoji;
@@ -45,6 +46,10 @@ pub fn routes() -> Router<Arc<App>> {
             axum::routing::post(create_conversation),
         )
         .route("/v1/conversations/{conversation_id}", get(get_conversation))
+        .route(
+            "/v1/conversations/{conversation_id}/receipts",
+            axum::routing::post(post_receipts),
+        )
         .route(
             "/v1/conversations/{conversation_id}/messages",
             get(list_messages).post(post_message),
@@ -79,6 +84,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/ws"),
     ("post", "/v1/conversations"),
     ("get", "/v1/conversations/{conversation_id}"),
+    ("post", "/v1/conversations/{conversation_id}/receipts"),
     ("get", "/v1/conversations/{conversation_id}/messages"),
     ("post", "/v1/conversations/{conversation_id}/messages"),
     (
@@ -303,6 +309,37 @@ pub(crate) struct ConversationBody<'a> {
     created_at: u64,
     /// Every member, in user id order.
     members: Vec<MemberBody<'a>>,
+    /// The newest seq of the conversation (reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<u64>,
+    /// The caller's own state in the conversation (reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    me: Option<MyStateBody>,
+}
+
+/// The caller's own state in a conversation.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MyStateBody {
+    /// The caller's role.
+    role: &'static str,
+    /// The caller's read cursor (a seq).
+    read: u64,
+    /// The caller's delivered cursor (a seq).
+    delivered: u64,
+    /// Messages of others after the read cursor that are not deleted, counted up to 1000.
+    unread_count: usize,
+}
+
+fn member_view_body<'a>(view: &'a MemberView, user_id: &UserId) -> ConversationBody<'a> {
+    let mut body = conversation_body(&view.snapshot);
+    body.head = Some(view.head.get());
+    body.me = view.snapshot.member(user_id).map(|member| MyStateBody {
+        role: member.role.as_str(),
+        read: view.cursors.read.get(),
+        delivered: view.cursors.delivered.get(),
+        unread_count: view.unread_count,
+    });
+    body
 }
 
 fn conversation_body(snapshot: &ConversationSnapshot) -> ConversationBody<'_> {
@@ -322,6 +359,8 @@ fn conversation_body(snapshot: &ConversationSnapshot) -> ConversationBody<'_> {
                 joined_at: member.joined_at.as_millis(),
             })
             .collect(),
+        head: None,
+        me: None,
     }
 }
 
@@ -362,7 +401,7 @@ pub(crate) async fn create_conversation(
     Ok((StatusCode::CREATED, Json(conversation_body(&snapshot))).into_response())
 }
 
-/// Read a conversation and its members.
+/// Read a conversation, its members, its head, and the caller's role, cursors and unread count.
 #[utoipa::path(get, path = "/v1/conversations/{conversation_id}", tag = "conversations",
     params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
     responses(
@@ -376,8 +415,54 @@ pub(crate) async fn get_conversation(
     Path(conversation_id_text): Path<String>,
 ) -> Result<Response, WireError> {
     let conversation_id = conversation_id(&conversation_id_text)?;
-    let snapshot = app.system.conversation(&identity, conversation_id).await?;
-    Ok(Json(conversation_body(&snapshot)).into_response())
+    let view = app.system.member_view(&identity, conversation_id).await?;
+    Ok(Json(member_view_body(&view, &identity.user_id)).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReceiptsBody {
+    /// Read through this seq (moves the read cursor forward only, and the delivered cursor
+    /// with it).
+    read: Option<u64>,
+    /// Delivered through this seq (moves the delivered cursor forward only).
+    delivered: Option<u64>,
+}
+
+/// Report messages as read or delivered.
+///
+/// Cursors only move forward and never past the conversation's head; a report that moves
+/// nothing changes nothing. Joined WebSocket sessions of the conversation get a `receipt`
+/// event. Answers with the conversation as the caller sees it now (cursors, unread count).
+#[utoipa::path(post, path = "/v1/conversations/{conversation_id}/receipts", tag = "conversations",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    request_body = ReceiptsBody,
+    responses(
+        (status = 200, description = "The conversation with the caller's cursors and unread count.", body = ConversationBody<'_>),
+        (status = 400, description = "Malformed body or unknown field (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn post_receipts(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let body: ReceiptsBody = parse_body(&app, body)?;
+    let view = app
+        .system
+        .mark(
+            &identity,
+            conversation_id,
+            body.read.map(Seq),
+            body.delivered.map(Seq),
+        )
+        .await?;
+    Ok(Json(member_view_body(&view, &identity.user_id)).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

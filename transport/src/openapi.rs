@@ -84,6 +84,7 @@ impl Modify for ErrorCodes {
         ws::upgrade,
         http::create_conversation,
         http::get_conversation,
+        http::post_receipts,
         http::list_messages,
         http::post_message,
         http::get_message,

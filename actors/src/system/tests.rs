@@ -36,6 +36,9 @@ impl EventEncoder for TextEncoder {
                 AckOutcome::Rejected(error) => format!("rejected {client_id} {error}"),
             },
             ServerEvent::Entry(entry) => format!("message {}", entry.seq()),
+            ServerEvent::Receipt {
+                user_id, cursors, ..
+            } => format!("receipt {user_id} {}", cursors.read),
             ServerEvent::Pong { .. } => "pong".to_owned(),
             ServerEvent::Error { error, .. } => format!("error {error}"),
         };

@@ -3,7 +3,7 @@
 
 use expect_test::{Expect, expect};
 use switchboard_engine::ids::{SessionId, TenantId, UserId};
-use switchboard_engine::model::{MessageRef, MessageState, Reaction};
+use switchboard_engine::model::{MessageRef, MessageState, Reaction, ReadCursors};
 use switchboard_engine::time::Timestamp;
 
 use super::*;
@@ -127,6 +127,22 @@ fn parses_operations_on_messages() {
         expect![[
             r#"error id=Some(Number(4)) code=invalid message=invalid mode: must be "for_everyone" or "hard""#
         ]],
+    );
+    check_parse(
+        &format!(r#"{{"type":"read","id":8,"conversation_id":"{c}","seq":12}}"#),
+        expect![
+            "Receipt { request_id: Some(Number(8)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), read: Some(Seq(12)), delivered: None }"
+        ],
+    );
+    check_parse(
+        &format!(r#"{{"type":"delivered","conversation_id":"{c}","seq":14}}"#),
+        expect![
+            "Receipt { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), read: None, delivered: Some(Seq(14)) }"
+        ],
+    );
+    check_parse(
+        &format!(r#"{{"type":"read","id":9,"conversation_id":"{c}"}}"#),
+        expect!["error id=Some(Number(9)) code=invalid message=invalid seq: is required"],
     );
 }
 
@@ -362,6 +378,20 @@ fn encodes_every_server_event() {
         })),
         expect![[
             r#"{"type":"reaction.removed","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":47,"event_id":"01HF7YAT010000000000000008","actor_id":"alice","client_id":"c-1","ts":1700000000001,"message_id":"01HF7YAT000000000000000007","emoji":":tada:","count":2}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Receipt {
+            request_id: Some(&request_id),
+            conversation_id,
+            user_id: &user_id,
+            cursors: ReadCursors {
+                read: Seq(44),
+                delivered: Seq(46),
+            },
+        },
+        expect![[
+            r#"{"type":"receipt","id":3,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","user_id":"alice","read":44,"delivered":46}"#
         ]],
     );
     check_encode(
