@@ -235,14 +235,14 @@ fn conversation_core(n_subscribers: usize, sender_id: &UserId) -> ConversationCo
     });
     members.sort_by(|left, right| left.user_id.cmp(&right.user_id));
     let snapshot = ConversationSnapshot {
-        conversation: Conversation {
-            conversation_id: ConversationId::from_parts(EPOCH_MS, 7),
-            tenant_id: tenant_id(),
-            kind: ConversationKind::Group,
-            title: None,
-            created_by: sender_id.clone(),
+        conversation: Conversation::new(
+            ConversationId::from_parts(EPOCH_MS, 7),
+            tenant_id(),
+            ConversationKind::Group,
+            None,
+            sender_id.clone(),
             created_at,
-        },
+        ),
         members,
     };
     let mut core = ConversationCore::new(snapshot, Seq::ZERO, MessageLimits::default());
@@ -283,7 +283,7 @@ fn engine(criterion: &mut Criterion) {
                     },
                     |(sender_id, new_message, message_id)| {
                         let check = core
-                            .check_send(&sender_id, &new_message)
+                            .check_send(&sender_id, &new_message, Timestamp(EPOCH_MS))
                             .expect("the owner sends valid text");
                         assert_eq!(check, SendCheck::Unknown, "every client id is fresh");
                         let accepted = core.accept(sender_id, new_message, message_id, now, ());
@@ -521,14 +521,14 @@ impl MessageSource {
     async fn create_conversations(&self, store: &dyn MessageStore) {
         let created_at = Timestamp(EPOCH_MS);
         for &conversation_id in &self.conversation_ids {
-            let conversation = Conversation {
+            let conversation = Conversation::new(
                 conversation_id,
-                tenant_id: tenant_id(),
-                kind: ConversationKind::Group,
-                title: None,
-                created_by: self.sender_id.clone(),
+                tenant_id(),
+                ConversationKind::Group,
+                None,
+                self.sender_id.clone(),
                 created_at,
-            };
+            );
             let owner = Member {
                 user_id: self.sender_id.clone(),
                 role: Role::Owner,

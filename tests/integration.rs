@@ -15,6 +15,8 @@ mod crash;
 mod http_api;
 #[path = "integration/limits.rs"]
 mod limits;
+#[path = "integration/membership.rs"]
+mod membership;
 #[path = "integration/message_ops.rs"]
 mod message_ops;
 #[path = "integration/protocol.rs"]

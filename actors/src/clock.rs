@@ -1,7 +1,7 @@
 //! The one place that reads the system clock, and the id generator built on it.
 //!
 //! The engine takes time as an argument; [`SystemClock`] is what production passes in. Tests can
-//! pass any other [`Clock`]. Ids are ULIDs made from the clock's time and fresh random bits, so
+//! pass any other [`Clock`], such as [`ManualClock`]. Ids are ULIDs made from the clock's time and fresh random bits, so
 //! they sort by creation time.
 
 use std::sync::Arc;
@@ -14,6 +14,34 @@ use switchboard_engine::time::Timestamp;
 /// The wall clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
+
+/// A clock that moves only when told to: for tests of anything that depends on time passing
+/// (ban and mute expiry, edit windows, token lifetimes).
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    millis: std::sync::atomic::AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    pub fn at(start: Timestamp) -> Self {
+        ManualClock {
+            millis: std::sync::atomic::AtomicU64::new(start.as_millis()),
+        }
+    }
+
+    /// Moves the clock forward by `millis`.
+    pub fn advance(&self, millis: u64) {
+        self.millis
+            .fetch_add(millis, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.millis.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
 
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // This is the designated clock.

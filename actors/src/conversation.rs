@@ -31,6 +31,7 @@ use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEv
 use switchboard_engine::ids::{
     ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
+use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::{
     ConversationSnapshot, Message, MessageRef, NewMessage, ReadCursors,
 };
@@ -72,6 +73,8 @@ pub struct ConversationContext {
     pub clock: Arc<dyn Clock>,
     /// The group-commit writer.
     pub writer: WriterHandle,
+    /// The most members a conversation may have.
+    pub max_members: usize,
     /// Tunables.
     pub settings: ConversationSettings,
 }
@@ -195,6 +198,18 @@ pub struct JoinRequest {
     pub reply: RpcReplyPort<Result<(Seq, ActorRef<ConversationMsg>), Error>>,
 }
 
+/// A request to change the conversation itself.
+pub struct ChangeRequest {
+    /// Who asks.
+    pub actor_id: UserId,
+    /// The idempotency key.
+    pub client_id: ClientId,
+    /// What to change.
+    pub change: ConversationChange,
+    /// Where the final ack goes.
+    pub ack: AckGuard,
+}
+
 /// A request to move a member's receipt cursors.
 pub struct ReceiptRequest {
     /// The member.
@@ -240,6 +255,9 @@ pub enum ConversationMsg {
         /// Where the final ack goes.
         ack: AckGuard,
     },
+    /// Change the conversation itself: members, roles, profile, archive, moderation (same
+    /// acknowledgement lifecycle as `Send`).
+    Change(Box<ChangeRequest>),
     /// Move a member's receipt cursors forward and tell the conversation.
     Receipt(Box<ReceiptRequest>),
     /// Return the conversation if `user_id` is a member.
@@ -383,7 +401,8 @@ impl ConversationActor {
         new_message: NewMessage,
         ack: AckGuard,
     ) {
-        let check = ready.core.check_send(&sender_id, &new_message);
+        let now = self.context.clock.now();
+        let check = ready.core.check_send(&sender_id, &new_message, now);
         let Some(ack) = settle_known(ready, check, &new_message.client_id, ack) else {
             return;
         };
@@ -393,11 +412,48 @@ impl ConversationActor {
             ack.finish(AckOutcome::Rejected(error));
             return;
         }
-        let now = self.context.clock.now();
         let message_id = MessageId::from_parts(now.as_millis(), fastrand::u128(..));
         let accepted = ready
             .core
             .accept(sender_id, new_message, message_id, now, ack);
+        self.append(myself, accepted.ticket, accepted.entry);
+    }
+
+    fn handle_change(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        actor_id: UserId,
+        client_id: ClientId,
+        change: ConversationChange,
+        ack: AckGuard,
+    ) {
+        let check = ready.core.check_change(&actor_id, &client_id);
+        let Some(ack) = settle_known(ready, check, &client_id, ack) else {
+            return;
+        };
+        let now = self.context.clock.now();
+        let body =
+            match ready
+                .core
+                .authorize_change(&actor_id, change, now, self.context.max_members)
+            {
+                Ok(body) => body,
+                Err(error) => {
+                    ack.finish(AckOutcome::Rejected(error));
+                    return;
+                }
+            };
+        let event = ConversationEvent {
+            conversation_id: self.conversation_id(),
+            seq: Seq::ZERO,
+            event_id: MessageId::from_parts(now.as_millis(), fastrand::u128(..)),
+            actor_id,
+            client_id,
+            ts: now,
+            body,
+        };
+        let accepted = ready.core.accept_entry(LogEntry::Event(event), ack);
         self.append(myself, accepted.ticket, accepted.entry);
     }
 
@@ -527,7 +583,7 @@ impl ConversationActor {
                     }
                 }
             }
-            for session_id in overflowed {
+            for session_id in overflowed.into_iter().chain(report.ended_sessions) {
                 drop_subscriber(ready, session_id);
             }
             ready.recent_frames.push_back((seq, frame));
@@ -553,6 +609,21 @@ impl ConversationActor {
             .await
         {
             Ok(stored_head) => {
+                // A failed append may have changed the conversation itself after all.
+                match self
+                    .context
+                    .store
+                    .load_conversation(self.tenant_id(), self.conversation_id())
+                    .await
+                {
+                    Ok(Some(snapshot)) => ready.core.replace_snapshot(snapshot),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, conversation_id = %self.conversation_id(), "resync could not reload the conversation; retrying");
+                        myself.send_after(Duration::from_millis(100), || ConversationMsg::Resync);
+                        return;
+                    }
+                }
                 for catch_up in ready.core.resync(stored_head) {
                     self.start_catch_up(myself, ready, catch_up);
                 }
@@ -982,6 +1053,16 @@ impl Actor for ConversationActor {
                 self.handle_operate(&myself, ready, actor_id, new_operation, ack)
                     .await;
             }
+            ConversationMsg::Change(request) => {
+                ready.last_activity = Instant::now();
+                let ChangeRequest {
+                    actor_id,
+                    client_id,
+                    change,
+                    ack,
+                } = *request;
+                self.handle_change(&myself, ready, actor_id, client_id, change, ack);
+            }
             ConversationMsg::Receipt(request) => {
                 ready.last_activity = Instant::now();
                 self.handle_receipt(ready, *request).await;
@@ -1030,6 +1111,9 @@ fn refuse(message: ConversationMsg, error: &Error) {
         }
         ConversationMsg::Send { ack, .. } | ConversationMsg::Operate { ack, .. } => {
             ack.finish(AckOutcome::Rejected(error.clone()));
+        }
+        ConversationMsg::Change(request) => {
+            request.ack.finish(AckOutcome::Rejected(error.clone()));
         }
         ConversationMsg::Inspect { reply, .. } => {
             let _ = reply.send(Err(error.clone()));

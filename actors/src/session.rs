@@ -21,11 +21,14 @@ use switchboard_engine::event::{AckOutcome, EventEncoder, ServerEvent};
 use switchboard_engine::ids::{
     ClientId, ConversationId, RequestId, Seq, SessionId, TenantId, UserId,
 };
+use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::NewMessage;
 use switchboard_engine::operations::NewOperation;
 use switchboard_engine::ports::Clock;
 
-use crate::conversation::{AckGuard, AckTarget, ConversationMsg, JoinRequest, ReceiptRequest};
+use crate::conversation::{
+    AckGuard, AckTarget, ChangeRequest, ConversationMsg, JoinRequest, ReceiptRequest,
+};
 use crate::conversations::{ConversationKey, ConversationsHandle};
 use crate::limits::{ConnectionSlot, UserLimits};
 use crate::outbound::{CloseReason, Outbound};
@@ -75,6 +78,17 @@ pub enum ClientRequest {
         conversation_id: ConversationId,
         /// The operation.
         new_operation: NewOperation,
+    },
+    /// Change the conversation itself (members, roles, moderation).
+    Change {
+        /// Echoed in every ack.
+        request_id: Option<RequestId>,
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// The idempotency key.
+        client_id: ClientId,
+        /// The change.
+        change: ConversationChange,
     },
     /// Report messages as read and/or delivered.
     Receipt {
@@ -404,6 +418,28 @@ impl Actor for SessionActor {
                         sender_id,
                         new_message,
                         ack,
+                    },
+                );
+            }
+            SessionMsg::Request(ClientRequest::Change {
+                request_id,
+                conversation_id,
+                client_id,
+                change,
+            }) => {
+                let ack_client_id = client_id.clone();
+                self.submit(
+                    state,
+                    request_id,
+                    conversation_id,
+                    &ack_client_id,
+                    |actor_id, ack| {
+                        ConversationMsg::Change(Box::new(ChangeRequest {
+                            actor_id,
+                            client_id,
+                            change,
+                            ack,
+                        }))
                     },
                 );
             }

@@ -18,13 +18,16 @@ use std::time::Duration;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use switchboard_engine::Error;
 use switchboard_engine::event::EventEncoder;
+use switchboard_engine::ids::ClientId;
 use switchboard_engine::ids::{ConversationId, Seq};
 use switchboard_engine::ids::{MessageId, UserId};
+use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::{
     Conversation, ConversationKind, ConversationSnapshot, MAX_COUNTED_UNREAD, Member, Message,
     MessageRef, NewMessage, ReadCursors, Role,
 };
-use switchboard_engine::operations::NewOperation;
+use switchboard_engine::operations::{ConversationEvent, NewOperation};
+use switchboard_engine::permissions::{self, Action};
 use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_engine::rate_limit::RateLimit;
 use switchboard_engine::validate::validate_new_conversation;
@@ -33,7 +36,7 @@ use tokio::time::Instant;
 
 use crate::clock::IdGenerator;
 use crate::conversation::{
-    AckGuard, AckTarget, ConversationContext, ConversationMsg, ConversationSettings,
+    AckGuard, AckTarget, ChangeRequest, ConversationContext, ConversationMsg, ConversationSettings,
     ReceiptRequest, SendReceipt,
 };
 use crate::conversations::{ConversationKey, ConversationsActor, ConversationsHandle};
@@ -265,6 +268,7 @@ impl Actor for RootActor {
             clock: args.clock,
             writer: writer.clone(),
             settings: args.settings.conversation,
+            max_members: args.settings.max_members,
         });
         let conversations = Self::spawn_conversations(&myself, &context, &args.settings).await?;
         let (sessions, _) = Actor::spawn_linked(None, SessionsActor, (), myself.get_cell()).await?;
@@ -392,6 +396,17 @@ pub struct MemberView {
     pub unread_count: usize,
     /// The newest seq.
     pub head: Seq,
+}
+
+/// What a change to a conversation over HTTP produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeResult {
+    /// The event's reference in the seq stream.
+    pub event: MessageRef,
+    /// The conversation as it is now.
+    pub snapshot: ConversationSnapshot,
+    /// False when the `client_id` had been used before and nothing new was stored.
+    pub created: bool,
 }
 
 /// What an operation on a message over HTTP produced.
@@ -534,14 +549,14 @@ impl System {
             self.settings.max_members,
         )?;
         let now = self.ids.clock().now();
-        let conversation = Conversation {
-            conversation_id: self.ids.conversation_id(),
-            tenant_id: creator.tenant_id.clone(),
+        let conversation = Conversation::new(
+            self.ids.conversation_id(),
+            creator.tenant_id.clone(),
             kind,
             title,
-            created_by: creator.user_id.clone(),
-            created_at: now,
-        };
+            creator.user_id.clone(),
+            now,
+        );
         let mut members = vec![Member {
             user_id: creator.user_id.clone(),
             role: Role::Owner,
@@ -766,6 +781,73 @@ impl System {
         let cursors = self.await_reply(receiver).await?;
         let snapshot = self.conversation(identity, conversation_id).await?;
         self.view_with(identity, snapshot, cursors).await
+    }
+
+    /// Changes a conversation itself (members, roles, profile, archive, moderation) on behalf
+    /// of `identity` and waits until the event is durable.
+    ///
+    /// # Errors
+    /// As [`System::send`], plus those of
+    /// [`authorize_change`](switchboard_engine::membership::authorize_change).
+    pub async fn change(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        client_id: ClientId,
+        change: ConversationChange,
+    ) -> Result<ChangeResult, Error> {
+        let SendReceipt {
+            message_ref,
+            created,
+        } = self
+            .submit(identity, conversation_id, |actor_id, ack| {
+                ConversationMsg::Change(Box::new(ChangeRequest {
+                    actor_id,
+                    client_id,
+                    change,
+                    ack,
+                }))
+            })
+            .await?;
+        let snapshot = self
+            .store
+            .load_conversation(&identity.tenant_id, conversation_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok(ChangeResult {
+            event: message_ref,
+            snapshot,
+            created,
+        })
+    }
+
+    /// A page of the moderation log, newest first, for moderators and stronger.
+    ///
+    /// # Errors
+    /// As [`System::conversation`], and [`Error::Forbidden`] below moderator.
+    pub async fn moderation_log(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<ConversationEvent>, Error> {
+        let snapshot = self.conversation(identity, conversation_id).await?;
+        let role = snapshot
+            .member(&identity.user_id)
+            .map(|member| member.role)
+            .ok_or(Error::NotMember)?;
+        permissions::check(
+            snapshot.conversation.kind,
+            role,
+            Action::ReadModerationLog,
+            None,
+            None,
+        )?;
+        Ok(self
+            .store
+            .moderation_log(&identity.tenant_id, conversation_id, before, limit)
+            .await?)
     }
 
     /// One message in its current state, for a member.

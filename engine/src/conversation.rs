@@ -21,14 +21,18 @@
 //! `W` is the caller's opaque "who to acknowledge" value (a session's outbound queue, an RPC
 //! reply port, a test id); the core only stores and returns it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
 use foldhash::HashMap;
 
 use crate::event::AckOutcome;
 use crate::ids::{ClientId, MessageId, Seq, SessionId, UserId};
+use crate::membership::{ConversationChange, apply_change, authorize_change, removed_users};
 use crate::model::{ConversationSnapshot, Message, MessageRef, MessageState, NewMessage, Role};
-use crate::operations::{LogEntry, MessageOperation, NewOperation, authorize_operation};
+use crate::operations::{
+    ConversationEventBody, LogEntry, MessageOperation, NewOperation, authorize_operation,
+};
 use crate::permissions::{self, Action};
 use crate::time::Timestamp;
 use crate::validate::{MessageLimits, validate_new_message};
@@ -114,6 +118,9 @@ pub struct PersistReport<W> {
     pub catch_ups: Vec<CatchUp>,
     /// Whether the caller must read the stored head and call [`ConversationCore::resync`].
     pub needs_resync: bool,
+    /// Sessions whose user the committed entry took out of the conversation: they received
+    /// the entry and are no longer subscribed.
+    pub ended_sessions: Vec<SessionId>,
 }
 
 impl<W> PersistReport<W> {
@@ -124,6 +131,7 @@ impl<W> PersistReport<W> {
             acks: Vec::new(),
             catch_ups: Vec::new(),
             needs_resync: false,
+            ended_sessions: Vec::new(),
         }
     }
 }
@@ -208,6 +216,9 @@ pub struct ConversationCore<W> {
     next_epoch: u64,
     recent: RecentClientIds,
     subscribers: BTreeMap<SessionId, Subscriber>,
+    /// How many in-flight entries change the conversation itself; while any do, requests are
+    /// checked against the conversation as it will be once they are stored.
+    n_in_flight_changes: usize,
 }
 
 impl<W> ConversationCore<W> {
@@ -223,7 +234,32 @@ impl<W> ConversationCore<W> {
             next_epoch: 1,
             recent: RecentClientIds::default(),
             subscribers: BTreeMap::new(),
+            n_in_flight_changes: 0,
         }
+    }
+
+    /// Replaces the conversation with what storage holds (after a failed append, whose changes
+    /// may or may not have been stored).
+    pub fn replace_snapshot(&mut self, snapshot: ConversationSnapshot) {
+        self.snapshot = snapshot;
+    }
+
+    /// The conversation as it will be once every accepted entry is stored: the durable one, with
+    /// the in-flight changes applied in order. Requests are checked against this, so two
+    /// changes accepted back to back cannot contradict each other.
+    pub fn effective_snapshot(&self) -> Cow<'_, ConversationSnapshot> {
+        if self.n_in_flight_changes == 0 {
+            return Cow::Borrowed(&self.snapshot);
+        }
+        let mut projected = self.snapshot.clone();
+        for in_flight in &self.in_flight {
+            if let LogEntry::Event(event) = &in_flight.entry
+                && event.body.changes_conversation()
+            {
+                apply_change(&mut projected, event);
+            }
+        }
+        Cow::Owned(projected)
     }
 
     /// The conversation and its members.
@@ -256,10 +292,31 @@ impl<W> ConversationCore<W> {
     /// # Errors
     /// [`Error::NotMember`].
     pub fn check_reader(&self, user_id: &UserId) -> Result<Role> {
-        self.snapshot
+        self.effective_snapshot()
             .member(user_id)
             .map(|member| member.role)
             .ok_or(Error::NotMember)
+    }
+
+    /// What is known about a `client_id`, for any request acknowledged by one.
+    fn check_client_id(&self, client_id: &ClientId) -> SendCheck {
+        if let Some(message_ref) = self.recent.get(client_id) {
+            return SendCheck::Known(message_ref);
+        }
+        if self.in_flight_client_ids.contains_key(client_id) {
+            return SendCheck::InFlight;
+        }
+        SendCheck::Unknown
+    }
+
+    /// Refuses writes to an archived conversation.
+    fn check_not_archived(snapshot: &ConversationSnapshot) -> Result<()> {
+        if snapshot.conversation.archived {
+            return Err(Error::Conflict {
+                reason: "the conversation is archived".to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Decides whether a send may proceed and what is known about its `client_id`.
@@ -268,26 +325,57 @@ impl<W> ConversationCore<W> {
     /// [`Error::NotMember`], [`Error::Forbidden`] (see [`permissions`], e.g. a member posting in a
     /// channel), or the
     /// validation errors of [`validate_new_message`].
-    pub fn check_send(&self, sender_id: &UserId, new_message: &NewMessage) -> Result<SendCheck> {
-        let role = self.check_reader(sender_id)?;
-        permissions::check(
-            self.snapshot.conversation.kind,
-            role,
-            Action::Post,
-            None,
-            None,
-        )?;
+    pub fn check_send(
+        &self,
+        sender_id: &UserId,
+        new_message: &NewMessage,
+        now: Timestamp,
+    ) -> Result<SendCheck> {
+        let snapshot = self.effective_snapshot();
+        let role = snapshot
+            .member(sender_id)
+            .map(|member| member.role)
+            .ok_or(Error::NotMember)?;
+        permissions::check(snapshot.conversation.kind, role, Action::Post, None, None)?;
+        Self::check_not_archived(&snapshot)?;
+        if snapshot.conversation.mute_at(sender_id, now).is_some() {
+            return Err(Error::Forbidden {
+                reason: "you are muted in this conversation",
+            });
+        }
         validate_new_message(new_message, &self.limits)?;
-        if let Some(message_ref) = self.recent.get(&new_message.client_id) {
-            return Ok(SendCheck::Known(message_ref));
-        }
-        if self
-            .in_flight_client_ids
-            .contains_key(&new_message.client_id)
-        {
-            return Ok(SendCheck::InFlight);
-        }
-        Ok(SendCheck::Unknown)
+        Ok(self.check_client_id(&new_message.client_id))
+    }
+
+    /// Decides whether a change to the conversation may proceed as far as its `client_id` and
+    /// the actor's membership go; [`Self::authorize_change`] decides the rest.
+    ///
+    /// # Errors
+    /// [`Error::NotMember`].
+    pub fn check_change(&self, actor_id: &UserId, client_id: &ClientId) -> Result<SendCheck> {
+        self.check_reader(actor_id)?;
+        Ok(self.check_client_id(client_id))
+    }
+
+    /// Decides a change to the conversation against the conversation as it will be once every
+    /// accepted entry is stored, and returns the event to record.
+    ///
+    /// # Errors
+    /// See [`authorize_change`].
+    pub fn authorize_change(
+        &self,
+        actor_id: &UserId,
+        change: ConversationChange,
+        now: Timestamp,
+        max_members: usize,
+    ) -> Result<ConversationEventBody> {
+        authorize_change(
+            &self.effective_snapshot(),
+            actor_id,
+            change,
+            now,
+            max_members,
+        )
     }
 
     /// Decides whether an operation on a message may proceed as far as its `client_id` and the
@@ -302,16 +390,7 @@ impl<W> ConversationCore<W> {
         new_operation: &NewOperation,
     ) -> Result<SendCheck> {
         self.check_reader(actor_id)?;
-        if let Some(message_ref) = self.recent.get(&new_operation.client_id) {
-            return Ok(SendCheck::Known(message_ref));
-        }
-        if self
-            .in_flight_client_ids
-            .contains_key(&new_operation.client_id)
-        {
-            return Ok(SendCheck::InFlight);
-        }
-        Ok(SendCheck::Unknown)
+        Ok(self.check_client_id(&new_operation.client_id))
     }
 
     /// Decides whether `actor_id` may apply `operation` to `target` (as loaded from storage) at
@@ -328,14 +407,19 @@ impl<W> ConversationCore<W> {
         target: &Message,
         now: Timestamp,
     ) -> Result<()> {
-        let role = self.check_reader(actor_id)?;
+        let snapshot = self.effective_snapshot();
+        let role = snapshot
+            .member(actor_id)
+            .map(|member| member.role)
+            .ok_or(Error::NotMember)?;
         if target.message_id != operation.message_id()
-            || target.conversation_id != self.snapshot.conversation.conversation_id
+            || target.conversation_id != snapshot.conversation.conversation_id
         {
             return Err(Error::NotFound);
         }
+        Self::check_not_archived(&snapshot)?;
         authorize_operation(
-            self.snapshot.conversation.kind,
+            snapshot.conversation.kind,
             role,
             actor_id,
             operation,
@@ -399,6 +483,9 @@ impl<W> ConversationCore<W> {
     pub fn accept_entry(&mut self, entry: LogEntry, waiter: W) -> Accepted {
         let ticket = AppendTicket(self.next_ticket);
         self.next_ticket += 1;
+        if changes_conversation(&entry) {
+            self.n_in_flight_changes += 1;
+        }
         self.in_flight_client_ids
             .insert(entry.client_id().clone(), ticket);
         self.in_flight.push_back(InFlight {
@@ -432,6 +519,9 @@ impl<W> ConversationCore<W> {
         };
         self.in_flight_client_ids
             .remove(in_flight.entry.client_id());
+        if changes_conversation(&in_flight.entry) {
+            self.n_in_flight_changes = self.n_in_flight_changes.saturating_sub(1);
+        }
         match result {
             AppendResult::Stored(seq, completed) => {
                 let mut entry = completed.map_or(in_flight.entry, |completed| *completed);
@@ -468,6 +558,21 @@ impl<W> ConversationCore<W> {
                             epoch,
                             after: subscriber.cursor,
                             through: seq,
+                        });
+                    }
+                }
+                if let LogEntry::Event(event) = &entry
+                    && event.body.changes_conversation()
+                {
+                    apply_change(&mut self.snapshot, event);
+                    let removed = removed_users(event);
+                    if !removed.is_empty() {
+                        self.subscribers.retain(|session_id, subscriber| {
+                            let keep = !removed.contains(&&subscriber.user_id);
+                            if !keep {
+                                report.ended_sessions.push(*session_id);
+                            }
+                            keep
                         });
                     }
                 }
@@ -613,6 +718,10 @@ impl<W> ConversationCore<W> {
             }),
         }
     }
+}
+
+fn changes_conversation(entry: &LogEntry) -> bool {
+    matches!(entry, LogEntry::Event(event) if event.body.changes_conversation())
 }
 
 fn unavailable() -> Error {

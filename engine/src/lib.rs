@@ -16,6 +16,7 @@ pub mod cursor;
 mod error;
 pub mod event;
 pub mod ids;
+pub mod membership;
 pub mod model;
 pub mod operations;
 pub mod permissions;

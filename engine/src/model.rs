@@ -61,6 +61,17 @@ impl Role {
         self <= minimum
     }
 
+    /// Parses the wire name of a role.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "moderator" => Some(Role::Moderator),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+
     /// The wire name of the role.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -87,6 +98,93 @@ pub struct Conversation {
     pub created_by: UserId,
     /// When it was created.
     pub created_at: Timestamp,
+    /// What members see and change as the conversation's profile.
+    pub profile: ConversationProfile,
+    /// Whether the owner archived it (archived conversations take no new messages).
+    pub archived: bool,
+    /// Users banned from the conversation: they are not members and cannot be added back
+    /// until the ban ends.
+    pub bans: Vec<Restriction>,
+    /// Members muted in the conversation: they cannot post (reading still works).
+    pub mutes: Vec<Restriction>,
+}
+
+impl Conversation {
+    /// A new, empty-profiled, unarchived conversation with no bans or mutes.
+    pub fn new(
+        conversation_id: ConversationId,
+        tenant_id: TenantId,
+        kind: ConversationKind,
+        title: Option<String>,
+        created_by: UserId,
+        created_at: Timestamp,
+    ) -> Self {
+        Conversation {
+            conversation_id,
+            tenant_id,
+            kind,
+            title,
+            created_by,
+            created_at,
+            profile: ConversationProfile::default(),
+            archived: false,
+            bans: Vec::new(),
+            mutes: Vec::new(),
+        }
+    }
+
+    /// The ban in force on `user_id` at `now`, if any (a ban whose `until` has passed has
+    /// ended on its own).
+    pub fn ban_at(&self, user_id: &UserId, now: Timestamp) -> Option<&Restriction> {
+        in_force(&self.bans, user_id, now)
+    }
+
+    /// The mute in force on `user_id` at `now`, if any.
+    pub fn mute_at(&self, user_id: &UserId, now: Timestamp) -> Option<&Restriction> {
+        in_force(&self.mutes, user_id, now)
+    }
+}
+
+fn in_force<'a>(
+    restrictions: &'a [Restriction],
+    user_id: &UserId,
+    now: Timestamp,
+) -> Option<&'a Restriction> {
+    restrictions
+        .iter()
+        .find(|restriction| &restriction.user_id == user_id && restriction.is_in_force(now))
+}
+
+/// The parts of a conversation its admins edit besides the title.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationProfile {
+    /// A longer description.
+    pub description: Option<String>,
+    /// An image URL (https).
+    pub avatar_url: Option<String>,
+}
+
+/// A ban or a mute of one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restriction {
+    /// Who is restricted.
+    pub user_id: UserId,
+    /// Who restricted them.
+    pub by: UserId,
+    /// When.
+    pub since: Timestamp,
+    /// When it ends on its own; `None` until lifted.
+    pub until: Option<Timestamp>,
+    /// Why, as the moderator wrote it.
+    pub reason: Option<String>,
+}
+
+impl Restriction {
+    /// Whether it is in force at `now` (expiry is computed, never stored, so it holds across
+    /// restarts and needs no timer).
+    pub fn is_in_force(&self, now: Timestamp) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
 }
 
 /// One user's membership in a conversation.

@@ -18,8 +18,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, UserId};
+use crate::membership::{LeaveReason, ModerationAction};
 use crate::model::{
-    ConversationKind, DeleteMode, Deletion, EditVersion, Message, MessageRef, Reaction, Role,
+    ConversationKind, DeleteMode, Deletion, EditVersion, Member, Message, MessageRef, Reaction,
+    Role,
 };
 use crate::permissions::{self, Action};
 use crate::time::Timestamp;
@@ -118,17 +120,75 @@ pub enum ConversationEventBody {
         /// How many users now react with it.
         count: u32,
     },
+    /// Users became members.
+    MembersAdded {
+        /// The new members.
+        members: Vec<Member>,
+    },
+    /// A member left or was removed.
+    MemberLeft {
+        /// Who.
+        user_id: UserId,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A member's role changed.
+    RoleChanged {
+        /// Who.
+        user_id: UserId,
+        /// The new role.
+        role: Role,
+    },
+    /// Ownership changed hands; the previous owner is now an admin.
+    OwnerChanged {
+        /// The previous owner.
+        previous_owner: UserId,
+        /// The new owner.
+        owner: UserId,
+    },
+    /// The title or profile changed (the event carries the new values of all three).
+    ConversationUpdated {
+        /// The title.
+        title: Option<String>,
+        /// The description.
+        description: Option<String>,
+        /// The avatar URL.
+        avatar_url: Option<String>,
+    },
+    /// The conversation was archived or unarchived.
+    ConversationArchived {
+        /// The new state.
+        archived: bool,
+    },
+    /// A moderator kicked, banned, unbanned, muted or unmuted a user.
+    Moderated {
+        /// What.
+        action: ModerationAction,
+        /// Whom.
+        user_id: UserId,
+        /// When a ban or mute ends on its own.
+        until: Option<Timestamp>,
+        /// Why.
+        reason: Option<String>,
+    },
 }
 
 impl ConversationEventBody {
-    /// The message the event is about.
-    pub fn message_id(&self) -> MessageId {
+    /// The message the event is about, for operations on messages.
+    pub fn message_id(&self) -> Option<MessageId> {
         match self {
             ConversationEventBody::MessageEdited { message_id, .. }
             | ConversationEventBody::MessageDeleted { message_id, .. }
             | ConversationEventBody::ReactionAdded { message_id, .. }
-            | ConversationEventBody::ReactionRemoved { message_id, .. } => *message_id,
+            | ConversationEventBody::ReactionRemoved { message_id, .. } => Some(*message_id),
+            _ => None,
         }
+    }
+
+    /// Whether the event changes the conversation itself (members, roles, profile, archive,
+    /// moderation) rather than a message.
+    pub fn changes_conversation(&self) -> bool {
+        self.message_id().is_none()
     }
 }
 
@@ -383,6 +443,18 @@ pub fn apply_event(target: &mut Message, event: &mut ConversationEvent) -> Resul
                 state.reactions.remove(position);
             }
             *count = u32::try_from(remaining).unwrap_or(u32::MAX);
+        }
+        ConversationEventBody::MembersAdded { .. }
+        | ConversationEventBody::MemberLeft { .. }
+        | ConversationEventBody::RoleChanged { .. }
+        | ConversationEventBody::OwnerChanged { .. }
+        | ConversationEventBody::ConversationUpdated { .. }
+        | ConversationEventBody::ConversationArchived { .. }
+        | ConversationEventBody::Moderated { .. } => {
+            return Err(Error::invalid(
+                "event",
+                "changes the conversation, not a message",
+            ));
         }
     }
     Ok(effects)

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use crate::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef, ReadCursors};
-use crate::operations::LogEntry;
+use crate::operations::{ConversationEvent, LogEntry};
 use crate::time::Timestamp;
 use crate::{Error, StoreError};
 
@@ -60,7 +60,11 @@ pub enum AppendOutcome {
 ///   and no reuse whatever its callers do. It reports an [`AppendOutcome`] per entry, in input
 ///   order. When it returns `Ok`, every `Stored` entry is durable: it survives a crash of the
 ///   process. The `Stored` entries of one call become visible together.
-/// - An event entry is applied to the message it targets with
+/// - An event that changes the conversation itself (members, roles, profile, archive,
+///   moderation) is applied to the stored conversation with
+///   [`crate::membership::apply_change`] in the same atomic write, and moderation events are
+///   indexed for [`MessageStore::moderation_log`].
+/// - An event entry about a message is applied to the message it targets with
 ///   [`crate::operations::apply_event`], and a message posted in a thread to the thread's root
 ///   with [`crate::operations::apply_thread_reply`], in the same atomic write; the log's copy of
 ///   a message is kept in its current state. When the message is deleted, the text of its
@@ -163,6 +167,17 @@ pub trait MessageStore: Send + Sync + 'static {
         before: Option<Seq>,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError>;
+
+    /// The moderation log: the conversation's moderation events (kick, ban, unban, mute,
+    /// unmute) with seq strictly less than `before` (or all, when `None`), newest first, at
+    /// most `limit`.
+    async fn moderation_log(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<ConversationEvent>, StoreError>;
 
     /// A member's receipt cursors ([`ReadCursors::default`] if none were stored).
     async fn read_cursors(

@@ -27,7 +27,7 @@ use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId
 use switchboard_engine::model::{
     Conversation, ConversationSnapshot, Member, Message, MessageRef, ReadCursors,
 };
-use switchboard_engine::operations::LogEntry;
+use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
 use crate::codec::{self, FORMAT_VERSION};
@@ -44,6 +44,7 @@ const CLIENT_IDS: &str = "client_ids";
 const MESSAGE_IDS: &str = "message_ids";
 const THREADS: &str = "threads";
 const READ_CURSORS: &str = "read_cursors";
+const MODERATION: &str = "moderation";
 
 /// The key, in the meta keyspace, of the directory's format version.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -60,6 +61,7 @@ struct EmbeddedTables {
     message_ids: Keyspace,
     threads: Keyspace,
     read_cursors: Keyspace,
+    moderation: Keyspace,
 }
 
 /// State owned by whoever holds the writer mutex.
@@ -83,6 +85,9 @@ struct PendingConversation {
     entries: BTreeMap<Seq, LogEntry>,
     /// The seqs of the messages the batch adds.
     message_seqs: HashMap<MessageId, Seq>,
+    /// When the batch changes the conversation itself: the conversation as stored before the
+    /// batch, and as the batch leaves it.
+    conversation: Option<(ConversationSnapshot, ConversationSnapshot)>,
 }
 
 /// One conversation's log as a batch being staged sees it: its own staged records first, then
@@ -112,6 +117,17 @@ impl LogView for StagingView<'_> {
         }
         self.reader
             .message_seq(self.tenant_id, self.conversation_id, message_id)
+    }
+
+    fn conversation(&self) -> Result<Option<ConversationSnapshot>, StoreError> {
+        if let Some((_, current)) = self
+            .pending
+            .and_then(|pending| pending.conversation.as_ref())
+        {
+            return Ok(Some(current.clone()));
+        }
+        self.reader
+            .snapshot_of(self.tenant_id, self.conversation_id)
     }
 }
 
@@ -168,6 +184,7 @@ impl EmbeddedMessageStore {
             message_ids: open_table(&database, MESSAGE_IDS)?,
             threads: open_table(&database, THREADS)?,
             read_cursors: open_table(&database, READ_CURSORS)?,
+            moderation: open_table(&database, MODERATION)?,
             database,
         };
         match tables.meta.get(FORMAT_VERSION_KEY).map_err(open_error)? {
@@ -360,7 +377,28 @@ impl EmbeddedShared {
                     client_ids: HashMap::new(),
                     entries: BTreeMap::new(),
                     message_seqs: HashMap::new(),
+                    conversation: None,
                 });
+            if let Some(changed) = staged_entry.conversation {
+                let original = match staged.conversation.take() {
+                    Some((original, _)) => original,
+                    None => reader
+                        .snapshot_of(&tenant_id, conversation_id)?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("a changed conversation vanished".to_owned())
+                        })?,
+                };
+                staged.conversation = Some((original, changed));
+            }
+            if let LogEntry::Event(event) = &entry
+                && matches!(event.body, ConversationEventBody::Moderated { .. })
+            {
+                batch.insert(
+                    &tables.moderation,
+                    keys::message_key(&tenant_id, conversation_id, seq),
+                    [],
+                );
+            }
             if let LogEntry::Message(message) = &entry {
                 batch.insert(
                     &tables.message_ids,
@@ -395,6 +433,9 @@ impl EmbeddedShared {
                     keys::message_key(tenant_id, *conversation_id, *seq),
                     codec::encode(entry)?,
                 );
+            }
+            if let Some((original, changed)) = &staged.conversation {
+                write_conversation_change(tables, &mut batch, original, changed)?;
             }
         }
         if batch.is_empty() {
@@ -462,6 +503,40 @@ struct EmbeddedReader<'tables> {
 }
 
 impl EmbeddedReader<'_> {
+    /// A conversation and its members, in user id order.
+    fn snapshot_of(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<ConversationSnapshot>, StoreError> {
+        let tables = self.tables;
+        let conversation_key = keys::conversation_key(tenant_id, conversation_id);
+        let Some(value) = self
+            .snapshot
+            .get(&tables.conversations, &conversation_key)
+            .map_err(|error| unavailable("could not read conversations", error))?
+        else {
+            return Ok(None);
+        };
+        let conversation = codec::decode::<Conversation>(CONVERSATIONS, &value)?;
+        let mut members = self
+            .snapshot
+            .prefix(&tables.members, &conversation_key)
+            .map(|guard| {
+                let value = guard
+                    .value()
+                    .map_err(|error| unavailable("could not read members", error))?;
+                codec::decode::<Member>(MEMBERS, &value)
+            })
+            .collect::<Result<Vec<Member>, StoreError>>()?;
+        // Keys order user ids by length first (they are length-prefixed), so sort by id here.
+        members.sort_by(|left, right| left.user_id.cmp(&right.user_id));
+        Ok(Some(ConversationSnapshot {
+            conversation,
+            members,
+        }))
+    }
+
     /// The highest stored seq of a conversation, from its last messages key.
     fn load_head(
         &self,
@@ -560,6 +635,54 @@ impl EmbeddedReader<'_> {
     }
 }
 
+/// Writes a conversation record and the difference between two member lists (and the
+/// user_conversations index with them) into a batch.
+fn write_conversation_change(
+    tables: &EmbeddedTables,
+    batch: &mut fjall::OwnedWriteBatch,
+    original: &ConversationSnapshot,
+    changed: &ConversationSnapshot,
+) -> Result<(), StoreError> {
+    let conversation = &changed.conversation;
+    let tenant_id = &conversation.tenant_id;
+    let conversation_id = conversation.conversation_id;
+    batch.insert(
+        &tables.conversations,
+        keys::conversation_key(tenant_id, conversation_id),
+        codec::encode(conversation)?,
+    );
+    for gone in original
+        .members
+        .iter()
+        .filter(|member| changed.member(&member.user_id).is_none())
+    {
+        batch.remove(
+            &tables.members,
+            keys::member_key(tenant_id, conversation_id, &gone.user_id),
+        );
+        batch.remove(
+            &tables.user_conversations,
+            keys::user_conversation_key(tenant_id, &gone.user_id, conversation_id),
+        );
+    }
+    for member in &changed.members {
+        if original.member(&member.user_id) == Some(member) {
+            continue;
+        }
+        batch.insert(
+            &tables.members,
+            keys::member_key(tenant_id, conversation_id, &member.user_id),
+            codec::encode(member)?,
+        );
+        batch.insert(
+            &tables.user_conversations,
+            keys::user_conversation_key(tenant_id, &member.user_id, conversation_id),
+            [],
+        );
+    }
+    Ok(())
+}
+
 /// Decodes log entries from a scan, in the scan's direction.
 fn decode_entries(
     scan: impl Iterator<Item = fjall::Guard>,
@@ -622,33 +745,7 @@ impl MessageStore for EmbeddedMessageStore {
         tenant_id: &TenantId,
         conversation_id: ConversationId,
     ) -> Result<Option<ConversationSnapshot>, StoreError> {
-        let reader = self.reader();
-        let tables = reader.tables;
-        let conversation_key = keys::conversation_key(tenant_id, conversation_id);
-        let Some(value) = reader
-            .snapshot
-            .get(&tables.conversations, &conversation_key)
-            .map_err(|error| unavailable("could not read conversations", error))?
-        else {
-            return Ok(None);
-        };
-        let conversation = codec::decode::<Conversation>(CONVERSATIONS, &value)?;
-        let mut members = reader
-            .snapshot
-            .prefix(&tables.members, &conversation_key)
-            .map(|guard| {
-                let value = guard
-                    .value()
-                    .map_err(|error| unavailable("could not read members", error))?;
-                codec::decode::<Member>(MEMBERS, &value)
-            })
-            .collect::<Result<Vec<Member>, StoreError>>()?;
-        // Keys order user ids by length first (they are length-prefixed), so sort by id here.
-        members.sort_by(|left, right| left.user_id.cmp(&right.user_id));
-        Ok(Some(ConversationSnapshot {
-            conversation,
-            members,
-        }))
+        self.reader().snapshot_of(tenant_id, conversation_id)
     }
 
     async fn conversations_of_user(
@@ -814,6 +911,44 @@ impl MessageStore for EmbeddedMessageStore {
             ),
         };
         collect_messages(scan.rev(), limit)
+    }
+
+    async fn moderation_log(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<ConversationEvent>, StoreError> {
+        let reader = self.reader();
+        let index = &reader.tables.moderation;
+        let scan = match before {
+            None => reader
+                .snapshot
+                .prefix(index, keys::conversation_key(tenant_id, conversation_id)),
+            Some(before) => reader.snapshot.range(
+                index,
+                keys::message_key(tenant_id, conversation_id, Seq::ZERO)
+                    ..keys::message_key(tenant_id, conversation_id, before),
+            ),
+        };
+        scan.rev()
+            .take(limit)
+            .map(|guard| {
+                let key = guard
+                    .key()
+                    .map_err(|error| unavailable("could not read moderation", error))?;
+                let seq = keys::seq_from_message_key(&key).ok_or_else(|| {
+                    StoreError::Corrupt("a moderation key is too short".to_owned())
+                })?;
+                match reader.entry_at(tenant_id, conversation_id, seq)? {
+                    Some(LogEntry::Event(event)) => Ok(event),
+                    _ => Err(StoreError::Corrupt(format!(
+                        "moderation points at seq {seq}, which holds no event"
+                    ))),
+                }
+            })
+            .collect()
     }
 
     async fn read_cursors(

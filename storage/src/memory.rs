@@ -19,7 +19,7 @@ use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId
 use switchboard_engine::model::{
     Conversation, ConversationSnapshot, Member, Message, MessageRef, ReadCursors,
 };
-use switchboard_engine::operations::LogEntry;
+use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
 use crate::staging::{LogView, StageError, counts_as_unread, stage_entry};
@@ -41,6 +41,8 @@ struct MessageLog {
     seq_by_message_id: BTreeMap<MessageId, Seq>,
     /// Replies by thread root.
     thread_replies: BTreeSet<(MessageId, Seq)>,
+    /// The seqs of moderation events.
+    moderation_seqs: BTreeSet<Seq>,
 }
 
 impl MessageLog {
@@ -66,13 +68,32 @@ impl MessageLog {
     }
 }
 
-impl LogView for MessageLog {
+/// One conversation's log and record, as staging reads them.
+struct MemoryView<'tables> {
+    log: &'tables MessageLog,
+    record: Option<&'tables ConversationRecord>,
+}
+
+impl LogView for MemoryView<'_> {
     fn entry_at(&self, seq: Seq) -> Result<Option<LogEntry>, StoreError> {
-        Ok(self.entries.get(&seq).cloned())
+        Ok(self.log.entries.get(&seq).cloned())
     }
 
     fn message_seq(&self, message_id: MessageId) -> Result<Option<Seq>, StoreError> {
-        Ok(self.seq_by_message_id.get(&message_id).copied())
+        Ok(self.log.seq_by_message_id.get(&message_id).copied())
+    }
+
+    fn conversation(&self) -> Result<Option<ConversationSnapshot>, StoreError> {
+        Ok(self.record.map(ConversationRecord::snapshot))
+    }
+}
+
+impl ConversationRecord {
+    fn snapshot(&self) -> ConversationSnapshot {
+        ConversationSnapshot {
+            conversation: self.conversation.clone(),
+            members: self.members.values().cloned().collect(),
+        }
     }
 }
 
@@ -157,10 +178,7 @@ impl MessageStore for MemoryMessageStore {
         Ok(tables
             .conversations
             .get(&(tenant_id.clone(), conversation_id))
-            .map(|record| ConversationSnapshot {
-                conversation: record.conversation.clone(),
-                members: record.members.values().cloned().collect(),
-            }))
+            .map(ConversationRecord::snapshot))
     }
 
     async fn conversations_of_user(
@@ -200,6 +218,12 @@ impl MessageStore for MemoryMessageStore {
 
     async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError> {
         let mut tables = self.lock();
+        let MemoryTables {
+            conversations,
+            user_conversations,
+            message_logs,
+            ..
+        } = &mut *tables;
         let mut outcomes = Vec::with_capacity(entries.len());
         // Nothing below can fail, so each Stored entry is applied at once; later entries of the
         // batch then see it exactly as the embedded store's pending state lets them see it.
@@ -208,10 +232,8 @@ impl MessageStore for MemoryMessageStore {
             mut entry,
         } in entries
         {
-            let log = tables
-                .message_logs
-                .entry((tenant_id, entry.conversation_id()))
-                .or_default();
+            let key = (tenant_id, entry.conversation_id());
+            let log = message_logs.entry(key.clone()).or_default();
             if let Some(existing) = log
                 .seq_by_client_id
                 .get(entry.client_id())
@@ -223,7 +245,11 @@ impl MessageStore for MemoryMessageStore {
             // Seqs are assigned here, next after the head, as the embedded store does.
             let seq = log.head().next();
             entry.set_seq(seq);
-            let staged = match stage_entry(log, &mut entry) {
+            let view = MemoryView {
+                log,
+                record: conversations.get(&key),
+            };
+            let staged = match stage_entry(&view, &mut entry) {
                 Ok(staged) => staged,
                 Err(StageError::Refused(error)) => {
                     outcomes.push(AppendOutcome::Refused { error });
@@ -237,6 +263,36 @@ impl MessageStore for MemoryMessageStore {
                 if let Some(root) = message.thread_root {
                     log.thread_replies.insert((root, seq));
                 }
+            }
+            if let LogEntry::Event(event) = &entry
+                && matches!(event.body, ConversationEventBody::Moderated { .. })
+            {
+                log.moderation_seqs.insert(seq);
+            }
+            if let (Some(snapshot), Some(record)) =
+                (staged.conversation, conversations.get_mut(&key))
+            {
+                let (tenant_id, conversation_id) = &key;
+                for user_id in record.members.keys() {
+                    user_conversations.remove(&(
+                        tenant_id.clone(),
+                        user_id.clone(),
+                        *conversation_id,
+                    ));
+                }
+                for member in &snapshot.members {
+                    user_conversations.insert((
+                        tenant_id.clone(),
+                        member.user_id.clone(),
+                        *conversation_id,
+                    ));
+                }
+                record.conversation = snapshot.conversation;
+                record.members = snapshot
+                    .members
+                    .into_iter()
+                    .map(|member| (member.user_id.clone(), member))
+                    .collect();
             }
             let completed = staged.completed.then(|| Box::new(entry.clone()));
             log.write(entry);
@@ -375,6 +431,33 @@ impl MessageStore for MemoryMessageStore {
             .filter_map(|(_, entry)| match entry {
                 LogEntry::Message(message) => Some(message.clone()),
                 LogEntry::Event(_) => None,
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn moderation_log(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<ConversationEvent>, StoreError> {
+        let tables = self.lock();
+        let Some(log) = tables
+            .message_logs
+            .get(&(tenant_id.clone(), conversation_id))
+        else {
+            return Ok(Vec::new());
+        };
+        let end = before.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(log
+            .moderation_seqs
+            .range((Bound::Unbounded, end))
+            .rev()
+            .filter_map(|seq| match log.entries.get(seq) {
+                Some(LogEntry::Event(event)) => Some(event.clone()),
+                _ => None,
             })
             .take(limit)
             .collect())

@@ -9,7 +9,8 @@
 //! seq.
 
 use switchboard_engine::ids::{MessageId, Seq, UserId};
-use switchboard_engine::model::Message;
+use switchboard_engine::membership::apply_change;
+use switchboard_engine::model::{ConversationSnapshot, Message};
 use switchboard_engine::operations::{
     LogEntry, apply_event, apply_thread_reply, scrub_edited_text,
 };
@@ -22,6 +23,9 @@ pub(crate) trait LogView {
 
     /// The seq of the message with this id.
     fn message_seq(&self, message_id: MessageId) -> Result<Option<Seq>, StoreError>;
+
+    /// The conversation and its members.
+    fn conversation(&self) -> Result<Option<ConversationSnapshot>, StoreError>;
 }
 
 /// Why staging did not produce writes.
@@ -72,6 +76,8 @@ pub(crate) struct Staged {
     pub(crate) rewrites: Vec<LogEntry>,
     /// Whether staging completed the new entry beyond its seq (so the caller must be told).
     pub(crate) completed: bool,
+    /// The conversation as the entry left it, when the entry changes the conversation itself.
+    pub(crate) conversation: Option<ConversationSnapshot>,
 }
 
 /// Applies `entry` (its seq already assigned) to the entries it touches, completing `entry`
@@ -79,6 +85,7 @@ pub(crate) struct Staged {
 pub(crate) fn stage_entry(view: &impl LogView, entry: &mut LogEntry) -> Result<Staged, StageError> {
     let mut rewrites = Vec::new();
     let mut completed = false;
+    let mut conversation = None;
     match entry {
         LogEntry::Message(message) => {
             if let Some(reply_to) = message.reply_to {
@@ -98,8 +105,20 @@ pub(crate) fn stage_entry(view: &impl LogView, entry: &mut LogEntry) -> Result<S
                 completed = true;
             }
         }
+        LogEntry::Event(event) if event.body.changes_conversation() => {
+            let Some(mut snapshot) = view.conversation()? else {
+                return Err(StageError::Refused(Error::NotFound));
+            };
+            apply_change(&mut snapshot, event);
+            conversation = Some(snapshot);
+        }
         LogEntry::Event(event) => {
-            let mut target = load_message(view, event.body.message_id(), || Error::NotFound)?;
+            let message_id = event.body.message_id().ok_or_else(|| {
+                StageError::Store(StoreError::Corrupt(
+                    "an event about a message names no message".to_owned(),
+                ))
+            })?;
+            let mut target = load_message(view, message_id, || Error::NotFound)?;
             let effects = apply_event(&mut target, event).map_err(StageError::Refused)?;
             rewrites.push(LogEntry::Message(target));
             completed = true;
@@ -114,5 +133,6 @@ pub(crate) fn stage_entry(view: &impl LogView, entry: &mut LogEntry) -> Result<S
     Ok(Staged {
         rewrites,
         completed,
+        conversation,
     })
 }

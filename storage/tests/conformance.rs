@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, TenantId, UserId};
+use switchboard_engine::membership::ModerationAction;
 use switchboard_engine::model::{
     Conversation, ConversationKind, ConversationSnapshot, DeleteMode, EditVersion, Member, Message,
     MessageRef, MessageState, Reaction, ReadCursors, Role,
@@ -61,14 +62,14 @@ fn conversation(
     conversation_id: ConversationId,
     title: &str,
 ) -> Conversation {
-    Conversation {
+    Conversation::new(
         conversation_id,
-        tenant_id: tenant_id.clone(),
-        kind: ConversationKind::Group,
-        title: Some(title.to_owned()),
-        created_by: user("alice"),
-        created_at: Timestamp(BASE_MILLIS),
-    }
+        tenant_id.clone(),
+        ConversationKind::Group,
+        Some(title.to_owned()),
+        user("alice"),
+        Timestamp(BASE_MILLIS),
+    )
 }
 
 fn member(name: &str, role: Role) -> Member {
@@ -1908,6 +1909,144 @@ async fn unread_counts_others_messages_that_are_not_deleted(store: Arc<dyn Messa
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Changes to the conversation itself: members, roles, moderation.
+
+async fn conversation_changes_update_the_conversation_its_members_and_the_moderation_log(
+    store: Arc<dyn MessageStore>,
+) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let original = conversation(&tenant_id, id, "team");
+    create(
+        &store,
+        &original,
+        &[member("alice", Role::Owner), member("bob", Role::Member)],
+    )
+    .await;
+    let change = |client_id: &str, body: ConversationEventBody| event(id, "alice", client_id, body);
+    let added = change(
+        "add",
+        ConversationEventBody::MembersAdded {
+            members: vec![member("carol", Role::Member), member("dave", Role::Member)],
+        },
+    );
+    let promoted = change(
+        "promote",
+        ConversationEventBody::RoleChanged {
+            user_id: user("bob"),
+            role: Role::Admin,
+        },
+    );
+    let banned = change(
+        "ban",
+        ConversationEventBody::Moderated {
+            action: ModerationAction::Ban,
+            user_id: user("carol"),
+            until: Some(Timestamp(BASE_MILLIS + 10_000_000)),
+            reason: Some("spam".to_owned()),
+        },
+    );
+    let muted = change(
+        "mute",
+        ConversationEventBody::Moderated {
+            action: ModerationAction::Mute,
+            user_id: user("dave"),
+            until: None,
+            reason: None,
+        },
+    );
+    let renamed = change(
+        "rename",
+        ConversationEventBody::ConversationUpdated {
+            title: Some("renamed".to_owned()),
+            description: None,
+            avatar_url: None,
+        },
+    );
+    // One batch for the first three, so later entries see earlier ones; then two more.
+    let outcomes = append(
+        &store,
+        vec![
+            event_entry(&tenant_id, &added),
+            event_entry(&tenant_id, &promoted),
+            event_entry(&tenant_id, &banned),
+        ],
+    )
+    .await;
+    assert_eq!(summaries(&outcomes), ["stored 1", "stored 2", "stored 3"]);
+    let outcomes = append(
+        &store,
+        vec![
+            event_entry(&tenant_id, &muted),
+            event_entry(&tenant_id, &renamed),
+        ],
+    )
+    .await;
+    assert_eq!(summaries(&outcomes), ["stored 4", "stored 5"]);
+
+    let snapshot = load(&store, &tenant_id, id)
+        .await
+        .expect("the conversation exists");
+    let roles: Vec<(String, Role)> = snapshot
+        .members
+        .iter()
+        .map(|member| (member.user_id.to_string(), member.role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("alice".to_owned(), Role::Owner),
+            ("bob".to_owned(), Role::Admin),
+            ("dave".to_owned(), Role::Member),
+        ]
+    );
+    let conversation = &snapshot.conversation;
+    assert_eq!(conversation.title.as_deref(), Some("renamed"));
+    assert_eq!(conversation.bans.len(), 1);
+    assert_eq!(conversation.bans[0].user_id, user("carol"));
+    assert_eq!(conversation.bans[0].reason.as_deref(), Some("spam"));
+    assert_eq!(conversation.mutes.len(), 1);
+    assert_eq!(conversation.mutes[0].user_id, user("dave"));
+    // The user index follows the members.
+    assert_eq!(
+        conversations_of(&store, &tenant_id, "carol", None, 10).await,
+        []
+    );
+    assert_eq!(
+        conversations_of(&store, &tenant_id, "dave", None, 10).await,
+        [id]
+    );
+
+    let log = store
+        .moderation_log(&tenant_id, id, None, 10)
+        .await
+        .expect("moderation_log succeeds");
+    let seqs: Vec<u64> = log.iter().map(|event| event.seq.get()).collect();
+    assert_eq!(seqs, [4, 3], "moderation events only, newest first");
+    let older = store
+        .moderation_log(&tenant_id, id, Some(Seq(4)), 10)
+        .await
+        .expect("moderation_log succeeds");
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].body, banned.body);
+    assert!(
+        store
+            .moderation_log(&tenant("other"), id, None, 10)
+            .await
+            .expect("moderation_log succeeds")
+            .is_empty()
+    );
+    // A change to a conversation that does not exist is refused and consumes nothing.
+    let elsewhere = event(conversation_id(9), "alice", "ghost", renamed.body.clone());
+    let outcomes = append(&store, vec![event_entry(&tenant_id, &elsewhere)]).await;
+    assert_eq!(summaries(&outcomes), ["refused not found"]);
+    assert_eq!(
+        head(&store, &tenant_id, conversation_id(9)).await,
+        Seq::ZERO
+    );
+}
+
 conformance!(
     tenants_are_isolated_for_every_method,
     creating_an_existing_conversation_fails_and_changes_nothing,
@@ -1932,6 +2071,7 @@ conformance!(
     thread_replies_count_on_their_root_and_list_in_order,
     read_cursors_start_at_zero_are_stored_per_member_and_tenant_scoped,
     unread_counts_others_messages_that_are_not_deleted,
+    conversation_changes_update_the_conversation_its_members_and_the_moderation_log,
 );
 
 // ---------------------------------------------------------------------------------------------

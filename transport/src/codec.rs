@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use switchboard_actors::session::ClientRequest;
 use switchboard_engine::Error;
 use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
-use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, RequestId, Seq};
-use switchboard_engine::model::{DeleteMode, Message, NewMessage};
+use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, RequestId, Seq, UserId};
+use switchboard_engine::membership::{ConversationChange, ModerationAction};
+use switchboard_engine::model::{DeleteMode, Member, Message, NewMessage, Role};
 use switchboard_engine::operations::{
     ConversationEvent, ConversationEventBody, LogEntry, MessageOperation, NewOperation,
 };
@@ -85,6 +86,17 @@ struct RawFrame<'a> {
     mode: Option<Cow<'a, str>>,
     #[serde(borrow)]
     emoji: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_ids: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+    duration_ms: Option<u64>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
 }
 
 /// Just the id, for echoing it when the rest of a frame does not parse.
@@ -198,6 +210,49 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
     };
     match kind.as_ref() {
         "ping" => Ok(ClientRequest::Ping { request_id }),
+        "add_members" | "remove_member" | "leave_conversation" | "change_role"
+        | "transfer_ownership" | "moderate" => {
+            let conversation_id = conversation_id(raw.conversation_id)?;
+            let client_id = client_id(raw.client_id)?;
+            let invalid = |error: Error| with_id(ProtocolError::Invalid(error));
+            let user_id = |value: Option<Cow<'_, str>>| -> Result<UserId, FrameError> {
+                let text = required(value, "user_id").map_err(with_id)?;
+                UserId::parse(&text).map_err(invalid)
+            };
+            let change = match kind.as_ref() {
+                "add_members" => ConversationChange::AddMembers {
+                    user_ids: raw
+                        .user_ids
+                        .ok_or_else(|| invalid(Error::invalid("user_ids", "is required")))?
+                        .iter()
+                        .map(|text| UserId::parse(text).map_err(invalid))
+                        .collect::<Result<_, _>>()?,
+                },
+                "remove_member" => ConversationChange::RemoveMember {
+                    user_id: user_id(raw.user_id)?,
+                },
+                "leave_conversation" => ConversationChange::Leave,
+                "change_role" => ConversationChange::ChangeRole {
+                    user_id: user_id(raw.user_id)?,
+                    role: parse_role(raw.role.as_deref()).map_err(invalid)?,
+                },
+                "transfer_ownership" => ConversationChange::TransferOwnership {
+                    user_id: user_id(raw.user_id)?,
+                },
+                _ => ConversationChange::Moderate {
+                    action: parse_moderation_action(raw.action.as_deref()).map_err(invalid)?,
+                    user_id: user_id(raw.user_id)?,
+                    duration_ms: raw.duration_ms,
+                    reason: raw.reason.map(Cow::into_owned),
+                },
+            };
+            Ok(ClientRequest::Change {
+                request_id,
+                conversation_id,
+                client_id,
+                change,
+            })
+        }
         "read" | "delivered" => {
             let conversation_id = conversation_id(raw.conversation_id)?;
             let seq = raw.seq.map(Seq).ok_or_else(|| {
@@ -279,6 +334,25 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
             other.chars().take(64).collect(),
         ))),
     }
+}
+
+/// Parses a role below owner's: `admin`, `moderator` or `member`.
+///
+/// # Errors
+/// [`Error::Invalid`] for anything else.
+pub fn parse_role(role: Option<&str>) -> Result<Role, Error> {
+    role.and_then(Role::parse)
+        .ok_or_else(|| Error::invalid("role", "must be admin, moderator or member"))
+}
+
+/// Parses a moderation action: `kick`, `ban`, `unban`, `mute` or `unmute`.
+///
+/// # Errors
+/// [`Error::Invalid`] for anything else.
+pub fn parse_moderation_action(action: Option<&str>) -> Result<ModerationAction, Error> {
+    action
+        .and_then(ModerationAction::parse)
+        .ok_or_else(|| Error::invalid("action", "must be kick, ban, unban, mute or unmute"))
 }
 
 /// Parses a delete mode: `for_everyone` (the default when absent) or `hard`.
@@ -441,7 +515,7 @@ impl<'a> MessageBody<'a> {
 }
 
 /// The fields every event frame carries.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventEnvelope<'a> {
     /// The conversation.
     pub conversation_id: String,
@@ -455,8 +529,71 @@ pub struct EventEnvelope<'a> {
     pub client_id: &'a str,
     /// When, milliseconds since the epoch.
     pub ts: u64,
-    /// The message it is about.
-    pub message_id: String,
+    /// The message it is about (events about messages only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// The wire form of a member in `member.joined`.
+#[derive(Debug, Serialize)]
+pub struct MemberEventBody<'a> {
+    /// The member.
+    pub user_id: &'a str,
+    /// Their role.
+    pub role: &'static str,
+    /// When they joined.
+    pub joined_at: u64,
+}
+
+impl<'a> MemberEventBody<'a> {
+    fn new(member: &'a Member) -> Self {
+        MemberEventBody {
+            user_id: member.user_id.as_str(),
+            role: member.role.as_str(),
+            joined_at: member.joined_at.as_millis(),
+        }
+    }
+}
+
+/// The wire form of a `moderation.*` event; also an entry of the HTTP moderation log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModerationEventBody<'a> {
+    /// The event's envelope: seq, event id, who (`actor_id`), when.
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub envelope: EventEnvelope<'a>,
+    /// `kick`, `ban`, `unban`, `mute` or `unmute` (the event type says it too).
+    pub action: &'static str,
+    /// Whom.
+    pub user_id: &'a str,
+    /// When a ban or mute ends on its own, milliseconds since the epoch; absent until lifted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+    /// Why, as the moderator wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> ModerationEventBody<'a> {
+    /// The wire form of a moderation event; `None` for any other event.
+    pub fn from_event(event: &'a ConversationEvent) -> Option<Self> {
+        let ConversationEventBody::Moderated {
+            action,
+            user_id,
+            until,
+            reason,
+        } = &event.body
+        else {
+            return None;
+        };
+        Some(ModerationEventBody {
+            envelope: EventEnvelope::new(event),
+            action: action.as_str(),
+            user_id: user_id.as_str(),
+            until: until.map(|until| until.as_millis()),
+            reason: reason.as_deref(),
+        })
+    }
 }
 
 impl<'a> EventEnvelope<'a> {
@@ -468,7 +605,10 @@ impl<'a> EventEnvelope<'a> {
             actor_id: event.actor_id.as_str(),
             client_id: event.client_id.as_str(),
             ts: event.ts.as_millis(),
-            message_id: event.body.message_id().to_string(),
+            message_id: event
+                .body
+                .message_id()
+                .map(|message_id| message_id.to_string()),
         }
     }
 }
@@ -550,6 +690,57 @@ enum OutFrame<'a> {
         read: u64,
         delivered: u64,
     },
+    #[serde(rename = "member.joined")]
+    MemberJoined {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        members: Vec<MemberEventBody<'a>>,
+    },
+    #[serde(rename = "member.left")]
+    MemberLeft {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        user_id: &'a str,
+        reason: &'static str,
+    },
+    #[serde(rename = "member.role_changed")]
+    MemberRoleChanged {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        user_id: &'a str,
+        role: &'static str,
+    },
+    #[serde(rename = "conversation.owner_changed")]
+    OwnerChanged {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        previous_owner: &'a str,
+        owner: &'a str,
+    },
+    #[serde(rename = "conversation.updated")]
+    ConversationUpdated {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        title: Option<&'a str>,
+        description: Option<&'a str>,
+        avatar_url: Option<&'a str>,
+    },
+    #[serde(rename = "conversation.archived")]
+    ConversationArchived {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        archived: bool,
+    },
+    #[serde(rename = "moderation.kicked")]
+    ModerationKicked(ModerationEventBody<'a>),
+    #[serde(rename = "moderation.banned")]
+    ModerationBanned(ModerationEventBody<'a>),
+    #[serde(rename = "moderation.unbanned")]
+    ModerationUnbanned(ModerationEventBody<'a>),
+    #[serde(rename = "moderation.muted")]
+    ModerationMuted(ModerationEventBody<'a>),
+    #[serde(rename = "moderation.unmuted")]
+    ModerationUnmuted(ModerationEventBody<'a>),
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<OutRequestId<'a>>,
@@ -674,6 +865,56 @@ fn event_frame(event: &ConversationEvent) -> OutFrame<'_> {
             emoji: emoji.as_str(),
             count: *count,
         },
+        ConversationEventBody::MembersAdded { members } => OutFrame::MemberJoined {
+            envelope,
+            members: members.iter().map(MemberEventBody::new).collect(),
+        },
+        ConversationEventBody::MemberLeft { user_id, reason } => OutFrame::MemberLeft {
+            envelope,
+            user_id: user_id.as_str(),
+            reason: reason.as_str(),
+        },
+        ConversationEventBody::RoleChanged { user_id, role } => OutFrame::MemberRoleChanged {
+            envelope,
+            user_id: user_id.as_str(),
+            role: role.as_str(),
+        },
+        ConversationEventBody::OwnerChanged {
+            previous_owner,
+            owner,
+        } => OutFrame::OwnerChanged {
+            envelope,
+            previous_owner: previous_owner.as_str(),
+            owner: owner.as_str(),
+        },
+        ConversationEventBody::ConversationUpdated {
+            title,
+            description,
+            avatar_url,
+        } => OutFrame::ConversationUpdated {
+            envelope,
+            title: title.as_deref(),
+            description: description.as_deref(),
+            avatar_url: avatar_url.as_deref(),
+        },
+        ConversationEventBody::ConversationArchived { archived } => {
+            OutFrame::ConversationArchived {
+                envelope,
+                archived: *archived,
+            }
+        }
+        ConversationEventBody::Moderated { action, .. } => {
+            let Some(body) = ModerationEventBody::from_event(event) else {
+                unreachable!("a Moderated body always makes a moderation event body")
+            };
+            match action {
+                ModerationAction::Kick => OutFrame::ModerationKicked(body),
+                ModerationAction::Ban => OutFrame::ModerationBanned(body),
+                ModerationAction::Unban => OutFrame::ModerationUnbanned(body),
+                ModerationAction::Mute => OutFrame::ModerationMuted(body),
+                ModerationAction::Unmute => OutFrame::ModerationUnmuted(body),
+            }
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use switchboard_engine::Error;
 use switchboard_engine::cursor::{Direction, HistoryCursor};
 use switchboard_engine::ids::Emoji;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, UserId};
+use switchboard_engine::membership::{ConversationChange, Patch};
 use switchboard_engine::model::{
     ConversationKind, ConversationSnapshot, DeleteMode, Message, NewMessage, Role,
 };
@@ -31,7 +32,9 @@ use switchboard_engine::permissions::{self, Action};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthError;
-use crate::codec::{MessageBody, parse_delete_mode};
+use crate::codec::{
+    MessageBody, ModerationEventBody, parse_delete_mode, parse_moderation_action, parse_role,
+};
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
@@ -45,7 +48,38 @@ pub fn routes() -> Router<Arc<App>> {
             "/v1/conversations",
             axum::routing::post(create_conversation),
         )
-        .route("/v1/conversations/{conversation_id}", get(get_conversation))
+        .route(
+            "/v1/conversations/{conversation_id}",
+            get(get_conversation).patch(update_conversation),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/archive",
+            axum::routing::post(archive_conversation),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/members",
+            axum::routing::post(add_members),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/members/{user_id}",
+            axum::routing::delete(remove_member),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/members/{user_id}/role",
+            axum::routing::put(change_role),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/leave",
+            axum::routing::post(leave_conversation),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/owner",
+            axum::routing::post(transfer_ownership),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/moderation",
+            get(moderation_log).post(moderate),
+        )
         .route(
             "/v1/conversations/{conversation_id}/receipts",
             axum::routing::post(post_receipts),
@@ -84,6 +118,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/ws"),
     ("post", "/v1/conversations"),
     ("get", "/v1/conversations/{conversation_id}"),
+    ("patch", "/v1/conversations/{conversation_id}"),
+    ("post", "/v1/conversations/{conversation_id}/archive"),
+    ("post", "/v1/conversations/{conversation_id}/members"),
+    (
+        "delete",
+        "/v1/conversations/{conversation_id}/members/{user_id}",
+    ),
+    (
+        "put",
+        "/v1/conversations/{conversation_id}/members/{user_id}/role",
+    ),
+    ("post", "/v1/conversations/{conversation_id}/leave"),
+    ("post", "/v1/conversations/{conversation_id}/owner"),
+    ("get", "/v1/conversations/{conversation_id}/moderation"),
+    ("post", "/v1/conversations/{conversation_id}/moderation"),
     ("post", "/v1/conversations/{conversation_id}/receipts"),
     ("get", "/v1/conversations/{conversation_id}/messages"),
     ("post", "/v1/conversations/{conversation_id}/messages"),
@@ -1033,4 +1082,503 @@ pub(crate) async fn list_thread(
         next_after_seq,
     };
     Ok(Json(page).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ChangeResponse<'a> {
+    /// The change's event in the seq stream.
+    event: EventRefBody,
+    /// The conversation as it is now (absent when the caller is no longer a member).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation: Option<ConversationBody<'a>>,
+}
+
+async fn apply_change(
+    app: &App,
+    identity: &Identity,
+    conversation_id: ConversationId,
+    client_id: &str,
+    change: ConversationChange,
+) -> Result<Response, WireError> {
+    let client_id = ClientId::parse(client_id)?;
+    let result = app
+        .system
+        .change(identity, conversation_id, client_id, change)
+        .await?;
+    let still_member = result.snapshot.member(&identity.user_id).is_some();
+    let body = ChangeResponse {
+        event: EventRefBody {
+            event_id: result.event.message_id.to_string(),
+            seq: result.event.seq.get(),
+            ts: result.event.ts.as_millis(),
+        },
+        conversation: still_member.then(|| conversation_body(&result.snapshot)),
+    };
+    let mut response = Json(body).into_response();
+    mark_replayed(&mut response, result.created);
+    Ok(response)
+}
+
+fn patch_field(value: Option<Option<String>>) -> Patch<String> {
+    match value {
+        None => Patch::Keep,
+        Some(None) => Patch::Clear,
+        Some(Some(value)) => Patch::Set(value),
+    }
+}
+
+/// Deserializes a field that may be absent (keep), `null` (clear) or a value (set).
+fn nullable<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateConversationBody {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+    /// A new title; `null` clears it; absent leaves it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    title: Option<Option<String>>,
+    /// A new description; `null` clears it; absent leaves it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    /// A new https avatar URL; `null` clears it; absent leaves it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    avatar_url: Option<Option<String>>,
+}
+
+/// Change the title, description or avatar.
+///
+/// Admin or stronger (not in direct conversations). A `conversation.updated` event with the
+/// new values reaches every joined member.
+#[utoipa::path(patch, path = "/v1/conversations/{conversation_id}", tag = "conversations",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    request_body = UpdateConversationBody,
+    responses(
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn update_conversation(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let body: UpdateConversationBody = parse_body(&app, body)?;
+    let change = ConversationChange::Update {
+        title: patch_field(body.title),
+        description: patch_field(body.description),
+        avatar_url: patch_field(body.avatar_url),
+    };
+    apply_change(&app, &identity, conversation_id, &body.client_id, change).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ArchiveBody {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+    /// `true` to archive, `false` to unarchive.
+    archived: bool,
+}
+
+/// Archive or unarchive the conversation.
+///
+/// Owner only. An archived conversation takes no messages, operations or changes (`conflict`)
+/// until unarchived; it stays readable. A `conversation.archived` event reaches every joined
+/// member.
+#[utoipa::path(post, path = "/v1/conversations/{conversation_id}/archive", tag = "conversations",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    request_body = ArchiveBody,
+    responses(
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn archive_conversation(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let body: ArchiveBody = parse_body(&app, body)?;
+    let change = ConversationChange::Archive {
+        archived: body.archived,
+    };
+    apply_change(&app, &identity, conversation_id, &body.client_id, change).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddMembersBody {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+    /// Users to add (at most 100; members already in are skipped).
+    user_ids: Vec<String>,
+}
+
+/// Add members.
+///
+/// Admin or stronger. Users already in are skipped; a banned user is refused (`forbidden`);
+/// the conversation may hold at most `limits.max_members` members (`too_large`). One
+/// `member.joined` event lists the new members.
+#[utoipa::path(post, path = "/v1/conversations/{conversation_id}/members", tag = "members",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    request_body = AddMembersBody,
+    responses(
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn add_members(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let body: AddMembersBody = parse_body(&app, body)?;
+    let user_ids = body
+        .user_ids
+        .iter()
+        .map(|user_id| UserId::parse(user_id).map_err(WireError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    let change = ConversationChange::AddMembers { user_ids };
+    apply_change(&app, &identity, conversation_id, &body.client_id, change).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientIdQuery {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+}
+
+/// The `{conversation_id}` and `{user_id}` of a member's path, parsed.
+pub(crate) struct MemberPath {
+    conversation_id: ConversationId,
+    user_id: UserId,
+}
+
+impl FromRequestParts<Arc<App>> for MemberPath {
+    type Rejection = WireError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, WireError> {
+        let segments = path_segments(parts, app).await?;
+        Ok(MemberPath {
+            conversation_id: conversation_id(segment(&segments, "conversation_id"))?,
+            user_id: UserId::parse(segment(&segments, "user_id"))?,
+        })
+    }
+}
+
+/// Remove a member.
+///
+/// Admin or stronger, and only members whose role ranks below the caller's. A `member.left`
+/// event with reason `removed` reaches every joined member, the removed user's sessions
+/// included; their subscription then ends.
+#[utoipa::path(delete, path = "/v1/conversations/{conversation_id}/members/{user_id}", tag = "members",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("user_id" = String, Path, description = "The member's user id."), ClientIdQuery),
+    responses(
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn remove_member(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    MemberPath {
+        conversation_id,
+        user_id,
+    }: MemberPath,
+    query: Result<Query<ClientIdQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let query = parse_query(query)?;
+    let change = ConversationChange::RemoveMember { user_id };
+    apply_change(&app, &identity, conversation_id, &query.client_id, change).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LeaveBody {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+}
+
+/// Leave the conversation.
+///
+/// Anyone but the owner (who transfers ownership first); not in direct conversations. A
+/// `member.left` event with reason `left` reaches every joined member.
+#[utoipa::path(post, path = "/v1/conversations/{conversation_id}/leave", tag = "members",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    request_body = LeaveBody,
+    responses(
+        (status = 200, description = "The event (the caller is no longer a member, so no conversation).", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn leave_conversation(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let body: LeaveBody = parse_body(&app, body)?;
+    apply_change(
+        &app,
+        &identity,
+        conversation_id,
+        &body.client_id,
+        ConversationChange::Leave,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangeRoleBody {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+    /// `admin`, `moderator` or `member`.
+    role: String,
+}
+
+/// Change a member's role.
+///
+/// Admin or stronger; the member and the new role must both rank below the caller. Ownership
+/// moves with the owner endpoint instead. A `member.role_changed` event reaches every joined
+/// member.
+#[utoipa::path(put, path = "/v1/conversations/{conversation_id}/members/{user_id}/role", tag = "members",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("user_id" = String, Path, description = "The member's user id.")),
+    request_body = ChangeRoleBody,
+    responses(
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn change_role(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    MemberPath {
+        conversation_id,
+        user_id,
+    }: MemberPath,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let body: ChangeRoleBody = parse_body(&app, body)?;
+    let change = ConversationChange::ChangeRole {
+        user_id,
+        role: parse_role(Some(&body.role))?,
+    };
+    apply_change(&app, &identity, conversation_id, &body.client_id, change).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferOwnershipBody {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+    /// The member who becomes the owner.
+    user_id: String,
+}
+
+/// Transfer ownership.
+///
+/// Owner only. The new owner must be a member; the previous owner becomes an admin. A
+/// `conversation.owner_changed` event reaches every joined member.
+#[utoipa::path(post, path = "/v1/conversations/{conversation_id}/owner", tag = "members",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    request_body = TransferOwnershipBody,
+    responses(
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn transfer_ownership(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let body: TransferOwnershipBody = parse_body(&app, body)?;
+    let change = ConversationChange::TransferOwnership {
+        user_id: UserId::parse(&body.user_id)?,
+    };
+    apply_change(&app, &identity, conversation_id, &body.client_id, change).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModerateBody {
+    /// The idempotency key, unique per conversation.
+    client_id: String,
+    /// `kick`, `ban`, `unban`, `mute` or `unmute`.
+    action: String,
+    /// Whom.
+    user_id: String,
+    /// For `ban` and `mute`: how long, in milliseconds; absent means until lifted.
+    duration_ms: Option<u64>,
+    /// Why (at most 512 bytes); recorded in the moderation log.
+    reason: Option<String>,
+}
+
+/// Kick, ban, unban, mute or unmute a user.
+///
+/// Moderator or stronger, and only users whose role ranks below the caller's. A kick removes a
+/// member (who may be added again); a ban removes them if they are a member and keeps them out
+/// until unbanned or `duration_ms` passes; a mute keeps a member from posting (reading still
+/// works) until unmuted or `duration_ms` passes. Bans and mutes end on their own, across
+/// restarts. Each action is recorded in the moderation log and reaches every joined member as
+/// a `moderation.*` event.
+#[utoipa::path(post, path = "/v1/conversations/{conversation_id}/moderation", tag = "moderation",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    request_body = ModerateBody,
+    responses(
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
+        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn moderate(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let body: ModerateBody = parse_body(&app, body)?;
+    let change = ConversationChange::Moderate {
+        action: parse_moderation_action(Some(&body.action))?,
+        user_id: UserId::parse(&body.user_id)?,
+        duration_ms: body.duration_ms,
+        reason: body.reason,
+    };
+    apply_change(&app, &identity, conversation_id, &body.client_id, change).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModerationLogQuery {
+    /// Page size, as for history.
+    limit: Option<usize>,
+    /// Entries before this seq (a previous page's `next_before_seq`).
+    before_seq: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ModerationLogPage<'a> {
+    /// Moderation actions, newest first: who (`actor_id`), whom, what, when (`ts`), why and
+    /// until.
+    items: Vec<ModerationEventBody<'a>>,
+    /// Pass as `before_seq` for the next page; absent on the last page.
+    next_before_seq: Option<u64>,
+}
+
+/// Read the moderation log.
+///
+/// Moderator or stronger. Every kick, ban, unban, mute and unmute, newest first.
+#[utoipa::path(get, path = "/v1/conversations/{conversation_id}/moderation", tag = "moderation",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID."), ModerationLogQuery),
+    responses(
+        (status = 200, description = "A page of the log.", body = ModerationLogPage<'_>),
+        (status = 400, description = "Bad limit or unknown parameter (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member (`not_member`), or below moderator (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 503, description = "Storage or the conversation is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn moderation_log(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    query: Result<Query<ModerationLogQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let query = parse_query(query)?;
+    let limit = page_limit(&app, query.limit)?;
+    let events = app
+        .system
+        .moderation_log(&identity, conversation_id, query.before_seq.map(Seq), limit)
+        .await?;
+    let next_before_seq = match events.last() {
+        Some(last) if events.len() == limit => Some(last.seq.get()),
+        _ => None,
+    };
+    let page = ModerationLogPage {
+        items: events
+            .iter()
+            .filter_map(ModerationEventBody::from_event)
+            .collect(),
+        next_before_seq,
+    };
+    Ok(Json(page).into_response())
+}
+
+/// A page size from a query: the default when absent, at least 1, clamped to the maximum.
+fn page_limit(app: &App, limit: Option<usize>) -> Result<usize, WireError> {
+    let limit = limit.unwrap_or(app.http.history_default_limit);
+    if limit == 0 {
+        return Err(Error::invalid("limit", "must be at least 1").into());
+    }
+    Ok(limit.min(app.http.history_max_limit))
 }

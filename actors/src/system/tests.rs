@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
 use switchboard_engine::ids::{ClientId, ConversationId, RequestId, Seq, TenantId, UserId};
+use switchboard_engine::membership::{ConversationChange, ModerationAction};
 use switchboard_engine::model::{ConversationKind, NewMessage};
+use switchboard_engine::ports::Clock;
+use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::MessageLimits;
 use switchboard_storage::MemoryMessageStore;
 
 use super::*;
-use crate::clock::SystemClock;
+use crate::clock::{ManualClock, SystemClock};
 use crate::outbound::{OutboundEvent, OutboundReceiver, outbound};
 use crate::session::ClientRequest;
 
@@ -90,12 +93,16 @@ fn identity(user: &str) -> Identity {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with_clock(Arc::new(SystemClock)).await
+}
+
+async fn fixture_with_clock(clock: Arc<dyn Clock>) -> Fixture {
     let store = Arc::new(MemoryMessageStore::new());
     let system = System::start(
         settings(),
         Arc::clone(&store) as Arc<dyn MessageStore>,
         Arc::new(TextEncoder),
-        Arc::new(SystemClock),
+        clock,
     )
     .await
     .expect("system starts");
@@ -367,4 +374,97 @@ async fn a_killed_writer_is_restarted_and_no_acknowledged_message_is_lost() {
         alice.messages_through(client_ids.len() as u64).await,
         (1..=client_ids.len() as u64).collect::<Vec<_>>()
     );
+}
+
+/// Sends one message as `user` over the HTTP path; returns the error's text, or "delivered".
+async fn try_send(fixture: &Fixture, user: &str, client_id: &str) -> String {
+    let new_message = NewMessage {
+        client_id: ClientId::parse(client_id).expect("valid"),
+        text: "hello".to_owned(),
+        reply_to: None,
+        thread_root: None,
+    };
+    match fixture
+        .system
+        .send(&identity(user), fixture.conversation_id, new_message)
+        .await
+    {
+        Ok(_) => "delivered".to_owned(),
+        Err(error) => error.to_string(),
+    }
+}
+
+async fn moderate(fixture: &Fixture, client_id: &str, action: ModerationAction, duration_ms: u64) {
+    fixture
+        .system
+        .change(
+            &identity("alice"),
+            fixture.conversation_id,
+            ClientId::parse(client_id).expect("valid"),
+            ConversationChange::Moderate {
+                action,
+                user_id: UserId::parse("bob").expect("valid"),
+                duration_ms: Some(duration_ms),
+                reason: Some("testing".to_owned()),
+            },
+        )
+        .await
+        .expect("the owner may moderate bob");
+}
+
+#[tokio::test]
+async fn mutes_and_bans_end_on_their_own_also_after_the_conversation_restarts() {
+    const MINUTE: u64 = 60_000;
+    let clock = Arc::new(ManualClock::at(Timestamp(1_700_000_000_000)));
+    let fixture = fixture_with_clock(Arc::clone(&clock) as Arc<dyn Clock>).await;
+    assert_eq!(try_send(&fixture, "bob", "before").await, "delivered");
+
+    moderate(&fixture, "mute-bob", ModerationAction::Mute, MINUTE).await;
+    let muted = "forbidden: you are muted in this conversation";
+    assert_eq!(try_send(&fixture, "bob", "m1").await, muted);
+    fixture.kill_conversation().await;
+    // The restarted conversation reloads the mute from storage.
+    assert_eq!(try_send(&fixture, "bob", "m2").await, muted);
+    clock.advance(MINUTE - 1);
+    assert_eq!(try_send(&fixture, "bob", "m3").await, muted);
+    clock.advance(1);
+    assert_eq!(try_send(&fixture, "bob", "m4").await, "delivered");
+
+    moderate(&fixture, "ban-bob", ModerationAction::Ban, 2 * MINUTE).await;
+    assert_eq!(
+        try_send(&fixture, "bob", "b1").await,
+        "not a member of this conversation"
+    );
+    let add_bob = |client_id: &'static str| {
+        let fixture = &fixture;
+        async move {
+            fixture
+                .system
+                .change(
+                    &identity("alice"),
+                    fixture.conversation_id,
+                    ClientId::parse(client_id).expect("valid"),
+                    ConversationChange::AddMembers {
+                        user_ids: vec![UserId::parse("bob").expect("valid")],
+                    },
+                )
+                .await
+                .map(|result| result.snapshot.members.len())
+                .map_err(|error| error.to_string())
+        }
+    };
+    assert_eq!(
+        add_bob("add-1").await,
+        Err("forbidden: a user named is banned from this conversation".to_owned())
+    );
+    fixture.kill_conversation().await;
+    clock.advance(2 * MINUTE - 1);
+    assert_eq!(
+        add_bob("add-2").await,
+        Err("forbidden: a user named is banned from this conversation".to_owned())
+    );
+    fixture.kill_conversation().await;
+    clock.advance(1);
+    assert_eq!(add_bob("add-3").await, Ok(2));
+    assert_eq!(try_send(&fixture, "bob", "b2").await, "delivered");
 }

@@ -28,14 +28,14 @@ fn snapshot(kind: ConversationKind) -> ConversationSnapshot {
         joined_at: Timestamp(0),
     };
     ConversationSnapshot {
-        conversation: Conversation {
-            conversation_id: ConversationId::from_parts(1, 1),
-            tenant_id: TenantId::parse("t1").expect("valid tenant"),
+        conversation: Conversation::new(
+            ConversationId::from_parts(1, 1),
+            TenantId::parse("t1").expect("valid tenant"),
             kind,
-            title: None,
-            created_by: user("alice"),
-            created_at: Timestamp(0),
-        },
+            None,
+            user("alice"),
+            Timestamp(0),
+        ),
         members: vec![member("alice", Role::Owner), member("bob", Role::Member)],
     }
 }
@@ -65,9 +65,11 @@ fn send_checks_membership_roles_and_content() {
         Seq::ZERO,
         MessageLimits::default(),
     );
-    let render = |core: &ConversationCore<()>, sender: &str, text: &str| match core
-        .check_send(&user(sender), &new_message("c1", text))
-    {
+    let render = |core: &ConversationCore<()>, sender: &str, text: &str| match core.check_send(
+        &user(sender),
+        &new_message("c1", text),
+        Timestamp(0),
+    ) {
         Ok(check) => format!("{check:?}"),
         Err(error) => error.to_string(),
     };
@@ -106,7 +108,7 @@ fn repeated_client_id_is_in_flight_then_known() {
         1,
     );
     assert_eq!(
-        core.check_send(&alice, &new_message("c1", "hi")),
+        core.check_send(&alice, &new_message("c1", "hi"), Timestamp(0)),
         Ok(SendCheck::InFlight)
     );
     assert_eq!(core.attach_waiter(accepted.entry.client_id(), 2), Ok(()));
@@ -116,7 +118,7 @@ fn repeated_client_id_is_in_flight_then_known() {
     let stored = report.committed.expect("stored").reference();
     assert_eq!(stored.seq, Seq(42));
     assert_eq!(
-        core.check_send(&alice, &new_message("c1", "hi")),
+        core.check_send(&alice, &new_message("c1", "hi"), Timestamp(0)),
         Ok(SendCheck::Known(stored))
     );
     assert_eq!(core.durable_head(), Seq(42));
@@ -414,7 +416,10 @@ impl Sim {
                 let new_message = new_message(client_id.as_str(), "hello");
                 self.clients[client].sent_client_ids.push(client_id.clone());
                 let waiter = (client, client_id.clone());
-                match self.core.check_send(&sender_id, &new_message) {
+                match self
+                    .core
+                    .check_send(&sender_id, &new_message, Timestamp(self.now))
+                {
                     Err(error) => {
                         assert_eq!(error, Error::NotMember);
                         self.final_acks
