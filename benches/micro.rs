@@ -386,7 +386,7 @@ impl FanoutFixture {
                 user_id: user_id(&format!("user-{index:04}")),
             })
             .collect();
-        let snapshot = system
+        let (snapshot, _) = system
             .create_conversation(
                 &identities[0],
                 ConversationKind::Group,

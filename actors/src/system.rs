@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use switchboard_engine::Error;
 use switchboard_engine::event::EventEncoder;
 use switchboard_engine::ids::ClientId;
 use switchboard_engine::ids::{ConversationId, Seq};
@@ -31,6 +30,7 @@ use switchboard_engine::permissions::{self, Action};
 use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_engine::rate_limit::RateLimit;
 use switchboard_engine::validate::validate_new_conversation;
+use switchboard_engine::{Error, StoreError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -531,7 +531,7 @@ impl System {
         kind: ConversationKind,
         title: Option<String>,
         member_ids: Vec<switchboard_engine::ids::UserId>,
-    ) -> Result<ConversationSnapshot, Error> {
+    ) -> Result<(ConversationSnapshot, bool), Error> {
         let mut others: Vec<switchboard_engine::ids::UserId> = Vec::new();
         let mut creator_listed = false;
         for user_id in member_ids {
@@ -568,13 +568,59 @@ impl System {
             joined_at: now,
         }));
         members.sort_by(|left, right| left.user_id.cmp(&right.user_id));
-        self.store
+        let direct_with = match (kind, members.as_slice()) {
+            (ConversationKind::Direct, [first, second]) => {
+                Some((first.user_id.clone(), second.user_id.clone()))
+            }
+            _ => None,
+        };
+        if let Some((first, second)) = &direct_with
+            && let Some(existing) = self.existing_direct(creator, first, second).await?
+        {
+            return Ok((existing, false));
+        }
+        match self
+            .store
             .create_conversation(&conversation, &members)
-            .await?;
-        Ok(ConversationSnapshot {
-            conversation,
-            members,
-        })
+            .await
+        {
+            Ok(()) => {}
+            // Another request created this pair's conversation first: answer with it.
+            Err(StoreError::AlreadyExists) if direct_with.is_some() => {
+                let (first, second) = direct_with.as_ref().ok_or(Error::NotFound)?;
+                let existing = self.existing_direct(creator, first, second).await?;
+                return existing.map(|existing| (existing, false)).ok_or_else(|| {
+                    Error::unavailable("the direct conversation could not be read")
+                });
+            }
+            Err(error) => return Err(error.into()),
+        }
+        Ok((
+            ConversationSnapshot {
+                conversation,
+                members,
+            },
+            true,
+        ))
+    }
+
+    async fn existing_direct(
+        &self,
+        creator: &Identity,
+        first: &UserId,
+        second: &UserId,
+    ) -> Result<Option<ConversationSnapshot>, Error> {
+        let Some(conversation_id) = self
+            .store
+            .direct_conversation(&creator.tenant_id, first, second)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .load_conversation(&creator.tenant_id, conversation_id)
+            .await?)
     }
 
     fn key(identity: &Identity, conversation_id: ConversationId) -> ConversationKey {

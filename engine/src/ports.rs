@@ -74,15 +74,25 @@ pub enum AppendOutcome {
 /// - Reads see only durable data.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
-    /// Creates a conversation with its initial members.
+    /// Creates a conversation with its initial members. A direct conversation is also indexed
+    /// by its pair of members, atomically with its creation.
     ///
     /// # Errors
-    /// [`StoreError::AlreadyExists`] if the id is taken in this tenant.
+    /// [`StoreError::AlreadyExists`] if the id is taken in this tenant, or, for a direct
+    /// conversation, if the pair already has one (see [`MessageStore::direct_conversation`]).
     async fn create_conversation(
         &self,
         conversation: &Conversation,
         members: &[Member],
     ) -> Result<(), StoreError>;
+
+    /// The direct conversation of two users (in either order), if they have one.
+    async fn direct_conversation(
+        &self,
+        tenant_id: &TenantId,
+        first: &UserId,
+        second: &UserId,
+    ) -> Result<Option<ConversationId>, StoreError>;
 
     /// Loads a conversation and its members; `None` if it does not exist in this tenant.
     async fn load_conversation(

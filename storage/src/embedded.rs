@@ -32,7 +32,7 @@ use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
 use crate::codec::{self, FORMAT_VERSION};
 use crate::keys::{self, ULID_BYTES};
-use crate::staging::{LogView, StageError, counts_as_unread, stage_entry};
+use crate::staging::{LogView, StageError, counts_as_unread, direct_pair, ordered, stage_entry};
 use crate::{Error, Result};
 
 const META: &str = "meta";
@@ -45,6 +45,7 @@ const MESSAGE_IDS: &str = "message_ids";
 const THREADS: &str = "threads";
 const READ_CURSORS: &str = "read_cursors";
 const MODERATION: &str = "moderation";
+const DIRECT_PAIRS: &str = "direct_pairs";
 
 /// The key, in the meta keyspace, of the directory's format version.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -62,6 +63,7 @@ struct EmbeddedTables {
     threads: Keyspace,
     read_cursors: Keyspace,
     moderation: Keyspace,
+    direct_pairs: Keyspace,
 }
 
 /// State owned by whoever holds the writer mutex.
@@ -185,6 +187,7 @@ impl EmbeddedMessageStore {
             threads: open_table(&database, THREADS)?,
             read_cursors: open_table(&database, READ_CURSORS)?,
             moderation: open_table(&database, MODERATION)?,
+            direct_pairs: open_table(&database, DIRECT_PAIRS)?,
             database,
         };
         match tables.meta.get(FORMAT_VERSION_KEY).map_err(open_error)? {
@@ -275,6 +278,21 @@ impl EmbeddedShared {
             .database
             .batch()
             .durability(Some(PersistMode::SyncAll));
+        if let Some((first, second)) = direct_pair(conversation, members) {
+            let pair_key = keys::direct_pair_key(tenant_id, &first, &second);
+            let taken = reader
+                .snapshot
+                .contains_key(&tables.direct_pairs, &pair_key)
+                .map_err(|error| unavailable("could not read direct_pairs", error))?;
+            if taken {
+                return Err(StoreError::AlreadyExists);
+            }
+            batch.insert(
+                &tables.direct_pairs,
+                pair_key,
+                codec::encode(&conversation_id)?,
+            );
+        }
         batch.insert(
             &tables.conversations,
             conversation_key,
@@ -738,6 +756,25 @@ impl MessageStore for EmbeddedMessageStore {
         let members = members.to_vec();
         self.run_blocking(move |shared| shared.create_conversation(&conversation, &members))
             .await
+    }
+
+    async fn direct_conversation(
+        &self,
+        tenant_id: &TenantId,
+        first: &UserId,
+        second: &UserId,
+    ) -> Result<Option<ConversationId>, StoreError> {
+        let (first, second) = ordered(first, second);
+        let reader = self.reader();
+        reader
+            .snapshot
+            .get(
+                &reader.tables.direct_pairs,
+                keys::direct_pair_key(tenant_id, first, second),
+            )
+            .map_err(|error| unavailable("could not read direct_pairs", error))?
+            .map(|value| codec::decode::<ConversationId>(DIRECT_PAIRS, &value))
+            .transpose()
     }
 
     async fn load_conversation(

@@ -17,6 +17,9 @@
 //! | client_ids | `[tenant][conversation][client id]` | `Seq` (of any entry) |
 //! | message_ids | `[tenant][conversation][message id]` | `Seq` (of a message) |
 //! | threads | `[tenant][conversation][root message id][seq]` | empty |
+//! | moderation | `[tenant][conversation][seq]` | empty |
+//! | read_cursors | `[tenant][conversation][user]` | `ReadCursors` |
+//! | direct_pairs | `[tenant][lower user][higher user]` | `ConversationId` |
 
 use switchboard_engine::ids::{
     ClientId, ConversationId, MAX_CLIENT_ID_BYTES, MAX_NAME_ID_BYTES, MessageId, Seq, TenantId,
@@ -80,6 +83,14 @@ pub(crate) fn user_conversation_key(
 ) -> Vec<u8> {
     let mut key = user_conversations_prefix(tenant_id, user_id);
     key.extend_from_slice(&conversation_id.to_bytes());
+    key
+}
+
+/// The key of a direct conversation's pair in the direct_pairs table (pass the lower user id
+/// first).
+pub(crate) fn direct_pair_key(tenant_id: &TenantId, first: &UserId, second: &UserId) -> Vec<u8> {
+    let mut key = user_conversations_prefix(tenant_id, first);
+    push_length_prefixed(&mut key, second.as_str().as_bytes());
     key
 }
 

@@ -22,7 +22,7 @@ use switchboard_engine::model::{
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
-use crate::staging::{LogView, StageError, counts_as_unread, stage_entry};
+use crate::staging::{LogView, StageError, counts_as_unread, direct_pair, ordered, stage_entry};
 
 /// A conversation and its members, keyed by user id so they come out in user id order.
 struct ConversationRecord {
@@ -104,6 +104,8 @@ struct MemoryTables {
     user_conversations: BTreeSet<(TenantId, UserId, ConversationId)>,
     message_logs: BTreeMap<(TenantId, ConversationId), MessageLog>,
     read_cursors: BTreeMap<(TenantId, ConversationId, UserId), ReadCursors>,
+    /// Direct conversations by their pair of members, lower user id first.
+    direct_pairs: BTreeMap<(TenantId, UserId, UserId), ConversationId>,
 }
 
 /// A [`MessageStore`] that keeps everything in memory.
@@ -148,6 +150,16 @@ impl MessageStore for MemoryMessageStore {
         if tables.conversations.contains_key(&conversation_key) {
             return Err(StoreError::AlreadyExists);
         }
+        let pair = direct_pair(conversation, members);
+        if let Some((first, second)) = &pair {
+            let pair_key = (tenant_id.clone(), first.clone(), second.clone());
+            if tables.direct_pairs.contains_key(&pair_key) {
+                return Err(StoreError::AlreadyExists);
+            }
+            tables
+                .direct_pairs
+                .insert(pair_key, conversation.conversation_id);
+        }
         let members_by_user: BTreeMap<UserId, Member> = members
             .iter()
             .map(|member| (member.user_id.clone(), member.clone()))
@@ -167,6 +179,20 @@ impl MessageStore for MemoryMessageStore {
             },
         );
         Ok(())
+    }
+
+    async fn direct_conversation(
+        &self,
+        tenant_id: &TenantId,
+        first: &UserId,
+        second: &UserId,
+    ) -> Result<Option<ConversationId>, StoreError> {
+        let (first, second) = ordered(first, second);
+        let tables = self.lock();
+        Ok(tables
+            .direct_pairs
+            .get(&(tenant_id.clone(), first.clone(), second.clone()))
+            .copied())
     }
 
     async fn load_conversation(

@@ -2047,6 +2047,54 @@ async fn conversation_changes_update_the_conversation_its_members_and_the_modera
     );
 }
 
+async fn a_direct_pair_has_one_conversation(store: Arc<dyn MessageStore>) {
+    let tenant_id = tenant("acme");
+    let mut direct = conversation(&tenant_id, conversation_id(1), "dm");
+    direct.kind = ConversationKind::Direct;
+    create(
+        &store,
+        &direct,
+        &[member("bob", Role::Member), member("alice", Role::Owner)],
+    )
+    .await;
+    let lookup = |first: &'static str, second: &'static str, tenant_id: TenantId| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .direct_conversation(&tenant_id, &user(first), &user(second))
+                .await
+                .expect("direct_conversation succeeds")
+        }
+    };
+    assert_eq!(
+        lookup("alice", "bob", tenant_id.clone()).await,
+        Some(conversation_id(1))
+    );
+    assert_eq!(
+        lookup("bob", "alice", tenant_id.clone()).await,
+        Some(conversation_id(1))
+    );
+    assert_eq!(lookup("alice", "carol", tenant_id.clone()).await, None);
+    assert_eq!(lookup("alice", "bob", tenant("other")).await, None);
+    let mut again = conversation(&tenant_id, conversation_id(2), "dm again");
+    again.kind = ConversationKind::Direct;
+    let refused = store
+        .create_conversation(
+            &again,
+            &[member("alice", Role::Member), member("bob", Role::Owner)],
+        )
+        .await;
+    assert_eq!(refused, Err(StoreError::AlreadyExists));
+    assert_eq!(load(&store, &tenant_id, conversation_id(2)).await, None);
+    // Groups of the same two users are not direct conversations.
+    create(
+        &store,
+        &conversation(&tenant_id, conversation_id(3), "group"),
+        &[member("alice", Role::Owner), member("bob", Role::Member)],
+    )
+    .await;
+}
+
 conformance!(
     tenants_are_isolated_for_every_method,
     creating_an_existing_conversation_fails_and_changes_nothing,
@@ -2072,6 +2120,7 @@ conformance!(
     read_cursors_start_at_zero_are_stored_per_member_and_tenant_scoped,
     unread_counts_others_messages_that_are_not_deleted,
     conversation_changes_update_the_conversation_its_members_and_the_moderation_log,
+    a_direct_pair_has_one_conversation,
 );
 
 // ---------------------------------------------------------------------------------------------

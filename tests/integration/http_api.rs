@@ -420,3 +420,36 @@ async fn validation_errors_name_the_field_and_reason() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn creating_a_direct_conversation_again_returns_the_existing_one() {
+    let server = TestServer::start().await;
+    let create = |creator: &'static str, other: &'static str| {
+        let server = &server;
+        async move {
+            let response = server
+                .http
+                .post(server.url("/v1/conversations"))
+                .bearer_auth(token("acme", creator))
+                .json(&json!({"kind": "direct", "members": [other]}))
+                .send()
+                .await
+                .expect("sent");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("json");
+            (
+                status,
+                body["conversation_id"].as_str().expect("id").to_owned(),
+            )
+        }
+    };
+    let (status, first) = create("alice", "bob").await;
+    assert_eq!(status, 201);
+    let (status, again) = create("alice", "bob").await;
+    assert_eq!((status, &again), (200, &first));
+    let (status, reversed) = create("bob", "alice").await;
+    assert_eq!((status, &reversed), (200, &first));
+    let (status, other) = create("alice", "carol").await;
+    assert_eq!(status, 201);
+    assert_ne!(other, first);
+}

@@ -416,11 +416,13 @@ fn conversation_body(snapshot: &ConversationSnapshot) -> ConversationBody<'_> {
 /// Create a conversation.
 ///
 /// The caller becomes the owner; every listed user becomes a member (duplicates and the caller
-/// are ignored). A `direct` conversation names exactly one other user.
+/// are ignored). A `direct` conversation names exactly one other user; creating it again for
+/// the same pair (by either of the two) answers 200 with the existing conversation.
 #[utoipa::path(post, path = "/v1/conversations", tag = "conversations",
     request_body = CreateConversationBody,
     responses(
         (status = 201, description = "Created.", body = ConversationBody<'_>),
+        (status = 200, description = "The pair's existing direct conversation.", body = ConversationBody<'_>),
         (status = 400, description = "Malformed body, unknown field, unknown kind, bad user id, or a direct conversation without exactly one other user (`invalid`).", body = ErrorBody),
         (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
         (status = 413, description = "The body is over `limits.max_body_bytes`, the title over 256 bytes, or too many members (`too_large`).", body = ErrorBody),
@@ -443,11 +445,16 @@ pub(crate) async fn create_conversation(
         .iter()
         .map(|member| UserId::parse(member).map_err(WireError::from))
         .collect::<Result<Vec<_>, _>>()?;
-    let snapshot = app
+    let (snapshot, created) = app
         .system
         .create_conversation(&identity, kind, body.title, members)
         .await?;
-    Ok((StatusCode::CREATED, Json(conversation_body(&snapshot))).into_response())
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(conversation_body(&snapshot))).into_response())
 }
 
 /// Read a conversation, its members, its head, and the caller's role, cursors and unread count.

@@ -106,7 +106,7 @@ async fn fixture_with_clock(clock: Arc<dyn Clock>) -> Fixture {
     )
     .await
     .expect("system starts");
-    let snapshot = system
+    let (snapshot, _) = system
         .create_conversation(
             &identity("alice"),
             ConversationKind::Group,
