@@ -20,15 +20,16 @@ use switchboard_engine::event::EventEncoder;
 use switchboard_engine::ids::ClientId;
 use switchboard_engine::ids::{ConversationId, Seq};
 use switchboard_engine::ids::{MessageId, UserId};
-use switchboard_engine::membership::ConversationChange;
+use switchboard_engine::membership::{ConversationChange, Patch};
 use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, MAX_COUNTED_UNREAD, Member, Message,
-    MessageRef, NewMessage, ReadCursors, Role,
+    Conversation, ConversationKind, ConversationSnapshot, MAX_COUNTED_UNREAD, Member,
+    MemberSettings, Message, MessageRef, NewMessage, ReadCursors, Role,
 };
 use switchboard_engine::operations::{ConversationEvent, NewOperation};
 use switchboard_engine::permissions::{self, Action};
 use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_engine::rate_limit::RateLimit;
+use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::validate_new_conversation;
 use switchboard_engine::{Error, StoreError};
 use tokio::sync::watch;
@@ -396,6 +397,29 @@ pub struct MemberView {
     pub unread_count: usize,
     /// The newest seq.
     pub head: Seq,
+    /// The member's own settings.
+    pub settings: MemberSettings,
+}
+
+/// One conversation in a member's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationListing {
+    /// The conversation with the member's cursors, unread count and settings.
+    pub view: MemberView,
+    /// The newest message, if any.
+    pub last_message: Option<Message>,
+}
+
+/// A change to a member's own settings; fields left `None` (or [`Patch::Keep`]) stay as they
+/// are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    /// Mute notifications until a time, or unmute.
+    pub notifications_muted_until: Patch<Timestamp>,
+    /// Archive or unarchive for oneself.
+    pub archived: Option<bool>,
+    /// Pin or unpin.
+    pub pinned: Option<bool>,
 }
 
 /// What a change to a conversation over HTTP produced.
@@ -792,11 +816,16 @@ impl System {
             .store
             .head(&identity.tenant_id, conversation_id)
             .await?;
+        let settings = self
+            .store
+            .member_settings(&identity.tenant_id, conversation_id, &identity.user_id)
+            .await?;
         Ok(MemberView {
             snapshot,
             cursors,
             unread_count,
             head,
+            settings,
         })
     }
 
@@ -865,6 +894,78 @@ impl System {
             snapshot,
             created,
         })
+    }
+
+    /// The conversations `identity` is a member of, in id order, after `after`, at most
+    /// `limit`, each with the member's role, cursors, unread count, settings and the newest
+    /// message.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if storage fails.
+    pub async fn my_conversations(
+        &self,
+        identity: &Identity,
+        after: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<ConversationListing>, Error> {
+        let tenant_id = &identity.tenant_id;
+        let ids = self
+            .store
+            .conversations_of_user(tenant_id, &identity.user_id, after, limit)
+            .await?;
+        let mut listings = Vec::with_capacity(ids.len());
+        for conversation_id in ids {
+            // The index and the conversation are written in one batch, so a listed
+            // conversation exists; skip rather than fail if it somehow does not.
+            let Some(snapshot) = self
+                .store
+                .load_conversation(tenant_id, conversation_id)
+                .await?
+            else {
+                continue;
+            };
+            let cursors = self
+                .store
+                .read_cursors(tenant_id, conversation_id, &identity.user_id)
+                .await?;
+            let view = self.view_with(identity, snapshot, cursors).await?;
+            let last_message = self
+                .store
+                .messages_before(tenant_id, conversation_id, None, 1)
+                .await?
+                .pop();
+            listings.push(ConversationListing { view, last_message });
+        }
+        Ok(listings)
+    }
+
+    /// Changes the caller's own settings for a conversation and returns them.
+    ///
+    /// # Errors
+    /// As [`System::conversation`].
+    pub async fn update_settings(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        change: SettingsChange,
+    ) -> Result<MemberSettings, Error> {
+        self.conversation(identity, conversation_id).await?;
+        let tenant_id = &identity.tenant_id;
+        let mut settings = self
+            .store
+            .member_settings(tenant_id, conversation_id, &identity.user_id)
+            .await?;
+        settings.notifications_muted_until = match change.notifications_muted_until {
+            Patch::Keep => settings.notifications_muted_until,
+            Patch::Clear => None,
+            Patch::Set(until) => Some(until),
+        };
+        settings.archived = change.archived.unwrap_or(settings.archived);
+        settings.pinned = change.pinned.unwrap_or(settings.pinned);
+        self.store
+            .set_member_settings(tenant_id, conversation_id, &identity.user_id, settings)
+            .await?;
+        Ok(settings)
     }
 
     /// A page of the moderation log, newest first, for moderators and stronger.

@@ -389,3 +389,14 @@ impl ReadCursors {
         ReadCursors { read, delivered }
     }
 }
+
+/// One member's own settings for a conversation; nobody else sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSettings {
+    /// Notifications are muted until this time (`None`: not muted).
+    pub notifications_muted_until: Option<Timestamp>,
+    /// The member archived the conversation for themself.
+    pub archived: bool,
+    /// The member pinned the conversation.
+    pub pinned: bool,
+}

@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 
 use crate::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
-use crate::model::{Conversation, ConversationSnapshot, Member, Message, MessageRef, ReadCursors};
+use crate::model::{
+    Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
+};
 use crate::operations::{ConversationEvent, LogEntry};
 use crate::time::Timestamp;
 use crate::{Error, StoreError};
@@ -188,6 +190,24 @@ pub trait MessageStore: Send + Sync + 'static {
         before: Option<Seq>,
         limit: usize,
     ) -> Result<Vec<ConversationEvent>, StoreError>;
+
+    /// A member's own settings for a conversation ([`MemberSettings::default`] if none were
+    /// stored).
+    async fn member_settings(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<MemberSettings, StoreError>;
+
+    /// Stores a member's own settings for a conversation, durably.
+    async fn set_member_settings(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        settings: MemberSettings,
+    ) -> Result<(), StoreError>;
 
     /// A member's receipt cursors ([`ReadCursors::default`] if none were stored).
     async fn read_cursors(

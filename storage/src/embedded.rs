@@ -25,7 +25,7 @@ use fjall::{Database, Iter, Keyspace, KeyspaceCreateOptions, PersistMode, Readab
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{
-    Conversation, ConversationSnapshot, Member, Message, MessageRef, ReadCursors,
+    Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
@@ -46,6 +46,7 @@ const THREADS: &str = "threads";
 const READ_CURSORS: &str = "read_cursors";
 const MODERATION: &str = "moderation";
 const DIRECT_PAIRS: &str = "direct_pairs";
+const MEMBER_SETTINGS: &str = "member_settings";
 
 /// The key, in the meta keyspace, of the directory's format version.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -64,6 +65,7 @@ struct EmbeddedTables {
     read_cursors: Keyspace,
     moderation: Keyspace,
     direct_pairs: Keyspace,
+    member_settings: Keyspace,
 }
 
 /// State owned by whoever holds the writer mutex.
@@ -188,6 +190,7 @@ impl EmbeddedMessageStore {
             read_cursors: open_table(&database, READ_CURSORS)?,
             moderation: open_table(&database, MODERATION)?,
             direct_pairs: open_table(&database, DIRECT_PAIRS)?,
+            member_settings: open_table(&database, MEMBER_SETTINGS)?,
             database,
         };
         match tables.meta.get(FORMAT_VERSION_KEY).map_err(open_error)? {
@@ -986,6 +989,48 @@ impl MessageStore for EmbeddedMessageStore {
                 }
             })
             .collect()
+    }
+
+    async fn member_settings(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<MemberSettings, StoreError> {
+        let reader = self.reader();
+        reader
+            .snapshot
+            .get(
+                &reader.tables.member_settings,
+                keys::member_key(tenant_id, conversation_id, user_id),
+            )
+            .map_err(|error| unavailable("could not read member_settings", error))?
+            .map_or(Ok(MemberSettings::default()), |value| {
+                codec::decode::<MemberSettings>(MEMBER_SETTINGS, &value)
+            })
+    }
+
+    async fn set_member_settings(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        settings: MemberSettings,
+    ) -> Result<(), StoreError> {
+        let key = keys::member_key(tenant_id, conversation_id, user_id);
+        let value = codec::encode(&settings)?;
+        self.run_blocking(move |shared| {
+            let tables = &shared.tables;
+            let mut batch = tables
+                .database
+                .batch()
+                .durability(Some(PersistMode::SyncAll));
+            batch.insert(&tables.member_settings, key, value);
+            batch
+                .commit()
+                .map_err(|error| unavailable("could not store member settings", error))
+        })
+        .await
     }
 
     async fn read_cursors(

@@ -19,6 +19,7 @@
 //! | threads | `[tenant][conversation][root message id][seq]` | empty |
 //! | moderation | `[tenant][conversation][seq]` | empty |
 //! | read_cursors | `[tenant][conversation][user]` | `ReadCursors` |
+//! | member_settings | `[tenant][conversation][user]` | `MemberSettings` |
 //! | direct_pairs | `[tenant][lower user][higher user]` | `ConversationId` |
 
 use switchboard_engine::ids::{

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{
-    Conversation, ConversationSnapshot, Member, Message, MessageRef, ReadCursors,
+    Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
@@ -104,6 +104,7 @@ struct MemoryTables {
     user_conversations: BTreeSet<(TenantId, UserId, ConversationId)>,
     message_logs: BTreeMap<(TenantId, ConversationId), MessageLog>,
     read_cursors: BTreeMap<(TenantId, ConversationId, UserId), ReadCursors>,
+    member_settings: BTreeMap<(TenantId, ConversationId, UserId), MemberSettings>,
     /// Direct conversations by their pair of members, lower user id first.
     direct_pairs: BTreeMap<(TenantId, UserId, UserId), ConversationId>,
 }
@@ -487,6 +488,35 @@ impl MessageStore for MemoryMessageStore {
             })
             .take(limit)
             .collect())
+    }
+
+    async fn member_settings(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<MemberSettings, StoreError> {
+        let tables = self.lock();
+        Ok(tables
+            .member_settings
+            .get(&(tenant_id.clone(), conversation_id, user_id.clone()))
+            .copied()
+            .unwrap_or_default())
+    }
+
+    async fn set_member_settings(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        settings: MemberSettings,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        tables.member_settings.insert(
+            (tenant_id.clone(), conversation_id, user_id.clone()),
+            settings,
+        );
+        Ok(())
     }
 
     async fn read_cursors(

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::membership::ModerationAction;
 use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, DeleteMode, EditVersion, Member, Message,
-    MessageRef, MessageState, Reaction, ReadCursors, Role,
+    Conversation, ConversationKind, ConversationSnapshot, DeleteMode, EditVersion, Member,
+    MemberSettings, Message, MessageRef, MessageState, Reaction, ReadCursors, Role,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
@@ -2095,6 +2095,41 @@ async fn a_direct_pair_has_one_conversation(store: Arc<dyn MessageStore>) {
     .await;
 }
 
+async fn member_settings_start_empty_are_stored_per_member_and_tenant_scoped(
+    store: Arc<dyn MessageStore>,
+) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let settings = MemberSettings {
+        notifications_muted_until: Some(Timestamp(BASE_MILLIS + 60_000)),
+        archived: true,
+        pinned: false,
+    };
+    let read = |tenant_id: TenantId, name: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .member_settings(&tenant_id, id, &user(name))
+                .await
+                .expect("member_settings succeeds")
+        }
+    };
+    assert_eq!(
+        read(tenant_id.clone(), "bob").await,
+        MemberSettings::default()
+    );
+    store
+        .set_member_settings(&tenant_id, id, &user("bob"), settings)
+        .await
+        .expect("set_member_settings succeeds");
+    assert_eq!(read(tenant_id.clone(), "bob").await, settings);
+    assert_eq!(read(tenant_id, "carol").await, MemberSettings::default());
+    assert_eq!(
+        read(tenant("other"), "bob").await,
+        MemberSettings::default()
+    );
+}
+
 conformance!(
     tenants_are_isolated_for_every_method,
     creating_an_existing_conversation_fails_and_changes_nothing,
@@ -2121,6 +2156,7 @@ conformance!(
     unread_counts_others_messages_that_are_not_deleted,
     conversation_changes_update_the_conversation_its_members_and_the_moderation_log,
     a_direct_pair_has_one_conversation,
+    member_settings_start_empty_are_stored_per_member_and_tenant_scoped,
 );
 
 // ---------------------------------------------------------------------------------------------

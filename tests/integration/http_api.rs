@@ -84,7 +84,7 @@ async fn conversations_are_created_and_read_by_members_only() {
     assert_eq!(read.status(), 200);
     let mut expected = created.clone();
     expected["head"] = json!(0);
-    expected["me"] = json!({"role": "member", "read": 0, "delivered": 0, "unread_count": 0});
+    expected["me"] = json!({"role": "member", "read": 0, "delivered": 0, "unread_count": 0, "archived": false, "pinned": false});
     assert_eq!(read.json::<Value>().await.expect("json"), expected);
     let outsider = server
         .http

@@ -182,3 +182,109 @@ async fn receipts_over_websocket_reach_the_other_members() {
     assert_eq!(refused["code"], "not_member");
     assert_eq!(refused["id"], 3);
 }
+
+#[tokio::test]
+async fn my_conversation_list_pages_with_last_message_unread_and_settings() {
+    let server = TestServer::start().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            server
+                .create_conversation("acme", if n == 1 { "carol" } else { "alice" }, &["bob"])
+                .await,
+        );
+    }
+    let elsewhere = server
+        .create_conversation("acme", "alice", &["carol"])
+        .await;
+    let mut alice = server.connect("acme", "alice").await;
+    alice.send_message(&ids[0], "x1", "first in zero").await;
+    alice.send_message(&ids[0], "x2", "second in zero").await;
+    alice.send_message(&ids[2], "y1", "only in two").await;
+
+    let list = |query: String| {
+        let server = &server;
+        async move {
+            let response = server
+                .http
+                .get(server.url(&format!("/v1/conversations{query}")))
+                .bearer_auth(token("acme", "bob"))
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    let page = list("?limit=2".to_owned()).await;
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["conversation_id"], ids[0].as_str());
+    assert_eq!(items[0]["last_message"]["text"], "second in zero");
+    assert_eq!(items[0]["me"]["unread_count"], 2);
+    assert_eq!(items[0]["me"]["role"], "member");
+    assert_eq!(items[1]["conversation_id"], ids[1].as_str());
+    assert_eq!(items[1].get("last_message"), None);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let rest = list(format!("?limit=2&cursor={cursor}")).await;
+    let rest_items = rest["items"].as_array().expect("items");
+    assert_eq!(rest_items.len(), 1, "bob is not in {elsewhere}");
+    assert_eq!(rest_items[0]["conversation_id"], ids[2].as_str());
+    assert_eq!(rest_items[0]["me"]["unread_count"], 1);
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    let settings = |body: Value| {
+        let server = &server;
+        let id = ids[2].clone();
+        async move {
+            let response = server
+                .http
+                .put(server.url(&format!("/v1/conversations/{id}/settings")))
+                .bearer_auth(token("acme", "bob"))
+                .json(&body)
+                .send()
+                .await
+                .expect("sent");
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.expect("json"),
+            )
+        }
+    };
+    let (status, view) =
+        settings(json!({"notifications_muted_until": 1_900_000_000_000_u64, "pinned": true})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        view["me"]["notifications_muted_until"],
+        1_900_000_000_000_u64
+    );
+    assert_eq!(
+        (
+            view["me"]["pinned"].as_bool(),
+            view["me"]["archived"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    let (_, view) = settings(json!({"notifications_muted_until": null, "archived": true})).await;
+    assert_eq!(view["me"].get("notifications_muted_until"), None);
+    assert_eq!(
+        (
+            view["me"]["pinned"].as_bool(),
+            view["me"]["archived"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    let (status, refused) = settings(json!({"muted": true})).await;
+    assert_eq!((status, refused["code"].as_str()), (400, Some("invalid")));
+    let listed = list(String::new()).await;
+    let pinned: Vec<bool> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["me"]["pinned"].as_bool().expect("pinned"))
+        .collect();
+    assert_eq!(pinned, [false, false, true]);
+}

@@ -18,7 +18,7 @@ use http::StatusCode;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::session::Identity;
-use switchboard_actors::system::MemberView;
+use switchboard_actors::system::{MemberView, SettingsChange};
 use switchboard_engine::Error;
 use switchboard_engine::cursor::{Direction, HistoryCursor};
 use switchboard_engine::ids::Emoji;
@@ -29,6 +29,7 @@ use switchboard_engine::model::{
 };
 use switchboard_engine::operations::{MessageOperation, NewOperation};
 use switchboard_engine::permissions::{self, Action};
+use switchboard_engine::time::Timestamp;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthError;
@@ -46,7 +47,11 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/openapi.json", get(openapi_document))
         .route(
             "/v1/conversations",
-            axum::routing::post(create_conversation),
+            get(list_conversations).post(create_conversation),
+        )
+        .route(
+            "/v1/conversations/{conversation_id}/settings",
+            axum::routing::put(update_settings),
         )
         .route(
             "/v1/conversations/{conversation_id}",
@@ -116,7 +121,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/ready"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/ws"),
+    ("get", "/v1/conversations"),
     ("post", "/v1/conversations"),
+    ("put", "/v1/conversations/{conversation_id}/settings"),
     ("get", "/v1/conversations/{conversation_id}"),
     ("patch", "/v1/conversations/{conversation_id}"),
     ("post", "/v1/conversations/{conversation_id}/archive"),
@@ -377,6 +384,14 @@ pub(crate) struct MyStateBody {
     delivered: u64,
     /// Messages of others after the read cursor that are not deleted, counted up to 1000.
     unread_count: usize,
+    /// The caller's notifications for this conversation are muted until then (ms since the
+    /// epoch); absent when not muted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notifications_muted_until: Option<u64>,
+    /// The caller archived the conversation for themself.
+    archived: bool,
+    /// The caller pinned the conversation.
+    pinned: bool,
 }
 
 fn member_view_body<'a>(view: &'a MemberView, user_id: &UserId) -> ConversationBody<'a> {
@@ -387,6 +402,12 @@ fn member_view_body<'a>(view: &'a MemberView, user_id: &UserId) -> ConversationB
         read: view.cursors.read.get(),
         delivered: view.cursors.delivered.get(),
         unread_count: view.unread_count,
+        notifications_muted_until: view
+            .settings
+            .notifications_muted_until
+            .map(|until| until.as_millis()),
+        archived: view.settings.archived,
+        pinned: view.settings.pinned,
     });
     body
 }
@@ -1588,4 +1609,142 @@ fn page_limit(app: &App, limit: Option<usize>) -> Result<usize, WireError> {
         return Err(Error::invalid("limit", "must be at least 1").into());
     }
     Ok(limit.min(app.http.history_max_limit))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// Page size, as for history.
+    limit: Option<usize>,
+    /// A `next_cursor` from the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ListingBody<'a> {
+    /// The conversation, with `head` and the caller's `me` (role, cursors, unread count,
+    /// settings).
+    #[serde(flatten)]
+    conversation: ConversationBody<'a>,
+    /// The newest message, absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_message: Option<MessageBody<'a>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ListPage<'a> {
+    /// Conversations, in id (creation) order.
+    items: Vec<ListingBody<'a>>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// List my conversations.
+///
+/// Every conversation the caller is a member of, in id (creation) order, each with its newest
+/// message and the caller's role, cursors, unread count and own settings (muted, archived,
+/// pinned). Cursor-paginated.
+#[utoipa::path(get, path = "/v1/conversations", tag = "conversations",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page.", body = ListPage<'_>),
+        (status = 400, description = "Bad limit or cursor, or unknown parameter (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn list_conversations(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let query = parse_query(query)?;
+    let limit = page_limit(&app, query.limit)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            ConversationId::parse(cursor).map_err(|_| {
+                WireError::from(Error::invalid("cursor", "is not a cursor of this list"))
+            })
+        })
+        .transpose()?;
+    let listings = app.system.my_conversations(&identity, after, limit).await?;
+    let next_cursor = match listings.last() {
+        Some(last) if listings.len() == limit => {
+            Some(last.view.snapshot.conversation.conversation_id.to_string())
+        }
+        _ => None,
+    };
+    let page = ListPage {
+        items: listings
+            .iter()
+            .map(|listing| ListingBody {
+                conversation: member_view_body(&listing.view, &identity.user_id),
+                last_message: listing.last_message.as_ref().map(MessageBody::new),
+            })
+            .collect(),
+        next_cursor,
+    };
+    Ok(Json(page).into_response())
+}
+
+/// Deserializes an optional number that may be absent (keep), `null` (clear) or a value (set).
+fn nullable_u64<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SettingsBody {
+    /// Mute notifications until this time (ms since the epoch); `null` unmutes; absent leaves
+    /// it.
+    #[serde(default, deserialize_with = "nullable_u64")]
+    #[schema(value_type = Option<u64>)]
+    notifications_muted_until: Option<Option<u64>>,
+    /// Archive (`true`) or unarchive (`false`) for yourself; absent leaves it.
+    archived: Option<bool>,
+    /// Pin (`true`) or unpin (`false`); absent leaves it.
+    pinned: Option<bool>,
+}
+
+/// Change your own settings for a conversation.
+///
+/// Private to the caller: nobody else sees them and no event is sent. Answers with the
+/// conversation as the caller sees it now.
+#[utoipa::path(put, path = "/v1/conversations/{conversation_id}/settings", tag = "conversations",
+    params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
+    request_body = SettingsBody,
+    responses(
+        (status = 200, description = "The conversation with the caller's settings.", body = ConversationBody<'_>),
+        (status = 400, description = "Malformed body or unknown field (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody),
+        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
+        (status = 503, description = "Storage is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn update_settings(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let conversation_id = conversation_id(&conversation_id_text)?;
+    let body: SettingsBody = parse_body(&app, body)?;
+    let change = SettingsChange {
+        notifications_muted_until: match body.notifications_muted_until {
+            None => Patch::Keep,
+            Some(None) => Patch::Clear,
+            Some(Some(until)) => Patch::Set(Timestamp(until)),
+        },
+        archived: body.archived,
+        pinned: body.pinned,
+    };
+    app.system
+        .update_settings(&identity, conversation_id, change)
+        .await?;
+    let view = app.system.member_view(&identity, conversation_id).await?;
+    Ok(Json(member_view_body(&view, &identity.user_id)).into_response())
 }
