@@ -43,7 +43,7 @@ use switchboard_engine::model::{
 };
 use switchboard_engine::operations::LogEntry;
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
-use switchboard_engine::rate_limit::{RateLimit, TokenBucket};
+use switchboard_engine::rate_limit::{RateLimit, RateLimits, TokenBucket};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::MessageLimits;
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
@@ -277,6 +277,7 @@ fn engine(criterion: &mut Criterion) {
                             text: text.clone(),
                             reply_to: None,
                             thread_root: None,
+                            forwarded_from: None,
                         };
                         let message_id = MessageId::from_parts(EPOCH_MS, u128::from(n_sent));
                         (sender_id.clone(), new_message, message_id)
@@ -367,10 +368,10 @@ impl FanoutFixture {
         let config = Config::default();
         let mut settings = config.system_settings();
         // Every iteration sends from the same user, so rate limiting must be off.
-        settings.rate_limit = RateLimit {
+        settings.rate_limits = RateLimits::uniform(RateLimit {
             per_minute: 0,
             burst: 0,
-        };
+        });
         settings.max_members = settings.max_members.max(n_sessions);
         let system = System::start(
             settings,
@@ -446,6 +447,7 @@ impl FanoutFixture {
                 text: self.text.clone(),
                 reply_to: None,
                 thread_root: None,
+                forwarded_from: None,
             },
         };
         self.sender

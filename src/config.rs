@@ -19,7 +19,7 @@ use switchboard_actors::restart::RestartPolicy;
 use switchboard_actors::system::SystemSettings;
 use switchboard_actors::writer::WriterSettings;
 use switchboard_engine::ids::TenantId;
-use switchboard_engine::rate_limit::RateLimit;
+use switchboard_engine::rate_limit::{RateLimit, RateLimits};
 use switchboard_engine::validate::MessageLimits;
 use switchboard_transport::auth::{AuthSettings, TenantKey, TenantVerifier};
 use switchboard_transport::settings::{HttpSettings, WebSocketSettings};
@@ -108,6 +108,58 @@ impl Default for AuthConfig {
     }
 }
 
+/// One `[[limits.tenant_rates]]` entry: a tenant's own rates; keys left out keep the global
+/// value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRatesConfig {
+    /// The tenant id.
+    pub tenant: String,
+    /// As `limits.messages_per_minute`.
+    pub messages_per_minute: Option<u32>,
+    /// As `limits.messages_burst`.
+    pub messages_burst: Option<u32>,
+    /// As `limits.operations_per_minute`.
+    pub operations_per_minute: Option<u32>,
+    /// As `limits.operations_burst`.
+    pub operations_burst: Option<u32>,
+    /// As `limits.changes_per_minute`.
+    pub changes_per_minute: Option<u32>,
+    /// As `limits.changes_burst`.
+    pub changes_burst: Option<u32>,
+    /// As `limits.receipts_per_minute`.
+    pub receipts_per_minute: Option<u32>,
+    /// As `limits.receipts_burst`.
+    pub receipts_burst: Option<u32>,
+}
+
+impl TenantRatesConfig {
+    fn applied_to(&self, global: RateLimits) -> RateLimits {
+        let limit = |per_minute: Option<u32>, burst: Option<u32>, base: RateLimit| RateLimit {
+            per_minute: per_minute.unwrap_or(base.per_minute),
+            burst: burst.unwrap_or(base.burst),
+        };
+        RateLimits {
+            messages: limit(
+                self.messages_per_minute,
+                self.messages_burst,
+                global.messages,
+            ),
+            operations: limit(
+                self.operations_per_minute,
+                self.operations_burst,
+                global.operations,
+            ),
+            changes: limit(self.changes_per_minute, self.changes_burst, global.changes),
+            receipts: limit(
+                self.receipts_per_minute,
+                self.receipts_burst,
+                global.receipts,
+            ),
+        }
+    }
+}
+
 /// One `[[auth.tenants]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +188,21 @@ pub struct LimitsConfig {
     pub messages_per_minute: u32,
     /// Sends a user may make at once after a quiet period. Default 10.
     pub messages_burst: u32,
+    /// Edits, deletes and reactions per user per tenant per minute; 0 = unlimited. Default 120.
+    pub operations_per_minute: u32,
+    /// Operations at once after a quiet period. Default 20.
+    pub operations_burst: u32,
+    /// Changes to conversations (members, roles, profile, archive, moderation) per user per
+    /// tenant per minute; 0 = unlimited. Default 30.
+    pub changes_per_minute: u32,
+    /// Changes at once after a quiet period. Default 10.
+    pub changes_burst: u32,
+    /// Read and delivered receipts per user per tenant per minute; 0 = unlimited. Default 600.
+    pub receipts_per_minute: u32,
+    /// Receipts at once after a quiet period. Default 60.
+    pub receipts_burst: u32,
+    /// Tenants whose users get rates of their own. Default: none.
+    pub tenant_rates: Vec<TenantRatesConfig>,
     /// Longest message text, in UTF-8 bytes. Default 4096.
     pub max_message_bytes: usize,
     /// Largest WebSocket frame answered with an error frame; four times this closes the
@@ -161,6 +228,13 @@ impl Default for LimitsConfig {
         LimitsConfig {
             messages_per_minute: 60,
             messages_burst: 10,
+            operations_per_minute: 120,
+            operations_burst: 20,
+            changes_per_minute: 30,
+            changes_burst: 10,
+            receipts_per_minute: 600,
+            receipts_burst: 60,
+            tenant_rates: Vec::new(),
             max_message_bytes: 4096,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024,
@@ -370,6 +444,14 @@ impl Config {
         if self.websocket.idle_timeout_ms <= self.websocket.heartbeat_ms {
             bail!("websocket.idle_timeout_ms must be longer than websocket.heartbeat_ms");
         }
+        for rates in &self.limits.tenant_rates {
+            TenantId::parse(&rates.tenant).map_err(|error| {
+                anyhow::anyhow!(
+                    "limits.tenant_rates: {:?} is not a valid tenant id ({error})",
+                    rates.tenant
+                )
+            })?;
+        }
         if self.limits.max_message_bytes >= self.limits.max_frame_bytes {
             bail!("limits.max_message_bytes must be smaller than limits.max_frame_bytes");
         }
@@ -378,6 +460,18 @@ impl Config {
             .parse::<std::net::SocketAddr>()
             .with_context(|| format!("server.listen {:?} is not an address", self.server.listen))?;
         Ok(())
+    }
+
+    /// The global rate of each action class.
+    fn rate_limits(&self) -> RateLimits {
+        let limits = &self.limits;
+        let limit = |per_minute, burst| RateLimit { per_minute, burst };
+        RateLimits {
+            messages: limit(limits.messages_per_minute, limits.messages_burst),
+            operations: limit(limits.operations_per_minute, limits.operations_burst),
+            changes: limit(limits.changes_per_minute, limits.changes_burst),
+            receipts: limit(limits.receipts_per_minute, limits.receipts_burst),
+        }
     }
 
     /// The actor system's settings.
@@ -396,10 +490,17 @@ impl Config {
                 max_batch: self.storage.writer_max_batch,
                 append_timeout: Duration::from_millis(self.storage.append_timeout_ms),
             },
-            rate_limit: RateLimit {
-                per_minute: self.limits.messages_per_minute,
-                burst: self.limits.messages_burst,
-            },
+            rate_limits: self.rate_limits(),
+            tenant_rate_limits: self
+                .limits
+                .tenant_rates
+                .iter()
+                .filter_map(|rates| {
+                    // Validated in `validate`; an invalid id cannot reach here.
+                    let tenant_id = TenantId::parse(&rates.tenant).ok()?;
+                    Some((tenant_id, rates.applied_to(self.rate_limits())))
+                })
+                .collect(),
             max_connections_per_user: self.limits.max_connections_per_user,
             max_members: self.limits.max_members,
             heartbeat_ms: self.websocket.heartbeat_ms,

@@ -33,6 +33,10 @@ pub struct ConversationKey {
 }
 
 /// The supervisor's messages.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "Route is nearly every message; boxing it would allocate once per routed request"
+)]
 pub enum ConversationsMsg {
     /// Deliver a message to the conversation, starting its actor if needed.
     Route {

@@ -1,4 +1,5 @@
-//! Per-user limits shared by all of a user's sessions: the send rate limit and the number of
+//! Per-user limits shared by all of a user's sessions: one rate limit per action class
+//! (messages, operations, changes, receipts), which a tenant may override, and the number of
 //! concurrent connections.
 //!
 //! Both are small maps behind a `std::sync::Mutex`: the critical sections are a hash lookup and a
@@ -11,56 +12,73 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use switchboard_engine::Error;
 use switchboard_engine::ids::{TenantId, UserId};
-use switchboard_engine::rate_limit::{RateLimit, TokenBucket};
+use switchboard_engine::rate_limit::{ActionClass, RateLimits, TokenBucket};
 use switchboard_engine::time::Timestamp;
 
 /// When the bucket map holds more entries than this, full buckets are swept out.
 const SWEEP_ABOVE_N_BUCKETS: usize = 10_000;
 
 type UserKey = (TenantId, UserId);
+type BucketKey = (TenantId, UserId, ActionClass);
 
 /// The shared per-user limits.
 pub struct UserLimits {
-    rate_limit: RateLimit,
+    rate_limits: RateLimits,
+    tenant_rate_limits: HashMap<TenantId, RateLimits>,
     max_connections_per_user: usize,
-    buckets: Mutex<HashMap<UserKey, TokenBucket>>,
+    buckets: Mutex<HashMap<BucketKey, TokenBucket>>,
     connections: Mutex<HashMap<UserKey, usize>>,
 }
 
 impl UserLimits {
-    /// Limits with the given rate and connection cap (0 = no cap).
-    pub fn new(rate_limit: RateLimit, max_connections_per_user: usize) -> Arc<Self> {
+    /// Limits with the given rates (and per-tenant overrides) and connection cap (0 = no cap).
+    pub fn new(
+        rate_limits: RateLimits,
+        tenant_rate_limits: HashMap<TenantId, RateLimits>,
+        max_connections_per_user: usize,
+    ) -> Arc<Self> {
         Arc::new(UserLimits {
-            rate_limit,
+            rate_limits,
+            tenant_rate_limits,
             max_connections_per_user,
             buckets: Mutex::new(HashMap::default()),
             connections: Mutex::new(HashMap::default()),
         })
     }
 
-    /// Takes one send token for the user.
+    fn rate_limits_of(&self, tenant_id: &TenantId) -> &RateLimits {
+        self.tenant_rate_limits
+            .get(tenant_id)
+            .unwrap_or(&self.rate_limits)
+    }
+
+    /// Takes one token of `class` for the user.
     ///
     /// # Errors
     /// [`Error::RateLimited`] with the time until a token is available.
-    pub fn try_send(
+    pub fn try_take(
         &self,
+        class: ActionClass,
         tenant_id: &TenantId,
         user_id: &UserId,
         now: Timestamp,
     ) -> Result<(), Error> {
-        if self.rate_limit.is_disabled() {
+        let rate_limit = self.rate_limits_of(tenant_id).get(class);
+        if rate_limit.is_disabled() {
             return Ok(());
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() > SWEEP_ABOVE_N_BUCKETS {
-            let rate_limit = self.rate_limit;
-            buckets.retain(|_, bucket| !bucket.is_full_at(&rate_limit, now));
+            buckets.retain(|(tenant_id, _, class), bucket| {
+                let rate_limit = self.rate_limits_of(tenant_id).get(*class);
+                !bucket.is_full_at(&rate_limit, now)
+            });
         }
         let bucket = buckets
-            .entry((tenant_id.clone(), user_id.clone()))
-            .or_insert_with(|| TokenBucket::full(&self.rate_limit, now));
+            .entry((tenant_id.clone(), user_id.clone(), class))
+            .or_insert_with(|| TokenBucket::full(&rate_limit, now));
         bucket
-            .try_take(&self.rate_limit, now)
+            .try_take(&rate_limit, now)
             .map_err(|retry_after_ms| Error::RateLimited { retry_after_ms })
     }
 

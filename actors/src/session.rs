@@ -25,6 +25,7 @@ use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::NewMessage;
 use switchboard_engine::operations::NewOperation;
 use switchboard_engine::ports::Clock;
+use switchboard_engine::rate_limit::ActionClass;
 
 use crate::conversation::{
     AckGuard, AckTarget, ChangeRequest, ConversationMsg, JoinRequest, ReceiptRequest,
@@ -234,6 +235,16 @@ impl SessionActor {
         read: Option<Seq>,
         delivered: Option<Seq>,
     ) {
+        let now = self.context.clock.now();
+        if let Err(error) = self.context.limits.try_take(
+            ActionClass::Receipts,
+            &state.identity.tenant_id,
+            &state.identity.user_id,
+            now,
+        ) {
+            self.push_error(state, request_id.as_ref(), &error);
+            return;
+        }
         let (sender, receiver) = ractor::concurrency::oneshot();
         let request = ReceiptRequest {
             user_id: state.identity.user_id.clone(),
@@ -276,6 +287,7 @@ impl SessionActor {
         request_id: Option<RequestId>,
         conversation_id: ConversationId,
         client_id: &ClientId,
+        class: ActionClass,
         make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
     ) {
         let encoder = &self.context.encoder;
@@ -294,11 +306,12 @@ impl SessionActor {
             encoder: Arc::clone(encoder),
         });
         let now = self.context.clock.now();
-        if let Err(error) =
-            self.context
-                .limits
-                .try_send(&state.identity.tenant_id, &state.identity.user_id, now)
-        {
+        if let Err(error) = self.context.limits.try_take(
+            class,
+            &state.identity.tenant_id,
+            &state.identity.user_id,
+            now,
+        ) {
             ack.finish(AckOutcome::Rejected(error));
             return;
         }
@@ -414,6 +427,7 @@ impl Actor for SessionActor {
                     request_id,
                     conversation_id,
                     &client_id,
+                    ActionClass::Messages,
                     |sender_id, ack| ConversationMsg::Send {
                         sender_id,
                         new_message,
@@ -433,6 +447,7 @@ impl Actor for SessionActor {
                     request_id,
                     conversation_id,
                     &ack_client_id,
+                    ActionClass::Changes,
                     |actor_id, ack| {
                         ConversationMsg::Change(Box::new(ChangeRequest {
                             actor_id,
@@ -463,6 +478,7 @@ impl Actor for SessionActor {
                     request_id,
                     conversation_id,
                     &client_id,
+                    ActionClass::Operations,
                     |actor_id, ack| ConversationMsg::Operate {
                         actor_id,
                         new_operation,

@@ -19,7 +19,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use switchboard_engine::event::EventEncoder;
 use switchboard_engine::ids::ClientId;
 use switchboard_engine::ids::{ConversationId, Seq};
-use switchboard_engine::ids::{MessageId, UserId};
+use switchboard_engine::ids::{MessageId, TenantId, UserId};
 use switchboard_engine::membership::{ConversationChange, Patch};
 use switchboard_engine::model::{
     Conversation, ConversationKind, ConversationSnapshot, MAX_COUNTED_UNREAD, Member,
@@ -28,7 +28,7 @@ use switchboard_engine::model::{
 use switchboard_engine::operations::{ConversationEvent, NewOperation};
 use switchboard_engine::permissions::{self, Action};
 use switchboard_engine::ports::{Clock, MessageStore};
-use switchboard_engine::rate_limit::RateLimit;
+use switchboard_engine::rate_limit::{ActionClass, RateLimits};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::validate_new_conversation;
 use switchboard_engine::{Error, StoreError};
@@ -48,14 +48,16 @@ use crate::session::{Identity, SessionActor, SessionArgs, SessionContext, Sessio
 use crate::writer::{WriterActor, WriterArgs, WriterHandle, WriterSettings};
 
 /// Everything the actor system can be tuned with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SystemSettings {
     /// Conversation actor tunables.
     pub conversation: ConversationSettings,
     /// Writer tunables.
     pub writer: WriterSettings,
-    /// The per-user send rate.
-    pub rate_limit: RateLimit,
+    /// The per-user rate of each action class.
+    pub rate_limits: RateLimits,
+    /// Tenants whose users have rates of their own.
+    pub tenant_rate_limits: HashMap<TenantId, RateLimits>,
     /// Concurrent connections per user (0 = unlimited).
     pub max_connections_per_user: usize,
     /// Members per conversation, creator included.
@@ -458,7 +460,7 @@ impl System {
         let (handles_sender, handles_receiver) = tokio::sync::oneshot::channel();
         let args = RootArgs {
             store: Arc::clone(&store),
-            settings,
+            settings: settings.clone(),
             handles: handles_sender,
             encoder: Arc::clone(&encoder),
             clock: Arc::clone(&clock),
@@ -480,7 +482,11 @@ impl System {
             let _ = root_join.await;
             let _ = stopped_sender.send(true);
         });
-        let limits = UserLimits::new(settings.rate_limit, settings.max_connections_per_user);
+        let limits = UserLimits::new(
+            settings.rate_limits,
+            settings.tenant_rate_limits.clone(),
+            settings.max_connections_per_user,
+        );
         let session_context = Arc::new(SessionContext {
             conversations: handles.conversations.clone(),
             encoder,
@@ -703,13 +709,16 @@ impl System {
             message_ref,
             created,
         } = self
-            .submit(identity, conversation_id, |sender_id, ack| {
-                ConversationMsg::Send {
+            .submit(
+                identity,
+                conversation_id,
+                ActionClass::Messages,
+                |sender_id, ack| ConversationMsg::Send {
                     sender_id,
                     new_message,
                     ack,
-                }
-            })
+                },
+            )
             .await?;
         let message = self
             .store
@@ -725,11 +734,12 @@ impl System {
         &self,
         identity: &Identity,
         conversation_id: ConversationId,
+        class: ActionClass,
         make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
     ) -> Result<SendReceipt, Error> {
         let now = self.ids.clock().now();
         self.limits
-            .try_send(&identity.tenant_id, &identity.user_id, now)?;
+            .try_take(class, &identity.tenant_id, &identity.user_id, now)?;
         let (sender, receiver) = ractor::concurrency::oneshot();
         self.handles.conversations.route(
             Self::key(identity, conversation_id),
@@ -758,13 +768,16 @@ impl System {
             message_ref,
             created,
         } = self
-            .submit(identity, conversation_id, |actor_id, ack| {
-                ConversationMsg::Operate {
+            .submit(
+                identity,
+                conversation_id,
+                ActionClass::Operations,
+                |actor_id, ack| ConversationMsg::Operate {
                     actor_id,
                     new_operation,
                     ack,
-                }
-            })
+                },
+            )
             .await?;
         let message = self
             .store
@@ -841,6 +854,12 @@ impl System {
         read: Option<Seq>,
         delivered: Option<Seq>,
     ) -> Result<MemberView, Error> {
+        self.limits.try_take(
+            ActionClass::Receipts,
+            &identity.tenant_id,
+            &identity.user_id,
+            self.ids.clock().now(),
+        )?;
         let (sender, receiver) = ractor::concurrency::oneshot();
         let request = ReceiptRequest {
             user_id: identity.user_id.clone(),
@@ -875,14 +894,19 @@ impl System {
             message_ref,
             created,
         } = self
-            .submit(identity, conversation_id, |actor_id, ack| {
-                ConversationMsg::Change(Box::new(ChangeRequest {
-                    actor_id,
-                    client_id,
-                    change,
-                    ack,
-                }))
-            })
+            .submit(
+                identity,
+                conversation_id,
+                ActionClass::Changes,
+                |actor_id, ack| {
+                    ConversationMsg::Change(Box::new(ChangeRequest {
+                        actor_id,
+                        client_id,
+                        change,
+                        ack,
+                    }))
+                },
+            )
             .await?;
         let snapshot = self
             .store

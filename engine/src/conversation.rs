@@ -470,7 +470,7 @@ impl<W> ConversationCore<W> {
             text: new_message.text,
             reply_to: new_message.reply_to,
             thread_root: new_message.thread_root,
-            forwarded_from: None,
+            forwarded_from: new_message.forwarded_from.map(|origin| *origin),
             ts: now,
             state: MessageState::default(),
         };

@@ -227,6 +227,9 @@ pub struct NewMessage {
     pub reply_to: Option<MessageId>,
     /// Post in the thread under this root message, in the same conversation.
     pub thread_root: Option<MessageId>,
+    /// Set by the server for a forwarded copy (clients cannot set it). Boxed: rare, and it
+    /// would double the size of every send request.
+    pub forwarded_from: Option<Box<ForwardedFrom>>,
 }
 
 /// A stored message.

@@ -30,6 +30,66 @@ impl RateLimit {
     }
 }
 
+/// The kinds of request that have a rate limit of their own, per user per tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ActionClass {
+    /// Sends, and each copy a forward makes.
+    Messages,
+    /// Edits, deletes and reactions.
+    Operations,
+    /// Changes to a conversation: members, roles, profile, archive, moderation.
+    Changes,
+    /// Read and delivered receipts.
+    Receipts,
+}
+
+impl ActionClass {
+    /// The name used in configuration keys (`<name>_per_minute`) and documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionClass::Messages => "messages",
+            ActionClass::Operations => "operations",
+            ActionClass::Changes => "changes",
+            ActionClass::Receipts => "receipts",
+        }
+    }
+}
+
+/// One limit per action class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// For [`ActionClass::Messages`].
+    pub messages: RateLimit,
+    /// For [`ActionClass::Operations`].
+    pub operations: RateLimit,
+    /// For [`ActionClass::Changes`].
+    pub changes: RateLimit,
+    /// For [`ActionClass::Receipts`].
+    pub receipts: RateLimit,
+}
+
+impl RateLimits {
+    /// Every class at the same limit.
+    pub fn uniform(limit: RateLimit) -> Self {
+        RateLimits {
+            messages: limit,
+            operations: limit,
+            changes: limit,
+            receipts: limit,
+        }
+    }
+
+    /// The limit of one class.
+    pub fn get(&self, class: ActionClass) -> RateLimit {
+        match class {
+            ActionClass::Messages => self.messages,
+            ActionClass::Operations => self.operations,
+            ActionClass::Changes => self.changes,
+            ActionClass::Receipts => self.receipts,
+        }
+    }
+}
+
 /// One client's bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenBucket {

@@ -52,6 +52,62 @@ async fn the_rate_limit_rejects_with_retry_after_over_websocket_and_http() {
 }
 
 #[tokio::test]
+async fn each_action_class_has_its_own_limit_and_a_tenant_may_have_its_own_rates() {
+    let server = TestServer::start_with(|config| {
+        config.limits.messages_per_minute = 60;
+        config.limits.messages_burst = 1;
+        config.limits.operations_per_minute = 60;
+        config.limits.operations_burst = 1;
+        config.limits.tenant_rates = vec![switchboard::config::TenantRatesConfig {
+            tenant: "roomy".to_owned(),
+            messages_burst: Some(3),
+            ..Default::default()
+        }];
+    })
+    .await;
+    let id = server.create_conversation("acme", "alice", &[]).await;
+    let mut alice = server.connect("acme", "alice").await;
+    let (_, sent) = alice.send_message(&id, "m1", "one").await;
+    assert_eq!(sent["status"], "delivered");
+    let (_, limited) = alice.send_message(&id, "m2", "two").await;
+    assert_eq!(limited["code"], "rate_limited");
+    // Reactions are operations: their bucket is still full.
+    let message_id = sent["message_id"].as_str().expect("id");
+    let react = |client_id: &str| json!({"type": "react", "conversation_id": id, "client_id": client_id, "message_id": message_id, "emoji": "👍"});
+    alice.send_json(react("o1")).await;
+    loop {
+        let frame = alice.next_json().await;
+        if frame["type"] == "ack" && frame["status"] != "pending" {
+            assert_eq!(frame["status"], "delivered", "{frame}");
+            break;
+        }
+    }
+    alice.send_json(react("o2")).await;
+    loop {
+        let frame = alice.next_json().await;
+        if frame["type"] == "ack" && frame["status"] != "pending" {
+            assert_eq!(frame["code"], "rate_limited");
+            break;
+        }
+    }
+
+    // Users of the tenant with its own rates get three sends at once.
+    let roomy = server.create_conversation("roomy", "alice", &[]).await;
+    let mut roomy_alice = server.connect("roomy", "alice").await;
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        let (_, ack) = roomy_alice
+            .send_message(&roomy, &format!("r{n}"), "hi")
+            .await;
+        statuses.push(ack["status"].as_str().expect("status").to_owned());
+    }
+    assert_eq!(
+        statuses,
+        ["delivered", "delivered", "delivered", "rejected"]
+    );
+}
+
+#[tokio::test]
 async fn connections_per_user_are_capped() {
     let server = TestServer::start_with(|config| config.limits.max_connections_per_user = 2).await;
     let _first = server.connect("acme", "alice").await;

@@ -327,6 +327,7 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
                     text,
                     reply_to,
                     thread_root,
+                    forwarded_from: None,
                 },
             })
         }

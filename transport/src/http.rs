@@ -587,6 +587,7 @@ pub(crate) async fn post_message(
         text: body.text,
         reply_to: optional_message_id("reply_to", body.reply_to.as_deref())?,
         thread_root: optional_message_id("thread_root", body.thread_root.as_deref())?,
+        forwarded_from: None,
     };
     let sent = app
         .system

@@ -11,6 +11,7 @@ use switchboard_engine::ids::{ClientId, ConversationId, RequestId, Seq, TenantId
 use switchboard_engine::membership::{ConversationChange, ModerationAction};
 use switchboard_engine::model::{ConversationKind, NewMessage};
 use switchboard_engine::ports::Clock;
+use switchboard_engine::rate_limit::{RateLimit, RateLimits};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::MessageLimits;
 use switchboard_storage::MemoryMessageStore;
@@ -63,10 +64,11 @@ fn settings() -> SystemSettings {
             max_batch: 64,
             append_timeout: Duration::from_secs(5),
         },
-        rate_limit: RateLimit {
+        rate_limits: RateLimits::uniform(RateLimit {
             per_minute: 0,
             burst: 0,
-        },
+        }),
+        tenant_rate_limits: foldhash::HashMap::default(),
         max_connections_per_user: 0,
         max_members: 100,
         heartbeat_ms: 25_000,
@@ -173,6 +175,7 @@ impl TestSession {
                 text: format!("text of {client_id}"),
                 reply_to: None,
                 thread_root: None,
+                forwarded_from: None,
             },
         });
     }
@@ -383,6 +386,7 @@ async fn try_send(fixture: &Fixture, user: &str, client_id: &str) -> String {
         text: "hello".to_owned(),
         reply_to: None,
         thread_root: None,
+        forwarded_from: None,
     };
     match fixture
         .system

@@ -46,6 +46,7 @@ fn new_message(client_id: &str, text: &str) -> NewMessage {
         text: text.to_owned(),
         reply_to: None,
         thread_root: None,
+        forwarded_from: None,
     }
 }
 

@@ -11,6 +11,7 @@ fn check_text(text: &str, expect: Expect) {
         text: text.to_owned(),
         reply_to: None,
         thread_root: None,
+        forwarded_from: None,
     };
     let limits = MessageLimits {
         max_text_bytes: 8,

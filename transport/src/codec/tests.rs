@@ -47,7 +47,7 @@ fn parses_every_request_type() {
             r#"{{"type":"send","id":3,"conversation_id":"{CONVERSATION}","client_id":"c-1","text":"hi","reply_to":null}}"#
         ),
         expect![[
-            r#"Send { request_id: Some(Number(3)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("c-1"), text: "hi", reply_to: None, thread_root: None } }"#
+            r#"Send { request_id: Some(Number(3)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("c-1"), text: "hi", reply_to: None, thread_root: None, forwarded_from: None } }"#
         ]],
     );
 }
@@ -103,7 +103,7 @@ fn parses_operations_on_messages() {
             r#"{{"type":"send","conversation_id":"{c}","client_id":"t1","text":"in thread","thread_root":"{m}"}}"#
         ),
         expect![[
-            r#"Send { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("t1"), text: "in thread", reply_to: None, thread_root: Some(MessageId(01HF7YAT000000000000000007)) } }"#
+            r#"Send { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("t1"), text: "in thread", reply_to: None, thread_root: Some(MessageId(01HF7YAT000000000000000007)), forwarded_from: None } }"#
         ]],
     );
     check_parse(
