@@ -217,6 +217,10 @@ pub struct LimitsConfig {
     pub outbound_queue_bytes: usize,
     /// Members per conversation, creator included. Default 1000.
     pub max_members: usize,
+    /// Target conversations one forward may name. Default 5.
+    pub forward_max_targets: usize,
+    /// Messages one forward may copy. Default 10.
+    pub forward_max_messages: usize,
     /// History page size when `limit` is absent. Default 50.
     pub history_default_limit: usize,
     /// Largest history page; larger requests are clamped. Default 200.
@@ -241,6 +245,8 @@ impl Default for LimitsConfig {
             max_connections_per_user: 16,
             outbound_queue_bytes: 1024 * 1024,
             max_members: 1000,
+            forward_max_targets: 5,
+            forward_max_messages: 10,
             history_default_limit: 50,
             history_max_limit: 200,
         }
@@ -395,6 +401,14 @@ impl Config {
             ),
             ("limits.max_members", self.limits.max_members as u64),
             (
+                "limits.forward_max_targets",
+                self.limits.forward_max_targets as u64,
+            ),
+            (
+                "limits.forward_max_messages",
+                self.limits.forward_max_messages as u64,
+            ),
+            (
                 "limits.history_default_limit",
                 self.limits.history_default_limit as u64,
             ),
@@ -503,6 +517,8 @@ impl Config {
                 .collect(),
             max_connections_per_user: self.limits.max_connections_per_user,
             max_members: self.limits.max_members,
+            forward_max_targets: self.limits.forward_max_targets,
+            forward_max_messages: self.limits.forward_max_messages,
             heartbeat_ms: self.websocket.heartbeat_ms,
             call_timeout: Duration::from_millis(self.conversations.call_timeout_ms),
             restart_policy: RestartPolicy::default(),

@@ -22,8 +22,8 @@ use switchboard_engine::ids::{ConversationId, Seq};
 use switchboard_engine::ids::{MessageId, TenantId, UserId};
 use switchboard_engine::membership::{ConversationChange, Patch};
 use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, MAX_COUNTED_UNREAD, Member,
-    MemberSettings, Message, MessageRef, NewMessage, ReadCursors, Role,
+    Conversation, ConversationKind, ConversationSnapshot, ForwardedFrom, MAX_COUNTED_UNREAD,
+    Member, MemberSettings, Message, MessageRef, NewMessage, ReadCursors, Role,
 };
 use switchboard_engine::operations::{ConversationEvent, NewOperation};
 use switchboard_engine::permissions::{self, Action};
@@ -62,6 +62,10 @@ pub struct SystemSettings {
     pub max_connections_per_user: usize,
     /// Members per conversation, creator included.
     pub max_members: usize,
+    /// Target conversations one forward may name.
+    pub forward_max_targets: usize,
+    /// Messages one forward may copy.
+    pub forward_max_messages: usize,
     /// Announced to clients in `welcome`.
     pub heartbeat_ms: u64,
     /// How long any call to an actor may take.
@@ -424,6 +428,16 @@ pub struct SettingsChange {
     pub pinned: Option<bool>,
 }
 
+/// What a forward did in one target conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardOutcome {
+    /// The target.
+    pub conversation_id: ConversationId,
+    /// The copies stored there, in order, or why the target refused (copies before the
+    /// refusal stay stored; retrying the same forward completes it without duplicates).
+    pub result: Result<Vec<SentMessage>, Error>,
+}
+
 /// What a change to a conversation over HTTP produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeResult {
@@ -740,6 +754,17 @@ impl System {
         let now = self.ids.clock().now();
         self.limits
             .try_take(class, &identity.tenant_id, &identity.user_id, now)?;
+        self.submit_unlimited(identity, conversation_id, make_message)
+            .await
+    }
+
+    /// [`Self::submit`] for a request whose rate-limit token was already taken.
+    async fn submit_unlimited(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
+    ) -> Result<SendReceipt, Error> {
         let (sender, receiver) = ractor::concurrency::oneshot();
         self.handles.conversations.route(
             Self::key(identity, conversation_id),
@@ -749,6 +774,152 @@ impl System {
             ),
         );
         self.await_reply(receiver).await
+    }
+
+    /// Copies messages of one conversation into others on behalf of `identity`: each copy is a
+    /// new message of the caller's with `forwarded_from` naming the original (the first one,
+    /// for a copy of a copy). The caller must be a member of the source and may post in each
+    /// target under that target's rules. One messages token is taken per target. Each copy's
+    /// `client_id` is `<client_id>+<index>`, so retrying the same forward stores nothing twice.
+    ///
+    /// # Errors
+    /// For the request as a whole: [`Error::Invalid`] (no messages or targets, a `client_id`
+    /// over 62 bytes), [`Error::TooLarge`] (over the configured counts), the errors of
+    /// [`System::conversation`] for the source, [`Error::NotFound`] for a message that is not
+    /// in it, [`Error::Conflict`] for a deleted one, [`Error::RateLimited`]. Per target: what a
+    /// send there would get.
+    pub async fn forward(
+        &self,
+        identity: &Identity,
+        source: ConversationId,
+        message_ids: Vec<MessageId>,
+        targets: Vec<ConversationId>,
+        client_id: &ClientId,
+    ) -> Result<Vec<ForwardOutcome>, Error> {
+        let mut message_ids = message_ids;
+        let mut seen = std::collections::HashSet::new();
+        message_ids.retain(|message_id| seen.insert(*message_id));
+        let mut targets = targets;
+        let mut seen = std::collections::HashSet::new();
+        targets.retain(|target| seen.insert(*target));
+        if message_ids.is_empty() {
+            return Err(Error::invalid(
+                "message_ids",
+                "must name at least one message",
+            ));
+        }
+        if targets.is_empty() {
+            return Err(Error::invalid("to", "must name at least one conversation"));
+        }
+        for (what, count, limit) in [
+            (
+                "message_ids",
+                message_ids.len(),
+                self.settings.forward_max_messages,
+            ),
+            ("to", targets.len(), self.settings.forward_max_targets),
+        ] {
+            if count > limit {
+                return Err(Error::TooLarge {
+                    what,
+                    limit,
+                    actual: count,
+                });
+            }
+        }
+        const MAX_FORWARD_CLIENT_ID_BYTES: usize = 62;
+        if client_id.as_str().len() > MAX_FORWARD_CLIENT_ID_BYTES {
+            return Err(Error::invalid(
+                "client_id",
+                format!(
+                    "must be at most {MAX_FORWARD_CLIENT_ID_BYTES} bytes for a forward (each copy appends +<index>)"
+                ),
+            ));
+        }
+        self.conversation(identity, source).await?;
+        let mut originals = Vec::with_capacity(message_ids.len());
+        for message_id in message_ids {
+            let original = self
+                .store
+                .message_by_id(&identity.tenant_id, source, message_id)
+                .await?
+                .ok_or(Error::NotFound)?;
+            if original.state.deleted.is_some() {
+                return Err(Error::Conflict {
+                    reason: format!("message {message_id} was deleted"),
+                });
+            }
+            originals.push(original);
+        }
+        let now = self.ids.clock().now();
+        for _ in &targets {
+            self.limits.try_take(
+                ActionClass::Messages,
+                &identity.tenant_id,
+                &identity.user_id,
+                now,
+            )?;
+        }
+        let mut outcomes = Vec::with_capacity(targets.len());
+        for target in targets {
+            let mut copies = Vec::with_capacity(originals.len());
+            let mut failure = None;
+            for (index, original) in originals.iter().enumerate() {
+                let origin = original
+                    .forwarded_from
+                    .clone()
+                    .unwrap_or_else(|| ForwardedFrom {
+                        conversation_id: source,
+                        message_id: original.message_id,
+                        sender_id: original.sender_id.clone(),
+                    });
+                let new_message = NewMessage {
+                    client_id: ClientId::parse(&format!("{client_id}+{index}"))?,
+                    text: original.text.clone(),
+                    reply_to: None,
+                    thread_root: None,
+                    forwarded_from: Some(Box::new(origin)),
+                };
+                match self.send_unlimited(identity, target, new_message).await {
+                    Ok(copy) => copies.push(copy),
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            outcomes.push(ForwardOutcome {
+                conversation_id: target,
+                result: failure.map_or(Ok(copies), Err),
+            });
+        }
+        Ok(outcomes)
+    }
+
+    async fn send_unlimited(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        new_message: NewMessage,
+    ) -> Result<SentMessage, Error> {
+        let SendReceipt {
+            message_ref,
+            created,
+        } = self
+            .submit_unlimited(identity, conversation_id, |sender_id, ack| {
+                ConversationMsg::Send {
+                    sender_id,
+                    new_message,
+                    ack,
+                }
+            })
+            .await?;
+        let message = self
+            .store
+            .message_by_id(&identity.tenant_id, conversation_id, message_ref.message_id)
+            .await?
+            .ok_or_else(|| Error::unavailable("the stored message could not be read back"))?;
+        Ok(SentMessage { message, created })
     }
 
     /// Edits, deletes or reacts to a message on behalf of `identity` and waits until the event

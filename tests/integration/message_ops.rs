@@ -524,3 +524,116 @@ async fn every_operation_over_http_with_the_events_members_see() {
         ]
     );
 }
+
+#[tokio::test]
+async fn forwarding_copies_messages_with_their_origin_per_target() {
+    use reqwest::Method;
+    let server = TestServer::start().await;
+    let source = server.create_conversation("acme", "alice", &["bob"]).await;
+    let target = server
+        .create_conversation("acme", "alice", &["carol"])
+        .await;
+    let not_mine = server.create_conversation("acme", "carol", &["dave"]).await;
+    let mut carol = server.connect("acme", "carol").await;
+    carol.join(&target, None).await;
+    let mut alice = server.connect("acme", "alice").await;
+    let (_, first) = alice.send_message(&source, "s1", "one").await;
+    let (_, second) = alice.send_message(&source, "s2", "two").await;
+    let ids = [
+        first["message_id"].as_str().expect("id").to_owned(),
+        second["message_id"].as_str().expect("id").to_owned(),
+    ];
+    let forward = json!({"client_id": "fw1", "message_ids": ids, "to": [target, not_mine]});
+    let path = format!("/v1/conversations/{source}/forward");
+    let (status, _, body) =
+        call(&server, Method::POST, "alice", &path, Some(forward.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results[0]["conversation_id"], target.as_str());
+    let copies = results[0]["messages"].as_array().expect("copies");
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[0]["text"], "one");
+    assert_eq!(copies[0]["client_id"], "fw1+0");
+    assert_eq!(
+        copies[1]["forwarded_from"],
+        json!({"conversation_id": source, "message_id": ids[1], "sender_id": "alice"})
+    );
+    assert_eq!(results[1]["conversation_id"], not_mine.as_str());
+    assert_eq!(results[1]["error"]["code"], "not_member");
+
+    // Members of the target see the copies as messages.
+    let seen = carol.messages_through(2).await;
+    assert_eq!(seen[1]["forwarded_from"]["message_id"], ids[1].as_str());
+
+    // The same forward again stores nothing new.
+    let (_, _, again) = call(&server, Method::POST, "alice", &path, Some(forward)).await;
+    assert_eq!(
+        again["results"][0]["messages"][1]["message_id"],
+        copies[1]["message_id"]
+    );
+    assert_eq!(server.history("acme", "carol", &target).await.len(), 2);
+
+    // A copy of a copy names the first original.
+    let copy_id = copies[0]["message_id"].as_str().expect("id");
+    let (_, _, onward) = call(
+        &server,
+        Method::POST,
+        "alice",
+        &format!("/v1/conversations/{target}/forward"),
+        Some(json!({"client_id": "fw2", "message_ids": [copy_id], "to": [source]})),
+    )
+    .await;
+    assert_eq!(
+        onward["results"][0]["messages"][0]["forwarded_from"]["message_id"],
+        ids[0].as_str()
+    );
+
+    // Limits, and what cannot be forwarded.
+    let too_many: Vec<String> = (0..6).map(|_| target.clone()).collect();
+    let distinct_targets = [
+        server.create_conversation("acme", "alice", &[]).await,
+        server.create_conversation("acme", "alice", &[]).await,
+        server.create_conversation("acme", "alice", &[]).await,
+        server.create_conversation("acme", "alice", &[]).await,
+        server.create_conversation("acme", "alice", &[]).await,
+        target.clone(),
+    ];
+    let (status, _, error) = call(
+        &server,
+        Method::POST,
+        "alice",
+        &path,
+        Some(json!({"client_id": "fw3", "message_ids": [ids[0]], "to": distinct_targets})),
+    )
+    .await;
+    assert_eq!((status, error["code"].as_str()), (413, Some("too_large")));
+    let (status, _, body) = call(
+        &server,
+        Method::POST,
+        "alice",
+        &path,
+        Some(json!({"client_id": "fw4", "message_ids": [ids[0]], "to": too_many})),
+    )
+    .await;
+    assert_eq!(status, 200, "repeated targets count once: {body}");
+    let delete = json!({"type": "delete", "conversation_id": source, "client_id": "d1", "message_id": ids[0]});
+    assert_eq!(delivered_seq(&operate(&mut alice, delete).await), 4);
+    let (status, _, error) = call(
+        &server,
+        Method::POST,
+        "alice",
+        &path,
+        Some(json!({"client_id": "fw5", "message_ids": [ids[0]], "to": [target]})),
+    )
+    .await;
+    assert_eq!((status, error["code"].as_str()), (409, Some("conflict")));
+    let (status, _, error) = call(
+        &server,
+        Method::POST,
+        "dave",
+        &path,
+        Some(json!({"client_id": "fw6", "message_ids": [ids[1]], "to": [not_mine]})),
+    )
+    .await;
+    assert_eq!((status, error["code"].as_str()), (403, Some("not_member")));
+}

@@ -94,6 +94,10 @@ pub fn routes() -> Router<Arc<App>> {
             get(list_messages).post(post_message),
         )
         .route(
+            "/v1/conversations/{conversation_id}/forward",
+            axum::routing::post(forward_messages),
+        )
+        .route(
             "/v1/conversations/{conversation_id}/messages/{message_id}",
             get(get_message).patch(edit_message).delete(delete_message),
         )
@@ -143,6 +147,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/conversations/{conversation_id}/receipts"),
     ("get", "/v1/conversations/{conversation_id}/messages"),
     ("post", "/v1/conversations/{conversation_id}/messages"),
+    ("post", "/v1/conversations/{conversation_id}/forward"),
     (
         "get",
         "/v1/conversations/{conversation_id}/messages/{message_id}",
@@ -1748,4 +1753,104 @@ pub(crate) async fn update_settings(
         .await?;
     let view = app.system.member_view(&identity, conversation_id).await?;
     Ok(Json(member_view_body(&view, &identity.user_id)).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForwardBody {
+    /// The idempotency key (at most 62 bytes); copy `i` in each target is stored under
+    /// `<client_id>+<i>`, so retrying the same forward stores nothing twice.
+    client_id: String,
+    /// Messages of this conversation to copy, in order (at most `limits.forward_max_messages`).
+    message_ids: Vec<String>,
+    /// Conversations to copy them into (at most `limits.forward_max_targets`).
+    to: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ForwardResult<'a> {
+    /// The target conversation.
+    conversation_id: String,
+    /// The copies stored there, in order (absent when the target refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<Vec<MessageBody<'a>>>,
+    /// Why the target refused (copies before the refusal stay stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ForwardResponse<'a> {
+    /// One result per target, in request order.
+    results: Vec<ForwardResult<'a>>,
+}
+
+/// Forward messages to other conversations.
+///
+/// Copies messages of this conversation (the caller must be a member) into each target, where
+/// the caller must be allowed to post; each copy is a new message of the caller's carrying
+/// `forwarded_from` (the original's conversation, id and sender; for a copy of a copy, the
+/// first original). Deleted messages cannot be forwarded. One messages token is taken per
+/// target. Answers 200 with a result per target: the copies, or the error that target gave.
+#[utoipa::path(post, path = "/v1/conversations/{conversation_id}/forward", tag = "messages",
+    params(("conversation_id" = String, Path, description = "The source conversation's ULID.")),
+    request_body = ForwardBody,
+    responses(
+        (status = 200, description = "One result per target.", body = ForwardResponse<'_>),
+        (status = 400, description = "Malformed body, unknown field, bad ids, no messages or targets, a client_id over 62 bytes (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "Not a member of the source (`not_member`).", body = ErrorBody),
+        (status = 404, description = "No such source conversation, or a message that is not in it (`not_found`).", body = ErrorBody),
+        (status = 409, description = "A message to forward was deleted (`conflict`).", body = ErrorBody),
+        (status = 413, description = "More messages or targets than configured (`too_large`).", body = ErrorBody),
+        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+        (status = 503, description = "Storage or a conversation is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn forward_messages(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    Path(conversation_id_text): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let source = conversation_id(&conversation_id_text)?;
+    let body: ForwardBody = parse_body(&app, body)?;
+    let client_id = ClientId::parse(&body.client_id)?;
+    let message_ids = body
+        .message_ids
+        .iter()
+        .map(|text| message_id("message_ids", text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let targets = body
+        .to
+        .iter()
+        .map(|text| {
+            ConversationId::parse(text)
+                .map_err(|_| WireError::from(Error::invalid("to", "must be conversation ids")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcomes = app
+        .system
+        .forward(&identity, source, message_ids, targets, &client_id)
+        .await?;
+    let results = outcomes
+        .iter()
+        .map(|outcome| match &outcome.result {
+            Ok(copies) => ForwardResult {
+                conversation_id: outcome.conversation_id.to_string(),
+                messages: Some(
+                    copies
+                        .iter()
+                        .map(|copy| MessageBody::new(&copy.message))
+                        .collect(),
+                ),
+                error: None,
+            },
+            Err(error) => ForwardResult {
+                conversation_id: outcome.conversation_id.to_string(),
+                messages: None,
+                error: Some(WireError::from(error).into_body()),
+            },
+        })
+        .collect();
+    Ok(Json(ForwardResponse { results }).into_response())
 }

@@ -98,6 +98,7 @@ impl Modify for ErrorCodes {
         http::moderation_log,
         http::list_messages,
         http::post_message,
+        http::forward_messages,
         http::get_message,
         http::edit_message,
         http::delete_message,

@@ -217,16 +217,25 @@ pub struct ErrorDetails {
     pub actual: Option<usize>,
 }
 
-impl IntoResponse for WireError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl WireError {
+    /// The JSON body of this error.
+    pub fn into_body(self) -> ErrorBody {
+        ErrorBody {
             code: self.code,
             message: self.message,
             retry_after_ms: self.retry_after_ms,
             details: self.details,
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(retry_after_ms) = self.retry_after_ms {
+        }
+    }
+}
+
+impl IntoResponse for WireError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let retry_after_ms = self.retry_after_ms;
+        let body = self.into_body();
+        let mut response = (status, Json(body)).into_response();
+        if let Some(retry_after_ms) = retry_after_ms {
             let seconds = retry_after_ms.div_ceil(1000).max(1);
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response

@@ -71,6 +71,8 @@ fn settings() -> SystemSettings {
         tenant_rate_limits: foldhash::HashMap::default(),
         max_connections_per_user: 0,
         max_members: 100,
+        forward_max_targets: 5,
+        forward_max_messages: 10,
         heartbeat_ms: 25_000,
         call_timeout: Duration::from_secs(5),
         restart_policy: RestartPolicy {
