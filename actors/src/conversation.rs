@@ -17,7 +17,7 @@
 //! its [`AckGuard`] drops, and a subscription tells its session when its [`SubscriberLink`]
 //! drops, so the session can re-join with `since` and miss nothing.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use foldhash::HashMap;
 use std::sync::Arc;
@@ -258,6 +258,15 @@ pub enum ConversationMsg {
     /// Change the conversation itself: members, roles, profile, archive, moderation (same
     /// acknowledgement lifecycle as `Send`).
     Change(Box<ChangeRequest>),
+    /// Hide a message for one member (delete "for me").
+    Hide {
+        /// The member.
+        user_id: UserId,
+        /// The message.
+        message_id: MessageId,
+        /// Done, or why not.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
     /// Move a member's receipt cursors forward and tell the conversation.
     Receipt(Box<ReceiptRequest>),
     /// Return the conversation if `user_id` is a member.
@@ -288,6 +297,8 @@ pub enum ConversationMsg {
 /// crashed) tells the session, which re-joins from `last_pushed`.
 struct SubscriberLink {
     outbound: Outbound,
+    /// The session's user (whose hidden messages it must not see).
+    user_id: UserId,
     session: Option<ActorRef<SessionMsg>>,
     conversation_id: ConversationId,
     /// The last seq pushed into `outbound`.
@@ -314,8 +325,12 @@ pub struct Ready {
     links: HashMap<SessionId, SubscriberLink>,
     /// Receipt cursors of the members who reported any since this actor loaded.
     cursors: HashMap<UserId, ReadCursors>,
-    /// The last few committed entries, encoded, for catch-ups that need no storage read.
-    recent_frames: VecDeque<(Seq, EncodedFrame)>,
+    /// The messages each joined (or hiding) member deleted for themself, loaded on their first
+    /// join. Entries about them reach that member as `skipped`.
+    hidden: HashMap<UserId, BTreeSet<MessageId>>,
+    /// The last few committed entries, encoded, with the message each is about, for catch-ups
+    /// that need no storage read.
+    recent_frames: VecDeque<(Seq, Option<MessageId>, EncodedFrame)>,
     last_activity: Instant,
 }
 
@@ -388,6 +403,7 @@ impl ConversationActor {
             core: ConversationCore::new(snapshot, head, self.context.settings.message_limits),
             links: HashMap::default(),
             cursors: HashMap::default(),
+            hidden: HashMap::default(),
             recent_frames: VecDeque::new(),
             last_activity: Instant::now(),
         })
@@ -572,11 +588,13 @@ impl ConversationActor {
         }
         if let Some(entry) = report.committed {
             let seq = entry.seq();
+            let subject = subject_of(&entry);
             let frame = self.context.encoder.encode(&ServerEvent::Entry(&entry));
             let mut overflowed = Vec::new();
             for session_id in &report.live_sessions {
                 if let Some(link) = ready.links.get_mut(session_id) {
-                    if link.outbound.push(frame.clone()).is_ok() {
+                    let frame = self.frame_for(&ready.hidden, &link.user_id, seq, subject, &frame);
+                    if link.outbound.push(frame).is_ok() {
                         link.last_pushed = seq;
                     } else {
                         overflowed.push(*session_id);
@@ -586,7 +604,7 @@ impl ConversationActor {
             for session_id in overflowed.into_iter().chain(report.ended_sessions) {
                 drop_subscriber(ready, session_id);
             }
-            ready.recent_frames.push_back((seq, frame));
+            ready.recent_frames.push_back((seq, subject, frame));
             while ready.recent_frames.len() > self.context.settings.recent_frames {
                 ready.recent_frames.pop_front();
             }
@@ -647,11 +665,11 @@ impl ConversationActor {
             let covered = ready
                 .recent_frames
                 .front()
-                .is_some_and(|(oldest, _)| *oldest <= catch_up.after.next())
+                .is_some_and(|(oldest, _, _)| *oldest <= catch_up.after.next())
                 && ready
                     .recent_frames
                     .back()
-                    .is_some_and(|(newest, _)| *newest >= catch_up.through);
+                    .is_some_and(|(newest, _, _)| *newest >= catch_up.through);
             if !covered {
                 break;
             }
@@ -661,8 +679,11 @@ impl ConversationActor {
             let frames: Vec<(Seq, EncodedFrame)> = ready
                 .recent_frames
                 .iter()
-                .filter(|(seq, _)| *seq > catch_up.after && *seq <= catch_up.through)
-                .cloned()
+                .filter(|(seq, _, _)| *seq > catch_up.after && *seq <= catch_up.through)
+                .map(|(seq, subject, frame)| {
+                    let frame = self.frame_for(&ready.hidden, &link.user_id, *seq, *subject, frame);
+                    (*seq, frame)
+                })
                 .collect();
             let step =
                 ready
@@ -787,6 +808,13 @@ impl ConversationActor {
         };
         for entry in &page {
             let frame = self.context.encoder.encode(&ServerEvent::Entry(entry));
+            let frame = self.frame_for(
+                &ready.hidden,
+                &link.user_id,
+                entry.seq(),
+                subject_of(entry),
+                &frame,
+            );
             if link.outbound.push(frame).is_err() {
                 drop_subscriber(ready, catch_up.session_id);
                 return;
@@ -867,6 +895,71 @@ impl ConversationActor {
         let _ = reply.send(Ok(advanced));
     }
 
+    /// The frame a member's session gets for an entry: the entry itself, or `skipped` when it
+    /// is about a message the member deleted for themself.
+    fn frame_for(
+        &self,
+        hidden: &HashMap<UserId, BTreeSet<MessageId>>,
+        user_id: &UserId,
+        seq: Seq,
+        subject: Option<MessageId>,
+        frame: &EncodedFrame,
+    ) -> EncodedFrame {
+        let is_hidden = subject.is_some_and(|message_id| {
+            hidden
+                .get(user_id)
+                .is_some_and(|hidden| hidden.contains(&message_id))
+        });
+        if is_hidden {
+            self.context.encoder.encode(&ServerEvent::Skipped {
+                conversation_id: self.conversation_id(),
+                seq,
+            })
+        } else {
+            frame.clone()
+        }
+    }
+
+    /// Loads the messages `user_id` hid for themself, once per loaded conversation.
+    async fn load_hidden(&self, ready: &mut Ready, user_id: &UserId) -> Result<(), Error> {
+        if ready.hidden.contains_key(user_id) {
+            return Ok(());
+        }
+        let hidden = self
+            .context
+            .store
+            .hidden_messages(self.tenant_id(), self.conversation_id(), user_id)
+            .await?;
+        ready.hidden.insert(user_id.clone(), hidden);
+        Ok(())
+    }
+
+    async fn handle_hide(
+        &self,
+        ready: &mut Ready,
+        user_id: UserId,
+        message_id: MessageId,
+    ) -> Result<(), Error> {
+        ready.core.check_reader(&user_id)?;
+        self.context
+            .store
+            .message_by_id(self.tenant_id(), self.conversation_id(), message_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        self.load_hidden(ready, &user_id).await?;
+        self.context
+            .store
+            .hide_message(
+                self.tenant_id(),
+                self.conversation_id(),
+                &user_id,
+                message_id,
+            )
+            .await?;
+        ready.hidden.entry(user_id).or_default().insert(message_id);
+        Ok(())
+    }
+
     async fn handle_join(
         &self,
         myself: &ActorRef<ConversationMsg>,
@@ -887,7 +980,11 @@ impl ConversationActor {
         if let Some(mut old_link) = ready.links.remove(&session_id) {
             old_link.armed = false;
         }
-        let outcome = match ready.core.join(session_id, user_id, since) {
+        if let Err(error) = self.load_hidden(ready, &user_id).await {
+            let _ = reply.send(Err(error));
+            return;
+        }
+        let outcome = match ready.core.join(session_id, user_id.clone(), since) {
             Ok(outcome) => outcome,
             Err(error) => {
                 let _ = reply.send(Err(error));
@@ -913,6 +1010,7 @@ impl ConversationActor {
             session_id,
             SubscriberLink {
                 outbound,
+                user_id,
                 session,
                 conversation_id: self.conversation_id(),
                 last_pushed: start,
@@ -950,6 +1048,14 @@ fn settle_known(
         Ok(SendCheck::Unknown) => return Some(ack),
     }
     None
+}
+
+/// The message an entry is about: the message itself, or an event's target.
+fn subject_of(entry: &LogEntry) -> Option<MessageId> {
+    match entry {
+        LogEntry::Message(message) => Some(message.message_id),
+        LogEntry::Event(event) => event.body.message_id(),
+    }
 }
 
 /// Removes a subscriber without telling its session (it is being disconnected anyway).
@@ -1063,6 +1169,15 @@ impl Actor for ConversationActor {
                 } = *request;
                 self.handle_change(&myself, ready, actor_id, client_id, change, ack);
             }
+            ConversationMsg::Hide {
+                user_id,
+                message_id,
+                reply,
+            } => {
+                ready.last_activity = Instant::now();
+                let result = self.handle_hide(ready, user_id, message_id).await;
+                let _ = reply.send(result);
+            }
             ConversationMsg::Receipt(request) => {
                 ready.last_activity = Instant::now();
                 self.handle_receipt(ready, *request).await;
@@ -1120,6 +1235,9 @@ fn refuse(message: ConversationMsg, error: &Error) {
         }
         ConversationMsg::Receipt(request) => {
             let _ = request.reply.send(Err(error.clone()));
+        }
+        ConversationMsg::Hide { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
         }
         ConversationMsg::Leave { .. }
         | ConversationMsg::Load

@@ -19,7 +19,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use switchboard_engine::Error;
 use switchboard_engine::event::{AckOutcome, EventEncoder, ServerEvent};
 use switchboard_engine::ids::{
-    ClientId, ConversationId, RequestId, Seq, SessionId, TenantId, UserId,
+    ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
 use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::NewMessage;
@@ -90,6 +90,15 @@ pub enum ClientRequest {
         client_id: ClientId,
         /// The change.
         change: ConversationChange,
+    },
+    /// Delete a message for oneself only.
+    Hide {
+        /// Echoed in the reply.
+        request_id: Option<RequestId>,
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// Which message.
+        message_id: MessageId,
     },
     /// Report messages as read and/or delivered.
     Receipt {
@@ -222,6 +231,53 @@ impl SessionActor {
             Err(_) => Err(Error::unavailable(
                 "the conversation did not answer in time",
             )),
+        }
+    }
+
+    /// Hides a message for the user only and answers `hidden`.
+    async fn hide(
+        &self,
+        state: &mut SessionState,
+        request_id: Option<RequestId>,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    ) {
+        let now = self.context.clock.now();
+        if let Err(error) = self.context.limits.try_take(
+            ActionClass::Operations,
+            &state.identity.tenant_id,
+            &state.identity.user_id,
+            now,
+        ) {
+            self.push_error(state, request_id.as_ref(), &error);
+            return;
+        }
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        self.context.conversations.route(
+            Self::key(state, conversation_id),
+            ConversationMsg::Hide {
+                user_id: state.identity.user_id.clone(),
+                message_id,
+                reply: sender.into(),
+            },
+        );
+        let result = match tokio::time::timeout(self.context.call_timeout, receiver).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting")),
+            Err(_) => Err(Error::unavailable(
+                "the conversation did not answer in time",
+            )),
+        };
+        match result {
+            Ok(()) => {
+                let frame = self.context.encoder.encode(&ServerEvent::Hidden {
+                    request_id: request_id.as_ref(),
+                    conversation_id,
+                    message_id,
+                });
+                let _ = state.outbound.push(frame);
+            }
+            Err(error) => self.push_error(state, request_id.as_ref(), &error),
         }
     }
 
@@ -457,6 +513,14 @@ impl Actor for SessionActor {
                         }))
                     },
                 );
+            }
+            SessionMsg::Request(ClientRequest::Hide {
+                request_id,
+                conversation_id,
+                message_id,
+            }) => {
+                self.hide(state, request_id, conversation_id, message_id)
+                    .await;
             }
             SessionMsg::Request(ClientRequest::Receipt {
                 request_id,

@@ -407,6 +407,15 @@ pub struct MemberView {
     pub settings: MemberSettings,
 }
 
+/// A page of history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The messages, in the page's direction.
+    pub messages: Vec<Message>,
+    /// Where the next page starts (the last seq read), when there may be one.
+    pub next: Option<Seq>,
+}
+
 /// One conversation in a member's list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationListing {
@@ -1212,6 +1221,13 @@ impl System {
             .message_by_id(&identity.tenant_id, conversation_id, message_id)
             .await?
             .ok_or(Error::NotFound)?;
+        let hidden = self
+            .store
+            .hidden_messages(&identity.tenant_id, conversation_id, &identity.user_id)
+            .await?;
+        if hidden.contains(&message_id) {
+            return Err(Error::NotFound);
+        }
         Ok((message, role))
     }
 
@@ -1226,16 +1242,20 @@ impl System {
         root: MessageId,
         after: Seq,
         limit: usize,
-    ) -> Result<(Message, Vec<Message>), Error> {
+    ) -> Result<(Message, HistoryPage), Error> {
         let (root_message, _) = self.message(identity, conversation_id, root).await?;
         let replies = self
             .store
             .thread_replies(&identity.tenant_id, conversation_id, root, after, limit)
             .await?;
-        Ok((root_message, replies))
+        let page = self
+            .without_hidden(identity, conversation_id, replies, limit)
+            .await?;
+        Ok((root_message, page))
     }
 
-    /// A page of history, newest first: messages below `before` (or the newest).
+    /// A page of history, newest first: messages below `before` (or the newest), without
+    /// those the caller deleted for themself.
     ///
     /// # Errors
     /// As [`System::conversation`].
@@ -1245,15 +1265,18 @@ impl System {
         conversation_id: ConversationId,
         before: Option<Seq>,
         limit: usize,
-    ) -> Result<Vec<Message>, Error> {
+    ) -> Result<HistoryPage, Error> {
         self.conversation(identity, conversation_id).await?;
-        Ok(self
+        let messages = self
             .store
             .messages_before(&identity.tenant_id, conversation_id, before, limit)
-            .await?)
+            .await?;
+        self.without_hidden(identity, conversation_id, messages, limit)
+            .await
     }
 
-    /// A page of history, oldest first: messages after `after`.
+    /// A page of history, oldest first: messages after `after`, without those the caller
+    /// deleted for themself.
     ///
     /// # Errors
     /// As [`System::conversation`].
@@ -1263,12 +1286,66 @@ impl System {
         conversation_id: ConversationId,
         after: Seq,
         limit: usize,
-    ) -> Result<Vec<Message>, Error> {
+    ) -> Result<HistoryPage, Error> {
         self.conversation(identity, conversation_id).await?;
-        Ok(self
+        let messages = self
             .store
             .messages_after(&identity.tenant_id, conversation_id, after, limit)
-            .await?)
+            .await?;
+        self.without_hidden(identity, conversation_id, messages, limit)
+            .await
+    }
+
+    /// A page read from storage, minus the caller's hidden messages; `next` is where the next
+    /// page starts, when the page read was full.
+    async fn without_hidden(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        mut messages: Vec<Message>,
+        limit: usize,
+    ) -> Result<HistoryPage, Error> {
+        let next = if messages.len() == limit {
+            messages.last().map(|last| last.seq)
+        } else {
+            None
+        };
+        let hidden = self
+            .store
+            .hidden_messages(&identity.tenant_id, conversation_id, &identity.user_id)
+            .await?;
+        messages.retain(|message| !hidden.contains(&message.message_id));
+        Ok(HistoryPage { messages, next })
+    }
+
+    /// Deletes a message for the caller only: it disappears from their history and thread
+    /// listings, and their sessions see `skipped` in its place in the seq stream.
+    ///
+    /// # Errors
+    /// As [`System::conversation`], [`Error::NotFound`] for an unknown message,
+    /// [`Error::RateLimited`] (an operation).
+    pub async fn hide_for_me(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    ) -> Result<(), Error> {
+        self.limits.try_take(
+            ActionClass::Operations,
+            &identity.tenant_id,
+            &identity.user_id,
+            self.ids.clock().now(),
+        )?;
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        self.handles.conversations.route(
+            Self::key(identity, conversation_id),
+            ConversationMsg::Hide {
+                user_id: identity.user_id.clone(),
+                message_id,
+                reply: sender.into(),
+            },
+        );
+        self.await_reply(receiver).await
     }
 
     /// Checks that storage answers.

@@ -8,7 +8,9 @@
 use bytes::Bytes;
 
 use crate::Error;
-use crate::ids::{ClientId, ConversationId, RequestId, Seq, SessionId, TenantId, UserId};
+use crate::ids::{
+    ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
+};
 use crate::model::{MessageRef, ReadCursors};
 use crate::operations::LogEntry;
 
@@ -74,6 +76,23 @@ pub enum ServerEvent<'a> {
         user_id: &'a UserId,
         /// The cursors now.
         cursors: ReadCursors,
+    },
+    /// Stands in, for one member, for an entry about a message that member deleted for
+    /// themself: the seq stream stays gapless without showing the message.
+    Skipped {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The entry's seq.
+        seq: Seq,
+    },
+    /// Reply to a `delete` with mode `for_me`.
+    Hidden {
+        /// The request this replies to.
+        request_id: Option<&'a RequestId>,
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The message now hidden for the user.
+        message_id: MessageId,
     },
     /// Reply to an application-level `ping`.
     Pong {

@@ -5,6 +5,8 @@
 //! there is no way to name a conversation without its tenant, which is how the "a client of
 //! tenant A can never reach tenant B's data" rule is enforced at the bottom of the stack.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 
 use crate::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
@@ -190,6 +192,24 @@ pub trait MessageStore: Send + Sync + 'static {
         before: Option<Seq>,
         limit: usize,
     ) -> Result<Vec<ConversationEvent>, StoreError>;
+
+    /// Hides a message for one member only (deleted "for me"), durably. Hiding it again changes
+    /// nothing.
+    async fn hide_message(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        message_id: MessageId,
+    ) -> Result<(), StoreError>;
+
+    /// The messages a member hid for themself in a conversation.
+    async fn hidden_messages(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<BTreeSet<MessageId>, StoreError>;
 
     /// A member's own settings for a conversation ([`MemberSettings::default`] if none were
     /// stored).

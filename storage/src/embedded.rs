@@ -15,7 +15,7 @@
 //! Reads run inline on the async task: they are point lookups or scans bounded by a limit over
 //! data that is almost always in memory, and they never wait for the writer mutex.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,6 +47,7 @@ const READ_CURSORS: &str = "read_cursors";
 const MODERATION: &str = "moderation";
 const DIRECT_PAIRS: &str = "direct_pairs";
 const MEMBER_SETTINGS: &str = "member_settings";
+const HIDDEN: &str = "hidden";
 
 /// The key, in the meta keyspace, of the directory's format version.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -66,6 +67,7 @@ struct EmbeddedTables {
     moderation: Keyspace,
     direct_pairs: Keyspace,
     member_settings: Keyspace,
+    hidden: Keyspace,
 }
 
 /// State owned by whoever holds the writer mutex.
@@ -191,6 +193,7 @@ impl EmbeddedMessageStore {
             moderation: open_table(&database, MODERATION)?,
             direct_pairs: open_table(&database, DIRECT_PAIRS)?,
             member_settings: open_table(&database, MEMBER_SETTINGS)?,
+            hidden: open_table(&database, HIDDEN)?,
             database,
         };
         match tables.meta.get(FORMAT_VERSION_KEY).map_err(open_error)? {
@@ -987,6 +990,51 @@ impl MessageStore for EmbeddedMessageStore {
                         "moderation points at seq {seq}, which holds no event"
                     ))),
                 }
+            })
+            .collect()
+    }
+
+    async fn hide_message(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        message_id: MessageId,
+    ) -> Result<(), StoreError> {
+        let key = keys::hidden_key(tenant_id, conversation_id, user_id, message_id);
+        self.run_blocking(move |shared| {
+            let tables = &shared.tables;
+            let mut batch = tables
+                .database
+                .batch()
+                .durability(Some(PersistMode::SyncAll));
+            batch.insert(&tables.hidden, key, []);
+            batch
+                .commit()
+                .map_err(|error| unavailable("could not hide a message", error))
+        })
+        .await
+    }
+
+    async fn hidden_messages(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<BTreeSet<MessageId>, StoreError> {
+        let reader = self.reader();
+        reader
+            .snapshot
+            .prefix(
+                &reader.tables.hidden,
+                keys::member_key(tenant_id, conversation_id, user_id),
+            )
+            .map(|guard| {
+                let key = guard
+                    .key()
+                    .map_err(|error| unavailable("could not read hidden", error))?;
+                keys::message_id_from_hidden_key(&key)
+                    .ok_or_else(|| StoreError::Corrupt("a hidden key is too short".to_owned()))
             })
             .collect()
     }

@@ -20,6 +20,7 @@
 //! | moderation | `[tenant][conversation][seq]` | empty |
 //! | read_cursors | `[tenant][conversation][user]` | `ReadCursors` |
 //! | member_settings | `[tenant][conversation][user]` | `MemberSettings` |
+//! | hidden | `[tenant][conversation][user][message id]` | empty |
 //! | direct_pairs | `[tenant][lower user][higher user]` | `ConversationId` |
 
 use switchboard_engine::ids::{
@@ -147,6 +148,24 @@ pub(crate) fn thread_key(
     let mut key = thread_prefix(tenant_id, conversation_id, root);
     key.extend_from_slice(&seq.get().to_be_bytes());
     key
+}
+
+/// The key of a message one member hid for themself.
+pub(crate) fn hidden_key(
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    user_id: &UserId,
+    message_id: MessageId,
+) -> Vec<u8> {
+    let mut key = member_key(tenant_id, conversation_id, user_id);
+    key.extend_from_slice(&message_id.to_bytes());
+    key
+}
+
+/// The message id at the end of a hidden key; `None` if the key is too short.
+pub(crate) fn message_id_from_hidden_key(key: &[u8]) -> Option<MessageId> {
+    key.last_chunk::<ULID_BYTES>()
+        .map(|bytes| MessageId::from_bytes(*bytes))
 }
 
 /// The seq at the end of a messages (or threads) key; `None` if the key is too short to hold one.

@@ -105,6 +105,7 @@ struct MemoryTables {
     message_logs: BTreeMap<(TenantId, ConversationId), MessageLog>,
     read_cursors: BTreeMap<(TenantId, ConversationId, UserId), ReadCursors>,
     member_settings: BTreeMap<(TenantId, ConversationId, UserId), MemberSettings>,
+    hidden: BTreeSet<(TenantId, ConversationId, UserId, MessageId)>,
     /// Direct conversations by their pair of members, lower user id first.
     direct_pairs: BTreeMap<(TenantId, UserId, UserId), ConversationId>,
 }
@@ -487,6 +488,43 @@ impl MessageStore for MemoryMessageStore {
                 _ => None,
             })
             .take(limit)
+            .collect())
+    }
+
+    async fn hide_message(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        message_id: MessageId,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        tables.hidden.insert((
+            tenant_id.clone(),
+            conversation_id,
+            user_id.clone(),
+            message_id,
+        ));
+        Ok(())
+    }
+
+    async fn hidden_messages(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<BTreeSet<MessageId>, StoreError> {
+        let tables = self.lock();
+        let lowest = MessageId::from_bytes([0; 16]);
+        Ok(tables
+            .hidden
+            .range((tenant_id.clone(), conversation_id, user_id.clone(), lowest)..)
+            .take_while(|(entry_tenant, entry_conversation, entry_user, _)| {
+                entry_tenant == tenant_id
+                    && *entry_conversation == conversation_id
+                    && entry_user == user_id
+            })
+            .map(|(_, _, _, message_id)| *message_id)
             .collect())
     }
 

@@ -2130,6 +2130,41 @@ async fn member_settings_start_empty_are_stored_per_member_and_tenant_scoped(
     );
 }
 
+async fn hidden_messages_are_per_member_and_tenant_scoped(store: Arc<dyn MessageStore>) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let (first, second) = (unused_message_id(), unused_message_id());
+    let hidden = |tenant_id: TenantId, name: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .hidden_messages(&tenant_id, id, &user(name))
+                .await
+                .expect("hidden_messages succeeds")
+        }
+    };
+    assert!(hidden(tenant_id.clone(), "bob").await.is_empty());
+    for message_id in [first, second, first] {
+        store
+            .hide_message(&tenant_id, id, &user("bob"), message_id)
+            .await
+            .expect("hide_message succeeds");
+    }
+    assert_eq!(
+        hidden(tenant_id.clone(), "bob").await,
+        std::collections::BTreeSet::from([first, second])
+    );
+    assert!(hidden(tenant_id.clone(), "bo").await.is_empty());
+    assert!(hidden(tenant("other"), "bob").await.is_empty());
+    assert!(
+        store
+            .hidden_messages(&tenant_id, conversation_id(2), &user("bob"))
+            .await
+            .expect("hidden_messages succeeds")
+            .is_empty()
+    );
+}
+
 conformance!(
     tenants_are_isolated_for_every_method,
     creating_an_existing_conversation_fails_and_changes_nothing,
@@ -2157,6 +2192,7 @@ conformance!(
     conversation_changes_update_the_conversation_its_members_and_the_moderation_log,
     a_direct_pair_has_one_conversation,
     member_settings_start_empty_are_stored_per_member_and_tenant_scoped,
+    hidden_messages_are_per_member_and_tenant_scoped,
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -637,3 +637,101 @@ async fn forwarding_copies_messages_with_their_origin_per_target() {
     .await;
     assert_eq!((status, error["code"].as_str()), (403, Some("not_member")));
 }
+
+#[tokio::test]
+async fn deleting_for_me_hides_a_message_from_one_member_only() {
+    use reqwest::Method;
+    let server = TestServer::start().await;
+    let id = server.create_conversation("acme", "alice", &["bob"]).await;
+    let mut alice = server.connect("acme", "alice").await;
+    let (_, first) = alice.send_message(&id, "m1", "keep").await;
+    let (_, second) = alice.send_message(&id, "m2", "hide me").await;
+    let hidden_id = second["message_id"].as_str().expect("id").to_owned();
+
+    // Over WebSocket: bob hides it; the reply names it.
+    let mut bob = server.connect("acme", "bob").await;
+    bob.send_json(json!({"type": "delete", "id": "h", "conversation_id": id, "client_id": "h1", "message_id": hidden_id, "mode": "for_me"}))
+        .await;
+    let reply = loop {
+        let frame = bob.next_json().await;
+        if frame["type"] == "hidden" || frame["type"] == "error" {
+            break frame;
+        }
+    };
+    assert_eq!(
+        reply,
+        json!({"type": "hidden", "id": "h", "conversation_id": id, "message_id": hidden_id})
+    );
+
+    // Bob's history and reads no longer show it; alice's do.
+    let texts = |history: Vec<Value>| -> Vec<String> {
+        history
+            .iter()
+            .map(|message| message["text"].as_str().expect("text").to_owned())
+            .collect()
+    };
+    assert_eq!(texts(server.history("acme", "bob", &id).await), ["keep"]);
+    assert_eq!(
+        texts(server.history("acme", "alice", &id).await),
+        ["keep", "hide me"]
+    );
+    let path = format!("/v1/conversations/{id}/messages/{hidden_id}");
+    let (status, _, _) = call(&server, Method::GET, "bob", &path, None).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = call(&server, Method::GET, "alice", &path, None).await;
+    assert_eq!(status, 200);
+
+    // Bob's replay keeps the stream gapless: `skipped` stands in for the hidden message and
+    // for events about it, live or replayed.
+    bob.join(&id, Some(0)).await;
+    let react = json!({"type": "react", "conversation_id": id, "client_id": "r1", "message_id": hidden_id, "emoji": "👍"});
+    assert_eq!(delivered_seq(&operate(&mut alice, react).await), 3);
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let frame = bob.next_json().await;
+        if let Some(seq) = frame["seq"].as_u64() {
+            seen.push(format!("{seq} {}", frame["type"].as_str().expect("type")));
+        }
+    }
+    assert_eq!(seen, ["1 message", "2 skipped", "3 skipped"]);
+    let mut alice_view = server.connect("acme", "alice").await;
+    alice_view.join(&id, Some(1)).await;
+    let frame = alice_view.next_json().await;
+    assert_eq!(
+        (frame["seq"].as_u64(), frame["type"].as_str()),
+        (Some(2), Some("message"))
+    );
+
+    // Over HTTP: 204, idempotent; an unknown message is 404.
+    let first_path = format!(
+        "/v1/conversations/{id}/messages/{}",
+        first["message_id"].as_str().expect("id")
+    );
+    for _ in 0..2 {
+        let (status, _, _) = call(
+            &server,
+            Method::DELETE,
+            "alice",
+            &format!("{first_path}?client_id=h2&mode=for_me"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    assert_eq!(
+        texts(server.history("acme", "alice", &id).await),
+        ["hide me"]
+    );
+    assert_eq!(texts(server.history("acme", "bob", &id).await), ["keep"]);
+    let (status, _, _) = call(
+        &server,
+        Method::DELETE,
+        "alice",
+        &format!(
+            "/v1/conversations/{id}/messages/01HF7YAT000000000000000007?client_id=h3&mode=for_me"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -288,6 +288,13 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
                     message_id: target,
                     text: required(raw.text, "text").map_err(with_id)?.into_owned(),
                 },
+                "delete" if raw.mode.as_deref() == Some("for_me") => {
+                    return Ok(ClientRequest::Hide {
+                        request_id,
+                        conversation_id,
+                        message_id: target,
+                    });
+                }
                 "delete" => MessageOperation::Delete {
                     message_id: target,
                     mode: parse_delete_mode(raw.mode.as_deref())
@@ -356,17 +363,18 @@ pub fn parse_moderation_action(action: Option<&str>) -> Result<ModerationAction,
         .ok_or_else(|| Error::invalid("action", "must be kick, ban, unban, mute or unmute"))
 }
 
-/// Parses a delete mode: `for_everyone` (the default when absent) or `hard`.
+/// Parses a delete mode for everyone: `for_everyone` (the default when absent) or `hard`
+/// (`for_me` is handled before this, as it is not an operation in the seq stream).
 ///
 /// # Errors
-/// [`Error::Invalid`] for anything else (`for_me` is an HTTP-only request, see the protocol).
+/// [`Error::Invalid`] for anything else.
 pub fn parse_delete_mode(mode: Option<&str>) -> Result<DeleteMode, Error> {
     match mode {
         None | Some("for_everyone") => Ok(DeleteMode::ForEveryone),
         Some("hard") => Ok(DeleteMode::Hard),
         Some(_) => Err(Error::invalid(
             "mode",
-            "must be \"for_everyone\" or \"hard\"",
+            "must be \"for_everyone\", \"hard\" or \"for_me\"",
         )),
     }
 }
@@ -691,6 +699,16 @@ enum OutFrame<'a> {
         read: u64,
         delivered: u64,
     },
+    Skipped {
+        conversation_id: String,
+        seq: u64,
+    },
+    Hidden {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        conversation_id: String,
+        message_id: String,
+    },
     #[serde(rename = "member.joined")]
     MemberJoined {
         #[serde(flatten)]
@@ -828,6 +846,22 @@ fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
             user_id: user_id.as_str(),
             read: cursors.read.get(),
             delivered: cursors.delivered.get(),
+        },
+        ServerEvent::Skipped {
+            conversation_id,
+            seq,
+        } => OutFrame::Skipped {
+            conversation_id: conversation_id.to_string(),
+            seq: seq.get(),
+        },
+        ServerEvent::Hidden {
+            request_id,
+            conversation_id,
+            message_id,
+        } => OutFrame::Hidden {
+            id: out_id(request_id),
+            conversation_id: conversation_id.to_string(),
+            message_id: message_id.to_string(),
         },
         ServerEvent::Pong { request_id } => OutFrame::Pong {
             id: out_id(request_id),

@@ -18,7 +18,7 @@ use http::StatusCode;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::session::Identity;
-use switchboard_actors::system::{MemberView, SettingsChange};
+use switchboard_actors::system::{HistoryPage, MemberView, SettingsChange};
 use switchboard_engine::Error;
 use switchboard_engine::cursor::{Direction, HistoryCursor};
 use switchboard_engine::ids::Emoji;
@@ -617,7 +617,7 @@ pub(crate) struct HistoryQuery {
 }
 
 #[derive(Serialize, ToSchema)]
-pub(crate) struct HistoryPage<'a> {
+pub(crate) struct HistoryPageBody<'a> {
     /// Messages, in the page's direction.
     items: Vec<MessageBody<'a>>,
     /// Continues in the same direction; null when there is nothing more.
@@ -634,7 +634,7 @@ pub(crate) struct HistoryPage<'a> {
 #[utoipa::path(get, path = "/v1/conversations/{conversation_id}/messages", tag = "messages",
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), HistoryQuery),
     responses(
-        (status = 200, description = "A page.", body = HistoryPage<'_>),
+        (status = 200, description = "A page.", body = HistoryPageBody<'_>),
         (status = 400, description = "Bad limit, unknown parameter, a cursor not issued for this conversation, or both cursor and after_seq (`invalid`).", body = ErrorBody),
         (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody), (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
@@ -664,7 +664,7 @@ pub(crate) async fn list_messages(
         }
         (None, None) => (Direction::Backward, None),
     };
-    let messages: Vec<Message> = match direction {
+    let page: HistoryPage = match direction {
         Direction::Forward => {
             app.system
                 .history_after(
@@ -681,11 +681,9 @@ pub(crate) async fn list_messages(
                 .await?
         }
     };
-    let next_cursor = match (direction, messages.last()) {
-        (Direction::Forward, Some(last)) if messages.len() == limit => Some(last.seq),
-        (Direction::Backward, Some(last)) if messages.len() == limit && last.seq > Seq(1) => {
-            Some(last.seq)
-        }
+    let next_cursor = match (direction, page.next) {
+        (Direction::Forward, Some(next)) => Some(next),
+        (Direction::Backward, Some(next)) if next > Seq(1) => Some(next),
         _ => None,
     }
     .map(|seq| {
@@ -696,11 +694,11 @@ pub(crate) async fn list_messages(
         }
         .encode()
     });
-    let page = HistoryPage {
-        items: messages.iter().map(MessageBody::new).collect(),
+    let body = HistoryPageBody {
+        items: page.messages.iter().map(MessageBody::new).collect(),
         next_cursor,
     };
-    Ok(Json(page).into_response())
+    Ok(Json(body).into_response())
 }
 
 /// Marks a response as the replay of an earlier request with the same `client_id`.
@@ -832,11 +830,16 @@ pub(crate) async fn edit_message(
 pub(crate) struct DeleteMessageQuery {
     /// The idempotency key, unique per conversation.
     client_id: String,
-    /// `for_everyone` (default) or `hard`.
+    /// `for_everyone` (default), `hard`, or `for_me` (hidden for the caller only: no event, the
+    /// answer is 204).
     mode: Option<String>,
 }
 
-/// Delete a message for everyone.
+/// Delete a message, for everyone or for yourself.
+///
+/// `for_me`: any member; the message disappears from the caller's history, thread listings
+/// and message reads (404), and the caller's sessions get `skipped` in place of every entry
+/// about it; nobody else is affected and no event is recorded. Answers 204.
 ///
 /// `for_everyone` (default): the author within the edit window, or a moderator or stronger at
 /// any time; the message becomes a tombstone (text and reactions gone; the edit history stays,
@@ -847,6 +850,7 @@ pub(crate) struct DeleteMessageQuery {
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID."), DeleteMessageQuery),
     responses(
         (status = 200, description = "The event and the tombstone.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 204, description = "`for_me`: hidden for the caller."),
         (status = 400, description = "Malformed body or query, unknown field, bad client_id, invalid text or emoji (`invalid`).", body = ErrorBody),
         (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
         (status = 403, description = "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the author-only rule and the edit window (`conversations.edit_window_ms`).", body = ErrorBody),
@@ -865,6 +869,13 @@ pub(crate) async fn delete_message(
     query: Result<Query<DeleteMessageQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
     let query = parse_query(query)?;
+    if query.mode.as_deref() == Some("for_me") {
+        ClientId::parse(&query.client_id)?;
+        app.system
+            .hide_for_me(&identity, conversation_id, message_id)
+            .await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let operation = MessageOperation::Delete {
         message_id,
         mode: parse_delete_mode(query.mode.as_deref())?,
@@ -1106,14 +1117,10 @@ pub(crate) async fn list_thread(
             limit,
         )
         .await?;
-    let next_after_seq = match replies.last() {
-        Some(last) if replies.len() == limit => Some(last.seq.get()),
-        _ => None,
-    };
     let page = ThreadPage {
         root: MessageBody::new(&root_message),
-        items: replies.iter().map(MessageBody::new).collect(),
-        next_after_seq,
+        items: replies.messages.iter().map(MessageBody::new).collect(),
+        next_after_seq: replies.next.map(Seq::get),
     };
     Ok(Json(page).into_response())
 }

@@ -43,6 +43,8 @@ impl EventEncoder for TextEncoder {
             ServerEvent::Receipt {
                 user_id, cursors, ..
             } => format!("receipt {user_id} {}", cursors.read),
+            ServerEvent::Skipped { seq, .. } => format!("skipped {seq}"),
+            ServerEvent::Hidden { message_id, .. } => format!("hidden {message_id}"),
             ServerEvent::Pong { .. } => "pong".to_owned(),
             ServerEvent::Error { error, .. } => format!("error {error}"),
         };

@@ -122,11 +122,19 @@ fn parses_operations_on_messages() {
     );
     check_parse(
         &format!(
-            r#"{{"type":"delete","id":4,"conversation_id":"{c}","client_id":"d1","message_id":"{m}","mode":"for_me"}}"#
+            r#"{{"type":"delete","id":4,"conversation_id":"{c}","client_id":"d1","message_id":"{m}","mode":"mine"}}"#
         ),
         expect![[
-            r#"error id=Some(Number(4)) code=invalid message=invalid mode: must be "for_everyone" or "hard""#
+            r#"error id=Some(Number(4)) code=invalid message=invalid mode: must be "for_everyone", "hard" or "for_me""#
         ]],
+    );
+    check_parse(
+        &format!(
+            r#"{{"type":"delete","id":5,"conversation_id":"{c}","client_id":"d3","message_id":"{m}","mode":"for_me"}}"#
+        ),
+        expect![
+            "Hide { request_id: Some(Number(5)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), message_id: MessageId(01HF7YAT000000000000000007) }"
+        ],
     );
     check_parse(
         &format!(r#"{{"type":"read","id":8,"conversation_id":"{c}","seq":12}}"#),
@@ -392,6 +400,23 @@ fn encodes_every_server_event() {
         },
         expect![[
             r#"{"type":"receipt","id":3,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","user_id":"alice","read":44,"delivered":46}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Skipped {
+            conversation_id,
+            seq: Seq(48),
+        },
+        expect![[r#"{"type":"skipped","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":48}"#]],
+    );
+    check_encode(
+        ServerEvent::Hidden {
+            request_id: Some(&request_id),
+            conversation_id,
+            message_id: message_ref.message_id,
+        },
+        expect![[
+            r#"{"type":"hidden","id":3,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","message_id":"01HF7YAT000000000000000007"}"#
         ]],
     );
     check_encode(
