@@ -127,10 +127,10 @@ pub struct TenantRatesConfig {
     pub changes_per_minute: Option<u32>,
     /// As `limits.changes_burst`.
     pub changes_burst: Option<u32>,
-    /// As `limits.receipts_per_minute`.
-    pub receipts_per_minute: Option<u32>,
-    /// As `limits.receipts_burst`.
-    pub receipts_burst: Option<u32>,
+    /// As `limits.signals_per_minute`.
+    pub signals_per_minute: Option<u32>,
+    /// As `limits.signals_burst`.
+    pub signals_burst: Option<u32>,
 }
 
 impl TenantRatesConfig {
@@ -151,11 +151,7 @@ impl TenantRatesConfig {
                 global.operations,
             ),
             changes: limit(self.changes_per_minute, self.changes_burst, global.changes),
-            receipts: limit(
-                self.receipts_per_minute,
-                self.receipts_burst,
-                global.receipts,
-            ),
+            signals: limit(self.signals_per_minute, self.signals_burst, global.signals),
         }
     }
 }
@@ -197,10 +193,11 @@ pub struct LimitsConfig {
     pub changes_per_minute: u32,
     /// Changes at once after a quiet period. Default 10.
     pub changes_burst: u32,
-    /// Read and delivered receipts per user per tenant per minute; 0 = unlimited. Default 600.
-    pub receipts_per_minute: u32,
-    /// Receipts at once after a quiet period. Default 60.
-    pub receipts_burst: u32,
+    /// Live signals (receipts, typing, presence) per user per tenant per minute; 0 = unlimited.
+    /// Default 600.
+    pub signals_per_minute: u32,
+    /// Signals at once after a quiet period. Default 60.
+    pub signals_burst: u32,
     /// Tenants whose users get rates of their own. Default: none.
     pub tenant_rates: Vec<TenantRatesConfig>,
     /// Longest message text, in UTF-8 bytes. Default 4096.
@@ -236,8 +233,8 @@ impl Default for LimitsConfig {
             operations_burst: 20,
             changes_per_minute: 30,
             changes_burst: 10,
-            receipts_per_minute: 600,
-            receipts_burst: 60,
+            signals_per_minute: 600,
+            signals_burst: 60,
             tenant_rates: Vec::new(),
             max_message_bytes: 4096,
             max_frame_bytes: 64 * 1024,
@@ -484,7 +481,7 @@ impl Config {
             messages: limit(limits.messages_per_minute, limits.messages_burst),
             operations: limit(limits.operations_per_minute, limits.operations_burst),
             changes: limit(limits.changes_per_minute, limits.changes_burst),
-            receipts: limit(limits.receipts_per_minute, limits.receipts_burst),
+            signals: limit(limits.signals_per_minute, limits.signals_burst),
         }
     }
 

@@ -25,6 +25,8 @@ mod protocol;
 mod receipts;
 #[path = "integration/resume.rs"]
 mod resume;
+#[path = "integration/signals.rs"]
+mod signals;
 #[path = "integration/tenancy.rs"]
 mod tenancy;
 #[path = "integration/tidy.rs"]

@@ -37,6 +37,7 @@ use switchboard_engine::model::{
 };
 use switchboard_engine::operations::{ConversationEvent, LogEntry, NewOperation};
 use switchboard_engine::ports::{AppendEntry, Clock, MessageStore};
+use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::MessageLimits;
 use switchboard_engine::{Error, StoreError};
 use tokio::time::Instant;
@@ -45,6 +46,12 @@ use crate::conversations::{ConversationKey, ConversationsMsg};
 use crate::outbound::Outbound;
 use crate::session::SessionMsg;
 use crate::writer::{AppendReceipt, PendingAppend, WriterHandle};
+
+/// A member's typing starts are passed on at most once per this many milliseconds.
+pub const TYPING_COALESCE_MS: u64 = 3_000;
+/// How long after a typing start a client should consider the member stopped if no new start
+/// arrives (starts are passed on at most every [`TYPING_COALESCE_MS`], so this is twice that).
+pub const TYPING_EXPIRES_MS: u64 = 6_000;
 
 /// How long a loading conversation waits for the writer to commit what earlier incarnations
 /// queued.
@@ -258,6 +265,16 @@ pub enum ConversationMsg {
     /// Change the conversation itself: members, roles, profile, archive, moderation (same
     /// acknowledgement lifecycle as `Send`).
     Change(Box<ChangeRequest>),
+    /// A member started or stopped typing: coalesced and passed on to the other members'
+    /// sessions, never stored.
+    Typing {
+        /// Who.
+        user_id: UserId,
+        /// Started (true) or stopped.
+        started: bool,
+        /// The typing session's queue (for an error frame) and the request id.
+        reply_to: (Outbound, Option<RequestId>),
+    },
     /// Hide a message for one member (delete "for me").
     Hide {
         /// The member.
@@ -325,6 +342,8 @@ pub struct Ready {
     links: HashMap<SessionId, SubscriberLink>,
     /// Receipt cursors of the members who reported any since this actor loaded.
     cursors: HashMap<UserId, ReadCursors>,
+    /// When each member's last passed-on `typing` start was, for coalescing.
+    typing: HashMap<UserId, Timestamp>,
     /// The messages each joined (or hiding) member deleted for themself, loaded on their first
     /// join. Entries about them reach that member as `skipped`.
     hidden: HashMap<UserId, BTreeSet<MessageId>>,
@@ -404,6 +423,7 @@ impl ConversationActor {
             links: HashMap::default(),
             cursors: HashMap::default(),
             hidden: HashMap::default(),
+            typing: HashMap::default(),
             recent_frames: VecDeque::new(),
             last_activity: Instant::now(),
         })
@@ -920,6 +940,51 @@ impl ConversationActor {
         }
     }
 
+    /// Passes a typing signal on to the other members' sessions: a start at most once per
+    /// [`TYPING_COALESCE_MS`] per member, a stop only after a start; both dropped for sessions
+    /// whose queue is over half full.
+    fn handle_typing(
+        &self,
+        ready: &mut Ready,
+        user_id: UserId,
+        started: bool,
+        reply_to: (Outbound, Option<RequestId>),
+    ) {
+        if let Err(error) = ready.core.check_reader(&user_id) {
+            let (outbound, request_id) = reply_to;
+            let frame = self.context.encoder.encode(&ServerEvent::Error {
+                request_id: request_id.as_ref(),
+                error: &error,
+            });
+            let _ = outbound.push(frame);
+            return;
+        }
+        let now = self.context.clock.now();
+        if started {
+            let recent = ready
+                .typing
+                .get(&user_id)
+                .is_some_and(|last| now.millis_since(*last) < TYPING_COALESCE_MS);
+            if recent {
+                return;
+            }
+            ready.typing.insert(user_id.clone(), now);
+        } else if ready.typing.remove(&user_id).is_none() {
+            return;
+        }
+        let frame = self.context.encoder.encode(&ServerEvent::Typing {
+            conversation_id: self.conversation_id(),
+            user_id: &user_id,
+            started,
+            expires_in_ms: TYPING_EXPIRES_MS,
+        });
+        for link in ready.links.values() {
+            if link.user_id != user_id {
+                link.outbound.push_if_room(frame.clone());
+            }
+        }
+    }
+
     /// Loads the messages `user_id` hid for themself, once per loaded conversation.
     async fn load_hidden(&self, ready: &mut Ready, user_id: &UserId) -> Result<(), Error> {
         if ready.hidden.contains_key(user_id) {
@@ -1117,6 +1182,17 @@ impl Actor for ConversationActor {
                 return Err("conversation received a request before loading".into());
             }
             ConversationState::Refusing(error) => {
+                if let ConversationMsg::Typing {
+                    reply_to: (outbound, request_id),
+                    ..
+                } = &message
+                {
+                    let frame = self.context.encoder.encode(&ServerEvent::Error {
+                        request_id: request_id.as_ref(),
+                        error,
+                    });
+                    let _ = outbound.push(frame);
+                }
                 refuse(message, error);
                 return Ok(());
             }
@@ -1169,6 +1245,11 @@ impl Actor for ConversationActor {
                 } = *request;
                 self.handle_change(&myself, ready, actor_id, client_id, change, ack);
             }
+            ConversationMsg::Typing {
+                user_id,
+                started,
+                reply_to,
+            } => self.handle_typing(ready, user_id, started, reply_to),
             ConversationMsg::Hide {
                 user_id,
                 message_id,
@@ -1239,6 +1320,8 @@ fn refuse(message: ConversationMsg, error: &Error) {
         ConversationMsg::Hide { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
+        // Answered with an error frame by the caller, which has the encoder.
+        ConversationMsg::Typing { .. } => {}
         ConversationMsg::Leave { .. }
         | ConversationMsg::Load
         | ConversationMsg::Persisted(_)

@@ -9,7 +9,8 @@
 //!
 //! Bounds live at the edges: every session has an [`outbound::Outbound`] queue capped in bytes
 //! (overflow disconnects the client as a slow consumer), fan-out never awaits a socket, and every
-//! call to another actor has a timeout.
+//! call to another actor has a timeout. Per-user state shared by all sessions (rate limits,
+//! connection counts, [`presence`]) lives in small mutex-guarded registries.
 
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod conversations;
 mod error;
 pub mod limits;
 pub mod outbound;
+pub mod presence;
 pub mod restart;
 pub mod session;
 pub mod system;

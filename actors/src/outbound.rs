@@ -148,6 +148,16 @@ impl Outbound {
         Ok(())
     }
 
+    /// Pushes a frame that may be dropped (typing, presence): only while the queue is at most
+    /// half full, so a client that falls behind loses these first and never gets closed for
+    /// them. Returns whether the frame was queued.
+    pub fn push_if_room(&self, frame: EncodedFrame) -> bool {
+        if self.queued_bytes() + frame.len() > self.shared.max_queued_bytes / 2 {
+            return false;
+        }
+        self.push(frame).is_ok()
+    }
+
     /// Closes the queue; the first reason wins. Frames already queued are discarded by the
     /// writer, which closes the socket promptly.
     pub fn close(&self, reason: CloseReason) {

@@ -24,7 +24,7 @@ use switchboard_engine::ids::{
 use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::NewMessage;
 use switchboard_engine::operations::NewOperation;
-use switchboard_engine::ports::Clock;
+use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_engine::rate_limit::ActionClass;
 
 use crate::conversation::{
@@ -33,6 +33,7 @@ use crate::conversation::{
 use crate::conversations::{ConversationKey, ConversationsHandle};
 use crate::limits::{ConnectionSlot, UserLimits};
 use crate::outbound::{CloseReason, Outbound};
+use crate::presence::{MAX_WATCHED_PER_REQUEST, PresenceRegistry, shares_a_conversation};
 
 /// Who a session belongs to, as proven by its token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -91,6 +92,29 @@ pub enum ClientRequest {
         /// The change.
         change: ConversationChange,
     },
+    /// Started or stopped typing.
+    Typing {
+        /// Echoed in an error, if any.
+        request_id: Option<RequestId>,
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// Started (true) or stopped.
+        started: bool,
+    },
+    /// Say one is away, or back.
+    SetPresence {
+        /// Echoed in an error, if any.
+        request_id: Option<RequestId>,
+        /// Away (true) or online.
+        away: bool,
+    },
+    /// Watch the presence of users one shares a conversation with.
+    SubscribePresence {
+        /// Echoed in the reply.
+        request_id: Option<RequestId>,
+        /// Whom.
+        user_ids: Vec<UserId>,
+    },
     /// Delete a message for oneself only.
     Hide {
         /// Echoed in the reply.
@@ -145,6 +169,10 @@ pub struct SessionContext {
     pub call_timeout: Duration,
     /// Announced in `welcome`.
     pub heartbeat_ms: u64,
+    /// Who is online.
+    pub presence: Arc<PresenceRegistry>,
+    /// Storage (to check who may watch whom).
+    pub store: Arc<dyn MessageStore>,
 }
 
 /// What a session actor starts with.
@@ -234,6 +262,64 @@ impl SessionActor {
         }
     }
 
+    /// Takes one signals token (receipts, typing, presence).
+    fn take_signal(&self, state: &SessionState) -> Result<(), Error> {
+        self.context.limits.try_take(
+            ActionClass::Signals,
+            &state.identity.tenant_id,
+            &state.identity.user_id,
+            self.context.clock.now(),
+        )
+    }
+
+    /// Starts watching the presence of the named users who share a conversation with this
+    /// user, and answers `presence_state`.
+    async fn subscribe_presence(
+        &self,
+        state: &mut SessionState,
+        request_id: Option<&RequestId>,
+        user_ids: Vec<UserId>,
+    ) -> Result<(), Error> {
+        if user_ids.len() > MAX_WATCHED_PER_REQUEST {
+            return Err(Error::TooLarge {
+                what: "user_ids",
+                limit: MAX_WATCHED_PER_REQUEST,
+                actual: user_ids.len(),
+            });
+        }
+        self.take_signal(state)?;
+        let identity = &state.identity;
+        let mut allowed = Vec::new();
+        let mut refused = Vec::new();
+        for user_id in user_ids {
+            if shares_a_conversation(
+                self.context.store.as_ref(),
+                &identity.tenant_id,
+                &identity.user_id,
+                &user_id,
+            )
+            .await?
+            {
+                allowed.push(user_id);
+            } else {
+                refused.push(user_id);
+            }
+        }
+        let users = self.context.presence.watch(
+            &identity.tenant_id,
+            self.session_id,
+            &state.outbound,
+            &allowed,
+        );
+        let frame = self.context.encoder.encode(&ServerEvent::PresenceState {
+            request_id,
+            users: &users,
+            refused: &refused,
+        });
+        let _ = state.outbound.push(frame);
+        Ok(())
+    }
+
     /// Hides a message for the user only and answers `hidden`.
     async fn hide(
         &self,
@@ -293,7 +379,7 @@ impl SessionActor {
     ) {
         let now = self.context.clock.now();
         if let Err(error) = self.context.limits.try_take(
-            ActionClass::Receipts,
+            ActionClass::Signals,
             &state.identity.tenant_id,
             &state.identity.user_id,
             now,
@@ -406,6 +492,7 @@ impl Actor for SessionActor {
             heartbeat_ms: self.context.heartbeat_ms,
         });
         let _ = args.outbound.push(welcome);
+        self.context.presence.session_opened(&args.identity);
         Ok(SessionState {
             identity: args.identity,
             outbound: args.outbound,
@@ -514,6 +601,47 @@ impl Actor for SessionActor {
                     },
                 );
             }
+            SessionMsg::Request(ClientRequest::Typing {
+                request_id,
+                conversation_id,
+                started,
+            }) => {
+                let now = self.context.clock.now();
+                if let Err(error) = self.context.limits.try_take(
+                    ActionClass::Signals,
+                    &state.identity.tenant_id,
+                    &state.identity.user_id,
+                    now,
+                ) {
+                    self.push_error(state, request_id.as_ref(), &error);
+                } else {
+                    self.context.conversations.route(
+                        Self::key(state, conversation_id),
+                        ConversationMsg::Typing {
+                            user_id: state.identity.user_id.clone(),
+                            started,
+                            reply_to: (state.outbound.clone(), request_id),
+                        },
+                    );
+                }
+            }
+            SessionMsg::Request(ClientRequest::SetPresence { request_id, away }) => {
+                match self.take_signal(state) {
+                    Ok(()) => self.context.presence.set_away(&state.identity, away),
+                    Err(error) => self.push_error(state, request_id.as_ref(), &error),
+                }
+            }
+            SessionMsg::Request(ClientRequest::SubscribePresence {
+                request_id,
+                user_ids,
+            }) => {
+                if let Err(error) = self
+                    .subscribe_presence(state, request_id.as_ref(), user_ids)
+                    .await
+                {
+                    self.push_error(state, request_id.as_ref(), &error);
+                }
+            }
             SessionMsg::Request(ClientRequest::Hide {
                 request_id,
                 conversation_id,
@@ -584,6 +712,9 @@ impl Actor for SessionActor {
             });
         }
         state.outbound.close(CloseReason::SessionEnded);
+        self.context
+            .presence
+            .session_closed(&state.identity, self.session_id);
         Ok(())
     }
 }

@@ -43,6 +43,9 @@ use crate::conversation::{
 use crate::conversations::{ConversationKey, ConversationsActor, ConversationsHandle};
 use crate::limits::UserLimits;
 use crate::outbound::{CloseReason, Outbound};
+use crate::presence::{
+    MAX_WATCHED_PER_REQUEST, PresenceEntry, PresenceRegistry, shares_a_conversation,
+};
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
 use crate::session::{Identity, SessionActor, SessionArgs, SessionContext, SessionHandle};
 use crate::writer::{WriterActor, WriterArgs, WriterHandle, WriterSettings};
@@ -510,6 +513,7 @@ impl System {
             settings.tenant_rate_limits.clone(),
             settings.max_connections_per_user,
         );
+        let presence = PresenceRegistry::new(Arc::clone(&clock), Arc::clone(&encoder));
         let session_context = Arc::new(SessionContext {
             conversations: handles.conversations.clone(),
             encoder,
@@ -517,6 +521,8 @@ impl System {
             clock: Arc::clone(&clock),
             call_timeout: settings.call_timeout,
             heartbeat_ms: settings.heartbeat_ms,
+            presence,
+            store: Arc::clone(&store),
         });
         Ok(System {
             root,
@@ -1035,7 +1041,7 @@ impl System {
         delivered: Option<Seq>,
     ) -> Result<MemberView, Error> {
         self.limits.try_take(
-            ActionClass::Receipts,
+            ActionClass::Signals,
             &identity.tenant_id,
             &identity.user_id,
             self.ids.clock().now(),
@@ -1170,6 +1176,53 @@ impl System {
             .set_member_settings(tenant_id, conversation_id, &identity.user_id, settings)
             .await?;
         Ok(settings)
+    }
+
+    /// The presence of users who share a conversation with `identity`, and the users named that
+    /// do not (whose presence is not shown).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for more than 100 users, [`Error::RateLimited`] (a signal),
+    /// storage errors.
+    pub async fn presence(
+        &self,
+        identity: &Identity,
+        user_ids: Vec<UserId>,
+    ) -> Result<(Vec<PresenceEntry>, Vec<UserId>), Error> {
+        if user_ids.len() > MAX_WATCHED_PER_REQUEST {
+            return Err(Error::TooLarge {
+                what: "user_ids",
+                limit: MAX_WATCHED_PER_REQUEST,
+                actual: user_ids.len(),
+            });
+        }
+        self.limits.try_take(
+            ActionClass::Signals,
+            &identity.tenant_id,
+            &identity.user_id,
+            self.ids.clock().now(),
+        )?;
+        let mut visible = Vec::new();
+        let mut refused = Vec::new();
+        for user_id in user_ids {
+            if shares_a_conversation(
+                self.store.as_ref(),
+                &identity.tenant_id,
+                &identity.user_id,
+                &user_id,
+            )
+            .await?
+            {
+                visible.push(
+                    self.session_context
+                        .presence
+                        .view(&identity.tenant_id, &user_id),
+                );
+            } else {
+                refused.push(user_id);
+            }
+        }
+        Ok((visible, refused))
     }
 
     /// A page of the moderation log, newest first, for moderators and stronger.

@@ -13,6 +13,7 @@ use crate::ids::{
 };
 use crate::model::{MessageRef, ReadCursors};
 use crate::operations::LogEntry;
+use crate::time::Timestamp;
 
 /// Where a send stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,40 @@ pub enum AckOutcome {
     Delivered(MessageRef),
     /// Refused; nothing was stored for this attempt.
     Rejected(Error),
+}
+
+/// Whether a user is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PresenceStatus {
+    /// At least one session open, and not away.
+    Online,
+    /// At least one session open, and the user said they are away.
+    Away,
+    /// No session open.
+    Offline,
+}
+
+impl PresenceStatus {
+    /// The wire name of the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceStatus::Online => "online",
+            PresenceStatus::Away => "away",
+            PresenceStatus::Offline => "offline",
+        }
+    }
+}
+
+/// One user's presence as others see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceEntry {
+    /// The user.
+    pub user_id: UserId,
+    /// Online, away or offline.
+    pub status: PresenceStatus,
+    /// For an offline user: when their last session closed (unknown if never seen since the
+    /// server started).
+    pub last_seen: Option<Timestamp>,
 }
 
 /// A frame the server sends to a WebSocket client.
@@ -84,6 +119,38 @@ pub enum ServerEvent<'a> {
         conversation_id: ConversationId,
         /// The entry's seq.
         seq: Seq,
+    },
+    /// A member started or stopped typing (never stored).
+    Typing {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Who.
+        user_id: &'a UserId,
+        /// Started (true) or stopped.
+        started: bool,
+        /// For a start: after how long a client should consider it stopped if nothing else
+        /// arrives.
+        expires_in_ms: u64,
+    },
+    /// A watched user's presence changed.
+    Presence {
+        /// Always `None` (kept for symmetry with replies).
+        request_id: Option<&'a RequestId>,
+        /// Whose.
+        user_id: &'a UserId,
+        /// Now.
+        status: PresenceStatus,
+        /// For offline: since when.
+        last_seen: Option<Timestamp>,
+    },
+    /// Reply to `subscribe_presence`: the presence now of each user the session may watch.
+    PresenceState {
+        /// The request this replies to.
+        request_id: Option<&'a RequestId>,
+        /// The users now watched, with their presence.
+        users: &'a [PresenceEntry],
+        /// Users named that share no conversation with the caller (not watched).
+        refused: &'a [UserId],
     },
     /// Reply to a `delete` with mode `for_me`.
     Hidden {

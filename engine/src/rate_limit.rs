@@ -39,8 +39,8 @@ pub enum ActionClass {
     Operations,
     /// Changes to a conversation: members, roles, profile, archive, moderation.
     Changes,
-    /// Read and delivered receipts.
-    Receipts,
+    /// Live signals: read and delivered receipts, typing, presence.
+    Signals,
 }
 
 impl ActionClass {
@@ -50,7 +50,7 @@ impl ActionClass {
             ActionClass::Messages => "messages",
             ActionClass::Operations => "operations",
             ActionClass::Changes => "changes",
-            ActionClass::Receipts => "receipts",
+            ActionClass::Signals => "signals",
         }
     }
 }
@@ -64,8 +64,8 @@ pub struct RateLimits {
     pub operations: RateLimit,
     /// For [`ActionClass::Changes`].
     pub changes: RateLimit,
-    /// For [`ActionClass::Receipts`].
-    pub receipts: RateLimit,
+    /// For [`ActionClass::Signals`].
+    pub signals: RateLimit,
 }
 
 impl RateLimits {
@@ -75,7 +75,7 @@ impl RateLimits {
             messages: limit,
             operations: limit,
             changes: limit,
-            receipts: limit,
+            signals: limit,
         }
     }
 
@@ -85,7 +85,7 @@ impl RateLimits {
             ActionClass::Messages => self.messages,
             ActionClass::Operations => self.operations,
             ActionClass::Changes => self.changes,
-            ActionClass::Receipts => self.receipts,
+            ActionClass::Signals => self.signals,
         }
     }
 }

@@ -13,13 +13,16 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::session::ClientRequest;
 use switchboard_engine::Error;
-use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
+use switchboard_engine::event::{
+    AckOutcome, EncodedFrame, EventEncoder, PresenceEntry, ServerEvent,
+};
 use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, RequestId, Seq, UserId};
 use switchboard_engine::membership::{ConversationChange, ModerationAction};
 use switchboard_engine::model::{DeleteMode, Member, Message, NewMessage, Role};
 use switchboard_engine::operations::{
     ConversationEvent, ConversationEventBody, LogEntry, MessageOperation, NewOperation,
 };
+use switchboard_engine::time::Timestamp;
 use utoipa::ToSchema;
 
 use crate::wire_error::WireError;
@@ -97,6 +100,10 @@ struct RawFrame<'a> {
     duration_ms: Option<u64>,
     #[serde(borrow)]
     reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    state: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
 }
 
 /// Just the id, for echoing it when the rest of a frame does not parse.
@@ -251,6 +258,56 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
                 conversation_id,
                 client_id,
                 change,
+            })
+        }
+        "presence" => {
+            let away = match raw.status.as_deref() {
+                Some("away") => true,
+                Some("online") => false,
+                _ => {
+                    return Err(with_id(ProtocolError::Invalid(Error::invalid(
+                        "status",
+                        "must be \"online\" or \"away\"",
+                    ))));
+                }
+            };
+            Ok(ClientRequest::SetPresence { request_id, away })
+        }
+        "subscribe_presence" => {
+            let user_ids = raw
+                .user_ids
+                .ok_or_else(|| {
+                    with_id(ProtocolError::Invalid(Error::invalid(
+                        "user_ids",
+                        "is required",
+                    )))
+                })?
+                .iter()
+                .map(|text| {
+                    UserId::parse(text).map_err(|error| with_id(ProtocolError::Invalid(error)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ClientRequest::SubscribePresence {
+                request_id,
+                user_ids,
+            })
+        }
+        "typing" => {
+            let conversation_id = conversation_id(raw.conversation_id)?;
+            let started = match raw.state.as_deref() {
+                Some("start") => true,
+                Some("stop") => false,
+                _ => {
+                    return Err(with_id(ProtocolError::Invalid(Error::invalid(
+                        "state",
+                        "must be \"start\" or \"stop\"",
+                    ))));
+                }
+            };
+            Ok(ClientRequest::Typing {
+                request_id,
+                conversation_id,
+                started,
             })
         }
         "read" | "delivered" => {
@@ -543,6 +600,30 @@ pub struct EventEnvelope<'a> {
     pub message_id: Option<String>,
 }
 
+/// The wire form of one user's presence.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PresenceBody<'a> {
+    /// The user.
+    pub user_id: &'a str,
+    /// `online`, `away` or `offline`.
+    pub status: &'static str,
+    /// For `offline`: when the user's last session closed (ms since the epoch); absent if not
+    /// seen since the server started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
+}
+
+impl<'a> PresenceBody<'a> {
+    /// The wire form of `entry`.
+    pub fn new(entry: &'a PresenceEntry) -> Self {
+        PresenceBody {
+            user_id: entry.user_id.as_str(),
+            status: entry.status.as_str(),
+            last_seen: entry.last_seen.map(Timestamp::as_millis),
+        }
+    }
+}
+
 /// The wire form of a member in `member.joined`.
 #[derive(Debug, Serialize)]
 pub struct MemberEventBody<'a> {
@@ -703,6 +784,20 @@ enum OutFrame<'a> {
         conversation_id: String,
         seq: u64,
     },
+    Typing {
+        conversation_id: String,
+        user_id: &'a str,
+        state: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_in_ms: Option<u64>,
+    },
+    Presence(PresenceBody<'a>),
+    PresenceState {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        users: Vec<PresenceBody<'a>>,
+        refused: Vec<&'a str>,
+    },
     Hidden {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<OutRequestId<'a>>,
@@ -853,6 +948,36 @@ fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
         } => OutFrame::Skipped {
             conversation_id: conversation_id.to_string(),
             seq: seq.get(),
+        },
+        ServerEvent::Presence {
+            user_id,
+            status,
+            last_seen,
+            ..
+        } => OutFrame::Presence(PresenceBody {
+            user_id: user_id.as_str(),
+            status: status.as_str(),
+            last_seen: last_seen.map(Timestamp::as_millis),
+        }),
+        ServerEvent::PresenceState {
+            request_id,
+            users,
+            refused,
+        } => OutFrame::PresenceState {
+            id: out_id(request_id),
+            users: users.iter().map(PresenceBody::new).collect(),
+            refused: refused.iter().map(UserId::as_str).collect(),
+        },
+        ServerEvent::Typing {
+            conversation_id,
+            user_id,
+            started,
+            expires_in_ms,
+        } => OutFrame::Typing {
+            conversation_id: conversation_id.to_string(),
+            user_id: user_id.as_str(),
+            state: if started { "start" } else { "stop" },
+            expires_in_ms: started.then_some(expires_in_ms),
         },
         ServerEvent::Hidden {
             request_id,

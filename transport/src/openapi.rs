@@ -81,6 +81,7 @@ impl Modify for ErrorCodes {
         http::health,
         http::ready,
         http::openapi_document,
+        http::get_presence,
         ws::upgrade,
         http::list_conversations,
         http::create_conversation,

@@ -63,3 +63,16 @@ async fn dropping_every_sender_ends_the_stream() {
     ));
     assert!(receiver.recv().await.is_none());
 }
+
+#[test]
+fn droppable_frames_are_queued_only_while_the_queue_is_at_most_half_full() {
+    let (queue, _receiver) = outbound(100);
+    let frame = |n: usize| EncodedFrame::from_text("x".repeat(n));
+    assert!(queue.push_if_room(frame(40)));
+    assert!(
+        !queue.push_if_room(frame(20)),
+        "40 + 20 is over half of 100"
+    );
+    assert!(!queue.is_closed(), "a dropped frame never closes the queue");
+    assert!(queue.push(frame(20)).is_ok(), "ordinary frames still fit");
+}

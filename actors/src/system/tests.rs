@@ -44,7 +44,14 @@ impl EventEncoder for TextEncoder {
                 user_id, cursors, ..
             } => format!("receipt {user_id} {}", cursors.read),
             ServerEvent::Skipped { seq, .. } => format!("skipped {seq}"),
+            ServerEvent::Typing {
+                user_id, started, ..
+            } => format!("typing {user_id} {started}"),
             ServerEvent::Hidden { message_id, .. } => format!("hidden {message_id}"),
+            ServerEvent::Presence {
+                user_id, status, ..
+            } => format!("presence {user_id} {}", status.as_str()),
+            ServerEvent::PresenceState { users, .. } => format!("presence_state {}", users.len()),
             ServerEvent::Pong { .. } => "pong".to_owned(),
             ServerEvent::Error { error, .. } => format!("error {error}"),
         };

@@ -2,6 +2,7 @@
 //! event with its exact wire form. These are the examples `docs/PROTOCOL.md` shows.
 
 use expect_test::{Expect, expect};
+use switchboard_engine::event::{PresenceEntry, PresenceStatus};
 use switchboard_engine::ids::{SessionId, TenantId, UserId};
 use switchboard_engine::model::{MessageRef, MessageState, Reaction, ReadCursors};
 use switchboard_engine::time::Timestamp;
@@ -135,6 +136,19 @@ fn parses_operations_on_messages() {
         expect![
             "Hide { request_id: Some(Number(5)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), message_id: MessageId(01HF7YAT000000000000000007) }"
         ],
+    );
+    check_parse(
+        &format!(r#"{{"type":"typing","conversation_id":"{c}","state":"start"}}"#),
+        expect!["Typing { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), started: true }"],
+    );
+    check_parse(r#"{"type":"presence","status":"away"}"#, expect!["SetPresence { request_id: None, away: true }"]);
+    check_parse(
+        r#"{"type":"subscribe_presence","id":6,"user_ids":["bob","carol"]}"#,
+        expect![[r#"SubscribePresence { request_id: Some(Number(6)), user_ids: [UserId("bob"), UserId("carol")] }"#]],
+    );
+    check_parse(
+        r#"{"type":"subscribe_presence","id":7,"user_ids":["not valid"]}"#,
+        expect!["error id=Some(Number(7)) code=invalid message=invalid user: may contain only ASCII letters, digits and _ - . @ : +"],
     );
     check_parse(
         &format!(r#"{{"type":"read","id":8,"conversation_id":"{c}","seq":12}}"#),
@@ -418,6 +432,37 @@ fn encodes_every_server_event() {
         expect![[
             r#"{"type":"hidden","id":3,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","message_id":"01HF7YAT000000000000000007"}"#
         ]],
+    );
+    check_encode(
+        ServerEvent::Typing {
+            conversation_id,
+            user_id: &user_id,
+            started: true,
+            expires_in_ms: 6000,
+        },
+        expect![[r#"{"type":"typing","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","user_id":"alice","state":"start","expires_in_ms":6000}"#]],
+    );
+    let presence = [PresenceEntry {
+        user_id: UserId::parse("bob").expect("valid"),
+        status: PresenceStatus::Offline,
+        last_seen: Some(Timestamp(1_700_000_000_000)),
+    }];
+    check_encode(
+        ServerEvent::PresenceState {
+            request_id: Some(&request_id),
+            users: &presence,
+            refused: &[UserId::parse("carol").expect("valid")],
+        },
+        expect![[r#"{"type":"presence_state","id":3,"users":[{"user_id":"bob","status":"offline","last_seen":1700000000000}],"refused":["carol"]}"#]],
+    );
+    check_encode(
+        ServerEvent::Presence {
+            request_id: None,
+            user_id: &user_id,
+            status: PresenceStatus::Away,
+            last_seen: None,
+        },
+        expect![[r#"{"type":"presence","user_id":"alice","status":"away"}"#]],
     );
     check_encode(
         ServerEvent::Pong { request_id: None },

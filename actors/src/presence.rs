@@ -1,0 +1,244 @@
+//! Presence: whether each user of a tenant is online, away or offline, and which sessions are
+//! watching whom.
+//!
+//! A user is online while any of their sessions is open, unless they said they are away;
+//! offline once the last one closes, with `last_seen` set to that moment. Sessions tell the
+//! registry when they open and close; watchers are sessions that subscribed to users they share
+//! a conversation with (the session checks that before calling [`PresenceRegistry::watch`]).
+//! Every change is encoded once and pushed to each watcher's [`Outbound`] with
+//! [`Outbound::push_if_room`], so presence is dropped before anything that matters when a client
+//! falls behind.
+//!
+//! The state is a few maps behind a `std::sync::Mutex`, like [`crate::limits`]: each call is a
+//! handful of map operations and non-blocking pushes, never an await, so an actor hop would only
+//! add latency. Presence lives in memory on one node: after a restart every user is offline
+//! until a session opens (`last_seen` unknown).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use foldhash::HashMap;
+use switchboard_engine::StoreError;
+use switchboard_engine::event::{EventEncoder, ServerEvent};
+use switchboard_engine::ids::{SessionId, TenantId, UserId};
+use switchboard_engine::ports::{Clock, MessageStore};
+use switchboard_engine::time::Timestamp;
+
+use crate::outbound::Outbound;
+use crate::session::Identity;
+
+pub use switchboard_engine::event::{PresenceEntry, PresenceStatus};
+
+#[derive(Debug, Default)]
+struct UserPresence {
+    n_sessions: usize,
+    away: bool,
+    last_seen: Option<Timestamp>,
+}
+
+impl UserPresence {
+    fn status(&self) -> PresenceStatus {
+        match (self.n_sessions, self.away) {
+            (0, _) => PresenceStatus::Offline,
+            (_, true) => PresenceStatus::Away,
+            (_, false) => PresenceStatus::Online,
+        }
+    }
+}
+
+type UserKey = (TenantId, UserId);
+
+#[derive(Default)]
+struct PresenceState {
+    users: HashMap<UserKey, UserPresence>,
+    /// Who watches each user, by session.
+    watchers: HashMap<UserKey, BTreeMap<SessionId, Outbound>>,
+    /// Whom each session watches, to clean up when it closes.
+    watching: HashMap<SessionId, Vec<UserKey>>,
+}
+
+/// The presence of every user of every tenant on this node.
+pub struct PresenceRegistry {
+    clock: Arc<dyn Clock>,
+    encoder: Arc<dyn EventEncoder>,
+    state: Mutex<PresenceState>,
+}
+
+/// The most users one watch request may name.
+pub const MAX_WATCHED_PER_REQUEST: usize = 100;
+
+impl PresenceRegistry {
+    /// An empty registry.
+    pub fn new(clock: Arc<dyn Clock>, encoder: Arc<dyn EventEncoder>) -> Arc<Self> {
+        Arc::new(PresenceRegistry {
+            clock,
+            encoder,
+            state: Mutex::new(PresenceState::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PresenceState> {
+        // Only plain maps live here; a panic mid-update leaves at worst a stale status.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A session of `identity` opened.
+    pub fn session_opened(&self, identity: &Identity) {
+        self.update(identity, |presence, _| presence.n_sessions += 1);
+    }
+
+    /// A session of `identity` closed: it stops watching, and the user may go offline.
+    pub fn session_closed(&self, identity: &Identity, session_id: SessionId) {
+        {
+            let mut state = self.lock();
+            for watched in state.watching.remove(&session_id).unwrap_or_default() {
+                if let Some(watchers) = state.watchers.get_mut(&watched) {
+                    watchers.remove(&session_id);
+                    if watchers.is_empty() {
+                        state.watchers.remove(&watched);
+                    }
+                }
+            }
+        }
+        self.update(identity, |presence, now| {
+            presence.n_sessions = presence.n_sessions.saturating_sub(1);
+            if presence.n_sessions == 0 {
+                presence.away = false;
+                presence.last_seen = Some(now);
+            }
+        });
+    }
+
+    /// The user says they are away (or back).
+    pub fn set_away(&self, identity: &Identity, away: bool) {
+        self.update(identity, |presence, _| presence.away = away);
+    }
+
+    /// Applies a change to a user's presence and tells the watchers if the status changed.
+    fn update(&self, identity: &Identity, change: impl FnOnce(&mut UserPresence, Timestamp)) {
+        let now = self.clock.now();
+        let key = (identity.tenant_id.clone(), identity.user_id.clone());
+        let mut state = self.lock();
+        let presence = state.users.entry(key.clone()).or_default();
+        let before = presence.status();
+        change(presence, now);
+        let after = presence.status();
+        let last_seen = presence.last_seen;
+        if before == after {
+            return;
+        }
+        let Some(watchers) = state.watchers.get(&key) else {
+            return;
+        };
+        let frame = self.encoder.encode(&ServerEvent::Presence {
+            request_id: None,
+            user_id: &identity.user_id,
+            status: after,
+            last_seen: (after == PresenceStatus::Offline)
+                .then_some(last_seen)
+                .flatten(),
+        });
+        for outbound in watchers.values() {
+            outbound.push_if_room(frame.clone());
+        }
+    }
+
+    /// The presence of a user.
+    pub fn view(&self, tenant_id: &TenantId, user_id: &UserId) -> PresenceEntry {
+        let state = self.lock();
+        let presence = state.users.get(&(tenant_id.clone(), user_id.clone()));
+        let status = presence.map_or(PresenceStatus::Offline, UserPresence::status);
+        PresenceEntry {
+            user_id: user_id.clone(),
+            status,
+            last_seen: presence
+                .filter(|_| status == PresenceStatus::Offline)
+                .and_then(|presence| presence.last_seen),
+        }
+    }
+
+    /// Starts telling `session_id` about changes to each of `user_ids`' presence (the caller
+    /// checked they share a conversation), and returns their presence now.
+    pub fn watch(
+        &self,
+        tenant_id: &TenantId,
+        session_id: SessionId,
+        outbound: &Outbound,
+        user_ids: &[UserId],
+    ) -> Vec<PresenceEntry> {
+        {
+            let mut state = self.lock();
+            for user_id in user_ids {
+                let key = (tenant_id.clone(), user_id.clone());
+                state
+                    .watchers
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(session_id, outbound.clone());
+                let watching = state.watching.entry(session_id).or_default();
+                if !watching.contains(&key) {
+                    watching.push(key);
+                }
+            }
+        }
+        user_ids
+            .iter()
+            .map(|user_id| self.view(tenant_id, user_id))
+            .collect()
+    }
+}
+
+/// How many conversations of each user [`shares_a_conversation`] looks at.
+const MAX_CONVERSATIONS_SCANNED: usize = 10_000;
+
+/// Whether two users of a tenant are both members of some conversation: who may watch whom.
+/// Looks at up to 10,000 conversations of each.
+///
+/// # Errors
+/// Storage errors.
+pub async fn shares_a_conversation(
+    store: &dyn MessageStore,
+    tenant_id: &TenantId,
+    first: &UserId,
+    second: &UserId,
+) -> Result<bool, StoreError> {
+    if first == second {
+        return Ok(true);
+    }
+    let page_size = 500;
+    let mut of_second = std::collections::HashSet::new();
+    let mut after = None;
+    while of_second.len() < MAX_CONVERSATIONS_SCANNED {
+        let page = store
+            .conversations_of_user(tenant_id, second, after, page_size)
+            .await?;
+        after = page.last().copied();
+        let full = page.len() == page_size;
+        of_second.extend(page);
+        if !full {
+            break;
+        }
+    }
+    if of_second.is_empty() {
+        return Ok(false);
+    }
+    let mut after = None;
+    let mut n_scanned = 0;
+    while n_scanned < MAX_CONVERSATIONS_SCANNED {
+        let page = store
+            .conversations_of_user(tenant_id, first, after, page_size)
+            .await?;
+        if page.iter().any(|id| of_second.contains(id)) {
+            return Ok(true);
+        }
+        n_scanned += page.len();
+        after = page.last().copied();
+        if page.len() < page_size {
+            break;
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests;
