@@ -178,19 +178,30 @@ struct InFlight<W> {
 /// A bounded memory of recently stored `client_id`s, evicted oldest first.
 #[derive(Debug, Default)]
 struct RecentClientIds {
-    by_client_id: HashMap<ClientId, MessageRef>,
+    /// What each key resolved to, and who made that entry.
+    by_client_id: HashMap<ClientId, (MessageRef, UserId)>,
     order: VecDeque<ClientId>,
 }
 
 impl RecentClientIds {
     fn get(&self, client_id: &ClientId) -> Option<MessageRef> {
-        self.by_client_id.get(client_id).copied()
+        self.by_client_id
+            .get(client_id)
+            .map(|(message_ref, _)| *message_ref)
     }
 
-    fn insert(&mut self, client_id: ClientId, message_ref: MessageRef) {
+    /// What `client_id` resolved to, if `author` made that entry.
+    fn get_by(&self, client_id: &ClientId, author: &UserId) -> Option<MessageRef> {
+        self.by_client_id
+            .get(client_id)
+            .filter(|(_, made_by)| made_by == author)
+            .map(|(message_ref, _)| *message_ref)
+    }
+
+    fn insert(&mut self, client_id: ClientId, message_ref: MessageRef, author: UserId) {
         if self
             .by_client_id
-            .insert(client_id.clone(), message_ref)
+            .insert(client_id.clone(), (message_ref, author))
             .is_none()
         {
             self.order.push_back(client_id);
@@ -331,6 +342,11 @@ impl<W> ConversationCore<W> {
         new_message: &NewMessage,
         now: Timestamp,
     ) -> Result<SendCheck> {
+        // A repeat of the sender's own stored send is answered even if the sender could not
+        // send it now (muted, removed since): a retry must learn that the first attempt worked.
+        if let Some(message_ref) = self.recent.get_by(&new_message.client_id, sender_id) {
+            return Ok(SendCheck::Known(message_ref));
+        }
         let snapshot = self.effective_snapshot();
         let role = snapshot
             .member(sender_id)
@@ -353,6 +369,11 @@ impl<W> ConversationCore<W> {
     /// # Errors
     /// [`Error::NotMember`].
     pub fn check_change(&self, actor_id: &UserId, client_id: &ClientId) -> Result<SendCheck> {
+        // A repeat of the actor's own stored change is answered even if the actor is no longer
+        // a member (a retried `leave`).
+        if let Some(message_ref) = self.recent.get_by(client_id, actor_id) {
+            return Ok(SendCheck::Known(message_ref));
+        }
         self.check_reader(actor_id)?;
         Ok(self.check_client_id(client_id))
     }
@@ -389,6 +410,9 @@ impl<W> ConversationCore<W> {
         actor_id: &UserId,
         new_operation: &NewOperation,
     ) -> Result<SendCheck> {
+        if let Some(message_ref) = self.recent.get_by(&new_operation.client_id, actor_id) {
+            return Ok(SendCheck::Known(message_ref));
+        }
         self.check_reader(actor_id)?;
         Ok(self.check_client_id(&new_operation.client_id))
     }
@@ -527,7 +551,11 @@ impl<W> ConversationCore<W> {
                 let mut entry = completed.map_or(in_flight.entry, |completed| *completed);
                 entry.set_seq(seq);
                 let message_ref = entry.reference();
-                self.recent.insert(entry.client_id().clone(), message_ref);
+                self.recent.insert(
+                    entry.client_id().clone(),
+                    message_ref,
+                    entry.author().clone(),
+                );
                 for waiter in in_flight.waiters {
                     report.acks.push(FinalAck {
                         waiter,
@@ -579,8 +607,11 @@ impl<W> ConversationCore<W> {
                 report.committed = Some(entry);
             }
             AppendResult::Duplicate(existing) => {
-                self.recent
-                    .insert(in_flight.entry.client_id().clone(), existing);
+                self.recent.insert(
+                    in_flight.entry.client_id().clone(),
+                    existing,
+                    in_flight.entry.author().clone(),
+                );
                 for waiter in in_flight.waiters {
                     report.acks.push(FinalAck {
                         waiter,

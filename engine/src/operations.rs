@@ -300,6 +300,14 @@ impl LogEntry {
         }
     }
 
+    /// Who made the entry (the sender, or the event's actor).
+    pub fn author(&self) -> &UserId {
+        match self {
+            LogEntry::Message(message) => &message.sender_id,
+            LogEntry::Event(event) => &event.actor_id,
+        }
+    }
+
     /// The entry's id (the message id, or the event id).
     pub fn entry_id(&self) -> MessageId {
         match self {

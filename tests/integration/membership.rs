@@ -441,3 +441,125 @@ async fn moderation_over_websocket_with_the_moderation_log() {
     .await;
     assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
 }
+
+/// Sends a frame acknowledged by `client_id`; returns the final ack.
+async fn final_ack(client: &mut Client, frame: Value) -> Value {
+    let client_id = frame["client_id"].as_str().expect("client_id").to_owned();
+    client.send_json(frame).await;
+    loop {
+        let reply = client.next_json().await;
+        if reply["type"] == "ack"
+            && reply["client_id"] == client_id.as_str()
+            && reply["status"] != "pending"
+        {
+            return reply;
+        }
+    }
+}
+
+#[tokio::test]
+async fn repeating_any_operations_client_id_has_no_second_effect() {
+    // Repeats take rate-limit tokens like any request; this test makes many at once.
+    let server = TestServer::start_with(|config| {
+        config.limits.messages_per_minute = 0;
+        config.limits.operations_per_minute = 0;
+        config.limits.changes_per_minute = 0;
+    })
+    .await;
+    let id = server
+        .create_conversation("acme", "alice", &["bob", "mo"])
+        .await;
+    let mut alice = server.connect("acme", "alice").await;
+    let (_, sent) = alice.send_message(&id, "setup", "target").await;
+    let message_id = sent["message_id"].as_str().expect("id").to_owned();
+    let frame = |kind: &str, client_id: &str, extra: Value| {
+        let mut frame = json!({"type": kind, "conversation_id": id, "client_id": client_id});
+        for (key, value) in extra.as_object().expect("an object") {
+            frame[key] = value.clone();
+        }
+        frame
+    };
+    let operations = [
+        frame("send", "op-send", json!({"text": "hello"})),
+        frame(
+            "edit",
+            "op-edit",
+            json!({"message_id": message_id, "text": "edited"}),
+        ),
+        frame(
+            "react",
+            "op-react",
+            json!({"message_id": message_id, "emoji": "👍"}),
+        ),
+        frame(
+            "unreact",
+            "op-unreact",
+            json!({"message_id": message_id, "emoji": "👍"}),
+        ),
+        frame("add_members", "op-add", json!({"user_ids": ["carol"]})),
+        frame(
+            "change_role",
+            "op-role",
+            json!({"user_id": "mo", "role": "moderator"}),
+        ),
+        frame(
+            "moderate",
+            "op-mute",
+            json!({"action": "mute", "user_id": "bob", "duration_ms": 60000}),
+        ),
+        frame(
+            "moderate",
+            "op-unmute",
+            json!({"action": "unmute", "user_id": "bob"}),
+        ),
+        frame("remove_member", "op-remove", json!({"user_id": "carol"})),
+        frame("delete", "op-delete", json!({"message_id": message_id})),
+        frame("transfer_ownership", "op-owner", json!({"user_id": "mo"})),
+    ];
+    let mut expected_seq = 1;
+    for operation in operations {
+        expected_seq += 1;
+        let first = final_ack(&mut alice, operation.clone()).await;
+        assert_eq!(first["status"], "delivered", "{operation}: {first}");
+        assert_eq!(first["seq"], expected_seq, "{operation}");
+        let again = final_ack(&mut alice, operation.clone()).await;
+        assert_eq!(again["status"], "delivered", "{operation}: {again}");
+        assert_eq!(
+            (&again["seq"], &again["message_id"]),
+            (&first["seq"], &first["message_id"]),
+            "{operation}: the repeat names the original"
+        );
+    }
+    // Nothing was stored twice: the head is exactly one entry per operation.
+    let response = server
+        .http
+        .get(server.url(&format!("/v1/conversations/{id}")))
+        .bearer_auth(token("acme", "mo"))
+        .send()
+        .await
+        .expect("sent");
+    let conversation: Value = response.json().await.expect("json");
+    assert_eq!(conversation["head"], expected_seq);
+    assert_eq!(
+        members(&conversation),
+        ["alice:admin", "bob:member", "mo:owner"]
+    );
+
+    // Over WebSocket too: a member leaves.
+    let mut bob = server.connect("acme", "bob").await;
+    let left = final_ack(
+        &mut bob,
+        frame("leave_conversation", "bob-leaves", json!({})),
+    )
+    .await;
+    assert_eq!(left["status"], "delivered", "{left}");
+    let again = final_ack(
+        &mut bob,
+        frame("leave_conversation", "bob-leaves", json!({})),
+    )
+    .await;
+    assert_eq!(
+        again["seq"], left["seq"],
+        "a repeated leave is answered, not refused"
+    );
+}

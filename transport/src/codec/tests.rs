@@ -139,16 +139,25 @@ fn parses_operations_on_messages() {
     );
     check_parse(
         &format!(r#"{{"type":"typing","conversation_id":"{c}","state":"start"}}"#),
-        expect!["Typing { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), started: true }"],
+        expect![
+            "Typing { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), started: true }"
+        ],
     );
-    check_parse(r#"{"type":"presence","status":"away"}"#, expect!["SetPresence { request_id: None, away: true }"]);
+    check_parse(
+        r#"{"type":"presence","status":"away"}"#,
+        expect!["SetPresence { request_id: None, away: true }"],
+    );
     check_parse(
         r#"{"type":"subscribe_presence","id":6,"user_ids":["bob","carol"]}"#,
-        expect![[r#"SubscribePresence { request_id: Some(Number(6)), user_ids: [UserId("bob"), UserId("carol")] }"#]],
+        expect![[
+            r#"SubscribePresence { request_id: Some(Number(6)), user_ids: [UserId("bob"), UserId("carol")] }"#
+        ]],
     );
     check_parse(
         r#"{"type":"subscribe_presence","id":7,"user_ids":["not valid"]}"#,
-        expect!["error id=Some(Number(7)) code=invalid message=invalid user: may contain only ASCII letters, digits and _ - . @ : +"],
+        expect![
+            "error id=Some(Number(7)) code=invalid message=invalid user: may contain only ASCII letters, digits and _ - . @ : +"
+        ],
     );
     check_parse(
         &format!(r#"{{"type":"read","id":8,"conversation_id":"{c}","seq":12}}"#),
@@ -440,7 +449,9 @@ fn encodes_every_server_event() {
             started: true,
             expires_in_ms: 6000,
         },
-        expect![[r#"{"type":"typing","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","user_id":"alice","state":"start","expires_in_ms":6000}"#]],
+        expect![[
+            r#"{"type":"typing","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","user_id":"alice","state":"start","expires_in_ms":6000}"#
+        ]],
     );
     let presence = [PresenceEntry {
         user_id: UserId::parse("bob").expect("valid"),
@@ -453,7 +464,9 @@ fn encodes_every_server_event() {
             users: &presence,
             refused: &[UserId::parse("carol").expect("valid")],
         },
-        expect![[r#"{"type":"presence_state","id":3,"users":[{"user_id":"bob","status":"offline","last_seen":1700000000000}],"refused":["carol"]}"#]],
+        expect![[
+            r#"{"type":"presence_state","id":3,"users":[{"user_id":"bob","status":"offline","last_seen":1700000000000}],"refused":["carol"]}"#
+        ]],
     );
     check_encode(
         ServerEvent::Presence {
