@@ -442,6 +442,13 @@ impl<W> ConversationCore<W> {
             return Err(Error::NotFound);
         }
         Self::check_not_archived(&snapshot)?;
+        if matches!(operation, MessageOperation::Edit { .. })
+            && snapshot.conversation.mute_at(actor_id, now).is_some()
+        {
+            return Err(Error::Forbidden {
+                reason: "you are muted in this conversation",
+            });
+        }
         authorize_operation(
             snapshot.conversation.kind,
             role,

@@ -642,3 +642,78 @@ proptest! {
         sim.check_final();
     }
 }
+
+#[test]
+fn a_muted_member_may_neither_send_nor_edit_but_may_react_and_an_archived_conversation_takes_nothing()
+ {
+    use crate::model::{MessageState, Restriction};
+    use crate::operations::MessageOperation;
+    let mut muted = snapshot(ConversationKind::Group);
+    muted.conversation.mutes.push(Restriction {
+        user_id: user("bob"),
+        by: user("alice"),
+        since: Timestamp(0),
+        until: Some(Timestamp(1000)),
+        reason: None,
+    });
+    let core: ConversationCore<()> =
+        ConversationCore::new(muted, Seq::ZERO, MessageLimits::default());
+    let bob = user("bob");
+    let muted_error = Error::Forbidden {
+        reason: "you are muted in this conversation",
+    };
+    assert_eq!(
+        core.check_send(&bob, &new_message("c1", "hi"), Timestamp(999)),
+        Err(muted_error.clone())
+    );
+    assert_eq!(
+        core.check_send(&bob, &new_message("c1", "hi"), Timestamp(1000)),
+        Ok(SendCheck::Unknown),
+        "the mute ended on its own"
+    );
+    let target = Message {
+        conversation_id: ConversationId::from_parts(1, 1),
+        seq: Seq(1),
+        message_id: MessageId::from_parts(1, 9),
+        sender_id: bob.clone(),
+        client_id: ClientId::parse("m").expect("valid"),
+        text: "mine".to_owned(),
+        reply_to: None,
+        thread_root: None,
+        forwarded_from: None,
+        ts: Timestamp(900),
+        state: MessageState::default(),
+    };
+    let edit = MessageOperation::Edit {
+        message_id: target.message_id,
+        text: "changed".to_owned(),
+    };
+    let react = MessageOperation::React {
+        message_id: target.message_id,
+        emoji: crate::ids::Emoji::parse("👍").expect("valid"),
+    };
+    assert_eq!(
+        core.authorize(&bob, &edit, &target, Timestamp(999)),
+        Err(muted_error)
+    );
+    assert_eq!(
+        core.authorize(&bob, &react, &target, Timestamp(999)),
+        Ok(())
+    );
+
+    let mut archived = snapshot(ConversationKind::Group);
+    archived.conversation.archived = true;
+    let core: ConversationCore<()> =
+        ConversationCore::new(archived, Seq::ZERO, MessageLimits::default());
+    let archived_error = Error::Conflict {
+        reason: "the conversation is archived".to_owned(),
+    };
+    assert_eq!(
+        core.check_send(&bob, &new_message("c1", "hi"), Timestamp(0)),
+        Err(archived_error.clone())
+    );
+    assert_eq!(
+        core.authorize(&bob, &react, &target, Timestamp(999)),
+        Err(archived_error)
+    );
+}
