@@ -144,8 +144,9 @@ pub enum ClientRequest {
 
 /// The session actor's messages.
 pub enum SessionMsg {
-    /// A client request.
-    Request(ClientRequest),
+    /// A client request. Boxed: every session's mailbox allocates room for a block of messages
+    /// up front, so the size of this enum is paid per connection, idle or not.
+    Request(Box<ClientRequest>),
     /// A conversation this session had joined stopped unexpectedly; re-join after `last_seq`.
     SubscriptionLost {
         /// Which conversation.
@@ -153,6 +154,30 @@ pub enum SessionMsg {
         /// The last seq the conversation pushed to this session.
         last_seq: Seq,
     },
+}
+
+/// A [`SessionMsg`] with its request unboxed, for matching.
+enum SessionInput {
+    Request(ClientRequest),
+    SubscriptionLost {
+        conversation_id: ConversationId,
+        last_seq: Seq,
+    },
+}
+
+impl From<SessionMsg> for SessionInput {
+    fn from(message: SessionMsg) -> Self {
+        match message {
+            SessionMsg::Request(request) => SessionInput::Request(*request),
+            SessionMsg::SubscriptionLost {
+                conversation_id,
+                last_seq,
+            } => SessionInput::SubscriptionLost {
+                conversation_id,
+                last_seq,
+            },
+        }
+    }
 }
 
 /// What every session shares.
@@ -507,14 +532,14 @@ impl Actor for SessionActor {
         message: SessionMsg,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
-            SessionMsg::Request(ClientRequest::Ping { request_id }) => {
+        match SessionInput::from(message) {
+            SessionInput::Request(ClientRequest::Ping { request_id }) => {
                 let frame = self.context.encoder.encode(&ServerEvent::Pong {
                     request_id: request_id.as_ref(),
                 });
                 let _ = state.outbound.push(frame);
             }
-            SessionMsg::Request(ClientRequest::Join {
+            SessionInput::Request(ClientRequest::Join {
                 request_id,
                 conversation_id,
                 since,
@@ -533,7 +558,7 @@ impl Actor for SessionActor {
                     self.push_error(state, request_id.as_ref(), &error);
                 }
             }
-            SessionMsg::Request(ClientRequest::Leave {
+            SessionInput::Request(ClientRequest::Leave {
                 request_id,
                 conversation_id,
             }) => match state.joined.remove(&conversation_id) {
@@ -559,7 +584,7 @@ impl Actor for SessionActor {
                     let _ = state.outbound.push(frame);
                 }
             },
-            SessionMsg::Request(ClientRequest::Send {
+            SessionInput::Request(ClientRequest::Send {
                 request_id,
                 conversation_id,
                 new_message,
@@ -578,7 +603,7 @@ impl Actor for SessionActor {
                     },
                 );
             }
-            SessionMsg::Request(ClientRequest::Change {
+            SessionInput::Request(ClientRequest::Change {
                 request_id,
                 conversation_id,
                 client_id,
@@ -601,7 +626,7 @@ impl Actor for SessionActor {
                     },
                 );
             }
-            SessionMsg::Request(ClientRequest::Typing {
+            SessionInput::Request(ClientRequest::Typing {
                 request_id,
                 conversation_id,
                 started,
@@ -625,13 +650,13 @@ impl Actor for SessionActor {
                     );
                 }
             }
-            SessionMsg::Request(ClientRequest::SetPresence { request_id, away }) => {
+            SessionInput::Request(ClientRequest::SetPresence { request_id, away }) => {
                 match self.take_signal(state) {
                     Ok(()) => self.context.presence.set_away(&state.identity, away),
                     Err(error) => self.push_error(state, request_id.as_ref(), &error),
                 }
             }
-            SessionMsg::Request(ClientRequest::SubscribePresence {
+            SessionInput::Request(ClientRequest::SubscribePresence {
                 request_id,
                 user_ids,
             }) => {
@@ -642,7 +667,7 @@ impl Actor for SessionActor {
                     self.push_error(state, request_id.as_ref(), &error);
                 }
             }
-            SessionMsg::Request(ClientRequest::Hide {
+            SessionInput::Request(ClientRequest::Hide {
                 request_id,
                 conversation_id,
                 message_id,
@@ -650,7 +675,7 @@ impl Actor for SessionActor {
                 self.hide(state, request_id, conversation_id, message_id)
                     .await;
             }
-            SessionMsg::Request(ClientRequest::Receipt {
+            SessionInput::Request(ClientRequest::Receipt {
                 request_id,
                 conversation_id,
                 read,
@@ -659,7 +684,7 @@ impl Actor for SessionActor {
                 self.receipt(state, request_id, conversation_id, read, delivered)
                     .await;
             }
-            SessionMsg::Request(ClientRequest::Operate {
+            SessionInput::Request(ClientRequest::Operate {
                 request_id,
                 conversation_id,
                 new_operation,
@@ -678,7 +703,7 @@ impl Actor for SessionActor {
                     },
                 );
             }
-            SessionMsg::SubscriptionLost {
+            SessionInput::SubscriptionLost {
                 conversation_id,
                 last_seq,
             } => {
@@ -743,7 +768,7 @@ impl SessionHandle {
     /// [`crate::Error::Stopped`] if the session actor is gone (the connection should close).
     pub fn request(&self, request: ClientRequest) -> crate::Result<()> {
         self.actor
-            .cast(SessionMsg::Request(request))
+            .cast(SessionMsg::Request(Box::new(request)))
             .map_err(|_| crate::Error::Stopped {
                 what: "the session",
             })

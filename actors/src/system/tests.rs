@@ -483,3 +483,11 @@ async fn mutes_and_bans_end_on_their_own_also_after_the_conversation_restarts() 
     assert_eq!(add_bob("add-3").await, Ok(2));
     assert_eq!(try_send(&fixture, "bob", "b2").await, "delivered");
 }
+
+#[test]
+fn a_sessions_mailbox_message_stays_small() {
+    // Every session's mailbox allocates a block of messages up front, so this size is paid
+    // per connection, idle or not (docs/PERFORMANCE.md, idle memory).
+    let size = std::mem::size_of::<crate::session::SessionMsg>();
+    assert!(size <= 48, "SessionMsg is {size} bytes");
+}
