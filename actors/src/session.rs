@@ -274,12 +274,18 @@ impl SessionActor {
             Self::key(state, conversation_id),
             ConversationMsg::Join(Box::new(join)),
         );
+        let (_head, conversation) = self.await_conversation(receiver).await?;
+        state.joined.insert(conversation_id, conversation);
+        Ok(())
+    }
+
+    /// Waits, at most the call timeout, for a conversation's answer.
+    async fn await_conversation<T>(
+        &self,
+        receiver: ractor::concurrency::OneshotReceiver<Result<T, Error>>,
+    ) -> Result<T, Error> {
         match tokio::time::timeout(self.context.call_timeout, receiver).await {
-            Ok(Ok(Ok((_head, conversation)))) => {
-                state.joined.insert(conversation_id, conversation);
-                Ok(())
-            }
-            Ok(Ok(Err(error))) => Err(error),
+            Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting")),
             Err(_) => Err(Error::unavailable(
                 "the conversation did not answer in time",
@@ -372,13 +378,7 @@ impl SessionActor {
                 reply: sender.into(),
             },
         );
-        let result = match tokio::time::timeout(self.context.call_timeout, receiver).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting")),
-            Err(_) => Err(Error::unavailable(
-                "the conversation did not answer in time",
-            )),
-        };
+        let result = self.await_conversation(receiver).await;
         match result {
             Ok(()) => {
                 let frame = self.context.encoder.encode(&ServerEvent::Hidden {
@@ -424,13 +424,7 @@ impl SessionActor {
             Self::key(state, conversation_id),
             ConversationMsg::Receipt(Box::new(request)),
         );
-        let result = match tokio::time::timeout(self.context.call_timeout, receiver).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting")),
-            Err(_) => Err(Error::unavailable(
-                "the conversation did not answer in time",
-            )),
-        };
+        let result = self.await_conversation(receiver).await;
         match result {
             Ok(cursors) => {
                 let frame = self.context.encoder.encode(&ServerEvent::Receipt {

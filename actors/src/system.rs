@@ -734,27 +734,14 @@ impl System {
         conversation_id: ConversationId,
         new_message: NewMessage,
     ) -> Result<SentMessage, Error> {
-        let SendReceipt {
-            message_ref,
-            created,
-        } = self
-            .submit(
-                identity,
-                conversation_id,
-                ActionClass::Messages,
-                |sender_id, ack| ConversationMsg::Send {
-                    sender_id,
-                    new_message,
-                    ack,
-                },
-            )
-            .await?;
-        let message = self
-            .store
-            .message_by_id(&identity.tenant_id, conversation_id, message_ref.message_id)
-            .await?
-            .ok_or_else(|| Error::unavailable("the stored message could not be read back"))?;
-        Ok(SentMessage { message, created })
+        self.limits.try_take(
+            ActionClass::Messages,
+            &identity.tenant_id,
+            &identity.user_id,
+            self.ids.clock().now(),
+        )?;
+        self.send_unlimited(identity, conversation_id, new_message)
+            .await
     }
 
     /// Applies the rate limit, routes a request acknowledged by `client_id` (built around its

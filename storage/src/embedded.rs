@@ -247,6 +247,46 @@ impl EmbeddedMessageStore {
     fn reader(&self) -> EmbeddedReader<'_> {
         self.shared.tables.reader()
     }
+
+    /// One record of a side table (cursors, settings), or its default when there is none.
+    fn read_record_or_default<Record: serde::de::DeserializeOwned + Default>(
+        &self,
+        table: fn(&EmbeddedTables) -> &Keyspace,
+        name: &'static str,
+        key: Vec<u8>,
+    ) -> Result<Record, StoreError> {
+        let reader = self.reader();
+        reader
+            .snapshot
+            .get(table(reader.tables), key)
+            .map_err(|error| unavailable("could not read a side table", error))?
+            .map_or(Ok(Record::default()), |value| {
+                codec::decode::<Record>(name, &value)
+            })
+    }
+
+    /// Writes one record of a side table on its own: on the blocking pool when it waits for
+    /// an fsync, inline when it only reaches the journal's buffer.
+    async fn write_record(
+        &self,
+        table: fn(&EmbeddedTables) -> &Keyspace,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        mode: PersistMode,
+    ) -> Result<(), StoreError> {
+        let write = move |shared: &EmbeddedShared| {
+            let tables = &shared.tables;
+            let mut batch = tables.database.batch().durability(Some(mode));
+            batch.insert(table(tables), key, value);
+            batch
+                .commit()
+                .map_err(|error| unavailable("could not write a side table", error))
+        };
+        match mode {
+            PersistMode::Buffer => write(&self.shared),
+            _ => self.run_blocking(write).await,
+        }
+    }
 }
 
 impl EmbeddedShared {
@@ -1002,17 +1042,12 @@ impl MessageStore for EmbeddedMessageStore {
         message_id: MessageId,
     ) -> Result<(), StoreError> {
         let key = keys::hidden_key(tenant_id, conversation_id, user_id, message_id);
-        self.run_blocking(move |shared| {
-            let tables = &shared.tables;
-            let mut batch = tables
-                .database
-                .batch()
-                .durability(Some(PersistMode::SyncAll));
-            batch.insert(&tables.hidden, key, []);
-            batch
-                .commit()
-                .map_err(|error| unavailable("could not hide a message", error))
-        })
+        self.write_record(
+            |tables| &tables.hidden,
+            key,
+            Vec::new(),
+            PersistMode::SyncAll,
+        )
         .await
     }
 
@@ -1045,17 +1080,11 @@ impl MessageStore for EmbeddedMessageStore {
         conversation_id: ConversationId,
         user_id: &UserId,
     ) -> Result<MemberSettings, StoreError> {
-        let reader = self.reader();
-        reader
-            .snapshot
-            .get(
-                &reader.tables.member_settings,
-                keys::member_key(tenant_id, conversation_id, user_id),
-            )
-            .map_err(|error| unavailable("could not read member_settings", error))?
-            .map_or(Ok(MemberSettings::default()), |value| {
-                codec::decode::<MemberSettings>(MEMBER_SETTINGS, &value)
-            })
+        self.read_record_or_default(
+            |tables| &tables.member_settings,
+            MEMBER_SETTINGS,
+            keys::member_key(tenant_id, conversation_id, user_id),
+        )
     }
 
     async fn set_member_settings(
@@ -1065,19 +1094,12 @@ impl MessageStore for EmbeddedMessageStore {
         user_id: &UserId,
         settings: MemberSettings,
     ) -> Result<(), StoreError> {
-        let key = keys::member_key(tenant_id, conversation_id, user_id);
-        let value = codec::encode(&settings)?;
-        self.run_blocking(move |shared| {
-            let tables = &shared.tables;
-            let mut batch = tables
-                .database
-                .batch()
-                .durability(Some(PersistMode::SyncAll));
-            batch.insert(&tables.member_settings, key, value);
-            batch
-                .commit()
-                .map_err(|error| unavailable("could not store member settings", error))
-        })
+        self.write_record(
+            |tables| &tables.member_settings,
+            keys::member_key(tenant_id, conversation_id, user_id),
+            codec::encode(&settings)?,
+            PersistMode::SyncAll,
+        )
         .await
     }
 
@@ -1087,17 +1109,11 @@ impl MessageStore for EmbeddedMessageStore {
         conversation_id: ConversationId,
         user_id: &UserId,
     ) -> Result<ReadCursors, StoreError> {
-        let reader = self.reader();
-        reader
-            .snapshot
-            .get(
-                &reader.tables.read_cursors,
-                keys::member_key(tenant_id, conversation_id, user_id),
-            )
-            .map_err(|error| unavailable("could not read read_cursors", error))?
-            .map_or(Ok(ReadCursors::default()), |value| {
-                codec::decode::<ReadCursors>(READ_CURSORS, &value)
-            })
+        self.read_record_or_default(
+            |tables| &tables.read_cursors,
+            READ_CURSORS,
+            keys::member_key(tenant_id, conversation_id, user_id),
+        )
     }
 
     async fn set_read_cursors(
@@ -1109,19 +1125,13 @@ impl MessageStore for EmbeddedMessageStore {
     ) -> Result<(), StoreError> {
         // Written to the journal without an fsync: a cursor is not acknowledged state, and one
         // found a few updates behind after a crash only shows a message as unread again.
-        let tables = &self.shared.tables;
-        let mut batch = tables
-            .database
-            .batch()
-            .durability(Some(PersistMode::Buffer));
-        batch.insert(
-            &tables.read_cursors,
+        self.write_record(
+            |tables| &tables.read_cursors,
             keys::member_key(tenant_id, conversation_id, user_id),
             codec::encode(&cursors)?,
-        );
-        batch
-            .commit()
-            .map_err(|error| unavailable("could not store read cursors", error))
+            PersistMode::Buffer,
+        )
+        .await
     }
 
     async fn count_unread(

@@ -4,43 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer, token};
-
-/// An HTTP call as `user` of tenant acme; returns the status, whether it was a replay, and the
-/// body.
-async fn call(
-    server: &TestServer,
-    method: reqwest::Method,
-    user: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, bool, Value) {
-    let mut request = server
-        .http
-        .request(method, server.url(path))
-        .bearer_auth(token("acme", user));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status().as_u16();
-    let replayed = response.headers().get("idempotent-replayed").is_some();
-    (
-        status,
-        replayed,
-        response.json().await.unwrap_or(Value::Null),
-    )
-}
-
-/// Reads frames until one of type `kind` arrives.
-async fn next_of(client: &mut Client, kind: &str) -> Value {
-    loop {
-        let frame = client.next_json().await;
-        if frame["type"] == kind {
-            return frame;
-        }
-    }
-}
+use crate::support::{Client, TestServer, call, next_of, token};
 
 fn members(conversation: &Value) -> Vec<String> {
     conversation["members"]

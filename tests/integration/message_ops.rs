@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer, token};
+use crate::support::{Client, TestServer, call};
 
 /// What a client shows of one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -268,29 +268,6 @@ async fn operations_are_refused_with_clear_codes_and_repeats_have_no_second_effe
         history[0]["reactions"],
         json!([{"emoji": "👍", "count": 1, "user_ids": ["bob"]}])
     );
-}
-
-/// An HTTP request with a bearer token; returns the status, the `idempotent-replayed` header
-/// and the JSON body.
-async fn call(
-    server: &TestServer,
-    method: reqwest::Method,
-    user: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, bool, Value) {
-    let client = reqwest::Client::new();
-    let mut request = client
-        .request(method, server.url(path))
-        .bearer_auth(token("acme", user));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status().as_u16();
-    let replayed = response.headers().get("idempotent-replayed").is_some();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, replayed, body)
 }
 
 #[tokio::test]

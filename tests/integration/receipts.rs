@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, token};
+use crate::support::{TestServer, next_of, token};
 
 async fn me(server: &TestServer, user: &str, conversation_id: &str) -> Value {
     let response = server
@@ -138,22 +138,12 @@ async fn receipts_over_websocket_reach_the_other_members() {
 
     bob.send_json(json!({"type": "read", "id": "r", "conversation_id": id, "seq": 1}))
         .await;
-    let reply = loop {
-        let frame = bob.next_json().await;
-        if frame["type"] == "receipt" {
-            break frame;
-        }
-    };
+    let reply = next_of(&mut bob, "receipt").await;
     assert_eq!(
         reply,
         json!({"type": "receipt", "id": "r", "conversation_id": id, "user_id": "bob", "read": 1, "delivered": 1})
     );
-    let seen = loop {
-        let frame = alice.next_json().await;
-        if frame["type"] == "receipt" {
-            break frame;
-        }
-    };
+    let seen = next_of(&mut alice, "receipt").await;
     assert_eq!(
         seen,
         json!({"type": "receipt", "conversation_id": id, "user_id": "bob", "read": 1, "delivered": 1})
@@ -161,12 +151,7 @@ async fn receipts_over_websocket_reach_the_other_members() {
 
     bob.send_json(json!({"type": "delivered", "id": 2, "conversation_id": id, "seq": 2}))
         .await;
-    let reply = loop {
-        let frame = bob.next_json().await;
-        if frame["type"] == "receipt" {
-            break frame;
-        }
-    };
+    let reply = next_of(&mut bob, "receipt").await;
     assert_eq!(
         (reply["read"].as_u64(), reply["delivered"].as_u64()),
         (Some(1), Some(2))

@@ -3,17 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer, token};
-
-/// Reads frames until one of type `kind` arrives.
-async fn next_of(client: &mut Client, kind: &str) -> Value {
-    loop {
-        let frame = client.next_json().await;
-        if frame["type"] == kind {
-            return frame;
-        }
-    }
-}
+use crate::support::{TestServer, next_of, token};
 
 #[tokio::test]
 async fn typing_reaches_the_other_members_coalesced() {

@@ -329,3 +329,36 @@ pub(crate) fn seqs(messages: &[Value]) -> Vec<u64> {
         .map(|message| message["seq"].as_u64().expect("seq"))
         .collect()
 }
+
+/// An HTTP call as `user` of tenant acme; returns the status, whether the answer is the replay
+/// of an earlier request with the same `client_id`, and the JSON body (null when there is none).
+pub(crate) async fn call(
+    server: &TestServer,
+    method: reqwest::Method,
+    user: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, bool, Value) {
+    let mut request = server
+        .http
+        .request(method, server.url(path))
+        .bearer_auth(token("acme", user));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, replayed, body)
+}
+
+/// Reads frames until one of type `kind` arrives (each read bounded by the deadline).
+pub(crate) async fn next_of(client: &mut Client, kind: &str) -> Value {
+    loop {
+        let frame = client.next_json().await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}

@@ -802,13 +802,7 @@ pub(crate) struct EditMessageBody {
     request_body = EditMessageBody,
     responses(
         (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, bad client_id, invalid text or emoji (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the author-only rule and the edit window (`conversations.edit_window_ms`).", body = ErrorBody),
-        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
-        (status = 409, description = "The message's state refuses it: already deleted, already reacted, no such reaction of yours (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        OperationErrors,
     ))]
 pub(crate) async fn edit_message(
     State(app): State<Arc<App>>,
@@ -854,13 +848,7 @@ pub(crate) struct DeleteMessageQuery {
     responses(
         (status = 200, description = "The event and the tombstone.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
         (status = 204, description = "`for_me`: hidden for the caller."),
-        (status = 400, description = "Malformed body or query, unknown field, bad client_id, invalid text or emoji (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the author-only rule and the edit window (`conversations.edit_window_ms`).", body = ErrorBody),
-        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
-        (status = 409, description = "The message's state refuses it: already deleted, already reacted, no such reaction of yours (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        OperationErrors,
     ))]
 pub(crate) async fn delete_message(
     State(app): State<Arc<App>>,
@@ -912,13 +900,7 @@ pub(crate) struct AddReactionBody {
     request_body = AddReactionBody,
     responses(
         (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, bad client_id, invalid text or emoji (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the author-only rule and the edit window (`conversations.edit_window_ms`).", body = ErrorBody),
-        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
-        (status = 409, description = "The message's state refuses it: already deleted, already reacted, no such reaction of yours (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        OperationErrors,
     ))]
 pub(crate) async fn add_reaction(
     State(app): State<Arc<App>>,
@@ -952,13 +934,7 @@ pub(crate) struct RemoveReactionQuery {
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID."), ("emoji" = String, Path, description = "The emoji, percent-encoded."), RemoveReactionQuery),
     responses(
         (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, bad client_id, invalid text or emoji (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the author-only rule and the edit window (`conversations.edit_window_ms`).", body = ErrorBody),
-        (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
-        (status = 409, description = "The message's state refuses it: already deleted, already reacted, no such reaction of yours (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        OperationErrors,
     ))]
 pub(crate) async fn remove_reaction(
     State(app): State<Arc<App>>,
@@ -1206,14 +1182,7 @@ pub(crate) struct UpdateConversationBody {
     request_body = UpdateConversationBody,
     responses(
         (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
-        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
-        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+        ChangeErrors,
     ))]
 pub(crate) async fn update_conversation(
     State(app): State<Arc<App>>,
@@ -1250,14 +1219,7 @@ pub(crate) struct ArchiveBody {
     request_body = ArchiveBody,
     responses(
         (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
-        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
-        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+        ChangeErrors,
     ))]
 pub(crate) async fn archive_conversation(
     State(app): State<Arc<App>>,
@@ -1292,14 +1254,7 @@ pub(crate) struct AddMembersBody {
     request_body = AddMembersBody,
     responses(
         (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
-        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
-        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+        ChangeErrors,
     ))]
 pub(crate) async fn add_members(
     State(app): State<Arc<App>>,
@@ -1353,14 +1308,7 @@ impl FromRequestParts<Arc<App>> for MemberPath {
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("user_id" = String, Path, description = "The member's user id."), ClientIdQuery),
     responses(
         (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
-        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
-        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+        ChangeErrors,
     ))]
 pub(crate) async fn remove_member(
     State(app): State<Arc<App>>,
@@ -1392,14 +1340,7 @@ pub(crate) struct LeaveBody {
     request_body = LeaveBody,
     responses(
         (status = 200, description = "The event (the caller is no longer a member, so no conversation).", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
-        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
-        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+        ChangeErrors,
     ))]
 pub(crate) async fn leave_conversation(
     State(app): State<Arc<App>>,
@@ -1438,14 +1379,7 @@ pub(crate) struct ChangeRoleBody {
     request_body = ChangeRoleBody,
     responses(
         (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
-        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
-        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+        ChangeErrors,
     ))]
 pub(crate) async fn change_role(
     State(app): State<Arc<App>>,
@@ -1482,14 +1416,7 @@ pub(crate) struct TransferOwnershipBody {
     request_body = TransferOwnershipBody,
     responses(
         (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
-        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
-        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+        ChangeErrors,
     ))]
 pub(crate) async fn transfer_ownership(
     State(app): State<Arc<App>>,
@@ -1533,14 +1460,7 @@ pub(crate) struct ModerateBody {
     request_body = ModerateBody,
     responses(
         (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
-        (status = 400, description = "Malformed body or query, unknown field, or a bad value (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban refuses it (`forbidden`).", body = ErrorBody),
-        (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
-        (status = 409, description = "The conversation's state refuses it: archived, already a member, not a member, not banned, same role (`conflict`).", body = ErrorBody),
-        (status = 413, description = "Too many members, or a value over its limit (`too_large`).", body = ErrorBody),
-        (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
-        (status = 503, description = "Storage or the conversation is unavailable; retry with the same client_id (`unavailable`).", body = ErrorBody),
+        ChangeErrors,
     ))]
 pub(crate) async fn moderate(
     State(app): State<Arc<App>>,
@@ -1914,4 +1834,80 @@ pub(crate) async fn get_presence(
         refused: refused.iter().map(UserId::as_str).collect(),
     };
     Ok(Json(body).into_response())
+}
+
+/// The errors of a change to a conversation, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "only describes responses; the errors are built by WireError"
+)]
+pub(crate) enum ChangeErrors {
+    /// Malformed body or query, unknown field, or a bad value (`invalid`).
+    #[response(status = 400)]
+    Invalid(ErrorBody),
+    /// The bearer token is missing or refused (`token_*` codes).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban
+    /// refuses it (`forbidden`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such conversation in the caller's tenant (`not_found`).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The conversation's state refuses it: archived, already a member, not a member, not
+    /// banned, same role (`conflict`).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Too many members, or a value over its limit (`too_large`).
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The user's rate limit is exhausted (`rate_limited`).
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// Storage or the conversation is unavailable; retry with the same client_id
+    /// (`unavailable`).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The errors of an operation on a message, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "only describes responses; the errors are built by WireError"
+)]
+pub(crate) enum OperationErrors {
+    /// Malformed body or query, unknown field, bad client_id, invalid text or emoji
+    /// (`invalid`).
+    #[response(status = 400)]
+    Invalid(ErrorBody),
+    /// The bearer token is missing or refused (`token_*` codes).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the
+    /// author-only rule and the edit window (`conversations.edit_window_ms`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such conversation (or message) in the caller's tenant (`not_found`); other tenants'
+    /// data always looks like this.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The message's state refuses it: already deleted, already reacted, no such reaction of
+    /// yours (`conflict`).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message
+    /// (`too_large`).
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and
+    /// `Retry-After`).
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// Storage or the conversation is unavailable; for a write the outcome is unknown, retry
+    /// with the same client_id (`unavailable`).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
