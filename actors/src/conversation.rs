@@ -439,6 +439,9 @@ impl ConversationActor {
     ) {
         let now = self.context.clock.now();
         let check = ready.core.check_send(&sender_id, &new_message, now);
+        let check = self
+            .or_stored_repeat(check, &new_message.client_id, &sender_id)
+            .await;
         let Some(ack) = settle_known(ready, check, &new_message.client_id, ack) else {
             return;
         };
@@ -455,7 +458,7 @@ impl ConversationActor {
         self.append(myself, accepted.ticket, accepted.entry);
     }
 
-    fn handle_change(
+    async fn handle_change(
         &self,
         myself: &ActorRef<ConversationMsg>,
         ready: &mut Ready,
@@ -465,6 +468,7 @@ impl ConversationActor {
         ack: AckGuard,
     ) {
         let check = ready.core.check_change(&actor_id, &client_id);
+        let check = self.or_stored_repeat(check, &client_id, &actor_id).await;
         let Some(ack) = settle_known(ready, check, &client_id, ack) else {
             return;
         };
@@ -491,6 +495,41 @@ impl ConversationActor {
         };
         let accepted = ready.core.accept_entry(LogEntry::Event(event), ack);
         self.append(myself, accepted.ticket, accepted.entry);
+    }
+
+    /// A refused request that repeats one of the same user's requests storage already holds
+    /// (stored before this actor started, so not remembered) is answered with the original:
+    /// a retry must learn that its first attempt worked, even if it could not be made now (the
+    /// user left, was removed or muted since). Only refusals pay for the storage reads.
+    async fn or_stored_repeat(
+        &self,
+        check: Result<SendCheck, Error>,
+        client_id: &ClientId,
+        author: &UserId,
+    ) -> Result<SendCheck, Error> {
+        let Err(error) = check else {
+            return check;
+        };
+        let store = &self.context.store;
+        let Ok(Some(found)) = store
+            .entry_by_client_id(self.tenant_id(), self.conversation_id(), client_id)
+            .await
+        else {
+            return Err(error);
+        };
+        let previous = Seq(found.seq.get().saturating_sub(1));
+        let Ok(entries) = store
+            .entries_after(self.tenant_id(), self.conversation_id(), previous, 1)
+            .await
+        else {
+            return Err(error);
+        };
+        match entries.first() {
+            Some(entry) if entry.seq() == found.seq && entry.author() == author => {
+                Ok(SendCheck::Known(found))
+            }
+            _ => Err(error),
+        }
     }
 
     /// Hands an accepted entry to the writer; its result comes back as `Persisted`.
@@ -553,6 +592,9 @@ impl ConversationActor {
         ack: AckGuard,
     ) {
         let check = ready.core.check_operation(&actor_id, &new_operation);
+        let check = self
+            .or_stored_repeat(check, &new_operation.client_id, &actor_id)
+            .await;
         let Some(ack) = settle_known(ready, check, &new_operation.client_id, ack) else {
             return;
         };
@@ -1243,7 +1285,8 @@ impl Actor for ConversationActor {
                     change,
                     ack,
                 } = *request;
-                self.handle_change(&myself, ready, actor_id, client_id, change, ack);
+                self.handle_change(&myself, ready, actor_id, client_id, change, ack)
+                    .await;
             }
             ConversationMsg::Typing {
                 user_id,

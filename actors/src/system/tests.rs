@@ -491,3 +491,64 @@ fn a_sessions_mailbox_message_stays_small() {
     let size = std::mem::size_of::<crate::session::SessionMsg>();
     assert!(size <= 48, "SessionMsg is {size} bytes");
 }
+
+#[tokio::test]
+async fn a_retry_learns_its_first_attempt_worked_even_after_a_restart_and_a_change_of_rights() {
+    let fixture = fixture().await;
+    let bob = identity("bob");
+    let conversation_id = fixture.conversation_id;
+    let send = || NewMessage {
+        client_id: ClientId::parse("b-1").expect("valid"),
+        text: "hello".to_owned(),
+        reply_to: None,
+        thread_root: None,
+        forwarded_from: None,
+    };
+    let first = fixture
+        .system
+        .send(&bob, conversation_id, send())
+        .await
+        .expect("bob may send");
+    let leave = |client_id: &'static str| {
+        let fixture = &fixture;
+        let bob = bob.clone();
+        async move {
+            fixture
+                .system
+                .change(
+                    &bob,
+                    conversation_id,
+                    ClientId::parse(client_id).expect("valid"),
+                    ConversationChange::Leave,
+                )
+                .await
+        }
+    };
+    let left = leave("b-leave").await.expect("bob may leave");
+    // The conversation restarts and forgets the keys it remembered; bob is no longer a member.
+    fixture.kill_conversation().await;
+    let again = leave("b-leave").await.expect("the repeat is answered");
+    assert_eq!((again.event, again.created), (left.event, false));
+    let resent = fixture
+        .system
+        .send(&bob, conversation_id, send())
+        .await
+        .expect("the repeated send is answered");
+    assert_eq!(
+        (resent.message.message_id, resent.created),
+        (first.message.message_id, false)
+    );
+    // A new request from a non-member is still refused.
+    let refused = fixture
+        .system
+        .send(
+            &bob,
+            conversation_id,
+            NewMessage {
+                client_id: ClientId::parse("b-2").expect("valid"),
+                ..send()
+            },
+        )
+        .await;
+    assert_eq!(refused.map(|_| ()), Err(Error::NotMember));
+}
