@@ -378,6 +378,7 @@ impl FanoutFixture {
             Arc::new(MemoryMessageStore::new()),
             Arc::new(JsonEventEncoder),
             Arc::new(SystemClock),
+            None,
         )
         .await
         .expect("the actor system starts");

@@ -20,9 +20,12 @@ use switchboard_actors::system::SystemSettings;
 use switchboard_actors::writer::WriterSettings;
 use switchboard_engine::ids::TenantId;
 use switchboard_engine::rate_limit::{RateLimit, RateLimits};
+use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::MessageLimits;
 use switchboard_transport::auth::{AuthSettings, TenantKey, TenantVerifier};
 use switchboard_transport::settings::{HttpSettings, WebSocketSettings};
+use switchboard_turn::credentials::{RetiredSecret, SecretRing};
+use switchboard_turn::service::{TurnRealm, TurnService};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -40,6 +43,72 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Conversation actors.
     pub conversations: ConversationsConfig,
+    /// TURN credentials for WebRTC callers.
+    pub turn: TurnConfig,
+}
+
+/// `[turn]`: the TURN REST API credentials (coturn `use-auth-secret`) handed to WebRTC callers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnConfig {
+    /// The shared secret that signs credentials (coturn's `static-auth-secret`). Default: none,
+    /// in which case a random one is generated on first start and kept in
+    /// `<data_dir>/turn-secret`.
+    pub secret: Option<String>,
+    /// Secrets replaced by `secret`, still accepted until a time (for the embedded relay).
+    /// Default: none.
+    pub retired_secrets: Vec<RetiredTurnSecretConfig>,
+    /// Credential lifetime when the client asks for none, in seconds. Default 3600.
+    pub ttl_secs: u64,
+    /// The longest lifetime a client may ask for, in seconds (at most 86400). Default 86400.
+    pub max_ttl_secs: u64,
+    /// TURN server URIs (`turn:host:3478?transport=udp`, `turns:host:5349?transport=tcp`).
+    /// Default: none.
+    pub uris: Vec<String>,
+    /// STUN server URIs (`stun:host:3478`). Default: none.
+    pub stun_uris: Vec<String>,
+    /// Tenants with their own secret and servers. Default: none.
+    pub tenants: Vec<TenantTurnConfig>,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            secret: None,
+            retired_secrets: Vec::new(),
+            ttl_secs: 3600,
+            max_ttl_secs: 86_400,
+            uris: Vec::new(),
+            stun_uris: Vec::new(),
+            tenants: Vec::new(),
+        }
+    }
+}
+
+/// One `[[turn.retired_secrets]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredTurnSecretConfig {
+    /// The old secret.
+    pub secret: String,
+    /// Credentials it signed are refused from this Unix time (seconds) on.
+    pub accepted_until_unix: u64,
+}
+
+/// One `[[turn.tenants]]` entry: a tenant's own secret and servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantTurnConfig {
+    /// The tenant id.
+    pub tenant: String,
+    /// The tenant's shared secret.
+    pub secret: String,
+    /// The tenant's TURN server URIs.
+    #[serde(default)]
+    pub uris: Vec<String>,
+    /// The tenant's STUN server URIs.
+    #[serde(default)]
+    pub stun_uris: Vec<String>,
 }
 
 /// How logs are written.
@@ -463,6 +532,27 @@ impl Config {
                 )
             })?;
         }
+        if self.turn.max_ttl_secs == 0 || self.turn.max_ttl_secs > 86_400 {
+            bail!("turn.max_ttl_secs must be between 1 and 86400");
+        }
+        if self.turn.ttl_secs == 0 || self.turn.ttl_secs > self.turn.max_ttl_secs {
+            bail!("turn.ttl_secs must be between 1 and turn.max_ttl_secs");
+        }
+        let uri_lists = [
+            (&self.turn.uris, "turn.uris", &["turn:", "turns:"][..]),
+            (
+                &self.turn.stun_uris,
+                "turn.stun_uris",
+                &["stun:", "stuns:"][..],
+            ),
+        ];
+        for (uris, key, schemes) in uri_lists {
+            for uri in uris {
+                if !schemes.iter().any(|scheme| uri.starts_with(scheme)) {
+                    bail!("{key}: {uri:?} must start with {}", schemes.join(" or "));
+                }
+            }
+        }
         if self.limits.max_message_bytes >= self.limits.max_frame_bytes {
             bail!("limits.max_message_bytes must be smaller than limits.max_frame_bytes");
         }
@@ -605,6 +695,61 @@ impl Config {
 
 /// The file that holds the generated development secret.
 pub const DEV_SECRET_FILE: &str = "dev-secret";
+/// The file that holds the generated TURN secret.
+pub const TURN_SECRET_FILE: &str = "turn-secret";
+
+impl Config {
+    /// The TURN credential service: the configured secrets and servers, with `default_secret`
+    /// (see [`turn_secret`]) for tenants without their own.
+    ///
+    /// # Errors
+    /// An invalid tenant id or URI.
+    pub fn turn_service(&self, default_secret: String) -> anyhow::Result<TurnService> {
+        let turn = &self.turn;
+        let realm = |secret: &str, uris: &[String], stun_uris: &[String]| TurnRealm {
+            secrets: SecretRing::new(secret.as_bytes().to_vec()),
+            turn_uris: uris.to_vec(),
+            stun_uris: stun_uris.to_vec(),
+        };
+        let mut default_realm = realm(&default_secret, &turn.uris, &turn.stun_uris);
+        default_realm.secrets.retired = turn
+            .retired_secrets
+            .iter()
+            .map(|retired| RetiredSecret {
+                secret: retired.secret.as_bytes().to_vec(),
+                accepted_until: Timestamp(retired.accepted_until_unix.saturating_mul(1000)),
+            })
+            .collect();
+        let mut tenant_realms = Vec::new();
+        for tenant in &turn.tenants {
+            let tenant_id = TenantId::parse(&tenant.tenant).with_context(|| {
+                format!("turn.tenants: {:?} is not a valid tenant id", tenant.tenant)
+            })?;
+            tenant_realms.push((
+                tenant_id,
+                realm(&tenant.secret, &tenant.uris, &tenant.stun_uris),
+            ));
+        }
+        Ok(TurnService::new(
+            default_realm,
+            tenant_realms,
+            turn.ttl_secs,
+            turn.max_ttl_secs,
+        ))
+    }
+}
+
+/// The TURN secret: the configured one, or the one kept in the data directory, or a new random
+/// one written there (readable by the owner only).
+///
+/// # Errors
+/// If the data directory cannot be created or the secret file cannot be read or written.
+pub fn turn_secret(turn: &TurnConfig, data_dir: &Path) -> anyhow::Result<String> {
+    match &turn.secret {
+        Some(secret) => Ok(secret.clone()),
+        None => secret_file(&data_dir.join(TURN_SECRET_FILE), data_dir),
+    }
+}
 
 /// The development secret: the configured one, or the one kept in the data directory, or a new
 /// random one written there (readable by the owner only). Never a built-in default.
@@ -615,7 +760,12 @@ pub fn development_secret(auth: &AuthConfig, data_dir: &Path) -> anyhow::Result<
     if let Some(secret) = &auth.hs256_secret {
         return Ok(secret.clone());
     }
-    let path = data_dir.join(DEV_SECRET_FILE);
+    secret_file(&data_dir.join(DEV_SECRET_FILE), data_dir)
+}
+
+/// The secret kept in `path`, or a new random one written there (owner-readable only).
+fn secret_file(path: &Path, data_dir: &Path) -> anyhow::Result<String> {
+    let path = path.to_path_buf();
     if path.exists() {
         let secret = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;

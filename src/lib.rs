@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, StorageBackend, development_secret};
+use crate::config::{Config, StorageBackend, development_secret, turn_secret};
 
 /// The directory under `server.data_dir` that holds the embedded store.
 pub const STORE_DIR: &str = "store";
@@ -69,6 +69,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let authenticator =
         Authenticator::new(&config.auth_settings(secret)?).context("invalid auth configuration")?;
     let store = open_store(&config)?;
+    let turn = config
+        .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
+        .context("invalid turn configuration")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let system = Arc::new(
         System::start(
@@ -76,6 +79,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             store,
             Arc::new(JsonEventEncoder),
             Arc::clone(&clock),
+            Some(Arc::new(turn)),
         )
         .await
         .context("starting the actor system")?,

@@ -31,3 +31,5 @@ mod signals;
 mod tenancy;
 #[path = "integration/tidy.rs"]
 mod tidy;
+#[path = "integration/turn.rs"]
+mod turn;

@@ -24,7 +24,7 @@ use switchboard_engine::ids::{
 use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::NewMessage;
 use switchboard_engine::operations::NewOperation;
-use switchboard_engine::ports::{Clock, MessageStore};
+use switchboard_engine::ports::{Clock, IceServerProvider, IceServers, MessageStore};
 use switchboard_engine::rate_limit::ActionClass;
 
 use crate::conversation::{
@@ -100,6 +100,13 @@ pub enum ClientRequest {
         conversation_id: ConversationId,
         /// Started (true) or stopped.
         started: bool,
+    },
+    /// Ask for TURN credentials and ICE servers.
+    IceServers {
+        /// Echoed in the reply.
+        request_id: Option<RequestId>,
+        /// The lifetime wanted, in seconds (the configured default when absent).
+        ttl_secs: Option<u64>,
     },
     /// Say one is away, or back.
     SetPresence {
@@ -198,6 +205,33 @@ pub struct SessionContext {
     pub presence: Arc<PresenceRegistry>,
     /// Storage (to check who may watch whom).
     pub store: Arc<dyn MessageStore>,
+    /// TURN credentials for WebRTC callers, when configured.
+    pub ice: Option<Arc<dyn IceServerProvider>>,
+}
+
+impl SessionContext {
+    /// TURN credentials and ICE servers for `identity` (a signal, rate limited).
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`]; [`Error::Unavailable`] when no TURN service is configured.
+    pub fn ice_servers(
+        &self,
+        identity: &Identity,
+        ttl_secs: Option<u64>,
+    ) -> Result<IceServers, Error> {
+        let now = self.clock.now();
+        self.limits.try_take(
+            ActionClass::Signals,
+            &identity.tenant_id,
+            &identity.user_id,
+            now,
+        )?;
+        let ice = self
+            .ice
+            .as_ref()
+            .ok_or_else(|| Error::unavailable("TURN credentials are not configured"))?;
+        Ok(ice.ice_servers(&identity.tenant_id, &identity.user_id, now, ttl_secs))
+    }
 }
 
 /// What a session actor starts with.
@@ -644,6 +678,19 @@ impl Actor for SessionActor {
                     );
                 }
             }
+            SessionInput::Request(ClientRequest::IceServers {
+                request_id,
+                ttl_secs,
+            }) => match self.context.ice_servers(&state.identity, ttl_secs) {
+                Ok(servers) => {
+                    let frame = self.context.encoder.encode(&ServerEvent::IceServers {
+                        request_id: request_id.as_ref(),
+                        servers: &servers,
+                    });
+                    let _ = state.outbound.push(frame);
+                }
+                Err(error) => self.push_error(state, request_id.as_ref(), &error),
+            },
             SessionInput::Request(ClientRequest::SetPresence { request_id, away }) => {
                 match self.take_signal(state) {
                     Ok(()) => self.context.presence.set_away(&state.identity, away),

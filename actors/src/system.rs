@@ -27,7 +27,7 @@ use switchboard_engine::model::{
 };
 use switchboard_engine::operations::{ConversationEvent, NewOperation};
 use switchboard_engine::permissions::{self, Action};
-use switchboard_engine::ports::{Clock, MessageStore};
+use switchboard_engine::ports::{Clock, IceServerProvider, IceServers, MessageStore};
 use switchboard_engine::rate_limit::{ActionClass, RateLimits};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::validate_new_conversation;
@@ -482,6 +482,7 @@ impl System {
         store: Arc<dyn MessageStore>,
         encoder: Arc<dyn EventEncoder>,
         clock: Arc<dyn Clock>,
+        ice: Option<Arc<dyn IceServerProvider>>,
     ) -> crate::Result<System> {
         let (handles_sender, handles_receiver) = tokio::sync::oneshot::channel();
         let args = RootArgs {
@@ -523,6 +524,7 @@ impl System {
             heartbeat_ms: settings.heartbeat_ms,
             presence,
             store: Arc::clone(&store),
+            ice,
         });
         Ok(System {
             root,
@@ -1210,6 +1212,19 @@ impl System {
             }
         }
         Ok((visible, refused))
+    }
+
+    /// TURN credentials and ICE servers for a WebRTC caller.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`] (a signal); [`Error::Unavailable`] when no TURN service is
+    /// configured.
+    pub fn ice_servers(
+        &self,
+        identity: &Identity,
+        ttl_secs: Option<u64>,
+    ) -> Result<IceServers, Error> {
+        self.session_context.ice_servers(identity, ttl_secs)
     }
 
     /// A page of the moderation log, newest first, for moderators and stronger.

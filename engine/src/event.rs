@@ -13,6 +13,7 @@ use crate::ids::{
 };
 use crate::model::{MessageRef, ReadCursors};
 use crate::operations::LogEntry;
+use crate::ports::IceServers;
 use crate::time::Timestamp;
 
 /// Where a send stands.
@@ -151,6 +152,13 @@ pub enum ServerEvent<'a> {
         users: &'a [PresenceEntry],
         /// Users named that share no conversation with the caller (not watched).
         refused: &'a [UserId],
+    },
+    /// Reply to `turn_credentials`.
+    IceServers {
+        /// The request this replies to.
+        request_id: Option<&'a RequestId>,
+        /// The credentials and servers.
+        servers: &'a IceServers,
     },
     /// Reply to a `delete` with mode `for_me`.
     Hidden {

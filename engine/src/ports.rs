@@ -263,6 +263,38 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// What a WebRTC caller needs to reach its peers: TURN credentials and the servers they work
+/// on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServers {
+    /// The TURN username (`<expiry unix seconds>:<opaque user id>`).
+    pub username: String,
+    /// The TURN password.
+    pub password: String,
+    /// How long the credential is valid, in seconds.
+    pub ttl_secs: u64,
+    /// When it stops being valid.
+    pub expires_at: Timestamp,
+    /// TURN servers (`turn:` and `turns:` URIs) that accept the credential.
+    pub turn_uris: Vec<String>,
+    /// STUN servers (`stun:` URIs), which need no credential.
+    pub stun_uris: Vec<String>,
+}
+
+/// Hands out TURN credentials and the ICE servers they work on. Implemented by the `turn`
+/// crate.
+pub trait IceServerProvider: Send + Sync + 'static {
+    /// Credentials for `user_id` of `tenant_id`, valid from `now` for `ttl_secs` (the
+    /// configured default when `None`; clamped to the configured maximum).
+    fn ice_servers(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        now: Timestamp,
+        ttl_secs: Option<u64>,
+    ) -> IceServers;
+}
+
 /// The source of the current time and of randomness for ids.
 pub trait Clock: Send + Sync + 'static {
     /// The current wall-clock time.

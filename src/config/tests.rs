@@ -30,9 +30,13 @@ fn the_example_file_mentions_every_key() {
         }
     }
     // Optional keys have no default value; they must still be documented (commented out).
-    for optional in ["hs256_secret", "audience"] {
+    for (section, optional) in [
+        ("auth", "hs256_secret"),
+        ("auth", "audience"),
+        ("turn", "secret"),
+    ] {
         if !text.contains(&format!("# {optional} = ")) {
-            missing.push(format!("auth.{optional}"));
+            missing.push(format!("{section}.{optional}"));
         }
     }
     assert!(missing.is_empty(), "undocumented keys: {missing:?}");

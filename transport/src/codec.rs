@@ -22,6 +22,7 @@ use switchboard_engine::model::{DeleteMode, Member, Message, NewMessage, Role};
 use switchboard_engine::operations::{
     ConversationEvent, ConversationEventBody, LogEntry, MessageOperation, NewOperation,
 };
+use switchboard_engine::ports::IceServers;
 use switchboard_engine::time::Timestamp;
 use utoipa::ToSchema;
 
@@ -104,6 +105,7 @@ struct RawFrame<'a> {
     state: Option<Cow<'a, str>>,
     #[serde(borrow)]
     status: Option<Cow<'a, str>>,
+    ttl_secs: Option<u64>,
 }
 
 /// Just the id, for echoing it when the rest of a frame does not parse.
@@ -260,6 +262,10 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
                 change,
             })
         }
+        "turn_credentials" => Ok(ClientRequest::IceServers {
+            request_id,
+            ttl_secs: raw.ttl_secs,
+        }),
         "presence" => {
             let away = match raw.status.as_deref() {
                 Some("away") => true,
@@ -600,6 +606,65 @@ pub struct EventEnvelope<'a> {
     pub message_id: Option<String>,
 }
 
+/// One entry of `iceServers`, in the shape of WebRTC's `RTCIceServer`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IceServerEntry<'a> {
+    /// The server URIs.
+    pub urls: &'a [String],
+    /// The TURN username (absent for STUN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<&'a str>,
+    /// The TURN password (absent for STUN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<&'a str>,
+}
+
+/// TURN credentials in both shapes clients expect: the TURN REST API's
+/// `{username, password, ttl, uris}` and WebRTC's `{iceServers: [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IceServersBody<'a> {
+    /// `<expiry unix seconds>:<tenant>:<user>`.
+    pub username: &'a str,
+    /// `base64(HMAC-SHA1(secret, username))`.
+    pub password: &'a str,
+    /// Seconds the credential is valid for.
+    pub ttl: u64,
+    /// TURN server URIs.
+    pub uris: &'a [String],
+    /// The same, as `RTCIceServer`s: the TURN servers with the credential, then the STUN
+    /// servers. Entries without URIs are left out.
+    #[serde(rename = "iceServers")]
+    pub ice_servers: Vec<IceServerEntry<'a>>,
+}
+
+impl<'a> IceServersBody<'a> {
+    /// The wire form of `servers`.
+    pub fn new(servers: &'a IceServers) -> Self {
+        let mut ice_servers = Vec::new();
+        if !servers.turn_uris.is_empty() {
+            ice_servers.push(IceServerEntry {
+                urls: &servers.turn_uris,
+                username: Some(&servers.username),
+                credential: Some(&servers.password),
+            });
+        }
+        if !servers.stun_uris.is_empty() {
+            ice_servers.push(IceServerEntry {
+                urls: &servers.stun_uris,
+                username: None,
+                credential: None,
+            });
+        }
+        IceServersBody {
+            username: &servers.username,
+            password: &servers.password,
+            ttl: servers.ttl_secs,
+            uris: &servers.turn_uris,
+            ice_servers,
+        }
+    }
+}
+
 /// The wire form of one user's presence.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PresenceBody<'a> {
@@ -792,6 +857,12 @@ enum OutFrame<'a> {
         expires_in_ms: Option<u64>,
     },
     Presence(PresenceBody<'a>),
+    TurnCredentials {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        #[serde(flatten)]
+        body: IceServersBody<'a>,
+    },
     PresenceState {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<OutRequestId<'a>>,
@@ -948,6 +1019,13 @@ fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
         } => OutFrame::Skipped {
             conversation_id: conversation_id.to_string(),
             seq: seq.get(),
+        },
+        ServerEvent::IceServers {
+            request_id,
+            servers,
+        } => OutFrame::TurnCredentials {
+            id: out_id(request_id),
+            body: IceServersBody::new(servers),
         },
         ServerEvent::Presence {
             user_id,

@@ -34,8 +34,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthError;
 use crate::codec::{
-    MessageBody, ModerationEventBody, PresenceBody, parse_delete_mode, parse_moderation_action,
-    parse_role,
+    IceServersBody, MessageBody, ModerationEventBody, PresenceBody, parse_delete_mode,
+    parse_moderation_action, parse_role,
 };
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
@@ -47,6 +47,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ready", get(ready))
         .route("/v1/openapi.json", get(openapi_document))
         .route("/v1/presence", get(get_presence))
+        .route("/v1/turn/credentials", get(turn_credentials))
         .route(
             "/v1/conversations",
             get(list_conversations).post(create_conversation),
@@ -127,6 +128,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/ready"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/presence"),
+    ("get", "/v1/turn/credentials"),
     ("get", "/v1/ws"),
     ("get", "/v1/conversations"),
     ("post", "/v1/conversations"),
@@ -1910,4 +1912,36 @@ pub(crate) enum OperationErrors {
     /// with the same client_id (`unavailable`).
     #[response(status = 503)]
     Unavailable(ErrorBody),
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TurnQuery {
+    /// The lifetime wanted, in seconds (default `turn.ttl_secs`, at most `turn.max_ttl_secs`).
+    ttl_secs: Option<u64>,
+}
+
+/// Get TURN credentials and ICE servers.
+///
+/// coturn-compatible TURN REST API credentials (`use-auth-secret`): `username` is
+/// `<expiry unix seconds>:<tenant>:<user>` and `password` is `base64(HMAC-SHA1(secret,
+/// username))`. The answer has both shapes clients expect: `username`/`password`/`ttl`/`uris`
+/// and `iceServers` (as `RTCIceServer`s). Rate limited as a signal.
+#[utoipa::path(get, path = "/v1/turn/credentials", tag = "webrtc",
+    params(TurnQuery),
+    responses(
+        (status = 200, description = "Credentials and servers.", body = IceServersBody<'_>),
+        (status = 400, description = "Unknown parameter or a bad ttl (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 429, description = "The user's signals rate limit is exhausted (`rate_limited`).", body = ErrorBody),
+    ))]
+pub(crate) async fn turn_credentials(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    query: Result<Query<TurnQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let query = parse_query(query)?;
+    let servers = app.system.ice_servers(&identity, query.ttl_secs)?;
+    Ok(Json(IceServersBody::new(&servers)).into_response())
 }

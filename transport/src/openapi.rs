@@ -82,6 +82,7 @@ impl Modify for ErrorCodes {
         http::ready,
         http::openapi_document,
         http::get_presence,
+        http::turn_credentials,
         ws::upgrade,
         http::list_conversations,
         http::create_conversation,

@@ -1,6 +1,15 @@
-//! Reserved for the TURN credential service (issue 6: WebRTC), and empty until then.
+//! Switchboard's TURN credential service (issue 6, first part): coturn REST-API compatible
+//! credentials for WebRTC callers.
 //!
-//! The crate exists so that the workspace layout in `ARCHITECTURE.md` is the one the project is
-//! growing into; it exports nothing and nothing depends on it. When issue 6 lands it will hold
-//! the pure `credentials(secret, user, now, ttl)` function (coturn REST-API compatible) and the
-//! embedded relay, depending only on `engine`.
+//! - [`credentials`] is pure: the credential formula (HMAC-SHA1 with `ring`), expiry, and the
+//!   [`credentials::SecretRing`] that rotates secrets. Time and secrets are arguments.
+//! - [`service`] implements the engine's
+//!   [`IceServerProvider`](switchboard_engine::ports::IceServerProvider) port with per-tenant
+//!   secrets and server lists.
+//!
+//! The embedded relay, the health checker and call signalling are later parts of issue 6.
+
+#![warn(missing_docs)]
+
+pub mod credentials;
+pub mod service;

@@ -52,6 +52,7 @@ impl EventEncoder for TextEncoder {
                 user_id, status, ..
             } => format!("presence {user_id} {}", status.as_str()),
             ServerEvent::PresenceState { users, .. } => format!("presence_state {}", users.len()),
+            ServerEvent::IceServers { servers, .. } => format!("ice {}", servers.username),
             ServerEvent::Pong { .. } => "pong".to_owned(),
             ServerEvent::Error { error, .. } => format!("error {error}"),
         };
@@ -116,6 +117,7 @@ async fn fixture_with_clock(clock: Arc<dyn Clock>) -> Fixture {
         Arc::clone(&store) as Arc<dyn MessageStore>,
         Arc::new(TextEncoder),
         clock,
+        None,
     )
     .await
     .expect("system starts");

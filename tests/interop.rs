@@ -1,0 +1,210 @@
+//! Interoperability with real servers (run by `./scripts/test`, which installs them; built only
+//! with the `interop` feature): credentials minted by Switchboard allocate and relay on a real
+//! coturn server, and coturn refuses expired and tampered ones.
+//!
+//! coturn runs with `use-auth-secret` and the same shared secret as Switchboard;
+//! `turnutils_uclient` allocates a relay with the credentials and exchanges packets with a
+//! `turnutils_peer` echo server through it. Every process is started on 127.0.0.1 and killed by
+//! its PID when the test ends.
+
+#![allow(clippy::disallowed_methods)] // Tests may read the wall clock.
+
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchboard::config::Config;
+use switchboard_engine::ids::{TenantId, UserId};
+use switchboard_engine::time::Timestamp;
+use switchboard_turn::credentials::mint;
+
+const SECRET: &str = "interop-shared-secret-0123456789";
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    Timestamp(u64::try_from(since_epoch.as_millis()).expect("milliseconds fit"))
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .map(|address| address.port())
+        .expect("a free UDP port")
+}
+
+fn spawn(program: &str, args: &[String]) -> Running {
+    Running(
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("{program} could not start ({error}); ./scripts/test installs coturn")
+            }),
+    )
+}
+
+/// Waits (bounded) until something listens on UDP `port`.
+fn wait_for_udp_listener(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let output = Command::new("ss")
+            .args(["-Hlun", &format!("sport = :{port}")])
+            .output()
+            .expect("ss runs");
+        if !output.stdout.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on UDP {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `turnutils_uclient` with the credentials through the relay to the echo peer; returns
+/// whether it succeeded, and its output.
+fn relay_works(turn_port: u16, peer_port: u16, username: &str, password: &str) -> (bool, String) {
+    let output = Command::new("timeout")
+        .args([
+            "30",
+            "turnutils_uclient",
+            "-p",
+            &turn_port.to_string(),
+            "-u",
+            username,
+            "-w",
+            password,
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &peer_port.to_string(),
+            "-n",
+            "10",
+            "-m",
+            "1",
+            "-l",
+            "200",
+            "127.0.0.1",
+        ])
+        .output()
+        .expect("turnutils_uclient runs");
+    let log = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refused() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let (turn_port, peer_port) = (free_udp_port(), free_udp_port());
+    let _coturn = spawn(
+        "turnserver",
+        &[
+            "-n".to_owned(),
+            "--listening-ip=127.0.0.1".to_owned(),
+            "--relay-ip=127.0.0.1".to_owned(),
+            format!("--listening-port={turn_port}"),
+            "--min-port=49160".to_owned(),
+            "--max-port=49200".to_owned(),
+            "--use-auth-secret".to_owned(),
+            format!("--static-auth-secret={SECRET}"),
+            "--realm=chat.test".to_owned(),
+            "--fingerprint".to_owned(),
+            "--no-tls".to_owned(),
+            "--no-dtls".to_owned(),
+            "--no-cli".to_owned(),
+            "--allow-loopback-peers".to_owned(),
+            format!("--db={}", directory.path().join("turndb").display()),
+            format!("--pidfile={}", directory.path().join("turn.pid").display()),
+            "--log-file=stdout".to_owned(),
+        ],
+    );
+    let _peer = spawn(
+        "turnutils_peer",
+        &[
+            "-L".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-p".to_owned(),
+            peer_port.to_string(),
+        ],
+    );
+    wait_for_udp_listener(turn_port);
+    wait_for_udp_listener(peer_port);
+
+    // Switchboard, sharing the secret, hands out the credentials.
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".to_owned();
+    config.server.data_dir = directory.path().join("switchboard");
+    config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
+    config.turn.secret = Some(SECRET.to_owned());
+    config.turn.uris = vec![format!("turn:127.0.0.1:{turn_port}?transport=udp")];
+    let server = switchboard::start(config)
+        .await
+        .expect("switchboard starts");
+    let token = switchboard_transport::auth::mint_hs256(
+        "interop-development-secret-0123456789",
+        &TenantId::parse("acme").expect("valid"),
+        &UserId::parse("alice").expect("valid"),
+        now(),
+        600,
+    )
+    .expect("a token");
+    let body: Value = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/turn/credentials",
+            server.local_addr()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let username = body["username"].as_str().expect("username").to_owned();
+    let password = body["password"].as_str().expect("password").to_owned();
+    let (relayed, log) = tokio::task::spawn_blocking(move || {
+        relay_works(turn_port, peer_port, &username, &password)
+    })
+    .await
+    .expect("the client ran");
+    assert!(
+        relayed,
+        "coturn accepts Switchboard's credentials and relays:\n{log}"
+    );
+
+    // An expired credential (minted with the same secret an hour ago, for a minute) and a
+    // tampered one are refused.
+    let expired = mint(
+        SECRET.as_bytes(),
+        "acme:alice",
+        Timestamp(now().as_millis() - 3_600_000),
+        60,
+    );
+    let tampered_password = format!("{}x", &body["password"].as_str().expect("password"));
+    let tampered_username = body["username"].as_str().expect("username").to_owned();
+    let ((expired_ok, _), (tampered_ok, _)) = tokio::task::spawn_blocking(move || {
+        (
+            relay_works(turn_port, peer_port, &expired.username, &expired.password),
+            relay_works(turn_port, peer_port, &tampered_username, &tampered_password),
+        )
+    })
+    .await
+    .expect("the clients ran");
+    assert!(!expired_ok, "coturn refuses an expired credential");
+    assert!(!tampered_ok, "coturn refuses a tampered password");
+    server.shutdown().await;
+}
