@@ -67,6 +67,11 @@ pub struct TurnConfig {
     pub uris: Vec<String>,
     /// STUN server URIs (`stun:host:3478`). Default: none.
     pub stun_uris: Vec<String>,
+    /// How often every TURN and STUN server is probed with a STUN binding request, in
+    /// milliseconds; 0 turns probing off. Default 30000.
+    pub health_check_interval_ms: u64,
+    /// How long one probe waits for its answer, in milliseconds. Default 2000.
+    pub health_check_timeout_ms: u64,
     /// Tenants with their own secret and servers. Default: none.
     pub tenants: Vec<TenantTurnConfig>,
 }
@@ -80,6 +85,8 @@ impl Default for TurnConfig {
             max_ttl_secs: 86_400,
             uris: Vec::new(),
             stun_uris: Vec::new(),
+            health_check_interval_ms: 30_000,
+            health_check_timeout_ms: 2_000,
             tenants: Vec::new(),
         }
     }

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StorageBackend, development_secret, turn_secret};
+use switchboard_turn::health::{HealthBoard, HealthChecker, HealthCheckerArgs};
 
 /// The directory under `server.data_dir` that holds the embedded store.
 pub const STORE_DIR: &str = "store";
@@ -37,6 +38,8 @@ pub struct Server {
     stop_accepting: Option<oneshot::Sender<()>>,
     serve_task: JoinHandle<switchboard_transport::Result<()>>,
     shutdown_timeout: Duration,
+    /// Probes the TURN and STUN servers, when any are configured.
+    turn_health: Option<HealthChecker>,
 }
 
 /// Opens the configured store.
@@ -69,9 +72,23 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let authenticator =
         Authenticator::new(&config.auth_settings(secret)?).context("invalid auth configuration")?;
     let store = open_store(&config)?;
-    let turn = config
+    let mut turn = config
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
         .context("invalid turn configuration")?;
+    let mut turn_health = None;
+    if config.turn.health_check_interval_ms > 0 && !turn.all_uris().is_empty() {
+        let board = Arc::new(HealthBoard::default());
+        let checker = HealthChecker::start(HealthCheckerArgs {
+            board: Arc::clone(&board),
+            uris: turn.all_uris(),
+            interval: Duration::from_millis(config.turn.health_check_interval_ms),
+            timeout: Duration::from_millis(config.turn.health_check_timeout_ms),
+        })
+        .await
+        .context("starting the TURN health checker")?;
+        turn = turn.with_health(board);
+        turn_health = Some(checker);
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let system = Arc::new(
         System::start(
@@ -111,6 +128,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         stop_accepting: Some(stop_accepting),
         serve_task,
         shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
+        turn_health,
     })
 }
 
@@ -152,6 +170,9 @@ impl Server {
                 tracing::warn!("in-flight HTTP requests did not finish before the deadline");
                 self.serve_task.abort();
             }
+        }
+        if let Some(checker) = self.turn_health.take() {
+            checker.stop();
         }
         tracing::info!("switchboard stopped");
     }

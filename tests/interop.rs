@@ -4,8 +4,9 @@
 //!
 //! coturn runs with `use-auth-secret` and the same shared secret as Switchboard;
 //! `turnutils_uclient` allocates a relay with the credentials and exchanges packets with a
-//! `turnutils_peer` echo server through it. Every process is started on 127.0.0.1 and killed by
-//! its PID when the test ends.
+//! `turnutils_peer` echo server through it. Switchboard's health checker probes the configured
+//! servers with STUN binding requests and leaves an unreachable one out of the list clients get.
+//! Every process is started on 127.0.0.1 and killed by its PID when the test ends.
 
 #![allow(clippy::disallowed_methods)] // Tests may read the wall clock.
 
@@ -150,7 +151,13 @@ async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refuse
     config.server.data_dir = directory.path().join("switchboard");
     config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
     config.turn.secret = Some(SECRET.to_owned());
-    config.turn.uris = vec![format!("turn:127.0.0.1:{turn_port}?transport=udp")];
+    let live_uri = format!("turn:127.0.0.1:{turn_port}?transport=udp");
+    // Nothing listens here: the health checker must leave it out.
+    let dead_uri = format!("turn:127.0.0.1:{}?transport=udp", free_udp_port());
+    config.turn.uris = vec![dead_uri, live_uri.clone()];
+    config.turn.stun_uris = vec![format!("stun:127.0.0.1:{turn_port}")];
+    config.turn.health_check_interval_ms = 200;
+    config.turn.health_check_timeout_ms = 500;
     let server = switchboard::start(config)
         .await
         .expect("switchboard starts");
@@ -162,18 +169,36 @@ async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refuse
         600,
     )
     .expect("a token");
-    let body: Value = reqwest::Client::new()
-        .get(format!(
-            "http://{}/v1/turn/credentials",
-            server.local_addr()
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    // Once the health checker has probed both servers (polled, with a deadline), clients get
+    // only the live one.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body: Value = loop {
+        let body: Value = reqwest::Client::new()
+            .get(format!(
+                "http://{}/v1/turn/credentials",
+                server.local_addr()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        if body["uris"] == serde_json::json!([live_uri]) {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead server was never left out: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        body["iceServers"][1]["urls"],
+        serde_json::json!([format!("stun:127.0.0.1:{turn_port}")]),
+        "the STUN service of the same coturn is reachable too"
+    );
     let username = body["username"].as_str().expect("username").to_owned();
     let password = body["password"].as_str().expect("password").to_owned();
     let (relayed, log) = tokio::task::spawn_blocking(move || {

@@ -7,9 +7,13 @@
 //!   [`IceServerProvider`](switchboard_engine::ports::IceServerProvider) port with per-tenant
 //!   secrets and server lists.
 //!
-//! The embedded relay, the health checker and call signalling are later parts of issue 6.
+//! - [`health`] probes every TURN and STUN server with STUN binding requests (an actor) so that
+//!   the lists handed to clients put reachable servers first and leave unreachable ones out.
+//!
+//! The embedded relay and call signalling are later parts of issue 6.
 
 #![warn(missing_docs)]
 
 pub mod credentials;
+pub mod health;
 pub mod service;

@@ -5,12 +5,15 @@
 //! The opaque user id inside the TURN username is `<tenant>:<user>`, so a TURN server's logs
 //! (and its per-user quotas) keep tenants apart.
 
+use std::sync::Arc;
+
 use foldhash::HashMap;
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::ports::{IceServerProvider, IceServers};
 use switchboard_engine::time::Timestamp;
 
 use crate::credentials::{MAX_TTL_SECS, SecretRing};
+use crate::health::HealthBoard;
 
 /// The secrets and servers of one tenant (or of every tenant without its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,7 @@ pub struct TurnService {
     tenant_realms: HashMap<TenantId, TurnRealm>,
     default_ttl_secs: u64,
     max_ttl_secs: u64,
+    health: Option<Arc<HealthBoard>>,
 }
 
 impl TurnService {
@@ -48,6 +52,34 @@ impl TurnService {
             tenant_realms,
             default_ttl_secs: default_ttl_secs.clamp(1, max_ttl_secs),
             max_ttl_secs,
+            health: None,
+        }
+    }
+
+    /// Orders every server list by the health on `board` (see [`HealthBoard::order`]).
+    #[must_use]
+    pub fn with_health(mut self, board: Arc<HealthBoard>) -> Self {
+        self.health = Some(board);
+        self
+    }
+
+    /// Every TURN and STUN URI of every realm, once each (what the health checker probes).
+    pub fn all_uris(&self) -> Vec<String> {
+        let mut uris: Vec<String> = Vec::new();
+        for realm in std::iter::once(&self.default_realm).chain(self.tenant_realms.values()) {
+            for uri in realm.turn_uris.iter().chain(&realm.stun_uris) {
+                if !uris.contains(uri) {
+                    uris.push(uri.clone());
+                }
+            }
+        }
+        uris
+    }
+
+    fn ordered(&self, uris: &[String]) -> Vec<String> {
+        match &self.health {
+            Some(board) => board.order(uris),
+            None => uris.to_vec(),
         }
     }
 
@@ -79,8 +111,8 @@ impl IceServerProvider for TurnService {
             password: credential.password,
             ttl_secs: credential.ttl_secs,
             expires_at: credential.expires_at,
-            turn_uris: realm.turn_uris.clone(),
-            stun_uris: realm.stun_uris.clone(),
+            turn_uris: self.ordered(&realm.turn_uris),
+            stun_uris: self.ordered(&realm.stun_uris),
         }
     }
 }
