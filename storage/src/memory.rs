@@ -110,6 +110,13 @@ struct MemoryTables {
     direct_pairs: BTreeMap<(TenantId, UserId, UserId), ConversationId>,
 }
 
+impl MemoryTables {
+    /// The log of one conversation, if anything was ever appended to it.
+    fn log(&self, tenant_id: &TenantId, conversation_id: ConversationId) -> Option<&MessageLog> {
+        self.message_logs.get(&(tenant_id.clone(), conversation_id))
+    }
+}
+
 /// A [`MessageStore`] that keeps everything in memory.
 ///
 /// It satisfies the same contract as [`EmbeddedMessageStore`](crate::EmbeddedMessageStore),
@@ -239,8 +246,7 @@ impl MessageStore for MemoryMessageStore {
     ) -> Result<Seq, StoreError> {
         let tables = self.lock();
         Ok(tables
-            .message_logs
-            .get(&(tenant_id.clone(), conversation_id))
+            .log(tenant_id, conversation_id)
             .map_or(Seq::ZERO, MessageLog::head))
     }
 
@@ -339,14 +345,11 @@ impl MessageStore for MemoryMessageStore {
         client_id: &ClientId,
     ) -> Result<Option<MessageRef>, StoreError> {
         let tables = self.lock();
-        Ok(tables
-            .message_logs
-            .get(&(tenant_id.clone(), conversation_id))
-            .and_then(|log| {
-                log.seq_by_client_id
-                    .get(client_id)
-                    .and_then(|seq| log.reference_at(*seq))
-            }))
+        Ok(tables.log(tenant_id, conversation_id).and_then(|log| {
+            log.seq_by_client_id
+                .get(client_id)
+                .and_then(|seq| log.reference_at(*seq))
+        }))
     }
 
     async fn message_by_id(
@@ -356,14 +359,11 @@ impl MessageStore for MemoryMessageStore {
         message_id: MessageId,
     ) -> Result<Option<Message>, StoreError> {
         let tables = self.lock();
-        Ok(tables
-            .message_logs
-            .get(&(tenant_id.clone(), conversation_id))
-            .and_then(|log| {
-                log.seq_by_message_id
-                    .get(&message_id)
-                    .and_then(|seq| log.message_at(*seq).cloned())
-            }))
+        Ok(tables.log(tenant_id, conversation_id).and_then(|log| {
+            log.seq_by_message_id
+                .get(&message_id)
+                .and_then(|seq| log.message_at(*seq).cloned())
+        }))
     }
 
     async fn entries_after(
@@ -374,10 +374,7 @@ impl MessageStore for MemoryMessageStore {
         limit: usize,
     ) -> Result<Vec<LogEntry>, StoreError> {
         let tables = self.lock();
-        let Some(log) = tables
-            .message_logs
-            .get(&(tenant_id.clone(), conversation_id))
-        else {
+        let Some(log) = tables.log(tenant_id, conversation_id) else {
             return Ok(Vec::new());
         };
         Ok(log
@@ -397,10 +394,7 @@ impl MessageStore for MemoryMessageStore {
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
         let tables = self.lock();
-        let Some(log) = tables
-            .message_logs
-            .get(&(tenant_id.clone(), conversation_id))
-        else {
+        let Some(log) = tables.log(tenant_id, conversation_id) else {
             return Ok(Vec::new());
         };
         Ok(log
@@ -420,10 +414,7 @@ impl MessageStore for MemoryMessageStore {
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
         let tables = self.lock();
-        let Some(log) = tables
-            .message_logs
-            .get(&(tenant_id.clone(), conversation_id))
-        else {
+        let Some(log) = tables.log(tenant_id, conversation_id) else {
             return Ok(Vec::new());
         };
         Ok(log
@@ -445,10 +436,7 @@ impl MessageStore for MemoryMessageStore {
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
         let tables = self.lock();
-        let Some(log) = tables
-            .message_logs
-            .get(&(tenant_id.clone(), conversation_id))
-        else {
+        let Some(log) = tables.log(tenant_id, conversation_id) else {
             return Ok(Vec::new());
         };
         let end = before.map_or(Bound::Unbounded, Bound::Excluded);
@@ -472,10 +460,7 @@ impl MessageStore for MemoryMessageStore {
         limit: usize,
     ) -> Result<Vec<ConversationEvent>, StoreError> {
         let tables = self.lock();
-        let Some(log) = tables
-            .message_logs
-            .get(&(tenant_id.clone(), conversation_id))
-        else {
+        let Some(log) = tables.log(tenant_id, conversation_id) else {
             return Ok(Vec::new());
         };
         let end = before.map_or(Bound::Unbounded, Bound::Excluded);
@@ -595,10 +580,7 @@ impl MessageStore for MemoryMessageStore {
         limit: usize,
     ) -> Result<usize, StoreError> {
         let tables = self.lock();
-        let Some(log) = tables
-            .message_logs
-            .get(&(tenant_id.clone(), conversation_id))
-        else {
+        let Some(log) = tables.log(tenant_id, conversation_id) else {
             return Ok(0);
         };
         Ok(log
