@@ -300,6 +300,14 @@ impl LogEntry {
         }
     }
 
+    /// The message, when the entry is one.
+    pub fn as_message(&self) -> Option<&Message> {
+        match self {
+            LogEntry::Message(message) => Some(message),
+            LogEntry::Event(_) => None,
+        }
+    }
+
     /// Who made the entry (the sender, or the event's actor).
     pub fn author(&self) -> &UserId {
         match self {

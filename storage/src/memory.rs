@@ -57,10 +57,7 @@ impl MessageLog {
     }
 
     fn message_at(&self, seq: Seq) -> Option<&Message> {
-        match self.entries.get(&seq) {
-            Some(LogEntry::Message(message)) => Some(message),
-            _ => None,
-        }
+        self.entries.get(&seq).and_then(LogEntry::as_message)
     }
 
     fn write(&mut self, entry: LogEntry) {
@@ -420,10 +417,7 @@ impl MessageStore for MemoryMessageStore {
         Ok(log
             .entries
             .range((Bound::Excluded(after), Bound::Unbounded))
-            .filter_map(|(_, entry)| match entry {
-                LogEntry::Message(message) => Some(message.clone()),
-                LogEntry::Event(_) => None,
-            })
+            .filter_map(|(_, entry)| entry.as_message().cloned())
             .take(limit)
             .collect())
     }
@@ -444,10 +438,7 @@ impl MessageStore for MemoryMessageStore {
             .entries
             .range((Bound::Unbounded, end))
             .rev()
-            .filter_map(|(_, entry)| match entry {
-                LogEntry::Message(message) => Some(message.clone()),
-                LogEntry::Event(_) => None,
-            })
+            .filter_map(|(_, entry)| entry.as_message().cloned())
             .take(limit)
             .collect())
     }

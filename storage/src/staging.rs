@@ -88,12 +88,9 @@ pub(crate) fn direct_pair(
 /// Whether `entry` counts as unread for `user_id`: a message, not deleted, sent by someone
 /// else.
 pub(crate) fn counts_as_unread(entry: &LogEntry, user_id: &UserId) -> bool {
-    match entry {
-        LogEntry::Message(message) => {
-            message.sender_id != *user_id && message.state.deleted.is_none()
-        }
-        LogEntry::Event(_) => false,
-    }
+    entry
+        .as_message()
+        .is_some_and(|message| message.sender_id != *user_id && message.state.deleted.is_none())
 }
 
 /// What staging one entry produced.
