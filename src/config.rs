@@ -362,14 +362,25 @@ pub enum StorageBackend {
     Embedded,
     /// In memory: lost on exit. For tests and throwaway demos.
     Memory,
+    /// A MongoDB deployment shared by every engine node (`storage.mongodb_uri`); needs a
+    /// build with the `mongodb` cargo feature.
+    Mongodb,
 }
 
 /// `[storage]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// `embedded` or `memory`. Default `embedded`.
+    /// `embedded`, `memory` or `mongodb`. Default `embedded`.
     pub backend: StorageBackend,
+    /// The MongoDB connection string, for `backend = "mongodb"`. Default
+    /// `mongodb://127.0.0.1:27017`.
+    pub mongodb_uri: String,
+    /// The MongoDB database, for `backend = "mongodb"`. Default `switchboard`.
+    pub mongodb_database: String,
+    /// How long a MongoDB operation waits for a reachable server before failing as
+    /// `unavailable`, in milliseconds. Default 2000.
+    pub mongodb_server_timeout_ms: u64,
     /// Most messages in one group commit. Default 1024.
     pub writer_max_batch: usize,
     /// How long one commit may take before its messages are rejected as `unavailable`,
@@ -381,6 +392,9 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             backend: StorageBackend::Embedded,
+            mongodb_uri: "mongodb://127.0.0.1:27017".to_owned(),
+            mongodb_database: "switchboard".to_owned(),
+            mongodb_server_timeout_ms: 2_000,
             writer_max_batch: 1024,
             append_timeout_ms: 10_000,
         }
@@ -501,6 +515,10 @@ impl Config {
             ),
             ("storage.append_timeout_ms", self.storage.append_timeout_ms),
             (
+                "storage.mongodb_server_timeout_ms",
+                self.storage.mongodb_server_timeout_ms,
+            ),
+            (
                 "conversations.idle_stop_after_ms",
                 self.conversations.idle_stop_after_ms,
             ),
@@ -520,6 +538,30 @@ impl Config {
         for (key, value) in positive {
             if value == 0 {
                 bail!("{key} must be greater than 0");
+            }
+        }
+        if self.storage.backend == StorageBackend::Mongodb {
+            if !cfg!(feature = "mongodb") {
+                bail!(
+                    "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
+                     cargo build --release --features mongodb"
+                );
+            }
+            if !(self.storage.mongodb_uri.starts_with("mongodb://")
+                || self.storage.mongodb_uri.starts_with("mongodb+srv://"))
+            {
+                bail!("storage.mongodb_uri must start with mongodb:// or mongodb+srv://");
+            }
+            if self.storage.mongodb_database.is_empty()
+                || self.storage.mongodb_database.len() > 63
+                || self
+                    .storage
+                    .mongodb_database
+                    .contains(['/', '\\', '.', ' ', '"', '$'])
+            {
+                bail!(
+                    "storage.mongodb_database must be 1 to 63 bytes without / \\ . space \" or $"
+                );
             }
         }
         if self.limits.history_default_limit > self.limits.history_max_limit {

@@ -45,8 +45,10 @@ pub struct Server {
 /// Opens the configured store.
 ///
 /// # Errors
-/// If the embedded store cannot be opened.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>> {
+/// If the embedded store cannot be opened, or the MongoDB URI is malformed. A MongoDB server
+/// that is not reachable yet is not an error: the store connects when it can, and `/ready`
+/// reports it until then.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>> {
     Ok(match config.storage.backend {
         StorageBackend::Memory => Arc::new(MemoryMessageStore::new()),
         StorageBackend::Embedded => {
@@ -58,6 +60,21 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>> {
                     .with_context(|| format!("opening the embedded store in {}", path.display()))?,
             )
         }
+        #[cfg(feature = "mongodb")]
+        StorageBackend::Mongodb => Arc::new(
+            switchboard_storage::MongoMessageStore::open(
+                &config.storage.mongodb_uri,
+                &config.storage.mongodb_database,
+                Duration::from_millis(config.storage.mongodb_server_timeout_ms),
+            )
+            .await
+            .context("opening the MongoDB store")?,
+        ),
+        #[cfg(not(feature = "mongodb"))]
+        StorageBackend::Mongodb => anyhow::bail!(
+            "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
+             cargo build --release --features mongodb"
+        ),
     })
 }
 
@@ -71,7 +88,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let secret = development_secret(&config.auth, &config.server.data_dir)?;
     let authenticator =
         Authenticator::new(&config.auth_settings(secret)?).context("invalid auth configuration")?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let mut turn = config
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
         .context("invalid turn configuration")?;

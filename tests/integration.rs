@@ -19,6 +19,9 @@ mod limits;
 mod membership;
 #[path = "integration/message_ops.rs"]
 mod message_ops;
+#[cfg(feature = "mongodb")]
+#[path = "integration/mongodb.rs"]
+mod mongodb;
 #[path = "integration/protocol.rs"]
 mod protocol;
 #[path = "integration/receipts.rs"]

@@ -666,6 +666,15 @@ impl ConversationActor {
             for session_id in overflowed.into_iter().chain(report.ended_sessions) {
                 drop_subscriber(ready, session_id);
             }
+            // The frames stay contiguous: after a seq this actor did not see (stored by another
+            // node, or before a resync), the older ones cannot serve a catch-up across the hole.
+            if ready
+                .recent_frames
+                .back()
+                .is_some_and(|(newest, _, _)| newest.next() != seq)
+            {
+                ready.recent_frames.clear();
+            }
             ready.recent_frames.push_back((seq, subject, frame));
             while ready.recent_frames.len() > self.context.settings.recent_frames {
                 ready.recent_frames.pop_front();

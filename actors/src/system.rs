@@ -1409,7 +1409,9 @@ impl System {
     /// [`Error::Unavailable`].
     pub async fn ready(&self) -> Result<(), Error> {
         match tokio::time::timeout(self.settings.call_timeout, self.store.ping()).await {
-            Ok(result) => Ok(result?),
+            // The probe is for operators: it says what is missing (clients' errors do not).
+            Ok(Err(error)) => Err(Error::unavailable(error.to_string())),
+            Ok(Ok(())) => Ok(()),
             Err(_) => Err(Error::unavailable("storage did not answer in time")),
         }
     }

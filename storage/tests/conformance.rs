@@ -1370,8 +1370,39 @@ fn embedded_harness() -> Harness {
     }
 }
 
+/// A fresh database on the MongoDB server named by `SWITCHBOARD_TEST_MONGODB_URI`
+/// (`scripts/test-services start mongodb` starts one and prints the variable).
+#[cfg(feature = "mongodb")]
+async fn mongodb_store() -> switchboard_storage::MongoMessageStore {
+    static DATABASES: AtomicU64 = AtomicU64::new(0);
+    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect(
+        "SWITCHBOARD_TEST_MONGODB_URI names a MongoDB server for the `mongodb` feature's tests \
+         (scripts/test-services start mongodb)",
+    );
+    let database = format!(
+        "conformance_{}_{}",
+        std::process::id(),
+        DATABASES.fetch_add(1, Ordering::Relaxed)
+    );
+    switchboard_storage::MongoMessageStore::connect(&uri, &database)
+        .await
+        .expect("the MongoDB store connects")
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
+        #[cfg(feature = "mongodb")]
+        mod mongodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let store = super::mongodb_store().await;
+                    super::$test(std::sync::Arc::new(store.clone())).await;
+                    store.database().drop().await.expect("the test database is dropped");
+                }
+            )*
+        }
+
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2382,4 +2413,90 @@ async fn embedded_store_reports_undecodable_values_as_corrupt() {
         store.messages_before(&tenant_id, id, None, 10).await,
         Err(StoreError::Corrupt(_))
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// MongoDB store only: what two engine nodes sharing one database must see.
+
+/// Two stores with their own clients on one database, as two engine nodes have: concurrent
+/// appends to one conversation through both still get seqs 1..=N, each exactly once, and each
+/// store reads everything the other wrote, including after a reconnect.
+#[cfg(feature = "mongodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_two_nodes_appending_to_one_conversation_share_one_gapless_seq_stream() {
+    const N_TASKS_PER_NODE: usize = 4;
+    const N_APPENDS_PER_TASK: usize = 8;
+    const N_MESSAGES: usize = 2 * N_TASKS_PER_NODE * N_APPENDS_PER_TASK;
+    let first = mongodb_store().await;
+    let database_name = first.database().name().to_owned();
+    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect("set with the first store");
+    let second = switchboard_storage::MongoMessageStore::connect(&uri, &database_name)
+        .await
+        .expect("the second node's store connects");
+    let nodes: [Arc<dyn MessageStore>; 2] = [Arc::new(first.clone()), Arc::new(second)];
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+
+    let start_line = Arc::new(tokio::sync::Barrier::new(2 * N_TASKS_PER_NODE));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (node_number, node) in nodes.iter().enumerate() {
+        for task in 0..N_TASKS_PER_NODE {
+            let store = Arc::clone(node);
+            let start_line = Arc::clone(&start_line);
+            let tenant_id = tenant_id.clone();
+            tasks.spawn(async move {
+                start_line.wait().await;
+                let mut stored = Vec::new();
+                for append in 0..N_APPENDS_PER_TASK {
+                    let message = message_carrying(
+                        id,
+                        1,
+                        &format!("node-{node_number}-task-{task}-append-{append}"),
+                    );
+                    let outcomes = store
+                        .append(vec![entry(&tenant_id, &message)])
+                        .await
+                        .expect("append succeeds");
+                    stored.push((stored_seq(&outcomes[0]), message.client_id.clone()));
+                }
+                stored
+            });
+        }
+    }
+    let mut seqs = Vec::with_capacity(N_MESSAGES);
+    let mut client_ids = std::collections::BTreeSet::new();
+    while let Some(result) = tasks.join_next().await {
+        for (seq, client_id) in result.expect("appending task completes") {
+            seqs.push(seq);
+            assert!(
+                client_ids.insert(client_id),
+                "every client id is stored once"
+            );
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=N_MESSAGES as u64).collect::<Vec<u64>>());
+
+    // Each node reads the whole stream the other wrote, and so does a node that reconnects.
+    let reconnected: Arc<dyn MessageStore> = Arc::new(
+        switchboard_storage::MongoMessageStore::connect(&uri, &database_name)
+            .await
+            .expect("a reconnecting node's store connects"),
+    );
+    for store in nodes.iter().chain([&reconnected]) {
+        assert_eq!(head(store, &tenant_id, id).await, Seq(N_MESSAGES as u64));
+        let stored = all_messages(store, &tenant_id, id).await;
+        assert_eq!(
+            stored
+                .iter()
+                .map(|message| message.seq.get())
+                .collect::<Vec<u64>>(),
+            (1..=N_MESSAGES as u64).collect::<Vec<u64>>()
+        );
+    }
+    first
+        .database()
+        .drop()
+        .await
+        .expect("the test database is dropped");
 }

@@ -1,7 +1,8 @@
 //! The crash test: the real binary is killed with SIGKILL in the middle of a stream of sends and
 //! restarted on the same data directory. Every message that was acknowledged `delivered` must
 //! be there with the same seq and id, seqs must have no gap and no reuse, and re-sending every
-//! `client_id` (acknowledged or not) must not create a duplicate.
+//! `client_id` (acknowledged or not) must not create a duplicate. The scenario runs on the
+//! embedded store here and on MongoDB in the `mongodb` module.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
@@ -32,8 +33,9 @@ impl Binary {
     }
 }
 
-/// Starts `switchboard serve` on an ephemeral port and reads the bound address from its log.
-async fn spawn_binary(data_dir: &std::path::Path) -> Binary {
+/// Starts `switchboard serve` on an ephemeral port, with `settings` as extra environment
+/// variables, and reads the bound address from its log.
+async fn spawn_binary(data_dir: &std::path::Path, settings: &[(String, String)]) -> Binary {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args([
             "serve",
@@ -47,6 +49,7 @@ async fn spawn_binary(data_dir: &std::path::Path) -> Binary {
         .env("SWITCHBOARD__AUTH__HS256_SECRET", TEST_SECRET)
         .env("SWITCHBOARD__LIMITS__MESSAGES_PER_MINUTE", "0")
         .env("RUST_LOG", "info")
+        .envs(settings.iter().map(|(key, value)| (key, value)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -109,9 +112,16 @@ fn check_contiguous(history: &[Value]) {
 
 #[tokio::test]
 async fn acknowledged_messages_survive_kill_9_and_nothing_is_duplicated() {
+    kill_9_mid_stream_loses_nothing_acknowledged(&[]).await;
+}
+
+/// Sends a stream of messages, kills the binary (started with `settings`) with SIGKILL after
+/// some are acknowledged, restarts it, and checks every acknowledged message is stored as
+/// acknowledged, seqs have no gap, and re-sending every `client_id` duplicates nothing.
+pub(crate) async fn kill_9_mid_stream_loses_nothing_acknowledged(settings: &[(String, String)]) {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::new();
-    let mut binary = spawn_binary(data_dir.path()).await;
+    let mut binary = spawn_binary(data_dir.path(), settings).await;
     let created: Value = http
         .post(format!("http://{}/v1/conversations", binary.addr))
         .bearer_auth(token("acme", "alice"))
@@ -162,8 +172,8 @@ async fn acknowledged_messages_survive_kill_9_and_nothing_is_duplicated() {
     let _ = binary.child.wait().await;
     assert!(delivered.len() >= KILL_AFTER_N_DELIVERED);
 
-    // Restart on the same data directory.
-    let binary = spawn_binary(data_dir.path()).await;
+    // Restart on the same data directory (and the same storage settings).
+    let binary = spawn_binary(data_dir.path(), settings).await;
     let after_restart = history(&http, &binary.addr, &id).await;
     check_contiguous(&after_restart);
     let stored: HashMap<String, (u64, String)> = after_restart

@@ -1,0 +1,217 @@
+//! The engine on MongoDB (built with the `mongodb` feature; `./scripts/test` runs these against
+//! the server `scripts/test-services` starts, named by `SWITCHBOARD_TEST_MONGODB_URI`).
+//!
+//! One node: messages, edits and history work end to end and `/ready` reports the store; the
+//! kill -9 scenario of `crash` loses nothing acknowledged. Two nodes on one database: sends
+//! through both land in one gapless seq stream, and each node serves everything the other
+//! stored. Every test uses a database of its own and drops it at the end.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+use switchboard::config::{Config, StorageBackend};
+
+use crate::support::{TestServer, next_of, seqs, token};
+
+fn mongodb_uri() -> String {
+    std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect(
+        "SWITCHBOARD_TEST_MONGODB_URI names a MongoDB server for the `mongodb` feature's tests \
+         (scripts/test-services start mongodb)",
+    )
+}
+
+/// A database name no other test (or earlier run) uses.
+fn fresh_database() -> String {
+    static DATABASES: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "integration_{}_{}",
+        std::process::id(),
+        DATABASES.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn on_mongodb(database: &str) -> impl FnOnce(&mut Config) + use<> {
+    let database = database.to_owned();
+    move |config| {
+        config.storage.backend = StorageBackend::Mongodb;
+        config.storage.mongodb_uri = mongodb_uri();
+        config.storage.mongodb_database = database;
+    }
+}
+
+async fn drop_database(database: &str) {
+    let store = switchboard_storage::MongoMessageStore::connect(&mongodb_uri(), database)
+        .await
+        .expect("MongoDB answers");
+    store
+        .database()
+        .drop()
+        .await
+        .expect("the database is dropped");
+}
+
+#[tokio::test]
+async fn mongodb_engine_serves_sends_edits_and_history_and_is_ready() {
+    let database = fresh_database();
+    let server = TestServer::start_with(on_mongodb(&database)).await;
+    let ready = server
+        .http
+        .get(server.url("/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), 200);
+
+    let id = server.create_conversation("acme", "alice", &["bob"]).await;
+    let mut alice = server.connect("acme", "alice").await;
+    let mut bob = server.connect("acme", "bob").await;
+    assert_eq!(alice.join(&id, Some(0)).await["type"], "joined");
+    assert_eq!(bob.join(&id, Some(0)).await["type"], "joined");
+
+    let (_, first) = alice.send_message(&id, "m1", "hello").await;
+    assert_eq!(first["status"], "delivered", "{first}");
+    let (_, second) = alice.send_message(&id, "m2", "again").await;
+    assert_eq!(second["seq"], 2);
+    assert_eq!(seqs(&bob.messages_through(2).await), vec![1, 2]);
+
+    alice
+        .send_json(
+            json!({"type": "edit", "conversation_id": id, "client_id": "e1",
+            "message_id": first["message_id"], "text": "hello, edited"}),
+        )
+        .await;
+    let edited = next_of(&mut bob, "message.edited").await;
+    assert_eq!(edited["seq"], 3);
+
+    let history = server.history("acme", "bob", &id).await;
+    let texts: Vec<&str> = history
+        .iter()
+        .map(|message| message["text"].as_str().expect("text"))
+        .collect();
+    assert_eq!(texts, vec!["hello, edited", "again"]);
+    // Another tenant sees nothing of it.
+    let foreign = server
+        .http
+        .get(server.url(&format!("/v1/conversations/{id}/messages")))
+        .bearer_auth(token("globex", "alice"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(foreign.status(), 404);
+    drop(server);
+    drop_database(&database).await;
+}
+
+#[tokio::test]
+async fn mongodb_two_nodes_share_one_gapless_seq_stream_and_serve_each_others_history() {
+    const N_PER_NODE: usize = 25;
+    let database = fresh_database();
+    let first = TestServer::start_with(on_mongodb(&database)).await;
+    let second = TestServer::start_with(on_mongodb(&database)).await;
+    let id = first.create_conversation("acme", "alice", &["bob"]).await;
+
+    // Alice sends through the first node while Bob sends through the second.
+    let mut alice = first.connect("acme", "alice").await;
+    let mut bob = second.connect("acme", "bob").await;
+    assert_eq!(alice.join(&id, None).await["type"], "joined");
+    assert_eq!(bob.join(&id, None).await["type"], "joined");
+    for n in 0..N_PER_NODE {
+        for (client, name) in [(&mut alice, "alice"), (&mut bob, "bob")] {
+            client
+                .send_json(json!({"type": "send", "conversation_id": id,
+                    "client_id": format!("{name}-{n}"), "text": format!("{name} {n}")}))
+                .await;
+        }
+    }
+    let mut acked = BTreeSet::new();
+    for client in [&mut alice, &mut bob] {
+        let mut delivered = 0;
+        while delivered < N_PER_NODE {
+            let frame = client.next_json().await;
+            if frame["type"] == "ack" && frame["status"] == "delivered" {
+                delivered += 1;
+                assert!(acked.insert(frame["seq"].as_u64().expect("seq")), "{frame}");
+            }
+        }
+    }
+    let all: Vec<u64> = (1..=2 * N_PER_NODE as u64).collect();
+    assert_eq!(acked.into_iter().collect::<Vec<u64>>(), all);
+
+    for node in [&first, &second] {
+        let history: Vec<Value> = node.history("acme", "alice", &id).await;
+        assert_eq!(seqs(&history), all);
+        let client_ids: BTreeSet<&str> = history
+            .iter()
+            .map(|message| message["client_id"].as_str().expect("client id"))
+            .collect();
+        assert_eq!(client_ids.len(), 2 * N_PER_NODE);
+    }
+    drop((first, second));
+    drop_database(&database).await;
+}
+
+#[tokio::test]
+async fn mongodb_acknowledged_messages_survive_kill_9_and_nothing_is_duplicated() {
+    let database = fresh_database();
+    crate::crash::kill_9_mid_stream_loses_nothing_acknowledged(&[
+        (
+            "SWITCHBOARD__STORAGE__BACKEND".to_owned(),
+            "mongodb".to_owned(),
+        ),
+        (
+            "SWITCHBOARD__STORAGE__MONGODB_URI".to_owned(),
+            mongodb_uri(),
+        ),
+        (
+            "SWITCHBOARD__STORAGE__MONGODB_DATABASE".to_owned(),
+            database.clone(),
+        ),
+    ])
+    .await;
+    drop_database(&database).await;
+}
+
+#[tokio::test]
+async fn mongodb_unreachable_at_start_the_engine_starts_ready_says_why_and_sends_fail_cleanly() {
+    // A port nobody listens on.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port can be bound")
+        .local_addr()
+        .expect("bound")
+        .port();
+    let server = TestServer::start_with(|config| {
+        config.storage.backend = StorageBackend::Mongodb;
+        config.storage.mongodb_uri =
+            format!("mongodb://127.0.0.1:{closed_port}/?directConnection=true");
+        config.storage.mongodb_database = fresh_database();
+        config.storage.mongodb_server_timeout_ms = 200;
+    })
+    .await;
+    let ready = server
+        .http
+        .get(server.url("/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["code"], "unavailable", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("MongoDB")),
+        "{body}"
+    );
+    let created = server
+        .http
+        .post(server.url("/v1/conversations"))
+        .bearer_auth(token("acme", "alice"))
+        .json(&json!({"kind": "group", "members": ["bob"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 503);
+    let body: Value = created.json().await.expect("json");
+    assert_eq!(body["code"], "unavailable", "{body}");
+}
