@@ -379,6 +379,7 @@ impl FanoutFixture {
             Arc::new(JsonEventEncoder),
             Arc::new(SystemClock),
             None,
+            None,
         )
         .await
         .expect("the actor system starts");

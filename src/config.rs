@@ -45,6 +45,21 @@ pub struct Config {
     pub conversations: ConversationsConfig,
     /// TURN credentials for WebRTC callers.
     pub turn: TurnConfig,
+    /// Several engine nodes on one shared store.
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: how the engine nodes of a scale-out deployment (several nodes on one MongoDB)
+/// tell each other what they stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The Redis server that carries the nodes' notices (`redis://host:6379/0`); needs a build
+    /// with the `redis` cargo feature. Default: none (a single node).
+    pub redis_url: Option<String>,
+    /// This node's id, unique in the deployment. Default: none, in which case a random one is
+    /// chosen at start.
+    pub node_id: Option<String>,
 }
 
 /// `[turn]`: the TURN REST API credentials (coturn `use-auth-secret`) handed to WebRTC callers.
@@ -563,6 +578,28 @@ impl Config {
                     "storage.mongodb_database must be 1 to 63 bytes without / \\ . space \" or $"
                 );
             }
+        }
+        if let Some(url) = &self.cluster.redis_url {
+            if !cfg!(feature = "redis") {
+                bail!(
+                    "cluster.redis_url needs a build with the Redis cluster bus: \
+                     cargo build --release --features redis"
+                );
+            }
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                bail!("cluster.redis_url must start with redis:// or rediss://");
+            }
+            if self.storage.backend != StorageBackend::Mongodb {
+                bail!(
+                    "cluster.redis_url needs storage.backend = \"mongodb\": the nodes of a \
+                     deployment share one store"
+                );
+            }
+        }
+        if let Some(node_id) = &self.cluster.node_id
+            && (node_id.is_empty() || node_id.len() > 64)
+        {
+            bail!("cluster.node_id must be 1 to 64 bytes");
         }
         if self.limits.history_default_limit > self.limits.history_max_limit {
             bail!("limits.history_default_limit must not exceed limits.history_max_limit");

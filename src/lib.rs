@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_actors::clock::SystemClock;
 use switchboard_actors::system::System;
-use switchboard_engine::ports::{Clock, MessageStore};
+use switchboard_engine::ports::{Clock, ClusterBus, MessageStore};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use switchboard_transport::auth::Authenticator;
 use switchboard_transport::codec::JsonEventEncoder;
@@ -78,17 +78,77 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
     })
 }
 
+/// Starts the configured cluster bus: `None` for a single node.
+///
+/// # Errors
+/// If the Redis URL is malformed. A Redis server that is not reachable yet is not an error:
+/// the bus connects when it can, and `/ready` reports it until then.
+pub fn open_cluster_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn ClusterBus>>> {
+    let Some(url) = &config.cluster.redis_url else {
+        return Ok(None);
+    };
+    let node_id = config.cluster.node_id.clone().unwrap_or_else(|| {
+        let mut bytes = [0u8; 6];
+        // Without an id from the OS, the time still tells nodes apart in practice.
+        if getrandom::fill(&mut bytes).is_err() {
+            bytes.copy_from_slice(&SystemClock.now().as_millis().to_be_bytes()[2..]);
+        }
+        format!("node-{}", hex::encode(bytes))
+    });
+    #[cfg(feature = "redis")]
+    {
+        tracing::info!(%node_id, "cluster bus over Redis");
+        Ok(Some(Arc::new(
+            switchboard_storage::RedisClusterBus::start(url, node_id)
+                .context("starting the Redis cluster bus")?,
+        )))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (url, node_id);
+        anyhow::bail!(
+            "cluster.redis_url needs a build with the Redis cluster bus: \
+             cargo build --release --features redis"
+        )
+    }
+}
+
+/// Adapters given to [`start_with_ports`] instead of the ones the configuration names: how
+/// tests run several nodes in one process on one in-memory store.
+#[derive(Default)]
+pub struct Ports {
+    /// The store, instead of `[storage]`'s.
+    pub store: Option<Arc<dyn MessageStore>>,
+    /// The cluster bus, instead of `[cluster]`'s.
+    pub cluster: Option<Arc<dyn ClusterBus>>,
+}
+
 /// Starts everything and begins accepting connections.
 ///
 /// # Errors
 /// If storage cannot be opened, the auth configuration is invalid, the actor system fails to
 /// start or the address cannot be bound.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
+    start_with_ports(config, Ports::default()).await
+}
+
+/// [`start`], with some adapters given rather than opened from the configuration.
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Server> {
     config.validate()?;
     let secret = development_secret(&config.auth, &config.server.data_dir)?;
     let authenticator =
         Authenticator::new(&config.auth_settings(secret)?).context("invalid auth configuration")?;
-    let store = open_store(&config).await?;
+    let store = match ports.store {
+        Some(store) => store,
+        None => open_store(&config).await?,
+    };
+    let cluster = match ports.cluster {
+        Some(cluster) => Some(cluster),
+        None => open_cluster_bus(&config)?,
+    };
     let mut turn = config
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
         .context("invalid turn configuration")?;
@@ -114,6 +174,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             Arc::new(JsonEventEncoder),
             Arc::clone(&clock),
             Some(Arc::new(turn)),
+            cluster,
         )
         .await
         .context("starting the actor system")?,

@@ -9,6 +9,8 @@
 #[path = "integration/support.rs"]
 mod support;
 
+#[path = "integration/cluster.rs"]
+mod cluster;
 #[path = "integration/crash.rs"]
 mod crash;
 #[path = "integration/http_api.rs"]

@@ -36,7 +36,10 @@ use switchboard_engine::model::{
     ConversationSnapshot, Message, MessageRef, NewMessage, ReadCursors,
 };
 use switchboard_engine::operations::{ConversationEvent, LogEntry, NewOperation};
-use switchboard_engine::ports::{AppendEntry, Clock, MessageStore};
+use switchboard_engine::ports::{
+    AppendEntry, Clock, ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription,
+    MessageStore,
+};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::MessageLimits;
 use switchboard_engine::{Error, StoreError};
@@ -84,6 +87,9 @@ pub struct ConversationContext {
     pub max_members: usize,
     /// Tunables.
     pub settings: ConversationSettings,
+    /// How this node tells the other nodes of a scale-out deployment what it stored, and hears
+    /// what they stored (`None` on a single node).
+    pub cluster: Option<Arc<dyn ClusterBus>>,
 }
 
 /// What a finished send reports to an HTTP caller.
@@ -304,8 +310,12 @@ pub enum ConversationMsg {
         /// How many times this read has failed before.
         n_failures: u32,
     },
-    /// Read the stored head again after a failed append.
+    /// Read the stored head again after a failed append, or when another node may have stored
+    /// entries this actor did not hear of (the cluster bus reconnected).
     Resync,
+    /// Another node of the deployment stored entries of this conversation, or passed on a
+    /// member's typing.
+    Cluster(ClusterNotice),
     /// Periodic idleness check.
     IdleTick,
 }
@@ -351,6 +361,21 @@ pub struct Ready {
     /// that need no storage read.
     recent_frames: VecDeque<(Seq, Option<MessageId>, EncodedFrame)>,
     last_activity: Instant,
+    /// This actor's registration on the cluster bus; dropping it (with the actor) unsubscribes.
+    _cluster_subscription: Option<ClusterSubscription>,
+}
+
+/// Hands the cluster bus's notices about one conversation to its actor's mailbox.
+struct ClusterMailbox(ActorRef<ConversationMsg>);
+
+impl ClusterListener for ClusterMailbox {
+    fn notice(&self, notice: ClusterNotice) {
+        let _ = self.0.cast(ConversationMsg::Cluster(notice));
+    }
+
+    fn reconnected(&self) {
+        let _ = self.0.cast(ConversationMsg::Resync);
+    }
 }
 
 /// The conversation actor's state.
@@ -406,7 +431,16 @@ impl ConversationActor {
         });
     }
 
-    async fn load(&self) -> Result<Ready, Error> {
+    async fn load(&self, myself: &ActorRef<ConversationMsg>) -> Result<Ready, Error> {
+        // Registered before anything is read, so an entry another node stores after the reads
+        // below is always heard of.
+        let cluster_subscription = self.context.cluster.as_ref().map(|cluster| {
+            cluster.subscribe(
+                self.tenant_id(),
+                self.conversation_id(),
+                Arc::new(ClusterMailbox(myself.clone())),
+            )
+        });
         let store = &self.context.store;
         let snapshot = store
             .load_conversation(self.tenant_id(), self.conversation_id())
@@ -426,6 +460,7 @@ impl ConversationActor {
             typing: HashMap::default(),
             recent_frames: VecDeque::new(),
             last_activity: Instant::now(),
+            _cluster_subscription: cluster_subscription,
         })
     }
 
@@ -438,7 +473,10 @@ impl ConversationActor {
         ack: AckGuard,
     ) {
         let now = self.context.clock.now();
-        let check = ready.core.check_send(&sender_id, &new_message, now);
+        let mut check = ready.core.check_send(&sender_id, &new_message, now);
+        if matches!(check, Err(Error::NotMember)) && self.refresh_membership(myself, ready).await {
+            check = ready.core.check_send(&sender_id, &new_message, now);
+        }
         let check = self
             .or_stored_repeat(check, &new_message.client_id, &sender_id)
             .await;
@@ -650,6 +688,13 @@ impl ConversationActor {
         }
         if let Some(entry) = report.committed {
             let seq = entry.seq();
+            if let Some(cluster) = &self.context.cluster {
+                cluster.publish(
+                    self.tenant_id(),
+                    self.conversation_id(),
+                    ClusterNotice::Stored { head: seq },
+                );
+            }
             let subject = subject_of(&entry);
             let frame = self.context.encoder.encode(&ServerEvent::Entry(&entry));
             let mut overflowed = Vec::new();
@@ -777,7 +822,10 @@ impl ConversationActor {
             }
             match next {
                 Some(next) => catch_up = next,
-                None => return,
+                None => {
+                    end_if_no_longer_member(ready, catch_up.session_id);
+                    return;
+                }
             }
         }
         let Some(link) = ready.links.get(&catch_up.session_id) else {
@@ -892,8 +940,9 @@ impl ConversationActor {
             }
             link.last_pushed = entry.seq();
         }
-        if let Some(next) = next {
-            self.start_catch_up(myself, ready, next);
+        match next {
+            Some(next) => self.start_catch_up(myself, ready, next),
+            None => end_if_no_longer_member(ready, catch_up.session_id),
         }
     }
 
@@ -1023,15 +1072,72 @@ impl ConversationActor {
         } else if ready.typing.remove(&user_id).is_none() {
             return;
         }
+        if let Some(cluster) = &self.context.cluster {
+            cluster.publish(
+                self.tenant_id(),
+                self.conversation_id(),
+                ClusterNotice::Typing {
+                    user_id: user_id.clone(),
+                    started,
+                },
+            );
+        }
+        self.pass_on_typing(ready, &user_id, started);
+    }
+
+    /// Pushes a `typing` event to every joined session but the typist's own, dropping it for
+    /// sessions whose queues are full.
+    fn pass_on_typing(&self, ready: &Ready, user_id: &UserId, started: bool) {
         let frame = self.context.encoder.encode(&ServerEvent::Typing {
             conversation_id: self.conversation_id(),
-            user_id: &user_id,
+            user_id,
             started,
             expires_in_ms: TYPING_EXPIRES_MS,
         });
         for link in ready.links.values() {
-            if link.user_id != user_id {
+            if link.user_id != *user_id {
                 link.outbound.push_if_room(frame.clone());
+            }
+        }
+    }
+
+    /// In a deployment of several nodes, reads the conversation again before refusing someone
+    /// as not a member: they may have been added through another node whose notice has not
+    /// arrived yet. Returns whether it read (on a single node this actor's view is complete).
+    async fn refresh_membership(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+    ) -> bool {
+        if self.context.cluster.is_none() {
+            return false;
+        }
+        self.resync(myself, ready).await;
+        true
+    }
+
+    /// What another node of the deployment published about this conversation.
+    async fn handle_cluster(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        notice: ClusterNotice,
+    ) {
+        match notice {
+            // Read from the shared store what this actor has not seen (resync also reloads the
+            // conversation, so member and role changes made on other nodes apply here). A
+            // notice at or below the durable head changes nothing.
+            ClusterNotice::Stored { head } => {
+                if head > ready.core.durable_head() {
+                    self.resync(myself, ready).await;
+                }
+            }
+            // The typist's node checked membership and coalesced; a user who is no longer a
+            // member here (a change not yet heard of) is not passed on.
+            ClusterNotice::Typing { user_id, started } => {
+                if ready.core.check_reader(&user_id).is_ok() {
+                    self.pass_on_typing(ready, &user_id, started);
+                }
             }
         }
     }
@@ -1100,7 +1206,11 @@ impl ConversationActor {
             let _ = reply.send(Err(error));
             return;
         }
-        let outcome = match ready.core.join(session_id, user_id.clone(), since) {
+        let mut joined = ready.core.join(session_id, user_id.clone(), since);
+        if matches!(joined, Err(Error::NotMember)) && self.refresh_membership(myself, ready).await {
+            joined = ready.core.join(session_id, user_id.clone(), since);
+        }
+        let outcome = match joined {
             Ok(outcome) => outcome,
             Err(error) => {
                 let _ = reply.send(Err(error));
@@ -1175,6 +1285,19 @@ fn subject_of(entry: &LogEntry) -> Option<MessageId> {
 }
 
 /// Removes a subscriber without telling its session (it is being disconnected anyway).
+/// Ends the subscription of a session that caught up to the head when its user is no longer a
+/// member: they were removed on another node, and the catch-up just delivered the event that
+/// says so (a removal made through this node ends subscriptions when it is stored).
+fn end_if_no_longer_member(ready: &mut Ready, session_id: SessionId) {
+    let removed = ready
+        .links
+        .get(&session_id)
+        .is_some_and(|link| ready.core.snapshot().member(&link.user_id).is_none());
+    if removed {
+        drop_subscriber(ready, session_id);
+    }
+}
+
 fn drop_subscriber(ready: &mut Ready, session_id: SessionId) {
     ready.core.leave(session_id);
     if let Some(mut link) = ready.links.remove(&session_id) {
@@ -1218,7 +1341,7 @@ impl Actor for ConversationActor {
         state: &mut ConversationState,
     ) -> Result<(), ActorProcessingErr> {
         if let ConversationMsg::Load = message {
-            *state = match self.load().await {
+            *state = match self.load(&myself).await {
                 Ok(ready) => ConversationState::Ready(Box::new(ready)),
                 Err(error) => {
                     self.retire(&myself);
@@ -1317,6 +1440,9 @@ impl Actor for ConversationActor {
             }
             ConversationMsg::Inspect { user_id, reply } => {
                 ready.last_activity = Instant::now();
+                if matches!(ready.core.check_reader(&user_id), Err(Error::NotMember)) {
+                    self.refresh_membership(&myself, ready).await;
+                }
                 let result = ready
                     .core
                     .check_reader(&user_id)
@@ -1339,6 +1465,7 @@ impl Actor for ConversationActor {
                 self.handle_catch_up_page(&myself, ready, catch_up, page, n_failures);
             }
             ConversationMsg::Resync => self.resync(&myself, ready).await,
+            ConversationMsg::Cluster(notice) => self.handle_cluster(&myself, ready, notice).await,
             ConversationMsg::IdleTick => {
                 if ready.core.is_idle()
                     && ready.last_activity.elapsed() >= self.context.settings.idle_stop_after
@@ -1379,6 +1506,7 @@ fn refuse(message: ConversationMsg, error: &Error) {
         | ConversationMsg::Persisted(_)
         | ConversationMsg::CatchUpPage { .. }
         | ConversationMsg::Resync
+        | ConversationMsg::Cluster(_)
         | ConversationMsg::IdleTick => {}
     }
 }

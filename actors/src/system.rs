@@ -27,7 +27,7 @@ use switchboard_engine::model::{
 };
 use switchboard_engine::operations::{ConversationEvent, NewOperation};
 use switchboard_engine::permissions::{self, Action};
-use switchboard_engine::ports::{Clock, IceServerProvider, IceServers, MessageStore};
+use switchboard_engine::ports::{Clock, ClusterBus, IceServerProvider, IceServers, MessageStore};
 use switchboard_engine::rate_limit::{ActionClass, RateLimits};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::validate_new_conversation;
@@ -186,6 +186,8 @@ pub struct RootArgs {
     pub encoder: Arc<dyn EventEncoder>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// How this node tells the others what it stored (scale-out deployments only).
+    pub cluster: Option<Arc<dyn ClusterBus>>,
 }
 
 /// Handles to the root's children, valid across their restarts.
@@ -279,6 +281,7 @@ impl Actor for RootActor {
             writer: writer.clone(),
             settings: args.settings.conversation,
             max_members: args.settings.max_members,
+            cluster: args.cluster.clone(),
         });
         let conversations = Self::spawn_conversations(&myself, &context, &args.settings).await?;
         let (sessions, _) = Actor::spawn_linked(None, SessionsActor, (), myself.get_cell()).await?;
@@ -383,6 +386,7 @@ pub struct System {
     limits: Arc<UserLimits>,
     settings: SystemSettings,
     stopped: watch::Receiver<bool>,
+    cluster: Option<Arc<dyn ClusterBus>>,
 }
 
 /// What a send over HTTP produced.
@@ -483,6 +487,7 @@ impl System {
         encoder: Arc<dyn EventEncoder>,
         clock: Arc<dyn Clock>,
         ice: Option<Arc<dyn IceServerProvider>>,
+        cluster: Option<Arc<dyn ClusterBus>>,
     ) -> crate::Result<System> {
         let (handles_sender, handles_receiver) = tokio::sync::oneshot::channel();
         let args = RootArgs {
@@ -491,6 +496,7 @@ impl System {
             handles: handles_sender,
             encoder: Arc::clone(&encoder),
             clock: Arc::clone(&clock),
+            cluster: cluster.clone(),
         };
         let (root, root_join) =
             Actor::spawn(None, RootActor, args)
@@ -535,6 +541,7 @@ impl System {
             limits,
             settings,
             stopped,
+            cluster,
         })
     }
 
@@ -1411,7 +1418,12 @@ impl System {
         match tokio::time::timeout(self.settings.call_timeout, self.store.ping()).await {
             // The probe is for operators: it says what is missing (clients' errors do not).
             Ok(Err(error)) => Err(Error::unavailable(error.to_string())),
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => match &self.cluster {
+                Some(cluster) => cluster
+                    .ready()
+                    .map_err(|reason| Error::unavailable(format!("cluster bus: {reason}"))),
+                None => Ok(()),
+            },
             Err(_) => Err(Error::unavailable("storage did not answer in time")),
         }
     }

@@ -1,7 +1,9 @@
 //! Port traits: what the engine needs from the outside world, stated as Rust traits.
 //!
-//! Storage adapters (the `storage` crate: embedded, in-memory, later MongoDB) implement
-//! [`MessageStore`]; the `actors` crate implements [`Clock`]. Every method is tenant-scoped:
+//! Storage adapters (the `storage` crate: embedded, in-memory, MongoDB) implement
+//! [`MessageStore`]; the `storage` crate also implements [`ClusterBus`] (in memory and over
+//! Redis), through which the engine nodes of a scale-out deployment tell each other what they
+//! stored; the `actors` crate implements [`Clock`]. Every method is tenant-scoped:
 //! there is no way to name a conversation without its tenant, which is how the "a client of
 //! tenant A can never reach tenant B's data" rule is enforced at the bottom of the stack.
 
@@ -293,6 +295,93 @@ pub trait IceServerProvider: Send + Sync + 'static {
         now: Timestamp,
         ttl_secs: Option<u64>,
     ) -> IceServers;
+}
+
+/// What one engine node tells the others about a conversation, in a deployment where several
+/// nodes share one store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ClusterNotice {
+    /// Entries up to `head` are durable in the shared store: a node serving the conversation
+    /// reads what it has not seen from there.
+    Stored {
+        /// The conversation's stored head as the publishing node saw it.
+        head: Seq,
+    },
+    /// A member started or stopped typing (already checked and coalesced by the node the
+    /// member is connected to).
+    Typing {
+        /// Who.
+        user_id: UserId,
+        /// Started (true) or stopped.
+        started: bool,
+    },
+}
+
+/// Receives the notices about one conversation that other nodes publish.
+///
+/// Both methods are called from the bus's own task and must not block: an implementation
+/// hands the notice on (to an actor's mailbox) and returns.
+pub trait ClusterListener: Send + Sync + 'static {
+    /// A notice another node published.
+    fn notice(&self, notice: ClusterNotice);
+
+    /// The bus lost its connection and has it again: notices published meanwhile are lost, so
+    /// the listener must catch up from the store.
+    fn reconnected(&self);
+}
+
+/// Keeps a [`ClusterBus::subscribe`] registration alive; dropping it unsubscribes.
+pub struct ClusterSubscription {
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl ClusterSubscription {
+    /// A subscription that ends when `guard` is dropped.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClusterSubscription {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("ClusterSubscription")
+    }
+}
+
+/// Carries [`ClusterNotice`]s between the engine nodes of one deployment.
+///
+/// # Contract (checked by the conformance suite in `storage/tests/cluster_bus.rs`)
+/// - A notice published about a conversation reaches every listener subscribed to that
+///   conversation (of that tenant) on every *other* node that is connected, in the order one
+///   node published them; a node does not hear its own notices.
+/// - Delivery is at most once: a notice published while a node is disconnected is lost to it,
+///   and the node's listeners are told with [`ClusterListener::reconnected`] when it is back.
+///   Notices are hints: what they announce is in the shared store.
+/// - Neither `publish` nor `subscribe` waits on the network; a bus that cannot keep up drops
+///   notices (and says so in its logs) rather than buffering without bound.
+pub trait ClusterBus: Send + Sync + 'static {
+    /// This node's id, unique in the deployment.
+    fn node_id(&self) -> &str;
+
+    /// Publishes `notice` about a conversation to the other nodes.
+    fn publish(&self, tenant_id: &TenantId, conversation_id: ConversationId, notice: ClusterNotice);
+
+    /// Delivers the other nodes' notices about a conversation to `listener` until the returned
+    /// subscription is dropped.
+    fn subscribe(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        listener: std::sync::Arc<dyn ClusterListener>,
+    ) -> ClusterSubscription;
+
+    /// Whether the bus is connected (for readiness probes); the error says what is missing.
+    ///
+    /// # Errors
+    /// A description of why the bus is not connected.
+    fn ready(&self) -> Result<(), String>;
 }
 
 /// The source of the current time and of randomness for ids.

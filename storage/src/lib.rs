@@ -7,12 +7,18 @@
 //! `MongoMessageStore` (cargo feature `mongodb`) is the shared store of scale-out deployments:
 //! one MongoDB database for every engine node, with seqs kept gapless by a compare-and-set on
 //! each conversation's head inside the append's transaction.
-//! Both satisfy one contract, checked by the shared conformance suite in `tests/conformance.rs`.
+//! All three satisfy one contract, checked by the shared conformance suite in
+//! `tests/conformance.rs`.
+//! The crate also holds the [`ClusterBus`](switchboard_engine::ports::ClusterBus) adapters by
+//! which the nodes of a scale-out deployment tell each other what they stored:
+//! `MemoryClusterHub` (nodes in one process) and `RedisClusterBus` (cargo feature `redis`),
+//! checked by one suite in `tests/cluster_bus.rs`.
 //! Keys are built in the `keys` module (tenant first, length-prefixed, so tenants can never
 //! alias one another) and values in the `codec` module (a format-version byte, then postcard).
 
 #![warn(missing_docs)]
 
+mod cluster_memory;
 mod codec;
 mod embedded;
 mod error;
@@ -20,10 +26,15 @@ mod keys;
 mod memory;
 #[cfg(feature = "mongodb")]
 mod mongo;
+#[cfg(feature = "redis")]
+mod redis_bus;
 mod staging;
 
+pub use cluster_memory::{MemoryClusterBus, MemoryClusterHub};
 pub use embedded::EmbeddedMessageStore;
 pub use error::{Error, Result};
 pub use memory::MemoryMessageStore;
 #[cfg(feature = "mongodb")]
 pub use mongo::MongoMessageStore;
+#[cfg(feature = "redis")]
+pub use redis_bus::RedisClusterBus;

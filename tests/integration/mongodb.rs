@@ -215,3 +215,42 @@ async fn mongodb_unreachable_at_start_the_engine_starts_ready_says_why_and_sends
     let body: Value = created.json().await.expect("json");
     assert_eq!(body["code"], "unavailable", "{body}");
 }
+
+/// The two-node scenario of `cluster` on the real servers: MongoDB as the shared store and
+/// Redis pub/sub as the bus.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn mongodb_and_redis_two_nodes_serve_one_conversation_live() {
+    let database = fresh_database();
+    let redis_url = std::env::var("SWITCHBOARD_TEST_REDIS_URL").expect(
+        "SWITCHBOARD_TEST_REDIS_URL names a Redis server for the `redis` feature's tests \
+         (scripts/test-services start redis)",
+    );
+    let node = |name: &'static str| {
+        let on_mongodb = on_mongodb(&database);
+        let redis_url = redis_url.clone();
+        move |config: &mut Config| {
+            on_mongodb(config);
+            config.cluster.redis_url = Some(redis_url);
+            config.cluster.node_id = Some(format!("{name}-{}", std::process::id()));
+        }
+    };
+    let first = TestServer::start_with(node("node-a")).await;
+    let second = TestServer::start_with(node("node-b")).await;
+    // Both buses are connected before anything is sent (the probe says so).
+    for server in [&first, &second] {
+        crate::support::eventually("the node is ready", || async {
+            let ready = server
+                .http
+                .get(server.url("/ready"))
+                .send()
+                .await
+                .expect("sent");
+            (ready.status() == 200).then_some(())
+        })
+        .await;
+    }
+    crate::cluster::two_nodes_serve_one_conversation_live(&first, &second).await;
+    drop((first, second));
+    drop_database(&database).await;
+}

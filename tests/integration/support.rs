@@ -101,10 +101,20 @@ impl TestServer {
     }
 
     pub(crate) async fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_with_ports(configure, switchboard::Ports::default()).await
+    }
+
+    /// A server with some adapters given (several nodes of one deployment in one process).
+    pub(crate) async fn start_with_ports(
+        configure: impl FnOnce(&mut Config),
+        ports: switchboard::Ports,
+    ) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = test_config(data_dir.path());
         configure(&mut config);
-        let server = switchboard::start(config).await.expect("server starts");
+        let server = switchboard::start_with_ports(config, ports)
+            .await
+            .expect("server starts");
         TestServer {
             addr: server.local_addr(),
             server: Some(server),

@@ -118,6 +118,7 @@ async fn fixture_with_clock(clock: Arc<dyn Clock>) -> Fixture {
         Arc::new(TextEncoder),
         clock,
         None,
+        None,
     )
     .await
     .expect("system starts");

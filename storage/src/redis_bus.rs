@@ -1,0 +1,336 @@
+//! The Redis [`ClusterBus`]: engine nodes tell each other what they stored, and who is typing,
+//! over Redis pub/sub.
+//!
+//! Every notice about a conversation is published on the channel
+//! `sb:conv:<tenant>/<conversation>` as a postcard record `(origin node id, notice)`. Each node
+//! keeps one pub/sub connection with a pattern subscription to `sb:conv:*` and hands each
+//! notice to the listeners its conversation actors registered (notices from itself are
+//! skipped). One pattern subscription per node, rather than one channel subscription per
+//! conversation, means a conversation actor that starts can never miss a notice between
+//! registering and a `SUBSCRIBE` reaching Redis; the price is that every node receives every
+//! notice, which is right for a handful of nodes and is what sharded channels would replace.
+//!
+//! Pub/sub is at most once. When the subscriber connection drops, the task reconnects with
+//! capped, jittered backoff and then calls `reconnected` on every listener, whose actors catch
+//! up from the shared store. Publishing goes through a bounded queue to a task that sends with
+//! a bb8 connection pool; when the queue is full or Redis is away the notice is dropped and
+//! counted, never buffered without bound.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use bb8_redis::RedisConnectionManager;
+use futures_util::StreamExt;
+use switchboard_engine::StoreError;
+use switchboard_engine::ids::{ConversationId, TenantId};
+use switchboard_engine::ports::{ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::codec;
+
+/// The pattern every node subscribes to.
+const CHANNEL_PATTERN: &str = "sb:conv:*";
+/// Notices waiting to be published before new ones are dropped.
+const PUBLISH_QUEUE: usize = 4096;
+/// The longest wait between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+fn channel(tenant_id: &TenantId, conversation_id: ConversationId) -> String {
+    format!("sb:conv:{tenant_id}/{conversation_id}")
+}
+
+/// The conversation a channel name is about.
+fn parse_channel(name: &str) -> Option<(TenantId, ConversationId)> {
+    let rest = name.strip_prefix("sb:conv:")?;
+    let (tenant, conversation) = rest.split_once('/')?;
+    Some((
+        TenantId::parse(tenant).ok()?,
+        ConversationId::parse(conversation).ok()?,
+    ))
+}
+
+type Listeners = HashMap<(TenantId, ConversationId), Vec<(u64, Arc<dyn ClusterListener>)>>;
+
+/// What the bus and its tasks share.
+struct Shared {
+    node_id: String,
+    listeners: Mutex<Listeners>,
+    next_id: AtomicU64,
+    connected: AtomicBool,
+    /// Why the subscriber is not connected, for readiness probes.
+    last_error: Mutex<String>,
+    /// Notices dropped because the queue was full or Redis refused them.
+    dropped: AtomicU64,
+}
+
+impl Shared {
+    fn listeners(&self) -> std::sync::MutexGuard<'_, Listeners> {
+        // Every critical section leaves the map consistent, so a poisoned lock is still usable.
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_error(&self, error: String) {
+        self.connected.store(false, Ordering::Release);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error;
+    }
+
+    fn dispatch(&self, channel_name: &str, payload: &[u8]) {
+        let Some(key) = parse_channel(channel_name) else {
+            return;
+        };
+        let (origin, notice): (String, ClusterNotice) = match codec::decode("bus", payload) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::warn!(%error, channel = channel_name, "an undecodable cluster notice was dropped");
+                return;
+            }
+        };
+        if origin == self.node_id {
+            return;
+        }
+        let receivers: Vec<Arc<dyn ClusterListener>> = self
+            .listeners()
+            .get(&key)
+            .map(|registrations| {
+                registrations
+                    .iter()
+                    .map(|(_, listener)| Arc::clone(listener))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for listener in receivers {
+            listener.notice(notice.clone());
+        }
+    }
+
+    fn tell_reconnected(&self) {
+        let receivers: Vec<Arc<dyn ClusterListener>> = self
+            .listeners()
+            .values()
+            .flatten()
+            .map(|(_, listener)| Arc::clone(listener))
+            .collect();
+        for listener in receivers {
+            listener.reconnected();
+        }
+    }
+}
+
+/// A [`ClusterBus`] over Redis pub/sub.
+pub struct RedisClusterBus {
+    shared: Arc<Shared>,
+    publisher: mpsc::Sender<(String, Vec<u8>)>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RedisClusterBus {
+    /// Starts the bus of node `node_id` on the Redis server at `url` (`redis://host:port/db`).
+    /// Nothing waits for Redis: the tasks connect in the background and keep reconnecting, and
+    /// [`ClusterBus::ready`] says whether they are connected.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the URL is malformed.
+    pub fn start(url: &str, node_id: impl Into<String>) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|error| StoreError::Unavailable(format!("invalid Redis URL: {error}")))?;
+        let manager = RedisConnectionManager::new(url)
+            .map_err(|error| StoreError::Unavailable(format!("invalid Redis URL: {error}")))?;
+        let pool = bb8::Pool::builder()
+            .max_size(4)
+            .connection_timeout(Duration::from_secs(1))
+            .build_unchecked(manager);
+        let shared = Arc::new(Shared {
+            node_id: node_id.into(),
+            listeners: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+            last_error: Mutex::new("not connected to Redis yet".to_owned()),
+            dropped: AtomicU64::new(0),
+        });
+        let (publisher, queue) = mpsc::channel(PUBLISH_QUEUE);
+        #[allow(clippy::disallowed_methods)] // Owned by the bus and aborted when it is dropped.
+        let tasks = vec![
+            tokio::spawn(subscribe_forever(client, Arc::clone(&shared))),
+            tokio::spawn(publish_forever(pool, queue, Arc::clone(&shared))),
+        ];
+        Ok(Self {
+            shared,
+            publisher,
+            tasks,
+        })
+    }
+
+    /// Notices dropped so far because the queue was full or Redis refused them.
+    pub fn dropped_notices(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RedisClusterBus {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Backoff before connection attempt `attempt` (0-based): doubling from 50 ms up to
+/// [`MAX_BACKOFF`], with random jitter of up to half of it.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(50)
+        .saturating_mul(1 << attempt.min(6))
+        .min(MAX_BACKOFF);
+    let half_millis = u64::try_from(base.as_millis() / 2).unwrap_or(1).max(1);
+    let jitter =
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), attempt)
+            % half_millis;
+    base - Duration::from_millis(half_millis) + Duration::from_millis(jitter)
+}
+
+async fn subscribe_forever(client: redis::Client, shared: Arc<Shared>) {
+    let mut attempt = 0u32;
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.psubscribe(CHANNEL_PATTERN).await {
+                Ok(()) => {
+                    attempt = 0;
+                    shared.connected.store(true, Ordering::Release);
+                    tracing::info!("cluster bus connected to Redis");
+                    // Notices published while this node was away are lost to it.
+                    shared.tell_reconnected();
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(message) = messages.next().await {
+                        shared.dispatch(message.get_channel_name(), message.get_payload_bytes());
+                    }
+                    shared.set_error("the connection to Redis was lost".to_owned());
+                    tracing::warn!("cluster bus lost its Redis connection; reconnecting");
+                }
+                Err(error) => shared.set_error(format!("Redis refused the subscription: {error}")),
+            },
+            Err(error) => shared.set_error(format!("Redis is not reachable: {error}")),
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+async fn publish_forever(
+    pool: bb8::Pool<RedisConnectionManager>,
+    mut queue: mpsc::Receiver<(String, Vec<u8>)>,
+    shared: Arc<Shared>,
+) {
+    while let Some((channel_name, payload)) = queue.recv().await {
+        let published = match pool.get().await {
+            Ok(mut connection) => redis::cmd("PUBLISH")
+                .arg(&channel_name)
+                .arg(payload)
+                .query_async::<i64>(&mut *connection)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = published {
+            let dropped = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // One line per thousand drops, not one per notice.
+            if dropped % 1000 == 1 {
+                tracing::warn!(%error, dropped, "cluster notices are being dropped: Redis refused a publish");
+            }
+        }
+    }
+}
+
+/// Removes a registration when dropped.
+struct Unsubscribe {
+    shared: Weak<Shared>,
+    key: (TenantId, ConversationId),
+    id: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            let mut listeners = shared.listeners();
+            if let Some(registrations) = listeners.get_mut(&self.key) {
+                registrations.retain(|(id, _)| *id != self.id);
+                if registrations.is_empty() {
+                    listeners.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
+impl ClusterBus for RedisClusterBus {
+    fn node_id(&self) -> &str {
+        &self.shared.node_id
+    }
+
+    fn publish(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        notice: ClusterNotice,
+    ) {
+        let payload = match codec::encode(&(self.shared.node_id.as_str(), &notice)) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::error!(%error, "a cluster notice could not be encoded");
+                return;
+            }
+        };
+        if self
+            .publisher
+            .try_send((channel(tenant_id, conversation_id), payload))
+            .is_err()
+        {
+            let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped % 1000 == 1 {
+                tracing::warn!(
+                    dropped,
+                    "cluster notices are being dropped: the publish queue is full"
+                );
+            }
+        }
+    }
+
+    fn subscribe(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        listener: Arc<dyn ClusterListener>,
+    ) -> ClusterSubscription {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = (tenant_id.clone(), conversation_id);
+        self.shared
+            .listeners()
+            .entry(key.clone())
+            .or_default()
+            .push((id, listener));
+        ClusterSubscription::new(Unsubscribe {
+            shared: Arc::downgrade(&self.shared),
+            key,
+            id,
+        })
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        if self.shared.connected.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(self
+                .shared
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone())
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Two engine nodes of one deployment: a shared store and a cluster bus, each node on its own
+//! port. Run here on the in-memory store and bus (two nodes in one process); the `mongodb`
+//! module runs the same scenario on MongoDB and Redis.
+//!
+//! A client on one node and a client on the other, in one conversation, see each other's
+//! messages, edits and typing live, in seq order; a member added on one node may join on the
+//! other; a member removed on one node stops receiving on the other; and a client resumes with
+//! `since` on either node.
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::json;
+use switchboard_engine::ports::{ClusterBus, MessageStore};
+use switchboard_storage::{MemoryClusterHub, MemoryMessageStore};
+
+use crate::support::{Client, TestServer, call, next_of, seqs};
+
+/// Two nodes on one in-memory store and hub.
+async fn two_memory_nodes() -> (TestServer, TestServer) {
+    let store: Arc<dyn MessageStore> = Arc::new(MemoryMessageStore::new());
+    let hub = MemoryClusterHub::new();
+    let node = |name: &str| switchboard::Ports {
+        store: Some(Arc::clone(&store)),
+        cluster: Some(Arc::new(hub.node(name)) as Arc<dyn ClusterBus>),
+    };
+    let first = TestServer::start_with_ports(|_| {}, node("node-a")).await;
+    let second = TestServer::start_with_ports(|_| {}, node("node-b")).await;
+    (first, second)
+}
+
+/// Reads `message` events until one with text `text`; returns it.
+async fn message_with_text(client: &mut Client, text: &str) -> serde_json::Value {
+    loop {
+        let message = next_of(client, "message").await;
+        if message["text"] == text {
+            return message;
+        }
+    }
+}
+
+/// The scenario, on any two nodes of one deployment.
+pub(crate) async fn two_nodes_serve_one_conversation_live(first: &TestServer, second: &TestServer) {
+    let id = first.create_conversation("acme", "alice", &["bob"]).await;
+    let mut alice = first.connect("acme", "alice").await;
+    let mut bob = second.connect("acme", "bob").await;
+    assert_eq!(alice.join(&id, None).await["type"], "joined");
+    assert_eq!(bob.join(&id, None).await["type"], "joined");
+
+    // Messages both ways, live, in seq order.
+    let (_, from_alice) = alice.send_message(&id, "a1", "hello from node a").await;
+    assert_eq!(from_alice["status"], "delivered", "{from_alice}");
+    let seen_by_bob = message_with_text(&mut bob, "hello from node a").await;
+    assert_eq!(seen_by_bob["seq"], from_alice["seq"]);
+    let (_, from_bob) = bob.send_message(&id, "b1", "hello from node b").await;
+    let seen_by_alice = message_with_text(&mut alice, "hello from node b").await;
+    assert_eq!(seen_by_alice["seq"], from_bob["seq"]);
+    assert_eq!(
+        from_bob["seq"].as_u64(),
+        from_alice["seq"].as_u64().map(|seq| seq + 1)
+    );
+
+    // Bob's own message reaches him too.
+    assert_eq!(
+        message_with_text(&mut bob, "hello from node b").await["seq"],
+        from_bob["seq"]
+    );
+
+    // A burst from both sides: each client sees every entry exactly once, in seq order.
+    for n in 0..10 {
+        alice
+            .send_json(json!({"type": "send", "conversation_id": id,
+                "client_id": format!("a-burst-{n}"), "text": format!("a {n}")}))
+            .await;
+        bob.send_json(json!({"type": "send", "conversation_id": id,
+            "client_id": format!("b-burst-{n}"), "text": format!("b {n}")}))
+            .await;
+    }
+    let last = from_bob["seq"].as_u64().expect("seq") + 20;
+    for client in [&mut alice, &mut bob] {
+        let seen = seqs(&client.messages_through(last).await);
+        let expected: Vec<u64> = (from_bob["seq"].as_u64().expect("seq") + 1..=last).collect();
+        // Each client also saw its own messages live; the stream has no gap and no duplicate.
+        assert_eq!(seen, expected);
+    }
+
+    // An edit on node a reaches node b.
+    alice
+        .send_json(
+            json!({"type": "edit", "conversation_id": id, "client_id": "a-edit",
+            "message_id": from_alice["message_id"], "text": "hello, edited"}),
+        )
+        .await;
+    let edited = next_of(&mut bob, "message.edited").await;
+    assert_eq!(edited["text"], "hello, edited");
+    assert_eq!(edited["seq"], last + 1);
+
+    // Typing on node b reaches node a.
+    bob.send_json(json!({"type": "typing", "conversation_id": id, "state": "start"}))
+        .await;
+    let typing = next_of(&mut alice, "typing").await;
+    assert_eq!(typing["user_id"], "bob");
+
+    // Carol is added through node a and joins on node b.
+    let base = format!("/v1/conversations/{id}");
+    let (status, _, added) = call(
+        first,
+        Method::POST,
+        "alice",
+        &format!("{base}/members"),
+        Some(json!({"client_id": "add-carol", "user_ids": ["carol"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{added}");
+    // Node b has not necessarily heard of the change yet; it reads the store before refusing.
+    let mut carol = second.connect("acme", "carol").await;
+    assert_eq!(carol.join(&id, None).await["type"], "joined");
+
+    // Bob is removed through node a: on node b he sees it and then nothing more.
+    let (status, _, removed) = call(
+        first,
+        Method::DELETE,
+        "alice",
+        &format!("{base}/members/bob?client_id=rm-bob"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{removed}");
+    let left = next_of(&mut bob, "member.left").await;
+    assert_eq!(left["user_id"], "bob");
+    let (_, after) = alice.send_message(&id, "a-after", "bob is gone").await;
+    let seen_by_carol = message_with_text(&mut carol, "bob is gone").await;
+    assert_eq!(seen_by_carol["seq"], after["seq"]);
+    // Anything pushed to bob for the conversation would be queued before this pong.
+    bob.send_json(json!({"type": "ping", "id": 99})).await;
+    loop {
+        let frame = bob.next_json().await;
+        assert_ne!(frame["type"], "message", "bob still receives: {frame}");
+        if frame["type"] == "pong" {
+            break;
+        }
+    }
+
+    // Alice resumes on the other node and gets exactly what she missed, in order.
+    let head = after["seq"].as_u64().expect("seq");
+    let mut alice_elsewhere = second.connect("acme", "alice").await;
+    let rejoined = alice_elsewhere.join(&id, Some(head - 3)).await;
+    assert_eq!(rejoined["type"], "joined");
+    let mut replayed = Vec::new();
+    while replayed.last() != Some(&head) {
+        let frame = alice_elsewhere.next_json().await;
+        if let Some(seq) = frame["seq"].as_u64() {
+            replayed.push(seq);
+        }
+    }
+    assert_eq!(replayed, vec![head - 2, head - 1, head]);
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_store_and_bus_serve_one_conversation_live() {
+    let (first, second) = two_memory_nodes().await;
+    two_nodes_serve_one_conversation_live(&first, &second).await;
+}
