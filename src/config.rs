@@ -396,6 +396,12 @@ pub struct StorageConfig {
     /// How long a MongoDB operation waits for a reachable server before failing as
     /// `unavailable`, in milliseconds. Default 2000.
     pub mongodb_server_timeout_ms: u64,
+    /// After this many consecutive MongoDB failures, calls fail at once (the circuit opens)
+    /// until a probe finds the server again. Default 5.
+    pub mongodb_breaker_failures: u32,
+    /// The longest the circuit stays open before the next probe, in milliseconds (it starts at
+    /// 500 ms and doubles on each failed probe). Default 10000.
+    pub mongodb_breaker_max_cooldown_ms: u64,
     /// Most messages in one group commit. Default 1024.
     pub writer_max_batch: usize,
     /// How long one commit may take before its messages are rejected as `unavailable`,
@@ -410,6 +416,8 @@ impl Default for StorageConfig {
             mongodb_uri: "mongodb://127.0.0.1:27017".to_owned(),
             mongodb_database: "switchboard".to_owned(),
             mongodb_server_timeout_ms: 2_000,
+            mongodb_breaker_failures: 5,
+            mongodb_breaker_max_cooldown_ms: 10_000,
             writer_max_batch: 1024,
             append_timeout_ms: 10_000,
         }
@@ -532,6 +540,14 @@ impl Config {
             (
                 "storage.mongodb_server_timeout_ms",
                 self.storage.mongodb_server_timeout_ms,
+            ),
+            (
+                "storage.mongodb_breaker_failures",
+                u64::from(self.storage.mongodb_breaker_failures),
+            ),
+            (
+                "storage.mongodb_breaker_max_cooldown_ms",
+                self.storage.mongodb_breaker_max_cooldown_ms,
             ),
             (
                 "conversations.idle_stop_after_ms",

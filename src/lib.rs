@@ -61,7 +61,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
             )
         }
         #[cfg(feature = "mongodb")]
-        StorageBackend::Mongodb => Arc::new(
+        // Behind a circuit breaker: when MongoDB goes away, calls fail at once instead of each
+        // waiting for the server selection timeout, and a probe finds it when it is back.
+        StorageBackend::Mongodb => Arc::new(switchboard_storage::breaker::BreakerStore::new(
             switchboard_storage::MongoMessageStore::open(
                 &config.storage.mongodb_uri,
                 &config.storage.mongodb_database,
@@ -69,7 +71,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
             )
             .await
             .context("opening the MongoDB store")?,
-        ),
+            switchboard_storage::breaker::BreakerSettings {
+                failures_to_open: config.storage.mongodb_breaker_failures,
+                initial_cooldown: Duration::from_millis(500).min(Duration::from_millis(
+                    config.storage.mongodb_breaker_max_cooldown_ms,
+                )),
+                max_cooldown: Duration::from_millis(config.storage.mongodb_breaker_max_cooldown_ms),
+            },
+        )),
         #[cfg(not(feature = "mongodb"))]
         StorageBackend::Mongodb => anyhow::bail!(
             "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \

@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod breaker;
 mod cluster_memory;
 mod codec;
 mod embedded;

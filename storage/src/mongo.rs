@@ -132,8 +132,24 @@ fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     error_codes(error).contains(&DUPLICATE_KEY)
 }
 
-/// Whether retrying the whole transaction from fresh reads is the right answer.
+/// Whether the server could not be reached at all (as opposed to answering with an error).
+fn is_unreachable(error: &mongodb::error::Error) -> bool {
+    matches!(
+        *error.kind,
+        ErrorKind::Io(_)
+            | ErrorKind::ServerSelection { .. }
+            | ErrorKind::ConnectionPoolCleared { .. }
+    )
+}
+
+/// Whether another writer got there first, so retrying the whole transaction from fresh reads
+/// is the right answer. A server that cannot be reached is not a conflict, even though the
+/// driver labels a transaction's network errors transient: retrying would only keep the caller
+/// waiting (the circuit breaker in front of the store decides when to try again).
 fn is_conflict(error: &mongodb::error::Error) -> bool {
+    if is_unreachable(error) {
+        return false;
+    }
     error.contains_label(TRANSIENT_TRANSACTION_ERROR)
         || error_codes(error)
             .iter()

@@ -254,3 +254,137 @@ async fn mongodb_and_redis_two_nodes_serve_one_conversation_live() {
     drop((first, second));
     drop_database(&database).await;
 }
+
+/// A SecantusDB server of this test's own (so it can be killed), stopped when dropped.
+struct OwnMongodb {
+    child: std::process::Child,
+}
+
+impl OwnMongodb {
+    fn start(port: u16, directory: &std::path::Path) -> Self {
+        let program = std::env::var("SWITCHBOARD_TEST_SECANTUSD").expect(
+            "SWITCHBOARD_TEST_SECANTUSD names the MongoDB-protocol server binary for the fault \
+             tests (scripts/test-services start mongodb)",
+        );
+        let child = std::process::Command::new(&program)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--storage-path")
+            .arg(directory)
+            .args(["--log-level", "WARNING"])
+            // Without it the stand-in acknowledges `j: true` before its log is on disk, which
+            // MongoDB never does (see scripts/test-services).
+            .arg("--sync-on-commit")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("{program} starts: {error}"));
+        Self { child }
+    }
+
+    /// SIGKILL: the server gets no chance to flush anything it had not made durable.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnMongodb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn ready_status(server: &TestServer) -> (u16, Value) {
+    let response = server
+        .http
+        .get(server.url("/ready"))
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn mongodb_killed_and_restarted_sends_meanwhile_are_rejected_and_nothing_is_lost_or_doubled()
+{
+    const N: usize = 5;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("bound")
+        .port();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mongodb = OwnMongodb::start(port, data.path());
+    let server = TestServer::start_with(|config| {
+        config.storage.backend = StorageBackend::Mongodb;
+        config.storage.mongodb_uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+        config.storage.mongodb_database = "faults".to_owned();
+        config.storage.mongodb_server_timeout_ms = 300;
+        config.storage.mongodb_breaker_max_cooldown_ms = 500;
+    })
+    .await;
+    crate::support::eventually("MongoDB is up", || async {
+        (ready_status(&server).await.0 == 200).then_some(())
+    })
+    .await;
+
+    let id = server.create_conversation("acme", "alice", &["bob"]).await;
+    let mut alice = server.connect("acme", "alice").await;
+    assert_eq!(alice.join(&id, None).await["type"], "joined");
+    let mut acknowledged = Vec::new();
+    for n in 0..N {
+        let (_, ack) = alice
+            .send_message(&id, &format!("before-{n}"), "before")
+            .await;
+        assert_eq!(ack["status"], "delivered", "{ack}");
+        acknowledged.push(ack);
+    }
+
+    mongodb.kill();
+    // Nothing is acknowledged while MongoDB is away: every send is rejected as unavailable
+    // (outcome unknown), and the probe says what is missing.
+    for n in 0..N {
+        let (_, ack) = alice
+            .send_message(&id, &format!("during-{n}"), "during")
+            .await;
+        assert_eq!(ack["status"], "rejected", "{ack}");
+        assert_eq!(ack["code"], "unavailable", "{ack}");
+    }
+    let (status, body) = ready_status(&server).await;
+    assert_eq!(status, 503, "{body}");
+
+    // Back on the same data: service resumes by itself.
+    let _mongodb = OwnMongodb::start(port, data.path());
+    crate::support::eventually("the engine is ready again", || async {
+        (ready_status(&server).await.0 == 200).then_some(())
+    })
+    .await;
+    // Re-sending the rejected requests stores each exactly once; new sends work.
+    for n in 0..N {
+        let (_, ack) = alice
+            .send_message(&id, &format!("during-{n}"), "during")
+            .await;
+        assert_eq!(ack["status"], "delivered", "{ack}");
+        let (_, ack) = alice
+            .send_message(&id, &format!("after-{n}"), "after")
+            .await;
+        assert_eq!(ack["status"], "delivered", "{ack}");
+    }
+
+    let history = server.history("acme", "alice", &id).await;
+    assert_eq!(seqs(&history), (1..=3 * N as u64).collect::<Vec<u64>>());
+    let client_ids: BTreeSet<&str> = history
+        .iter()
+        .map(|message| message["client_id"].as_str().expect("client id"))
+        .collect();
+    assert_eq!(client_ids.len(), 3 * N, "no request was stored twice");
+    for ack in &acknowledged {
+        let stored = history
+            .iter()
+            .find(|message| message["client_id"] == ack["client_id"])
+            .expect("an acknowledged message survives the restart");
+        assert_eq!(stored["seq"], ack["seq"]);
+        assert_eq!(stored["message_id"], ack["message_id"]);
+    }
+}
