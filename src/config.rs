@@ -47,6 +47,52 @@ pub struct Config {
     pub turn: TurnConfig,
     /// Several engine nodes on one shared store.
     pub cluster: ClusterConfig,
+    /// The Kafka persistence pipeline.
+    pub kafka: KafkaConfig,
+}
+
+/// `[kafka]`: appends go through a Kafka topic to the MongoDB store (see docs/DELIVERY.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers (`host:port,host:port`); needs a build with the `kafka` cargo feature
+    /// and `storage.backend = "mongodb"`. Default: none (no pipeline).
+    pub brokers: Option<String>,
+    /// The topic accepted entries are appended to. Default `chat.messages`.
+    pub messages_topic: String,
+    /// The topic persisters answer on. Default `chat.persisted`.
+    pub replies_topic: String,
+    /// The persisters' consumer group. Default `switchboard-persisters`.
+    pub group_id: String,
+    /// Partitions of the messages topic when Switchboard creates it. Default 16.
+    pub partitions: i32,
+    /// Replication factor of the topics when Switchboard creates them. Default 1.
+    pub replication_factor: i32,
+    /// How long the producer waits to batch records, in milliseconds. Default 2.
+    pub linger_ms: u32,
+    /// The persisters' consumer-group session timeout, in milliseconds. Default 6000.
+    pub session_timeout_ms: u32,
+    /// How long an append waits for the persister, in milliseconds. Default 10000.
+    pub reply_timeout_ms: u64,
+    /// Most records in one persister batch. Default 512.
+    pub max_batch: usize,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: None,
+            messages_topic: "chat.messages".to_owned(),
+            replies_topic: "chat.persisted".to_owned(),
+            group_id: "switchboard-persisters".to_owned(),
+            partitions: 16,
+            replication_factor: 1,
+            linger_ms: 2,
+            session_timeout_ms: 6_000,
+            reply_timeout_ms: 10_000,
+            max_batch: 512,
+        }
+    }
 }
 
 /// `[cluster]`: how the engine nodes of a scale-out deployment (several nodes on one MongoDB)
@@ -610,6 +656,25 @@ impl Config {
                     "cluster.redis_url needs storage.backend = \"mongodb\": the nodes of a \
                      deployment share one store"
                 );
+            }
+        }
+        if self.kafka.brokers.is_some() {
+            if !cfg!(feature = "kafka") {
+                bail!(
+                    "kafka.brokers needs a build with the Kafka pipeline: \
+                     cargo build --release --features kafka"
+                );
+            }
+            if self.storage.backend != StorageBackend::Mongodb {
+                bail!(
+                    "kafka.brokers needs storage.backend = \"mongodb\": the pipeline persists to it"
+                );
+            }
+            if self.kafka.partitions < 1 || self.kafka.replication_factor < 1 {
+                bail!("kafka.partitions and kafka.replication_factor must be at least 1");
+            }
+            if self.kafka.reply_timeout_ms == 0 || self.kafka.max_batch == 0 {
+                bail!("kafka.reply_timeout_ms and kafka.max_batch must be greater than 0");
             }
         }
         if let Some(node_id) = &self.cluster.node_id

@@ -96,14 +96,7 @@ pub fn open_cluster_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn Cluste
     let Some(url) = &config.cluster.redis_url else {
         return Ok(None);
     };
-    let node_id = config.cluster.node_id.clone().unwrap_or_else(|| {
-        let mut bytes = [0u8; 6];
-        // Without an id from the OS, the time still tells nodes apart in practice.
-        if getrandom::fill(&mut bytes).is_err() {
-            bytes.copy_from_slice(&SystemClock.now().as_millis().to_be_bytes()[2..]);
-        }
-        format!("node-{}", hex::encode(bytes))
-    });
+    let node_id = node_id(config);
     #[cfg(feature = "redis")]
     {
         tracing::info!(%node_id, "cluster bus over Redis");
@@ -120,6 +113,67 @@ pub fn open_cluster_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn Cluste
              cargo build --release --features redis"
         )
     }
+}
+
+/// Puts the Kafka pipeline in front of `store` when `[kafka] brokers` is set.
+///
+/// # Errors
+/// If a Kafka client cannot be configured. Brokers that are away are not an error: the
+/// pipeline connects when it can, and `/ready` reports it until then.
+pub async fn with_pipeline(
+    config: &Config,
+    store: Arc<dyn MessageStore>,
+) -> anyhow::Result<Arc<dyn MessageStore>> {
+    let Some(brokers) = &config.kafka.brokers else {
+        return Ok(store);
+    };
+    #[cfg(feature = "kafka")]
+    {
+        let kafka = &config.kafka;
+        let settings = switchboard_storage::kafka::KafkaSettings {
+            brokers: brokers.clone(),
+            messages_topic: kafka.messages_topic.clone(),
+            replies_topic: kafka.replies_topic.clone(),
+            group_id: kafka.group_id.clone(),
+            node_id: node_id(config),
+            partitions: kafka.partitions,
+            replication_factor: kafka.replication_factor,
+            linger_ms: kafka.linger_ms,
+            session_timeout_ms: kafka.session_timeout_ms,
+            reply_timeout: Duration::from_millis(kafka.reply_timeout_ms),
+            max_batch: kafka.max_batch,
+        };
+        Ok(Arc::new(
+            switchboard_storage::kafka::KafkaPipelineStore::start(store, settings)
+                .await
+                .context("starting the Kafka pipeline")?,
+        ))
+    }
+    #[cfg(not(feature = "kafka"))]
+    {
+        let _ = (brokers, store);
+        anyhow::bail!(
+            "kafka.brokers needs a build with the Kafka pipeline: cargo build --release --features kafka"
+        )
+    }
+}
+
+/// This node's id: `cluster.node_id`, or one drawn at random once per process.
+fn node_id(config: &Config) -> String {
+    static RANDOM_NODE_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(node_id) = &config.cluster.node_id {
+        return node_id.clone();
+    }
+    RANDOM_NODE_ID
+        .get_or_init(|| {
+            let mut bytes = [0u8; 6];
+            // Without randomness from the OS, the time still tells nodes apart in practice.
+            if getrandom::fill(&mut bytes).is_err() {
+                bytes.copy_from_slice(&SystemClock.now().as_millis().to_be_bytes()[2..]);
+            }
+            format!("node-{}", hex::encode(bytes))
+        })
+        .clone()
 }
 
 /// Adapters given to [`start_with_ports`] instead of the ones the configuration names: how
@@ -154,6 +208,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         Some(store) => store,
         None => open_store(&config).await?,
     };
+    let store = with_pipeline(&config, store).await?;
     let cluster = match ports.cluster {
         Some(cluster) => Some(cluster),
         None => open_cluster_bus(&config)?,

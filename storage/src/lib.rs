@@ -23,6 +23,8 @@ mod cluster_memory;
 mod codec;
 mod embedded;
 mod error;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod keys;
 mod memory;
 #[cfg(feature = "mongodb")]

@@ -1389,8 +1389,60 @@ async fn mongodb_store() -> switchboard_storage::MongoMessageStore {
         .expect("the MongoDB store connects")
 }
 
+/// The Kafka pipeline over a fresh MongoDB database, with topics and a consumer group of its
+/// own, on the brokers named by `SWITCHBOARD_TEST_KAFKA_BROKERS`
+/// (`scripts/test-services start kafka`).
+#[cfg(all(feature = "kafka", feature = "mongodb"))]
+async fn kafka_pipeline_store() -> (
+    switchboard_storage::kafka::KafkaPipelineStore,
+    switchboard_storage::MongoMessageStore,
+) {
+    static PIPELINES: AtomicU64 = AtomicU64::new(0);
+    let brokers = std::env::var("SWITCHBOARD_TEST_KAFKA_BROKERS").expect(
+        "SWITCHBOARD_TEST_KAFKA_BROKERS names Kafka brokers for the `kafka` feature's tests \
+         (scripts/test-services start kafka)",
+    );
+    let mongodb = mongodb_store().await;
+    let name = format!(
+        "conformance-{}-{}",
+        std::process::id(),
+        PIPELINES.fetch_add(1, Ordering::Relaxed)
+    );
+    let pipeline = switchboard_storage::kafka::KafkaPipelineStore::start(
+        Arc::new(mongodb.clone()),
+        switchboard_storage::kafka::KafkaSettings {
+            brokers,
+            messages_topic: format!("{name}.messages"),
+            replies_topic: format!("{name}.replies"),
+            group_id: format!("{name}.persisters"),
+            node_id: name.clone(),
+            partitions: 4,
+            replication_factor: 1,
+            linger_ms: 1,
+            session_timeout_ms: 2000,
+            reply_timeout: std::time::Duration::from_secs(20),
+            max_batch: 256,
+        },
+    )
+    .await
+    .expect("the Kafka pipeline starts");
+    (pipeline, mongodb)
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
+        #[cfg(all(feature = "kafka", feature = "mongodb"))]
+        mod kafka {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let (pipeline, mongodb) = super::kafka_pipeline_store().await;
+                    super::$test(std::sync::Arc::new(pipeline)).await;
+                    mongodb.database().drop().await.expect("the test database is dropped");
+                }
+            )*
+        }
+
         #[cfg(feature = "mongodb")]
         mod mongodb {
             $(

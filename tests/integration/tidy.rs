@@ -128,3 +128,66 @@ fn the_openapi_spec_lists_exactly_the_served_routes() {
         );
     }
 }
+
+/// Every `SWITCHBOARD__…` setting in compose.yaml is a configuration key with a value of the
+/// right type (unknown keys are refused), and the topology it describes is the one
+/// docs/DEPLOY.md documents.
+#[test]
+#[allow(clippy::result_large_err)] // The error type is figment's, fixed by `Jail`.
+fn compose_settings_are_configuration_keys() {
+    use figment::Figment;
+    use figment::providers::{Env, Serialized};
+    use switchboard::config::{Config, StorageBackend};
+
+    let compose = read_doc("compose.yaml");
+    let settings: Vec<(String, String)> = compose
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.trim().split_once(": ")?;
+            key.starts_with("SWITCHBOARD__")
+                .then(|| (key.to_owned(), value.trim().to_owned()))
+        })
+        .collect();
+    assert!(settings.len() >= 10, "compose.yaml configures the nodes");
+    figment::Jail::expect_with(|jail| {
+        for (key, value) in &settings {
+            let value = if value.starts_with("${") {
+                // Compose fills these in from the operator's environment.
+                "a-secret-given-at-deploy-time-0123456789".to_owned()
+            } else {
+                value
+                    .trim_matches(|quote| quote == '\'' || quote == '"')
+                    .to_owned()
+            };
+            jail.set_env(key, value);
+        }
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Env::prefixed("SWITCHBOARD__").split("__"))
+            .extract()?;
+        assert_eq!(config.storage.backend, StorageBackend::Mongodb);
+        assert!(config.kafka.brokers.is_some());
+        assert!(config.cluster.redis_url.is_some());
+        assert_eq!(config.turn.uris.len(), 2);
+        Ok(())
+    });
+    let deploy = read_doc("docs/DEPLOY.md");
+    for service in [
+        "switchboard-a",
+        "switchboard-b",
+        "lb",
+        "mongodb",
+        "kafka",
+        "redis",
+        "s3",
+        "coturn",
+    ] {
+        assert!(
+            compose.contains(&format!("\n  {service}:")),
+            "compose.yaml has {service}"
+        );
+        assert!(
+            deploy.contains(&format!("`{service}`")),
+            "docs/DEPLOY.md describes {service}"
+        );
+    }
+}

@@ -1,0 +1,971 @@
+//! The Kafka persistence pipeline: appends go through a Kafka topic to the MongoDB store.
+//!
+//! [`KafkaPipelineStore`] is a [`MessageStore`]: reads go straight to the store behind it
+//! (MongoDB), and [`MessageStore::append`] produces each entry to the `messages` topic (keyed
+//! by tenant and conversation, so one conversation's entries share a partition and keep their
+//! order) with an idempotent producer (`enable.idempotence`, `acks=all`, a few ms of linger),
+//! then waits for the persister's reply.
+//!
+//! The persister runs on every node, in one consumer group, so each partition is persisted by
+//! exactly one node at a time. It reads a batch, appends it to the store (one transaction that
+//! assigns seqs with a compare-and-set on each head and refuses a `client_id` already stored,
+//! so a replayed record stores nothing twice), produces one reply per record to the `replies`
+//! topic, and only then commits its offsets. A node that dies mid-batch leaves the batch
+//! uncommitted; the partition's next owner replays it, finds the entries stored, and replies
+//! `DuplicateClientId` with the stored seq, which the appending side treats as its answer.
+//!
+//! Every node reads the replies topic from its end (no consumer group, so nothing to join) and
+//! hands each reply addressed to it to the waiting append; a reply names the appending node's
+//! *incarnation* (its node id and a random number drawn at start), so replies to an earlier
+//! run of the same node are never mistaken for this one's. An append that gets no reply within
+//! `reply_timeout` fails as unavailable (its outcome is unknown; a re-send with the same
+//! `client_id` resolves it).
+//!
+//! So `delivered` (an `append` returning `Stored`) means: durable in Kafka (acks=all) *and*
+//! committed to MongoDB (majority, journaled).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message as _, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
+use switchboard_engine::model::{
+    Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
+};
+use switchboard_engine::operations::{ConversationEvent, LogEntry};
+use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+use switchboard_engine::{Error, StoreError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::codec;
+
+/// Where the pipeline runs and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// The topic every accepted entry is appended to.
+    pub messages_topic: String,
+    /// The topic persisters answer on.
+    pub replies_topic: String,
+    /// The persisters' consumer group.
+    pub group_id: String,
+    /// This node's id, unique in the deployment.
+    pub node_id: String,
+    /// Partitions of the messages topic when this node creates it.
+    pub partitions: i32,
+    /// Replication factor of the topics when this node creates them.
+    pub replication_factor: i32,
+    /// How long the producer waits to batch records, in milliseconds.
+    pub linger_ms: u32,
+    /// The persisters' consumer group session timeout, in milliseconds.
+    pub session_timeout_ms: u32,
+    /// How long an append waits for its reply.
+    pub reply_timeout: Duration,
+    /// Most records one persister batch holds.
+    pub max_batch: usize,
+}
+
+/// The entries one append call has for one conversation, on their way to the store. They
+/// travel as one record so that the persister stores them together, back to back.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    /// The appending node's incarnation.
+    origin: String,
+    /// Which of that incarnation's appends.
+    request: u64,
+    tenant_id: TenantId,
+    entries: Vec<LogEntry>,
+}
+
+/// The persister's answer to one [`Record`]: an outcome per entry, in order.
+#[derive(Serialize, Deserialize)]
+struct Reply {
+    origin: String,
+    request: u64,
+    outcomes: Vec<ReplyOutcome>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum ReplyOutcome {
+    Stored {
+        seq: Seq,
+        completed: Option<Box<LogEntry>>,
+    },
+    Duplicate {
+        existing: MessageRef,
+    },
+    Refused {
+        refusal: Refusal,
+    },
+}
+
+/// A serializable [`Error`], for refusals that cross the topic.
+#[derive(Serialize, Deserialize)]
+enum Refusal {
+    Invalid {
+        field: String,
+        reason: String,
+    },
+    TooLarge {
+        what: String,
+        limit: usize,
+        actual: usize,
+    },
+    NotFound,
+    NotMember,
+    Forbidden {
+        reason: String,
+    },
+    RateLimited {
+        retry_after_ms: u64,
+    },
+    Conflict {
+        reason: String,
+    },
+    TooManyConnections {
+        limit: usize,
+    },
+    Unavailable {
+        reason: String,
+    },
+}
+
+/// The texts of refusals are the engine's own `&'static str`s (field names, reasons), so the
+/// distinct ones are few: each is kept once. A record from elsewhere cannot grow this without
+/// bound: past the cap, new texts are replaced by a placeholder.
+fn intern(text: String) -> &'static str {
+    const MAX_INTERNED: usize = 1024;
+    static INTERNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = interned.iter().find(|known| **known == text) {
+        return known;
+    }
+    if interned.len() >= MAX_INTERNED {
+        return "(unrecognised)";
+    }
+    let leaked: &'static str = Box::leak(text.into_boxed_str());
+    interned.push(leaked);
+    leaked
+}
+
+impl From<&Error> for Refusal {
+    fn from(error: &Error) -> Self {
+        match error.clone() {
+            Error::Invalid { field, reason } => Refusal::Invalid {
+                field: field.to_owned(),
+                reason,
+            },
+            Error::TooLarge {
+                what,
+                limit,
+                actual,
+            } => Refusal::TooLarge {
+                what: what.to_owned(),
+                limit,
+                actual,
+            },
+            Error::NotFound => Refusal::NotFound,
+            Error::NotMember => Refusal::NotMember,
+            Error::Forbidden { reason } => Refusal::Forbidden {
+                reason: reason.to_owned(),
+            },
+            Error::RateLimited { retry_after_ms } => Refusal::RateLimited { retry_after_ms },
+            Error::Conflict { reason } => Refusal::Conflict { reason },
+            Error::TooManyConnections { limit } => Refusal::TooManyConnections { limit },
+            Error::Unavailable { reason } => Refusal::Unavailable { reason },
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Invalid { field, reason } => Error::Invalid {
+                field: intern(field),
+                reason,
+            },
+            Refusal::TooLarge {
+                what,
+                limit,
+                actual,
+            } => Error::TooLarge {
+                what: intern(what),
+                limit,
+                actual,
+            },
+            Refusal::NotFound => Error::NotFound,
+            Refusal::NotMember => Error::NotMember,
+            Refusal::Forbidden { reason } => Error::Forbidden {
+                reason: intern(reason),
+            },
+            Refusal::RateLimited { retry_after_ms } => Error::RateLimited { retry_after_ms },
+            Refusal::Conflict { reason } => Error::Conflict { reason },
+            Refusal::TooManyConnections { limit } => Error::TooManyConnections { limit },
+            Refusal::Unavailable { reason } => Error::Unavailable { reason },
+        }
+    }
+}
+
+impl From<AppendOutcome> for ReplyOutcome {
+    fn from(outcome: AppendOutcome) -> Self {
+        match outcome {
+            AppendOutcome::Stored { seq, completed } => ReplyOutcome::Stored { seq, completed },
+            AppendOutcome::DuplicateClientId { existing } => ReplyOutcome::Duplicate { existing },
+            AppendOutcome::Refused { error } => ReplyOutcome::Refused {
+                refusal: Refusal::from(&error),
+            },
+        }
+    }
+}
+
+impl From<ReplyOutcome> for AppendOutcome {
+    fn from(outcome: ReplyOutcome) -> Self {
+        match outcome {
+            ReplyOutcome::Stored { seq, completed } => AppendOutcome::Stored { seq, completed },
+            ReplyOutcome::Duplicate { existing } => AppendOutcome::DuplicateClientId { existing },
+            ReplyOutcome::Refused { refusal } => AppendOutcome::Refused {
+                error: refusal.into(),
+            },
+        }
+    }
+}
+
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<ReplyOutcome>>>>>;
+
+fn lock(
+    waiters: &Waiters,
+) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Vec<ReplyOutcome>>>> {
+    // A map of senders: any state a panic could leave is still a valid map.
+    waiters.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn kafka_unavailable(action: &str, error: &KafkaError) -> StoreError {
+    StoreError::Unavailable(format!("Kafka: {action}: {error}"))
+}
+
+/// A [`MessageStore`] whose appends go through Kafka to the store behind it.
+pub struct KafkaPipelineStore {
+    store: Arc<dyn MessageStore>,
+    producer: FutureProducer,
+    settings: KafkaSettings,
+    incarnation: String,
+    next_request: AtomicU64,
+    waiters: Waiters,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for KafkaPipelineStore {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn client_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", format!("switchboard-{}", settings.node_id));
+    config
+}
+
+impl KafkaPipelineStore {
+    /// Starts this node's persister (in the consumer group) and reply reader, and returns the
+    /// store; the persister appends to `store`. Nothing waits for the brokers: the clients
+    /// connect in the background, a task creates the topics if they are missing (retrying with
+    /// capped, jittered backoff while the brokers are away), and [`MessageStore::ping`] fails
+    /// until the brokers answer and the topics exist.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if a client cannot be configured.
+    pub async fn start(
+        store: Arc<dyn MessageStore>,
+        settings: KafkaSettings,
+    ) -> Result<Self, StoreError> {
+        let producer: FutureProducer = client_config(&settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", settings.linger_ms.to_string())
+            .set("message.timeout.ms", "10000")
+            .create()
+            .map_err(|error| kafka_unavailable("creating the producer", &error))?;
+        let incarnation = format!("{}.{:016x}", settings.node_id, random_u64());
+        let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
+
+        let replies: StreamConsumer = client_config(&settings)
+            // Never joins a group (the partition is assigned below), but librdkafka wants one.
+            .set(
+                "group.id",
+                format!("{}-replies-{incarnation}", settings.group_id),
+            )
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .map_err(|error| kafka_unavailable("creating the reply reader", &error))?;
+        let persister: StreamConsumer = client_config(&settings)
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "session.timeout.ms",
+                settings.session_timeout_ms.to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (settings.session_timeout_ms / 4).max(100).to_string(),
+            )
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .map_err(|error| kafka_unavailable("creating the persister", &error))?;
+
+        #[allow(clippy::disallowed_methods)] // Owned by the store and aborted when it is dropped.
+        let tasks = vec![tokio::spawn(run_pipeline(
+            replies,
+            persister,
+            producer.clone(),
+            Arc::clone(&store),
+            settings.clone(),
+            incarnation.clone(),
+            Arc::clone(&waiters),
+        ))];
+        Ok(Self {
+            store,
+            producer,
+            settings,
+            incarnation,
+            next_request: AtomicU64::new(0),
+            waiters,
+            tasks,
+        })
+    }
+
+    /// Produces one conversation's entries as one record and waits for the persister's reply.
+    async fn append_conversation(
+        &self,
+        tenant_id: TenantId,
+        entries: Vec<LogEntry>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let Some(first) = entries.first() else {
+            return Ok(Vec::new());
+        };
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let key = format!("{tenant_id}/{}", first.conversation_id());
+        let n_entries = entries.len();
+        let payload = codec::encode(&Record {
+            origin: self.incarnation.clone(),
+            request,
+            tenant_id,
+            entries,
+        })?;
+        let (sender, reply) = oneshot::channel();
+        lock(&self.waiters).insert(request, sender);
+        // Removes the waiter however this ends (an error, a timeout, a cancelled caller).
+        let _forget = ForgetWaiter {
+            waiters: &self.waiters,
+            request,
+        };
+        self.producer
+            .send(
+                FutureRecord::to(&self.settings.messages_topic)
+                    .key(&key)
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(error, _)| kafka_unavailable("producing entries", &error))?;
+        match tokio::time::timeout(self.settings.reply_timeout, reply).await {
+            Ok(Ok(outcomes)) if outcomes.len() == n_entries => {
+                Ok(outcomes.into_iter().map(AppendOutcome::from).collect())
+            }
+            Ok(Ok(_)) => Err(StoreError::Corrupt(
+                "Kafka: a persister answered with the wrong number of outcomes".to_owned(),
+            )),
+            Ok(Err(_)) | Err(_) => Err(StoreError::Unavailable(format!(
+                "Kafka: the entries were produced but no persister answered within {} ms",
+                self.settings.reply_timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+struct ForgetWaiter<'waiters> {
+    waiters: &'waiters Waiters,
+    request: u64,
+}
+
+impl Drop for ForgetWaiter<'_> {
+    fn drop(&mut self) {
+        lock(self.waiters).remove(&self.request);
+    }
+}
+
+fn random_u64() -> u64 {
+    std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8)
+}
+
+/// Creates the topics (waiting for the brokers), then assigns the reply reader and subscribes
+/// the persister, and runs both. Subscribing only once the topics exist matters: a consumer
+/// that subscribed to a missing topic may not notice it until its next metadata refresh.
+async fn run_pipeline(
+    replies: StreamConsumer,
+    persister: StreamConsumer,
+    producer: FutureProducer,
+    store: Arc<dyn MessageStore>,
+    settings: KafkaSettings,
+    incarnation: String,
+    waiters: Waiters,
+) {
+    create_topics_until_done(&settings).await;
+    let mut partitions = TopicPartitionList::new();
+    let assigned = partitions
+        .add_partition_offset(&settings.replies_topic, 0, Offset::End)
+        .and_then(|()| replies.assign(&partitions));
+    if let Err(error) = assigned {
+        tracing::error!(%error, "the Kafka reply reader could not be assigned its partition");
+        return;
+    }
+    if let Err(error) = persister.subscribe(&[settings.messages_topic.as_str()]) {
+        tracing::error!(%error, "the Kafka persister could not subscribe");
+        return;
+    }
+    tokio::join!(
+        read_replies(replies, incarnation, waiters),
+        persist_forever(persister, producer, store, settings),
+    );
+}
+
+async fn create_topics_until_done(settings: &KafkaSettings) {
+    let mut attempt = 0u32;
+    loop {
+        match create_topics(settings).await {
+            Ok(()) => return,
+            Err(error) => {
+                if attempt.is_multiple_of(10) {
+                    tracing::warn!(%error, "the Kafka topics could not be created yet; retrying");
+                }
+                let base_ms = 100u64 << attempt.min(5);
+                let jitter = random_u64() % base_ms;
+                tokio::time::sleep(Duration::from_millis(base_ms / 2 + jitter / 2)).await;
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+async fn create_topics(settings: &KafkaSettings) -> Result<(), StoreError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(settings)
+        .create()
+        .map_err(|error| kafka_unavailable("creating the admin client", &error))?;
+    let replication = || TopicReplication::Fixed(settings.replication_factor);
+    let topics = [
+        NewTopic::new(&settings.messages_topic, settings.partitions, replication()),
+        // One partition: every node reads every reply and keeps its own.
+        NewTopic::new(&settings.replies_topic, 1, replication()),
+    ];
+    let results = admin
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .map_err(|error| kafka_unavailable("creating the topics", &error))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "Kafka: could not create the topic {topic}: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn read_replies(consumer: StreamConsumer, incarnation: String, waiters: Waiters) {
+    loop {
+        let message = match consumer.recv().await {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "the Kafka reply reader failed to read; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(payload) = message.payload() else {
+            continue;
+        };
+        let reply: Reply = match codec::decode("kafka replies", payload) {
+            Ok(reply) => reply,
+            Err(error) => {
+                tracing::warn!(%error, "an undecodable reply was skipped");
+                continue;
+            }
+        };
+        if reply.origin != incarnation {
+            continue;
+        }
+        if let Some(waiter) = lock(&waiters).remove(&reply.request) {
+            let _ = waiter.send(reply.outcomes);
+        }
+    }
+}
+
+/// A consumed record, decoded, with where it came from.
+struct Consumed {
+    partition: i32,
+    offset: i64,
+    record: Option<Record>,
+}
+
+async fn persist_forever(
+    consumer: StreamConsumer,
+    producer: FutureProducer,
+    store: Arc<dyn MessageStore>,
+    settings: KafkaSettings,
+) {
+    loop {
+        let batch = match next_batch(&consumer, &settings).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, "the persister failed to read from Kafka; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        persist_batch(&consumer, &producer, store.as_ref(), &settings, batch).await;
+    }
+}
+
+/// Waits for one record, then takes whatever else is ready, up to `max_batch`.
+async fn next_batch(
+    consumer: &StreamConsumer,
+    settings: &KafkaSettings,
+) -> Result<Vec<Consumed>, KafkaError> {
+    let mut batch = Vec::new();
+    let first = consumer.recv().await?;
+    batch.push(consumed(&first));
+    while batch.len() < settings.max_batch {
+        match tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await {
+            Ok(Ok(message)) => batch.push(consumed(&message)),
+            Ok(Err(error)) => return Err(error),
+            Err(_) => break,
+        }
+    }
+    Ok(batch)
+}
+
+fn consumed(message: &rdkafka::message::BorrowedMessage<'_>) -> Consumed {
+    let record = message.payload().and_then(|payload| {
+        codec::decode::<Record>("kafka messages", payload)
+            .map_err(|error| {
+                tracing::error!(%error, partition = message.partition(), offset = message.offset(), "an undecodable record was skipped");
+            })
+            .ok()
+    });
+    Consumed {
+        partition: message.partition(),
+        offset: message.offset(),
+        record,
+    }
+}
+
+/// Appends a batch to the store (retrying while the store is away: the records stay
+/// uncommitted, so nothing is lost), replies, then commits the batch's offsets.
+async fn persist_batch(
+    consumer: &StreamConsumer,
+    producer: &FutureProducer,
+    store: &dyn MessageStore,
+    settings: &KafkaSettings,
+    batch: Vec<Consumed>,
+) {
+    let records: Vec<&Record> = batch
+        .iter()
+        .filter_map(|consumed| consumed.record.as_ref())
+        .collect();
+    let entries: Vec<AppendEntry> = records
+        .iter()
+        .flat_map(|record| {
+            record.entries.iter().map(|entry| AppendEntry {
+                tenant_id: record.tenant_id.clone(),
+                entry: entry.clone(),
+            })
+        })
+        .collect();
+    let mut attempt = 0u32;
+    let outcomes = loop {
+        match store.append(entries.clone()).await {
+            Ok(outcomes) if outcomes.len() == entries.len() => break outcomes,
+            Ok(_) => {
+                tracing::error!("the store answered a batch with the wrong number of outcomes");
+                return;
+            }
+            Err(error) => {
+                attempt = attempt.saturating_add(1);
+                if attempt == 1 || attempt.is_multiple_of(50) {
+                    tracing::warn!(%error, attempt, "the persister could not append a batch; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20)))).await;
+            }
+        }
+    };
+    let mut outcomes = outcomes.into_iter();
+    let replies = records.iter().map(|record| {
+        let reply = Reply {
+            origin: record.origin.clone(),
+            request: record.request,
+            outcomes: outcomes
+                .by_ref()
+                .take(record.entries.len())
+                .map(ReplyOutcome::from)
+                .collect(),
+        };
+        let origin = record.origin.clone();
+        async move {
+            let payload = match codec::encode(&reply) {
+                Ok(payload) => payload,
+                Err(error) => {
+                    tracing::error!(%error, "a reply could not be encoded");
+                    return;
+                }
+            };
+            if let Err((error, _)) = producer
+                .send(
+                    FutureRecord::to(&settings.replies_topic)
+                        .key(&origin)
+                        .payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+            {
+                // The appending node times out and reports the outcome unknown.
+                tracing::warn!(%error, "a reply could not be produced");
+            }
+        }
+    });
+    futures_util::future::join_all(replies).await;
+
+    let mut offsets: HashMap<i32, i64> = HashMap::new();
+    for consumed in &batch {
+        let next = offsets.entry(consumed.partition).or_insert(0);
+        *next = (*next).max(consumed.offset + 1);
+    }
+    let mut partitions = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        if let Err(error) = partitions.add_partition_offset(
+            &settings.messages_topic,
+            partition,
+            Offset::Offset(offset),
+        ) {
+            tracing::error!(%error, "an offset could not be recorded");
+        }
+    }
+    if let Err(error) = consumer.commit(&partitions, CommitMode::Sync) {
+        // The batch will be replayed by this partition's next owner; the store refuses the
+        // entries' client ids a second time, so nothing is stored twice.
+        tracing::warn!(%error, "the persister could not commit its offsets");
+    }
+}
+
+#[async_trait]
+impl MessageStore for KafkaPipelineStore {
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        members: &[Member],
+    ) -> Result<(), StoreError> {
+        self.store.create_conversation(conversation, members).await
+    }
+
+    async fn direct_conversation(
+        &self,
+        tenant_id: &TenantId,
+        first: &UserId,
+        second: &UserId,
+    ) -> Result<Option<ConversationId>, StoreError> {
+        self.store
+            .direct_conversation(tenant_id, first, second)
+            .await
+    }
+
+    async fn load_conversation(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Option<ConversationSnapshot>, StoreError> {
+        self.store
+            .load_conversation(tenant_id, conversation_id)
+            .await
+    }
+
+    async fn conversations_of_user(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        after: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<ConversationId>, StoreError> {
+        self.store
+            .conversations_of_user(tenant_id, user_id, after, limit)
+            .await
+    }
+
+    async fn head(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+    ) -> Result<Seq, StoreError> {
+        self.store.head(tenant_id, conversation_id).await
+    }
+
+    async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError> {
+        // One record per conversation (in first-appearance order), each entry remembering its
+        // place in the call; the records are produced together, so the producer batches them.
+        let mut groups: Vec<((TenantId, ConversationId), Vec<usize>, Vec<LogEntry>)> = Vec::new();
+        let n_entries = entries.len();
+        for (position, AppendEntry { tenant_id, entry }) in entries.into_iter().enumerate() {
+            let key = (tenant_id, entry.conversation_id());
+            match groups
+                .iter_mut()
+                .find(|(group_key, _, _)| *group_key == key)
+            {
+                Some((_, positions, group)) => {
+                    positions.push(position);
+                    group.push(entry);
+                }
+                None => groups.push((key, vec![position], vec![entry])),
+            }
+        }
+        let (keys, group_entries): (Vec<_>, Vec<_>) = groups
+            .into_iter()
+            .map(|((tenant_id, _), positions, group)| (positions, (tenant_id, group)))
+            .unzip();
+        let results = futures_util::future::join_all(
+            group_entries
+                .into_iter()
+                .map(|(tenant_id, group)| self.append_conversation(tenant_id, group)),
+        )
+        .await;
+        let mut outcomes: Vec<Option<AppendOutcome>> = vec![None; n_entries];
+        for (positions, result) in keys.into_iter().zip(results) {
+            for (position, outcome) in positions.into_iter().zip(result?) {
+                outcomes[position] = Some(outcome);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome
+                    .ok_or_else(|| StoreError::Corrupt("Kafka: an entry got no outcome".to_owned()))
+            })
+            .collect()
+    }
+
+    async fn entry_by_client_id(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        client_id: &ClientId,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        self.store
+            .entry_by_client_id(tenant_id, conversation_id, client_id)
+            .await
+    }
+
+    async fn message_by_id(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
+        self.store
+            .message_by_id(tenant_id, conversation_id, message_id)
+            .await
+    }
+
+    async fn entries_after(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        self.store
+            .entries_after(tenant_id, conversation_id, after, limit)
+            .await
+    }
+
+    async fn thread_replies(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        root: MessageId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.store
+            .thread_replies(tenant_id, conversation_id, root, after, limit)
+            .await
+    }
+
+    async fn messages_after(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.store
+            .messages_after(tenant_id, conversation_id, after, limit)
+            .await
+    }
+
+    async fn messages_before(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.store
+            .messages_before(tenant_id, conversation_id, before, limit)
+            .await
+    }
+
+    async fn moderation_log(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<ConversationEvent>, StoreError> {
+        self.store
+            .moderation_log(tenant_id, conversation_id, before, limit)
+            .await
+    }
+
+    async fn hide_message(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        message_id: MessageId,
+    ) -> Result<(), StoreError> {
+        self.store
+            .hide_message(tenant_id, conversation_id, user_id, message_id)
+            .await
+    }
+
+    async fn hidden_messages(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<std::collections::BTreeSet<MessageId>, StoreError> {
+        self.store
+            .hidden_messages(tenant_id, conversation_id, user_id)
+            .await
+    }
+
+    async fn member_settings(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<MemberSettings, StoreError> {
+        self.store
+            .member_settings(tenant_id, conversation_id, user_id)
+            .await
+    }
+
+    async fn set_member_settings(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        settings: MemberSettings,
+    ) -> Result<(), StoreError> {
+        self.store
+            .set_member_settings(tenant_id, conversation_id, user_id, settings)
+            .await
+    }
+
+    async fn read_cursors(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+    ) -> Result<ReadCursors, StoreError> {
+        self.store
+            .read_cursors(tenant_id, conversation_id, user_id)
+            .await
+    }
+
+    async fn set_read_cursors(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        cursors: ReadCursors,
+    ) -> Result<(), StoreError> {
+        self.store
+            .set_read_cursors(tenant_id, conversation_id, user_id, cursors)
+            .await
+    }
+
+    async fn count_unread(
+        &self,
+        tenant_id: &TenantId,
+        conversation_id: ConversationId,
+        user_id: &UserId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.store
+            .count_unread(tenant_id, conversation_id, user_id, after, limit)
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await?;
+        // Metadata for the messages topic: the brokers answer and the topic exists.
+        let producer = self.producer.clone();
+        let topic = self.settings.messages_topic.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer as _;
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(2))
+                .map(|metadata| {
+                    metadata
+                        .topics()
+                        .iter()
+                        .any(|topic| topic.error().is_none() && !topic.partitions().is_empty())
+                })
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(format!("Kafka: the probe failed: {error}")))?
+        .map_err(|error| kafka_unavailable("the brokers do not answer", &error))?;
+        if metadata {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "Kafka: the topic {} does not exist yet",
+                self.settings.messages_topic
+            )))
+        }
+    }
+}
