@@ -539,7 +539,32 @@ impl MongoMessageStore {
                     .map(|document| document.get_i64("head").unwrap_or(0))
                     .unwrap_or(0);
                 let head = Seq(u64::try_from(head).unwrap_or(0));
-                logs.insert(key.clone(), StagedLog::new(head));
+                let mut log = StagedLog::new(head);
+                // One query for every client id this call has for the conversation, instead of
+                // one per entry: the ones already stored are duplicates.
+                let client_ids: Vec<&str> = entries
+                    .iter()
+                    .filter(|other| {
+                        other.tenant_id == *tenant_id
+                            && other.entry.conversation_id() == conversation_id
+                    })
+                    .map(|other| other.entry.client_id().as_str())
+                    .collect();
+                let mut stored = self
+                    .entries
+                    .find(doc! {
+                        "tenant": tenant_id.as_str(),
+                        "conversation": conversation_id.to_string(),
+                        "client_id": {"$in": client_ids},
+                    })
+                    .session(&mut session)
+                    .await?;
+                while let Some(document) = stored.next(&mut session).await.transpose()? {
+                    let stored_entry = decode_entry(&document)?;
+                    log.client_ids
+                        .insert(stored_entry.client_id().clone(), stored_entry.reference());
+                }
+                logs.insert(key.clone(), log);
             }
             let log = logs.get_mut(&key).ok_or_else(|| {
                 AttemptError::Store(StoreError::Unavailable("staged log vanished".to_owned()))
@@ -548,21 +573,6 @@ impl MongoMessageStore {
             if let Some(existing) = log.client_ids.get(entry.client_id()) {
                 outcomes.push(AppendOutcome::DuplicateClientId {
                     existing: *existing,
-                });
-                continue;
-            }
-            if let Some(document) = self
-                .entries
-                .find_one(doc! {
-                    "tenant": tenant_id.as_str(),
-                    "conversation": conversation_id.to_string(),
-                    "client_id": entry.client_id().as_str(),
-                })
-                .session(&mut session)
-                .await?
-            {
-                outcomes.push(AppendOutcome::DuplicateClientId {
-                    existing: decode_entry(&document)?.reference(),
                 });
                 continue;
             }
@@ -841,7 +851,7 @@ struct StagedLog {
     conversation: Option<Option<ConversationSnapshot>>,
     /// Whether staging changed the conversation.
     conversation_changed: bool,
-    /// Client ids of the entries staged in this batch.
+    /// Client ids already stored (of the entries this call appends) or staged in this call.
     client_ids: HashMap<ClientId, MessageRef>,
     /// Seqs of the entries this batch adds.
     new_seqs: BTreeSet<Seq>,
