@@ -380,6 +380,7 @@ impl FanoutFixture {
             Arc::new(SystemClock),
             None,
             None,
+            None,
         )
         .await
         .expect("the actor system starts");

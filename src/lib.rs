@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_actors::clock::SystemClock;
 use switchboard_actors::system::System;
-use switchboard_engine::ports::{Clock, ClusterBus, MessageStore};
+use switchboard_engine::ports::{Clock, ClusterBus, MessageStore, SharedRateLimiter};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use switchboard_transport::auth::Authenticator;
 use switchboard_transport::codec::JsonEventEncoder;
@@ -115,6 +115,33 @@ pub fn open_cluster_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn Cluste
     }
 }
 
+/// The rate-limit budgets shared by the nodes of a deployment (in Redis, with `[cluster]
+/// redis_url`): `None` for a single node, whose budgets are its own.
+///
+/// # Errors
+/// If the Redis URL is malformed.
+pub fn open_shared_rate_limiter(
+    config: &Config,
+) -> anyhow::Result<Option<Arc<dyn SharedRateLimiter>>> {
+    let Some(url) = &config.cluster.redis_url else {
+        return Ok(None);
+    };
+    #[cfg(feature = "redis")]
+    {
+        Ok(Some(Arc::new(
+            switchboard_storage::RedisRateLimiter::new(url)
+                .context("starting the shared rate limits")?,
+        )))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = url;
+        anyhow::bail!(
+            "cluster.redis_url needs a build with the Redis cluster bus: cargo build --release --features redis"
+        )
+    }
+}
+
 /// Puts the Kafka pipeline in front of `store` when `[kafka] brokers` is set.
 ///
 /// # Errors
@@ -184,6 +211,8 @@ pub struct Ports {
     pub store: Option<Arc<dyn MessageStore>>,
     /// The cluster bus, instead of `[cluster]`'s.
     pub cluster: Option<Arc<dyn ClusterBus>>,
+    /// The shared rate-limit budgets, instead of `[cluster]`'s.
+    pub rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
 }
 
 /// Starts everything and begins accepting connections.
@@ -213,6 +242,10 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         Some(cluster) => Some(cluster),
         None => open_cluster_bus(&config)?,
     };
+    let rate_limiter = match ports.rate_limiter {
+        Some(rate_limiter) => Some(rate_limiter),
+        None => open_shared_rate_limiter(&config)?,
+    };
     let mut turn = config
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
         .context("invalid turn configuration")?;
@@ -239,6 +272,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             Arc::clone(&clock),
             Some(Arc::new(turn)),
             cluster,
+            rate_limiter,
         )
         .await
         .context("starting the actor system")?,

@@ -8,12 +8,18 @@
 //! bucket behaves identically.
 
 use foldhash::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use switchboard_engine::Error;
 use switchboard_engine::ids::{TenantId, UserId};
+use switchboard_engine::ports::SharedRateLimiter;
 use switchboard_engine::rate_limit::{ActionClass, RateLimits, TokenBucket};
 use switchboard_engine::time::Timestamp;
+
+/// How long a take waits for the shared budgets before this node's own budget decides.
+const SHARED_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// When the bucket map holds more entries than this, full buckets are swept out.
 const SWEEP_ABOVE_N_BUCKETS: usize = 10_000;
@@ -28,14 +34,21 @@ pub struct UserLimits {
     max_connections_per_user: usize,
     buckets: Mutex<HashMap<BucketKey, TokenBucket>>,
     connections: Mutex<HashMap<UserKey, usize>>,
+    /// Budgets shared with the other nodes of a deployment, when there are any.
+    shared: Option<Arc<dyn SharedRateLimiter>>,
+    /// Takes the shared budgets could not answer (this node's budget decided instead).
+    shared_failures: AtomicU64,
 }
 
 impl UserLimits {
     /// Limits with the given rates (and per-tenant overrides) and connection cap (0 = no cap).
+    /// With `shared`, rate budgets are the deployment's (all nodes together), and this node's
+    /// own budgets are only the fallback for when the shared ones cannot be asked.
     pub fn new(
         rate_limits: RateLimits,
         tenant_rate_limits: HashMap<TenantId, RateLimits>,
         max_connections_per_user: usize,
+        shared: Option<Arc<dyn SharedRateLimiter>>,
     ) -> Arc<Self> {
         Arc::new(UserLimits {
             rate_limits,
@@ -43,7 +56,47 @@ impl UserLimits {
             max_connections_per_user,
             buckets: Mutex::new(HashMap::default()),
             connections: Mutex::new(HashMap::default()),
+            shared,
+            shared_failures: AtomicU64::new(0),
         })
+    }
+
+    /// Takes one token of `class` for the user: from the deployment's shared budget when there
+    /// is one (falling back to this node's own if it cannot be asked within 200 ms, so a Redis
+    /// outage neither blocks nor unlimits anyone), else from this node's.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`] with the time until a token is available.
+    pub async fn take(
+        &self,
+        class: ActionClass,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let rate_limit = self.rate_limits_of(tenant_id).get(class);
+        if rate_limit.is_disabled() {
+            return Ok(());
+        }
+        if let Some(shared) = &self.shared {
+            let asked = tokio::time::timeout(
+                SHARED_TIMEOUT,
+                shared.try_take(tenant_id, user_id, class, rate_limit),
+            )
+            .await;
+            let reason = match asked {
+                Ok(Ok(Ok(()))) => return Ok(()),
+                Ok(Ok(Err(retry_after_ms))) => return Err(Error::RateLimited { retry_after_ms }),
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => "no answer within 200 ms".to_owned(),
+            };
+            let failures = self.shared_failures.fetch_add(1, Ordering::Relaxed) + 1;
+            // One line per thousand, not one per request.
+            if failures % 1000 == 1 {
+                tracing::warn!(%reason, failures, "shared rate limits unavailable; this node's own budgets decide");
+            }
+        }
+        self.try_take(class, tenant_id, user_id, now)
     }
 
     fn rate_limits_of(&self, tenant_id: &TenantId) -> &RateLimits {

@@ -214,18 +214,20 @@ impl SessionContext {
     ///
     /// # Errors
     /// [`Error::RateLimited`]; [`Error::Unavailable`] when no TURN service is configured.
-    pub fn ice_servers(
+    pub async fn ice_servers(
         &self,
         identity: &Identity,
         ttl_secs: Option<u64>,
     ) -> Result<IceServers, Error> {
         let now = self.clock.now();
-        self.limits.try_take(
-            ActionClass::Signals,
-            &identity.tenant_id,
-            &identity.user_id,
-            now,
-        )?;
+        self.limits
+            .take(
+                ActionClass::Signals,
+                &identity.tenant_id,
+                &identity.user_id,
+                now,
+            )
+            .await?;
         let ice = self
             .ice
             .as_ref()
@@ -328,13 +330,16 @@ impl SessionActor {
     }
 
     /// Takes one signals token (receipts, typing, presence).
-    fn take_signal(&self, state: &SessionState) -> Result<(), Error> {
-        self.context.limits.try_take(
-            ActionClass::Signals,
-            &state.identity.tenant_id,
-            &state.identity.user_id,
-            self.context.clock.now(),
-        )
+    async fn take_signal(&self, state: &SessionState) -> Result<(), Error> {
+        self.context
+            .limits
+            .take(
+                ActionClass::Signals,
+                &state.identity.tenant_id,
+                &state.identity.user_id,
+                self.context.clock.now(),
+            )
+            .await
     }
 
     /// Starts watching the presence of the named users who share a conversation with this
@@ -352,7 +357,7 @@ impl SessionActor {
                 actual: user_ids.len(),
             });
         }
-        self.take_signal(state)?;
+        self.take_signal(state).await?;
         let identity = &state.identity;
         let mut allowed = Vec::new();
         let mut refused = Vec::new();
@@ -394,12 +399,17 @@ impl SessionActor {
         message_id: MessageId,
     ) {
         let now = self.context.clock.now();
-        if let Err(error) = self.context.limits.try_take(
-            ActionClass::Operations,
-            &state.identity.tenant_id,
-            &state.identity.user_id,
-            now,
-        ) {
+        if let Err(error) = self
+            .context
+            .limits
+            .take(
+                ActionClass::Operations,
+                &state.identity.tenant_id,
+                &state.identity.user_id,
+                now,
+            )
+            .await
+        {
             self.push_error(state, request_id.as_ref(), &error);
             return;
         }
@@ -437,12 +447,17 @@ impl SessionActor {
         delivered: Option<Seq>,
     ) {
         let now = self.context.clock.now();
-        if let Err(error) = self.context.limits.try_take(
-            ActionClass::Signals,
-            &state.identity.tenant_id,
-            &state.identity.user_id,
-            now,
-        ) {
+        if let Err(error) = self
+            .context
+            .limits
+            .take(
+                ActionClass::Signals,
+                &state.identity.tenant_id,
+                &state.identity.user_id,
+                now,
+            )
+            .await
+        {
             self.push_error(state, request_id.as_ref(), &error);
             return;
         }
@@ -476,7 +491,7 @@ impl SessionActor {
     /// Sends `pending`, applies the rate limit and hands the request (built around its
     /// [`AckGuard`] by `make_message`) to the conversation: the shared path of every request
     /// that is acknowledged by `client_id` (sends and operations on messages).
-    fn submit(
+    async fn submit(
         &self,
         state: &mut SessionState,
         request_id: Option<RequestId>,
@@ -501,12 +516,17 @@ impl SessionActor {
             encoder: Arc::clone(encoder),
         });
         let now = self.context.clock.now();
-        if let Err(error) = self.context.limits.try_take(
-            class,
-            &state.identity.tenant_id,
-            &state.identity.user_id,
-            now,
-        ) {
+        if let Err(error) = self
+            .context
+            .limits
+            .take(
+                class,
+                &state.identity.tenant_id,
+                &state.identity.user_id,
+                now,
+            )
+            .await
+        {
             ack.finish(AckOutcome::Rejected(error));
             return;
         }
@@ -629,7 +649,8 @@ impl Actor for SessionActor {
                         new_message,
                         ack,
                     },
-                );
+                )
+                .await;
             }
             SessionInput::Request(ClientRequest::Change {
                 request_id,
@@ -652,7 +673,8 @@ impl Actor for SessionActor {
                             ack,
                         }))
                     },
-                );
+                )
+                .await;
             }
             SessionInput::Request(ClientRequest::Typing {
                 request_id,
@@ -660,12 +682,17 @@ impl Actor for SessionActor {
                 started,
             }) => {
                 let now = self.context.clock.now();
-                if let Err(error) = self.context.limits.try_take(
-                    ActionClass::Signals,
-                    &state.identity.tenant_id,
-                    &state.identity.user_id,
-                    now,
-                ) {
+                if let Err(error) = self
+                    .context
+                    .limits
+                    .take(
+                        ActionClass::Signals,
+                        &state.identity.tenant_id,
+                        &state.identity.user_id,
+                        now,
+                    )
+                    .await
+                {
                     self.push_error(state, request_id.as_ref(), &error);
                 } else {
                     self.context.conversations.route(
@@ -681,7 +708,7 @@ impl Actor for SessionActor {
             SessionInput::Request(ClientRequest::IceServers {
                 request_id,
                 ttl_secs,
-            }) => match self.context.ice_servers(&state.identity, ttl_secs) {
+            }) => match self.context.ice_servers(&state.identity, ttl_secs).await {
                 Ok(servers) => {
                     let frame = self.context.encoder.encode(&ServerEvent::IceServers {
                         request_id: request_id.as_ref(),
@@ -692,7 +719,7 @@ impl Actor for SessionActor {
                 Err(error) => self.push_error(state, request_id.as_ref(), &error),
             },
             SessionInput::Request(ClientRequest::SetPresence { request_id, away }) => {
-                match self.take_signal(state) {
+                match self.take_signal(state).await {
                     Ok(()) => self.context.presence.set_away(&state.identity, away),
                     Err(error) => self.push_error(state, request_id.as_ref(), &error),
                 }
@@ -742,7 +769,8 @@ impl Actor for SessionActor {
                         new_operation,
                         ack,
                     },
-                );
+                )
+                .await;
             }
             SessionInput::SubscriptionLost {
                 conversation_id,

@@ -27,7 +27,9 @@ use switchboard_engine::model::{
 };
 use switchboard_engine::operations::{ConversationEvent, NewOperation};
 use switchboard_engine::permissions::{self, Action};
-use switchboard_engine::ports::{Clock, ClusterBus, IceServerProvider, IceServers, MessageStore};
+use switchboard_engine::ports::{
+    Clock, ClusterBus, IceServerProvider, IceServers, MessageStore, SharedRateLimiter,
+};
 use switchboard_engine::rate_limit::{ActionClass, RateLimits};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::validate_new_conversation;
@@ -488,6 +490,7 @@ impl System {
         clock: Arc<dyn Clock>,
         ice: Option<Arc<dyn IceServerProvider>>,
         cluster: Option<Arc<dyn ClusterBus>>,
+        shared_rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
     ) -> crate::Result<System> {
         let (handles_sender, handles_receiver) = tokio::sync::oneshot::channel();
         let args = RootArgs {
@@ -519,6 +522,7 @@ impl System {
             settings.rate_limits,
             settings.tenant_rate_limits.clone(),
             settings.max_connections_per_user,
+            shared_rate_limiter,
         );
         let presence = PresenceRegistry::new(Arc::clone(&clock), Arc::clone(&encoder));
         let session_context = Arc::new(SessionContext {
@@ -743,12 +747,14 @@ impl System {
         conversation_id: ConversationId,
         new_message: NewMessage,
     ) -> Result<SentMessage, Error> {
-        self.limits.try_take(
-            ActionClass::Messages,
-            &identity.tenant_id,
-            &identity.user_id,
-            self.ids.clock().now(),
-        )?;
+        self.limits
+            .take(
+                ActionClass::Messages,
+                &identity.tenant_id,
+                &identity.user_id,
+                self.ids.clock().now(),
+            )
+            .await?;
         self.send_unlimited(identity, conversation_id, new_message)
             .await
     }
@@ -764,7 +770,8 @@ impl System {
     ) -> Result<SendReceipt, Error> {
         let now = self.ids.clock().now();
         self.limits
-            .try_take(class, &identity.tenant_id, &identity.user_id, now)?;
+            .take(class, &identity.tenant_id, &identity.user_id, now)
+            .await?;
         self.submit_unlimited(identity, conversation_id, make_message)
             .await
     }
@@ -864,12 +871,14 @@ impl System {
         }
         let now = self.ids.clock().now();
         for _ in &targets {
-            self.limits.try_take(
-                ActionClass::Messages,
-                &identity.tenant_id,
-                &identity.user_id,
-                now,
-            )?;
+            self.limits
+                .take(
+                    ActionClass::Messages,
+                    &identity.tenant_id,
+                    &identity.user_id,
+                    now,
+                )
+                .await?;
         }
         let mut outcomes = Vec::with_capacity(targets.len());
         for target in targets {
@@ -1036,12 +1045,14 @@ impl System {
         read: Option<Seq>,
         delivered: Option<Seq>,
     ) -> Result<MemberView, Error> {
-        self.limits.try_take(
-            ActionClass::Signals,
-            &identity.tenant_id,
-            &identity.user_id,
-            self.ids.clock().now(),
-        )?;
+        self.limits
+            .take(
+                ActionClass::Signals,
+                &identity.tenant_id,
+                &identity.user_id,
+                self.ids.clock().now(),
+            )
+            .await?;
         let (sender, receiver) = ractor::concurrency::oneshot();
         let request = ReceiptRequest {
             user_id: identity.user_id.clone(),
@@ -1192,12 +1203,14 @@ impl System {
                 actual: user_ids.len(),
             });
         }
-        self.limits.try_take(
-            ActionClass::Signals,
-            &identity.tenant_id,
-            &identity.user_id,
-            self.ids.clock().now(),
-        )?;
+        self.limits
+            .take(
+                ActionClass::Signals,
+                &identity.tenant_id,
+                &identity.user_id,
+                self.ids.clock().now(),
+            )
+            .await?;
         let mut visible = Vec::new();
         let mut refused = Vec::new();
         for user_id in user_ids {
@@ -1226,12 +1239,12 @@ impl System {
     /// # Errors
     /// [`Error::RateLimited`] (a signal); [`Error::Unavailable`] when no TURN service is
     /// configured.
-    pub fn ice_servers(
+    pub async fn ice_servers(
         &self,
         identity: &Identity,
         ttl_secs: Option<u64>,
     ) -> Result<IceServers, Error> {
-        self.session_context.ice_servers(identity, ttl_secs)
+        self.session_context.ice_servers(identity, ttl_secs).await
     }
 
     /// A page of the moderation log, newest first, for moderators and stronger.
@@ -1392,12 +1405,14 @@ impl System {
         conversation_id: ConversationId,
         message_id: MessageId,
     ) -> Result<(), Error> {
-        self.limits.try_take(
-            ActionClass::Operations,
-            &identity.tenant_id,
-            &identity.user_id,
-            self.ids.clock().now(),
-        )?;
+        self.limits
+            .take(
+                ActionClass::Operations,
+                &identity.tenant_id,
+                &identity.user_id,
+                self.ids.clock().now(),
+            )
+            .await?;
         let (sender, receiver) = ractor::concurrency::oneshot();
         self.handles.conversations.route(
             Self::key(identity, conversation_id),

@@ -16,6 +16,7 @@ use crate::model::{
     Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
 };
 use crate::operations::{ConversationEvent, LogEntry};
+use crate::rate_limit::{ActionClass, RateLimit};
 use crate::time::Timestamp;
 use crate::{Error, StoreError};
 
@@ -382,6 +383,31 @@ pub trait ClusterBus: Send + Sync + 'static {
     /// # Errors
     /// A description of why the bus is not connected.
     fn ready(&self) -> Result<(), String>;
+}
+
+/// Rate-limit budgets shared by every node of a deployment, so that a user's limits hold
+/// across nodes rather than per node.
+///
+/// # Contract (checked by the conformance suite in `storage/tests/shared_rate_limits.rs`)
+/// - A budget is named by tenant, user and action class; budgets never affect one another.
+/// - A full budget allows `limit.burst` (at least 1) takes at once, then refuses with the
+///   milliseconds until the next token; it refills at `limit.per_minute` tokens a minute.
+/// - Every instance connected to the same backend shares the budgets.
+/// - A disabled limit (`per_minute == 0`) always allows, without asking the backend.
+#[async_trait]
+pub trait SharedRateLimiter: Send + Sync + 'static {
+    /// Takes one token from the budget: `Ok(Ok(()))` if there was one, `Ok(Err(ms))` with the
+    /// time until there is one.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the backend could not be asked.
+    async fn try_take(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        class: ActionClass,
+        limit: RateLimit,
+    ) -> Result<Result<(), u64>, StoreError>;
 }
 
 /// The source of the current time and of randomness for ids.

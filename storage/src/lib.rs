@@ -12,7 +12,9 @@
 //! The crate also holds the [`ClusterBus`](switchboard_engine::ports::ClusterBus) adapters by
 //! which the nodes of a scale-out deployment tell each other what they stored:
 //! `MemoryClusterHub` (nodes in one process) and `RedisClusterBus` (cargo feature `redis`),
-//! checked by one suite in `tests/cluster_bus.rs`.
+//! checked by one suite in `tests/cluster_bus.rs`; and the
+//! [`SharedRateLimiter`](switchboard_engine::ports::SharedRateLimiter) adapters
+//! (`MemoryRateLimiter`, `RedisRateLimiter`), checked by `tests/shared_rate_limits.rs`.
 //! Keys are built in the `keys` module (tenant first, length-prefixed, so tenants can never
 //! alias one another) and values in the `codec` module (a format-version byte, then postcard).
 
@@ -31,6 +33,9 @@ mod memory;
 mod mongo;
 #[cfg(feature = "redis")]
 mod redis_bus;
+#[cfg(feature = "redis")]
+mod redis_limits;
+mod shared_limits;
 mod staging;
 
 pub use cluster_memory::{MemoryClusterBus, MemoryClusterHub};
@@ -41,3 +46,6 @@ pub use memory::MemoryMessageStore;
 pub use mongo::MongoMessageStore;
 #[cfg(feature = "redis")]
 pub use redis_bus::RedisClusterBus;
+#[cfg(feature = "redis")]
+pub use redis_limits::RedisRateLimiter;
+pub use shared_limits::MemoryRateLimiter;

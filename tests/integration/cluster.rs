@@ -5,27 +5,32 @@
 //! A client on one node and a client on the other, in one conversation, see each other's
 //! messages, edits and typing live, in seq order; a member added on one node may join on the
 //! other; a member removed on one node stops receiving on the other; and a client resumes with
-//! `since` on either node.
+//! `since` on either node. A user's rate limit is the deployment's, not each node's.
 
 use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::json;
-use switchboard_engine::ports::{ClusterBus, MessageStore};
-use switchboard_storage::{MemoryClusterHub, MemoryMessageStore};
+use switchboard::config::Config;
+use switchboard_actors::clock::SystemClock;
+use switchboard_engine::ports::{ClusterBus, MessageStore, SharedRateLimiter};
+use switchboard_storage::{MemoryClusterHub, MemoryMessageStore, MemoryRateLimiter};
 
 use crate::support::{Client, TestServer, call, next_of, seqs};
 
-/// Two nodes on one in-memory store and hub.
-async fn two_memory_nodes() -> (TestServer, TestServer) {
+/// Two nodes on one in-memory store, hub and rate-limit budgets, configured by `configure`.
+async fn two_memory_nodes(configure: impl Fn(&mut Config)) -> (TestServer, TestServer) {
     let store: Arc<dyn MessageStore> = Arc::new(MemoryMessageStore::new());
     let hub = MemoryClusterHub::new();
+    let rate_limiter: Arc<dyn SharedRateLimiter> =
+        Arc::new(MemoryRateLimiter::new(Arc::new(SystemClock)));
     let node = |name: &str| switchboard::Ports {
         store: Some(Arc::clone(&store)),
         cluster: Some(Arc::new(hub.node(name)) as Arc<dyn ClusterBus>),
+        rate_limiter: Some(Arc::clone(&rate_limiter)),
     };
-    let first = TestServer::start_with_ports(|_| {}, node("node-a")).await;
-    let second = TestServer::start_with_ports(|_| {}, node("node-b")).await;
+    let first = TestServer::start_with_ports(&configure, node("node-a")).await;
+    let second = TestServer::start_with_ports(&configure, node("node-b")).await;
     (first, second)
 }
 
@@ -158,6 +163,35 @@ pub(crate) async fn two_nodes_serve_one_conversation_live(first: &TestServer, se
 
 #[tokio::test]
 async fn two_nodes_on_one_store_and_bus_serve_one_conversation_live() {
-    let (first, second) = two_memory_nodes().await;
+    let (first, second) = two_memory_nodes(|_| {}).await;
     two_nodes_serve_one_conversation_live(&first, &second).await;
+}
+
+#[tokio::test]
+async fn a_users_rate_limit_holds_across_nodes() {
+    let (first, second) = two_memory_nodes(|config| {
+        config.limits.messages_per_minute = 3;
+        config.limits.messages_burst = 3;
+    })
+    .await;
+    let id = first.create_conversation("acme", "alice", &["bob"]).await;
+    let mut on_first = first.connect("acme", "alice").await;
+    let mut on_second = second.connect("acme", "alice").await;
+    for (on_second_node, client_id) in [(false, "m1"), (true, "m2"), (false, "m3")] {
+        let client = if on_second_node {
+            &mut on_second
+        } else {
+            &mut on_first
+        };
+        let (_, ack) = client.send_message(&id, client_id, "within").await;
+        assert_eq!(ack["status"], "delivered", "{ack}");
+    }
+    // The burst of 3 is the user's, not each node's.
+    let (_, ack) = on_second.send_message(&id, "m4", "over").await;
+    assert_eq!(ack["status"], "rejected", "{ack}");
+    assert_eq!(ack["code"], "rate_limited", "{ack}");
+    assert!(
+        ack["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0),
+        "{ack}"
+    );
 }

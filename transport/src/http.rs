@@ -1942,6 +1942,6 @@ pub(crate) async fn turn_credentials(
     query: Result<Query<TurnQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
     let query = parse_query(query)?;
-    let servers = app.system.ice_servers(&identity, query.ttl_secs)?;
+    let servers = app.system.ice_servers(&identity, query.ttl_secs).await?;
     Ok(Json(IceServersBody::new(&servers)).into_response())
 }

@@ -21,7 +21,12 @@ fn one_a_second() -> RateLimit {
 
 #[test]
 fn rate_limits_are_per_user_per_tenant_per_class() {
-    let limits = UserLimits::new(RateLimits::uniform(one_a_second()), HashMap::default(), 0);
+    let limits = UserLimits::new(
+        RateLimits::uniform(one_a_second()),
+        HashMap::default(),
+        0,
+        None,
+    );
     let (tenant_a, alice) = ids("a", "alice");
     let (tenant_b, _) = ids("b", "alice");
     let now = Timestamp(1_000);
@@ -60,7 +65,7 @@ fn a_tenant_may_have_rates_of_its_own() {
             ..RateLimits::uniform(one_a_second())
         },
     );
-    let limits = UserLimits::new(RateLimits::uniform(one_a_second()), overrides, 0);
+    let limits = UserLimits::new(RateLimits::uniform(one_a_second()), overrides, 0, None);
     let now = Timestamp(1_000);
     let admitted = |tenant_id| {
         (0..5)
@@ -84,6 +89,7 @@ fn connection_slots_are_capped_and_released() {
         }),
         HashMap::default(),
         2,
+        None,
     );
     let (tenant, alice) = ids("a", "alice");
     let first = limits.open_connection(&tenant, &alice).expect("first slot");
