@@ -380,7 +380,6 @@ impl FanoutFixture {
             Arc::new(SystemClock),
             None,
             None,
-            None,
         )
         .await
         .expect("the actor system starts");

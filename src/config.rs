@@ -100,8 +100,8 @@ impl Default for KafkaConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
-    /// The Redis server that carries the nodes' notices and their shared rate-limit budgets
-    /// (`redis://host:6379/0`); needs a build
+    /// The Redis server that carries the nodes' notices, their shared rate-limit budgets and
+    /// presence (`redis://host:6379/0`); needs a build
     /// with the `redis` cargo feature. Default: none (a single node).
     pub redis_url: Option<String>,
     /// This node's id, unique in the deployment. Default: none, in which case a random one is

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchboard_actors::clock::SystemClock;
-use switchboard_actors::system::System;
-use switchboard_engine::ports::{Clock, ClusterBus, MessageStore, SharedRateLimiter};
+use switchboard_actors::system::{ClusterPorts, System};
+use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use switchboard_transport::auth::Authenticator;
 use switchboard_transport::codec::JsonEventEncoder;
@@ -87,23 +87,34 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
     })
 }
 
-/// Starts the configured cluster bus: `None` for a single node.
+/// Starts what the nodes of a deployment share through Redis (`[cluster] redis_url`): the
+/// bus, the rate-limit budgets and the presence directory. `None` for a single node.
 ///
 /// # Errors
 /// If the Redis URL is malformed. A Redis server that is not reachable yet is not an error:
-/// the bus connects when it can, and `/ready` reports it until then.
-pub fn open_cluster_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn ClusterBus>>> {
+/// the adapters connect when they can, and `/ready` reports it until then.
+pub fn open_cluster(config: &Config) -> anyhow::Result<Option<ClusterPorts>> {
     let Some(url) = &config.cluster.redis_url else {
         return Ok(None);
     };
     let node_id = node_id(config);
     #[cfg(feature = "redis")]
     {
-        tracing::info!(%node_id, "cluster bus over Redis");
-        Ok(Some(Arc::new(
-            switchboard_storage::RedisClusterBus::start(url, node_id)
-                .context("starting the Redis cluster bus")?,
-        )))
+        tracing::info!(%node_id, "cluster over Redis");
+        Ok(Some(ClusterPorts {
+            bus: Arc::new(
+                switchboard_storage::RedisClusterBus::start(url, node_id.clone())
+                    .context("starting the Redis cluster bus")?,
+            ),
+            rate_limiter: Arc::new(
+                switchboard_storage::RedisRateLimiter::new(url)
+                    .context("starting the shared rate limits")?,
+            ),
+            presence: Arc::new(
+                switchboard_storage::RedisPresenceDirectory::start(url, node_id)
+                    .context("starting the presence directory")?,
+            ),
+        }))
     }
     #[cfg(not(feature = "redis"))]
     {
@@ -111,33 +122,6 @@ pub fn open_cluster_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn Cluste
         anyhow::bail!(
             "cluster.redis_url needs a build with the Redis cluster bus: \
              cargo build --release --features redis"
-        )
-    }
-}
-
-/// The rate-limit budgets shared by the nodes of a deployment (in Redis, with `[cluster]
-/// redis_url`): `None` for a single node, whose budgets are its own.
-///
-/// # Errors
-/// If the Redis URL is malformed.
-pub fn open_shared_rate_limiter(
-    config: &Config,
-) -> anyhow::Result<Option<Arc<dyn SharedRateLimiter>>> {
-    let Some(url) = &config.cluster.redis_url else {
-        return Ok(None);
-    };
-    #[cfg(feature = "redis")]
-    {
-        Ok(Some(Arc::new(
-            switchboard_storage::RedisRateLimiter::new(url)
-                .context("starting the shared rate limits")?,
-        )))
-    }
-    #[cfg(not(feature = "redis"))]
-    {
-        let _ = url;
-        anyhow::bail!(
-            "cluster.redis_url needs a build with the Redis cluster bus: cargo build --release --features redis"
         )
     }
 }
@@ -209,10 +193,8 @@ fn node_id(config: &Config) -> String {
 pub struct Ports {
     /// The store, instead of `[storage]`'s.
     pub store: Option<Arc<dyn MessageStore>>,
-    /// The cluster bus, instead of `[cluster]`'s.
-    pub cluster: Option<Arc<dyn ClusterBus>>,
-    /// The shared rate-limit budgets, instead of `[cluster]`'s.
-    pub rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
+    /// What the nodes share (bus, rate limits, presence), instead of `[cluster]`'s.
+    pub cluster: Option<ClusterPorts>,
 }
 
 /// Starts everything and begins accepting connections.
@@ -240,11 +222,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
     let store = with_pipeline(&config, store).await?;
     let cluster = match ports.cluster {
         Some(cluster) => Some(cluster),
-        None => open_cluster_bus(&config)?,
-    };
-    let rate_limiter = match ports.rate_limiter {
-        Some(rate_limiter) => Some(rate_limiter),
-        None => open_shared_rate_limiter(&config)?,
+        None => open_cluster(&config)?,
     };
     let mut turn = config
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
@@ -272,7 +250,6 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             Arc::clone(&clock),
             Some(Arc::new(turn)),
             cluster,
-            rate_limiter,
         )
         .await
         .context("starting the actor system")?,

@@ -11,17 +11,28 @@
 //!
 //! The state is a few maps behind a `std::sync::Mutex`, like [`crate::limits`]: each call is a
 //! handful of map operations and non-blocking pushes, never an await, so an actor hop would only
-//! add latency. Presence lives in memory on one node: after a restart every user is offline
+//! add latency. On a single node presence lives in memory: after a restart every user is offline
 //! until a session opens (`last_seen` unknown).
+//!
+//! With several nodes ([`ClusterPresence`]), what a user's status is depends on every node: this
+//! node reports its own view of each user (sessions here, away or not, when the last one closed)
+//! to the shared [`PresenceDirectory`], in order, from one task; tells the other nodes on the
+//! [`ClusterBus`]; and, for the users its sessions watch, looks the status up in the directory
+//! whenever this node or another one reports a change, pushing it to the watchers when it
+//! differs from what they last got. Lookups for `presence_state` and the HTTP API go to the
+//! directory too.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use foldhash::HashMap;
 use switchboard_engine::StoreError;
 use switchboard_engine::event::{EventEncoder, ServerEvent};
 use switchboard_engine::ids::{SessionId, TenantId, UserId};
-use switchboard_engine::ports::{Clock, MessageStore};
+use switchboard_engine::ports::{
+    Clock, ClusterBus, ClusterSubscription, MessageStore, NodePresence, PresenceDirectory,
+    PresenceListener,
+};
 use switchboard_engine::time::Timestamp;
 
 use crate::outbound::Outbound;
@@ -55,6 +66,27 @@ struct PresenceState {
     watchers: HashMap<UserKey, BTreeMap<SessionId, Outbound>>,
     /// Whom each session watches, to clean up when it closes.
     watching: HashMap<SessionId, Vec<UserKey>>,
+    /// With several nodes: the status each watched user's watchers last got.
+    last_pushed: HashMap<UserKey, PresenceStatus>,
+}
+
+/// Presence across the nodes of a deployment.
+struct ClusterPresence {
+    directory: Arc<dyn PresenceDirectory>,
+    /// This node's reports, in order, to the task that sends them.
+    reports: tokio::sync::mpsc::UnboundedSender<(UserKey, NodePresence)>,
+    _subscription: ClusterSubscription,
+}
+
+/// Hands the other nodes' presence changes to the registry.
+struct PresenceChanges(Weak<PresenceRegistry>);
+
+impl PresenceListener for PresenceChanges {
+    fn presence_changed(&self, tenant_id: &TenantId, user_id: &UserId) {
+        if let Some(registry) = self.0.upgrade() {
+            registry.refresh_later((tenant_id.clone(), user_id.clone()));
+        }
+    }
 }
 
 /// The presence of every user of every tenant on this node.
@@ -62,18 +94,45 @@ pub struct PresenceRegistry {
     clock: Arc<dyn Clock>,
     encoder: Arc<dyn EventEncoder>,
     state: Mutex<PresenceState>,
+    cluster: Option<ClusterPresence>,
 }
 
 /// The most users one watch request may name.
 pub const MAX_WATCHED_PER_REQUEST: usize = 100;
 
 impl PresenceRegistry {
-    /// An empty registry.
-    pub fn new(clock: Arc<dyn Clock>, encoder: Arc<dyn EventEncoder>) -> Arc<Self> {
-        Arc::new(PresenceRegistry {
-            clock,
-            encoder,
-            state: Mutex::new(PresenceState::default()),
+    /// An empty registry; with `cluster` (the bus and the directory), presence is the
+    /// deployment's.
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        encoder: Arc<dyn EventEncoder>,
+        cluster: Option<(Arc<dyn ClusterBus>, Arc<dyn PresenceDirectory>)>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|registry: &Weak<PresenceRegistry>| {
+            let cluster = cluster.map(|(bus, directory)| {
+                let (reports, queue) = tokio::sync::mpsc::unbounded_channel();
+                #[allow(clippy::disallowed_methods)]
+                // Ends when the registry (which holds the sender) is dropped.
+                tokio::spawn(send_reports(
+                    queue,
+                    registry.clone(),
+                    Arc::clone(&directory),
+                    Arc::clone(&bus),
+                ));
+                let subscription =
+                    bus.subscribe_presence(Arc::new(PresenceChanges(registry.clone())));
+                ClusterPresence {
+                    directory,
+                    reports,
+                    _subscription: subscription,
+                }
+            });
+            PresenceRegistry {
+                clock,
+                encoder,
+                state: Mutex::new(PresenceState::default()),
+                cluster,
+            }
         })
     }
 
@@ -114,7 +173,8 @@ impl PresenceRegistry {
         self.update(identity, |presence, _| presence.away = away);
     }
 
-    /// Applies a change to a user's presence and tells the watchers if the status changed.
+    /// Applies a change to a user's presence and tells the watchers if the status changed
+    /// (with several nodes: reports it, and the watchers hear of the deployment-wide status).
     fn update(&self, identity: &Identity, change: impl FnOnce(&mut UserPresence, Timestamp)) {
         let now = self.clock.now();
         let key = (identity.tenant_id.clone(), identity.user_id.clone());
@@ -125,6 +185,15 @@ impl PresenceRegistry {
         let after = presence.status();
         let last_seen = presence.last_seen;
         if before == after {
+            return;
+        }
+        if let Some(cluster) = &self.cluster {
+            let report = match after {
+                PresenceStatus::Online => NodePresence::Online,
+                PresenceStatus::Away => NodePresence::Away,
+                PresenceStatus::Offline => NodePresence::Gone { last_seen: now },
+            };
+            let _ = cluster.reports.send((key, report));
             return;
         }
         let Some(watchers) = state.watchers.get(&key) else {
@@ -143,8 +212,22 @@ impl PresenceRegistry {
         }
     }
 
-    /// The presence of a user.
-    pub fn view(&self, tenant_id: &TenantId, user_id: &UserId) -> PresenceEntry {
+    /// The presence of a user: the deployment's with several nodes (this node's own view if
+    /// the directory cannot be asked), else this node's.
+    pub async fn view(&self, tenant_id: &TenantId, user_id: &UserId) -> PresenceEntry {
+        if let Some(cluster) = &self.cluster {
+            match cluster.directory.lookup(tenant_id, user_id).await {
+                Ok(entry) => return entry,
+                Err(error) => {
+                    tracing::warn!(%error, "the presence directory did not answer; answering with this node's view");
+                }
+            }
+        }
+        self.local_view(tenant_id, user_id)
+    }
+
+    /// This node's own view of a user's presence.
+    fn local_view(&self, tenant_id: &TenantId, user_id: &UserId) -> PresenceEntry {
         let state = self.lock();
         let presence = state.users.get(&(tenant_id.clone(), user_id.clone()));
         let status = presence.map_or(PresenceStatus::Offline, UserPresence::status);
@@ -159,7 +242,7 @@ impl PresenceRegistry {
 
     /// Starts telling `session_id` about changes to each of `user_ids`' presence (the caller
     /// checked they share a conversation), and returns their presence now.
-    pub fn watch(
+    pub async fn watch(
         &self,
         tenant_id: &TenantId,
         session_id: SessionId,
@@ -181,10 +264,79 @@ impl PresenceRegistry {
                 }
             }
         }
-        user_ids
-            .iter()
-            .map(|user_id| self.view(tenant_id, user_id))
-            .collect()
+        let mut entries = Vec::with_capacity(user_ids.len());
+        for user_id in user_ids {
+            let entry = self.view(tenant_id, user_id).await;
+            if self.cluster.is_some() {
+                self.lock()
+                    .last_pushed
+                    .entry((tenant_id.clone(), user_id.clone()))
+                    .or_insert(entry.status);
+            }
+            entries.push(entry);
+        }
+        entries
+    }
+
+    /// With several nodes: looks up a watched user's status in the directory (in the
+    /// background) and tells the watchers if it changed.
+    fn refresh_later(self: Arc<Self>, key: UserKey) {
+        if !self.lock().watchers.contains_key(&key) {
+            return;
+        }
+        #[allow(clippy::disallowed_methods)] // A single lookup that ends by itself.
+        tokio::spawn(async move { self.refresh(key).await });
+    }
+
+    async fn refresh(&self, key: UserKey) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let entry = match cluster.directory.lookup(&key.0, &key.1).await {
+            Ok(entry) => entry,
+            Err(error) => {
+                tracing::warn!(%error, "the presence directory did not answer; watchers not told");
+                return;
+            }
+        };
+        let mut state = self.lock();
+        let Some(watchers) = state.watchers.get(&key) else {
+            return;
+        };
+        let frame = self.encoder.encode(&ServerEvent::Presence {
+            request_id: None,
+            user_id: &entry.user_id,
+            status: entry.status,
+            last_seen: entry.last_seen,
+        });
+        let outbounds: Vec<Outbound> = watchers.values().cloned().collect();
+        if state.last_pushed.insert(key, entry.status) == Some(entry.status) {
+            return;
+        }
+        for outbound in outbounds {
+            outbound.push_if_room(frame.clone());
+        }
+    }
+}
+
+/// Sends this node's reports to the directory in the order they were made, tells the other
+/// nodes, and refreshes this node's own watchers.
+async fn send_reports(
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<(UserKey, NodePresence)>,
+    registry: Weak<PresenceRegistry>,
+    directory: Arc<dyn PresenceDirectory>,
+    bus: Arc<dyn ClusterBus>,
+) {
+    while let Some(((tenant_id, user_id), report)) = queue.recv().await {
+        if let Err(error) = directory.report(&tenant_id, &user_id, report).await {
+            tracing::warn!(%error, "a presence report was lost: the directory did not answer");
+            continue;
+        }
+        bus.publish_presence(&tenant_id, &user_id);
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        registry.refresh((tenant_id, user_id)).await;
     }
 }
 

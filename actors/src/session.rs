@@ -375,12 +375,16 @@ impl SessionActor {
                 refused.push(user_id);
             }
         }
-        let users = self.context.presence.watch(
-            &identity.tenant_id,
-            self.session_id,
-            &state.outbound,
-            &allowed,
-        );
+        let users = self
+            .context
+            .presence
+            .watch(
+                &identity.tenant_id,
+                self.session_id,
+                &state.outbound,
+                &allowed,
+            )
+            .await;
         let frame = self.context.encoder.encode(&ServerEvent::PresenceState {
             request_id,
             users: &users,

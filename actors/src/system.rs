@@ -28,7 +28,8 @@ use switchboard_engine::model::{
 use switchboard_engine::operations::{ConversationEvent, NewOperation};
 use switchboard_engine::permissions::{self, Action};
 use switchboard_engine::ports::{
-    Clock, ClusterBus, IceServerProvider, IceServers, MessageStore, SharedRateLimiter,
+    Clock, ClusterBus, IceServerProvider, IceServers, MessageStore, PresenceDirectory,
+    SharedRateLimiter,
 };
 use switchboard_engine::rate_limit::{ActionClass, RateLimits};
 use switchboard_engine::time::Timestamp;
@@ -391,6 +392,17 @@ pub struct System {
     cluster: Option<Arc<dyn ClusterBus>>,
 }
 
+/// What the nodes of a deployment share, besides the store: how they tell each other what they
+/// stored, the users' rate-limit budgets, and presence.
+pub struct ClusterPorts {
+    /// Notices between nodes.
+    pub bus: Arc<dyn ClusterBus>,
+    /// Rate-limit budgets.
+    pub rate_limiter: Arc<dyn SharedRateLimiter>,
+    /// Presence across nodes.
+    pub presence: Arc<dyn PresenceDirectory>,
+}
+
 /// What a send over HTTP produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentMessage {
@@ -489,9 +501,17 @@ impl System {
         encoder: Arc<dyn EventEncoder>,
         clock: Arc<dyn Clock>,
         ice: Option<Arc<dyn IceServerProvider>>,
-        cluster: Option<Arc<dyn ClusterBus>>,
-        shared_rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
+        cluster: Option<ClusterPorts>,
     ) -> crate::Result<System> {
+        let (bus, shared_rate_limiter, presence_directory) = match cluster {
+            Some(ports) => (
+                Some(ports.bus),
+                Some(ports.rate_limiter),
+                Some(ports.presence),
+            ),
+            None => (None, None, None),
+        };
+        let cluster = bus;
         let (handles_sender, handles_receiver) = tokio::sync::oneshot::channel();
         let args = RootArgs {
             store: Arc::clone(&store),
@@ -524,7 +544,11 @@ impl System {
             settings.max_connections_per_user,
             shared_rate_limiter,
         );
-        let presence = PresenceRegistry::new(Arc::clone(&clock), Arc::clone(&encoder));
+        let presence = PresenceRegistry::new(
+            Arc::clone(&clock),
+            Arc::clone(&encoder),
+            cluster.clone().zip(presence_directory),
+        );
         let session_context = Arc::new(SessionContext {
             conversations: handles.conversations.clone(),
             encoder,
@@ -1225,7 +1249,8 @@ impl System {
                 visible.push(
                     self.session_context
                         .presence
-                        .view(&identity.tenant_id, &user_id),
+                        .view(&identity.tenant_id, &user_id)
+                        .await,
                 );
             } else {
                 refused.push(user_id);

@@ -351,6 +351,13 @@ impl std::fmt::Debug for ClusterSubscription {
     }
 }
 
+/// Hears that a user's presence may have changed on another node.
+pub trait PresenceListener: Send + Sync + 'static {
+    /// The user's presence may have changed; the directory has the current state. Called from
+    /// the bus's own task: an implementation must not block.
+    fn presence_changed(&self, tenant_id: &TenantId, user_id: &UserId);
+}
+
 /// Carries [`ClusterNotice`]s between the engine nodes of one deployment.
 ///
 /// # Contract (checked by the conformance suite in `storage/tests/cluster_bus.rs`)
@@ -376,6 +383,17 @@ pub trait ClusterBus: Send + Sync + 'static {
         tenant_id: &TenantId,
         conversation_id: ConversationId,
         listener: std::sync::Arc<dyn ClusterListener>,
+    ) -> ClusterSubscription;
+
+    /// Tells the other nodes that a user's presence changed on this one (see
+    /// [`PresenceDirectory`]).
+    fn publish_presence(&self, tenant_id: &TenantId, user_id: &UserId);
+
+    /// Delivers the other nodes' presence changes, for every tenant, to `listener` until the
+    /// returned subscription is dropped.
+    fn subscribe_presence(
+        &self,
+        listener: std::sync::Arc<dyn PresenceListener>,
     ) -> ClusterSubscription;
 
     /// Whether the bus is connected (for readiness probes); the error says what is missing.
@@ -408,6 +426,54 @@ pub trait SharedRateLimiter: Send + Sync + 'static {
         class: ActionClass,
         limit: RateLimit,
     ) -> Result<Result<(), u64>, StoreError>;
+}
+
+/// What one node knows of a user's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NodePresence {
+    /// The user has sessions on this node.
+    Online,
+    /// The user has sessions on this node and said they are away.
+    Away,
+    /// The user's last session on this node closed at this time.
+    Gone {
+        /// When.
+        last_seen: Timestamp,
+    },
+}
+
+/// Presence across the nodes of a deployment: each node reports what it knows of its own
+/// users, and anyone can ask for a user's presence as a whole.
+///
+/// # Contract (checked by the conformance suite in `storage/tests/presence_directory.rs`)
+/// - A user is online if some live node reports them online, else away if some live node
+///   reports them away, else offline with the latest `last_seen` any node reported (unknown if
+///   none did).
+/// - A node that stops (without reporting) stops counting once the directory notices it is
+///   gone; how soon is the adapter's to document.
+/// - Users of different tenants never affect one another.
+#[async_trait]
+pub trait PresenceDirectory: Send + Sync + 'static {
+    /// Records what this node knows of a user.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the backend could not be reached.
+    async fn report(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        presence: NodePresence,
+    ) -> Result<(), StoreError>;
+
+    /// The user's presence across every live node.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the backend could not be reached.
+    async fn lookup(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+    ) -> Result<crate::event::PresenceEntry, StoreError>;
 }
 
 /// The source of the current time and of randomness for ids.

@@ -10,10 +10,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use switchboard_engine::ids::{ConversationId, TenantId};
-use switchboard_engine::ports::{ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription};
+use switchboard_engine::ids::{ConversationId, TenantId, UserId};
+use switchboard_engine::ports::{
+    ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription, PresenceListener,
+};
 
 type Listeners = HashMap<(TenantId, ConversationId), Vec<Registration>>;
+/// Presence listeners: registration id, node id, listener.
+type PresenceListeners = Vec<(u64, String, Arc<dyn PresenceListener>)>;
 
 struct Registration {
     id: u64,
@@ -25,6 +29,7 @@ struct Registration {
 #[derive(Default)]
 pub struct MemoryClusterHub {
     listeners: Mutex<Listeners>,
+    presence_listeners: Mutex<PresenceListeners>,
     next_id: AtomicU64,
 }
 
@@ -130,7 +135,52 @@ impl ClusterBus for MemoryClusterBus {
         })
     }
 
+    fn publish_presence(&self, tenant_id: &TenantId, user_id: &UserId) {
+        let receivers: Vec<Arc<dyn PresenceListener>> = self
+            .hub
+            .presence_listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, node_id, _)| *node_id != self.node_id)
+            .map(|(_, _, listener)| Arc::clone(listener))
+            .collect();
+        for listener in receivers {
+            listener.presence_changed(tenant_id, user_id);
+        }
+    }
+
+    fn subscribe_presence(&self, listener: Arc<dyn PresenceListener>) -> ClusterSubscription {
+        let id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
+        self.hub
+            .presence_listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((id, self.node_id.clone(), listener));
+        ClusterSubscription::new(UnsubscribePresence {
+            hub: Arc::downgrade(&self.hub),
+            id,
+        })
+    }
+
     fn ready(&self) -> Result<(), String> {
         Ok(())
+    }
+}
+
+/// Removes a presence registration when dropped.
+struct UnsubscribePresence {
+    hub: Weak<MemoryClusterHub>,
+    id: u64,
+}
+
+impl Drop for UnsubscribePresence {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.presence_listeners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|(id, _, _)| *id != self.id);
+        }
     }
 }

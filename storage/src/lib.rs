@@ -14,7 +14,9 @@
 //! `MemoryClusterHub` (nodes in one process) and `RedisClusterBus` (cargo feature `redis`),
 //! checked by one suite in `tests/cluster_bus.rs`; and the
 //! [`SharedRateLimiter`](switchboard_engine::ports::SharedRateLimiter) adapters
-//! (`MemoryRateLimiter`, `RedisRateLimiter`), checked by `tests/shared_rate_limits.rs`.
+//! (`MemoryRateLimiter`, `RedisRateLimiter`), checked by `tests/shared_rate_limits.rs`; and the
+//! [`PresenceDirectory`](switchboard_engine::ports::PresenceDirectory) adapters
+//! (`MemoryPresenceHub`, `RedisPresenceDirectory`), checked by `tests/presence_directory.rs`.
 //! Keys are built in the `keys` module (tenant first, length-prefixed, so tenants can never
 //! alias one another) and values in the `codec` module (a format-version byte, then postcard).
 
@@ -31,10 +33,13 @@ mod keys;
 mod memory;
 #[cfg(feature = "mongodb")]
 mod mongo;
+mod presence_memory;
 #[cfg(feature = "redis")]
 mod redis_bus;
 #[cfg(feature = "redis")]
 mod redis_limits;
+#[cfg(feature = "redis")]
+mod redis_presence;
 mod shared_limits;
 mod staging;
 
@@ -44,8 +49,11 @@ pub use error::{Error, Result};
 pub use memory::MemoryMessageStore;
 #[cfg(feature = "mongodb")]
 pub use mongo::MongoMessageStore;
+pub use presence_memory::{MemoryPresenceDirectory, MemoryPresenceHub};
 #[cfg(feature = "redis")]
 pub use redis_bus::RedisClusterBus;
 #[cfg(feature = "redis")]
 pub use redis_limits::RedisRateLimiter;
+#[cfg(feature = "redis")]
+pub use redis_presence::RedisPresenceDirectory;
 pub use shared_limits::MemoryRateLimiter;

@@ -24,15 +24,19 @@ use std::time::Duration;
 use bb8_redis::RedisConnectionManager;
 use futures_util::StreamExt;
 use switchboard_engine::StoreError;
-use switchboard_engine::ids::{ConversationId, TenantId};
-use switchboard_engine::ports::{ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription};
+use switchboard_engine::ids::{ConversationId, TenantId, UserId};
+use switchboard_engine::ports::{
+    ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription, PresenceListener,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::codec;
 
-/// The pattern every node subscribes to.
+/// The pattern every node subscribes to for conversations' notices.
 const CHANNEL_PATTERN: &str = "sb:conv:*";
+/// The pattern every node subscribes to for presence changes (`sb:presence:<tenant>`).
+const PRESENCE_PATTERN: &str = "sb:presence:*";
 /// Notices waiting to be published before new ones are dropped.
 const PUBLISH_QUEUE: usize = 4096;
 /// The longest wait between two connection attempts.
@@ -58,6 +62,7 @@ type Listeners = HashMap<(TenantId, ConversationId), Vec<(u64, Arc<dyn ClusterLi
 struct Shared {
     node_id: String,
     listeners: Mutex<Listeners>,
+    presence_listeners: Mutex<Vec<(u64, Arc<dyn PresenceListener>)>>,
     next_id: AtomicU64,
     connected: AtomicBool,
     /// Why the subscriber is not connected, for readiness probes.
@@ -83,6 +88,10 @@ impl Shared {
     }
 
     fn dispatch(&self, channel_name: &str, payload: &[u8]) {
+        if let Some(tenant) = channel_name.strip_prefix("sb:presence:") {
+            self.dispatch_presence(tenant, payload);
+            return;
+        }
         let Some(key) = parse_channel(channel_name) else {
             return;
         };
@@ -108,6 +117,32 @@ impl Shared {
             .unwrap_or_default();
         for listener in receivers {
             listener.notice(notice.clone());
+        }
+    }
+
+    fn dispatch_presence(&self, tenant: &str, payload: &[u8]) {
+        let Ok(tenant_id) = TenantId::parse(tenant) else {
+            return;
+        };
+        let (origin, user_id): (String, UserId) = match codec::decode("bus", payload) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::warn!(%error, "an undecodable presence notice was dropped");
+                return;
+            }
+        };
+        if origin == self.node_id {
+            return;
+        }
+        let receivers: Vec<Arc<dyn PresenceListener>> = self
+            .presence_listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(_, listener)| Arc::clone(listener))
+            .collect();
+        for listener in receivers {
+            listener.presence_changed(&tenant_id, &user_id);
         }
     }
 
@@ -150,6 +185,7 @@ impl RedisClusterBus {
         let shared = Arc::new(Shared {
             node_id: node_id.into(),
             listeners: Mutex::new(HashMap::new()),
+            presence_listeners: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             last_error: Mutex::new("not connected to Redis yet".to_owned()),
@@ -199,7 +235,10 @@ async fn subscribe_forever(client: redis::Client, shared: Arc<Shared>) {
     let mut attempt = 0u32;
     loop {
         match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.psubscribe(CHANNEL_PATTERN).await {
+            Ok(mut pubsub) => match pubsub
+                .psubscribe(&[CHANNEL_PATTERN, PRESENCE_PATTERN])
+                .await
+            {
                 Ok(()) => {
                     attempt = 0;
                     shared.connected.store(true, Ordering::Release);
@@ -243,6 +282,24 @@ async fn publish_forever(
             if dropped % 1000 == 1 {
                 tracing::warn!(%error, dropped, "cluster notices are being dropped: Redis refused a publish");
             }
+        }
+    }
+}
+
+/// Removes a presence registration when dropped.
+struct UnsubscribePresence {
+    shared: Weak<Shared>,
+    id: u64,
+}
+
+impl Drop for UnsubscribePresence {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .presence_listeners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|(id, _)| *id != self.id);
         }
     }
 }
@@ -299,6 +356,36 @@ impl ClusterBus for RedisClusterBus {
                 );
             }
         }
+    }
+
+    fn publish_presence(&self, tenant_id: &TenantId, user_id: &UserId) {
+        let payload = match codec::encode(&(self.shared.node_id.as_str(), user_id)) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::error!(%error, "a presence notice could not be encoded");
+                return;
+            }
+        };
+        if self
+            .publisher
+            .try_send((format!("sb:presence:{tenant_id}"), payload))
+            .is_err()
+        {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn subscribe_presence(&self, listener: Arc<dyn PresenceListener>) -> ClusterSubscription {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .presence_listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((id, listener));
+        ClusterSubscription::new(UnsubscribePresence {
+            shared: Arc::downgrade(&self.shared),
+            id,
+        })
     }
 
     fn subscribe(

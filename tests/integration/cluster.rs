@@ -13,8 +13,11 @@ use reqwest::Method;
 use serde_json::json;
 use switchboard::config::Config;
 use switchboard_actors::clock::SystemClock;
+use switchboard_actors::system::ClusterPorts;
 use switchboard_engine::ports::{ClusterBus, MessageStore, SharedRateLimiter};
-use switchboard_storage::{MemoryClusterHub, MemoryMessageStore, MemoryRateLimiter};
+use switchboard_storage::{
+    MemoryClusterHub, MemoryMessageStore, MemoryPresenceHub, MemoryRateLimiter,
+};
 
 use crate::support::{Client, TestServer, call, next_of, seqs};
 
@@ -24,10 +27,14 @@ async fn two_memory_nodes(configure: impl Fn(&mut Config)) -> (TestServer, TestS
     let hub = MemoryClusterHub::new();
     let rate_limiter: Arc<dyn SharedRateLimiter> =
         Arc::new(MemoryRateLimiter::new(Arc::new(SystemClock)));
+    let presence = MemoryPresenceHub::new();
     let node = |name: &str| switchboard::Ports {
         store: Some(Arc::clone(&store)),
-        cluster: Some(Arc::new(hub.node(name)) as Arc<dyn ClusterBus>),
-        rate_limiter: Some(Arc::clone(&rate_limiter)),
+        cluster: Some(ClusterPorts {
+            bus: Arc::new(hub.node(name)) as Arc<dyn ClusterBus>,
+            rate_limiter: Arc::clone(&rate_limiter),
+            presence: Arc::new(presence.node(name)),
+        }),
     };
     let first = TestServer::start_with_ports(&configure, node("node-a")).await;
     let second = TestServer::start_with_ports(&configure, node("node-b")).await;
@@ -194,4 +201,49 @@ async fn a_users_rate_limit_holds_across_nodes() {
         ack["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0),
         "{ack}"
     );
+}
+
+#[tokio::test]
+async fn presence_is_the_deployments() {
+    let (first, second) = two_memory_nodes(|_| {}).await;
+    presence_crosses_nodes(&first, &second).await;
+}
+
+/// Bob on one node watches Alice, who connects, goes away and leaves through both nodes.
+pub(crate) async fn presence_crosses_nodes(first: &TestServer, second: &TestServer) {
+    let _id = first.create_conversation("acme", "alice", &["bob"]).await;
+    let mut bob = second.connect("acme", "bob").await;
+    bob.send_json(json!({"type": "subscribe_presence", "id": "p", "user_ids": ["alice"]}))
+        .await;
+    let state = next_of(&mut bob, "presence_state").await;
+    assert_eq!(state["users"][0]["status"], "offline", "{state}");
+
+    // Alice connects to the other node: bob hears she is online.
+    let alice_on_first = first.connect("acme", "alice").await;
+    assert_eq!(next_of(&mut bob, "presence").await["status"], "online");
+    // A second session on bob's node, then the first one closes: she is still online (no
+    // frame), and the HTTP API on either node says so.
+    let mut alice_on_second = second.connect("acme", "alice").await;
+    drop(alice_on_first);
+    alice_on_second
+        .send_json(json!({"type": "presence", "status": "away"}))
+        .await;
+    assert_eq!(next_of(&mut bob, "presence").await["status"], "away");
+    for node in [&first, &second] {
+        let (status, _, body) = call(
+            node,
+            Method::GET,
+            "bob",
+            "/v1/presence?user_ids=alice",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["users"][0]["status"], "away", "{body}");
+    }
+    // Her last session closes: offline, with when.
+    drop(alice_on_second);
+    let offline = next_of(&mut bob, "presence").await;
+    assert_eq!(offline["status"], "offline", "{offline}");
+    assert!(offline["last_seen"].as_u64().is_some(), "{offline}");
 }

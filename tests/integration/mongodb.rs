@@ -251,6 +251,7 @@ async fn mongodb_and_redis_two_nodes_serve_one_conversation_live() {
         .await;
     }
     crate::cluster::two_nodes_serve_one_conversation_live(&first, &second).await;
+    crate::cluster::presence_crosses_nodes(&first, &second).await;
     drop((first, second));
     drop_database(&database).await;
 }

@@ -39,21 +39,26 @@ fn drain(receiver: &mut OutboundReceiver) -> Vec<String> {
     lines
 }
 
-#[test]
-fn status_follows_sessions_and_away_and_watchers_hear_changes_only() {
+#[tokio::test]
+async fn status_follows_sessions_and_away_and_watchers_hear_changes_only() {
     let clock = Arc::new(ManualClock::at(Timestamp(1_000)));
-    let registry =
-        PresenceRegistry::new(Arc::clone(&clock) as Arc<dyn Clock>, Arc::new(LineEncoder));
+    let registry = PresenceRegistry::new(
+        Arc::clone(&clock) as Arc<dyn Clock>,
+        Arc::new(LineEncoder),
+        None,
+    );
     let alice = identity("alice");
     let tenant_id = alice.tenant_id.clone();
     let (queue, mut receiver) = outbound(1 << 16);
     let watcher = SessionId::from_parts(1, 1);
-    let now = registry.watch(
-        &tenant_id,
-        watcher,
-        &queue,
-        std::slice::from_ref(&alice.user_id),
-    );
+    let now = registry
+        .watch(
+            &tenant_id,
+            watcher,
+            &queue,
+            std::slice::from_ref(&alice.user_id),
+        )
+        .await;
     assert_eq!(now[0].status, PresenceStatus::Offline);
     assert_eq!(now[0].last_seen, None, "never seen since start");
 
@@ -76,7 +81,7 @@ fn status_follows_sessions_and_away_and_watchers_hear_changes_only() {
         ]
     );
     assert_eq!(
-        registry.view(&tenant_id, &alice.user_id).last_seen,
+        registry.view(&tenant_id, &alice.user_id).await.last_seen,
         Some(Timestamp(2000))
     );
 
@@ -85,7 +90,7 @@ fn status_follows_sessions_and_away_and_watchers_hear_changes_only() {
     registry.session_opened(&alice);
     assert!(drain(&mut receiver).is_empty());
     assert_eq!(
-        registry.view(&tenant_id, &alice.user_id).status,
+        registry.view(&tenant_id, &alice.user_id).await.status,
         PresenceStatus::Online
     );
 }

@@ -119,7 +119,6 @@ async fn fixture_with_clock(clock: Arc<dyn Clock>) -> Fixture {
         clock,
         None,
         None,
-        None,
     )
     .await
     .expect("system starts");
