@@ -305,42 +305,24 @@ impl KafkaPipelineStore {
         let incarnation = format!("{}.{:016x}", settings.node_id, random_u64());
         let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
 
-        let replies: StreamConsumer = client_config(&settings)
-            // Never joins a group (the partition is assigned below), but librdkafka wants one.
-            .set(
-                "group.id",
-                format!("{}-replies-{incarnation}", settings.group_id),
-            )
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .map_err(|error| kafka_unavailable("creating the reply reader", &error))?;
-        let persister: StreamConsumer = client_config(&settings)
-            .set("group.id", &settings.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set(
-                "session.timeout.ms",
-                settings.session_timeout_ms.to_string(),
-            )
-            .set(
-                "heartbeat.interval.ms",
-                (settings.session_timeout_ms / 4).max(100).to_string(),
-            )
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .map_err(|error| kafka_unavailable("creating the persister", &error))?;
-
-        #[allow(clippy::disallowed_methods)] // Owned by the store and aborted when it is dropped.
-        let tasks = vec![tokio::spawn(run_pipeline(
-            replies,
-            persister,
-            producer.clone(),
-            Arc::clone(&store),
-            settings.clone(),
-            incarnation.clone(),
-            Arc::clone(&waiters),
-        ))];
+        // Both consumers are made here once, so a bad setting fails the start, and again by
+        // the pipeline task (each time it is started).
+        drop(reply_reader(&settings, &incarnation)?);
+        drop(persister(&settings)?);
+        let tasks = vec![{
+            let (producer, store, settings) =
+                (producer.clone(), Arc::clone(&store), settings.clone());
+            let (incarnation, waiters) = (incarnation.clone(), Arc::clone(&waiters));
+            crate::supervise::spawn_supervised("Kafka pipeline", move || {
+                run_pipeline(
+                    producer.clone(),
+                    Arc::clone(&store),
+                    settings.clone(),
+                    incarnation.clone(),
+                    Arc::clone(&waiters),
+                )
+            })
+        }];
         Ok(Self {
             store,
             producer,
@@ -416,18 +398,58 @@ fn random_u64() -> u64 {
     std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8)
 }
 
+/// The reply reader: never joins a group (its partition is assigned), but librdkafka wants a
+/// group id.
+fn reply_reader(settings: &KafkaSettings, incarnation: &str) -> Result<StreamConsumer, StoreError> {
+    client_config(settings)
+        .set(
+            "group.id",
+            format!("{}-replies-{incarnation}", settings.group_id),
+        )
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(|error| kafka_unavailable("creating the reply reader", &error))
+}
+
+/// The persister: a member of the persisters' consumer group.
+fn persister(settings: &KafkaSettings) -> Result<StreamConsumer, StoreError> {
+    client_config(settings)
+        .set("group.id", &settings.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout_ms / 4).max(100).to_string(),
+        )
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(|error| kafka_unavailable("creating the persister", &error))
+}
+
 /// Creates the topics (waiting for the brokers), then assigns the reply reader and subscribes
 /// the persister, and runs both. Subscribing only once the topics exist matters: a consumer
 /// that subscribed to a missing topic may not notice it until its next metadata refresh.
 async fn run_pipeline(
-    replies: StreamConsumer,
-    persister: StreamConsumer,
     producer: FutureProducer,
     store: Arc<dyn MessageStore>,
     settings: KafkaSettings,
     incarnation: String,
     waiters: Waiters,
 ) {
+    let consumers = reply_reader(&settings, &incarnation)
+        .and_then(|replies| Ok((replies, persister(&settings)?)));
+    let (replies, persister) = match consumers {
+        Ok(consumers) => consumers,
+        Err(error) => {
+            tracing::error!(%error, "the Kafka pipeline could not start");
+            return;
+        }
+    };
     create_topics_until_done(&settings).await;
     let mut partitions = TopicPartitionList::new();
     let assigned = partitions

@@ -42,6 +42,7 @@ mod redis_limits;
 mod redis_presence;
 mod shared_limits;
 mod staging;
+mod supervise;
 
 pub use cluster_memory::{MemoryClusterBus, MemoryClusterHub};
 pub use embedded::EmbeddedMessageStore;

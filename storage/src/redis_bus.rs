@@ -57,6 +57,8 @@ fn parse_channel(name: &str) -> Option<(TenantId, ConversationId)> {
 }
 
 type Listeners = HashMap<(TenantId, ConversationId), Vec<(u64, Arc<dyn ClusterListener>)>>;
+/// Notices waiting to be published (channel, payload), shared by each restart of the publisher.
+type PublishQueue = Arc<tokio::sync::Mutex<mpsc::Receiver<(String, Vec<u8>)>>>;
 
 /// What the bus and its tasks share.
 struct Shared {
@@ -192,10 +194,21 @@ impl RedisClusterBus {
             dropped: AtomicU64::new(0),
         });
         let (publisher, queue) = mpsc::channel(PUBLISH_QUEUE);
-        #[allow(clippy::disallowed_methods)] // Owned by the bus and aborted when it is dropped.
+        // Shared with each restart of the publisher (see `crate::supervise`).
+        let queue: PublishQueue = Arc::new(tokio::sync::Mutex::new(queue));
         let tasks = vec![
-            tokio::spawn(subscribe_forever(client, Arc::clone(&shared))),
-            tokio::spawn(publish_forever(pool, queue, Arc::clone(&shared))),
+            {
+                let shared = Arc::clone(&shared);
+                crate::supervise::spawn_supervised("cluster bus subscriber", move || {
+                    subscribe_forever(client.clone(), Arc::clone(&shared))
+                })
+            },
+            {
+                let shared = Arc::clone(&shared);
+                crate::supervise::spawn_supervised("cluster bus publisher", move || {
+                    publish_forever(pool.clone(), Arc::clone(&queue), Arc::clone(&shared))
+                })
+            },
         ];
         Ok(Self {
             shared,
@@ -263,9 +276,10 @@ async fn subscribe_forever(client: redis::Client, shared: Arc<Shared>) {
 
 async fn publish_forever(
     pool: bb8::Pool<RedisConnectionManager>,
-    mut queue: mpsc::Receiver<(String, Vec<u8>)>,
+    queue: PublishQueue,
     shared: Arc<Shared>,
 ) {
+    let mut queue = queue.lock().await;
     while let Some((channel_name, payload)) = queue.recv().await {
         let published = match pool.get().await {
             Ok(mut connection) => redis::cmd("PUBLISH")

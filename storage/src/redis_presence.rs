@@ -87,8 +87,12 @@ impl RedisPresenceDirectory {
             .connection_timeout(Duration::from_millis(500))
             .build_unchecked(manager);
         let node_id = node_id.into();
-        #[allow(clippy::disallowed_methods)] // Owned by the directory, aborted when it is dropped.
-        let heartbeat = tokio::spawn(keep_alive(pool.clone(), node_id.clone()));
+        let heartbeat = {
+            let (pool, node_id) = (pool.clone(), node_id.clone());
+            crate::supervise::spawn_supervised("presence heartbeat", move || {
+                keep_alive(pool.clone(), node_id.clone())
+            })
+        };
         Ok(Self {
             pool,
             node_id,
