@@ -20,6 +20,9 @@ use switchboard_engine::time::Timestamp;
 
 /// How long a take waits for the shared budgets before this node's own budget decides.
 const SHARED_TIMEOUT: Duration = Duration::from_millis(200);
+/// After the shared budgets fail to answer, how long this node's own budgets decide alone
+/// before the shared ones are asked again (so an outage costs one slow take, not every take).
+const SHARED_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// When the bucket map holds more entries than this, full buckets are swept out.
 const SWEEP_ABOVE_N_BUCKETS: usize = 10_000;
@@ -38,6 +41,8 @@ pub struct UserLimits {
     shared: Option<Arc<dyn SharedRateLimiter>>,
     /// Takes the shared budgets could not answer (this node's budget decided instead).
     shared_failures: AtomicU64,
+    /// Until when the shared budgets are not asked, after they failed to answer.
+    shared_skipped_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl UserLimits {
@@ -58,12 +63,14 @@ impl UserLimits {
             connections: Mutex::new(HashMap::default()),
             shared,
             shared_failures: AtomicU64::new(0),
+            shared_skipped_until: Mutex::new(None),
         })
     }
 
     /// Takes one token of `class` for the user: from the deployment's shared budget when there
-    /// is one (falling back to this node's own if it cannot be asked within 200 ms, so a Redis
-    /// outage neither blocks nor unlimits anyone), else from this node's.
+    /// is one (falling back to this node's own if it cannot be asked within 200 ms, and for the
+    /// next 5 s after that, so a Redis outage neither blocks nor unlimits anyone), else from
+    /// this node's.
     ///
     /// # Errors
     /// [`Error::RateLimited`] with the time until a token is available.
@@ -78,7 +85,12 @@ impl UserLimits {
         if rate_limit.is_disabled() {
             return Ok(());
         }
-        if let Some(shared) = &self.shared {
+        let skipping = self
+            .shared_skipped_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| tokio::time::Instant::now() < until);
+        if let Some(shared) = self.shared.as_ref().filter(|_| !skipping) {
             let asked = tokio::time::timeout(
                 SHARED_TIMEOUT,
                 shared.try_take(tenant_id, user_id, class, rate_limit),
@@ -90,6 +102,11 @@ impl UserLimits {
                 Ok(Err(error)) => error.to_string(),
                 Err(_) => "no answer within 200 ms".to_owned(),
             };
+            *self
+                .shared_skipped_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                Some(tokio::time::Instant::now() + SHARED_RETRY_AFTER);
             let failures = self.shared_failures.fetch_add(1, Ordering::Relaxed) + 1;
             // One line per thousand, not one per request.
             if failures % 1000 == 1 {

@@ -104,3 +104,53 @@ fn connection_slots_are_capped_and_released() {
     assert_eq!(limits.n_connections(&tenant, &alice), 1);
     assert!(limits.open_connection(&tenant, &alice).is_ok());
 }
+
+/// A shared limiter whose backend is away: every call fails, and calls are counted.
+struct AwayBackend(std::sync::atomic::AtomicU32);
+
+#[async_trait::async_trait]
+impl SharedRateLimiter for AwayBackend {
+    async fn try_take(
+        &self,
+        _: &TenantId,
+        _: &UserId,
+        _: ActionClass,
+        _: RateLimit,
+    ) -> Result<Result<(), u64>, switchboard_engine::StoreError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(switchboard_engine::StoreError::Unavailable(
+            "Redis: connection refused".to_owned(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn when_the_shared_budgets_are_away_this_nodes_decide_and_they_are_not_asked_again_at_once() {
+    let away = Arc::new(AwayBackend(std::sync::atomic::AtomicU32::new(0)));
+    let limits = UserLimits::new(
+        RateLimits::uniform(one_a_second()),
+        HashMap::default(),
+        0,
+        Some(Arc::clone(&away) as Arc<dyn SharedRateLimiter>),
+    );
+    let (tenant, alice) = ids("a", "alice");
+    let now = Timestamp(1_000_000);
+    // This node's budget (one token) decides: the first take passes, the second does not.
+    assert_eq!(
+        limits
+            .take(ActionClass::Messages, &tenant, &alice, now)
+            .await,
+        Ok(())
+    );
+    assert!(matches!(
+        limits
+            .take(ActionClass::Messages, &tenant, &alice, now)
+            .await,
+        Err(Error::RateLimited { .. })
+    ));
+    assert_eq!(
+        away.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "after a failure the shared budgets are left alone for a while"
+    );
+}
