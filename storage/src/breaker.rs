@@ -13,18 +13,11 @@
 //! The state machine, [`CircuitBreaker`], takes time as an argument so that its tests need no
 //! clock; the store reads `tokio::time::Instant`, which tests could pause.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use switchboard_engine::StoreError;
-use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
-use switchboard_engine::model::{
-    Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
-};
-use switchboard_engine::operations::{ConversationEvent, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 use tokio::time::Instant;
 
@@ -237,257 +230,20 @@ impl<Inner: MessageStore> BreakerStore<Inner> {
     }
 }
 
-#[async_trait]
-impl<Inner: MessageStore> MessageStore for BreakerStore<Inner> {
-    async fn create_conversation(
-        &self,
-        conversation: &Conversation,
-        members: &[Member],
-    ) -> Result<(), StoreError> {
-        self.guarded(self.inner.create_conversation(conversation, members))
-            .await
-    }
-
-    async fn direct_conversation(
-        &self,
-        tenant_id: &TenantId,
-        first: &UserId,
-        second: &UserId,
-    ) -> Result<Option<ConversationId>, StoreError> {
-        self.guarded(self.inner.direct_conversation(tenant_id, first, second))
-            .await
-    }
-
-    async fn load_conversation(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-    ) -> Result<Option<ConversationSnapshot>, StoreError> {
-        self.guarded(self.inner.load_conversation(tenant_id, conversation_id))
-            .await
-    }
-
-    async fn conversations_of_user(
-        &self,
-        tenant_id: &TenantId,
-        user_id: &UserId,
-        after: Option<ConversationId>,
-        limit: usize,
-    ) -> Result<Vec<ConversationId>, StoreError> {
-        self.guarded(
-            self.inner
-                .conversations_of_user(tenant_id, user_id, after, limit),
-        )
-        .await
-    }
-
-    async fn head(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-    ) -> Result<Seq, StoreError> {
-        self.guarded(self.inner.head(tenant_id, conversation_id))
-            .await
-    }
-
+crate::delegate::delegating_message_store!(
+    impl[Inner: MessageStore] for BreakerStore<Inner>,
+    inner: inner,
+    wrap: guarded,
+    {
     async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError> {
         self.guarded(self.inner.append(entries)).await
-    }
-
-    async fn entry_by_client_id(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        client_id: &ClientId,
-    ) -> Result<Option<MessageRef>, StoreError> {
-        self.guarded(
-            self.inner
-                .entry_by_client_id(tenant_id, conversation_id, client_id),
-        )
-        .await
-    }
-
-    async fn message_by_id(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        message_id: MessageId,
-    ) -> Result<Option<Message>, StoreError> {
-        self.guarded(
-            self.inner
-                .message_by_id(tenant_id, conversation_id, message_id),
-        )
-        .await
-    }
-
-    async fn entries_after(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<LogEntry>, StoreError> {
-        self.guarded(
-            self.inner
-                .entries_after(tenant_id, conversation_id, after, limit),
-        )
-        .await
-    }
-
-    async fn thread_replies(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        root: MessageId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.guarded(
-            self.inner
-                .thread_replies(tenant_id, conversation_id, root, after, limit),
-        )
-        .await
-    }
-
-    async fn messages_after(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.guarded(
-            self.inner
-                .messages_after(tenant_id, conversation_id, after, limit),
-        )
-        .await
-    }
-
-    async fn messages_before(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        before: Option<Seq>,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.guarded(
-            self.inner
-                .messages_before(tenant_id, conversation_id, before, limit),
-        )
-        .await
-    }
-
-    async fn moderation_log(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        before: Option<Seq>,
-        limit: usize,
-    ) -> Result<Vec<ConversationEvent>, StoreError> {
-        self.guarded(
-            self.inner
-                .moderation_log(tenant_id, conversation_id, before, limit),
-        )
-        .await
-    }
-
-    async fn hide_message(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-        message_id: MessageId,
-    ) -> Result<(), StoreError> {
-        self.guarded(
-            self.inner
-                .hide_message(tenant_id, conversation_id, user_id, message_id),
-        )
-        .await
-    }
-
-    async fn hidden_messages(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-    ) -> Result<BTreeSet<MessageId>, StoreError> {
-        self.guarded(
-            self.inner
-                .hidden_messages(tenant_id, conversation_id, user_id),
-        )
-        .await
-    }
-
-    async fn member_settings(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-    ) -> Result<MemberSettings, StoreError> {
-        self.guarded(
-            self.inner
-                .member_settings(tenant_id, conversation_id, user_id),
-        )
-        .await
-    }
-
-    async fn set_member_settings(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-        settings: MemberSettings,
-    ) -> Result<(), StoreError> {
-        self.guarded(
-            self.inner
-                .set_member_settings(tenant_id, conversation_id, user_id, settings),
-        )
-        .await
-    }
-
-    async fn read_cursors(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-    ) -> Result<ReadCursors, StoreError> {
-        self.guarded(self.inner.read_cursors(tenant_id, conversation_id, user_id))
-            .await
-    }
-
-    async fn set_read_cursors(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-        cursors: ReadCursors,
-    ) -> Result<(), StoreError> {
-        self.guarded(
-            self.inner
-                .set_read_cursors(tenant_id, conversation_id, user_id, cursors),
-        )
-        .await
-    }
-
-    async fn count_unread(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
-        self.guarded(
-            self.inner
-                .count_unread(tenant_id, conversation_id, user_id, after, limit),
-        )
-        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.guarded(self.inner.ping()).await
     }
-}
+    }
+);
 
 #[cfg(test)]
 mod tests;

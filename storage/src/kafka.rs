@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -38,11 +37,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
-use switchboard_engine::model::{
-    Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
-};
-use switchboard_engine::operations::{ConversationEvent, LogEntry};
+use switchboard_engine::ids::{ConversationId, Seq, TenantId};
+use switchboard_engine::model::MessageRef;
+use switchboard_engine::operations::LogEntry;
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 use switchboard_engine::{Error, StoreError};
 use tokio::sync::oneshot;
@@ -702,57 +699,11 @@ async fn persist_batch(
     }
 }
 
-#[async_trait]
-impl MessageStore for KafkaPipelineStore {
-    async fn create_conversation(
-        &self,
-        conversation: &Conversation,
-        members: &[Member],
-    ) -> Result<(), StoreError> {
-        self.store.create_conversation(conversation, members).await
-    }
-
-    async fn direct_conversation(
-        &self,
-        tenant_id: &TenantId,
-        first: &UserId,
-        second: &UserId,
-    ) -> Result<Option<ConversationId>, StoreError> {
-        self.store
-            .direct_conversation(tenant_id, first, second)
-            .await
-    }
-
-    async fn load_conversation(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-    ) -> Result<Option<ConversationSnapshot>, StoreError> {
-        self.store
-            .load_conversation(tenant_id, conversation_id)
-            .await
-    }
-
-    async fn conversations_of_user(
-        &self,
-        tenant_id: &TenantId,
-        user_id: &UserId,
-        after: Option<ConversationId>,
-        limit: usize,
-    ) -> Result<Vec<ConversationId>, StoreError> {
-        self.store
-            .conversations_of_user(tenant_id, user_id, after, limit)
-            .await
-    }
-
-    async fn head(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-    ) -> Result<Seq, StoreError> {
-        self.store.head(tenant_id, conversation_id).await
-    }
-
+crate::delegate::delegating_message_store!(
+    impl[] for KafkaPipelineStore,
+    inner: store,
+    wrap: passthrough,
+    {
     async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError> {
         // One record per conversation (in first-appearance order), each entry remembering its
         // place in the call; the records are produced together, so the producer batches them.
@@ -796,171 +747,6 @@ impl MessageStore for KafkaPipelineStore {
             .collect()
     }
 
-    async fn entry_by_client_id(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        client_id: &ClientId,
-    ) -> Result<Option<MessageRef>, StoreError> {
-        self.store
-            .entry_by_client_id(tenant_id, conversation_id, client_id)
-            .await
-    }
-
-    async fn message_by_id(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        message_id: MessageId,
-    ) -> Result<Option<Message>, StoreError> {
-        self.store
-            .message_by_id(tenant_id, conversation_id, message_id)
-            .await
-    }
-
-    async fn entries_after(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<LogEntry>, StoreError> {
-        self.store
-            .entries_after(tenant_id, conversation_id, after, limit)
-            .await
-    }
-
-    async fn thread_replies(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        root: MessageId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.store
-            .thread_replies(tenant_id, conversation_id, root, after, limit)
-            .await
-    }
-
-    async fn messages_after(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.store
-            .messages_after(tenant_id, conversation_id, after, limit)
-            .await
-    }
-
-    async fn messages_before(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        before: Option<Seq>,
-        limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.store
-            .messages_before(tenant_id, conversation_id, before, limit)
-            .await
-    }
-
-    async fn moderation_log(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        before: Option<Seq>,
-        limit: usize,
-    ) -> Result<Vec<ConversationEvent>, StoreError> {
-        self.store
-            .moderation_log(tenant_id, conversation_id, before, limit)
-            .await
-    }
-
-    async fn hide_message(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-        message_id: MessageId,
-    ) -> Result<(), StoreError> {
-        self.store
-            .hide_message(tenant_id, conversation_id, user_id, message_id)
-            .await
-    }
-
-    async fn hidden_messages(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-    ) -> Result<std::collections::BTreeSet<MessageId>, StoreError> {
-        self.store
-            .hidden_messages(tenant_id, conversation_id, user_id)
-            .await
-    }
-
-    async fn member_settings(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-    ) -> Result<MemberSettings, StoreError> {
-        self.store
-            .member_settings(tenant_id, conversation_id, user_id)
-            .await
-    }
-
-    async fn set_member_settings(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-        settings: MemberSettings,
-    ) -> Result<(), StoreError> {
-        self.store
-            .set_member_settings(tenant_id, conversation_id, user_id, settings)
-            .await
-    }
-
-    async fn read_cursors(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-    ) -> Result<ReadCursors, StoreError> {
-        self.store
-            .read_cursors(tenant_id, conversation_id, user_id)
-            .await
-    }
-
-    async fn set_read_cursors(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-        cursors: ReadCursors,
-    ) -> Result<(), StoreError> {
-        self.store
-            .set_read_cursors(tenant_id, conversation_id, user_id, cursors)
-            .await
-    }
-
-    async fn count_unread(
-        &self,
-        tenant_id: &TenantId,
-        conversation_id: ConversationId,
-        user_id: &UserId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
-        self.store
-            .count_unread(tenant_id, conversation_id, user_id, after, limit)
-            .await
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await?;
         // Metadata for the messages topic: the brokers answer and the topic exists.
@@ -989,5 +775,14 @@ impl MessageStore for KafkaPipelineStore {
                 self.settings.messages_topic
             )))
         }
+    }
+    }
+);
+
+impl KafkaPipelineStore {
+    /// Awaits a read of the store behind the pipeline (the delegation's wrapper: reads do not
+    /// go through Kafka).
+    async fn passthrough<Output>(&self, read: impl std::future::Future<Output = Output>) -> Output {
+        read.await
     }
 }

@@ -25,6 +25,7 @@
 pub mod breaker;
 mod cluster_memory;
 mod codec;
+mod delegate;
 mod embedded;
 mod error;
 #[cfg(feature = "kafka")]
