@@ -155,6 +155,7 @@ impl PresenceRegistry {
                     watchers.remove(&session_id);
                     if watchers.is_empty() {
                         state.watchers.remove(&watched);
+                        state.last_pushed.remove(&watched);
                     }
                 }
             }
