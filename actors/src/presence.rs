@@ -87,6 +87,12 @@ impl PresenceListener for PresenceChanges {
             registry.refresh_later((tenant_id.clone(), user_id.clone()));
         }
     }
+
+    fn reconnected(&self) {
+        if let Some(registry) = self.0.upgrade() {
+            registry.report_everything_again();
+        }
+    }
 }
 
 /// The presence of every user of every tenant on this node.
@@ -277,6 +283,33 @@ impl PresenceRegistry {
             entries.push(entry);
         }
         entries
+    }
+
+    /// With several nodes, after the bus reconnected: reports every user with sessions here
+    /// again (reports made while Redis was away were lost) and refreshes every watched user.
+    fn report_everything_again(self: Arc<Self>) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let (reports, watched): (Vec<(UserKey, NodePresence)>, Vec<UserKey>) = {
+            let state = self.lock();
+            let reports = state
+                .users
+                .iter()
+                .filter_map(|(key, presence)| match presence.status() {
+                    PresenceStatus::Online => Some((key.clone(), NodePresence::Online)),
+                    PresenceStatus::Away => Some((key.clone(), NodePresence::Away)),
+                    PresenceStatus::Offline => None,
+                })
+                .collect();
+            (reports, state.watchers.keys().cloned().collect())
+        };
+        for report in reports {
+            let _ = cluster.reports.send(report);
+        }
+        for key in watched {
+            Arc::clone(&self).refresh_later(key);
+        }
     }
 
     /// With several nodes: looks up a watched user's status in the directory (in the

@@ -356,6 +356,11 @@ pub trait PresenceListener: Send + Sync + 'static {
     /// The user's presence may have changed; the directory has the current state. Called from
     /// the bus's own task: an implementation must not block.
     fn presence_changed(&self, tenant_id: &TenantId, user_id: &UserId);
+
+    /// The bus lost its connection and has it again: changes published meanwhile (this node's
+    /// and the others') are lost, so the listener reports its own state again and refreshes
+    /// what it watches.
+    fn reconnected(&self);
 }
 
 /// Carries [`ClusterNotice`]s between the engine nodes of one deployment.

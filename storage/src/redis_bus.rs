@@ -149,6 +149,16 @@ impl Shared {
     }
 
     fn tell_reconnected(&self) {
+        let presence_receivers: Vec<Arc<dyn PresenceListener>> = self
+            .presence_listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(_, listener)| Arc::clone(listener))
+            .collect();
+        for listener in presence_receivers {
+            listener.reconnected();
+        }
         let receivers: Vec<Arc<dyn ClusterListener>> = self
             .listeners()
             .values()

@@ -539,9 +539,10 @@ impl Drop for OwnRedis {
     }
 }
 
-/// Redis is killed under two running nodes and restarted: sends keep being acknowledged (the
-/// store has them), `/ready` says the bus is missing, and when Redis is back the other node's
-/// client gets what it missed, in order, then live again; nothing is lost or doubled.
+/// Redis is killed under two running nodes and restarted empty: sends keep being acknowledged
+/// (the store has them), `/ready` says the bus is missing, and when Redis is back the other
+/// node's client gets what it missed, in order, then live again, nothing lost or doubled; and
+/// presence is reported again.
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn mongodb_redis_killed_and_restarted_under_two_nodes_loses_nothing() {
@@ -598,6 +599,20 @@ async fn mongodb_redis_killed_and_restarted_under_two_nodes_loses_nothing() {
     assert_eq!(seqs(&bob.messages_through(3).await), vec![2, 3]);
     let history = second.history("acme", "bob", &id).await;
     assert_eq!(seqs(&history), vec![1, 2, 3]);
+    // The restarted Redis kept nothing (no persistence): alice's node reports her again once
+    // its bus is back, so the other node sees her online.
+    crate::support::eventually("alice is online again in the directory", || async {
+        let (status, _, body) = crate::support::call(
+            &second,
+            reqwest::Method::GET,
+            "bob",
+            "/v1/presence?user_ids=alice",
+            None,
+        )
+        .await;
+        (status == 200 && body["users"][0]["status"] == "online").then_some(())
+    })
+    .await;
     drop((first, second));
     drop_database(&database).await;
 }
