@@ -40,6 +40,8 @@ pub struct Server {
     shutdown_timeout: Duration,
     /// Probes the TURN and STUN servers, when any are configured.
     turn_health: Option<HealthChecker>,
+    /// Brings a remote store up at start-up (see [`prepare_store`]).
+    store_preparation: Option<JoinHandle<()>>,
 }
 
 /// Opens the configured store.
@@ -187,6 +189,39 @@ fn node_id(config: &Config) -> String {
         .clone()
 }
 
+/// Asks a remote store to answer at start-up, retrying with capped, jittered backoff until it
+/// does, so that its indexes are created (and the Kafka topics exist) before the first request
+/// needs them, and the log says when the store is ready. The engine serves meanwhile; `/ready`
+/// tells what is missing.
+fn prepare_store(store: Arc<dyn MessageStore>) -> JoinHandle<()> {
+    #[allow(clippy::disallowed_methods)] // Owned by `Server`, aborted at shutdown.
+    tokio::spawn(async move {
+        let mut attempt = 0u32;
+        loop {
+            match store.ping().await {
+                Ok(()) => {
+                    tracing::info!("storage is ready (indexes in place)");
+                    return;
+                }
+                Err(error) => {
+                    if attempt.is_multiple_of(10) {
+                        tracing::warn!(%error, attempt, "storage is not ready yet; retrying");
+                    }
+                    let cap_ms = 100u64 << attempt.min(6);
+                    let mut jitter = [0u8; 8];
+                    let jitter_ms = if getrandom::fill(&mut jitter).is_ok() {
+                        u64::from_le_bytes(jitter) % cap_ms
+                    } else {
+                        cap_ms / 2
+                    };
+                    tokio::time::sleep(Duration::from_millis(cap_ms / 2 + jitter_ms / 2)).await;
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    })
+}
+
 /// Adapters given to [`start_with_ports`] instead of the ones the configuration names: how
 /// tests run several nodes in one process on one in-memory store.
 #[derive(Default)]
@@ -220,6 +255,8 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         None => open_store(&config).await?,
     };
     let store = with_pipeline(&config, store).await?;
+    let store_preparation = (config.storage.backend == StorageBackend::Mongodb)
+        .then(|| prepare_store(Arc::clone(&store)));
     let cluster = match ports.cluster {
         Some(cluster) => Some(cluster),
         None => open_cluster(&config)?,
@@ -282,6 +319,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         serve_task,
         shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
         turn_health,
+        store_preparation,
     })
 }
 
@@ -323,6 +361,9 @@ impl Server {
                 tracing::warn!("in-flight HTTP requests did not finish before the deadline");
                 self.serve_task.abort();
             }
+        }
+        if let Some(preparation) = self.store_preparation.take() {
+            preparation.abort();
         }
         if let Some(checker) = self.turn_health.take() {
             checker.stop();
