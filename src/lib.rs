@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_actors::clock::SystemClock;
 use switchboard_actors::system::{ClusterPorts, System};
+use switchboard_engine::backoff::Backoff;
 use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use switchboard_transport::auth::Authenticator;
@@ -194,6 +195,10 @@ fn node_id(config: &Config) -> String {
 /// needs them, and the log says when the store is ready. The engine serves meanwhile; `/ready`
 /// tells what is missing.
 fn prepare_store(store: Arc<dyn MessageStore>) -> JoinHandle<()> {
+    const PREPARE_BACKOFF: Backoff = Backoff {
+        base: Duration::from_millis(100),
+        max: Duration::from_millis(6_400),
+    };
     #[allow(clippy::disallowed_methods)] // Owned by `Server`, aborted at shutdown.
     tokio::spawn(async move {
         let mut attempt = 0u32;
@@ -207,14 +212,13 @@ fn prepare_store(store: Arc<dyn MessageStore>) -> JoinHandle<()> {
                     if attempt.is_multiple_of(10) {
                         tracing::warn!(%error, attempt, "storage is not ready yet; retrying");
                     }
-                    let cap_ms = 100u64 << attempt.min(6);
-                    let mut jitter = [0u8; 8];
-                    let jitter_ms = if getrandom::fill(&mut jitter).is_ok() {
-                        u64::from_le_bytes(jitter) % cap_ms
+                    let mut random = [0u8; 1];
+                    let jitter = if getrandom::fill(&mut random).is_ok() {
+                        f64::from(random[0]) / 255.0
                     } else {
-                        cap_ms / 2
+                        0.5
                     };
-                    tokio::time::sleep(Duration::from_millis(cap_ms / 2 + jitter_ms / 2)).await;
+                    tokio::time::sleep(PREPARE_BACKOFF.delay(attempt, jitter)).await;
                     attempt = attempt.saturating_add(1);
                 }
             }

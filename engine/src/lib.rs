@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod conversation;
 pub mod cursor;
 mod error;

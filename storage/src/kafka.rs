@@ -37,6 +37,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
+use switchboard_engine::backoff::Backoff;
 use switchboard_engine::ids::{ConversationId, Seq, TenantId};
 use switchboard_engine::model::MessageRef;
 use switchboard_engine::operations::LogEntry;
@@ -466,6 +467,12 @@ async fn run_pipeline(
     );
 }
 
+/// How long topic creation waits before trying again: 100 ms, doubling up to 3.2 s.
+const TOPICS_BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(100),
+    max: Duration::from_millis(3_200),
+};
+
 async fn create_topics_until_done(settings: &KafkaSettings) {
     let mut attempt = 0u32;
     loop {
@@ -475,9 +482,7 @@ async fn create_topics_until_done(settings: &KafkaSettings) {
                 if attempt.is_multiple_of(10) {
                     tracing::warn!(%error, "the Kafka topics could not be created yet; retrying");
                 }
-                let base_ms = 100u64 << attempt.min(5);
-                let jitter = random_u64() % base_ms;
-                tokio::time::sleep(Duration::from_millis(base_ms / 2 + jitter / 2)).await;
+                tokio::time::sleep(TOPICS_BACKOFF.delay(attempt, crate::supervise::jitter())).await;
                 attempt = attempt.saturating_add(1);
             }
         }

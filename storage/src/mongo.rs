@@ -40,6 +40,7 @@ use mongodb::options::{
 };
 use mongodb::{Client, ClientSession, Collection, Cursor, Database, IndexModel};
 use switchboard_engine::StoreError;
+use switchboard_engine::backoff::Backoff;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{
     Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
@@ -66,6 +67,11 @@ const WRITE_CONFLICT: i32 = 112;
 
 /// How often one append is attempted before it gives up on conflicting writers.
 const MAX_APPEND_ATTEMPTS: u32 = 64;
+/// How long an append waits before trying again after a conflict: 1 ms, doubling up to 64 ms.
+const CONFLICT_BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(1),
+    max: Duration::from_millis(64),
+};
 /// How often a commit whose result is unknown is retried.
 const MAX_COMMIT_ATTEMPTS: u32 = 8;
 
@@ -456,14 +462,11 @@ impl MongoMessageStore {
                 Ok(output) => return Ok(output),
                 Err(AttemptError::Store(error)) => return Err(error),
                 Err(AttemptError::Conflict) => {
-                    // Capped exponential backoff with random jitter: writers that collided do
-                    // not collide again in lockstep. (`RandomState` is seeded randomly.)
-                    let cap_micros = 1000u64 << attempt_number.min(6);
-                    let jitter = std::hash::BuildHasher::hash_one(
-                        &std::collections::hash_map::RandomState::new(),
-                        attempt_number,
-                    ) % cap_micros;
-                    tokio::time::sleep(Duration::from_micros(jitter)).await;
+                    // Writers that collided do not collide again in step.
+                    tokio::time::sleep(
+                        CONFLICT_BACKOFF.delay(attempt_number, crate::supervise::jitter()),
+                    )
+                    .await;
                 }
             }
         }

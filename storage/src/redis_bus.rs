@@ -24,6 +24,7 @@ use std::time::Duration;
 use bb8_redis::RedisConnectionManager;
 use futures_util::StreamExt;
 use switchboard_engine::StoreError;
+use switchboard_engine::backoff::Backoff;
 use switchboard_engine::ids::{ConversationId, TenantId, UserId};
 use switchboard_engine::ports::{
     ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription, PresenceListener,
@@ -241,18 +242,12 @@ impl Drop for RedisClusterBus {
     }
 }
 
-/// Backoff before connection attempt `attempt` (0-based): doubling from 50 ms up to
-/// [`MAX_BACKOFF`], with random jitter of up to half of it.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(50)
-        .saturating_mul(1 << attempt.min(6))
-        .min(MAX_BACKOFF);
-    let half_millis = u64::try_from(base.as_millis() / 2).unwrap_or(1).max(1);
-    let jitter =
-        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), attempt)
-            % half_millis;
-    base - Duration::from_millis(half_millis) + Duration::from_millis(jitter)
-}
+/// How long the subscriber waits before connecting again: 50 ms, doubling up to
+/// [`MAX_BACKOFF`], with jitter.
+const RECONNECT_BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(50),
+    max: MAX_BACKOFF,
+};
 
 async fn subscribe_forever(client: redis::Client, shared: Arc<Shared>) {
     let mut attempt = 0u32;
@@ -279,7 +274,7 @@ async fn subscribe_forever(client: redis::Client, shared: Arc<Shared>) {
             },
             Err(error) => shared.set_error(format!("Redis is not reachable: {error}")),
         }
-        tokio::time::sleep(backoff(attempt)).await;
+        tokio::time::sleep(RECONNECT_BACKOFF.delay(attempt, crate::supervise::jitter())).await;
         attempt = attempt.saturating_add(1);
     }
 }

@@ -10,7 +10,23 @@
 use std::future::Future;
 use std::time::Duration;
 
+use switchboard_engine::backoff::Backoff;
 use tokio::task::JoinHandle;
+
+/// How long a restarted task waits: 100 ms, doubling up to 10 s.
+const RESTART_BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+};
+
+/// A random number between 0.0 and 1.0 for [`Backoff::delay`] (`RandomState` is seeded
+/// randomly on each call).
+pub(crate) fn jitter() -> f64 {
+    let random =
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
+    // 53 random bits make an f64 in [0, 1) exactly.
+    (random >> 11) as f64 / (1u64 << 53) as f64
+}
 
 /// Aborts the task it holds when dropped.
 struct AbortOnDrop(JoinHandle<()>);
@@ -21,7 +37,8 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Runs `make()` as a task, and again after each panic (waiting 100 ms, doubling up to 10 s).
+/// Runs `make()` as a task, and again after each panic (waiting 100 ms, doubling up to 10 s,
+/// with jitter).
 #[cfg_attr(
     not(any(feature = "kafka", feature = "redis")),
     allow(
@@ -47,10 +64,7 @@ where
                         restarts,
                         "a background task panicked; restarting it"
                     );
-                    let backoff = Duration::from_millis(100)
-                        .saturating_mul(1 << restarts.min(7))
-                        .min(Duration::from_secs(10));
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(RESTART_BACKOFF.delay(restarts - 1, jitter())).await;
                 }
                 Ok(()) | Err(_) => return,
             }
