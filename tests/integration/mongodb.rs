@@ -40,6 +40,18 @@ fn on_mongodb(database: &str) -> impl FnOnce(&mut Config) + use<> {
     }
 }
 
+/// The environment that puts a spawned binary on `database` of the test MongoDB.
+fn binary_on_mongodb(database: &str) -> Vec<(String, String)> {
+    [
+        ("BACKEND", "mongodb".to_owned()),
+        ("MONGODB_URI", mongodb_uri()),
+        ("MONGODB_DATABASE", database.to_owned()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (format!("SWITCHBOARD__STORAGE__{key}"), value))
+    .collect()
+}
+
 async fn drop_database(database: &str) {
     let store = switchboard_storage::MongoMessageStore::connect(&mongodb_uri(), database)
         .await
@@ -154,21 +166,7 @@ async fn mongodb_two_nodes_share_one_gapless_seq_stream_and_serve_each_others_hi
 #[tokio::test]
 async fn mongodb_acknowledged_messages_survive_kill_9_and_nothing_is_duplicated() {
     let database = fresh_database();
-    crate::crash::kill_9_mid_stream_loses_nothing_acknowledged(&[
-        (
-            "SWITCHBOARD__STORAGE__BACKEND".to_owned(),
-            "mongodb".to_owned(),
-        ),
-        (
-            "SWITCHBOARD__STORAGE__MONGODB_URI".to_owned(),
-            mongodb_uri(),
-        ),
-        (
-            "SWITCHBOARD__STORAGE__MONGODB_DATABASE".to_owned(),
-            database.clone(),
-        ),
-    ])
-    .await;
+    crate::crash::kill_9_mid_stream_loses_nothing_acknowledged(&binary_on_mongodb(&database)).await;
     drop_database(&database).await;
 }
 
@@ -487,24 +485,11 @@ async fn mongodb_kafka_and_redis_two_nodes_serve_one_conversation_live() {
 #[tokio::test]
 async fn mongodb_kafka_acknowledged_messages_survive_kill_9_and_nothing_is_duplicated() {
     let database = fresh_database();
-    let mut settings = vec![
-        (
-            "SWITCHBOARD__STORAGE__BACKEND".to_owned(),
-            "mongodb".to_owned(),
-        ),
-        (
-            "SWITCHBOARD__STORAGE__MONGODB_URI".to_owned(),
-            mongodb_uri(),
-        ),
-        (
-            "SWITCHBOARD__STORAGE__MONGODB_DATABASE".to_owned(),
-            database.clone(),
-        ),
-        (
-            "SWITCHBOARD__CLUSTER__NODE_ID".to_owned(),
-            format!("crash-{}", std::process::id()),
-        ),
-    ];
+    let mut settings = binary_on_mongodb(&database);
+    settings.extend([(
+        "SWITCHBOARD__CLUSTER__NODE_ID".to_owned(),
+        format!("crash-{}", std::process::id()),
+    )]);
     settings.extend(on_kafka(&database));
     crate::crash::kill_9_mid_stream_loses_nothing_acknowledged(&settings).await;
     drop_database(&database).await;
