@@ -67,13 +67,7 @@ async fn drop_database(database: &str) {
 async fn mongodb_engine_serves_sends_edits_and_history_and_is_ready() {
     let database = fresh_database();
     let server = TestServer::start_with(on_mongodb(&database)).await;
-    let ready = server
-        .http
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(ready.status(), 200);
+    assert_eq!(ready_status(&server).await.0, 200);
 
     let id = server.create_conversation("acme", "alice", &["bob"]).await;
     let mut alice = server.connect("acme", "alice").await;
@@ -186,14 +180,8 @@ async fn mongodb_unreachable_at_start_the_engine_starts_ready_says_why_and_sends
         config.storage.mongodb_server_timeout_ms = 200;
     })
     .await;
-    let ready = server
-        .http
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(ready.status(), 503);
-    let body: Value = ready.json().await.expect("json");
+    let (status, body) = ready_status(&server).await;
+    assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "unavailable", "{body}");
     assert!(
         body["message"]
