@@ -97,7 +97,7 @@ impl Default for KafkaConfig {
 
 /// `[cluster]`: how the engine nodes of a scale-out deployment (several nodes on one MongoDB)
 /// tell each other what they stored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// The Redis server that carries the nodes' notices, their shared rate-limit budgets and
@@ -107,6 +107,20 @@ pub struct ClusterConfig {
     /// This node's id, unique in the deployment. Default: none, in which case a random one is
     /// chosen at start.
     pub node_id: Option<String>,
+    /// What every Redis key and channel of the deployment starts with, so several deployments
+    /// (staging and production, or parallel test runs) can share one Redis server: 1 to 32
+    /// letters, digits, `_`, `-` or `.`. Default `sb`.
+    pub key_prefix: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            node_id: None,
+            key_prefix: "sb".to_owned(),
+        }
+    }
 }
 
 /// `[turn]`: the TURN REST API credentials (coturn `use-auth-secret`) handed to WebRTC callers.
@@ -682,6 +696,15 @@ impl Config {
             && (node_id.is_empty() || node_id.len() > 64)
         {
             bail!("cluster.node_id must be 1 to 64 bytes");
+        }
+        let prefix = &self.cluster.key_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 32
+            || !prefix
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'))
+        {
+            bail!("cluster.key_prefix must be 1 to 32 letters, digits, _, - or .");
         }
         if self.limits.history_default_limit > self.limits.history_max_limit {
             bail!("limits.history_default_limit must not exceed limits.history_max_limit");

@@ -103,18 +103,19 @@ pub fn open_cluster(config: &Config) -> anyhow::Result<Option<ClusterPorts>> {
     let node_id = node_id(config);
     #[cfg(feature = "redis")]
     {
+        let prefix = config.cluster.key_prefix.as_str();
         tracing::info!(%node_id, "cluster over Redis");
         Ok(Some(ClusterPorts {
             bus: Arc::new(
-                switchboard_storage::RedisClusterBus::start(url, node_id.clone())
+                switchboard_storage::RedisClusterBus::start(url, prefix, node_id.clone())
                     .context("starting the Redis cluster bus")?,
             ),
             rate_limiter: Arc::new(
-                switchboard_storage::RedisRateLimiter::new(url)
+                switchboard_storage::RedisRateLimiter::new(url, prefix)
                     .context("starting the shared rate limits")?,
             ),
             presence: Arc::new(
-                switchboard_storage::RedisPresenceDirectory::start(url, node_id)
+                switchboard_storage::RedisPresenceDirectory::start(url, prefix, node_id)
                     .context("starting the presence directory")?,
             ),
         }))

@@ -686,15 +686,17 @@ impl ConversationActor {
             }
             ack.finish(final_ack.outcome);
         }
+        // Every seq this node stored is published, also one a resync had already read: the
+        // other nodes learn of it from nobody else.
+        if let (Some(head), Some(cluster)) = (report.stored, &self.context.cluster) {
+            cluster.publish(
+                self.tenant_id(),
+                self.conversation_id(),
+                ClusterNotice::Stored { head },
+            );
+        }
         if let Some(entry) = report.committed {
             let seq = entry.seq();
-            if let Some(cluster) = &self.context.cluster {
-                cluster.publish(
-                    self.tenant_id(),
-                    self.conversation_id(),
-                    ClusterNotice::Stored { head: seq },
-                );
-            }
             let subject = subject_of(&entry);
             let frame = self.context.encoder.encode(&ServerEvent::Entry(&entry));
             let mut overflowed = Vec::new();
@@ -729,7 +731,20 @@ impl ConversationActor {
             self.start_catch_up(myself, ready, catch_up);
         }
         if report.needs_resync {
+            // An append whose outcome was unknown may have been stored after all. If the head
+            // moved, the other nodes hear of it now: the node that stored it never published.
+            let known = ready.core.durable_head();
             self.resync(myself, ready).await;
+            let head = ready.core.durable_head();
+            if head > known
+                && let Some(cluster) = &self.context.cluster
+            {
+                cluster.publish(
+                    self.tenant_id(),
+                    self.conversation_id(),
+                    ClusterNotice::Stored { head },
+                );
+            }
         }
     }
 

@@ -110,6 +110,11 @@ pub struct CatchUp {
 pub struct PersistReport<W> {
     /// The entry that just became durable, if one did.
     pub committed: Option<LogEntry>,
+    /// The seq this append stored, also when this core had already read past it (a resync
+    /// after another node's notice can see an entry before its own append returns). The other
+    /// nodes of a deployment hear of every seq their appender stored, exactly once, through
+    /// this; `committed` alone would miss the ones a resync got to first.
+    pub stored: Option<Seq>,
     /// The live sessions that must receive `committed`, in session id order.
     pub live_sessions: Vec<SessionId>,
     /// Final acknowledgements to deliver, in order.
@@ -127,6 +132,7 @@ impl<W> PersistReport<W> {
     fn empty() -> Self {
         PersistReport {
             committed: None,
+            stored: None,
             live_sessions: Vec::new(),
             acks: Vec::new(),
             catch_ups: Vec::new(),
@@ -537,6 +543,9 @@ impl<W> ConversationCore<W> {
             .iter()
             .position(|in_flight| in_flight.ticket == ticket)
         else {
+            if let AppendResult::Stored(seq, _) = result {
+                report.stored = Some(seq);
+            }
             report.needs_resync = match result {
                 AppendResult::Stored(seq, _) => seq > self.durable_head,
                 AppendResult::Duplicate(existing) => existing.seq > self.durable_head,
@@ -555,6 +564,7 @@ impl<W> ConversationCore<W> {
         }
         match result {
             AppendResult::Stored(seq, completed) => {
+                report.stored = Some(seq);
                 let mut entry = completed.map_or(in_flight.entry, |completed| *completed);
                 entry.set_seq(seq);
                 let message_ref = entry.reference();

@@ -15,7 +15,10 @@
 //! `DuplicateClientId` with the stored seq, which the appending side treats as its answer.
 //!
 //! Every node reads the replies topic from its end (no consumer group, so nothing to join) and
-//! hands each reply addressed to it to the waiting append; a reply names the appending node's
+//! hands each reply addressed to it to the waiting append. The end is looked up (the
+//! partition's high watermark) before the reader is assigned, and appends wait until it is:
+//! a reader left to find "the end" lazily could settle on a position after a reply to an
+//! append it was already carrying, and that append would wait in vain; a reply names the appending node's
 //! *incarnation* (its node id and a random number drawn at start), so replies to an earlier
 //! run of the same node are never mistaken for this one's. An append that gets no reply within
 //! `reply_timeout` fails as unavailable (its outcome is unknown; a re-send with the same
@@ -43,7 +46,7 @@ use switchboard_engine::model::MessageRef;
 use switchboard_engine::operations::LogEntry;
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 use switchboard_engine::{Error, StoreError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::codec;
@@ -261,6 +264,8 @@ pub struct KafkaPipelineStore {
     incarnation: String,
     next_request: AtomicU64,
     waiters: Waiters,
+    /// Whether the reply reader is positioned, so that every reply from now on reaches it.
+    replies_positioned: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -307,6 +312,8 @@ impl KafkaPipelineStore {
         // the pipeline task (each time it is started).
         drop(reply_reader(&settings, &incarnation)?);
         drop(persister(&settings)?);
+        let (positioned, replies_positioned) = watch::channel(false);
+        let positioned = Arc::new(positioned);
         let tasks = vec![{
             let (producer, store, settings) =
                 (producer.clone(), Arc::clone(&store), settings.clone());
@@ -316,8 +323,11 @@ impl KafkaPipelineStore {
                     producer.clone(),
                     Arc::clone(&store),
                     settings.clone(),
-                    incarnation.clone(),
-                    Arc::clone(&waiters),
+                    Replies {
+                        incarnation: incarnation.clone(),
+                        waiters: Arc::clone(&waiters),
+                        positioned: Arc::clone(&positioned),
+                    },
                 )
             })
         }];
@@ -328,8 +338,26 @@ impl KafkaPipelineStore {
             incarnation,
             next_request: AtomicU64::new(0),
             waiters,
+            replies_positioned,
             tasks,
         })
+    }
+
+    /// Waits (at most the reply timeout) until the reply reader is positioned.
+    async fn replies_positioned(&self) -> Result<(), StoreError> {
+        let mut positioned = self.replies_positioned.clone();
+        match tokio::time::timeout(
+            self.settings.reply_timeout,
+            positioned.wait_for(|positioned| *positioned),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(StoreError::Unavailable(
+                "Kafka: the pipeline is still starting (the reply reader is not positioned)"
+                    .to_owned(),
+            )),
+        }
     }
 
     /// Produces one conversation's entries as one record and waits for the persister's reply.
@@ -341,6 +369,7 @@ impl KafkaPipelineStore {
         let Some(first) = entries.first() else {
             return Ok(Vec::new());
         };
+        self.replies_positioned().await?;
         let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let key = format!("{tenant_id}/{}", first.conversation_id());
         let n_entries = entries.len();
@@ -429,42 +458,111 @@ fn persister(settings: &KafkaSettings) -> Result<StreamConsumer, StoreError> {
         .map_err(|error| kafka_unavailable("creating the persister", &error))
 }
 
-/// Creates the topics (waiting for the brokers), then assigns the reply reader and subscribes
-/// the persister, and runs both. Subscribing only once the topics exist matters: a consumer
-/// that subscribed to a missing topic may not notice it until its next metadata refresh.
+/// A Kafka consumer that is closed on a thread of its own when dropped. librdkafka's close can
+/// block without end when it meets a rebalance (rust-rdkafka issue 509: the rebalance callback
+/// waits on an assignment the closing group never makes); on a runtime thread that would stall
+/// every task sharing it, so the close happens where it can only hold up itself.
+struct ClosedElsewhere(Option<StreamConsumer>);
+
+impl std::ops::Deref for ClosedElsewhere {
+    type Target = StreamConsumer;
+
+    fn deref(&self) -> &StreamConsumer {
+        self.0
+            .as_ref()
+            .expect("the consumer is only taken when dropped")
+    }
+}
+
+impl Drop for ClosedElsewhere {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            // If no thread can be made the closure, and so the consumer, is dropped here.
+            let _ = std::thread::Builder::new()
+                .name("kafka-close".to_owned())
+                .spawn(move || drop(consumer));
+        }
+    }
+}
+
+/// What the reply reader needs: whose replies to hand over, to whom, and where to say it is
+/// positioned.
+struct Replies {
+    incarnation: String,
+    waiters: Waiters,
+    positioned: Arc<watch::Sender<bool>>,
+}
+
+/// Creates the topics (waiting for the brokers), then assigns the reply reader at the replies
+/// topic's current end and subscribes the persister, and runs both. Subscribing only once the
+/// topics exist matters: a consumer that subscribed to a missing topic may not notice it until
+/// its next metadata refresh.
 async fn run_pipeline(
     producer: FutureProducer,
     store: Arc<dyn MessageStore>,
     settings: KafkaSettings,
-    incarnation: String,
-    waiters: Waiters,
+    replies: Replies,
 ) {
-    let consumers = reply_reader(&settings, &incarnation)
-        .and_then(|replies| Ok((replies, persister(&settings)?)));
-    let (replies, persister) = match consumers {
-        Ok(consumers) => consumers,
+    // A restarted pipeline has a new reader, which is not positioned yet.
+    replies.positioned.send_replace(false);
+    let consumers = reply_reader(&settings, &replies.incarnation)
+        .and_then(|reader| Ok((reader, persister(&settings)?)));
+    let (reader, persister) = match consumers {
+        Ok((reader, persister)) => (
+            ClosedElsewhere(Some(reader)),
+            ClosedElsewhere(Some(persister)),
+        ),
         Err(error) => {
             tracing::error!(%error, "the Kafka pipeline could not start");
             return;
         }
     };
     create_topics_until_done(&settings).await;
+    let end = replies_end_until_known(&producer, &settings).await;
     let mut partitions = TopicPartitionList::new();
     let assigned = partitions
-        .add_partition_offset(&settings.replies_topic, 0, Offset::End)
-        .and_then(|()| replies.assign(&partitions));
+        .add_partition_offset(&settings.replies_topic, 0, Offset::Offset(end))
+        .and_then(|()| reader.assign(&partitions));
     if let Err(error) = assigned {
         tracing::error!(%error, "the Kafka reply reader could not be assigned its partition");
         return;
     }
+    replies.positioned.send_replace(true);
     if let Err(error) = persister.subscribe(&[settings.messages_topic.as_str()]) {
         tracing::error!(%error, "the Kafka persister could not subscribe");
         return;
     }
     tokio::join!(
-        read_replies(replies, incarnation, waiters),
+        read_replies(reader, replies.incarnation, replies.waiters),
         persist_forever(persister, producer, store, settings),
     );
+}
+
+/// The replies topic's high watermark: where the next reply will be written. Asked until the
+/// brokers answer, with the topic-creation backoff.
+async fn replies_end_until_known(producer: &FutureProducer, settings: &KafkaSettings) -> i64 {
+    let mut attempt = 0u32;
+    loop {
+        let (producer, topic) = (producer.clone(), settings.replies_topic.clone());
+        let asked = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer as _;
+            producer
+                .client()
+                .fetch_watermarks(&topic, 0, Duration::from_secs(2))
+        })
+        .await;
+        match asked {
+            Ok(Ok((_, high))) => return high,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the end of the Kafka replies topic is not known yet; retrying");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "asking for the end of the Kafka replies topic failed; retrying");
+            }
+        }
+        tokio::time::sleep(TOPICS_BACKOFF.delay(attempt, crate::supervise::jitter())).await;
+        attempt = attempt.saturating_add(1);
+    }
 }
 
 /// How long topic creation waits before trying again: 100 ms, doubling up to 3.2 s.
@@ -519,7 +617,7 @@ async fn create_topics(settings: &KafkaSettings) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn read_replies(consumer: StreamConsumer, incarnation: String, waiters: Waiters) {
+async fn read_replies(consumer: ClosedElsewhere, incarnation: String, waiters: Waiters) {
     loop {
         let message = match consumer.recv().await {
             Ok(message) => message,
@@ -556,7 +654,7 @@ struct Consumed {
 }
 
 async fn persist_forever(
-    consumer: StreamConsumer,
+    consumer: ClosedElsewhere,
     producer: FutureProducer,
     store: Arc<dyn MessageStore>,
     settings: KafkaSettings,
@@ -697,9 +795,11 @@ async fn persist_batch(
             tracing::error!(%error, "an offset could not be recorded");
         }
     }
-    if let Err(error) = consumer.commit(&partitions, CommitMode::Sync) {
-        // The batch will be replayed by this partition's next owner; the store refuses the
-        // entries' client ids a second time, so nothing is stored twice.
+    // Asynchronous: a synchronous commit would block the runtime thread until the coordinator
+    // answers. A commit that fails (here or later) only means the batch is replayed by this
+    // partition's next owner; the store refuses the entries' client ids a second time, so
+    // nothing is stored twice.
+    if let Err(error) = consumer.commit(&partitions, CommitMode::Async) {
         tracing::warn!(%error, "the persister could not commit its offsets");
     }
 }
@@ -772,13 +872,17 @@ crate::delegate::delegating_message_store!(
         .await
         .map_err(|error| StoreError::Unavailable(format!("Kafka: the probe failed: {error}")))?
         .map_err(|error| kafka_unavailable("the brokers do not answer", &error))?;
-        if metadata {
-            Ok(())
-        } else {
+        if !metadata {
             Err(StoreError::Unavailable(format!(
                 "Kafka: the topic {} does not exist yet",
                 self.settings.messages_topic
             )))
+        } else if *self.replies_positioned.borrow() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "Kafka: the reply reader is not positioned yet".to_owned(),
+            ))
         }
     }
     }

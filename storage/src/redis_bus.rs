@@ -2,8 +2,10 @@
 //! over Redis pub/sub.
 //!
 //! Every notice about a conversation is published on the channel
-//! `sb:conv:<tenant>/<conversation>` as a postcard record `(origin node id, notice)`. Each node
-//! keeps one pub/sub connection with a pattern subscription to `sb:conv:*` and hands each
+//! `<prefix>:conv:<tenant>/<conversation>` as a postcard record `(origin node id, notice)`, where
+//! the prefix (`[cluster] key_prefix`, default `sb`) keeps deployments that share a Redis server
+//! apart. Each node keeps one pub/sub connection with a pattern subscription to
+//! `<prefix>:conv:*` and hands each
 //! notice to the listeners its conversation actors registered (notices from itself are
 //! skipped). One pattern subscription per node, rather than one channel subscription per
 //! conversation, means a conversation actor that starts can never miss a notice between
@@ -34,27 +36,51 @@ use tokio::task::JoinHandle;
 
 use crate::codec;
 
-/// The pattern every node subscribes to for conversations' notices.
-const CHANNEL_PATTERN: &str = "sb:conv:*";
-/// The pattern every node subscribes to for presence changes (`sb:presence:<tenant>`).
-const PRESENCE_PATTERN: &str = "sb:presence:*";
 /// Notices waiting to be published before new ones are dropped.
 const PUBLISH_QUEUE: usize = 4096;
 /// The longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-fn channel(tenant_id: &TenantId, conversation_id: ConversationId) -> String {
-    format!("sb:conv:{tenant_id}/{conversation_id}")
+/// The channel names of one deployment: `<prefix>:conv:<tenant>/<conversation>` for
+/// conversations' notices and `<prefix>:presence:<tenant>` for presence changes.
+struct Channels {
+    conversations: String,
+    presence: String,
 }
 
-/// The conversation a channel name is about.
-fn parse_channel(name: &str) -> Option<(TenantId, ConversationId)> {
-    let rest = name.strip_prefix("sb:conv:")?;
-    let (tenant, conversation) = rest.split_once('/')?;
-    Some((
-        TenantId::parse(tenant).ok()?,
-        ConversationId::parse(conversation).ok()?,
-    ))
+impl Channels {
+    fn new(prefix: &str) -> Self {
+        Self {
+            conversations: format!("{prefix}:conv:"),
+            presence: format!("{prefix}:presence:"),
+        }
+    }
+
+    fn conversation(&self, tenant_id: &TenantId, conversation_id: ConversationId) -> String {
+        format!("{}{tenant_id}/{conversation_id}", self.conversations)
+    }
+
+    fn presence(&self, tenant_id: &TenantId) -> String {
+        format!("{}{tenant_id}", self.presence)
+    }
+
+    /// The patterns every node subscribes to.
+    fn patterns(&self) -> [String; 2] {
+        [
+            format!("{}*", self.conversations),
+            format!("{}*", self.presence),
+        ]
+    }
+
+    /// The conversation a channel name is about.
+    fn parse_conversation(&self, name: &str) -> Option<(TenantId, ConversationId)> {
+        let rest = name.strip_prefix(self.conversations.as_str())?;
+        let (tenant, conversation) = rest.split_once('/')?;
+        Some((
+            TenantId::parse(tenant).ok()?,
+            ConversationId::parse(conversation).ok()?,
+        ))
+    }
 }
 
 type Listeners = HashMap<(TenantId, ConversationId), Vec<(u64, Arc<dyn ClusterListener>)>>;
@@ -64,6 +90,7 @@ type PublishQueue = Arc<tokio::sync::Mutex<mpsc::Receiver<(String, Vec<u8>)>>>;
 /// What the bus and its tasks share.
 struct Shared {
     node_id: String,
+    channels: Channels,
     listeners: Mutex<Listeners>,
     presence_listeners: Mutex<Vec<(u64, Arc<dyn PresenceListener>)>>,
     next_id: AtomicU64,
@@ -91,11 +118,11 @@ impl Shared {
     }
 
     fn dispatch(&self, channel_name: &str, payload: &[u8]) {
-        if let Some(tenant) = channel_name.strip_prefix("sb:presence:") {
+        if let Some(tenant) = channel_name.strip_prefix(self.channels.presence.as_str()) {
             self.dispatch_presence(tenant, payload);
             return;
         }
-        let Some(key) = parse_channel(channel_name) else {
+        let Some(key) = self.channels.parse_conversation(channel_name) else {
             return;
         };
         let (origin, notice): (String, ClusterNotice) = match codec::decode("bus", payload) {
@@ -180,13 +207,13 @@ pub struct RedisClusterBus {
 }
 
 impl RedisClusterBus {
-    /// Starts the bus of node `node_id` on the Redis server at `url` (`redis://host:port/db`).
-    /// Nothing waits for Redis: the tasks connect in the background and keep reconnecting, and
+    /// Starts the bus of node `node_id` on the Redis server at `url` (`redis://host:port/db`),
+    /// with channel names under `prefix`. Nothing waits for Redis: the tasks connect in the background and keep reconnecting, and
     /// [`ClusterBus::ready`] says whether they are connected.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if the URL is malformed.
-    pub fn start(url: &str, node_id: impl Into<String>) -> Result<Self, StoreError> {
+    pub fn start(url: &str, prefix: &str, node_id: impl Into<String>) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
             .map_err(|error| StoreError::Unavailable(format!("invalid Redis URL: {error}")))?;
         let manager = RedisConnectionManager::new(url)
@@ -197,6 +224,7 @@ impl RedisClusterBus {
             .build_unchecked(manager);
         let shared = Arc::new(Shared {
             node_id: node_id.into(),
+            channels: Channels::new(prefix),
             listeners: Mutex::new(HashMap::new()),
             presence_listeners: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
@@ -253,10 +281,7 @@ async fn subscribe_forever(client: redis::Client, shared: Arc<Shared>) {
     let mut attempt = 0u32;
     loop {
         match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub
-                .psubscribe(&[CHANNEL_PATTERN, PRESENCE_PATTERN])
-                .await
-            {
+            Ok(mut pubsub) => match pubsub.psubscribe(&shared.channels.patterns()).await {
                 Ok(()) => {
                     attempt = 0;
                     shared.connected.store(true, Ordering::Release);
@@ -364,7 +389,12 @@ impl ClusterBus for RedisClusterBus {
         };
         if self
             .publisher
-            .try_send((channel(tenant_id, conversation_id), payload))
+            .try_send((
+                self.shared
+                    .channels
+                    .conversation(tenant_id, conversation_id),
+                payload,
+            ))
             .is_err()
         {
             let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -387,7 +417,7 @@ impl ClusterBus for RedisClusterBus {
         };
         if self
             .publisher
-            .try_send((format!("sb:presence:{tenant_id}"), payload))
+            .try_send((self.shared.channels.presence(tenant_id), payload))
             .is_err()
         {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);

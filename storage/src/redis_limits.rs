@@ -2,7 +2,7 @@
 //! every engine node, so a user's limits hold across the deployment.
 //!
 //! Each take is one atomic Lua script (GCRA, the generic cell rate algorithm): the key
-//! `sb:rl:<tenant>:<class>:<user>` holds the budget's "theoretical arrival time" in
+//! `<prefix>:rl:<tenant>:<class>:<user>` (the prefix is `[cluster] key_prefix`, default `sb`) holds the budget's "theoretical arrival time" in
 //! milliseconds of Redis's own clock (`TIME`), so nodes' clocks do not matter. A take is
 //! allowed while that time is at most `(burst - 1)` emission intervals ahead of now, and moves
 //! it one interval on; the key expires when the budget is full again. The interval is
@@ -37,15 +37,17 @@ return 0
 /// Budgets in Redis.
 pub struct RedisRateLimiter {
     pool: bb8::Pool<RedisConnectionManager>,
+    /// The deployment's key prefix.
+    prefix: String,
     script: redis::Script,
 }
 
 impl RedisRateLimiter {
-    /// Budgets on the Redis server at `url`; connects lazily.
+    /// Budgets on the Redis server at `url`, with keys under `prefix`; connects lazily.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if the URL is malformed.
-    pub fn new(url: &str) -> Result<Self, StoreError> {
+    pub fn new(url: &str, prefix: &str) -> Result<Self, StoreError> {
         let manager = RedisConnectionManager::new(url)
             .map_err(|error| StoreError::Unavailable(format!("invalid Redis URL: {error}")))?;
         let pool = bb8::Pool::builder()
@@ -54,6 +56,7 @@ impl RedisRateLimiter {
             .build_unchecked(manager);
         Ok(Self {
             pool,
+            prefix: prefix.to_owned(),
             script: redis::Script::new(GCRA),
         })
     }
@@ -80,7 +83,11 @@ impl SharedRateLimiter for RedisRateLimiter {
             .map_err(|error| StoreError::Unavailable(format!("Redis: {error}")))?;
         let retry_after_ms: u64 = self
             .script
-            .key(format!("sb:rl:{tenant_id}:{}:{user_id}", class.as_str()))
+            .key(format!(
+                "{}:rl:{tenant_id}:{}:{user_id}",
+                self.prefix,
+                class.as_str()
+            ))
             .arg(interval_ms)
             .arg(burst)
             .invoke_async(&mut *connection)

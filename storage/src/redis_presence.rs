@@ -1,10 +1,11 @@
 //! The Redis [`PresenceDirectory`]: each node's view of its users, in Redis, with node
 //! liveness, so presence is the deployment's rather than each node's.
 //!
-//! Keys: `sb:pres:<tenant>:<user>`, a hash from node id to `online` or `away` (a node removes
-//! its field when the user's last session on it closes); `sb:seen:<tenant>:<user>`, the latest
-//! `last_seen` in milliseconds; and `sb:node:<node id>`, which each node sets every 10 s to
-//! expire after 30 s. A lookup (one Lua script) counts only the fields of nodes whose liveness
+//! Keys (under the deployment's `[cluster] key_prefix`, default `sb`): `<prefix>:pres:<tenant>:
+//! <user>`, a hash from node id to `online` or `away` (a node removes its field when the user's
+//! last session on it closes); `<prefix>:seen:<tenant>:<user>`, the latest `last_seen` in
+//! milliseconds; and `<prefix>:node:<node id>`, which each node sets every 10 s to expire after
+//! 30 s. A lookup (one Lua script) counts only the fields of nodes whose liveness
 //! key exists and deletes the others, so a node that died stops counting within 30 s.
 
 use std::time::Duration;
@@ -29,7 +30,7 @@ const LOOKUP: &str = r"
 local fields = redis.call('HGETALL', KEYS[1])
 local live = {}
 for i = 1, #fields, 2 do
-  if redis.call('EXISTS', 'sb:node:' .. fields[i]) == 1 then
+  if redis.call('EXISTS', ARGV[1] .. fields[i]) == 1 then
     table.insert(live, fields[i + 1])
   else
     redis.call('HDEL', KEYS[1], fields[i])
@@ -51,6 +52,8 @@ return 0
 pub struct RedisPresenceDirectory {
     pool: bb8::Pool<RedisConnectionManager>,
     node_id: String,
+    /// The deployment's key prefix.
+    prefix: String,
     lookup: redis::Script,
     gone: redis::Script,
     heartbeat: JoinHandle<()>,
@@ -66,21 +69,17 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("Redis: {error}"))
 }
 
-fn presence_key(tenant_id: &TenantId, user_id: &UserId) -> String {
-    format!("sb:pres:{tenant_id}:{user_id}")
-}
-
-fn seen_key(tenant_id: &TenantId, user_id: &UserId) -> String {
-    format!("sb:seen:{tenant_id}:{user_id}")
+fn node_key_prefix(prefix: &str) -> String {
+    format!("{prefix}:node:")
 }
 
 impl RedisPresenceDirectory {
-    /// The directory of node `node_id` on the Redis server at `url`; connects lazily and keeps
-    /// the node's liveness key fresh in the background.
+    /// The directory of node `node_id` on the Redis server at `url`, with keys under `prefix`;
+    /// connects lazily and keeps the node's liveness key fresh in the background.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if the URL is malformed.
-    pub fn start(url: &str, node_id: impl Into<String>) -> Result<Self, StoreError> {
+    pub fn start(url: &str, prefix: &str, node_id: impl Into<String>) -> Result<Self, StoreError> {
         let manager = RedisConnectionManager::new(url).map_err(unavailable)?;
         let pool = bb8::Pool::builder()
             .max_size(4)
@@ -88,23 +87,32 @@ impl RedisPresenceDirectory {
             .build_unchecked(manager);
         let node_id = node_id.into();
         let heartbeat = {
-            let (pool, node_id) = (pool.clone(), node_id.clone());
+            let pool = pool.clone();
+            let node_key = format!("{}{node_id}", node_key_prefix(prefix));
             crate::supervise::spawn_supervised("presence heartbeat", move || {
-                keep_alive(pool.clone(), node_id.clone())
+                keep_alive(pool.clone(), node_key.clone())
             })
         };
         Ok(Self {
             pool,
             node_id,
+            prefix: prefix.to_owned(),
             lookup: redis::Script::new(LOOKUP),
             gone: redis::Script::new(GONE),
             heartbeat,
         })
     }
+
+    fn presence_key(&self, tenant_id: &TenantId, user_id: &UserId) -> String {
+        format!("{}:pres:{tenant_id}:{user_id}", self.prefix)
+    }
+
+    fn seen_key(&self, tenant_id: &TenantId, user_id: &UserId) -> String {
+        format!("{}:seen:{tenant_id}:{user_id}", self.prefix)
+    }
 }
 
-async fn keep_alive(pool: bb8::Pool<RedisConnectionManager>, node_id: String) {
-    let key = format!("sb:node:{node_id}");
+async fn keep_alive(pool: bb8::Pool<RedisConnectionManager>, key: String) {
     let mut interval = tokio::time::interval(HEARTBEAT);
     loop {
         interval.tick().await;
@@ -136,7 +144,7 @@ impl PresenceDirectory for RedisPresenceDirectory {
         let mut connection = self.pool.get().await.map_err(unavailable)?;
         // The node's liveness key goes with every report, so a node is live from its first.
         redis::cmd("SET")
-            .arg(format!("sb:node:{}", self.node_id))
+            .arg(format!("{}{}", node_key_prefix(&self.prefix), self.node_id))
             .arg(1)
             .arg("EX")
             .arg(NODE_TTL_SECS)
@@ -151,7 +159,7 @@ impl PresenceDirectory for RedisPresenceDirectory {
                     "away"
                 };
                 redis::cmd("HSET")
-                    .arg(presence_key(tenant_id, user_id))
+                    .arg(self.presence_key(tenant_id, user_id))
                     .arg(&self.node_id)
                     .arg(state)
                     .query_async::<()>(&mut *connection)
@@ -160,8 +168,8 @@ impl PresenceDirectory for RedisPresenceDirectory {
             }
             NodePresence::Gone { last_seen } => {
                 self.gone
-                    .key(presence_key(tenant_id, user_id))
-                    .key(seen_key(tenant_id, user_id))
+                    .key(self.presence_key(tenant_id, user_id))
+                    .key(self.seen_key(tenant_id, user_id))
                     .arg(&self.node_id)
                     .arg(last_seen.as_millis())
                     .invoke_async::<()>(&mut *connection)
@@ -180,8 +188,9 @@ impl PresenceDirectory for RedisPresenceDirectory {
         let mut connection = self.pool.get().await.map_err(unavailable)?;
         let states: Vec<String> = self
             .lookup
-            .key(presence_key(tenant_id, user_id))
-            .key(seen_key(tenant_id, user_id))
+            .key(self.presence_key(tenant_id, user_id))
+            .key(self.seen_key(tenant_id, user_id))
+            .arg(node_key_prefix(&self.prefix))
             .invoke_async(&mut *connection)
             .await
             .map_err(unavailable)?;

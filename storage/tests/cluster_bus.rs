@@ -143,6 +143,7 @@ impl Deployment for Redis {
                 Arc::new(
                     switchboard_storage::RedisClusterBus::start(
                         &self.url,
+                        "sb",
                         format!("deployment-{deployment}-node-{node}"),
                     )
                     .expect("the URL is valid"),
@@ -262,7 +263,45 @@ conformance!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Redis only: the server goes away and comes back.
+// Redis only: deployments sharing a server, and the server going away and coming back.
+
+/// Two deployments with different key prefixes on one Redis server do not hear each other,
+/// even about the same tenant and conversation.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_deployments_with_different_key_prefixes_do_not_hear_each_other() {
+    let url = Redis::from_env().url;
+    let start = |prefix: &str, node: &str| -> Arc<dyn ClusterBus> {
+        Arc::new(
+            switchboard_storage::RedisClusterBus::start(&url, prefix, format!("{prefix}-{node}"))
+                .expect("the URL is valid"),
+        )
+    };
+    let prefix = format!("prefix-test-{}", std::process::id());
+    let (staging, production) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    let buses = [
+        start(&staging, "publisher"),
+        start(&staging, "listener"),
+        start(&production, "publisher"),
+        start(&production, "listener"),
+    ];
+    all_ready(&buses).await;
+    let tenant = unique_tenant();
+    let (on_staging, mut staging_heard) = recorder();
+    let (on_production, mut production_heard) = recorder();
+    let _subscriptions = [
+        buses[1].subscribe(&tenant, conversation(1), on_staging),
+        buses[3].subscribe(&tenant, conversation(1), on_production),
+    ];
+    buses[0].publish(&tenant, conversation(1), stored(1));
+    assert_eq!(next_notice(&mut staging_heard).await, stored(1));
+    // A marker published afterwards in the other deployment: once it arrives, the first
+    // notice would have, had it crossed over.
+    buses[2].publish(&tenant, conversation(1), stored(2));
+    assert_eq!(next_notice(&mut production_heard).await, stored(2));
+    assert_eq!(notices_so_far(&mut production_heard), vec![]);
+    assert_eq!(notices_so_far(&mut staging_heard), vec![]);
+}
 
 /// A `redis-server` of this test's own, killed when dropped.
 #[cfg(feature = "redis")]

@@ -1426,6 +1426,16 @@ async fn kafka_pipeline_store() -> (
     )
     .await
     .expect("the Kafka pipeline starts");
+    // As the binary does at start-up: the pipeline is used once it says it is ready (topics
+    // made, reply reader positioned).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while let Err(error) = pipeline.ping().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Kafka pipeline is not ready within a minute: {error}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     (pipeline, mongodb)
 }
 

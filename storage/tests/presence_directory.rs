@@ -61,6 +61,7 @@ impl Deployment for Redis {
                 Arc::new(
                     switchboard_storage::RedisPresenceDirectory::start(
                         &redis_url(),
+                        "sb",
                         unique("node"),
                     )
                     .expect("a valid URL"),
@@ -190,7 +191,7 @@ conformance!(
 async fn redis_a_dead_nodes_users_stop_counting() {
     let node_id = unique("node");
     let dying: Arc<dyn PresenceDirectory> = Arc::new(
-        switchboard_storage::RedisPresenceDirectory::start(&redis_url(), node_id.clone())
+        switchboard_storage::RedisPresenceDirectory::start(&redis_url(), "sb", node_id.clone())
             .expect("a valid URL"),
     );
     let tenant_id = TenantId::parse(&unique("presence")).expect("valid tenant id");

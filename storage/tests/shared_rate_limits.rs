@@ -90,7 +90,7 @@ impl Redis {
 #[cfg(feature = "redis")]
 impl Deployment for Redis {
     fn limiter(&self) -> Arc<dyn SharedRateLimiter> {
-        Arc::new(switchboard_storage::RedisRateLimiter::new(&self.0).expect("a valid URL"))
+        Arc::new(switchboard_storage::RedisRateLimiter::new(&self.0, "sb").expect("a valid URL"))
     }
 }
 

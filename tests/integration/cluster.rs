@@ -19,7 +19,7 @@ use switchboard_storage::{
     MemoryClusterHub, MemoryMessageStore, MemoryPresenceHub, MemoryRateLimiter,
 };
 
-use crate::support::{Client, TestServer, call, next_of, seqs};
+use crate::support::{Client, TestServer, call, next_of};
 
 /// Two nodes on one in-memory store, hub and rate-limit budgets, configured by `configure`.
 async fn two_memory_nodes(configure: impl Fn(&mut Config)) -> (TestServer, TestServer) {
@@ -89,12 +89,14 @@ pub(crate) async fn two_nodes_serve_one_conversation_live(first: &TestServer, se
             .await;
     }
     let last = from_bob["seq"].as_u64().expect("seq") + 20;
-    for client in [&mut alice, &mut bob] {
-        let seen = seqs(&client.messages_through(last).await);
-        let expected: Vec<u64> = (from_bob["seq"].as_u64().expect("seq") + 1..=last).collect();
-        // Each client also saw its own messages live; the stream has no gap and no duplicate.
-        assert_eq!(seen, expected);
-    }
+    let (seen_by_alice, seen_by_bob) = tokio::join!(
+        messages_through_resending(&mut alice, &id, last),
+        messages_through_resending(&mut bob, &id, last)
+    );
+    let expected: Vec<u64> = (from_bob["seq"].as_u64().expect("seq") + 1..=last).collect();
+    // Each client also saw its own messages live; the stream has no gap and no duplicate.
+    assert_eq!(seen_by_alice, expected);
+    assert_eq!(seen_by_bob, expected);
 
     // An edit on node a reaches node b.
     alice
@@ -168,6 +170,39 @@ pub(crate) async fn two_nodes_serve_one_conversation_live(first: &TestServer, se
     assert_eq!(replayed, vec![head - 2, head - 1, head]);
 }
 
+/// Reads `message` events until seq `last` and returns their seqs. A send refused as
+/// `unavailable` (its outcome unknown: a Kafka rebalance on a loaded machine can outlast the
+/// append timeout) is sent again with its `client_id`, as the protocol tells clients to, and
+/// is stored once either way; any other refusal fails the test.
+async fn messages_through_resending(
+    client: &mut Client,
+    conversation_id: &str,
+    last: u64,
+) -> Vec<u64> {
+    let deadline = tokio::time::Instant::now() + 3 * crate::support::DEADLINE;
+    let mut seen = Vec::new();
+    loop {
+        let frame = client.next_json().await;
+        if frame["type"] == "message" {
+            let seq = frame["seq"].as_u64().expect("seq");
+            seen.push(seq);
+            if seq >= last {
+                return seen;
+            }
+        } else if frame["type"] == "ack" && frame["status"] == "rejected" {
+            assert_eq!(frame["code"], "unavailable", "{frame}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sends are still refused: {frame}"
+            );
+            client
+                .send_json(json!({"type": "send", "conversation_id": conversation_id,
+                    "client_id": frame["client_id"], "text": "sent again"}))
+                .await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn two_nodes_on_one_store_and_bus_serve_one_conversation_live() {
     let (first, second) = two_memory_nodes(|_| {}).await;
@@ -209,32 +244,33 @@ async fn presence_is_the_deployments() {
     presence_crosses_nodes(&first, &second).await;
 }
 
-/// Bob on one node watches Alice, who connects, goes away and leaves through both nodes.
+/// Erin on one node watches Dana, who connects, goes away and leaves through both nodes. They
+/// are users of their own, so the scenario can follow another on the same deployment.
 pub(crate) async fn presence_crosses_nodes(first: &TestServer, second: &TestServer) {
-    let _id = first.create_conversation("acme", "alice", &["bob"]).await;
-    let mut bob = second.connect("acme", "bob").await;
-    bob.send_json(json!({"type": "subscribe_presence", "id": "p", "user_ids": ["alice"]}))
+    let _id = first.create_conversation("acme", "dana", &["erin"]).await;
+    let mut erin = second.connect("acme", "erin").await;
+    erin.send_json(json!({"type": "subscribe_presence", "id": "p", "user_ids": ["dana"]}))
         .await;
-    let state = next_of(&mut bob, "presence_state").await;
+    let state = next_of(&mut erin, "presence_state").await;
     assert_eq!(state["users"][0]["status"], "offline", "{state}");
 
-    // Alice connects to the other node: bob hears she is online.
-    let alice_on_first = first.connect("acme", "alice").await;
-    assert_eq!(next_of(&mut bob, "presence").await["status"], "online");
-    // A second session on bob's node, then the first one closes: she is still online (no
+    // Dana connects to the other node: Erin hears she is online.
+    let dana_on_first = first.connect("acme", "dana").await;
+    assert_eq!(next_of(&mut erin, "presence").await["status"], "online");
+    // A second session on Erin's node, then the first one closes: she is still online (no
     // frame), and the HTTP API on either node says so.
-    let mut alice_on_second = second.connect("acme", "alice").await;
-    drop(alice_on_first);
-    alice_on_second
+    let mut dana_on_second = second.connect("acme", "dana").await;
+    drop(dana_on_first);
+    dana_on_second
         .send_json(json!({"type": "presence", "status": "away"}))
         .await;
-    assert_eq!(next_of(&mut bob, "presence").await["status"], "away");
+    assert_eq!(next_of(&mut erin, "presence").await["status"], "away");
     for node in [&first, &second] {
         let (status, _, body) = call(
             node,
             Method::GET,
-            "bob",
-            "/v1/presence?user_ids=alice",
+            "erin",
+            "/v1/presence?user_ids=dana",
             None,
         )
         .await;
@@ -242,8 +278,8 @@ pub(crate) async fn presence_crosses_nodes(first: &TestServer, second: &TestServ
         assert_eq!(body["users"][0]["status"], "away", "{body}");
     }
     // Her last session closes: offline, with when.
-    drop(alice_on_second);
-    let offline = next_of(&mut bob, "presence").await;
+    drop(dana_on_second);
+    let offline = next_of(&mut erin, "presence").await;
     assert_eq!(offline["status"], "offline", "{offline}");
     assert!(offline["last_seen"].as_u64().is_some(), "{offline}");
 }

@@ -197,12 +197,20 @@ pub(crate) async fn kill_9_mid_stream_loses_nothing_acknowledged(settings: &[(St
     }
 
     // Re-send everything: acknowledged keys resolve to their messages, the rest are stored once.
+    // A re-send refused as `unavailable` (a Kafka rebalance on a loaded machine can outlast the
+    // append timeout) is sent again, as the protocol tells clients to.
     let mut alice = binary.connect_alice().await;
     for n in 0..N_MESSAGES {
         let client_id = format!("crash-{n}");
-        let (_, ack) = alice
-            .send_message(&id, &client_id, &format!("message {n}"))
-            .await;
+        let deadline = tokio::time::Instant::now() + 3 * DEADLINE;
+        let ack = loop {
+            let (_, ack) = alice
+                .send_message(&id, &client_id, &format!("message {n}"))
+                .await;
+            if ack["code"] != "unavailable" || tokio::time::Instant::now() >= deadline {
+                break ack;
+            }
+        };
         assert_eq!(ack["status"], "delivered", "{ack}");
         if let Some((seq, message_id)) = delivered.get(&client_id) {
             assert_eq!(ack["seq"].as_u64(), Some(*seq));

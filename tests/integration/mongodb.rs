@@ -31,6 +31,25 @@ fn fresh_database() -> String {
     )
 }
 
+/// A node of a two-node deployment on MongoDB database `database` and the shared test Redis
+/// server, with Redis keys under the database's name so tests running at once cannot hear each
+/// other's notices or see each other's presence.
+#[cfg(feature = "redis")]
+fn on_mongodb_and_redis(database: &str, node: &str) -> impl FnOnce(&mut Config) + use<> {
+    let redis_url = std::env::var("SWITCHBOARD_TEST_REDIS_URL").expect(
+        "SWITCHBOARD_TEST_REDIS_URL names a Redis server for the `redis` feature's tests \
+         (scripts/test-services start redis)",
+    );
+    let on_mongodb = on_mongodb(database);
+    let (prefix, node_id) = (database.to_owned(), format!("{database}-{node}"));
+    move |config: &mut Config| {
+        on_mongodb(config);
+        config.cluster.redis_url = Some(redis_url);
+        config.cluster.key_prefix = prefix;
+        config.cluster.node_id = Some(node_id);
+    }
+}
+
 fn on_mongodb(database: &str) -> impl FnOnce(&mut Config) + use<> {
     let database = database.to_owned();
     move |config| {
@@ -208,31 +227,12 @@ async fn mongodb_unreachable_at_start_the_engine_starts_ready_says_why_and_sends
 #[tokio::test]
 async fn mongodb_and_redis_two_nodes_serve_one_conversation_live() {
     let database = fresh_database();
-    let redis_url = std::env::var("SWITCHBOARD_TEST_REDIS_URL").expect(
-        "SWITCHBOARD_TEST_REDIS_URL names a Redis server for the `redis` feature's tests \
-         (scripts/test-services start redis)",
-    );
-    let node = |name: &'static str| {
-        let on_mongodb = on_mongodb(&database);
-        let redis_url = redis_url.clone();
-        move |config: &mut Config| {
-            on_mongodb(config);
-            config.cluster.redis_url = Some(redis_url);
-            config.cluster.node_id = Some(format!("{name}-{}", std::process::id()));
-        }
-    };
-    let first = TestServer::start_with(node("node-a")).await;
-    let second = TestServer::start_with(node("node-b")).await;
+    let first = TestServer::start_with(on_mongodb_and_redis(&database, "node-a")).await;
+    let second = TestServer::start_with(on_mongodb_and_redis(&database, "node-b")).await;
     // Both buses are connected before anything is sent (the probe says so).
     for server in [&first, &second] {
         crate::support::eventually("the node is ready", || async {
-            let ready = server
-                .http
-                .get(server.url("/ready"))
-                .send()
-                .await
-                .expect("sent");
-            (ready.status() == 200).then_some(())
+            (ready_status(server).await.0 == 200).then_some(())
         })
         .await;
     }
@@ -402,20 +402,17 @@ fn on_kafka(name: &str) -> Vec<(String, String)> {
 #[cfg(all(feature = "kafka", feature = "redis"))]
 #[tokio::test]
 async fn mongodb_kafka_and_redis_two_nodes_serve_one_conversation_live() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,rdkafka=info")
+        .with_test_writer()
+        .try_init();
     let database = fresh_database();
-    let redis_url = std::env::var("SWITCHBOARD_TEST_REDIS_URL").expect(
-        "SWITCHBOARD_TEST_REDIS_URL names a Redis server for the `redis` feature's tests \
-         (scripts/test-services start redis)",
-    );
     let kafka: Vec<(String, String)> = on_kafka(&database);
     let node = |name: &'static str| {
-        let on_mongodb = on_mongodb(&database);
-        let redis_url = redis_url.clone();
+        let on_mongodb_and_redis = on_mongodb_and_redis(&database, name);
         let kafka = kafka.clone();
         move |config: &mut Config| {
-            on_mongodb(config);
-            config.cluster.redis_url = Some(redis_url);
-            config.cluster.node_id = Some(format!("{name}-{}", std::process::id()));
+            on_mongodb_and_redis(config);
             for (key, value) in kafka {
                 match key.trim_start_matches("SWITCHBOARD__KAFKA__") {
                     "BROKERS" => config.kafka.brokers = Some(value),

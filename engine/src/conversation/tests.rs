@@ -203,6 +203,42 @@ fn a_seq_beyond_the_head_sends_live_subscribers_to_storage() {
     assert!(report.acks[0].replayed);
 }
 
+/// Another node's notice can make this core resync past an entry whose own append has not
+/// returned yet. The entry is not fanned out a second time, but the report still names its seq:
+/// its node is the only one that tells the others of it.
+#[test]
+fn an_append_a_resync_got_to_first_still_reports_its_seq() {
+    let mut core: ConversationCore<u32> = ConversationCore::new(
+        snapshot(ConversationKind::Group),
+        Seq(0),
+        MessageLimits::default(),
+    );
+    core.join(session(1), user("bob"), None).expect("a member");
+    let accepted = core.accept(
+        user("alice"),
+        new_message("x", "hi"),
+        MessageId::from_parts(1, 1),
+        Timestamp(1),
+        7,
+    );
+    assert_eq!(core.resync(Seq(3)).len(), 1, "bob catches up from storage");
+    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(2), None));
+    assert!(report.committed.is_none(), "the catch-up delivers it");
+    assert!(report.live_sessions.is_empty());
+    assert_eq!(report.stored, Some(Seq(2)));
+    assert_eq!(report.acks.len(), 1);
+    // An append whose outcome is unknown names no seq.
+    let refused = core.accept(
+        user("alice"),
+        new_message("y", "hi"),
+        MessageId::from_parts(1, 2),
+        Timestamp(1),
+        8,
+    );
+    let report = core.on_persisted(refused.ticket, AppendResult::Failed);
+    assert_eq!(report.stored, None);
+}
+
 // ---- the model-based property test ----
 
 #[derive(Debug, Clone)]
