@@ -150,6 +150,22 @@ pub struct TurnConfig {
     pub health_check_timeout_ms: u64,
     /// Tenants with their own secret and servers. Default: none.
     pub tenants: Vec<TenantTurnConfig>,
+    /// Whether `serve` runs the embedded TURN relay (UDP), which accepts the credentials
+    /// handed out (every realm's secrets, rotation included) and comes first in `iceServers`.
+    /// Default true.
+    pub relay_enabled: bool,
+    /// The UDP address the embedded relay listens on (port 0 picks a free one). Default
+    /// `127.0.0.1:3478`.
+    pub relay_listen: String,
+    /// The address clients are told to reach the relay and its relayed ports at (the host's
+    /// public address when callers are elsewhere). Default `127.0.0.1`.
+    pub relay_public_ip: String,
+    /// The first UDP port relayed allocations may use. Default 49152.
+    pub relay_min_port: u16,
+    /// The last UDP port relayed allocations may use. Default 65535.
+    pub relay_max_port: u16,
+    /// The TURN realm the relay names in its challenges. Default `switchboard`.
+    pub relay_realm: String,
 }
 
 impl Default for TurnConfig {
@@ -164,6 +180,12 @@ impl Default for TurnConfig {
             health_check_interval_ms: 30_000,
             health_check_timeout_ms: 2_000,
             tenants: Vec::new(),
+            relay_enabled: true,
+            relay_listen: "127.0.0.1:3478".to_owned(),
+            relay_public_ip: "127.0.0.1".to_owned(),
+            relay_min_port: 49_152,
+            relay_max_port: 65_535,
+            relay_realm: "switchboard".to_owned(),
         }
     }
 }
@@ -726,6 +748,9 @@ impl Config {
         if self.turn.max_ttl_secs == 0 || self.turn.max_ttl_secs > 86_400 {
             bail!("turn.max_ttl_secs must be between 1 and 86400");
         }
+        if self.turn.relay_enabled {
+            self.relay_settings()?;
+        }
         if self.turn.ttl_secs == 0 || self.turn.ttl_secs > self.turn.max_ttl_secs {
             bail!("turn.ttl_secs must be between 1 and turn.max_ttl_secs");
         }
@@ -890,6 +915,39 @@ pub const DEV_SECRET_FILE: &str = "dev-secret";
 pub const TURN_SECRET_FILE: &str = "turn-secret";
 
 impl Config {
+    /// The embedded TURN relay's settings (`[turn] relay_*`).
+    ///
+    /// # Errors
+    /// If an address does not parse, the port range is empty, or the realm is empty.
+    pub fn relay_settings(&self) -> anyhow::Result<switchboard_turn::relay::RelaySettings> {
+        let turn = &self.turn;
+        let listen = turn.relay_listen.parse().with_context(|| {
+            format!(
+                "turn.relay_listen {:?} is not an ip:port",
+                turn.relay_listen
+            )
+        })?;
+        let public_ip = turn.relay_public_ip.parse().with_context(|| {
+            format!(
+                "turn.relay_public_ip {:?} is not an IP address",
+                turn.relay_public_ip
+            )
+        })?;
+        if turn.relay_min_port == 0 || turn.relay_max_port < turn.relay_min_port {
+            bail!("turn.relay_min_port must be at least 1 and at most turn.relay_max_port");
+        }
+        if turn.relay_realm.is_empty() {
+            bail!("turn.relay_realm must not be empty");
+        }
+        Ok(switchboard_turn::relay::RelaySettings {
+            listen,
+            public_ip,
+            min_port: turn.relay_min_port,
+            max_port: turn.relay_max_port,
+            realm: turn.relay_realm.clone(),
+        })
+    }
+
     /// The TURN credential service: the configured secrets and servers, with `default_secret`
     /// (see [`turn_secret`]) for tenants without their own.
     ///

@@ -26,7 +26,9 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StorageBackend, development_secret, turn_secret};
+use switchboard_transport::metrics::MetricsSource;
 use switchboard_turn::health::{HealthBoard, HealthChecker, HealthCheckerArgs};
+use switchboard_turn::relay::EmbeddedRelay;
 
 /// The directory under `server.data_dir` that holds the embedded store.
 pub const STORE_DIR: &str = "store";
@@ -41,8 +43,19 @@ pub struct Server {
     shutdown_timeout: Duration,
     /// Probes the TURN and STUN servers, when any are configured.
     turn_health: Option<HealthChecker>,
+    /// The embedded TURN relay, unless turned off.
+    relay: Option<EmbeddedRelay>,
     /// Brings a remote store up at start-up (see [`prepare_store`]).
     store_preparation: Option<JoinHandle<()>>,
+}
+
+/// The TURN health board's metrics, for `GET /metrics`.
+struct TurnHealthMetrics(Arc<HealthBoard>);
+
+impl MetricsSource for TurnHealthMetrics {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.0.register_metrics(registry);
+    }
 }
 
 /// Opens the configured store.
@@ -269,7 +282,21 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
     let mut turn = config
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
         .context("invalid turn configuration")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let relay = if config.turn.relay_enabled {
+        let relay =
+            EmbeddedRelay::start(&config.relay_settings()?, turn.clone(), Arc::clone(&clock))
+                .await
+                .context(
+                    "starting the embedded TURN relay (turn.relay_enabled = false turns it off)",
+                )?;
+        turn = turn.with_relay_uri(relay.uri());
+        Some(relay)
+    } else {
+        None
+    };
     let mut turn_health = None;
+    let mut turn_health_board = None;
     if config.turn.health_check_interval_ms > 0 && !turn.all_uris().is_empty() {
         let board = Arc::new(HealthBoard::default());
         let checker = HealthChecker::start(HealthCheckerArgs {
@@ -280,10 +307,10 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         })
         .await
         .context("starting the TURN health checker")?;
-        turn = turn.with_health(board);
+        turn = turn.with_health(Arc::clone(&board));
         turn_health = Some(checker);
+        turn_health_board = Some(board);
     }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let system = Arc::new(
         System::start(
             config.system_settings(),
@@ -303,6 +330,10 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         websocket: config.websocket_settings(),
         http: config.http_settings(),
         connections: TaskTracker::new(),
+        metrics: turn_health_board
+            .map(|board| Arc::new(TurnHealthMetrics(board)) as Arc<dyn MetricsSource>)
+            .into_iter()
+            .collect(),
     });
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -324,6 +355,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         serve_task,
         shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
         turn_health,
+        relay,
         store_preparation,
     })
 }
@@ -342,6 +374,11 @@ impl Server {
     /// Resolves if the actor system stops on its own (a fatal failure).
     pub async fn failed(&self) {
         self.system.stopped().await;
+    }
+
+    /// The embedded TURN relay's URI, when it runs.
+    pub fn relay_uri(&self) -> Option<&str> {
+        self.relay.as_ref().map(EmbeddedRelay::uri)
     }
 
     /// Graceful shutdown: stop accepting, close every connection with "going away", drain the
@@ -372,6 +409,9 @@ impl Server {
         }
         if let Some(checker) = self.turn_health.take() {
             checker.stop();
+        }
+        if let Some(relay) = self.relay.take() {
+            relay.close().await;
         }
         tracing::info!("switchboard stopped");
     }

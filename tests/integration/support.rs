@@ -40,6 +40,8 @@ pub(crate) fn test_config(data_dir: &std::path::Path) -> Config {
     config.server.shutdown_timeout_ms = 5_000;
     config.auth.hs256_secret = Some(TEST_SECRET.to_owned());
     config.limits.messages_per_minute = 0;
+    // Every test server runs the embedded TURN relay, on a port of its own.
+    config.turn.relay_listen = "127.0.0.1:0".to_owned();
     config
 }
 

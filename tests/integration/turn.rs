@@ -1,6 +1,8 @@
 //! TURN credentials over HTTP and WebSocket: the coturn REST API formula with the configured
-//! secret, both JSON shapes, lifetimes clamped to the maximum. (That coturn itself accepts them
-//! is `tests/interop.rs`.)
+//! secret, both JSON shapes, lifetimes clamped to the maximum; the embedded relay first in the
+//! lists, and a real TURN client (webrtc-rs) allocating on it with the credentials handed out.
+//! (That coturn itself accepts them is `tests/interop.rs`; rotation and expiry on the relay
+//! are `turn/tests/relay.rs`.)
 
 use serde_json::{Value, json};
 use switchboard_turn::credentials::password_for;
@@ -24,7 +26,7 @@ fn expiry_of(username: &str) -> u64 {
         .split(':')
         .next()
         .and_then(|expiry| expiry.parse().ok())
-        .expect("<expiry>:<tenant>:<user>")
+        .expect("<expiry>:<tenant>:<user>:<key id>")
 }
 
 #[tokio::test]
@@ -41,7 +43,11 @@ async fn credentials_over_http_follow_the_turn_rest_api_in_both_shapes() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     let username = body["username"].as_str().expect("username");
-    assert!(username.ends_with(":acme:alice"), "{username}");
+    let key_id = switchboard_turn::credentials::key_id(SECRET.as_bytes());
+    assert!(
+        username.ends_with(&format!(":acme:alice:{key_id}")),
+        "{username}"
+    );
     let expiry = expiry_of(username);
     assert!(
         (before + 600..=now().as_secs() + 600).contains(&expiry),
@@ -49,11 +55,16 @@ async fn credentials_over_http_follow_the_turn_rest_api_in_both_shapes() {
     );
     assert_eq!(body["password"], password_for(SECRET.as_bytes(), username));
     assert_eq!(body["ttl"], 600);
-    assert_eq!(body["uris"], json!(["turn:127.0.0.1:3478?transport=udp"]));
+    // The embedded relay comes first.
+    let relay = server.server().relay_uri().expect("the relay runs");
+    assert_eq!(
+        body["uris"],
+        json!([relay, "turn:127.0.0.1:3478?transport=udp"])
+    );
     assert_eq!(
         body["iceServers"],
         json!([
-            {"urls": ["turn:127.0.0.1:3478?transport=udp"], "username": username, "credential": body["password"]},
+            {"urls": [relay, "turn:127.0.0.1:3478?transport=udp"], "username": username, "credential": body["password"]},
             {"urls": ["stun:127.0.0.1:3478"]}
         ])
     );
@@ -111,4 +122,134 @@ async fn credentials_over_websocket() {
     let username = reply["username"].as_str().expect("username");
     assert_eq!(reply["password"], password_for(SECRET.as_bytes(), username));
     assert_eq!(reply["iceServers"][0]["credential"], reply["password"]);
+}
+
+/// A real TURN client allocates a relayed address on the engine's embedded relay with the
+/// credentials the engine hands out, and is refused with a tampered password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_relay_allocates_with_the_credentials_handed_out() {
+    let server = server().await;
+    let relay = server
+        .server()
+        .relay_uri()
+        .expect("the relay runs")
+        .to_owned();
+    let address = relay
+        .strip_prefix("turn:")
+        .and_then(|rest| rest.strip_suffix("?transport=udp"))
+        .expect("turn:<ip>:<port>?transport=udp")
+        .to_owned();
+    let body: Value = server
+        .http
+        .get(server.url("/v1/turn/credentials"))
+        .bearer_auth(token("acme", "alice"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let username = body["username"].as_str().expect("username");
+    let password = body["password"].as_str().expect("password");
+    let allocate = |password: String| {
+        let (address, username) = (address.clone(), username.to_owned());
+        async move {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                .await
+                .expect("a client socket");
+            let client = turn::client::Client::new(turn::client::ClientConfig {
+                stun_serv_addr: address.clone(),
+                turn_serv_addr: address,
+                username,
+                password,
+                realm: String::new(),
+                software: String::new(),
+                rto_in_ms: 0,
+                conn: std::sync::Arc::new(socket),
+                vnet: None,
+            })
+            .await
+            .expect("a client");
+            client.listen().await.expect("the client listens");
+            let allocated = tokio::time::timeout(crate::support::DEADLINE, client.allocate())
+                .await
+                .expect("the relay answers within the deadline")
+                .map(|relayed| {
+                    use webrtc_util::Conn as _;
+                    relayed.local_addr().expect("a relayed address")
+                });
+            client.close().await.expect("closed");
+            allocated
+        }
+    };
+    let relayed = allocate(password.to_owned())
+        .await
+        .expect("the credential allocates");
+    assert!(
+        relayed.port() >= 49_152,
+        "a port from the relay range: {relayed}"
+    );
+    let tampered = format!(
+        "{}{}",
+        if password.starts_with('x') { "y" } else { "x" },
+        &password[1..]
+    );
+    assert!(
+        allocate(tampered).await.is_err(),
+        "a tampered password is refused"
+    );
+}
+
+/// `GET /metrics` reports each TURN/STUN server's health: the embedded relay, probed with STUN
+/// binding requests, is up; a server nobody listens at is down, with its failures counted.
+#[tokio::test]
+async fn metrics_report_each_servers_health() {
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port");
+    let dead_uri = format!(
+        "turn:127.0.0.1:{}?transport=udp",
+        dead.local_addr().expect("bound").port()
+    );
+    drop(dead);
+    let server = TestServer::start_with(|config| {
+        config.turn.uris = vec![dead_uri.clone()];
+        config.turn.health_check_interval_ms = 100;
+        config.turn.health_check_timeout_ms = 300;
+    })
+    .await;
+    let relay = server
+        .server()
+        .relay_uri()
+        .expect("the relay runs")
+        .to_owned();
+    let up = format!("switchboard_turn_server_up{{uri=\"{relay}\"}} 1");
+    let down = format!("switchboard_turn_server_up{{uri=\"{dead_uri}\"}} 0");
+    let failures = format!("switchboard_turn_server_probe_failures_total{{uri=\"{dead_uri}\"}} ");
+    let metrics = crate::support::eventually("both servers probed", || async {
+        let response = server
+            .http
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("application/openmetrics-text"),
+        );
+        let body = response.text().await.expect("text");
+        (body.contains(&up) && body.contains(&down)).then_some(body)
+    })
+    .await;
+    assert!(
+        metrics.contains("switchboard_websocket_connections 0"),
+        "{metrics}"
+    );
+    let n_failures: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&failures))
+        .and_then(|count| count.parse().ok())
+        .expect("the dead server's failures are counted");
+    assert!(n_failures >= 1, "{metrics}");
 }

@@ -623,7 +623,7 @@ pub struct IceServerEntry<'a> {
 /// `{username, password, ttl, uris}` and WebRTC's `{iceServers: [...]}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IceServersBody<'a> {
-    /// `<expiry unix seconds>:<tenant>:<user>`.
+    /// `<expiry unix seconds>:<tenant>:<user>:<key id>` (the key id names the signing secret).
     pub username: &'a str,
     /// `base64(HMAC-SHA1(secret, username))`.
     pub password: &'a str,

@@ -45,6 +45,7 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/v1/openapi.json", get(openapi_document))
         .route("/v1/presence", get(get_presence))
         .route("/v1/turn/credentials", get(turn_credentials))
@@ -126,6 +127,7 @@ pub fn routes() -> Router<Arc<App>> {
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/ready"),
+    ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/presence"),
     ("get", "/v1/turn/credentials"),
@@ -1925,7 +1927,7 @@ pub(crate) struct TurnQuery {
 /// Get TURN credentials and ICE servers.
 ///
 /// coturn-compatible TURN REST API credentials (`use-auth-secret`): `username` is
-/// `<expiry unix seconds>:<tenant>:<user>` and `password` is `base64(HMAC-SHA1(secret,
+/// `<expiry unix seconds>:<tenant>:<user>:<key id>` and `password` is `base64(HMAC-SHA1(secret,
 /// username))`. The answer has both shapes clients expect: `username`/`password`/`ttl`/`uris`
 /// and `iceServers` (as `RTCIceServer`s). Rate limited as a signal.
 #[utoipa::path(get, path = "/v1/turn/credentials", tag = "webrtc",

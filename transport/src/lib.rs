@@ -7,7 +7,7 @@
 //! - [`ws`] runs one WebSocket connection: authentication, the reader, the batching writer,
 //!   heartbeats, limits and close codes.
 //! - [`http`] is the HTTP API, [`openapi`] its generated OpenAPI document; [`server`] binds
-//!   both to one listener.
+//!   both to one listener; [`metrics`] serves Prometheus metrics at `GET /metrics`.
 
 #![warn(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod codec;
 mod error;
 pub mod http;
+pub mod metrics;
 pub mod openapi;
 pub mod server;
 pub mod settings;

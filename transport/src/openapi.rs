@@ -80,6 +80,7 @@ impl Modify for ErrorCodes {
     paths(
         http::health,
         http::ready,
+        crate::metrics::metrics,
         http::openapi_document,
         http::get_presence,
         http::turn_credentials,

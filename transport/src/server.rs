@@ -40,6 +40,8 @@ pub struct App {
     pub http: HttpSettings,
     /// Live WebSocket connection tasks.
     pub connections: TaskTracker,
+    /// What `GET /metrics` reports besides the transport's own gauges.
+    pub metrics: Vec<Arc<dyn crate::metrics::MetricsSource>>,
 }
 
 /// Request ids for logs and the `x-request-id` response header.

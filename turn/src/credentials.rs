@@ -6,7 +6,11 @@
 //! recomputes the password from the username and refuses the credential once the expiry has
 //! passed, so nothing has to be stored or synchronised between Switchboard and the TURN servers.
 //! Secrets rotate through a [`SecretRing`]: the current secret signs, earlier ones are still
-//! accepted by [`SecretRing::verify`] until the time each was retired for.
+//! accepted by [`SecretRing::verify`] until the time each was retired for. A ring appends the
+//! signing secret's [key id](key_id) to the opaque user id (`<expiry>:<user>:<key id>`), because
+//! a TURN server's authentication step gets the username and must answer with one key: the
+//! embedded relay finds the secret by that id. coturn reads only the expiry before the first
+//! `:`, so the id costs it nothing.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -41,6 +45,30 @@ pub enum CredentialError {
     /// No accepted secret produces this password.
     #[error("the password does not match")]
     BadPassword,
+}
+
+/// A secret's public name: `k` and the first 8 hex digits of its SHA-256. It says which secret
+/// signed a credential without saying anything usable about the secret.
+pub fn key_id(secret: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret);
+    let mut id = String::with_capacity(9);
+    id.push('k');
+    for byte in &digest.as_ref()[..4] {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// The expiry (unix seconds) at the front of a REST API username.
+///
+/// # Errors
+/// [`CredentialError::Malformed`] if the username is not `<unix seconds>:<user>`.
+pub fn expiry_of(username: &str) -> Result<u64, CredentialError> {
+    username
+        .split_once(':')
+        .and_then(|(expiry, user)| (!user.is_empty()).then_some(expiry))
+        .and_then(|expiry| expiry.parse().ok())
+        .ok_or(CredentialError::Malformed)
 }
 
 /// The password for `username` under `secret`.
@@ -90,14 +118,33 @@ impl SecretRing {
         }
     }
 
-    /// Mints a credential with the current secret.
+    /// Mints a credential with the current secret, its key id appended to `user`.
     pub fn mint(&self, user: &str, now: Timestamp, ttl_secs: u64) -> TurnCredential {
-        mint(&self.current, user, now, ttl_secs)
+        let user = format!("{user}:{}", key_id(&self.current));
+        mint(&self.current, &user, now, ttl_secs)
+    }
+
+    /// The secrets accepted at `now`: the current one and the retired ones not yet past their
+    /// time.
+    pub fn accepted_at(&self, now: Timestamp) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.current.as_slice()).chain(
+            self.retired
+                .iter()
+                .filter(move |retired| now < retired.accepted_until)
+                .map(|retired| retired.secret.as_slice()),
+        )
+    }
+
+    /// The secret that signed `username`, if it is accepted at `now`: the one whose key id ends
+    /// the username.
+    pub fn signer_of(&self, username: &str, now: Timestamp) -> Option<&[u8]> {
+        let (_, id) = username.rsplit_once(':')?;
+        self.accepted_at(now).find(|secret| key_id(secret) == id)
     }
 
     /// Checks a credential as a TURN server sharing these secrets would (the embedded relay
-    /// does): the expiry must be in the future, and the current secret or a retired one still
-    /// accepted at `now` must produce the password. The comparison is constant-time.
+    /// does): the expiry must be in the future, and the accepted secret named by the username's
+    /// key id must produce the password. The comparison is constant-time.
     ///
     /// # Errors
     /// [`CredentialError`] saying why it is refused.
@@ -107,30 +154,26 @@ impl SecretRing {
         password: &str,
         now: Timestamp,
     ) -> Result<(), CredentialError> {
-        let expiry_secs: u64 = username
-            .split_once(':')
-            .and_then(|(expiry, user)| (!user.is_empty()).then_some(expiry))
-            .and_then(|expiry| expiry.parse().ok())
-            .ok_or(CredentialError::Malformed)?;
-        if now.as_secs() >= expiry_secs {
-            return Err(CredentialError::Expired);
-        }
+        let secret = self.password_key(username, now)?;
         let tag = BASE64
             .decode(password)
             .map_err(|_| CredentialError::BadPassword)?;
-        let accepted = std::iter::once(self.current.as_slice()).chain(
-            self.retired
-                .iter()
-                .filter(|retired| now < retired.accepted_until)
-                .map(|retired| retired.secret.as_slice()),
-        );
-        for secret in accepted {
-            let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
-            if hmac::verify(&key, username.as_bytes(), &tag).is_ok() {
-                return Ok(());
-            }
+        let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
+        hmac::verify(&key, username.as_bytes(), &tag).map_err(|_| CredentialError::BadPassword)
+    }
+
+    /// The secret a TURN server must derive `username`'s password from at `now`.
+    ///
+    /// # Errors
+    /// [`CredentialError::Malformed`] or [`CredentialError::Expired`] for the username, and
+    /// [`CredentialError::BadPassword`] when no accepted secret carries its key id (a retired
+    /// secret past its time, or a credential this ring never signed).
+    pub fn password_key(&self, username: &str, now: Timestamp) -> Result<&[u8], CredentialError> {
+        if now.as_secs() >= expiry_of(username)? {
+            return Err(CredentialError::Expired);
         }
-        Err(CredentialError::BadPassword)
+        self.signer_of(username, now)
+            .ok_or(CredentialError::BadPassword)
     }
 }
 

@@ -6,13 +6,20 @@
 //! service orders each server list by it ([`HealthBoard::order`]): reachable servers first,
 //! fastest first, then servers not probed yet; unreachable ones are left out, unless every one
 //! is (a client may still get through where the probe did not). The board also keeps per-server
-//! counts of probes and failures for metrics.
+//! counts of probes and failures, served as Prometheus metrics ([`HealthBoard::register_metrics`],
+//! scraped at `GET /metrics`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use std::sync::atomic::AtomicU64;
+
 use foldhash::HashMap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use stun::agent::TransactionId;
 use stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message};
@@ -65,6 +72,54 @@ impl HealthBoard {
             .unwrap_or_else(PoisonError::into_inner)
             .get(uri)
             .copied()
+    }
+
+    /// Registers the board's per-server metrics, as they are now, on `registry` (called at
+    /// every scrape): `switchboard_turn_server_up` (1 if the last probe was answered),
+    /// `switchboard_turn_server_rtt_seconds` (its round-trip time), and the counters
+    /// `switchboard_turn_server_probes_total` and `switchboard_turn_server_probe_failures_total`,
+    /// each labelled with the server's `uri`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        type Labels = Vec<(&'static str, String)>;
+        let up = Family::<Labels, Gauge>::default();
+        let rtt = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let probes = Family::<Labels, Counter>::default();
+        let failures = Family::<Labels, Counter>::default();
+        for (uri, health) in self
+            .servers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let labels = vec![("uri", uri.clone())];
+            up.get_or_create(&labels).set(i64::from(health.reachable));
+            if let Some(micros) = health.rtt_micros {
+                #[allow(clippy::cast_precision_loss)] // Microseconds fit an f64 exactly.
+                rtt.get_or_create(&labels).set(micros as f64 / 1e6);
+            }
+            probes.get_or_create(&labels).inc_by(health.n_probes);
+            failures.get_or_create(&labels).inc_by(health.n_failures);
+        }
+        registry.register(
+            "switchboard_turn_server_up",
+            "Whether the last STUN probe of a TURN or STUN server was answered",
+            up,
+        );
+        registry.register(
+            "switchboard_turn_server_rtt_seconds",
+            "The round-trip time of the last answered probe",
+            rtt,
+        );
+        registry.register(
+            "switchboard_turn_server_probes",
+            "STUN probes sent to the server",
+            probes,
+        );
+        registry.register(
+            "switchboard_turn_server_probe_failures",
+            "STUN probes the server did not answer in time",
+            failures,
+        );
     }
 
     /// `uris` ordered for clients: reachable first (fastest first), then not yet probed (in

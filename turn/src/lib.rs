@@ -10,10 +10,12 @@
 //! - [`health`] probes every TURN and STUN server with STUN binding requests (an actor) so that
 //!   the lists handed to clients put reachable servers first and leave unreachable ones out.
 //!
-//! The embedded relay and call signalling are later parts of issue 6.
+//! - [`relay`] is the embedded TURN relay (webrtc-rs `turn`), which accepts the same
+//!   credentials, rotation included.
 
 #![warn(missing_docs)]
 
 pub mod credentials;
 pub mod health;
+pub mod relay;
 pub mod service;

@@ -12,7 +12,7 @@ use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::ports::{IceServerProvider, IceServers};
 use switchboard_engine::time::Timestamp;
 
-use crate::credentials::{MAX_TTL_SECS, SecretRing};
+use crate::credentials::{CredentialError, MAX_TTL_SECS, SecretRing, expiry_of};
 use crate::health::HealthBoard;
 
 /// The secrets and servers of one tenant (or of every tenant without its own).
@@ -81,6 +81,34 @@ impl TurnService {
             Some(board) => board.order(uris),
             None => uris.to_vec(),
         }
+    }
+
+    /// Puts `uri` (the embedded relay's) first in every realm's TURN servers.
+    #[must_use]
+    pub fn with_relay_uri(mut self, uri: &str) -> Self {
+        for realm in std::iter::once(&mut self.default_realm).chain(self.tenant_realms.values_mut())
+        {
+            realm.turn_uris.retain(|existing| existing != uri);
+            realm.turn_uris.insert(0, uri.to_owned());
+        }
+        self
+    }
+
+    /// The secret a TURN server sharing every realm's secrets derives `username`'s password
+    /// from at `now` (the embedded relay's authentication step): the expiry must be in the
+    /// future and the key id at the end of the username must name a secret some realm accepts
+    /// at `now`.
+    ///
+    /// # Errors
+    /// [`CredentialError`] saying why the username is refused.
+    pub fn password_key(&self, username: &str, now: Timestamp) -> Result<&[u8], CredentialError> {
+        if now.as_secs() >= expiry_of(username)? {
+            return Err(CredentialError::Expired);
+        }
+        std::iter::once(&self.default_realm)
+            .chain(self.tenant_realms.values())
+            .find_map(|realm| realm.secrets.signer_of(username, now))
+            .ok_or(CredentialError::BadPassword)
     }
 
     /// The realm of a tenant.

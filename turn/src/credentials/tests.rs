@@ -27,6 +27,33 @@ fn minted_credentials_match_independently_computed_values() {
 }
 
 #[test]
+fn a_ring_names_its_signing_secret_in_the_username() {
+    // python3: "k" + hashlib.sha256(b"north").hexdigest()[:8]
+    assert_eq!(key_id(b"north"), "kdc365e79");
+    let ring = SecretRing::new(b"north".to_vec());
+    let credential = ring.mint("acme:alice", Timestamp(1_700_000_000_123), 3600);
+    // python3: base64.b64encode(hmac.new(b"north", b"1700003600:acme:alice:kdc365e79",
+    // hashlib.sha1).digest())
+    assert_eq!(credential.username, "1700003600:acme:alice:kdc365e79");
+    assert_eq!(credential.password, "yG4PU+tqj7I9jDy8Xls106HBrsA=");
+    // The key the relay derives the password from is that secret's.
+    assert_eq!(
+        ring.password_key(&credential.username, Timestamp(1_700_000_000_123)),
+        Ok(&b"north"[..])
+    );
+    // A key id no accepted secret has is refused, whatever the password.
+    let renamed = credential.username.replace("kdc365e79", "k00000000");
+    assert_eq!(
+        ring.verify(
+            &renamed,
+            &password_for(b"north", &renamed),
+            Timestamp(1_700_000_000_123)
+        ),
+        Err(CredentialError::BadPassword)
+    );
+}
+
+#[test]
 fn the_lifetime_is_clamped_to_a_day() {
     let now = Timestamp(1_000_000);
     assert_eq!(mint(b"s", "u", now, 0).ttl_secs, 1);

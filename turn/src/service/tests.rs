@@ -2,7 +2,7 @@
 //! username names tenant and user.
 
 use super::*;
-use crate::credentials::password_for;
+use crate::credentials::{key_id, password_for};
 
 fn realm(secret: &str, host: &str) -> TurnRealm {
     TurnRealm {
@@ -23,7 +23,10 @@ fn tenants_get_their_own_realm_and_lifetimes_are_clamped() {
     let now = Timestamp(1_700_000_000_000);
 
     let servers = service.ice_servers(&acme, &alice, now, None);
-    assert_eq!(servers.username, "1700003600:acme:alice");
+    assert_eq!(
+        servers.username,
+        format!("1700003600:acme:alice:{}", key_id(b"acme-secret"))
+    );
     assert_eq!(
         servers.password,
         password_for(b"acme-secret", &servers.username)

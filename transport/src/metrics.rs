@@ -1,0 +1,58 @@
+//! `GET /metrics`: Prometheus metrics in the OpenMetrics text format, for operators.
+//!
+//! Metrics are gathered when scraped, not kept: each scrape builds a registry, asks every
+//! [`MetricsSource`] the root binary wired in to register what it knows now (the TURN health
+//! board, for one), adds the transport's own gauges, and encodes it with `prometheus-client`.
+//! The endpoint needs no token, like the probes; it names servers and counts, never a tenant's
+//! data, and a deployment keeps it off the public listener (see `docs/deploy/nginx.conf`).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::server::App;
+
+/// Something that knows metrics and registers them, as they are at the scrape, on a registry.
+pub trait MetricsSource: Send + Sync {
+    /// Registers the current values on `registry`.
+    fn register(&self, registry: &mut Registry);
+}
+
+/// The media type of the OpenMetrics text format.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "probes", security(()),
+    responses(
+        (status = 200, description = "The metrics in the OpenMetrics text format: \
+            `switchboard_websocket_connections`, and per TURN/STUN server \
+            `switchboard_turn_server_up`, `switchboard_turn_server_rtt_seconds`, \
+            `switchboard_turn_server_probes_total` and \
+            `switchboard_turn_server_probe_failures_total` (label `uri`).",
+            content_type = "application/openmetrics-text", body = String),
+    ))]
+pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let mut registry = Registry::default();
+    let connections = Gauge::<i64>::default();
+    connections.set(i64::try_from(app.connections.len()).unwrap_or(i64::MAX));
+    registry.register(
+        "switchboard_websocket_connections",
+        "Open WebSocket connections",
+        connections,
+    );
+    for source in &app.metrics {
+        source.register(&mut registry);
+    }
+    let mut body = String::new();
+    // Writing to a String cannot fail; a metric that could not be written would be cut short,
+    // never the answer.
+    if let Err(error) = encode(&mut body, &registry) {
+        tracing::error!(%error, "the metrics could not be encoded");
+    }
+    ([(header::CONTENT_TYPE, OPENMETRICS)], body)
+}
