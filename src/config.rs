@@ -523,6 +523,11 @@ pub struct ConversationsConfig {
     /// How long after sending its author may edit a message, or delete it for everyone
     /// without a moderator's role, in milliseconds. Default 900000 (15 minutes).
     pub edit_window_ms: u64,
+    /// How long a call rings before it ends unanswered, in milliseconds. Default 30000.
+    pub call_ringing_timeout_ms: u64,
+    /// How long a call participant whose sessions all disconnected stays in the call, in
+    /// milliseconds. Default 10000.
+    pub call_disconnect_grace_ms: u64,
 }
 
 impl Default for ConversationsConfig {
@@ -533,6 +538,8 @@ impl Default for ConversationsConfig {
             recent_frames: 1024,
             call_timeout_ms: 10_000,
             edit_window_ms: 15 * 60 * 1000,
+            call_ringing_timeout_ms: 30_000,
+            call_disconnect_grace_ms: 10_000,
         }
     }
 }
@@ -802,6 +809,12 @@ impl Config {
                 idle_stop_after: Duration::from_millis(self.conversations.idle_stop_after_ms),
                 catch_up_page_size: self.conversations.catch_up_page_size,
                 recent_frames: self.conversations.recent_frames,
+                call_ringing_timeout: Duration::from_millis(
+                    self.conversations.call_ringing_timeout_ms,
+                ),
+                call_disconnect_grace: Duration::from_millis(
+                    self.conversations.call_disconnect_grace_ms,
+                ),
             },
             writer: WriterSettings {
                 max_batch: self.storage.writer_max_batch,

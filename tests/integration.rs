@@ -9,6 +9,8 @@
 #[path = "integration/support.rs"]
 mod support;
 
+#[path = "integration/calls.rs"]
+mod calls;
 #[path = "integration/cluster.rs"]
 mod cluster;
 #[path = "integration/crash.rs"]

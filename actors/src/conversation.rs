@@ -29,7 +29,7 @@ use switchboard_engine::conversation::{
 };
 use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
 use switchboard_engine::ids::{
-    ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
+    CallId, ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
 use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::{
@@ -45,10 +45,14 @@ use switchboard_engine::validate::MessageLimits;
 use switchboard_engine::{Error, StoreError};
 use tokio::time::Instant;
 
+mod calls;
+
 use crate::conversations::{ConversationKey, ConversationsMsg};
 use crate::outbound::Outbound;
 use crate::session::SessionMsg;
 use crate::writer::{AppendReceipt, PendingAppend, WriterHandle};
+pub use calls::CallRequest;
+use switchboard_engine::call::CallBoard;
 
 /// A member's typing starts are passed on at most once per this many milliseconds.
 pub const TYPING_COALESCE_MS: u64 = 3_000;
@@ -71,6 +75,10 @@ pub struct ConversationSettings {
     pub catch_up_page_size: usize,
     /// How many recent encoded messages are kept to serve short catch-ups without storage.
     pub recent_frames: usize,
+    /// How long a call rings before it ends unanswered.
+    pub call_ringing_timeout: Duration,
+    /// How long a call participant whose sessions all went away stays in the call.
+    pub call_disconnect_grace: Duration,
 }
 
 /// What every conversation actor shares.
@@ -116,6 +124,9 @@ pub enum AckTarget {
     },
     /// An RPC caller (the HTTP API).
     Reply(RpcReplyPort<Result<SendReceipt, Error>>),
+    /// Nobody waits (a record the actor stores itself, such as a call's start or end); a
+    /// failure is logged.
+    Record(&'static str),
 }
 
 /// A send's pending acknowledgement. Finishing it delivers the final ack; dropping it
@@ -187,6 +198,11 @@ fn deliver_ack(target: AckTarget, outcome: AckOutcome, created: bool) {
                 AckOutcome::Pending => return,
             };
             let _ = reply.send(result);
+        }
+        AckTarget::Record(what) => {
+            if let AckOutcome::Rejected(error) = outcome {
+                tracing::warn!(%error, what, "a record could not be stored");
+            }
         }
     }
 }
@@ -281,6 +297,21 @@ pub enum ConversationMsg {
         /// The typing session's queue (for an error frame) and the request id.
         reply_to: (Outbound, Option<RequestId>),
     },
+    /// A member's call action (passed on to the sessions it concerns; a call's start and end
+    /// are stored).
+    Call(Box<calls::CallRequest>),
+    /// A call's ringing time is up.
+    CallRingingExpired {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// A call participant's grace period after losing every session is over.
+    CallGraceExpired {
+        /// Which call.
+        call_id: CallId,
+        /// Who.
+        user_id: UserId,
+    },
     /// Hide a message for one member (delete "for me").
     Hide {
         /// The member.
@@ -354,6 +385,10 @@ pub struct Ready {
     cursors: HashMap<UserId, ReadCursors>,
     /// When each member's last passed-on `typing` start was, for coalescing.
     typing: HashMap<UserId, Timestamp>,
+    /// The conversation's call.
+    calls: CallBoard,
+    /// Call participants without a session here whose grace period is running.
+    call_grace: BTreeSet<UserId>,
     /// The messages each joined (or hiding) member deleted for themself, loaded on their first
     /// join. Entries about them reach that member as `skipped`.
     hidden: HashMap<UserId, BTreeSet<MessageId>>,
@@ -459,6 +494,8 @@ impl ConversationActor {
             hidden: HashMap::default(),
             typing: HashMap::default(),
             recent_frames: VecDeque::new(),
+            calls: CallBoard::default(),
+            call_grace: BTreeSet::new(),
             last_activity: Instant::now(),
             _cluster_subscription: cluster_subscription,
         })
@@ -1371,11 +1408,12 @@ impl Actor for ConversationActor {
                 return Err("conversation received a request before loading".into());
             }
             ConversationState::Refusing(error) => {
-                if let ConversationMsg::Typing {
-                    reply_to: (outbound, request_id),
-                    ..
-                } = &message
-                {
+                let reply_to = match &message {
+                    ConversationMsg::Typing { reply_to, .. } => Some(reply_to),
+                    ConversationMsg::Call(request) => Some(&request.reply_to),
+                    _ => None,
+                };
+                if let Some((outbound, request_id)) = reply_to {
                     let frame = self.context.encoder.encode(&ServerEvent::Error {
                         request_id: request_id.as_ref(),
                         error,
@@ -1398,6 +1436,7 @@ impl Actor for ConversationActor {
             } => {
                 ready.last_activity = Instant::now();
                 drop_subscriber(ready, session_id);
+                self.watch_call_participants(&myself, ready);
                 if let Some((outbound, request_id)) = reply_to {
                     let frame = self.context.encoder.encode(&ServerEvent::Left {
                         request_id: request_id.as_ref(),
@@ -1440,6 +1479,16 @@ impl Actor for ConversationActor {
                 started,
                 reply_to,
             } => self.handle_typing(ready, user_id, started, reply_to),
+            ConversationMsg::Call(request) => {
+                ready.last_activity = Instant::now();
+                self.handle_call(&myself, ready, *request);
+            }
+            ConversationMsg::CallRingingExpired { call_id } => {
+                self.handle_call_ringing_expired(&myself, ready, call_id);
+            }
+            ConversationMsg::CallGraceExpired { call_id, user_id } => {
+                self.handle_call_grace_expired(&myself, ready, call_id, user_id);
+            }
             ConversationMsg::Hide {
                 user_id,
                 message_id,
@@ -1482,7 +1531,9 @@ impl Actor for ConversationActor {
             ConversationMsg::Resync => self.resync(&myself, ready).await,
             ConversationMsg::Cluster(notice) => self.handle_cluster(&myself, ready, notice).await,
             ConversationMsg::IdleTick => {
+                self.watch_call_participants(&myself, ready);
                 if ready.core.is_idle()
+                    && !Self::has_active_call(ready)
                     && ready.last_activity.elapsed() >= self.context.settings.idle_stop_after
                 {
                     self.retire(&myself);
@@ -1515,13 +1566,15 @@ fn refuse(message: ConversationMsg, error: &Error) {
             let _ = reply.send(Err(error.clone()));
         }
         // Answered with an error frame by the caller, which has the encoder.
-        ConversationMsg::Typing { .. } => {}
+        ConversationMsg::Typing { .. } | ConversationMsg::Call(_) => {}
         ConversationMsg::Leave { .. }
         | ConversationMsg::Load
         | ConversationMsg::Persisted(_)
         | ConversationMsg::CatchUpPage { .. }
         | ConversationMsg::Resync
         | ConversationMsg::Cluster(_)
+        | ConversationMsg::CallRingingExpired { .. }
+        | ConversationMsg::CallGraceExpired { .. }
         | ConversationMsg::IdleTick => {}
     }
 }

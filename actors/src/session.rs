@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use switchboard_engine::Error;
+use switchboard_engine::call::CallAction;
 use switchboard_engine::event::{AckOutcome, EventEncoder, ServerEvent};
 use switchboard_engine::ids::{
     ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
@@ -28,7 +29,7 @@ use switchboard_engine::ports::{Clock, IceServerProvider, IceServers, MessageSto
 use switchboard_engine::rate_limit::ActionClass;
 
 use crate::conversation::{
-    AckGuard, AckTarget, ChangeRequest, ConversationMsg, JoinRequest, ReceiptRequest,
+    AckGuard, AckTarget, CallRequest, ChangeRequest, ConversationMsg, JoinRequest, ReceiptRequest,
 };
 use crate::conversations::{ConversationKey, ConversationsHandle};
 use crate::limits::{ConnectionSlot, UserLimits};
@@ -47,6 +48,16 @@ pub struct Identity {
 /// A request from a client, already parsed and shape-checked by the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientRequest {
+    /// A call action in a conversation (invite, accept, reject, cancel, hang up, or a signal
+    /// for another participant).
+    Call {
+        /// Echoed in replies.
+        request_id: Option<RequestId>,
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// What.
+        action: CallAction,
+    },
     /// Subscribe to a conversation, optionally replaying after `since`.
     Join {
         /// Echoed in replies.
@@ -709,6 +720,21 @@ impl Actor for SessionActor {
                     );
                 }
             }
+            SessionInput::Request(ClientRequest::Call {
+                request_id,
+                conversation_id,
+                action,
+            }) => match self.take_signal(state).await {
+                Ok(()) => self.context.conversations.route(
+                    Self::key(state, conversation_id),
+                    ConversationMsg::Call(Box::new(CallRequest {
+                        user_id: state.identity.user_id.clone(),
+                        action,
+                        reply_to: (state.outbound.clone(), request_id),
+                    })),
+                ),
+                Err(error) => self.push_error(state, request_id.as_ref(), &error),
+            },
             SessionInput::Request(ClientRequest::IceServers {
                 request_id,
                 ttl_secs,

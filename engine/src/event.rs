@@ -8,8 +8,9 @@
 use bytes::Bytes;
 
 use crate::Error;
+use crate::call::CallNotice;
 use crate::ids::{
-    ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
+    CallId, ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
 use crate::model::{MessageRef, ReadCursors};
 use crate::operations::LogEntry;
@@ -120,6 +121,19 @@ pub enum ServerEvent<'a> {
         conversation_id: ConversationId,
         /// The entry's seq.
         seq: Seq,
+    },
+    /// A call notice for the sessions it concerns (never stored).
+    Call {
+        /// The request id to echo (the caller's `call.invite` only).
+        request_id: Option<&'a RequestId>,
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The call.
+        call_id: CallId,
+        /// Who acted (the caller, the member who answered, the signal's sender).
+        from: &'a UserId,
+        /// What happened.
+        notice: &'a CallNotice,
     },
     /// A member started or stopped typing (never stored).
     Typing {

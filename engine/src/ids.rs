@@ -255,6 +255,11 @@ ulid_id!(
     "message_id"
 );
 ulid_id!(
+    /// A call (audio or video) in a conversation.
+    CallId,
+    "call_id"
+);
+ulid_id!(
     /// One WebSocket connection's session.
     SessionId,
     "session_id"

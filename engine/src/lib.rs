@@ -4,7 +4,7 @@
 //! model, validation rules, rate-limit arithmetic, history cursors, the per-conversation state
 //! machine ([`conversation::ConversationCore`]) and the port traits that storage adapters
 //! implement ([`ports`]), and the operations on messages with the pure functions that apply
-//! them ([`operations`]).
+//! them ([`operations`]), and the rules of calls ([`call`]).
 //! Nothing in this crate performs I/O, spawns tasks or reads a clock: time is always an argument.
 //! That keeps every rule testable in microseconds and lets the `actors` crate wrap the state
 //! machines with mailboxes, storage and sockets without the rules knowing about any of them.
@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod call;
 pub mod conversation;
 pub mod cursor;
 mod error;

@@ -517,7 +517,9 @@ pub fn apply_change(snapshot: &mut ConversationSnapshot, event: &ConversationEve
         ConversationEventBody::MessageEdited { .. }
         | ConversationEventBody::MessageDeleted { .. }
         | ConversationEventBody::ReactionAdded { .. }
-        | ConversationEventBody::ReactionRemoved { .. } => {}
+        | ConversationEventBody::ReactionRemoved { .. }
+        | ConversationEventBody::CallStarted { .. }
+        | ConversationEventBody::CallEnded { .. } => {}
     }
 }
 

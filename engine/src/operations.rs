@@ -17,7 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, UserId};
+use crate::call::{CallEndReason, CallKind};
+use crate::ids::{CallId, ClientId, ConversationId, Emoji, MessageId, Seq, UserId};
 use crate::membership::{LeaveReason, ModerationAction};
 use crate::model::{
     ConversationKind, DeleteMode, Deletion, EditVersion, Member, Message, MessageRef, Reaction,
@@ -171,6 +172,26 @@ pub enum ConversationEventBody {
         /// Why.
         reason: Option<String>,
     },
+    /// A member started a call (it rings for the others); `actor_id` is the caller.
+    CallStarted {
+        /// The call.
+        call_id: CallId,
+        /// Audio or video.
+        kind: CallKind,
+    },
+    /// A call ended.
+    CallEnded {
+        /// The call.
+        call_id: CallId,
+        /// Audio or video.
+        kind: CallKind,
+        /// Why it ended.
+        reason: CallEndReason,
+        /// From the first answer to the end, in milliseconds; 0 if nobody answered.
+        duration_ms: u64,
+        /// Everyone who was in the call, the caller included.
+        participants: Vec<UserId>,
+    },
 }
 
 impl ConversationEventBody {
@@ -186,9 +207,17 @@ impl ConversationEventBody {
     }
 
     /// Whether the event changes the conversation itself (members, roles, profile, archive,
-    /// moderation) rather than a message.
+    /// moderation) rather than a message or a call.
     pub fn changes_conversation(&self) -> bool {
-        self.message_id().is_none()
+        self.message_id().is_none() && !self.is_call()
+    }
+
+    /// Whether the event records a call starting or ending.
+    pub fn is_call(&self) -> bool {
+        matches!(
+            self,
+            ConversationEventBody::CallStarted { .. } | ConversationEventBody::CallEnded { .. }
+        )
     }
 }
 
@@ -466,10 +495,12 @@ pub fn apply_event(target: &mut Message, event: &mut ConversationEvent) -> Resul
         | ConversationEventBody::OwnerChanged { .. }
         | ConversationEventBody::ConversationUpdated { .. }
         | ConversationEventBody::ConversationArchived { .. }
-        | ConversationEventBody::Moderated { .. } => {
+        | ConversationEventBody::Moderated { .. }
+        | ConversationEventBody::CallStarted { .. }
+        | ConversationEventBody::CallEnded { .. } => {
             return Err(Error::invalid(
                 "event",
-                "changes the conversation, not a message",
+                "is about the conversation, not a message",
             ));
         }
     }

@@ -128,6 +128,8 @@ pub(crate) fn stage_entry(view: &impl LogView, entry: &mut LogEntry) -> Result<S
                 completed = true;
             }
         }
+        // A call's start or end is a record: nothing else changes with it.
+        LogEntry::Event(event) if event.body.is_call() => {}
         LogEntry::Event(event) if event.body.changes_conversation() => {
             let Some(mut snapshot) = view.conversation()? else {
                 return Err(StageError::Refused(Error::NotFound));

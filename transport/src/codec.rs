@@ -13,10 +13,13 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::session::ClientRequest;
 use switchboard_engine::Error;
+use switchboard_engine::call::{CallAction, CallKind, CallNotice, SignalPayload};
 use switchboard_engine::event::{
     AckOutcome, EncodedFrame, EventEncoder, PresenceEntry, ServerEvent,
 };
-use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, RequestId, Seq, UserId};
+use switchboard_engine::ids::{
+    CallId, ClientId, ConversationId, Emoji, MessageId, RequestId, Seq, UserId,
+};
 use switchboard_engine::membership::{ConversationChange, ModerationAction};
 use switchboard_engine::model::{DeleteMode, Member, Message, NewMessage, Role};
 use switchboard_engine::operations::{
@@ -106,6 +109,19 @@ struct RawFrame<'a> {
     #[serde(borrow)]
     status: Option<Cow<'a, str>>,
     ttl_secs: Option<u64>,
+    #[serde(rename = "kind", borrow)]
+    call_kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    call_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    to_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    sdp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    candidate: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    sdp_mid: Option<Cow<'a, str>>,
+    sdp_mline_index: Option<u32>,
 }
 
 /// Just the id, for echoing it when the rest of a frame does not parse.
@@ -296,6 +312,71 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
             Ok(ClientRequest::SubscribePresence {
                 request_id,
                 user_ids,
+            })
+        }
+        "call.invite" | "call.accept" | "call.reject" | "call.cancel" | "call.hangup"
+        | "call.offer" | "call.answer" | "call.ice_candidate" => {
+            let conversation_id = conversation_id(raw.conversation_id)?;
+            let invalid = |error: Error| with_id(ProtocolError::Invalid(error));
+            let call_id = || {
+                let text = required(raw.call_id.clone(), "call_id").map_err(with_id)?;
+                CallId::parse(&text)
+                    .map_err(|_| invalid(Error::invalid("call_id", "must be a call id")))
+            };
+            let to = || {
+                let text = required(raw.to_user_id.clone(), "to_user_id").map_err(with_id)?;
+                UserId::parse(&text).map_err(invalid)
+            };
+            let sdp = || {
+                required(raw.sdp.clone(), "sdp")
+                    .map(Cow::into_owned)
+                    .map_err(with_id)
+            };
+            let action = match kind.as_ref() {
+                "call.invite" => {
+                    let text = required(raw.call_kind.clone(), "kind").map_err(with_id)?;
+                    CallAction::Invite {
+                        kind: CallKind::parse(&text).map_err(invalid)?,
+                    }
+                }
+                "call.accept" => CallAction::Accept {
+                    call_id: call_id()?,
+                },
+                "call.reject" => CallAction::Reject {
+                    call_id: call_id()?,
+                },
+                "call.cancel" => CallAction::Cancel {
+                    call_id: call_id()?,
+                },
+                "call.hangup" => CallAction::HangUp {
+                    call_id: call_id()?,
+                },
+                "call.offer" => CallAction::Signal {
+                    call_id: call_id()?,
+                    to: to()?,
+                    payload: SignalPayload::Offer { sdp: sdp()? },
+                },
+                "call.answer" => CallAction::Signal {
+                    call_id: call_id()?,
+                    to: to()?,
+                    payload: SignalPayload::Answer { sdp: sdp()? },
+                },
+                _ => CallAction::Signal {
+                    call_id: call_id()?,
+                    to: to()?,
+                    payload: SignalPayload::IceCandidate {
+                        candidate: required(raw.candidate.clone(), "candidate")
+                            .map(Cow::into_owned)
+                            .map_err(with_id)?,
+                        sdp_mid: raw.sdp_mid.clone().map(Cow::into_owned),
+                        sdp_mline_index: raw.sdp_mline_index,
+                    },
+                },
+            };
+            Ok(ClientRequest::Call {
+                request_id,
+                conversation_id,
+                action,
             })
         }
         "typing" => {
@@ -604,6 +685,14 @@ pub struct EventEnvelope<'a> {
     /// The message it is about (events about messages only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+}
+
+/// A call notice about one member (`call.accepted`, `call.rejected`, `call.left`).
+#[derive(Debug, Serialize)]
+pub struct CallMemberBody<'a> {
+    conversation_id: String,
+    call_id: String,
+    user_id: &'a str,
 }
 
 /// One entry of `iceServers`, in the shape of WebRTC's `RTCIceServer`.
@@ -916,6 +1005,71 @@ enum OutFrame<'a> {
         envelope: EventEnvelope<'a>,
         archived: bool,
     },
+    #[serde(rename = "call.started")]
+    CallStarted {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        call_id: String,
+        kind: &'static str,
+    },
+    #[serde(rename = "call.ended")]
+    CallEnded {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        call_id: String,
+        kind: &'static str,
+        reason: &'static str,
+        duration_ms: u64,
+        participants: Vec<&'a str>,
+    },
+    #[serde(rename = "call.invited")]
+    CallInvited {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        conversation_id: String,
+        call_id: String,
+        kind: &'static str,
+        ringing: Vec<&'a str>,
+    },
+    #[serde(rename = "call.ringing")]
+    CallRinging {
+        conversation_id: String,
+        call_id: String,
+        caller_id: &'a str,
+        kind: &'static str,
+        expires_in_ms: u64,
+    },
+    #[serde(rename = "call.accepted")]
+    CallAccepted(CallMemberBody<'a>),
+    #[serde(rename = "call.rejected")]
+    CallRejected(CallMemberBody<'a>),
+    #[serde(rename = "call.left")]
+    CallLeft(CallMemberBody<'a>),
+    #[serde(rename = "call.offer")]
+    CallOffer {
+        conversation_id: String,
+        call_id: String,
+        from_user_id: &'a str,
+        sdp: &'a str,
+    },
+    #[serde(rename = "call.answer")]
+    CallAnswer {
+        conversation_id: String,
+        call_id: String,
+        from_user_id: &'a str,
+        sdp: &'a str,
+    },
+    #[serde(rename = "call.ice_candidate")]
+    CallIceCandidate {
+        conversation_id: String,
+        call_id: String,
+        from_user_id: &'a str,
+        candidate: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sdp_mid: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sdp_mline_index: Option<u32>,
+    },
     #[serde(rename = "moderation.kicked")]
     ModerationKicked(ModerationEventBody<'a>),
     #[serde(rename = "moderation.banned")]
@@ -1046,6 +1200,13 @@ fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
             users: users.iter().map(PresenceBody::new).collect(),
             refused: refused.iter().map(UserId::as_str).collect(),
         },
+        ServerEvent::Call {
+            request_id,
+            conversation_id,
+            call_id,
+            from,
+            notice,
+        } => call_frame(request_id, conversation_id, call_id, from, notice),
         ServerEvent::Typing {
             conversation_id,
             user_id,
@@ -1078,6 +1239,67 @@ fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
                 retry_after_ms: wire.retry_after_ms,
             }
         }
+    }
+}
+
+fn call_frame<'a>(
+    request_id: Option<&'a RequestId>,
+    conversation_id: ConversationId,
+    call_id: CallId,
+    from: &'a UserId,
+    notice: &'a CallNotice,
+) -> OutFrame<'a> {
+    let (conversation_id, call_id) = (conversation_id.to_string(), call_id.to_string());
+    let member = || CallMemberBody {
+        conversation_id: conversation_id.clone(),
+        call_id: call_id.clone(),
+        user_id: from.as_str(),
+    };
+    match notice {
+        CallNotice::Invited { kind, ringing } => OutFrame::CallInvited {
+            id: out_id(request_id),
+            conversation_id,
+            call_id,
+            kind: kind.as_str(),
+            ringing: ringing.iter().map(UserId::as_str).collect(),
+        },
+        CallNotice::Ringing {
+            kind,
+            expires_in_ms,
+        } => OutFrame::CallRinging {
+            conversation_id,
+            call_id,
+            caller_id: from.as_str(),
+            kind: kind.as_str(),
+            expires_in_ms: *expires_in_ms,
+        },
+        CallNotice::Accepted => OutFrame::CallAccepted(member()),
+        CallNotice::Rejected => OutFrame::CallRejected(member()),
+        CallNotice::Left => OutFrame::CallLeft(member()),
+        CallNotice::Signal(SignalPayload::Offer { sdp }) => OutFrame::CallOffer {
+            conversation_id,
+            call_id,
+            from_user_id: from.as_str(),
+            sdp,
+        },
+        CallNotice::Signal(SignalPayload::Answer { sdp }) => OutFrame::CallAnswer {
+            conversation_id,
+            call_id,
+            from_user_id: from.as_str(),
+            sdp,
+        },
+        CallNotice::Signal(SignalPayload::IceCandidate {
+            candidate,
+            sdp_mid,
+            sdp_mline_index,
+        }) => OutFrame::CallIceCandidate {
+            conversation_id,
+            call_id,
+            from_user_id: from.as_str(),
+            candidate,
+            sdp_mid: sdp_mid.as_deref(),
+            sdp_mline_index: *sdp_mline_index,
+        },
     }
 }
 
@@ -1141,6 +1363,25 @@ fn event_frame(event: &ConversationEvent) -> OutFrame<'_> {
                 archived: *archived,
             }
         }
+        ConversationEventBody::CallStarted { call_id, kind } => OutFrame::CallStarted {
+            envelope,
+            call_id: call_id.to_string(),
+            kind: kind.as_str(),
+        },
+        ConversationEventBody::CallEnded {
+            call_id,
+            kind,
+            reason,
+            duration_ms,
+            participants,
+        } => OutFrame::CallEnded {
+            envelope,
+            call_id: call_id.to_string(),
+            kind: kind.as_str(),
+            reason: reason.as_str(),
+            duration_ms: *duration_ms,
+            participants: participants.iter().map(UserId::as_str).collect(),
+        },
         ConversationEventBody::Moderated { action, .. } => {
             let Some(body) = ModerationEventBody::from_event(event) else {
                 unreachable!("a Moderated body always makes a moderation event body")

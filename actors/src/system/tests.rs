@@ -48,6 +48,7 @@ impl EventEncoder for TextEncoder {
                 user_id, started, ..
             } => format!("typing {user_id} {started}"),
             ServerEvent::Hidden { message_id, .. } => format!("hidden {message_id}"),
+            ServerEvent::Call { call_id, from, .. } => format!("call {call_id} {from}"),
             ServerEvent::Presence {
                 user_id, status, ..
             } => format!("presence {user_id} {}", status.as_str()),
@@ -69,6 +70,8 @@ fn settings() -> SystemSettings {
             idle_stop_after: Duration::from_secs(60),
             catch_up_page_size: 4,
             recent_frames: 8,
+            call_ringing_timeout: Duration::from_secs(30),
+            call_disconnect_grace: Duration::from_secs(10),
         },
         writer: WriterSettings {
             max_batch: 64,

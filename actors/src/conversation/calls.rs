@@ -1,0 +1,346 @@
+//! The conversation actor's calls: it owns the conversation's [`CallBoard`] (the pure rules in
+//! `engine::call`) and does what the rules decide. Notices go only to the sessions they
+//! concern: ringing to the invitees, joins, departures and refusals to the call's participants,
+//! offers, answers and ICE candidates to the one participant they are for. The start and end of
+//! every call are stored in the conversation's seq stream (`call.started`, `call.ended`), so
+//! every member sees them in history. Timers are messages to the actor itself: the ringing
+//! time, and the grace period of a participant whose sessions all went away.
+
+use std::collections::BTreeSet;
+
+use ractor::ActorRef;
+use switchboard_engine::Error;
+use switchboard_engine::call::{CallAction, CallEnded, CallNotice, Departure};
+use switchboard_engine::event::ServerEvent;
+use switchboard_engine::ids::{CallId, ClientId, MessageId, RequestId, Seq, UserId};
+use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
+
+use super::{AckGuard, AckTarget, ConversationActor, ConversationMsg, Ready};
+use crate::outbound::Outbound;
+
+/// A call action from a member's session.
+pub struct CallRequest {
+    /// Who acts.
+    pub user_id: UserId,
+    /// What.
+    pub action: CallAction,
+    /// The session's queue (for the reply or an error frame) and the request id.
+    pub reply_to: (Outbound, Option<RequestId>),
+}
+
+impl ConversationActor {
+    /// Applies a member's call action.
+    pub(super) fn handle_call(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        request: CallRequest,
+    ) {
+        let CallRequest {
+            user_id,
+            action,
+            reply_to: (outbound, request_id),
+        } = request;
+        if let Err(error) = ready.core.check_reader(&user_id) {
+            self.push_call_error(&outbound, request_id.as_ref(), &error);
+            return;
+        }
+        let now = self.context.clock.now();
+        // Who is in the call before this action, so that a call the action ends still tells them.
+        let participants: BTreeSet<UserId> = ready
+            .calls
+            .active()
+            .map(|call| call.participants.clone())
+            .unwrap_or_default();
+        let result = match action {
+            CallAction::Invite { kind } => {
+                let call_id = CallId::from_parts(now.as_millis(), fastrand::u128(..));
+                let members: Vec<UserId> = ready
+                    .core
+                    .snapshot()
+                    .members
+                    .iter()
+                    .map(|member| member.user_id.clone())
+                    .collect();
+                let ringing_ms = millis(self.context.settings.call_ringing_timeout);
+                match ready
+                    .calls
+                    .invite(call_id, user_id.clone(), kind, members, now, ringing_ms)
+                {
+                    Ok(call) => {
+                        let ringing: Vec<UserId> = call.ringing.iter().cloned().collect();
+                        let invited = CallNotice::Invited {
+                            kind,
+                            ringing: ringing.clone(),
+                        };
+                        let _ = outbound.push(self.context.encoder.encode(&ServerEvent::Call {
+                            request_id: request_id.as_ref(),
+                            conversation_id: self.conversation_id(),
+                            call_id,
+                            from: &user_id,
+                            notice: &invited,
+                        }));
+                        let ringing_notice = CallNotice::Ringing {
+                            kind,
+                            expires_in_ms: ringing_ms,
+                        };
+                        self.notify(ready, call_id, &user_id, &ringing_notice, &ringing);
+                        self.store_call_record(
+                            myself,
+                            ready,
+                            user_id.clone(),
+                            call_id,
+                            "started",
+                            ConversationEventBody::CallStarted { call_id, kind },
+                        );
+                        myself.send_after(self.context.settings.call_ringing_timeout, move || {
+                            ConversationMsg::CallRingingExpired { call_id }
+                        });
+                        Ok(())
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            CallAction::Accept { call_id } => {
+                ready.calls.accept(call_id, &user_id, now).map(|()| {
+                    let told: Vec<UserId> = ready
+                        .calls
+                        .active()
+                        .map(|call| call.participants.iter().cloned().collect())
+                        .unwrap_or_default();
+                    self.notify(ready, call_id, &user_id, &CallNotice::Accepted, &told);
+                })
+            }
+            CallAction::Reject { call_id } => {
+                ready.calls.reject(call_id, &user_id, now).map(|ended| {
+                    let mut told: Vec<UserId> = participants.into_iter().collect();
+                    told.push(user_id.clone());
+                    self.notify(ready, call_id, &user_id, &CallNotice::Rejected, &told);
+                    if let Some(ended) = ended {
+                        self.store_call_end(myself, ready, user_id.clone(), ended);
+                    }
+                })
+            }
+            CallAction::Cancel { call_id } => ready
+                .calls
+                .cancel(call_id, &user_id, now)
+                .map(|ended| self.store_call_end(myself, ready, user_id.clone(), ended)),
+            CallAction::HangUp { call_id } => {
+                ready
+                    .calls
+                    .hang_up(call_id, &user_id, now)
+                    .map(|departure| {
+                        self.after_departure(
+                            myself,
+                            ready,
+                            call_id,
+                            &user_id,
+                            participants,
+                            departure,
+                        );
+                    })
+            }
+            CallAction::Signal {
+                call_id,
+                to,
+                payload,
+            } => ready.calls.check_signal(call_id, &user_id, &to).map(|()| {
+                let notice = CallNotice::Signal(payload);
+                self.notify(ready, call_id, &user_id, &notice, std::slice::from_ref(&to));
+            }),
+        };
+        if let Err(error) = result {
+            self.push_call_error(&outbound, request_id.as_ref(), &error);
+        }
+    }
+
+    /// The ringing time of `call_id` is up.
+    pub(super) fn handle_call_ringing_expired(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        call_id: CallId,
+    ) {
+        let Some(initiator) = ready
+            .calls
+            .active()
+            .filter(|call| call.call_id == call_id)
+            .map(|call| call.initiator.clone())
+        else {
+            return;
+        };
+        let (_, ended) = ready
+            .calls
+            .ringing_expired(call_id, self.context.clock.now());
+        if let Some(ended) = ended {
+            self.store_call_end(myself, ready, initiator, ended);
+        }
+    }
+
+    /// Starts the grace period of every participant of the active call who has no session
+    /// joined here any more (once each).
+    pub(super) fn watch_call_participants(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+    ) {
+        let Some(call) = ready.calls.active() else {
+            return;
+        };
+        let call_id = call.call_id;
+        let absent: Vec<UserId> = call
+            .participants
+            .iter()
+            .filter(|user_id| !ready.links.values().any(|link| link.user_id == **user_id))
+            .cloned()
+            .collect();
+        for user_id in absent {
+            if ready.call_grace.insert(user_id.clone()) {
+                myself.send_after(self.context.settings.call_disconnect_grace, move || {
+                    ConversationMsg::CallGraceExpired { call_id, user_id }
+                });
+            }
+        }
+    }
+
+    /// A participant's grace period is over: if they are still without a session here, they
+    /// leave the call.
+    pub(super) fn handle_call_grace_expired(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        call_id: CallId,
+        user_id: UserId,
+    ) {
+        ready.call_grace.remove(&user_id);
+        if ready.links.values().any(|link| link.user_id == user_id) {
+            return;
+        }
+        let participants: BTreeSet<UserId> = ready
+            .calls
+            .active()
+            .map(|call| call.participants.clone())
+            .unwrap_or_default();
+        if let Ok(departure) = ready
+            .calls
+            .hang_up(call_id, &user_id, self.context.clock.now())
+        {
+            self.after_departure(myself, ready, call_id, &user_id, participants, departure);
+        }
+    }
+
+    /// Whether the actor must stay loaded for a call (its timers and record).
+    pub(super) fn has_active_call(ready: &Ready) -> bool {
+        ready.calls.active().is_some()
+    }
+
+    fn after_departure(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        call_id: CallId,
+        user_id: &UserId,
+        participants: BTreeSet<UserId>,
+        departure: Departure,
+    ) {
+        match departure {
+            Departure::Left => {
+                let told: Vec<UserId> = participants.into_iter().collect();
+                self.notify(ready, call_id, user_id, &CallNotice::Left, &told);
+            }
+            Departure::Ended(ended) => self.store_call_end(myself, ready, user_id.clone(), ended),
+        }
+    }
+
+    /// Pushes a call notice to every joined session of `users`; a full queue drops it (the
+    /// session is being disconnected as a slow consumer anyway).
+    fn notify(
+        &self,
+        ready: &Ready,
+        call_id: CallId,
+        from: &UserId,
+        notice: &CallNotice,
+        users: &[UserId],
+    ) {
+        let frame = self.context.encoder.encode(&ServerEvent::Call {
+            request_id: None,
+            conversation_id: self.conversation_id(),
+            call_id,
+            from,
+            notice,
+        });
+        for link in ready.links.values() {
+            if users.contains(&link.user_id) {
+                link.outbound.push_if_room(frame.clone());
+            }
+        }
+    }
+
+    fn push_call_error(&self, outbound: &Outbound, request_id: Option<&RequestId>, error: &Error) {
+        let _ = outbound.push(
+            self.context
+                .encoder
+                .encode(&ServerEvent::Error { request_id, error }),
+        );
+    }
+
+    fn store_call_end(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        actor_id: UserId,
+        ended: CallEnded,
+    ) {
+        ready.call_grace.clear();
+        let call_id = ended.call_id;
+        self.store_call_record(
+            myself,
+            ready,
+            actor_id,
+            call_id,
+            "ended",
+            ConversationEventBody::CallEnded {
+                call_id,
+                kind: ended.kind,
+                reason: ended.reason,
+                duration_ms: ended.duration_ms,
+                participants: ended.participants,
+            },
+        );
+    }
+
+    /// Appends a call's start or end to the seq stream; its idempotency key is the call's.
+    fn store_call_record(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        actor_id: UserId,
+        call_id: CallId,
+        what: &str,
+        body: ConversationEventBody,
+    ) {
+        let now = self.context.clock.now();
+        let Ok(client_id) = ClientId::parse(&format!("call.{call_id}.{what}")) else {
+            tracing::error!(%call_id, "a call record's key is not a valid client id");
+            return;
+        };
+        let event = ConversationEvent {
+            conversation_id: self.conversation_id(),
+            seq: Seq::ZERO,
+            event_id: MessageId::from_parts(now.as_millis(), fastrand::u128(..)),
+            actor_id,
+            client_id,
+            ts: now,
+            body,
+        };
+        let accepted = ready.core.accept_entry(
+            LogEntry::Event(event),
+            AckGuard::new(AckTarget::Record("a call record")),
+        );
+        self.append(myself, accepted.ticket, accepted.entry);
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,200 @@
+//! The call rules, one scenario per test: answered calls and their duration, rejection,
+//! cancellation, no answer, hang-ups, one call at a time, and who may signal whom.
+
+use super::*;
+
+fn user(name: &str) -> UserId {
+    UserId::parse(name).expect("valid")
+}
+
+fn call_id(n: u128) -> CallId {
+    CallId::from_parts(1, n)
+}
+
+/// Alice calls Bob and Carol at t = 1000 ms, ringing for 30 s.
+fn ringing() -> CallBoard {
+    let mut board = CallBoard::default();
+    board
+        .invite(
+            call_id(1),
+            user("alice"),
+            CallKind::Video,
+            [user("alice"), user("bob"), user("carol")],
+            Timestamp(1_000),
+            30_000,
+        )
+        .expect("invited");
+    board
+}
+
+#[test]
+fn an_answered_call_lasts_from_the_first_answer_to_the_last_hang_up() {
+    let mut board = ringing();
+    let call = board.active().expect("active");
+    assert_eq!(call.ringing, BTreeSet::from([user("bob"), user("carol")]));
+    assert_eq!(call.ringing_until, Timestamp(31_000));
+
+    board
+        .accept(call_id(1), &user("bob"), Timestamp(2_000))
+        .expect("accepted");
+    board
+        .check_signal(call_id(1), &user("alice"), &user("bob"))
+        .expect("participants");
+    assert_eq!(
+        board.check_signal(call_id(1), &user("alice"), &user("carol")),
+        Err(Error::NotFound),
+        "carol is still ringing, not in the call"
+    );
+    assert_eq!(
+        board.reject(call_id(1), &user("carol"), Timestamp(3_000)),
+        Ok(None),
+        "an answered call goes on"
+    );
+    assert_eq!(
+        board.hang_up(call_id(1), &user("alice"), Timestamp(62_000)),
+        Ok(Departure::Ended(CallEnded {
+            call_id: call_id(1),
+            kind: CallKind::Video,
+            reason: CallEndReason::HungUp,
+            duration_ms: 60_000,
+            participants: vec![user("alice"), user("bob")],
+        })),
+        "one participant left: the call ends"
+    );
+    assert_eq!(board.active(), None);
+}
+
+#[test]
+fn a_call_everyone_rejects_ends_as_rejected() {
+    let mut board = ringing();
+    assert_eq!(
+        board.reject(call_id(1), &user("bob"), Timestamp(2_000)),
+        Ok(None)
+    );
+    let ended = board
+        .reject(call_id(1), &user("carol"), Timestamp(3_000))
+        .expect("rejected")
+        .expect("ended");
+    assert_eq!(ended.reason, CallEndReason::Rejected);
+    assert_eq!(ended.duration_ms, 0);
+    assert_eq!(ended.participants, vec![user("alice")]);
+}
+
+#[test]
+fn only_the_caller_cancels_and_only_before_an_answer() {
+    let mut board = ringing();
+    assert!(matches!(
+        board.cancel(call_id(1), &user("bob"), Timestamp(2_000)),
+        Err(Error::Forbidden { .. })
+    ));
+    let ended = board
+        .cancel(call_id(1), &user("alice"), Timestamp(2_000))
+        .expect("cancelled");
+    assert_eq!(ended.reason, CallEndReason::Cancelled);
+
+    let mut board = ringing();
+    board
+        .accept(call_id(1), &user("bob"), Timestamp(2_000))
+        .expect("accepted");
+    assert!(matches!(
+        board.cancel(call_id(1), &user("alice"), Timestamp(3_000)),
+        Err(Error::Forbidden { .. })
+    ));
+}
+
+#[test]
+fn ringing_ends_at_its_time_and_an_unanswered_call_ends_then() {
+    let mut board = ringing();
+    assert_eq!(
+        board.ringing_expired(call_id(1), Timestamp(30_999)),
+        (Vec::new(), None),
+        "not yet"
+    );
+    let (stopped, ended) = board.ringing_expired(call_id(1), Timestamp(31_000));
+    assert_eq!(stopped, vec![user("bob"), user("carol")]);
+    assert_eq!(ended.expect("ended").reason, CallEndReason::NoAnswer);
+
+    // Answered by one: the other stops ringing and the call goes on.
+    let mut board = ringing();
+    board
+        .accept(call_id(1), &user("bob"), Timestamp(2_000))
+        .expect("accepted");
+    assert_eq!(
+        board.ringing_expired(call_id(1), Timestamp(31_000)),
+        (vec![user("carol")], None)
+    );
+    assert_eq!(
+        board.accept(call_id(1), &user("carol"), Timestamp(32_000)),
+        Err(Error::NotFound),
+        "too late to answer"
+    );
+}
+
+#[test]
+fn one_call_at_a_time_and_nobody_calls_an_empty_conversation() {
+    let mut board = ringing();
+    assert!(matches!(
+        board.invite(
+            call_id(2),
+            user("bob"),
+            CallKind::Audio,
+            [user("alice"), user("bob")],
+            Timestamp(2_000),
+            30_000
+        ),
+        Err(Error::Conflict { .. })
+    ));
+    let mut alone = CallBoard::default();
+    assert!(matches!(
+        alone.invite(
+            call_id(3),
+            user("alice"),
+            CallKind::Audio,
+            [user("alice")],
+            Timestamp(2_000),
+            30_000
+        ),
+        Err(Error::Invalid { .. })
+    ));
+}
+
+#[test]
+fn the_caller_hanging_up_before_an_answer_cancels_and_a_stranger_cannot_act() {
+    let mut board = ringing();
+    assert_eq!(
+        board.accept(call_id(9), &user("bob"), Timestamp(2_000)),
+        Err(Error::NotFound),
+        "another call id"
+    );
+    assert_eq!(
+        board.hang_up(call_id(1), &user("bob"), Timestamp(2_000)),
+        Err(Error::NotFound),
+        "bob is ringing, not in the call"
+    );
+    match board.hang_up(call_id(1), &user("alice"), Timestamp(2_000)) {
+        Ok(Departure::Ended(ended)) => assert_eq!(ended.reason, CallEndReason::Cancelled),
+        other => panic!("expected a cancelled call, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_three_way_call_goes_on_when_one_leaves() {
+    let mut board = ringing();
+    board
+        .accept(call_id(1), &user("bob"), Timestamp(2_000))
+        .expect("accepted");
+    board
+        .accept(call_id(1), &user("carol"), Timestamp(3_000))
+        .expect("accepted");
+    assert_eq!(
+        board.hang_up(call_id(1), &user("bob"), Timestamp(4_000)),
+        Ok(Departure::Left)
+    );
+    board
+        .check_signal(call_id(1), &user("carol"), &user("alice"))
+        .expect("still in");
+    assert_eq!(
+        board.check_signal(call_id(1), &user("carol"), &user("bob")),
+        Err(Error::NotFound)
+    );
+}
