@@ -528,6 +528,9 @@ pub struct ConversationsConfig {
     /// How long a call participant whose sessions all disconnected stays in the call, in
     /// milliseconds. Default 10000.
     pub call_disconnect_grace_ms: u64,
+    /// How long call participants have to consent to a recording, in milliseconds (a
+    /// participant who joins a recorded call gets as long). Default 30000.
+    pub call_recording_consent_timeout_ms: u64,
 }
 
 impl Default for ConversationsConfig {
@@ -540,6 +543,7 @@ impl Default for ConversationsConfig {
             edit_window_ms: 15 * 60 * 1000,
             call_ringing_timeout_ms: 30_000,
             call_disconnect_grace_ms: 10_000,
+            call_recording_consent_timeout_ms: 30_000,
         }
     }
 }
@@ -814,6 +818,9 @@ impl Config {
                 ),
                 call_disconnect_grace: Duration::from_millis(
                     self.conversations.call_disconnect_grace_ms,
+                ),
+                call_recording_consent_timeout: Duration::from_millis(
+                    self.conversations.call_recording_consent_timeout_ms,
                 ),
             },
             writer: WriterSettings {

@@ -29,7 +29,8 @@ use switchboard_engine::conversation::{
 };
 use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
 use switchboard_engine::ids::{
-    CallId, ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
+    CallId, ClientId, ConversationId, MessageId, RecordingId, RequestId, Seq, SessionId, TenantId,
+    UserId,
 };
 use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::{
@@ -79,6 +80,8 @@ pub struct ConversationSettings {
     pub call_ringing_timeout: Duration,
     /// How long a call participant whose sessions all went away stays in the call.
     pub call_disconnect_grace: Duration,
+    /// How long participants have to consent to a recording.
+    pub call_recording_consent_timeout: Duration,
 }
 
 /// What every conversation actor shares.
@@ -304,6 +307,13 @@ pub enum ConversationMsg {
     CallRingingExpired {
         /// Which call.
         call_id: CallId,
+    },
+    /// A recording's consent deadline passed.
+    RecordingDeadline {
+        /// Which call.
+        call_id: CallId,
+        /// Which recording.
+        recording_id: RecordingId,
     },
     /// A call participant's grace period after losing every session is over.
     CallGraceExpired {
@@ -1486,6 +1496,10 @@ impl Actor for ConversationActor {
             ConversationMsg::CallRingingExpired { call_id } => {
                 self.handle_call_ringing_expired(&myself, ready, call_id);
             }
+            ConversationMsg::RecordingDeadline {
+                call_id,
+                recording_id,
+            } => self.handle_recording_deadline(&myself, ready, call_id, recording_id),
             ConversationMsg::CallGraceExpired { call_id, user_id } => {
                 self.handle_call_grace_expired(&myself, ready, call_id, user_id);
             }
@@ -1575,6 +1589,7 @@ fn refuse(message: ConversationMsg, error: &Error) {
         | ConversationMsg::Cluster(_)
         | ConversationMsg::CallRingingExpired { .. }
         | ConversationMsg::CallGraceExpired { .. }
+        | ConversationMsg::RecordingDeadline { .. }
         | ConversationMsg::IdleTick => {}
     }
 }

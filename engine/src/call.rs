@@ -10,6 +10,11 @@
 //! grace period). Each end is a [`CallEnded`] record the caller stores in the conversation's
 //! seq stream, with the call's duration and everyone who took part.
 //!
+//! Recording needs everyone's consent ([`CallBoard::request_recording`]): it starts only when
+//! every participant consented before the deadline; a refusal or the deadline cancels it; a
+//! participant who joins a recorded call must consent too, or the recording stops. Each start
+//! and end is a [`RecordingChange`] the caller stores.
+//!
 //! Membership is the caller's to check (the conversation core knows it); time is passed in.
 
 use std::collections::BTreeSet;
@@ -17,7 +22,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ids::{CallId, UserId};
+use std::collections::BTreeMap;
+
+use crate::ids::{CallId, RecordingId, UserId};
 use crate::time::Timestamp;
 
 /// Audio only, or with video.
@@ -128,6 +135,27 @@ pub enum CallAction {
         /// Which.
         call_id: CallId,
     },
+    /// Ask every other participant to consent to recording the call.
+    RequestRecording {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// Consent to a recording, or refuse.
+    AnswerRecording {
+        /// Which call.
+        call_id: CallId,
+        /// Which recording.
+        recording_id: RecordingId,
+        /// Consent (true) or refusal.
+        granted: bool,
+    },
+    /// Stop a recording (or withdraw the request).
+    StopRecording {
+        /// Which call.
+        call_id: CallId,
+        /// Which recording.
+        recording_id: RecordingId,
+    },
     /// Pass an offer, an answer or an ICE candidate to another participant.
     Signal {
         /// Which call.
@@ -165,6 +193,20 @@ pub enum CallNotice {
     Left,
     /// An offer, answer or ICE candidate from another participant.
     Signal(SignalPayload),
+    /// To the member who asked: the recording was asked for from these participants.
+    RecordingRequested {
+        /// Which recording.
+        recording_id: RecordingId,
+        /// Whose consent is awaited.
+        asked: Vec<UserId>,
+    },
+    /// To a participant: consent to this recording is asked of you.
+    ConsentRequested {
+        /// Which recording.
+        recording_id: RecordingId,
+        /// How long you have, in milliseconds.
+        expires_in_ms: u64,
+    },
 }
 
 /// The active call of a conversation.
@@ -188,6 +230,94 @@ pub struct Call {
     pub ringing: BTreeSet<UserId>,
     /// Everyone who has been in the call.
     pub took_part: BTreeSet<UserId>,
+    /// The recording asked for or running, if any.
+    pub recording: Option<Recording>,
+}
+
+/// A recording of a call: asked for, then running once everyone consented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// Its id.
+    pub recording_id: RecordingId,
+    /// Who asked for it.
+    pub requested_by: UserId,
+    /// Each participant's consent: when they gave it, `None` while awaited.
+    pub consents: BTreeMap<UserId, Option<Timestamp>>,
+    /// When the awaited consents must be in.
+    pub consent_deadline: Timestamp,
+    /// How long anyone has to consent, in milliseconds (a late joiner gets as long).
+    pub consent_ms: u64,
+    /// When it started, once everyone consented.
+    pub started_at: Option<Timestamp>,
+}
+
+/// Why a recording ended (or never started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordingEndReason {
+    /// A participant refused.
+    Refused,
+    /// Not everyone consented in time.
+    ConsentTimeout,
+    /// A participant stopped it.
+    Stopped,
+    /// The call ended.
+    CallEnded,
+}
+
+impl RecordingEndReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingEndReason::Refused => "refused",
+            RecordingEndReason::ConsentTimeout => "consent_timeout",
+            RecordingEndReason::Stopped => "stopped",
+            RecordingEndReason::CallEnded => "call_ended",
+        }
+    }
+}
+
+/// A recording that started or ended, for the caller to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingChange {
+    /// Everyone consented: it runs from now.
+    Started {
+        /// Which.
+        recording_id: RecordingId,
+        /// Who asked.
+        requested_by: UserId,
+        /// Every participant's consent, with when it was given.
+        consents: Vec<(UserId, Timestamp)>,
+    },
+    /// It ended, or was cancelled before it started.
+    Ended {
+        /// Which.
+        recording_id: RecordingId,
+        /// Why.
+        reason: RecordingEndReason,
+        /// Who refused or stopped it, when someone did.
+        by: Option<UserId>,
+        /// Whether it had started.
+        was_recording: bool,
+        /// How long it ran, in milliseconds.
+        duration_ms: u64,
+    },
+}
+
+fn recording_end(
+    recording: Recording,
+    reason: RecordingEndReason,
+    by: Option<UserId>,
+    now: Timestamp,
+) -> RecordingChange {
+    RecordingChange::Ended {
+        recording_id: recording.recording_id,
+        reason,
+        by,
+        was_recording: recording.started_at.is_some(),
+        duration_ms: recording
+            .started_at
+            .map_or(0, |started_at| now.millis_since(started_at)),
+    }
 }
 
 /// A call that ended, as stored in the conversation's seq stream.
@@ -203,6 +333,8 @@ pub struct CallEnded {
     pub duration_ms: u64,
     /// Everyone who was in the call, initiator included.
     pub participants: Vec<UserId>,
+    /// The end of the call's recording, if one was asked for or running.
+    pub recording: Option<RecordingChange>,
 }
 
 /// What a hang-up or a departure did.
@@ -270,6 +402,7 @@ impl CallBoard {
             participants: BTreeSet::from([initiator.clone()]),
             ringing,
             took_part: BTreeSet::from([initiator]),
+            recording: None,
         });
         Ok(call)
     }
@@ -281,11 +414,17 @@ impl CallBoard {
             .ok_or_else(no_such_call)
     }
 
-    /// A ringing invitee accepts and joins.
+    /// A ringing invitee accepts and joins. Returns the recording they must consent to, when
+    /// the call is being recorded or a recording awaits consent (they have as long as anyone).
     ///
     /// # Errors
     /// [`Error::NotFound`] if `call_id` is not the active call or `user_id` is not ringing.
-    pub fn accept(&mut self, call_id: CallId, user_id: &UserId, now: Timestamp) -> Result<()> {
+    pub fn accept(
+        &mut self,
+        call_id: CallId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Option<RecordingId>> {
         let call = self.call_mut(call_id)?;
         if !call.ringing.remove(user_id) {
             return Err(no_such_call());
@@ -293,7 +432,189 @@ impl CallBoard {
         call.participants.insert(user_id.clone());
         call.took_part.insert(user_id.clone());
         call.answered_at.get_or_insert(now);
-        Ok(())
+        Ok(call.recording.as_mut().map(|recording| {
+            recording.consents.insert(user_id.clone(), None);
+            recording.consent_deadline = recording.consent_deadline.max(Timestamp(
+                now.as_millis().saturating_add(recording.consent_ms),
+            ));
+            recording.recording_id
+        }))
+    }
+
+    /// A participant asks to record the call; every other participant is asked to consent
+    /// within `consent_ms`. Returns who is asked.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if `call_id` is not the active call or `user_id` is not in it;
+    /// [`Error::Conflict`] if a recording is already asked for or running; [`Error::Invalid`]
+    /// before anyone answered.
+    pub fn request_recording(
+        &mut self,
+        call_id: CallId,
+        user_id: &UserId,
+        recording_id: RecordingId,
+        now: Timestamp,
+        consent_ms: u64,
+    ) -> Result<Vec<UserId>> {
+        let call = self.call_mut(call_id)?;
+        if !call.participants.contains(user_id) {
+            return Err(no_such_call());
+        }
+        if call.recording.is_some() {
+            return Err(Error::Conflict {
+                reason: "a recording is already asked for or running in this call".to_owned(),
+            });
+        }
+        if call.answered_at.is_none() {
+            return Err(Error::invalid(
+                "call_id",
+                "the call has not been answered yet",
+            ));
+        }
+        let consents: BTreeMap<UserId, Option<Timestamp>> = call
+            .participants
+            .iter()
+            .map(|participant| {
+                let given = (participant == user_id).then_some(now);
+                (participant.clone(), given)
+            })
+            .collect();
+        let asked = consents
+            .iter()
+            .filter(|(_, given)| given.is_none())
+            .map(|(participant, _)| participant.clone())
+            .collect();
+        call.recording = Some(Recording {
+            recording_id,
+            requested_by: user_id.clone(),
+            consents,
+            consent_deadline: Timestamp(now.as_millis().saturating_add(consent_ms)),
+            consent_ms,
+            started_at: None,
+        });
+        Ok(asked)
+    }
+
+    /// A participant answers a consent request. Returns the start (the last consent), the end
+    /// (a refusal), or `None` while consents are still awaited.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if `call_id` or `recording_id` is not the active one, or no consent
+    /// is awaited from `user_id`.
+    pub fn answer_recording(
+        &mut self,
+        call_id: CallId,
+        recording_id: RecordingId,
+        user_id: &UserId,
+        granted: bool,
+        now: Timestamp,
+    ) -> Result<Option<RecordingChange>> {
+        let call = self.call_mut(call_id)?;
+        let recording = call
+            .recording
+            .as_mut()
+            .filter(|recording| recording.recording_id == recording_id)
+            .ok_or_else(no_such_call)?;
+        match recording.consents.get_mut(user_id) {
+            Some(given @ None) => {
+                if granted {
+                    *given = Some(now);
+                } else {
+                    let recording = call.recording.take().ok_or_else(no_such_call)?;
+                    return Ok(Some(recording_end(
+                        recording,
+                        RecordingEndReason::Refused,
+                        Some(user_id.clone()),
+                        now,
+                    )));
+                }
+            }
+            _ => return Err(no_such_call()),
+        }
+        Ok(Self::start_if_all_consented(recording, now))
+    }
+
+    /// The consent deadline of `recording_id` passed: if a consent is still awaited, the
+    /// recording is cancelled (or stopped, if it was running).
+    pub fn recording_deadline(
+        &mut self,
+        call_id: CallId,
+        recording_id: RecordingId,
+        now: Timestamp,
+    ) -> Option<RecordingChange> {
+        let call = self.call_mut(call_id).ok()?;
+        let recording = call
+            .recording
+            .as_ref()
+            .filter(|recording| recording.recording_id == recording_id)?;
+        if now < recording.consent_deadline {
+            return None;
+        }
+        if !recording.consents.values().any(Option::is_none) {
+            // Whoever was awaited left the call: everyone still in it consented.
+            return call
+                .recording
+                .as_mut()
+                .and_then(|recording| Self::start_if_all_consented(recording, now));
+        }
+        let recording = call.recording.take()?;
+        Some(recording_end(
+            recording,
+            RecordingEndReason::ConsentTimeout,
+            None,
+            now,
+        ))
+    }
+
+    /// A participant stops the recording (or withdraws the request).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if `call_id` or `recording_id` is not the active one or `user_id`
+    /// is not in the call.
+    pub fn stop_recording(
+        &mut self,
+        call_id: CallId,
+        recording_id: RecordingId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<RecordingChange> {
+        let call = self.call_mut(call_id)?;
+        if !call.participants.contains(user_id)
+            || call
+                .recording
+                .as_ref()
+                .is_none_or(|recording| recording.recording_id != recording_id)
+        {
+            return Err(no_such_call());
+        }
+        let recording = call.recording.take().ok_or_else(no_such_call)?;
+        Ok(recording_end(
+            recording,
+            RecordingEndReason::Stopped,
+            Some(user_id.clone()),
+            now,
+        ))
+    }
+
+    fn start_if_all_consented(
+        recording: &mut Recording,
+        now: Timestamp,
+    ) -> Option<RecordingChange> {
+        if recording.started_at.is_some() {
+            return None;
+        }
+        let consents: Option<Vec<(UserId, Timestamp)>> = recording
+            .consents
+            .iter()
+            .map(|(user_id, given)| given.map(|at| (user_id.clone(), at)))
+            .collect();
+        let consents = consents?;
+        recording.started_at = Some(now);
+        Some(RecordingChange::Started {
+            recording_id: recording.recording_id,
+            requested_by: recording.requested_by.clone(),
+            consents,
+        })
     }
 
     /// A ringing invitee declines. Returns the end of the call when that was the last invitee
@@ -358,6 +679,9 @@ impl CallBoard {
         if !call.participants.remove(user_id) {
             return Err(no_such_call());
         }
+        if let Some(recording) = call.recording.as_mut() {
+            recording.consents.remove(user_id);
+        }
         if call.answered_at.is_none() {
             return self
                 .end(CallEndReason::Cancelled, now)
@@ -420,8 +744,13 @@ impl CallBoard {
 
     /// Ends the active call (the callers have just looked at it, so there is one).
     fn end(&mut self, reason: CallEndReason, now: Timestamp) -> Option<CallEnded> {
-        let call = self.call.take()?;
+        let mut call = self.call.take()?;
+        let recording = call
+            .recording
+            .take()
+            .map(|recording| recording_end(recording, RecordingEndReason::CallEnded, None, now));
         Some(CallEnded {
+            recording,
             call_id: call.call_id,
             kind: call.kind,
             reason,

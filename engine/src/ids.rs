@@ -260,6 +260,11 @@ ulid_id!(
     "call_id"
 );
 ulid_id!(
+    /// A recording of a call.
+    RecordingId,
+    "recording_id"
+);
+ulid_id!(
     /// One WebSocket connection's session.
     SessionId,
     "session_id"

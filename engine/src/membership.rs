@@ -519,7 +519,9 @@ pub fn apply_change(snapshot: &mut ConversationSnapshot, event: &ConversationEve
         | ConversationEventBody::ReactionAdded { .. }
         | ConversationEventBody::ReactionRemoved { .. }
         | ConversationEventBody::CallStarted { .. }
-        | ConversationEventBody::CallEnded { .. } => {}
+        | ConversationEventBody::CallEnded { .. }
+        | ConversationEventBody::RecordingStarted { .. }
+        | ConversationEventBody::RecordingEnded { .. } => {}
     }
 }
 

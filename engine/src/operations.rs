@@ -17,8 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::call::{CallEndReason, CallKind};
-use crate::ids::{CallId, ClientId, ConversationId, Emoji, MessageId, Seq, UserId};
+use crate::call::{CallEndReason, CallKind, RecordingEndReason};
+use crate::ids::{CallId, ClientId, ConversationId, Emoji, MessageId, RecordingId, Seq, UserId};
 use crate::membership::{LeaveReason, ModerationAction};
 use crate::model::{
     ConversationKind, DeleteMode, Deletion, EditVersion, Member, Message, MessageRef, Reaction,
@@ -192,6 +192,37 @@ pub enum ConversationEventBody {
         /// Everyone who was in the call, the caller included.
         participants: Vec<UserId>,
     },
+    /// Every participant consented: a call's recording started (`actor_id` asked for it).
+    RecordingStarted {
+        /// The recording.
+        recording_id: RecordingId,
+        /// The call.
+        call_id: CallId,
+        /// Each participant's consent and when it was given.
+        consents: Vec<RecordingConsent>,
+    },
+    /// A recording ended, or was cancelled before it started.
+    RecordingEnded {
+        /// The recording.
+        recording_id: RecordingId,
+        /// The call.
+        call_id: CallId,
+        /// Why.
+        reason: RecordingEndReason,
+        /// Whether it had started.
+        was_recording: bool,
+        /// How long it ran, in milliseconds.
+        duration_ms: u64,
+    },
+}
+
+/// One participant's consent to a recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingConsent {
+    /// Who.
+    pub user_id: UserId,
+    /// When they consented.
+    pub at: Timestamp,
 }
 
 impl ConversationEventBody {
@@ -216,7 +247,10 @@ impl ConversationEventBody {
     pub fn is_call(&self) -> bool {
         matches!(
             self,
-            ConversationEventBody::CallStarted { .. } | ConversationEventBody::CallEnded { .. }
+            ConversationEventBody::CallStarted { .. }
+                | ConversationEventBody::CallEnded { .. }
+                | ConversationEventBody::RecordingStarted { .. }
+                | ConversationEventBody::RecordingEnded { .. }
         )
     }
 }
@@ -497,7 +531,9 @@ pub fn apply_event(target: &mut Message, event: &mut ConversationEvent) -> Resul
         | ConversationEventBody::ConversationArchived { .. }
         | ConversationEventBody::Moderated { .. }
         | ConversationEventBody::CallStarted { .. }
-        | ConversationEventBody::CallEnded { .. } => {
+        | ConversationEventBody::CallEnded { .. }
+        | ConversationEventBody::RecordingStarted { .. }
+        | ConversationEventBody::RecordingEnded { .. } => {
             return Err(Error::invalid(
                 "event",
                 "is about the conversation, not a message",

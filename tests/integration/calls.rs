@@ -3,7 +3,8 @@
 //! participant they are for, and the start and end of every call (with its duration and
 //! participants) are stored in the conversation's stream. Rejection, cancellation, no answer,
 //! hang-ups, a participant who disconnects past the grace period, a non-member and a second
-//! call are covered too. Ringing and grace times are short here so nothing waits long; waiting
+//! call are covered too, and so is recording consent: everyone consents, one refuses, nobody
+//! answers in time, and a participant joining a recorded call refuses. Ringing and grace times are short here so nothing waits long; waiting
 //! is reading frames with a deadline.
 
 use serde_json::{Value, json};
@@ -14,6 +15,7 @@ async fn server() -> TestServer {
     TestServer::start_with(|config| {
         config.conversations.call_ringing_timeout_ms = 1_500;
         config.conversations.call_disconnect_grace_ms = 300;
+        config.conversations.call_recording_consent_timeout_ms = 800;
     })
     .await
 }
@@ -319,4 +321,138 @@ async fn a_participant_who_disconnects_leaves_after_the_grace_period() {
     let ended = expect_frame(&mut alice, "call.ended").await;
     assert_eq!(ended["reason"], "hung_up");
     assert_eq!(ended["participants"], json!(["alice", "bob", "carol"]));
+}
+
+async fn request_recording(client: &mut Client, id: &str, call_id: &Value) -> Value {
+    client
+        .send_json(json!({"type": "call.recording.request", "id": "rec",
+            "conversation_id": id, "call_id": call_id}))
+        .await;
+    expect_frame(client, "call.recording.requested").await
+}
+
+async fn consent(
+    client: &mut Client,
+    id: &str,
+    call_id: &Value,
+    recording_id: &Value,
+    granted: bool,
+) {
+    client
+        .send_json(
+            json!({"type": "call.recording.consent", "conversation_id": id,
+            "call_id": call_id, "recording_id": recording_id, "granted": granted}),
+        )
+        .await;
+}
+
+/// Alice calls Bob and Carol; `answering` accept.
+async fn call_answered_by(
+    server: &TestServer,
+    answering: &[&str],
+) -> (String, Value, Client, Client, Client) {
+    let (id, mut alice, mut bob, mut carol) = three_members(server).await;
+    let call_id = invite(&mut alice, &id, "video").await["call_id"].clone();
+    for (name, client) in [("bob", &mut bob), ("carol", &mut carol)] {
+        if answering.contains(&name) {
+            act(client, "call.accept", &id, &call_id).await;
+            expect_frame(&mut alice, "call.accepted").await;
+        }
+    }
+    (id, call_id, alice, bob, carol)
+}
+
+#[tokio::test]
+async fn recording_starts_when_everyone_consents_and_a_refusal_cancels_it() {
+    let server = server().await;
+    let (id, call_id, mut alice, mut bob, mut carol) =
+        call_answered_by(&server, &["bob", "carol"]).await;
+
+    let requested = request_recording(&mut alice, &id, &call_id).await;
+    assert_eq!(requested["id"], "rec");
+    assert_eq!(requested["asked"], json!(["bob", "carol"]));
+    let recording_id = requested["recording_id"].clone();
+    for client in [&mut bob, &mut carol] {
+        let asked = expect_frame(client, "call.recording.consent_requested").await;
+        assert_eq!(asked["recording_id"], recording_id);
+        assert_eq!(asked["requested_by"], "alice");
+        assert_eq!(asked["expires_in_ms"], 800);
+    }
+    consent(&mut bob, &id, &call_id, &recording_id, true).await;
+    consent(&mut carol, &id, &call_id, &recording_id, true).await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        let started = expect_frame(client, "recording.started").await;
+        assert_eq!(started["recording_id"], recording_id);
+        assert_eq!(started["call_id"], call_id);
+        assert_eq!(started["actor_id"], "alice");
+        let consented: Vec<&str> = started["consents"]
+            .as_array()
+            .expect("consents")
+            .iter()
+            .map(|consent| {
+                assert!(consent["at"].as_u64().is_some(), "{consent}");
+                consent["user_id"].as_str().expect("user")
+            })
+            .collect();
+        assert_eq!(consented, ["alice", "bob", "carol"]);
+    }
+    // Bob stops it.
+    bob.send_json(json!({"type": "call.recording.stop", "conversation_id": id,
+        "call_id": call_id, "recording_id": recording_id}))
+        .await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        let ended = expect_frame(client, "recording.ended").await;
+        assert_eq!(ended["reason"], "stopped");
+        assert_eq!(ended["actor_id"], "bob");
+        assert_eq!(ended["was_recording"], true);
+    }
+
+    // Asked again; Carol refuses: it never starts.
+    let recording_id = request_recording(&mut alice, &id, &call_id).await["recording_id"].clone();
+    consent(&mut bob, &id, &call_id, &recording_id, true).await;
+    consent(&mut carol, &id, &call_id, &recording_id, false).await;
+    let ended = expect_frame(&mut bob, "recording.ended").await;
+    assert_eq!(ended["recording_id"], recording_id);
+    assert_eq!(ended["reason"], "refused");
+    assert_eq!(ended["actor_id"], "carol");
+    assert_eq!(ended["was_recording"], false);
+    assert_eq!(ended["duration_ms"], 0);
+}
+
+#[tokio::test]
+async fn recording_without_every_consent_in_time_is_cancelled() {
+    let server = server().await;
+    let (id, call_id, mut alice, mut bob, _carol) =
+        call_answered_by(&server, &["bob", "carol"]).await;
+    let recording_id = request_recording(&mut alice, &id, &call_id).await["recording_id"].clone();
+    consent(&mut bob, &id, &call_id, &recording_id, true).await;
+    // Carol never answers.
+    let ended = expect_frame(&mut alice, "recording.ended").await;
+    assert_eq!(ended["recording_id"], recording_id);
+    assert_eq!(ended["reason"], "consent_timeout");
+    assert_eq!(ended["was_recording"], false);
+    // A consent after the deadline is refused.
+    consent(&mut bob, &id, &call_id, &recording_id, true).await;
+    assert_eq!(next_of(&mut bob, "error").await["code"], "not_found");
+}
+
+#[tokio::test]
+async fn a_late_joiner_must_consent_or_the_recording_stops() {
+    let server = server().await;
+    let (id, call_id, mut alice, mut bob, mut carol) = call_answered_by(&server, &["bob"]).await;
+    let recording_id = request_recording(&mut alice, &id, &call_id).await["recording_id"].clone();
+    consent(&mut bob, &id, &call_id, &recording_id, true).await;
+    let started = expect_frame(&mut alice, "recording.started").await;
+    assert_eq!(started["consents"].as_array().map(Vec::len), Some(2));
+
+    // Carol, still ringing, answers: she is asked for her consent, and refuses.
+    act(&mut carol, "call.accept", &id, &call_id).await;
+    let asked = expect_frame(&mut carol, "call.recording.consent_requested").await;
+    assert_eq!(asked["recording_id"], recording_id);
+    assert_eq!(asked["requested_by"], "alice");
+    consent(&mut carol, &id, &call_id, &recording_id, false).await;
+    let ended = expect_frame(&mut bob, "recording.ended").await;
+    assert_eq!(ended["reason"], "refused");
+    assert_eq!(ended["actor_id"], "carol");
+    assert_eq!(ended["was_recording"], true);
 }

@@ -18,7 +18,7 @@ use switchboard_engine::event::{
     AckOutcome, EncodedFrame, EventEncoder, PresenceEntry, ServerEvent,
 };
 use switchboard_engine::ids::{
-    CallId, ClientId, ConversationId, Emoji, MessageId, RequestId, Seq, UserId,
+    CallId, ClientId, ConversationId, Emoji, MessageId, RecordingId, RequestId, Seq, UserId,
 };
 use switchboard_engine::membership::{ConversationChange, ModerationAction};
 use switchboard_engine::model::{DeleteMode, Member, Message, NewMessage, Role};
@@ -122,6 +122,9 @@ struct RawFrame<'a> {
     #[serde(borrow)]
     sdp_mid: Option<Cow<'a, str>>,
     sdp_mline_index: Option<u32>,
+    #[serde(borrow)]
+    recording_id: Option<Cow<'a, str>>,
+    granted: Option<bool>,
 }
 
 /// Just the id, for echoing it when the rest of a frame does not parse.
@@ -314,8 +317,17 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
                 user_ids,
             })
         }
-        "call.invite" | "call.accept" | "call.reject" | "call.cancel" | "call.hangup"
-        | "call.offer" | "call.answer" | "call.ice_candidate" => {
+        "call.invite"
+        | "call.accept"
+        | "call.reject"
+        | "call.cancel"
+        | "call.hangup"
+        | "call.offer"
+        | "call.answer"
+        | "call.ice_candidate"
+        | "call.recording.request"
+        | "call.recording.consent"
+        | "call.recording.stop" => {
             let conversation_id = conversation_id(raw.conversation_id)?;
             let invalid = |error: Error| with_id(ProtocolError::Invalid(error));
             let call_id = || {
@@ -326,6 +338,11 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
             let to = || {
                 let text = required(raw.to_user_id.clone(), "to_user_id").map_err(with_id)?;
                 UserId::parse(&text).map_err(invalid)
+            };
+            let recording_id = || {
+                let text = required(raw.recording_id.clone(), "recording_id").map_err(with_id)?;
+                RecordingId::parse(&text)
+                    .map_err(|_| invalid(Error::invalid("recording_id", "must be a recording id")))
             };
             let sdp = || {
                 required(raw.sdp.clone(), "sdp")
@@ -350,6 +367,20 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
                 },
                 "call.hangup" => CallAction::HangUp {
                     call_id: call_id()?,
+                },
+                "call.recording.request" => CallAction::RequestRecording {
+                    call_id: call_id()?,
+                },
+                "call.recording.consent" => CallAction::AnswerRecording {
+                    call_id: call_id()?,
+                    recording_id: recording_id()?,
+                    granted: raw
+                        .granted
+                        .ok_or_else(|| invalid(Error::invalid("granted", "is required")))?,
+                },
+                "call.recording.stop" => CallAction::StopRecording {
+                    call_id: call_id()?,
+                    recording_id: recording_id()?,
                 },
                 "call.offer" => CallAction::Signal {
                     call_id: call_id()?,
@@ -687,6 +718,13 @@ pub struct EventEnvelope<'a> {
     pub message_id: Option<String>,
 }
 
+/// One participant's consent in `recording.started`.
+#[derive(Debug, Serialize)]
+pub struct ConsentBody<'a> {
+    user_id: &'a str,
+    at: u64,
+}
+
 /// A call notice about one member (`call.accepted`, `call.rejected`, `call.left`).
 #[derive(Debug, Serialize)]
 pub struct CallMemberBody<'a> {
@@ -1022,6 +1060,41 @@ enum OutFrame<'a> {
         duration_ms: u64,
         participants: Vec<&'a str>,
     },
+    #[serde(rename = "recording.started")]
+    RecordingStarted {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        recording_id: String,
+        call_id: String,
+        consents: Vec<ConsentBody<'a>>,
+    },
+    #[serde(rename = "recording.ended")]
+    RecordingEnded {
+        #[serde(flatten)]
+        envelope: EventEnvelope<'a>,
+        recording_id: String,
+        call_id: String,
+        reason: &'static str,
+        was_recording: bool,
+        duration_ms: u64,
+    },
+    #[serde(rename = "call.recording.requested")]
+    RecordingRequested {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<OutRequestId<'a>>,
+        conversation_id: String,
+        call_id: String,
+        recording_id: String,
+        asked: Vec<&'a str>,
+    },
+    #[serde(rename = "call.recording.consent_requested")]
+    ConsentRequested {
+        conversation_id: String,
+        call_id: String,
+        recording_id: String,
+        requested_by: &'a str,
+        expires_in_ms: u64,
+    },
     #[serde(rename = "call.invited")]
     CallInvited {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -1273,6 +1346,26 @@ fn call_frame<'a>(
             kind: kind.as_str(),
             expires_in_ms: *expires_in_ms,
         },
+        CallNotice::RecordingRequested {
+            recording_id,
+            asked,
+        } => OutFrame::RecordingRequested {
+            id: out_id(request_id),
+            conversation_id,
+            call_id,
+            recording_id: recording_id.to_string(),
+            asked: asked.iter().map(UserId::as_str).collect(),
+        },
+        CallNotice::ConsentRequested {
+            recording_id,
+            expires_in_ms,
+        } => OutFrame::ConsentRequested {
+            conversation_id,
+            call_id,
+            recording_id: recording_id.to_string(),
+            requested_by: from.as_str(),
+            expires_in_ms: *expires_in_ms,
+        },
         CallNotice::Accepted => OutFrame::CallAccepted(member()),
         CallNotice::Rejected => OutFrame::CallRejected(member()),
         CallNotice::Left => OutFrame::CallLeft(member()),
@@ -1367,6 +1460,36 @@ fn event_frame(event: &ConversationEvent) -> OutFrame<'_> {
             envelope,
             call_id: call_id.to_string(),
             kind: kind.as_str(),
+        },
+        ConversationEventBody::RecordingStarted {
+            recording_id,
+            call_id,
+            consents,
+        } => OutFrame::RecordingStarted {
+            envelope,
+            recording_id: recording_id.to_string(),
+            call_id: call_id.to_string(),
+            consents: consents
+                .iter()
+                .map(|consent| ConsentBody {
+                    user_id: consent.user_id.as_str(),
+                    at: consent.at.as_millis(),
+                })
+                .collect(),
+        },
+        ConversationEventBody::RecordingEnded {
+            recording_id,
+            call_id,
+            reason,
+            was_recording,
+            duration_ms,
+        } => OutFrame::RecordingEnded {
+            envelope,
+            recording_id: recording_id.to_string(),
+            call_id: call_id.to_string(),
+            reason: reason.as_str(),
+            was_recording: *was_recording,
+            duration_ms: *duration_ms,
         },
         ConversationEventBody::CallEnded {
             call_id,

@@ -3,17 +3,21 @@
 //! concern: ringing to the invitees, joins, departures and refusals to the call's participants,
 //! offers, answers and ICE candidates to the one participant they are for. The start and end of
 //! every call are stored in the conversation's seq stream (`call.started`, `call.ended`), so
-//! every member sees them in history. Timers are messages to the actor itself: the ringing
-//! time, and the grace period of a participant whose sessions all went away.
+//! every member sees them in history, and so are the start and end of every recording, with
+//! each participant's consent and its time (`recording.started`, `recording.ended`). Timers are
+//! messages to the actor itself: the ringing time, the consent deadline of a recording, and the
+//! grace period of a participant whose sessions all went away.
 
 use std::collections::BTreeSet;
 
 use ractor::ActorRef;
 use switchboard_engine::Error;
-use switchboard_engine::call::{CallAction, CallEnded, CallNotice, Departure};
+use switchboard_engine::call::{CallAction, CallEnded, CallNotice, Departure, RecordingChange};
 use switchboard_engine::event::ServerEvent;
-use switchboard_engine::ids::{CallId, ClientId, MessageId, RequestId, Seq, UserId};
-use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
+use switchboard_engine::ids::{CallId, ClientId, MessageId, RecordingId, RequestId, Seq, UserId};
+use switchboard_engine::operations::{
+    ConversationEvent, ConversationEventBody, LogEntry, RecordingConsent,
+};
 
 use super::{AckGuard, AckTarget, ConversationActor, ConversationMsg, Ready};
 use crate::outbound::Outbound;
@@ -102,15 +106,82 @@ impl ConversationActor {
                 }
             }
             CallAction::Accept { call_id } => {
-                ready.calls.accept(call_id, &user_id, now).map(|()| {
+                ready.calls.accept(call_id, &user_id, now).map(|recording| {
                     let told: Vec<UserId> = ready
                         .calls
                         .active()
                         .map(|call| call.participants.iter().cloned().collect())
                         .unwrap_or_default();
                     self.notify(ready, call_id, &user_id, &CallNotice::Accepted, &told);
+                    if let Some(recording_id) = recording {
+                        // A recorded call: the newcomer must consent too.
+                        let requested_by = ready
+                            .calls
+                            .active()
+                            .and_then(|call| call.recording.as_ref())
+                            .map_or_else(
+                                || user_id.clone(),
+                                |recording| recording.requested_by.clone(),
+                            );
+                        self.ask_consent(
+                            myself,
+                            ready,
+                            call_id,
+                            recording_id,
+                            &requested_by,
+                            std::slice::from_ref(&user_id),
+                        );
+                    }
                 })
             }
+            CallAction::RequestRecording { call_id } => {
+                let recording_id = RecordingId::from_parts(now.as_millis(), fastrand::u128(..));
+                let consent_ms = millis(self.context.settings.call_recording_consent_timeout);
+                ready
+                    .calls
+                    .request_recording(call_id, &user_id, recording_id, now, consent_ms)
+                    .map(|asked| {
+                        let requested = CallNotice::RecordingRequested {
+                            recording_id,
+                            asked: asked.clone(),
+                        };
+                        let _ = outbound.push(self.context.encoder.encode(&ServerEvent::Call {
+                            request_id: request_id.as_ref(),
+                            conversation_id: self.conversation_id(),
+                            call_id,
+                            from: &user_id,
+                            notice: &requested,
+                        }));
+                        self.ask_consent(myself, ready, call_id, recording_id, &user_id, &asked);
+                    })
+            }
+            CallAction::AnswerRecording {
+                call_id,
+                recording_id,
+                granted,
+            } => ready
+                .calls
+                .answer_recording(call_id, recording_id, &user_id, granted, now)
+                .map(|change| {
+                    if let Some(change) = change {
+                        self.store_recording_change(
+                            myself,
+                            ready,
+                            call_id,
+                            user_id.clone(),
+                            change,
+                        );
+                    }
+                }),
+            CallAction::StopRecording {
+                call_id,
+                recording_id,
+            } => ready
+                .calls
+                .stop_recording(call_id, recording_id, &user_id, now)
+                .map(|change| {
+                    self.store_recording_change(myself, ready, call_id, user_id.clone(), change);
+                }),
             CallAction::Reject { call_id } => {
                 ready.calls.reject(call_id, &user_id, now).map(|ended| {
                     let mut told: Vec<UserId> = participants.into_iter().collect();
@@ -229,6 +300,116 @@ impl ConversationActor {
         }
     }
 
+    /// A recording's consent deadline passed.
+    pub(super) fn handle_recording_deadline(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        call_id: CallId,
+        recording_id: RecordingId,
+    ) {
+        let Some(requested_by) = ready
+            .calls
+            .active()
+            .and_then(|call| call.recording.as_ref())
+            .filter(|recording| recording.recording_id == recording_id)
+            .map(|recording| recording.requested_by.clone())
+        else {
+            return;
+        };
+        if let Some(change) =
+            ready
+                .calls
+                .recording_deadline(call_id, recording_id, self.context.clock.now())
+        {
+            self.store_recording_change(myself, ready, call_id, requested_by, change);
+        }
+    }
+
+    /// Asks `asked` to consent to `recording_id`, and sets the deadline's timer.
+    fn ask_consent(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &Ready,
+        call_id: CallId,
+        recording_id: RecordingId,
+        from: &UserId,
+        asked: &[UserId],
+    ) {
+        let timeout = self.context.settings.call_recording_consent_timeout;
+        let notice = CallNotice::ConsentRequested {
+            recording_id,
+            expires_in_ms: millis(timeout),
+        };
+        self.notify(ready, call_id, from, &notice, asked);
+        myself.send_after(timeout, move || ConversationMsg::RecordingDeadline {
+            call_id,
+            recording_id,
+        });
+    }
+
+    /// Stores a recording's start or end in the seq stream.
+    fn store_recording_change(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        call_id: CallId,
+        actor_id: UserId,
+        change: RecordingChange,
+    ) {
+        let (recording_id, what, body) = match change {
+            RecordingChange::Started {
+                recording_id,
+                requested_by,
+                consents,
+            } => {
+                let body = ConversationEventBody::RecordingStarted {
+                    recording_id,
+                    call_id,
+                    consents: consents
+                        .into_iter()
+                        .map(|(user_id, at)| RecordingConsent { user_id, at })
+                        .collect(),
+                };
+                return self.store_record(
+                    myself,
+                    ready,
+                    requested_by,
+                    &format!("recording.{recording_id}.started"),
+                    body,
+                );
+            }
+            RecordingChange::Ended {
+                recording_id,
+                reason,
+                by,
+                was_recording,
+                duration_ms,
+            } => (
+                recording_id,
+                "ended",
+                (
+                    by,
+                    ConversationEventBody::RecordingEnded {
+                        recording_id,
+                        call_id,
+                        reason,
+                        was_recording,
+                        duration_ms,
+                    },
+                ),
+            ),
+        };
+        let (by, body) = body;
+        self.store_record(
+            myself,
+            ready,
+            by.unwrap_or(actor_id),
+            &format!("recording.{recording_id}.{what}"),
+            body,
+        );
+    }
+
     /// Whether the actor must stay loaded for a call (its timers and record).
     pub(super) fn has_active_call(ready: &Ready) -> bool {
         ready.calls.active().is_some()
@@ -293,6 +474,9 @@ impl ConversationActor {
     ) {
         ready.call_grace.clear();
         let call_id = ended.call_id;
+        if let Some(change) = ended.recording {
+            self.store_recording_change(myself, ready, call_id, actor_id.clone(), change);
+        }
         self.store_call_record(
             myself,
             ready,
@@ -319,9 +503,28 @@ impl ConversationActor {
         what: &str,
         body: ConversationEventBody,
     ) {
+        self.store_record(
+            myself,
+            ready,
+            actor_id,
+            &format!("call.{call_id}.{what}"),
+            body,
+        );
+    }
+
+    /// Appends a record the actor makes itself, with `key` as its idempotency key; nobody waits
+    /// for the acknowledgement (a failure is logged).
+    fn store_record(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        actor_id: UserId,
+        key: &str,
+        body: ConversationEventBody,
+    ) {
         let now = self.context.clock.now();
-        let Ok(client_id) = ClientId::parse(&format!("call.{call_id}.{what}")) else {
-            tracing::error!(%call_id, "a call record's key is not a valid client id");
+        let Ok(client_id) = ClientId::parse(key) else {
+            tracing::error!(key, "a record's key is not a valid client id");
             return;
         };
         let event = ConversationEvent {
@@ -335,7 +538,7 @@ impl ConversationActor {
         };
         let accepted = ready.core.accept_entry(
             LogEntry::Event(event),
-            AckGuard::new(AckTarget::Record("a call record")),
+            AckGuard::new(AckTarget::Record("a call or recording record")),
         );
         self.append(myself, accepted.ticket, accepted.entry);
     }

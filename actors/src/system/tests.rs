@@ -72,6 +72,7 @@ fn settings() -> SystemSettings {
             recent_frames: 8,
             call_ringing_timeout: Duration::from_secs(30),
             call_disconnect_grace: Duration::from_secs(10),
+            call_recording_consent_timeout: Duration::from_secs(30),
         },
         writer: WriterSettings {
             max_batch: 64,

@@ -58,6 +58,7 @@ fn an_answered_call_lasts_from_the_first_answer_to_the_last_hang_up() {
             reason: CallEndReason::HungUp,
             duration_ms: 60_000,
             participants: vec![user("alice"), user("bob")],
+            recording: None,
         })),
         "one participant left: the call ends"
     );
@@ -197,4 +198,205 @@ fn a_three_way_call_goes_on_when_one_leaves() {
         board.check_signal(call_id(1), &user("carol"), &user("bob")),
         Err(Error::NotFound)
     );
+}
+
+fn recording_id(n: u128) -> RecordingId {
+    RecordingId::from_parts(2, n)
+}
+
+/// Alice's call answered by Bob and Carol at t = 2000 ms.
+fn three_in_a_call() -> CallBoard {
+    let mut board = ringing();
+    for name in ["bob", "carol"] {
+        board
+            .accept(call_id(1), &user(name), Timestamp(2_000))
+            .expect("accepted");
+    }
+    board
+}
+
+#[test]
+fn recording_starts_only_when_everyone_consented() {
+    let mut board = three_in_a_call();
+    let asked = board
+        .request_recording(
+            call_id(1),
+            &user("alice"),
+            recording_id(1),
+            Timestamp(3_000),
+            30_000,
+        )
+        .expect("asked");
+    assert_eq!(asked, vec![user("bob"), user("carol")]);
+    assert!(matches!(
+        board.request_recording(
+            call_id(1),
+            &user("bob"),
+            recording_id(2),
+            Timestamp(3_000),
+            30_000
+        ),
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(
+        board.answer_recording(
+            call_id(1),
+            recording_id(1),
+            &user("bob"),
+            true,
+            Timestamp(4_000)
+        ),
+        Ok(None),
+        "carol has not answered"
+    );
+    assert_eq!(
+        board.answer_recording(
+            call_id(1),
+            recording_id(1),
+            &user("bob"),
+            true,
+            Timestamp(4_500)
+        ),
+        Err(Error::NotFound),
+        "bob already answered"
+    );
+    assert_eq!(
+        board.answer_recording(
+            call_id(1),
+            recording_id(1),
+            &user("carol"),
+            true,
+            Timestamp(5_000)
+        ),
+        Ok(Some(RecordingChange::Started {
+            recording_id: recording_id(1),
+            requested_by: user("alice"),
+            consents: vec![
+                (user("alice"), Timestamp(3_000)),
+                (user("bob"), Timestamp(4_000)),
+                (user("carol"), Timestamp(5_000)),
+            ],
+        }))
+    );
+    // The call ends: so does the recording, with how long it ran.
+    match board.hang_up(call_id(1), &user("alice"), Timestamp(9_000)) {
+        Ok(Departure::Left) => {}
+        other => panic!("two remain, got {other:?}"),
+    }
+    let Ok(Departure::Ended(ended)) = board.hang_up(call_id(1), &user("bob"), Timestamp(10_000))
+    else {
+        panic!("the call ends");
+    };
+    assert_eq!(
+        ended.recording,
+        Some(RecordingChange::Ended {
+            recording_id: recording_id(1),
+            reason: RecordingEndReason::CallEnded,
+            by: None,
+            was_recording: true,
+            duration_ms: 5_000,
+        })
+    );
+}
+
+#[test]
+fn a_refusal_or_the_deadline_cancels_and_a_late_joiner_must_consent() {
+    let mut board = three_in_a_call();
+    board
+        .request_recording(
+            call_id(1),
+            &user("alice"),
+            recording_id(1),
+            Timestamp(3_000),
+            30_000,
+        )
+        .expect("asked");
+    assert_eq!(
+        board.answer_recording(
+            call_id(1),
+            recording_id(1),
+            &user("carol"),
+            false,
+            Timestamp(4_000)
+        ),
+        Ok(Some(RecordingChange::Ended {
+            recording_id: recording_id(1),
+            reason: RecordingEndReason::Refused,
+            by: Some(user("carol")),
+            was_recording: false,
+            duration_ms: 0,
+        }))
+    );
+
+    board
+        .request_recording(
+            call_id(1),
+            &user("alice"),
+            recording_id(2),
+            Timestamp(5_000),
+            30_000,
+        )
+        .expect("asked again");
+    assert_eq!(
+        board.recording_deadline(call_id(1), recording_id(2), Timestamp(34_999)),
+        None
+    );
+    assert!(matches!(
+        board.recording_deadline(call_id(1), recording_id(2), Timestamp(35_000)),
+        Some(RecordingChange::Ended {
+            reason: RecordingEndReason::ConsentTimeout,
+            was_recording: false,
+            ..
+        })
+    ));
+
+    // Alice calls Bob and Dave; Bob answers and they record; Dave joins late and never
+    // consents.
+    let mut board = CallBoard::default();
+    board
+        .invite(
+            call_id(3),
+            user("alice"),
+            CallKind::Audio,
+            [user("bob"), user("dave")],
+            Timestamp(0),
+            60_000,
+        )
+        .expect("invited");
+    board
+        .accept(call_id(3), &user("bob"), Timestamp(1_000))
+        .expect("accepted");
+    board
+        .request_recording(
+            call_id(3),
+            &user("alice"),
+            recording_id(3),
+            Timestamp(2_000),
+            30_000,
+        )
+        .expect("asked");
+    assert!(matches!(
+        board.answer_recording(
+            call_id(3),
+            recording_id(3),
+            &user("bob"),
+            true,
+            Timestamp(3_000)
+        ),
+        Ok(Some(RecordingChange::Started { .. }))
+    ));
+    assert_eq!(
+        board.accept(call_id(3), &user("dave"), Timestamp(10_000)),
+        Ok(Some(recording_id(3))),
+        "dave must consent"
+    );
+    assert!(matches!(
+        board.recording_deadline(call_id(3), recording_id(3), Timestamp(40_000)),
+        Some(RecordingChange::Ended {
+            reason: RecordingEndReason::ConsentTimeout,
+            was_recording: true,
+            duration_ms: 37_000,
+            ..
+        })
+    ));
 }
