@@ -36,7 +36,9 @@ use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::{
     ConversationSnapshot, Message, MessageRef, NewMessage, ReadCursors,
 };
-use switchboard_engine::operations::{ConversationEvent, LogEntry, NewOperation};
+use switchboard_engine::operations::{
+    ConversationEvent, ConversationEventBody, LogEntry, NewOperation,
+};
 use switchboard_engine::ports::{
     AppendEntry, Clock, ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription,
     MessageStore,
@@ -569,15 +571,28 @@ impl ConversationActor {
                     return;
                 }
             };
-        let event = ConversationEvent {
-            conversation_id: self.conversation_id(),
-            seq: Seq::ZERO,
-            event_id: MessageId::from_parts(now.as_millis(), fastrand::u128(..)),
+        self.append_event(myself, ready, actor_id, client_id, body, ack);
+    }
+
+    /// Accepts a new event made at this moment and hands it to the writer.
+    fn append_event(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        actor_id: UserId,
+        client_id: ClientId,
+        body: ConversationEventBody,
+        ack: AckGuard,
+    ) {
+        let now = self.context.clock.now();
+        let event = ConversationEvent::new(
+            self.conversation_id(),
+            MessageId::from_parts(now.as_millis(), fastrand::u128(..)),
             actor_id,
             client_id,
-            ts: now,
+            now,
             body,
-        };
+        );
         let accepted = ready.core.accept_entry(LogEntry::Event(event), ack);
         self.append(myself, accepted.ticket, accepted.entry);
     }

@@ -275,6 +275,26 @@ pub struct ConversationEvent {
 }
 
 impl ConversationEvent {
+    /// A new event, before storage gives it a seq.
+    pub fn new(
+        conversation_id: ConversationId,
+        event_id: MessageId,
+        actor_id: UserId,
+        client_id: ClientId,
+        ts: Timestamp,
+        body: ConversationEventBody,
+    ) -> Self {
+        ConversationEvent {
+            conversation_id,
+            seq: Seq::ZERO,
+            event_id,
+            actor_id,
+            client_id,
+            ts,
+            body,
+        }
+    }
+
     /// The event for an accepted operation, before storage applies it (seq and counts are
     /// filled in by storage).
     pub fn from_operation(

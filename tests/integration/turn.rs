@@ -21,6 +21,20 @@ async fn server() -> TestServer {
     .await
 }
 
+/// `GET path` as `user` of tenant acme, answered with JSON.
+async fn credentials(server: &TestServer, path: &str, user: &str) -> Value {
+    server
+        .http
+        .get(server.url(path))
+        .bearer_auth(token("acme", user))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
+
 fn expiry_of(username: &str) -> u64 {
     username
         .split(':')
@@ -69,27 +83,9 @@ async fn credentials_over_http_follow_the_turn_rest_api_in_both_shapes() {
         ])
     );
 
-    let clamped: Value = server
-        .http
-        .get(server.url("/v1/turn/credentials?ttl_secs=999999"))
-        .bearer_auth(token("acme", "alice"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let clamped = credentials(&server, "/v1/turn/credentials?ttl_secs=999999", "alice").await;
     assert_eq!(clamped["ttl"], 7200);
-    let default: Value = server
-        .http
-        .get(server.url("/v1/turn/credentials"))
-        .bearer_auth(token("acme", "bob"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let default = credentials(&server, "/v1/turn/credentials", "bob").await;
     assert_eq!(default["ttl"], 3600);
 
     for (path, auth, status) in [
@@ -139,16 +135,7 @@ async fn the_embedded_relay_allocates_with_the_credentials_handed_out() {
         .and_then(|rest| rest.strip_suffix("?transport=udp"))
         .expect("turn:<ip>:<port>?transport=udp")
         .to_owned();
-    let body: Value = server
-        .http
-        .get(server.url("/v1/turn/credentials"))
-        .bearer_auth(token("acme", "alice"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let body = credentials(&server, "/v1/turn/credentials", "alice").await;
     let username = body["username"].as_str().expect("username");
     let password = body["password"].as_str().expect("password");
     let allocate = |password: String| {

@@ -1,5 +1,5 @@
-//! Switchboard's TURN credential service (issue 6, first part): coturn REST-API compatible
-//! credentials for WebRTC callers.
+//! Switchboard's TURN side of WebRTC: coturn REST-API compatible credentials for WebRTC
+//! callers, server health, and the embedded relay.
 //!
 //! - [`credentials`] is pure: the credential formula (HMAC-SHA1 with `ring`), expiry, and the
 //!   [`credentials::SecretRing`] that rotates secrets. Time and secrets are arguments.

@@ -14,10 +14,8 @@ use ractor::ActorRef;
 use switchboard_engine::Error;
 use switchboard_engine::call::{CallAction, CallEnded, CallNotice, Departure, RecordingChange};
 use switchboard_engine::event::ServerEvent;
-use switchboard_engine::ids::{CallId, ClientId, MessageId, RecordingId, RequestId, Seq, UserId};
-use switchboard_engine::operations::{
-    ConversationEvent, ConversationEventBody, LogEntry, RecordingConsent,
-};
+use switchboard_engine::ids::{CallId, ClientId, RecordingId, RequestId, UserId};
+use switchboard_engine::operations::{ConversationEventBody, RecordingConsent};
 
 use super::{AckGuard, AckTarget, ConversationActor, ConversationMsg, Ready};
 use crate::outbound::Outbound;
@@ -522,25 +520,18 @@ impl ConversationActor {
         key: &str,
         body: ConversationEventBody,
     ) {
-        let now = self.context.clock.now();
         let Ok(client_id) = ClientId::parse(key) else {
             tracing::error!(key, "a record's key is not a valid client id");
             return;
         };
-        let event = ConversationEvent {
-            conversation_id: self.conversation_id(),
-            seq: Seq::ZERO,
-            event_id: MessageId::from_parts(now.as_millis(), fastrand::u128(..)),
+        self.append_event(
+            myself,
+            ready,
             actor_id,
             client_id,
-            ts: now,
             body,
-        };
-        let accepted = ready.core.accept_entry(
-            LogEntry::Event(event),
             AckGuard::new(AckTarget::Record("a call or recording record")),
         );
-        self.append(myself, accepted.ticket, accepted.entry);
     }
 }
 
