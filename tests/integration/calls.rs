@@ -262,6 +262,16 @@ async fn one_call_at_a_time_and_only_members_call() {
     assert_eq!(refused["id"], "second");
     assert_eq!(refused["code"], "conflict");
 
+    // A member must have joined the conversation (where call frames arrive) to call.
+    let other = server.create_conversation("acme", "bob", &["alice"]).await;
+    bob.send_json(
+        json!({"type": "call.invite", "id": "unjoined", "conversation_id": other, "kind": "audio"}),
+    )
+    .await;
+    let refused = next_of(&mut bob, "error").await;
+    assert_eq!(refused["id"], "unjoined");
+    assert_eq!(refused["code"], "invalid");
+
     mallory
         .send_json(
             json!({"type": "call.invite", "id": "m", "conversation_id": id, "kind": "audio"}),

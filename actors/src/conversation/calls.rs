@@ -47,6 +47,20 @@ impl ConversationActor {
             self.push_call_error(&outbound, request_id.as_ref(), &error);
             return;
         }
+        // Call notices reach joined sessions only, and a participant with none leaves after
+        // the grace period: calling or answering takes a joined session.
+        let joins_the_call = matches!(
+            action,
+            CallAction::Invite { .. } | CallAction::Accept { .. }
+        );
+        if joins_the_call && !ready.links.values().any(|link| link.user_id == user_id) {
+            let error = Error::invalid(
+                "conversation_id",
+                "join the conversation before calling or answering",
+            );
+            self.push_call_error(&outbound, request_id.as_ref(), &error);
+            return;
+        }
         let now = self.context.clock.now();
         // Who is in the call before this action, so that a call the action ends still tells them.
         let participants: BTreeSet<UserId> = ready
