@@ -461,18 +461,7 @@ impl SessionActor {
         read: Option<Seq>,
         delivered: Option<Seq>,
     ) {
-        let now = self.context.clock.now();
-        if let Err(error) = self
-            .context
-            .limits
-            .take(
-                ActionClass::Signals,
-                &state.identity.tenant_id,
-                &state.identity.user_id,
-                now,
-            )
-            .await
-        {
+        if let Err(error) = self.take_signal(state).await {
             self.push_error(state, request_id.as_ref(), &error);
             return;
         }
@@ -696,18 +685,7 @@ impl Actor for SessionActor {
                 conversation_id,
                 started,
             }) => {
-                let now = self.context.clock.now();
-                if let Err(error) = self
-                    .context
-                    .limits
-                    .take(
-                        ActionClass::Signals,
-                        &state.identity.tenant_id,
-                        &state.identity.user_id,
-                        now,
-                    )
-                    .await
-                {
+                if let Err(error) = self.take_signal(state).await {
                     self.push_error(state, request_id.as_ref(), &error);
                 } else {
                     self.context.conversations.route(
