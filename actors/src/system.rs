@@ -760,6 +760,18 @@ impl System {
         self.await_reply(receiver).await
     }
 
+    /// Takes one token of `class` from the user's budget now.
+    async fn take_budget(&self, identity: &Identity, class: ActionClass) -> Result<(), Error> {
+        self.limits
+            .take(
+                class,
+                &identity.tenant_id,
+                &identity.user_id,
+                self.ids.clock().now(),
+            )
+            .await
+    }
+
     /// Sends a message on behalf of `identity` and waits until it is durable.
     ///
     /// # Errors
@@ -771,14 +783,7 @@ impl System {
         conversation_id: ConversationId,
         new_message: NewMessage,
     ) -> Result<SentMessage, Error> {
-        self.limits
-            .take(
-                ActionClass::Messages,
-                &identity.tenant_id,
-                &identity.user_id,
-                self.ids.clock().now(),
-            )
-            .await?;
+        self.take_budget(identity, ActionClass::Messages).await?;
         self.send_unlimited(identity, conversation_id, new_message)
             .await
     }
@@ -792,10 +797,7 @@ impl System {
         class: ActionClass,
         make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
     ) -> Result<SendReceipt, Error> {
-        let now = self.ids.clock().now();
-        self.limits
-            .take(class, &identity.tenant_id, &identity.user_id, now)
-            .await?;
+        self.take_budget(identity, class).await?;
         self.submit_unlimited(identity, conversation_id, make_message)
             .await
     }
@@ -893,16 +895,8 @@ impl System {
             }
             originals.push(original);
         }
-        let now = self.ids.clock().now();
         for _ in &targets {
-            self.limits
-                .take(
-                    ActionClass::Messages,
-                    &identity.tenant_id,
-                    &identity.user_id,
-                    now,
-                )
-                .await?;
+            self.take_budget(identity, ActionClass::Messages).await?;
         }
         let mut outcomes = Vec::with_capacity(targets.len());
         for target in targets {
@@ -1069,14 +1063,7 @@ impl System {
         read: Option<Seq>,
         delivered: Option<Seq>,
     ) -> Result<MemberView, Error> {
-        self.limits
-            .take(
-                ActionClass::Signals,
-                &identity.tenant_id,
-                &identity.user_id,
-                self.ids.clock().now(),
-            )
-            .await?;
+        self.take_budget(identity, ActionClass::Signals).await?;
         let (sender, receiver) = ractor::concurrency::oneshot();
         let request = ReceiptRequest {
             user_id: identity.user_id.clone(),
@@ -1227,14 +1214,7 @@ impl System {
                 actual: user_ids.len(),
             });
         }
-        self.limits
-            .take(
-                ActionClass::Signals,
-                &identity.tenant_id,
-                &identity.user_id,
-                self.ids.clock().now(),
-            )
-            .await?;
+        self.take_budget(identity, ActionClass::Signals).await?;
         let mut visible = Vec::new();
         let mut refused = Vec::new();
         for user_id in user_ids {
@@ -1430,14 +1410,7 @@ impl System {
         conversation_id: ConversationId,
         message_id: MessageId,
     ) -> Result<(), Error> {
-        self.limits
-            .take(
-                ActionClass::Operations,
-                &identity.tenant_id,
-                &identity.user_id,
-                self.ids.clock().now(),
-            )
-            .await?;
+        self.take_budget(identity, ActionClass::Operations).await?;
         let (sender, receiver) = ractor::concurrency::oneshot();
         self.handles.conversations.route(
             Self::key(identity, conversation_id),

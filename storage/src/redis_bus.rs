@@ -164,27 +164,23 @@ impl Shared {
         if origin == self.node_id {
             return;
         }
-        let receivers: Vec<Arc<dyn PresenceListener>> = self
-            .presence_listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(_, listener)| Arc::clone(listener))
-            .collect();
-        for listener in receivers {
+        for listener in self.presence_receivers() {
             listener.presence_changed(&tenant_id, &user_id);
         }
     }
 
-    fn tell_reconnected(&self) {
-        let presence_receivers: Vec<Arc<dyn PresenceListener>> = self
-            .presence_listeners
+    /// The presence listeners, copied out so none is called under the lock.
+    fn presence_receivers(&self) -> Vec<Arc<dyn PresenceListener>> {
+        self.presence_listeners
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|(_, listener)| Arc::clone(listener))
-            .collect();
-        for listener in presence_receivers {
+            .collect()
+    }
+
+    fn tell_reconnected(&self) {
+        for listener in self.presence_receivers() {
             listener.reconnected();
         }
         let receivers: Vec<Arc<dyn ClusterListener>> = self
