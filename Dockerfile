@@ -1,11 +1,11 @@
-# The engine with every production adapter (MongoDB, Redis, Kafka), for docs/DEPLOY.md and
+# The engine with every production adapter (MongoDB, Redis, Kafka, S3), for docs/DEPLOY.md and
 # compose.yaml. Build: docker build -t switchboard .
 FROM rust:1.90-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --features mongodb,redis,kafka \
+RUN cargo build --release --locked --features mongodb,redis,kafka,s3 \
     && cp target/release/switchboard /usr/local/bin/switchboard
 
 FROM debian:bookworm-slim

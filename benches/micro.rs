@@ -380,6 +380,10 @@ impl FanoutFixture {
             Arc::new(SystemClock),
             None,
             None,
+            switchboard_actors::system::RecordingPorts {
+                store: Arc::new(switchboard_storage::MemoryRecordingStore::new()),
+                objects: Arc::new(switchboard_storage::MemoryObjectStore::new()),
+            },
         )
         .await
         .expect("the actor system starts");

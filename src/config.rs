@@ -49,6 +49,64 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The Kafka persistence pipeline.
     pub kafka: KafkaConfig,
+    /// Where call recordings' media is stored.
+    pub recordings: RecordingsConfig,
+}
+
+/// Which object store keeps recorded media.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectStoreBackend {
+    /// Files under `<data_dir>/objects`.
+    #[default]
+    Filesystem,
+    /// An S3 service (`recordings.s3_*`); needs a build with the `s3` cargo feature.
+    S3,
+    /// In memory: lost on exit. For tests.
+    Memory,
+}
+
+/// `[recordings]`: where call recordings' media is stored. Their metadata (consents, start and
+/// stop, quality) is kept by the store `[storage]` names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingsConfig {
+    /// `filesystem`, `s3` or `memory`. Default `filesystem`.
+    pub object_store: ObjectStoreBackend,
+    /// The S3 endpoint (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`), for
+    /// `object_store = "s3"`. Default: none.
+    pub s3_endpoint: Option<String>,
+    /// The bucket; created at start if it does not exist. Default `switchboard-recordings`.
+    pub s3_bucket: String,
+    /// The region requests are signed for. Default `us-east-1`.
+    pub s3_region: String,
+    /// The access key id. Default: none.
+    pub s3_access_key: Option<String>,
+    /// The secret access key (or `SWITCHBOARD__RECORDINGS__S3_SECRET_KEY`). Default: none.
+    pub s3_secret_key: Option<String>,
+    /// Prepended to every object key in the bucket (`switchboard/`). Default: empty.
+    pub s3_key_prefix: String,
+    /// Path-style URLs (`<endpoint>/<bucket>/<key>`); false for virtual-hosted ones.
+    /// Default true.
+    pub s3_path_style: bool,
+    /// The longest one S3 request may take, body included, in milliseconds. Default 120000.
+    pub s3_request_timeout_ms: u64,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        Self {
+            object_store: ObjectStoreBackend::Filesystem,
+            s3_endpoint: None,
+            s3_bucket: "switchboard-recordings".to_owned(),
+            s3_region: "us-east-1".to_owned(),
+            s3_access_key: None,
+            s3_secret_key: None,
+            s3_key_prefix: String::new(),
+            s3_path_style: true,
+            s3_request_timeout_ms: 120_000,
+        }
+    }
 }
 
 /// `[kafka]`: appends go through a Kafka topic to the MongoDB store (see docs/DELIVERY.md).
@@ -396,6 +454,9 @@ pub struct LimitsConfig {
     pub history_default_limit: usize,
     /// Largest history page; larger requests are clamped. Default 200.
     pub history_max_limit: usize,
+    /// Largest recording media upload (`PUT /v1/recordings/{id}/media`), in bytes; it is held
+    /// in memory while it is stored. Default 268435456 (256 MiB).
+    pub max_recording_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -420,6 +481,7 @@ impl Default for LimitsConfig {
             forward_max_messages: 10,
             history_default_limit: 50,
             history_max_limit: 200,
+            max_recording_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -600,6 +662,14 @@ impl Config {
             ("limits.max_frame_bytes", self.limits.max_frame_bytes as u64),
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
             (
+                "limits.max_recording_bytes",
+                self.limits.max_recording_bytes as u64,
+            ),
+            (
+                "recordings.s3_request_timeout_ms",
+                self.recordings.s3_request_timeout_ms,
+            ),
+            (
                 "limits.outbound_queue_bytes",
                 self.limits.outbound_queue_bytes as u64,
             ),
@@ -739,6 +809,29 @@ impl Config {
         {
             bail!("cluster.key_prefix must be 1 to 32 letters, digits, _, - or .");
         }
+        if self.recordings.object_store == ObjectStoreBackend::S3 {
+            if !cfg!(feature = "s3") {
+                bail!(
+                    "recordings.object_store = \"s3\" needs a build with the S3 adapter: \
+                     cargo build --release --features s3"
+                );
+            }
+            let missing: Vec<&str> = [
+                ("recordings.s3_endpoint", &self.recordings.s3_endpoint),
+                ("recordings.s3_access_key", &self.recordings.s3_access_key),
+                ("recordings.s3_secret_key", &self.recordings.s3_secret_key),
+            ]
+            .into_iter()
+            .filter(|(_, value)| value.as_deref().is_none_or(str::is_empty))
+            .map(|(name, _)| name)
+            .collect();
+            if !missing.is_empty() {
+                bail!(
+                    "recordings.object_store = \"s3\" needs {}",
+                    missing.join(", ")
+                );
+            }
+        }
         if self.limits.history_default_limit > self.limits.history_max_limit {
             bail!("limits.history_default_limit must not exceed limits.history_max_limit");
         }
@@ -868,6 +961,7 @@ impl Config {
             max_body_bytes: self.limits.max_body_bytes,
             history_default_limit: self.limits.history_default_limit,
             history_max_limit: self.limits.history_max_limit,
+            max_recording_bytes: self.limits.max_recording_bytes,
         }
     }
 

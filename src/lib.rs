@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchboard_actors::clock::SystemClock;
-use switchboard_actors::system::{ClusterPorts, System};
+use switchboard_actors::system::{ClusterPorts, RecordingPorts, System};
 use switchboard_engine::backoff::Backoff;
 use switchboard_engine::ports::{Clock, MessageStore};
+use switchboard_engine::recording::{ObjectStore, RecordingStore};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use switchboard_transport::auth::Authenticator;
 use switchboard_transport::codec::JsonEventEncoder;
@@ -25,13 +26,17 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, StorageBackend, development_secret, turn_secret};
+use crate::config::{Config, ObjectStoreBackend, StorageBackend, development_secret, turn_secret};
 use switchboard_transport::metrics::MetricsSource;
 use switchboard_turn::health::{HealthBoard, HealthChecker, HealthCheckerArgs};
 use switchboard_turn::relay::EmbeddedRelay;
 
 /// The directory under `server.data_dir` that holds the embedded store.
 pub const STORE_DIR: &str = "store";
+/// The recording metadata store's directory inside `server.data_dir` (embedded storage).
+pub const RECORDINGS_DIR: &str = "recordings";
+/// The recorded media's directory inside `server.data_dir` (filesystem object store).
+pub const OBJECTS_DIR: &str = "objects";
 
 /// A running server.
 pub struct Server {
@@ -45,8 +50,8 @@ pub struct Server {
     turn_health: Option<HealthChecker>,
     /// The embedded TURN relay, unless turned off.
     relay: Option<EmbeddedRelay>,
-    /// Brings a remote store up at start-up (see [`prepare_store`]).
-    store_preparation: Option<JoinHandle<()>>,
+    /// Brings remote stores up at start-up (see [`prepare_store`] and [`open_recordings`]).
+    preparations: Vec<JoinHandle<()>>,
 }
 
 /// The TURN health board's metrics, for `GET /metrics`.
@@ -101,6 +106,92 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
              cargo build --release --features mongodb"
         ),
     })
+}
+
+/// Opens where recordings are kept: the metadata store that matches `[storage]` and the object
+/// store `[recordings]` names. Like MongoDB, S3 may be away at start: the returned task keeps
+/// asking it (and creates the bucket) until it answers, and `/ready` says what is missing
+/// meanwhile.
+///
+/// # Errors
+/// If a directory cannot be created or opened, the MongoDB URI is malformed, or an S3 setting
+/// is malformed.
+pub async fn open_recordings(
+    config: &Config,
+) -> anyhow::Result<(RecordingPorts, Option<JoinHandle<()>>)> {
+    let mut preparation = None;
+    let store: Arc<dyn RecordingStore> = match config.storage.backend {
+        StorageBackend::Memory => Arc::new(switchboard_storage::MemoryRecordingStore::new()),
+        StorageBackend::Embedded => {
+            let path = config.server.data_dir.join(RECORDINGS_DIR);
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            Arc::new(
+                switchboard_storage::EmbeddedRecordingStore::open(&path).with_context(|| {
+                    format!("opening the recording store in {}", path.display())
+                })?,
+            )
+        }
+        #[cfg(feature = "mongodb")]
+        StorageBackend::Mongodb => Arc::new(switchboard_storage::MongoRecordingStore::new(
+            &switchboard_storage::MongoMessageStore::open(
+                &config.storage.mongodb_uri,
+                &config.storage.mongodb_database,
+                Duration::from_millis(config.storage.mongodb_server_timeout_ms),
+            )
+            .await
+            .context("opening the MongoDB recording store")?,
+        )),
+        #[cfg(not(feature = "mongodb"))]
+        StorageBackend::Mongodb => anyhow::bail!(
+            "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
+             cargo build --release --features mongodb"
+        ),
+    };
+    let objects: Arc<dyn ObjectStore> = match config.recordings.object_store {
+        ObjectStoreBackend::Memory => Arc::new(switchboard_storage::MemoryObjectStore::new()),
+        ObjectStoreBackend::Filesystem => {
+            let path = config.server.data_dir.join(OBJECTS_DIR);
+            Arc::new(
+                switchboard_storage::object_files::FilesystemObjectStore::open(&path)
+                    .with_context(|| format!("opening the object store in {}", path.display()))?,
+            )
+        }
+        #[cfg(feature = "s3")]
+        ObjectStoreBackend::S3 => {
+            let recordings = &config.recordings;
+            let mut settings = switchboard_storage::s3::S3Settings::new(
+                recordings.s3_endpoint.clone().unwrap_or_default(),
+                recordings.s3_bucket.clone(),
+                recordings.s3_access_key.clone().unwrap_or_default(),
+                recordings.s3_secret_key.clone().unwrap_or_default(),
+            );
+            settings.region.clone_from(&recordings.s3_region);
+            settings.path_style = recordings.s3_path_style;
+            settings.key_prefix.clone_from(&recordings.s3_key_prefix);
+            settings.request_timeout = Duration::from_millis(recordings.s3_request_timeout_ms);
+            let store = switchboard_storage::s3::S3ObjectStore::new(settings.clone())
+                .context("the S3 object store's settings (recordings.s3_*)")?;
+            preparation = Some(keep_trying(
+                "the S3 object store (bucket in place)",
+                move || {
+                    let settings = settings.clone();
+                    async move {
+                        switchboard_storage::s3::S3ObjectStore::connect(settings)
+                            .await
+                            .map(drop)
+                    }
+                },
+            ));
+            Arc::new(store)
+        }
+        #[cfg(not(feature = "s3"))]
+        ObjectStoreBackend::S3 => anyhow::bail!(
+            "recordings.object_store = \"s3\" needs a build with the S3 adapter: \
+             cargo build --release --features s3"
+        ),
+    };
+    Ok((RecordingPorts { store, objects }, preparation))
 }
 
 /// Starts what the nodes of a deployment share through Redis (`[cluster] redis_url`): the
@@ -209,22 +300,35 @@ fn node_id(config: &Config) -> String {
 /// needs them, and the log says when the store is ready. The engine serves meanwhile; `/ready`
 /// tells what is missing.
 fn prepare_store(store: Arc<dyn MessageStore>) -> JoinHandle<()> {
+    keep_trying("storage (indexes in place)", move || {
+        let store = Arc::clone(&store);
+        async move { store.ping().await }
+    })
+}
+
+/// Runs `attempt` until it succeeds, with capped, jittered backoff, logging the first failure
+/// and every tenth; `what` names the backend in the log.
+fn keep_trying<Attempt, Attempting>(what: &'static str, mut attempt: Attempt) -> JoinHandle<()>
+where
+    Attempt: FnMut() -> Attempting + Send + 'static,
+    Attempting: Future<Output = Result<(), switchboard_engine::StoreError>> + Send,
+{
     const PREPARE_BACKOFF: Backoff = Backoff {
         base: Duration::from_millis(100),
         max: Duration::from_millis(6_400),
     };
     #[allow(clippy::disallowed_methods)] // Owned by `Server`, aborted at shutdown.
     tokio::spawn(async move {
-        let mut attempt = 0u32;
+        let mut n_attempts = 0u32;
         loop {
-            match store.ping().await {
+            match attempt().await {
                 Ok(()) => {
-                    tracing::info!("storage is ready (indexes in place)");
+                    tracing::info!(what, "ready");
                     return;
                 }
                 Err(error) => {
-                    if attempt.is_multiple_of(10) {
-                        tracing::warn!(%error, attempt, "storage is not ready yet; retrying");
+                    if n_attempts.is_multiple_of(10) {
+                        tracing::warn!(%error, what, attempt = n_attempts, "not ready yet; retrying");
                     }
                     let mut random = [0u8; 1];
                     let jitter = if getrandom::fill(&mut random).is_ok() {
@@ -232,8 +336,8 @@ fn prepare_store(store: Arc<dyn MessageStore>) -> JoinHandle<()> {
                     } else {
                         0.5
                     };
-                    tokio::time::sleep(PREPARE_BACKOFF.delay(attempt, jitter)).await;
-                    attempt = attempt.saturating_add(1);
+                    tokio::time::sleep(PREPARE_BACKOFF.delay(n_attempts, jitter)).await;
+                    n_attempts = n_attempts.saturating_add(1);
                 }
             }
         }
@@ -248,6 +352,8 @@ pub struct Ports {
     pub store: Option<Arc<dyn MessageStore>>,
     /// What the nodes share (bus, rate limits, presence), instead of `[cluster]`'s.
     pub cluster: Option<ClusterPorts>,
+    /// Where recordings are kept, instead of what `[storage]` and `[recordings]` name.
+    pub recordings: Option<RecordingPorts>,
 }
 
 /// Starts everything and begins accepting connections.
@@ -278,6 +384,10 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
     let cluster = match ports.cluster {
         Some(cluster) => Some(cluster),
         None => open_cluster(&config)?,
+    };
+    let (recordings, objects_preparation) = match ports.recordings {
+        Some(recordings) => (recordings, None),
+        None => open_recordings(&config).await?,
     };
     let mut turn = config
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
@@ -319,6 +429,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             Arc::clone(&clock),
             Some(Arc::new(turn)),
             cluster,
+            recordings,
         )
         .await
         .context("starting the actor system")?,
@@ -356,7 +467,10 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
         turn_health,
         relay,
-        store_preparation,
+        preparations: store_preparation
+            .into_iter()
+            .chain(objects_preparation)
+            .collect(),
     })
 }
 
@@ -404,7 +518,7 @@ impl Server {
                 self.serve_task.abort();
             }
         }
-        if let Some(preparation) = self.store_preparation.take() {
+        for preparation in self.preparations.drain(..) {
             preparation.abort();
         }
         if let Some(checker) = self.turn_health.take() {

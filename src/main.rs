@@ -56,6 +56,9 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+        /// A role to grant (`admin`, `recorder`); repeat for several.
+        #[arg(long = "role")]
+        roles: Vec<String>,
         /// A TOML configuration file.
         #[arg(long, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
@@ -126,16 +129,24 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 #[allow(clippy::print_stdout)] // Printing the token is the command's whole job.
-fn print_token(config: &Config, tenant: &str, user: &str, ttl: u64) -> anyhow::Result<()> {
+fn print_token(
+    config: &Config,
+    tenant: &str,
+    user: &str,
+    ttl: u64,
+    roles: &[String],
+) -> anyhow::Result<()> {
     let tenant_id = TenantId::parse(tenant).context("--tenant")?;
     let user_id = UserId::parse(user).context("--user")?;
     let secret = development_secret(&config.auth, &config.server.data_dir)?;
-    let token = switchboard_transport::auth::mint_hs256(
+    let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+    let token = switchboard_transport::auth::mint_hs256_with_roles(
         &secret,
         &tenant_id,
         &user_id,
         SystemClock.now(),
         ttl,
+        &roles,
     )?;
     println!("{token}");
     Ok(())
@@ -167,6 +178,7 @@ fn main() -> anyhow::Result<ExitCode> {
             tenant,
             user,
             ttl,
+            roles,
             config,
             data_dir,
         } => {
@@ -175,7 +187,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 ..CliOverrides::default()
             };
             let config = Config::load(config.as_deref(), &overrides)?;
-            print_token(&config, &tenant, &user, ttl)?;
+            print_token(&config, &tenant, &user, ttl, &roles)?;
             Ok(ExitCode::SUCCESS)
         }
     }

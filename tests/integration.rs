@@ -30,6 +30,8 @@ mod mongodb;
 mod protocol;
 #[path = "integration/receipts.rs"]
 mod receipts;
+#[path = "integration/recordings.rs"]
+mod recordings;
 #[path = "integration/resume.rs"]
 mod resume;
 #[path = "integration/signals.rs"]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use switchboard_engine::ids::{ConversationId, MessageId, SessionId};
+use switchboard_engine::ids::{AuditId, ConversationId, MessageId, SessionId};
 use switchboard_engine::ports::Clock;
 use switchboard_engine::time::Timestamp;
 
@@ -79,6 +79,12 @@ impl IdGenerator {
     pub fn message_id(&self) -> MessageId {
         let (timestamp_ms, random) = self.parts();
         MessageId::from_parts(timestamp_ms, random)
+    }
+
+    /// A new audit record id.
+    pub fn audit_id(&self) -> AuditId {
+        let (timestamp_ms, random) = self.parts();
+        AuditId::from_parts(timestamp_ms, random)
     }
 
     /// A new session id.

@@ -43,6 +43,7 @@ use switchboard_engine::ports::{
     AppendEntry, Clock, ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription,
     MessageStore,
 };
+use switchboard_engine::recording::{RecordingNotice, RecordingStore};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::MessageLimits;
 use switchboard_engine::{Error, StoreError};
@@ -103,6 +104,8 @@ pub struct ConversationContext {
     /// How this node tells the other nodes of a scale-out deployment what it stored, and hears
     /// what they stored (`None` on a single node).
     pub cluster: Option<Arc<dyn ClusterBus>>,
+    /// Where each recording's metadata (its consent trail, start and stop) is kept.
+    pub recordings: Arc<dyn RecordingStore>,
 }
 
 /// What a finished send reports to an HTTP caller.
@@ -317,6 +320,9 @@ pub enum ConversationMsg {
         /// Which recording.
         recording_id: RecordingId,
     },
+    /// Something happened to a recording outside the seq stream (its media was stored, or it
+    /// was erased): the joined sessions are told.
+    Recording(Box<RecordingNotice>),
     /// A call participant's grace period after losing every session is over.
     CallGraceExpired {
         /// Which call.
@@ -401,6 +407,8 @@ pub struct Ready {
     calls: CallBoard,
     /// Call participants without a session here whose grace period is running.
     call_grace: BTreeSet<UserId>,
+    /// Recording metadata to write before the next message is handled, in order.
+    recording_writes: Vec<calls::RecordingWrite>,
     /// The messages each joined (or hiding) member deleted for themself, loaded on their first
     /// join. Entries about them reach that member as `skipped`.
     hidden: HashMap<UserId, BTreeSet<MessageId>>,
@@ -508,6 +516,7 @@ impl ConversationActor {
             recent_frames: VecDeque::new(),
             calls: CallBoard::default(),
             call_grace: BTreeSet::new(),
+            recording_writes: Vec::new(),
             last_activity: Instant::now(),
             _cluster_subscription: cluster_subscription,
         })
@@ -1216,6 +1225,7 @@ impl ConversationActor {
                     self.pass_on_typing(ready, &user_id, started);
                 }
             }
+            ClusterNotice::Recording(notice) => self.pass_on_recording(ready, &notice),
         }
     }
 
@@ -1518,6 +1528,7 @@ impl Actor for ConversationActor {
             ConversationMsg::CallGraceExpired { call_id, user_id } => {
                 self.handle_call_grace_expired(&myself, ready, call_id, user_id);
             }
+            ConversationMsg::Recording(notice) => self.pass_on_recording(ready, &notice),
             ConversationMsg::Hide {
                 user_id,
                 message_id,
@@ -1569,6 +1580,7 @@ impl Actor for ConversationActor {
                 }
             }
         }
+        self.write_recordings(&myself, ready).await;
         Ok(())
     }
 }
@@ -1605,6 +1617,7 @@ fn refuse(message: ConversationMsg, error: &Error) {
         | ConversationMsg::CallRingingExpired { .. }
         | ConversationMsg::CallGraceExpired { .. }
         | ConversationMsg::RecordingDeadline { .. }
+        | ConversationMsg::Recording(_)
         | ConversationMsg::IdleTick => {}
     }
 }

@@ -32,6 +32,7 @@ use switchboard_engine::ports::{
     SharedRateLimiter,
 };
 use switchboard_engine::rate_limit::{ActionClass, RateLimits};
+use switchboard_engine::recording::RecordingStore;
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::validate::validate_new_conversation;
 use switchboard_engine::{Error, StoreError};
@@ -52,6 +53,9 @@ use crate::presence::{
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
 use crate::session::{Identity, SessionActor, SessionArgs, SessionContext, SessionHandle};
 use crate::writer::{WriterActor, WriterArgs, WriterHandle, WriterSettings};
+
+mod recordings;
+pub use recordings::{AuditPage, OBJECT_TIMEOUT, RecordingPorts, RecordingsPage};
 
 /// Everything the actor system can be tuned with.
 #[derive(Debug, Clone)]
@@ -191,6 +195,8 @@ pub struct RootArgs {
     pub clock: Arc<dyn Clock>,
     /// How this node tells the others what it stored (scale-out deployments only).
     pub cluster: Option<Arc<dyn ClusterBus>>,
+    /// Where recording metadata is kept.
+    pub recordings: Arc<dyn RecordingStore>,
 }
 
 /// Handles to the root's children, valid across their restarts.
@@ -285,6 +291,7 @@ impl Actor for RootActor {
             settings: args.settings.conversation,
             max_members: args.settings.max_members,
             cluster: args.cluster.clone(),
+            recordings: Arc::clone(&args.recordings),
         });
         let conversations = Self::spawn_conversations(&myself, &context, &args.settings).await?;
         let (sessions, _) = Actor::spawn_linked(None, SessionsActor, (), myself.get_cell()).await?;
@@ -390,6 +397,7 @@ pub struct System {
     settings: SystemSettings,
     stopped: watch::Receiver<bool>,
     cluster: Option<Arc<dyn ClusterBus>>,
+    recordings: recordings::Recordings,
 }
 
 /// What the nodes of a deployment share, besides the store: how they tell each other what they
@@ -502,6 +510,7 @@ impl System {
         clock: Arc<dyn Clock>,
         ice: Option<Arc<dyn IceServerProvider>>,
         cluster: Option<ClusterPorts>,
+        recording_ports: RecordingPorts,
     ) -> crate::Result<System> {
         let (bus, shared_rate_limiter, presence_directory) = match cluster {
             Some(ports) => (
@@ -520,6 +529,7 @@ impl System {
             encoder: Arc::clone(&encoder),
             clock: Arc::clone(&clock),
             cluster: cluster.clone(),
+            recordings: Arc::clone(&recording_ports.store),
         };
         let (root, root_join) =
             Actor::spawn(None, RootActor, args)
@@ -570,6 +580,7 @@ impl System {
             settings,
             stopped,
             cluster,
+            recordings: recordings::Recordings::new(recording_ports),
         })
     }
 
@@ -1423,7 +1434,7 @@ impl System {
         self.await_reply(receiver).await
     }
 
-    /// Checks that storage answers.
+    /// Checks that storage, the cluster bus (when there is one) and the object store answer.
     ///
     /// # Errors
     /// [`Error::Unavailable`].
@@ -1431,12 +1442,14 @@ impl System {
         match tokio::time::timeout(self.settings.call_timeout, self.store.ping()).await {
             // The probe is for operators: it says what is missing (clients' errors do not).
             Ok(Err(error)) => Err(Error::unavailable(error.to_string())),
-            Ok(Ok(())) => match &self.cluster {
-                Some(cluster) => cluster
-                    .ready()
-                    .map_err(|reason| Error::unavailable(format!("cluster bus: {reason}"))),
-                None => Ok(()),
-            },
+            Ok(Ok(())) => {
+                if let Some(cluster) = &self.cluster {
+                    cluster
+                        .ready()
+                        .map_err(|reason| Error::unavailable(format!("cluster bus: {reason}")))?;
+                }
+                self.objects_ready().await
+            }
             Err(_) => Err(Error::unavailable("storage did not answer in time")),
         }
     }

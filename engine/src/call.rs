@@ -262,6 +262,8 @@ pub enum RecordingEndReason {
     Stopped,
     /// The call ended.
     CallEnded,
+    /// Its metadata (the consent trail) could not be stored, so it must not run.
+    MetadataUnavailable,
 }
 
 impl RecordingEndReason {
@@ -272,6 +274,7 @@ impl RecordingEndReason {
             RecordingEndReason::ConsentTimeout => "consent_timeout",
             RecordingEndReason::Stopped => "stopped",
             RecordingEndReason::CallEnded => "call_ended",
+            RecordingEndReason::MetadataUnavailable => "metadata_unavailable",
         }
     }
 }
@@ -287,6 +290,15 @@ pub enum RecordingChange {
         requested_by: UserId,
         /// Every participant's consent, with when it was given.
         consents: Vec<(UserId, Timestamp)>,
+    },
+    /// A participant who joined the call while it was recorded consented.
+    Consented {
+        /// Which.
+        recording_id: RecordingId,
+        /// Who.
+        user_id: UserId,
+        /// When.
+        at: Timestamp,
     },
     /// It ended, or was cancelled before it started.
     Ended {
@@ -531,6 +543,14 @@ impl CallBoard {
             }
             _ => return Err(no_such_call()),
         }
+        if recording.started_at.is_some() {
+            // A late joiner consented to a recording that runs.
+            return Ok(Some(RecordingChange::Consented {
+                recording_id,
+                user_id: user_id.clone(),
+                at: now,
+            }));
+        }
         Ok(Self::start_if_all_consented(recording, now))
     }
 
@@ -592,6 +612,27 @@ impl CallBoard {
             recording,
             RecordingEndReason::Stopped,
             Some(user_id.clone()),
+            now,
+        ))
+    }
+
+    /// The recording's metadata could not be stored: it stops (a recording without its
+    /// consent trail must not run). `None` if it is not the call's recording any more.
+    pub fn abort_recording(
+        &mut self,
+        call_id: CallId,
+        recording_id: RecordingId,
+        now: Timestamp,
+    ) -> Option<RecordingChange> {
+        let call = self.call_mut(call_id).ok()?;
+        if call.recording.as_ref()?.recording_id != recording_id {
+            return None;
+        }
+        let recording = call.recording.take()?;
+        Some(recording_end(
+            recording,
+            RecordingEndReason::MetadataUnavailable,
+            None,
             now,
         ))
     }

@@ -135,6 +135,14 @@ pub enum ServerEvent<'a> {
         /// What happened.
         notice: &'a CallNotice,
     },
+    /// A recording's media was stored or the recording was erased (never stored in the seq
+    /// stream; sent to the conversation's joined sessions).
+    Recording {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// What happened.
+        notice: &'a crate::recording::RecordingNotice,
+    },
     /// A member started or stopped typing (never stored).
     Typing {
         /// The conversation.

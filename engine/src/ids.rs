@@ -265,6 +265,11 @@ ulid_id!(
     "recording_id"
 );
 ulid_id!(
+    /// One entry of a tenant's audit log.
+    AuditId,
+    "audit_id"
+);
+ulid_id!(
     /// One WebSocket connection's session.
     SessionId,
     "session_id"

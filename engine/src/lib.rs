@@ -4,7 +4,8 @@
 //! model, validation rules, rate-limit arithmetic, history cursors, the per-conversation state
 //! machine ([`conversation::ConversationCore`]) and the port traits that storage adapters
 //! implement ([`ports`]), and the operations on messages with the pure functions that apply
-//! them ([`operations`]), and the rules of calls ([`call`]).
+//! them ([`operations`]), the rules of calls ([`call`]), and the metadata kept about each recording with the
+//! object and audit ports it needs ([`recording`]).
 //! Nothing in this crate performs I/O, spawns tasks or reads a clock: time is always an argument.
 //! That keeps every rule testable in microseconds and lets the `actors` crate wrap the state
 //! machines with mailboxes, storage and sockets without the rules knowing about any of them.
@@ -24,6 +25,7 @@ pub mod operations;
 pub mod permissions;
 pub mod ports;
 pub mod rate_limit;
+pub mod recording;
 pub mod time;
 pub mod validate;
 

@@ -192,14 +192,14 @@ pub enum ConversationEventBody {
         /// Everyone who was in the call, the caller included.
         participants: Vec<UserId>,
     },
-    /// Every participant consented: a call's recording started (`actor_id` asked for it).
+    /// Every participant consented: a call's recording started (`actor_id` asked for it). The
+    /// consent trail is kept in the recording's metadata ([`crate::recording`]), not here, so
+    /// that erasing the recording erases it.
     RecordingStarted {
         /// The recording.
         recording_id: RecordingId,
         /// The call.
         call_id: CallId,
-        /// Each participant's consent and when it was given.
-        consents: Vec<RecordingConsent>,
     },
     /// A recording ended, or was cancelled before it started.
     RecordingEnded {

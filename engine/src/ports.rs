@@ -316,6 +316,8 @@ pub enum ClusterNotice {
         /// Started (true) or stopped.
         started: bool,
     },
+    /// Something happened to one of the conversation's recordings outside the seq stream.
+    Recording(crate::recording::RecordingNotice),
 }
 
 /// Receives the notices about one conversation that other nodes publish.

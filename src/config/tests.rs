@@ -123,3 +123,31 @@ fn the_development_secret_is_generated_once_and_kept_private() {
         "configured-secret-of-at-least-32-bytes"
     );
 }
+
+#[test]
+fn an_s3_object_store_names_what_it_is_missing() {
+    let mut config = Config::default();
+    config.recordings.object_store = ObjectStoreBackend::S3;
+    let error = config
+        .validate()
+        .expect_err("s3 without settings")
+        .to_string();
+    if cfg!(feature = "s3") {
+        for key in [
+            "recordings.s3_endpoint",
+            "recordings.s3_access_key",
+            "recordings.s3_secret_key",
+        ] {
+            assert!(error.contains(key), "{error}");
+        }
+        config.recordings.s3_endpoint = Some("http://127.0.0.1:9000".to_owned());
+        config.recordings.s3_access_key = Some("key".to_owned());
+        config.recordings.s3_secret_key = Some("secret".to_owned());
+        assert!(config.validate().is_ok());
+    } else {
+        assert!(error.contains("--features s3"), "{error}");
+    }
+    let mut config = Config::default();
+    config.limits.max_recording_bytes = 0;
+    assert!(config.validate().is_err());
+}

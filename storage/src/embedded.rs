@@ -154,11 +154,11 @@ pub struct EmbeddedMessageStore {
     shared: Arc<EmbeddedShared>,
 }
 
-fn unavailable(action: &str, error: fjall::Error) -> StoreError {
+pub(crate) fn unavailable(action: &str, error: fjall::Error) -> StoreError {
     StoreError::Unavailable(format!("{action}: {error}"))
 }
 
-fn open_table(database: &Database, table: &'static str) -> Result<Keyspace> {
+pub(crate) fn open_table(database: &Database, table: &'static str) -> Result<Keyspace> {
     database
         .keyspace(table, KeyspaceCreateOptions::default)
         .map_err(|source| Error::OpenTable { table, source })

@@ -22,6 +22,14 @@
 //! | member_settings | `[tenant][conversation][user]` | `MemberSettings` |
 //! | hidden | `[tenant][conversation][user][message id]` | empty |
 //! | direct_pairs | `[tenant][lower user][higher user]` | `ConversationId` |
+//!
+//! The recording store (`recordings_embedded`) keeps its own database with these tables:
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | recordings | `[tenant][recording]` | `RecordingRecord` |
+//! | recordings_by_conversation | `[tenant][conversation][recording]` | empty |
+//! | audit | `[tenant][audit id]` | `AuditRecord` |
 
 use switchboard_engine::ids::{
     ClientId, ConversationId, MAX_CLIENT_ID_BYTES, MAX_NAME_ID_BYTES, MessageId, Seq, TenantId,
@@ -48,6 +56,19 @@ fn push_length_prefixed(key: &mut Vec<u8>, bytes: &[u8]) {
 fn tenant_key_with_capacity(tenant_id: &TenantId, n_extra_bytes: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + tenant_id.as_str().len() + n_extra_bytes);
     push_length_prefixed(&mut key, tenant_id.as_str().as_bytes());
+    key
+}
+
+/// The prefix of every key of a tenant in a tenant-first table.
+pub(crate) fn tenant_prefix(tenant_id: &TenantId) -> Vec<u8> {
+    tenant_key_with_capacity(tenant_id, 0)
+}
+
+/// A tenant's prefix followed by a 16-byte id (a recording, an audit record): the key of a
+/// record in a table keyed by tenant and id.
+pub(crate) fn tenant_id_key(tenant_id: &TenantId, id: [u8; ULID_BYTES]) -> Vec<u8> {
+    let mut key = tenant_key_with_capacity(tenant_id, ULID_BYTES);
+    key.extend_from_slice(&id);
     key
 }
 

@@ -17,6 +17,13 @@
 //! (`MemoryRateLimiter`, `RedisRateLimiter`), checked by `tests/shared_rate_limits.rs`; and the
 //! [`PresenceDirectory`](switchboard_engine::ports::PresenceDirectory) adapters
 //! (`MemoryPresenceHub`, `RedisPresenceDirectory`), checked by `tests/presence_directory.rs`.
+//! The [`RecordingStore`](switchboard_engine::recording::RecordingStore) adapters keep
+//! recording metadata and the audit log: `MemoryRecordingStore`, `EmbeddedRecordingStore` (a
+//! fjall database of its own) and `MongoRecordingStore`, checked by `tests/recordings.rs`.
+//! The [`ObjectStore`](switchboard_engine::recording::ObjectStore) adapters keep recorded
+//! media: `MemoryObjectStore` (the test double), `object_files::FilesystemObjectStore` (files
+//! under a local directory, the embedded default) and `s3::S3ObjectStore` (cargo feature `s3`),
+//! checked by `tests/object_store.rs`.
 //! Keys are built in the `keys` module (tenant first, length-prefixed, so tenants can never
 //! alias one another) and values in the `codec` module (a format-version byte, then postcard).
 
@@ -34,13 +41,19 @@ mod keys;
 mod memory;
 #[cfg(feature = "mongodb")]
 mod mongo;
+pub mod object_files;
+mod object_memory;
 mod presence_memory;
+mod recordings_embedded;
+mod recordings_memory;
 #[cfg(feature = "redis")]
 mod redis_bus;
 #[cfg(feature = "redis")]
 mod redis_limits;
 #[cfg(feature = "redis")]
 mod redis_presence;
+#[cfg(feature = "s3")]
+pub mod s3;
 mod shared_limits;
 mod staging;
 mod supervise;
@@ -50,8 +63,11 @@ pub use embedded::EmbeddedMessageStore;
 pub use error::{Error, Result};
 pub use memory::MemoryMessageStore;
 #[cfg(feature = "mongodb")]
-pub use mongo::MongoMessageStore;
+pub use mongo::{MongoMessageStore, MongoRecordingStore};
+pub use object_memory::MemoryObjectStore;
 pub use presence_memory::{MemoryPresenceDirectory, MemoryPresenceHub};
+pub use recordings_embedded::EmbeddedRecordingStore;
+pub use recordings_memory::MemoryRecordingStore;
 #[cfg(feature = "redis")]
 pub use redis_bus::RedisClusterBus;
 #[cfg(feature = "redis")]

@@ -60,6 +60,9 @@ const MEMBER_SETTINGS: &str = "member_settings";
 const HIDDEN: &str = "hidden";
 const DIRECT_PAIRS: &str = "direct_pairs";
 
+mod recordings;
+pub use recordings::MongoRecordingStore;
+
 /// MongoDB's code for a unique index violation.
 const DUPLICATE_KEY: i32 = 11000;
 /// MongoDB's code for two transactions writing one document.

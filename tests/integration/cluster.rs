@@ -5,7 +5,9 @@
 //! A client on one node and a client on the other, in one conversation, see each other's
 //! messages, edits and typing live, in seq order; a member added on one node may join on the
 //! other; a member removed on one node stops receiving on the other; and a client resumes with
-//! `since` on either node. A user's rate limit is the deployment's, not each node's.
+//! `since` on either node. A user's rate limit is the deployment's, not each node's. A
+//! recording's media stored or erased through one node is announced to the sessions on the
+//! other.
 
 use std::sync::Arc;
 
@@ -13,16 +15,34 @@ use reqwest::Method;
 use serde_json::json;
 use switchboard::config::Config;
 use switchboard_actors::clock::SystemClock;
-use switchboard_actors::system::ClusterPorts;
+use switchboard_actors::system::{ClusterPorts, RecordingPorts};
+use switchboard_engine::ids::{CallId, ConversationId, RecordingId, TenantId, UserId};
+use switchboard_engine::operations::RecordingConsent;
 use switchboard_engine::ports::{ClusterBus, MessageStore, SharedRateLimiter};
+use switchboard_engine::recording::RecordingRecord;
+use switchboard_engine::time::Timestamp;
 use switchboard_storage::{
-    MemoryClusterHub, MemoryMessageStore, MemoryPresenceHub, MemoryRateLimiter,
+    MemoryClusterHub, MemoryMessageStore, MemoryObjectStore, MemoryPresenceHub, MemoryRateLimiter,
+    MemoryRecordingStore,
 };
 
 use crate::support::{Client, TestServer, call, next_of};
 
 /// Two nodes on one in-memory store, hub and rate-limit budgets, configured by `configure`.
 async fn two_memory_nodes(configure: impl Fn(&mut Config)) -> (TestServer, TestServer) {
+    let (first, second, _) = two_memory_nodes_sharing_recordings(configure).await;
+    (first, second)
+}
+
+/// [`two_memory_nodes`], also sharing one in-memory recording store and object store, which
+/// are returned.
+async fn two_memory_nodes_sharing_recordings(
+    configure: impl Fn(&mut Config),
+) -> (TestServer, TestServer, RecordingPorts) {
+    let recordings = RecordingPorts {
+        store: Arc::new(MemoryRecordingStore::new()),
+        objects: Arc::new(MemoryObjectStore::new()),
+    };
     let store: Arc<dyn MessageStore> = Arc::new(MemoryMessageStore::new());
     let hub = MemoryClusterHub::new();
     let rate_limiter: Arc<dyn SharedRateLimiter> =
@@ -35,10 +55,11 @@ async fn two_memory_nodes(configure: impl Fn(&mut Config)) -> (TestServer, TestS
             rate_limiter: Arc::clone(&rate_limiter),
             presence: Arc::new(presence.node(name)),
         }),
+        recordings: Some(recordings.clone()),
     };
     let first = TestServer::start_with_ports(&configure, node("node-a")).await;
     let second = TestServer::start_with_ports(&configure, node("node-b")).await;
-    (first, second)
+    (first, second, recordings)
 }
 
 /// Reads `message` events until one with text `text`; returns it.
@@ -282,4 +303,62 @@ pub(crate) async fn presence_crosses_nodes(first: &TestServer, second: &TestServ
     let offline = next_of(&mut erin, "presence").await;
     assert_eq!(offline["status"], "offline", "{offline}");
     assert!(offline["last_seen"].as_u64().is_some(), "{offline}");
+}
+
+#[tokio::test]
+async fn recording_notices_from_one_node_reach_the_sessions_on_the_other() {
+    use crate::recordings::{ADMIN, RECORDER, as_role, upload};
+
+    let (first, second, recordings) = two_memory_nodes_sharing_recordings(|_| {}).await;
+    let id = first.create_conversation("acme", "alice", &["bob"]).await;
+    let mut bob = second.connect("acme", "bob").await;
+    assert_eq!(bob.join(&id, None).await["type"], "joined");
+    // A recording made on the first node (calls are per node; its record is in the shared
+    // store).
+    let user = |name: &str| UserId::parse(name).expect("a user");
+    let recording_id = RecordingId::from_parts(crate::support::now().as_millis(), 7);
+    let record = RecordingRecord::started(
+        recording_id,
+        CallId::from_parts(crate::support::now().as_millis(), 8),
+        ConversationId::parse(&id).expect("an id"),
+        user("alice"),
+        ["alice", "bob"]
+            .into_iter()
+            .map(|name| RecordingConsent {
+                user_id: user(name),
+                at: crate::support::now(),
+            })
+            .collect(),
+        Timestamp(crate::support::now().as_millis()),
+    );
+    recordings
+        .store
+        .create_recording(&TenantId::parse("acme").expect("a tenant"), &record)
+        .await
+        .expect("stored");
+
+    let (status, body) = upload(
+        &first,
+        RECORDER,
+        &recording_id.to_string(),
+        Some("audio/ogg"),
+        vec![1, 2, 3],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let stored = next_of(&mut bob, "recording.media_stored").await;
+    assert_eq!(stored["recording_id"], recording_id.to_string());
+    assert_eq!(stored["bytes"], 3);
+    let (status, _) = as_role(
+        &first,
+        Method::DELETE,
+        ADMIN,
+        &format!("/v1/recordings/{recording_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let erased = next_of(&mut bob, "recording.erased").await;
+    assert_eq!(erased["recording_id"], recording_id.to_string());
+    assert_eq!(erased["conversation_id"], id.as_str());
 }

@@ -586,3 +586,111 @@ async fn mongodb_redis_killed_and_restarted_under_two_nodes_loses_nothing() {
     drop((first, second));
     drop_database(&database).await;
 }
+
+/// A recorded call on MongoDB with its media on a real S3 service (`SWITCHBOARD_TEST_S3_*`,
+/// started by `scripts/test-services start s3`): the record is kept in MongoDB, the media in a
+/// bucket of the test's own, and the erase removes both.
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn mongodb_and_s3_keep_a_recording_and_erase_it_everywhere() {
+    use crate::calls::{call_answered_by, consent, expect_frame, request_recording};
+    use crate::recordings::{ADMIN, RECORDER, as_role, record_when, upload};
+    use switchboard::config::ObjectStoreBackend;
+    use switchboard_engine::ids::{RecordingId, TenantId};
+    use switchboard_engine::recording::{ObjectKey, ObjectStore};
+
+    let variable = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} names the S3 service for the `s3` feature's tests (scripts/test-services start s3)")
+        })
+    };
+    let (endpoint, access_key, secret_key) = (
+        variable("SWITCHBOARD_TEST_S3_ENDPOINT"),
+        variable("SWITCHBOARD_TEST_S3_ACCESS_KEY"),
+        variable("SWITCHBOARD_TEST_S3_SECRET_KEY"),
+    );
+    let database = fresh_database();
+    let bucket = database.replace('_', "-");
+    let on_mongodb = on_mongodb(&database);
+    let s3 = (
+        endpoint.clone(),
+        access_key.clone(),
+        secret_key.clone(),
+        bucket.clone(),
+    );
+    let server = TestServer::start_with(move |config| {
+        on_mongodb(config);
+        config.recordings.object_store = ObjectStoreBackend::S3;
+        config.recordings.s3_endpoint = Some(s3.0);
+        config.recordings.s3_access_key = Some(s3.1);
+        config.recordings.s3_secret_key = Some(s3.2);
+        config.recordings.s3_bucket = s3.3;
+    })
+    .await;
+    crate::support::eventually("the node is ready", || async {
+        (ready_status(&server).await.0 == 200).then_some(())
+    })
+    .await;
+    let (id, call_id, mut alice, mut bob, _carol) = call_answered_by(&server, &["bob"]).await;
+    let recording_value =
+        request_recording(&mut alice, &id, &call_id).await["recording_id"].clone();
+    let recording_id = recording_value.as_str().expect("an id").to_owned();
+    consent(&mut bob, &id, &call_id, &recording_value, true).await;
+    expect_frame(&mut alice, "recording.started").await;
+    let record = record_when(&server, &recording_id, |_| true).await;
+    assert_eq!(record["participants"], json!(["alice", "bob"]));
+
+    let media = vec![7u8; 300_000];
+    let (status, stored) = upload(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("video/webm"),
+        media.clone(),
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored["object"]["backend"], "s3");
+    let location = stored["object"]["location"].as_str().expect("a location");
+    assert!(
+        location.starts_with(&format!("s3://{bucket}/")),
+        "{location}"
+    );
+    let objects = switchboard_storage::s3::S3ObjectStore::connect(
+        switchboard_storage::s3::S3Settings::new(endpoint, bucket, access_key, secret_key),
+    )
+    .await
+    .expect("the test reaches S3");
+    let tenant = TenantId::parse("acme").expect("a tenant");
+    let key = ObjectKey::for_recording(RecordingId::parse(&recording_id).expect("an id"));
+    let in_s3 = objects.get_object(&tenant, &key).await.expect("S3 answers");
+    assert_eq!(in_s3.map(|body| body.bytes), Some(media));
+
+    let (status, audit) = as_role(
+        &server,
+        reqwest::Method::DELETE,
+        ADMIN,
+        &format!("/v1/recordings/{recording_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    assert_eq!(audit["object_erased"], true);
+    assert_eq!(
+        objects.get_object(&tenant, &key).await.expect("S3 answers"),
+        None
+    );
+    let (status, _) = as_role(
+        &server,
+        reqwest::Method::GET,
+        ADMIN,
+        &format!("/v1/recordings/{recording_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, log) = as_role(&server, reqwest::Method::GET, ADMIN, "/v1/audit", None).await;
+    assert_eq!(log["items"], json!([audit]));
+    drop(server);
+    drop_database(&database).await;
+}

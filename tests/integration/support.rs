@@ -70,6 +70,19 @@ pub(crate) fn token_issued_at(
     .expect("minting works")
 }
 
+/// A token granting `roles` (`admin`, `recorder`).
+pub(crate) fn token_with_roles(tenant: &str, user: &str, roles: &[&str]) -> String {
+    switchboard_transport::auth::mint_hs256_with_roles(
+        TEST_SECRET,
+        &TenantId::parse(tenant).expect("valid tenant"),
+        &UserId::parse(user).expect("valid user"),
+        now(),
+        3600,
+        roles,
+    )
+    .expect("minting works")
+}
+
 /// Polls `check` until it returns `Some`, failing after [`DEADLINE`].
 pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where

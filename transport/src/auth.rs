@@ -60,6 +60,44 @@ pub enum AuthError {
     InvalidClaims(String),
 }
 
+/// What a token may do beyond a user's own conversations, from its `roles` claim (an array of
+/// strings; names other than these two are ignored, so tokens can carry roles of other
+/// systems). Roles are per tenant: an administrator of one tenant is nobody in another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Roles {
+    /// `admin`: the tenant's recordings (list, read, download, erase) and audit log, and
+    /// everything a recorder may do.
+    pub admin: bool,
+    /// `recorder`: stores a recording's media and reports its quality.
+    pub recorder: bool,
+}
+
+impl Roles {
+    /// The role name that grants [`Roles::admin`].
+    pub const ADMIN: &'static str = "admin";
+    /// The role name that grants [`Roles::recorder`].
+    pub const RECORDER: &'static str = "recorder";
+
+    fn from_claims(claims: &Value) -> Result<Self, AuthError> {
+        let invalid = || AuthError::InvalidClaims("roles must be an array of strings".to_owned());
+        let mut roles = Roles::default();
+        match claims.get("roles") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(names)) => {
+                for name in names {
+                    match name.as_str().ok_or_else(invalid)? {
+                        Self::ADMIN => roles.admin = true,
+                        Self::RECORDER => roles.recorder = true,
+                        _ => {}
+                    }
+                }
+            }
+            Some(_) => return Err(invalid()),
+        }
+        Ok(roles)
+    }
+}
+
 /// How one tenant's tokens are verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantVerifier {
@@ -210,6 +248,20 @@ impl Authenticator {
     /// # Errors
     /// The [`AuthError`] that describes the first problem found.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Identity, AuthError> {
+        self.verify_with_roles(token, now)
+            .map(|(identity, _)| identity)
+    }
+
+    /// [`Self::verify`], with the roles the token grants (its `roles` claim).
+    ///
+    /// # Errors
+    /// The [`AuthError`] that describes the first problem found; a `roles` claim that is not an
+    /// array of strings is [`AuthError::InvalidClaims`].
+    pub fn verify_with_roles(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<(Identity, Roles), AuthError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthError::Missing);
@@ -265,7 +317,8 @@ impl Authenticator {
             .claims;
         self.check_times(&claims, now)?;
         let user_id = claim_id::<UserId>(&claims, "sub")?;
-        Ok(Identity { tenant_id, user_id })
+        let roles = Roles::from_claims(&claims)?;
+        Ok((Identity { tenant_id, user_id }, roles))
     }
 
     fn check_times(&self, claims: &Value, now: Timestamp) -> Result<(), AuthError> {
@@ -340,12 +393,30 @@ pub fn mint_hs256(
     now: Timestamp,
     ttl_secs: u64,
 ) -> Result<String> {
-    let claims = serde_json::json!({
+    mint_hs256_with_roles(secret, tenant_id, user_id, now, ttl_secs, &[])
+}
+
+/// [`mint_hs256`], with a `roles` claim when `roles` is not empty.
+///
+/// # Errors
+/// As [`mint_hs256`].
+pub fn mint_hs256_with_roles(
+    secret: &str,
+    tenant_id: &TenantId,
+    user_id: &UserId,
+    now: Timestamp,
+    ttl_secs: u64,
+    roles: &[&str],
+) -> Result<String> {
+    let mut claims = serde_json::json!({
         "sub": user_id.as_str(),
         "tenant": tenant_id.as_str(),
         "iat": now.as_secs(),
         "exp": now.as_secs().saturating_add(ttl_secs),
     });
+    if !roles.is_empty() {
+        claims["roles"] = serde_json::json!(roles);
+    }
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,

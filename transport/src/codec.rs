@@ -26,6 +26,7 @@ use switchboard_engine::operations::{
     ConversationEvent, ConversationEventBody, LogEntry, MessageOperation, NewOperation,
 };
 use switchboard_engine::ports::IceServers;
+use switchboard_engine::recording::RecordingNotice;
 use switchboard_engine::time::Timestamp;
 use utoipa::ToSchema;
 
@@ -718,13 +719,6 @@ pub struct EventEnvelope<'a> {
     pub message_id: Option<String>,
 }
 
-/// One participant's consent in `recording.started`.
-#[derive(Debug, Serialize)]
-pub struct ConsentBody<'a> {
-    user_id: &'a str,
-    at: u64,
-}
-
 /// A call notice about one member (`call.accepted`, `call.rejected`, `call.left`).
 #[derive(Debug, Serialize)]
 pub struct CallMemberBody<'a> {
@@ -984,6 +978,20 @@ enum OutFrame<'a> {
         expires_in_ms: Option<u64>,
     },
     Presence(PresenceBody<'a>),
+    #[serde(rename = "recording.media_stored")]
+    RecordingMediaStored {
+        conversation_id: String,
+        recording_id: String,
+        call_id: String,
+        bytes: u64,
+        content_type: &'a str,
+    },
+    #[serde(rename = "recording.erased")]
+    RecordingErased {
+        conversation_id: String,
+        recording_id: String,
+        call_id: String,
+    },
     TurnCredentials {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<OutRequestId<'a>>,
@@ -1066,7 +1074,6 @@ enum OutFrame<'a> {
         envelope: EventEnvelope<'a>,
         recording_id: String,
         call_id: String,
-        consents: Vec<ConsentBody<'a>>,
     },
     #[serde(rename = "recording.ended")]
     RecordingEnded {
@@ -1291,6 +1298,31 @@ fn out_frame<'a>(event: &ServerEvent<'a>) -> OutFrame<'a> {
             state: if started { "start" } else { "stop" },
             expires_in_ms: started.then_some(expires_in_ms),
         },
+        ServerEvent::Recording {
+            conversation_id,
+            notice,
+        } => match notice {
+            RecordingNotice::MediaStored {
+                recording_id,
+                call_id,
+                bytes,
+                content_type,
+            } => OutFrame::RecordingMediaStored {
+                conversation_id: conversation_id.to_string(),
+                recording_id: recording_id.to_string(),
+                call_id: call_id.to_string(),
+                bytes: *bytes,
+                content_type,
+            },
+            RecordingNotice::Erased {
+                recording_id,
+                call_id,
+            } => OutFrame::RecordingErased {
+                conversation_id: conversation_id.to_string(),
+                recording_id: recording_id.to_string(),
+                call_id: call_id.to_string(),
+            },
+        },
         ServerEvent::Hidden {
             request_id,
             conversation_id,
@@ -1464,18 +1496,10 @@ fn event_frame(event: &ConversationEvent) -> OutFrame<'_> {
         ConversationEventBody::RecordingStarted {
             recording_id,
             call_id,
-            consents,
         } => OutFrame::RecordingStarted {
             envelope,
             recording_id: recording_id.to_string(),
             call_id: call_id.to_string(),
-            consents: consents
-                .iter()
-                .map(|consent| ConsentBody {
-                    user_id: consent.user_id.as_str(),
-                    at: consent.at.as_millis(),
-                })
-                .collect(),
         },
         ConversationEventBody::RecordingEnded {
             recording_id,

@@ -43,6 +43,7 @@ use crate::wire_error::{ErrorBody, WireError};
 /// The API routes (without the WebSocket endpoint).
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
+        .merge(crate::recordings::routes())
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(crate::metrics::metrics))
@@ -132,6 +133,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/presence"),
     ("get", "/v1/turn/credentials"),
     ("get", "/v1/ws"),
+    ("get", "/v1/recordings"),
+    ("get", "/v1/recordings/{recording_id}"),
+    ("delete", "/v1/recordings/{recording_id}"),
+    ("get", "/v1/recordings/{recording_id}/media"),
+    ("put", "/v1/recordings/{recording_id}/media"),
+    ("put", "/v1/recordings/{recording_id}/quality"),
+    ("get", "/v1/audit"),
     ("get", "/v1/conversations"),
     ("post", "/v1/conversations"),
     ("put", "/v1/conversations/{conversation_id}/settings"),
@@ -219,7 +227,7 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
     app: &App,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, WireError> {
@@ -298,7 +306,7 @@ fn optional_message_id(
     text.map(|text| message_id(field, text)).transpose()
 }
 
-fn parse_query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, WireError> {
+pub(crate) fn parse_query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, WireError> {
     query
         .map(|Query(query)| query)
         .map_err(|rejection| WireError::from(Error::invalid("query", rejection.body_text())))
@@ -1543,7 +1551,7 @@ pub(crate) async fn moderation_log(
 }
 
 /// A page size from a query: the default when absent, at least 1, clamped to the maximum.
-fn page_limit(app: &App, limit: Option<usize>) -> Result<usize, WireError> {
+pub(crate) fn page_limit(app: &App, limit: Option<usize>) -> Result<usize, WireError> {
     let limit = limit.unwrap_or(app.http.history_default_limit);
     if limit == 0 {
         return Err(Error::invalid("limit", "must be at least 1").into());

@@ -17,6 +17,7 @@ mod error;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod recordings;
 pub mod server;
 pub mod settings;
 pub mod wire_error;

@@ -25,8 +25,8 @@ impl Modify for BearerScheme {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".to_owned());
         scheme.description = Some(
-            "Claims: sub (user), tenant, exp; nbf, iat and aud honoured when present. See \
-             docs/PROTOCOL.md, Tokens."
+            "Claims: sub (user), tenant, exp; nbf, iat and aud honoured when present; roles \
+             (an array: admin, recorder) for the recordings API. See docs/PROTOCOL.md, Tokens."
                 .to_owned(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
@@ -109,6 +109,13 @@ impl Modify for ErrorCodes {
         http::list_thread,
         http::add_reaction,
         http::remove_reaction,
+        crate::recordings::list_recordings,
+        crate::recordings::get_recording,
+        crate::recordings::erase_recording,
+        crate::recordings::download_media,
+        crate::recordings::upload_media,
+        crate::recordings::report_quality,
+        crate::recordings::audit_log,
     )
 )]
 pub struct ApiDoc;

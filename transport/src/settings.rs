@@ -52,6 +52,8 @@ pub struct HttpSettings {
     pub history_default_limit: usize,
     /// The largest history page; larger `limit`s are clamped to it.
     pub history_max_limit: usize,
+    /// The largest recording media upload; larger gets 413 `too_large`.
+    pub max_recording_bytes: usize,
 }
 
 impl Default for HttpSettings {
@@ -60,6 +62,7 @@ impl Default for HttpSettings {
             max_body_bytes: 64 * 1024,
             history_default_limit: 50,
             history_max_limit: 200,
+            max_recording_bytes: 256 * 1024 * 1024,
         }
     }
 }

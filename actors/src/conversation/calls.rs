@@ -4,21 +4,41 @@
 //! offers, answers and ICE candidates to the one participant they are for. The start and end of
 //! every call are stored in the conversation's seq stream (`call.started`, `call.ended`), so
 //! every member sees them in history, and so are the start and end of every recording, with
-//! each participant's consent and its time (`recording.started`, `recording.ended`). Timers are
+//! their ids, reason and duration (`recording.started`, `recording.ended`); a recording's consent
+//! trail, start and stop go to its metadata ([`RecordingRecord`], in the recording store),
+//! written in order before the actor's next message. Timers are
 //! messages to the actor itself: the ringing time, the consent deadline of a recording, and the
 //! grace period of a participant whose sessions all went away.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use ractor::ActorRef;
 use switchboard_engine::Error;
+use switchboard_engine::StoreError;
 use switchboard_engine::call::{CallAction, CallEnded, CallNotice, Departure, RecordingChange};
 use switchboard_engine::event::ServerEvent;
 use switchboard_engine::ids::{CallId, ClientId, RecordingId, RequestId, UserId};
 use switchboard_engine::operations::{ConversationEventBody, RecordingConsent};
+use switchboard_engine::recording::{
+    RecordingNotice, RecordingRecord, RecordingUpdate, RecordingUpdateOutcome,
+};
 
 use super::{AckGuard, AckTarget, ConversationActor, ConversationMsg, Ready};
 use crate::outbound::Outbound;
+
+/// How often a recording metadata write is tried.
+const RECORDING_WRITE_ATTEMPTS: u32 = 2;
+/// How long one try of a recording metadata write may take.
+const RECORDING_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A write of recording metadata the actor queued while handling a message.
+pub(super) enum RecordingWrite {
+    /// A recording started: its record, with every consent.
+    Create(Box<RecordingRecord>),
+    /// A change to a started recording.
+    Update(RecordingId, RecordingUpdate),
+}
 
 /// A call action from a member's session.
 pub struct CallRequest {
@@ -360,7 +380,9 @@ impl ConversationActor {
         });
     }
 
-    /// Stores a recording's start or end in the seq stream.
+    /// Stores a recording's start or end in the seq stream (ids, reason and duration only),
+    /// and queues what its metadata must learn (the record with every consent, a late consent,
+    /// the stop) for [`Self::write_recordings`].
     fn store_recording_change(
         &self,
         myself: &ActorRef<ConversationMsg>,
@@ -369,39 +391,68 @@ impl ConversationActor {
         actor_id: UserId,
         change: RecordingChange,
     ) {
-        let (recording_id, what, body) = match change {
+        let now = self.context.clock.now();
+        match change {
             RecordingChange::Started {
                 recording_id,
                 requested_by,
                 consents,
             } => {
-                let body = ConversationEventBody::RecordingStarted {
+                let record = RecordingRecord::started(
                     recording_id,
                     call_id,
-                    consents: consents
+                    self.conversation_id(),
+                    requested_by.clone(),
+                    consents
                         .into_iter()
                         .map(|(user_id, at)| RecordingConsent { user_id, at })
                         .collect(),
-                };
-                return self.store_record(
+                    now,
+                );
+                ready
+                    .recording_writes
+                    .push(RecordingWrite::Create(Box::new(record)));
+                self.store_record(
                     myself,
                     ready,
                     requested_by,
                     &format!("recording.{recording_id}.started"),
-                    body,
+                    ConversationEventBody::RecordingStarted {
+                        recording_id,
+                        call_id,
+                    },
                 );
             }
+            RecordingChange::Consented {
+                recording_id,
+                user_id,
+                at,
+            } => ready.recording_writes.push(RecordingWrite::Update(
+                recording_id,
+                RecordingUpdate::Consented(RecordingConsent { user_id, at }),
+            )),
             RecordingChange::Ended {
                 recording_id,
                 reason,
                 by,
                 was_recording,
                 duration_ms,
-            } => (
-                recording_id,
-                "ended",
-                (
-                    by,
+            } => {
+                if was_recording {
+                    ready.recording_writes.push(RecordingWrite::Update(
+                        recording_id,
+                        RecordingUpdate::Stopped {
+                            at: now,
+                            reason,
+                            by: by.clone(),
+                        },
+                    ));
+                }
+                self.store_record(
+                    myself,
+                    ready,
+                    by.unwrap_or(actor_id),
+                    &format!("recording.{recording_id}.ended"),
                     ConversationEventBody::RecordingEnded {
                         recording_id,
                         call_id,
@@ -409,17 +460,113 @@ impl ConversationActor {
                         was_recording,
                         duration_ms,
                     },
+                );
+            }
+        }
+    }
+
+    /// Writes the queued recording metadata, in order, before the actor handles its next
+    /// message (so a stop never overtakes its start). A write is tried twice, each try bounded
+    /// by [`RECORDING_WRITE_TIMEOUT`]. A recording whose record cannot be created is stopped
+    /// (`metadata_unavailable`): it must not run without its consent trail.
+    pub(super) async fn write_recordings(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+    ) {
+        while !ready.recording_writes.is_empty() {
+            for write in std::mem::take(&mut ready.recording_writes) {
+                match write {
+                    RecordingWrite::Create(record) => {
+                        if let Err(error) = self.create_recording_record(&record).await {
+                            tracing::error!(
+                                recording_id = %record.recording_id,
+                                %error,
+                                "a recording's metadata could not be stored; stopping it"
+                            );
+                            let now = self.context.clock.now();
+                            if let Some(change) = ready.calls.abort_recording(
+                                record.call_id,
+                                record.recording_id,
+                                now,
+                            ) {
+                                let requested_by = record.requested_by.clone();
+                                self.store_recording_change(
+                                    myself,
+                                    ready,
+                                    record.call_id,
+                                    requested_by,
+                                    change,
+                                );
+                            }
+                        }
+                    }
+                    RecordingWrite::Update(recording_id, update) => {
+                        self.update_recording_record(recording_id, update).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn create_recording_record(&self, record: &RecordingRecord) -> Result<(), String> {
+        let mut last_error = String::new();
+        for _ in 0..RECORDING_WRITE_ATTEMPTS {
+            let attempt = tokio::time::timeout(
+                RECORDING_WRITE_TIMEOUT,
+                self.context
+                    .recordings
+                    .create_recording(self.tenant_id(), record),
+            )
+            .await;
+            match attempt {
+                // Already there: an earlier attempt whose answer was lost stored it.
+                Ok(Ok(()) | Err(StoreError::AlreadyExists)) => return Ok(()),
+                Ok(Err(error)) => last_error = error.to_string(),
+                Err(_) => last_error = "timed out".to_owned(),
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn update_recording_record(&self, recording_id: RecordingId, update: RecordingUpdate) {
+        for _ in 0..RECORDING_WRITE_ATTEMPTS {
+            let attempt = tokio::time::timeout(
+                RECORDING_WRITE_TIMEOUT,
+                self.context.recordings.update_recording(
+                    self.tenant_id(),
+                    recording_id,
+                    update.clone(),
                 ),
-            ),
-        };
-        let (by, body) = body;
-        self.store_record(
-            myself,
-            ready,
-            by.unwrap_or(actor_id),
-            &format!("recording.{recording_id}.{what}"),
-            body,
-        );
+            )
+            .await;
+            match attempt {
+                Ok(Ok(RecordingUpdateOutcome::Updated(_))) => return,
+                // Erased by an administrator meanwhile (or its creation failed and it was
+                // stopped): there is nothing to update.
+                Ok(Ok(RecordingUpdateOutcome::NotFound)) => return,
+                Ok(Ok(RecordingUpdateOutcome::Refused(error))) => {
+                    tracing::warn!(%recording_id, %error, "a recording update was refused");
+                    return;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%recording_id, %error, "a recording update failed");
+                }
+                Err(_) => tracing::warn!(%recording_id, "a recording update timed out"),
+            }
+        }
+        tracing::error!(%recording_id, "a recording update was given up");
+    }
+
+    /// Tells the joined sessions what happened to a recording outside the seq stream.
+    pub(super) fn pass_on_recording(&self, ready: &Ready, notice: &RecordingNotice) {
+        let frame = self.context.encoder.encode(&ServerEvent::Recording {
+            conversation_id: self.conversation_id(),
+            notice,
+        });
+        for link in ready.links.values() {
+            link.outbound.push_if_room(frame.clone());
+        }
     }
 
     /// Whether the actor must stay loaded for a call (its timers and record).

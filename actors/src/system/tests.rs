@@ -49,6 +49,7 @@ impl EventEncoder for TextEncoder {
             } => format!("typing {user_id} {started}"),
             ServerEvent::Hidden { message_id, .. } => format!("hidden {message_id}"),
             ServerEvent::Call { call_id, from, .. } => format!("call {call_id} {from}"),
+            ServerEvent::Recording { notice, .. } => format!("recording {notice:?}"),
             ServerEvent::Presence {
                 user_id, status, ..
             } => format!("presence {user_id} {}", status.as_str()),
@@ -123,6 +124,10 @@ async fn fixture_with_clock(clock: Arc<dyn Clock>) -> Fixture {
         clock,
         None,
         None,
+        crate::system::RecordingPorts {
+            store: Arc::new(switchboard_storage::MemoryRecordingStore::new()),
+            objects: Arc::new(switchboard_storage::MemoryObjectStore::new()),
+        },
     )
     .await
     .expect("system starts");

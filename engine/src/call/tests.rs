@@ -400,3 +400,120 @@ fn a_refusal_or_the_deadline_cancels_and_a_late_joiner_must_consent() {
         })
     ));
 }
+
+#[test]
+fn a_late_joiner_who_consents_is_reported_and_the_recording_runs_on() {
+    let mut board = CallBoard::default();
+    board
+        .invite(
+            call_id(4),
+            user("alice"),
+            CallKind::Video,
+            [user("bob"), user("dave")],
+            Timestamp(0),
+            60_000,
+        )
+        .expect("invited");
+    board
+        .accept(call_id(4), &user("bob"), Timestamp(1_000))
+        .expect("accepted");
+    board
+        .request_recording(
+            call_id(4),
+            &user("alice"),
+            recording_id(4),
+            Timestamp(2_000),
+            30_000,
+        )
+        .expect("asked");
+    assert!(matches!(
+        board.answer_recording(
+            call_id(4),
+            recording_id(4),
+            &user("bob"),
+            true,
+            Timestamp(3_000)
+        ),
+        Ok(Some(RecordingChange::Started { .. }))
+    ));
+    assert_eq!(
+        board.accept(call_id(4), &user("dave"), Timestamp(10_000)),
+        Ok(Some(recording_id(4)))
+    );
+    assert_eq!(
+        board.answer_recording(
+            call_id(4),
+            recording_id(4),
+            &user("dave"),
+            true,
+            Timestamp(11_000)
+        ),
+        Ok(Some(RecordingChange::Consented {
+            recording_id: recording_id(4),
+            user_id: user("dave"),
+            at: Timestamp(11_000),
+        }))
+    );
+    assert_eq!(
+        board.recording_deadline(call_id(4), recording_id(4), Timestamp(40_000)),
+        None,
+        "everyone consented: the deadline changes nothing"
+    );
+}
+
+#[test]
+fn a_recording_whose_metadata_cannot_be_stored_is_aborted_once() {
+    let mut board = CallBoard::default();
+    board
+        .invite(
+            call_id(5),
+            user("alice"),
+            CallKind::Audio,
+            [user("bob")],
+            Timestamp(0),
+            60_000,
+        )
+        .expect("invited");
+    board
+        .accept(call_id(5), &user("bob"), Timestamp(1_000))
+        .expect("accepted");
+    board
+        .request_recording(
+            call_id(5),
+            &user("alice"),
+            recording_id(5),
+            Timestamp(2_000),
+            30_000,
+        )
+        .expect("asked");
+    board
+        .answer_recording(
+            call_id(5),
+            recording_id(5),
+            &user("bob"),
+            true,
+            Timestamp(3_000),
+        )
+        .expect("consented");
+    assert_eq!(
+        board.abort_recording(call_id(5), recording_id(6), Timestamp(3_500)),
+        None,
+        "another recording is not aborted"
+    );
+    assert_eq!(
+        board.abort_recording(call_id(5), recording_id(5), Timestamp(4_000)),
+        Some(RecordingChange::Ended {
+            recording_id: recording_id(5),
+            reason: RecordingEndReason::MetadataUnavailable,
+            by: None,
+            was_recording: true,
+            duration_ms: 1_000,
+        })
+    );
+    assert_eq!(
+        board.abort_recording(call_id(5), recording_id(5), Timestamp(5_000)),
+        None,
+        "an aborted recording is gone"
+    );
+    assert!(board.active().is_some(), "the call goes on");
+}

@@ -344,3 +344,66 @@ fn minted_tokens_verify() {
     let later = NOW.plus_millis(3_601_000 + 5_000);
     assert_eq!(authenticator.verify(&token, later), Err(AuthError::Expired));
 }
+
+#[test]
+fn roles_come_from_the_roles_claim_and_a_malformed_one_is_refused() {
+    let authenticator = Authenticator::new(&settings(vec![], None)).expect("valid settings");
+    let roles_of = |roles: Value| {
+        let mut claims = claims("acme");
+        claims["roles"] = roles;
+        authenticator
+            .verify_with_roles(&hs256(DEV_SECRET, &claims), NOW)
+            .map(|(_, roles)| roles)
+    };
+    assert_eq!(
+        authenticator
+            .verify_with_roles(&hs256(DEV_SECRET, &claims("acme")), NOW)
+            .map(|(_, roles)| roles),
+        Ok(Roles::default()),
+        "no claim, no role"
+    );
+    assert_eq!(
+        roles_of(json!(["admin"])),
+        Ok(Roles {
+            admin: true,
+            recorder: false
+        })
+    );
+    assert_eq!(
+        roles_of(json!(["billing", "recorder"])),
+        Ok(Roles {
+            admin: false,
+            recorder: true
+        }),
+        "other systems' roles are ignored"
+    );
+    assert_eq!(roles_of(json!(null)), Ok(Roles::default()));
+    for malformed in [json!("admin"), json!([1]), json!({"admin": true})] {
+        assert_eq!(
+            roles_of(malformed.clone()),
+            Err(AuthError::InvalidClaims(
+                "roles must be an array of strings".to_owned()
+            )),
+            "{malformed}"
+        );
+    }
+    // Minted roles round-trip.
+    let token = mint_hs256_with_roles(
+        DEV_SECRET,
+        &tenant("acme"),
+        &UserId::parse("ops").expect("a user"),
+        NOW,
+        60,
+        &["admin", "recorder"],
+    )
+    .expect("minted");
+    assert_eq!(
+        authenticator
+            .verify_with_roles(&token, NOW)
+            .map(|(_, roles)| roles),
+        Ok(Roles {
+            admin: true,
+            recorder: true
+        })
+    );
+}

@@ -1,0 +1,768 @@
+//! The conformance suite for every [`ObjectStore`] adapter: the in-memory test double, the
+//! filesystem store (in a temporary directory that lives as long as the test), and (with the
+//! `s3` feature) the S3 store against the service named by `SWITCHBOARD_TEST_S3_ENDPOINT`,
+//! `SWITCHBOARD_TEST_S3_ACCESS_KEY` and `SWITCHBOARD_TEST_S3_SECRET_KEY`
+//! (`scripts/test-services start s3`).
+//!
+//! Each test is written once, as an `async fn` over `Arc<dyn ObjectStore>`, and the
+//! `object_store!` macro runs it against every adapter. Every S3 test gets a bucket of its
+//! own, so tests sharing one server cannot see each other's objects.
+//! The suite checks the port's contract: a roundtrip keeps the bytes and the content type, a
+//! replace is whole, missing objects read as `None`, deletes report whether the object existed,
+//! and tenants (`..` and `a:b` among them) never see each other's objects.
+//! Tests after the macro cover what only one adapter can show: for the filesystem store,
+//! surviving a reopen, nothing written outside the root, damaged files reported as corrupt, and
+//! `ping` failing when the root is gone; for S3, a second connect to an existing bucket, and
+//! that a missing bucket or wrong credentials are errors naming the S3 error code, never an
+//! empty store.
+
+#![allow(clippy::disallowed_methods)] // Tests read the clock to name their buckets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use switchboard_engine::StoreError;
+use switchboard_engine::ids::TenantId;
+use switchboard_engine::recording::{ObjectBody, ObjectKey, ObjectStore};
+use switchboard_storage::object_files::FilesystemObjectStore;
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).expect("test tenant ids are valid")
+}
+
+fn key(value: &str) -> ObjectKey {
+    ObjectKey::parse(value).expect("test object keys are valid")
+}
+
+fn body(bytes: &[u8], content_type: &str) -> ObjectBody {
+    ObjectBody {
+        bytes: bytes.to_vec(),
+        content_type: content_type.to_owned(),
+    }
+}
+
+/// Bytes that differ at every offset from a shifted copy of themselves, so a truncated,
+/// reordered or partly rewritten object never compares equal.
+fn patterned_bytes(n_bytes: usize, seed: u8) -> Vec<u8> {
+    (0..n_bytes)
+        .map(|index| {
+            let index = index as u64;
+            (index
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(index >> 13)
+                .wrapping_add(u64::from(seed))
+                % 251) as u8
+        })
+        .collect()
+}
+
+async fn put(
+    store: &Arc<dyn ObjectStore>,
+    tenant_id: &TenantId,
+    key: &ObjectKey,
+    body: ObjectBody,
+) {
+    store
+        .put_object(tenant_id, key, body)
+        .await
+        .expect("put_object succeeds");
+}
+
+async fn get(
+    store: &Arc<dyn ObjectStore>,
+    tenant_id: &TenantId,
+    key: &ObjectKey,
+) -> Option<ObjectBody> {
+    store
+        .get_object(tenant_id, key)
+        .await
+        .expect("get_object succeeds")
+}
+
+async fn delete(store: &Arc<dyn ObjectStore>, tenant_id: &TenantId, key: &ObjectKey) -> bool {
+    store
+        .delete_object(tenant_id, key)
+        .await
+        .expect("delete_object succeeds")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract, for every adapter.
+
+async fn roundtrip_keeps_bytes_and_content_type(store: Arc<dyn ObjectStore>) {
+    let acme = tenant("acme");
+    let recording = key("recordings/01HZY3V5K8M2Q4R6S8T0V2W4X6");
+    put(&store, &acme, &recording, body(b"OggS media", "audio/ogg")).await;
+    assert_eq!(
+        get(&store, &acme, &recording).await,
+        Some(body(b"OggS media", "audio/ogg"))
+    );
+
+    // Parameters of the media type are kept as given.
+    let with_codec = key("recordings/with-codec.opus");
+    put(
+        &store,
+        &acme,
+        &with_codec,
+        body(b"opus", "audio/ogg; codecs=opus"),
+    )
+    .await;
+    assert_eq!(
+        get(&store, &acme, &with_codec).await,
+        Some(body(b"opus", "audio/ogg; codecs=opus"))
+    );
+    // The first object is untouched by the second.
+    assert_eq!(
+        get(&store, &acme, &recording).await,
+        Some(body(b"OggS media", "audio/ogg"))
+    );
+}
+
+async fn replace_is_whole(store: Arc<dyn ObjectStore>) {
+    let acme = tenant("acme");
+    let object = key("recordings/replaced");
+    let long = patterned_bytes(64 * 1024, 1);
+    put(&store, &acme, &object, body(&long, "video/webm")).await;
+    put(&store, &acme, &object, body(b"short", "audio/ogg")).await;
+    // No tail of the longer old object, and the new content type.
+    assert_eq!(
+        get(&store, &acme, &object).await,
+        Some(body(b"short", "audio/ogg"))
+    );
+
+    let longer = patterned_bytes(128 * 1024, 2);
+    put(&store, &acme, &object, body(&longer, "video/mp4")).await;
+    assert_eq!(
+        get(&store, &acme, &object).await,
+        Some(body(&longer, "video/mp4"))
+    );
+}
+
+async fn missing_objects_read_as_none(store: Arc<dyn ObjectStore>) {
+    let acme = tenant("acme");
+    assert_eq!(
+        get(&store, &acme, &key("recordings/never-stored")).await,
+        None
+    );
+
+    put(
+        &store,
+        &acme,
+        &key("recordings/stored"),
+        body(b"x", "audio/ogg"),
+    )
+    .await;
+    // Neighbours of a stored key are not it. Its parent `recordings` is left out: s3s-fs keeps
+    // keys as paths and answers 500 for a key that is a directory there. The filesystem store's
+    // own test covers keys that are prefixes of one another.
+    for missing in [
+        "recordings/store",
+        "recordings/stored2",
+        "Recordings/stored",
+    ] {
+        assert_eq!(
+            get(&store, &acme, &key(missing)).await,
+            None,
+            "{missing} was never stored"
+        );
+    }
+}
+
+async fn delete_reports_existence_and_removes(store: Arc<dyn ObjectStore>) {
+    let acme = tenant("acme");
+    let object = key("recordings/deleted");
+    let kept = key("recordings/kept");
+    put(&store, &acme, &object, body(b"to delete", "audio/ogg")).await;
+    put(&store, &acme, &kept, body(b"to keep", "audio/ogg")).await;
+
+    assert!(
+        delete(&store, &acme, &object).await,
+        "the first delete finds the object"
+    );
+    assert_eq!(get(&store, &acme, &object).await, None);
+    assert!(
+        !delete(&store, &acme, &object).await,
+        "a second delete finds nothing"
+    );
+    assert!(
+        !delete(&store, &acme, &key("recordings/never-stored")).await,
+        "deleting a key never stored finds nothing"
+    );
+    assert_eq!(
+        get(&store, &acme, &kept).await,
+        Some(body(b"to keep", "audio/ogg"))
+    );
+
+    // The key can be stored again after a delete.
+    put(&store, &acme, &object, body(b"again", "audio/ogg")).await;
+    assert_eq!(
+        get(&store, &acme, &object).await,
+        Some(body(b"again", "audio/ogg"))
+    );
+}
+
+/// Tenant names chosen to break naive mappings: path segments (`..`, `.`), a `:`, case, and
+/// names equal to another tenant's encoding in each adapter (`2e2e` is `..` in hex, `fyxa` in
+/// base32).
+const TRICKY_TENANTS: &[&str] = &[
+    "..", ".", "...", "a:b", "a", "A", "ab", "a.b", "2e2e", "fyxa", "a@b+c", "acme",
+];
+
+async fn tenants_never_see_each_other(store: Arc<dyn ObjectStore>) {
+    let shared_key = key("recordings/shared");
+    for (index, name) in TRICKY_TENANTS.iter().enumerate() {
+        put(
+            &store,
+            &tenant(name),
+            &shared_key,
+            body(name.as_bytes(), &format!("audio/x-tenant-{index}")),
+        )
+        .await;
+    }
+    for (index, name) in TRICKY_TENANTS.iter().enumerate() {
+        assert_eq!(
+            get(&store, &tenant(name), &shared_key).await,
+            Some(body(name.as_bytes(), &format!("audio/x-tenant-{index}"))),
+            "tenant {name} reads its own object"
+        );
+    }
+    // A key only one tenant stored is missing for every other.
+    put(
+        &store,
+        &tenant(".."),
+        &key("only/dotdot"),
+        body(b"..", "audio/ogg"),
+    )
+    .await;
+    for name in TRICKY_TENANTS.iter().filter(|name| **name != "..") {
+        assert_eq!(get(&store, &tenant(name), &key("only/dotdot")).await, None);
+        assert!(!delete(&store, &tenant(name), &key("only/dotdot")).await);
+    }
+    // A delete by one tenant leaves the others' objects.
+    assert!(delete(&store, &tenant("a:b"), &shared_key).await);
+    assert_eq!(get(&store, &tenant("a:b"), &shared_key).await, None);
+    for (index, name) in TRICKY_TENANTS.iter().enumerate() {
+        if *name != "a:b" {
+            assert_eq!(
+                get(&store, &tenant(name), &shared_key).await,
+                Some(body(name.as_bytes(), &format!("audio/x-tenant-{index}"))),
+                "tenant {name} keeps its object after a:b deleted its own"
+            );
+        }
+    }
+    assert_eq!(
+        get(&store, &tenant(".."), &key("only/dotdot")).await,
+        Some(body(b"..", "audio/ogg"))
+    );
+}
+
+async fn large_object_roundtrips_byte_exact(store: Arc<dyn ObjectStore>) {
+    let acme = tenant("acme");
+    let object = key("recordings/large.webm");
+    let large = patterned_bytes(5 * 1024 * 1024 + 3, 7);
+    put(&store, &acme, &object, body(&large, "video/webm")).await;
+    let read = get(&store, &acme, &object)
+        .await
+        .expect("the object exists");
+    assert_eq!(read.content_type, "video/webm");
+    assert_eq!(read.bytes.len(), large.len());
+    assert!(read.bytes == large, "the bytes read are the bytes stored");
+}
+
+async fn empty_object_roundtrips(store: Arc<dyn ObjectStore>) {
+    let acme = tenant("acme");
+    let object = key("recordings/empty");
+    put(&store, &acme, &object, body(b"", "audio/ogg")).await;
+    assert_eq!(
+        get(&store, &acme, &object).await,
+        Some(body(b"", "audio/ogg"))
+    );
+    assert!(
+        delete(&store, &acme, &object).await,
+        "an empty object exists"
+    );
+    assert_eq!(get(&store, &acme, &object).await, None);
+}
+
+async fn location_names_the_backend_and_the_object(store: Arc<dyn ObjectStore>) {
+    // Whether the location is a path or URL, where a `.` or `..` segment would be resolved.
+    let (scheme, is_path) = match store.backend() {
+        "filesystem" => ("file:", true),
+        "s3" => ("s3://", true),
+        "memory" => ("memory:", false),
+        other => panic!("unknown backend {other}"),
+    };
+    let mut locations = Vec::new();
+    for name in TRICKY_TENANTS {
+        for object in ["recordings/a", "recordings/b"] {
+            let location = store.location(&tenant(name), &key(object));
+            assert!(
+                location.starts_with(scheme),
+                "{location} starts with {scheme}"
+            );
+            assert!(
+                !is_path
+                    || !location
+                        .split('/')
+                        .any(|segment| segment == ".." || segment == "."),
+                "{location} has no . or .. segment"
+            );
+            locations.push(location);
+        }
+    }
+    let n_locations = locations.len();
+    locations.sort();
+    locations.dedup();
+    assert_eq!(
+        locations.len(),
+        n_locations,
+        "every object has its own location"
+    );
+    assert_eq!(
+        store.location(&tenant("acme"), &key("recordings/a")),
+        store.location(&tenant("acme"), &key("recordings/a")),
+        "a location is deterministic"
+    );
+}
+
+async fn ping_succeeds(store: Arc<dyn ObjectStore>) {
+    store.ping().await.expect("the store answers");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the suite against every adapter.
+
+/// A filesystem store under a fresh temporary directory, with the directory (which must
+/// outlive the store).
+fn filesystem_store() -> (FilesystemObjectStore, TempDir) {
+    let directory = TempDir::new().expect("a temporary directory can be created");
+    let store = FilesystemObjectStore::open(directory.path().join("objects"))
+        .expect("the filesystem object store opens");
+    (store, directory)
+}
+
+/// The settings for a bucket of its own on the S3 service named by
+/// `SWITCHBOARD_TEST_S3_ENDPOINT`, `_ACCESS_KEY` and `_SECRET_KEY`
+/// (`scripts/test-services start s3` starts one and prints the variables).
+#[cfg(feature = "s3")]
+fn s3_settings() -> switchboard_storage::s3::S3Settings {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BUCKETS: AtomicU64 = AtomicU64::new(0);
+    let variable = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is needed by the `s3` feature's tests (scripts/test-services start s3, \
+                 then . \"$(scripts/test-services env-file)\")"
+            )
+        })
+    };
+    // The clock separates runs against a server that kept the buckets of an earlier one.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_nanos();
+    let bucket = format!(
+        "sbtest-{}-{}-{nanos}",
+        std::process::id(),
+        BUCKETS.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut settings = switchboard_storage::s3::S3Settings::new(
+        variable("SWITCHBOARD_TEST_S3_ENDPOINT"),
+        bucket,
+        variable("SWITCHBOARD_TEST_S3_ACCESS_KEY"),
+        variable("SWITCHBOARD_TEST_S3_SECRET_KEY"),
+    );
+    settings.key_prefix = "switchboard/objects/".to_owned();
+    settings
+}
+
+#[cfg(feature = "s3")]
+async fn s3_store() -> switchboard_storage::s3::S3ObjectStore {
+    switchboard_storage::s3::S3ObjectStore::connect(s3_settings())
+        .await
+        .expect("the S3 object store connects")
+}
+
+macro_rules! object_store {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let store = switchboard_storage::MemoryObjectStore::new();
+                    super::$test(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+
+        mod filesystem {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let (store, _directory) = super::filesystem_store();
+                    super::$test(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "s3")]
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let store = super::s3_store().await;
+                    super::$test(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+object_store!(
+    roundtrip_keeps_bytes_and_content_type,
+    replace_is_whole,
+    missing_objects_read_as_none,
+    delete_reports_existence_and_removes,
+    tenants_never_see_each_other,
+    large_object_roundtrips_byte_exact,
+    empty_object_roundtrips,
+    location_names_the_backend_and_the_object,
+    ping_succeeds,
+);
+
+// ---------------------------------------------------------------------------------------------
+// The filesystem store only.
+
+/// Every file under `directory`, recursively.
+fn files_under(directory: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).expect("the directory is readable") {
+            let path = entry.expect("the directory entry is readable").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The file a `file:` location names.
+fn file_of(store: &FilesystemObjectStore, location: &str) -> PathBuf {
+    store.root().join(
+        location
+            .strip_prefix("file:")
+            .expect("a filesystem location starts with file:"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filesystem_objects_survive_a_reopen() {
+    let (store, directory) = filesystem_store();
+    let root = store.root().to_path_buf();
+    let store: Arc<dyn ObjectStore> = Arc::new(store);
+    let large = patterned_bytes(300_000, 3);
+    put(
+        &store,
+        &tenant(".."),
+        &key("recordings/kept"),
+        body(&large, "video/webm"),
+    )
+    .await;
+    put(
+        &store,
+        &tenant("a:b"),
+        &key("recordings/gone"),
+        body(b"gone", "audio/ogg"),
+    )
+    .await;
+    assert!(delete(&store, &tenant("a:b"), &key("recordings/gone")).await);
+    drop(store);
+
+    let reopened: Arc<dyn ObjectStore> =
+        Arc::new(FilesystemObjectStore::open(&root).expect("the store reopens"));
+    assert_eq!(
+        get(&reopened, &tenant(".."), &key("recordings/kept")).await,
+        Some(body(&large, "video/webm"))
+    );
+    assert_eq!(
+        get(&reopened, &tenant("a:b"), &key("recordings/gone")).await,
+        None
+    );
+    assert!(delete(&reopened, &tenant(".."), &key("recordings/kept")).await);
+    drop(directory);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filesystem_writes_nothing_outside_the_root() {
+    let (store, directory) = filesystem_store();
+    let concrete = store.clone();
+    let store: Arc<dyn ObjectStore> = Arc::new(store);
+    let keys = ["recordings/a", "a", "a/b", "a/b/c", ".hidden", "-x_y.z"];
+    for name in TRICKY_TENANTS {
+        for object in keys {
+            put(
+                &store,
+                &tenant(name),
+                &key(object),
+                body(object.as_bytes(), "audio/ogg"),
+            )
+            .await;
+        }
+    }
+    store.ping().await.expect("the store answers");
+
+    let files = files_under(directory.path());
+    let root = concrete.root();
+    for file in &files {
+        assert!(
+            file.starts_with(root),
+            "{} is under the root",
+            file.display()
+        );
+    }
+    // One file per object: no temporary or probe file is left behind.
+    let mut expected: Vec<PathBuf> = TRICKY_TENANTS
+        .iter()
+        .flat_map(|name| {
+            keys.iter()
+                .map(|object| file_of(&concrete, &concrete.location(&tenant(name), &key(object))))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(files, expected);
+
+    // A key that is a prefix of another is its own object, and each location names its file.
+    for name in TRICKY_TENANTS {
+        for object in keys {
+            assert_eq!(
+                get(&store, &tenant(name), &key(object)).await,
+                Some(body(object.as_bytes(), "audio/ogg"))
+            );
+        }
+    }
+
+    for name in TRICKY_TENANTS {
+        for object in keys {
+            assert!(delete(&store, &tenant(name), &key(object)).await);
+        }
+    }
+    assert_eq!(files_under(directory.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filesystem_reports_a_damaged_object_as_corrupt() {
+    let (store, _directory) = filesystem_store();
+    let concrete = store.clone();
+    let store: Arc<dyn ObjectStore> = Arc::new(store);
+    let acme = tenant("acme");
+    let object = key("recordings/damaged");
+    put(&store, &acme, &object, body(b"media", "audio/ogg")).await;
+    let file = file_of(&concrete, &concrete.location(&acme, &object));
+
+    std::fs::write(&file, b"not an object file").expect("the object file can be overwritten");
+    assert!(matches!(
+        store.get_object(&acme, &object).await,
+        Err(StoreError::Corrupt(_))
+    ));
+
+    // A file holding another key (a file copied or renamed by hand) is not this object.
+    put(
+        &store,
+        &acme,
+        &key("recordings/other"),
+        body(b"other", "audio/ogg"),
+    )
+    .await;
+    let other = file_of(
+        &concrete,
+        &concrete.location(&acme, &key("recordings/other")),
+    );
+    std::fs::copy(&other, &file).expect("the object file can be copied");
+    assert!(matches!(
+        store.get_object(&acme, &object).await,
+        Err(StoreError::Corrupt(_))
+    ));
+
+    // A truncated header.
+    let valid = std::fs::read(&other).expect("the object file is readable");
+    std::fs::write(&file, &valid[..10]).expect("the object file can be overwritten");
+    assert!(matches!(
+        store.get_object(&acme, &object).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filesystem_ping_and_open_fail_without_a_writable_directory() {
+    let (store, directory) = filesystem_store();
+    store.ping().await.expect("the store answers");
+
+    std::fs::remove_dir(store.root()).expect("the empty root can be removed");
+    std::fs::write(store.root(), b"a file, not a directory").expect("a file can be written");
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store
+            .put_object(
+                &tenant("acme"),
+                &key("recordings/x"),
+                body(b"x", "audio/ogg")
+            )
+            .await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        FilesystemObjectStore::open(store.root()),
+        Err(StoreError::Unavailable(_))
+    ));
+    drop(directory);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The S3 store only.
+
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_connects_to_a_bucket_that_exists() {
+    let settings = s3_settings();
+    let first: Arc<dyn ObjectStore> = Arc::new(
+        switchboard_storage::s3::S3ObjectStore::connect(settings.clone())
+            .await
+            .expect("the first connect creates the bucket"),
+    );
+    put(
+        &first,
+        &tenant("acme"),
+        &key("recordings/x"),
+        body(b"x", "audio/ogg"),
+    )
+    .await;
+    let second: Arc<dyn ObjectStore> = Arc::new(
+        switchboard_storage::s3::S3ObjectStore::connect(settings)
+            .await
+            .expect("a second connect finds the bucket"),
+    );
+    assert_eq!(
+        get(&second, &tenant("acme"), &key("recordings/x")).await,
+        Some(body(b"x", "audio/ogg")),
+        "the second connect kept the bucket's objects"
+    );
+}
+
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_missing_bucket_is_an_error_not_an_empty_store() {
+    // `new` does not create the bucket.
+    let store =
+        switchboard_storage::s3::S3ObjectStore::new(s3_settings()).expect("the settings are valid");
+    let acme = tenant("acme");
+    let object = key("recordings/x");
+    let Err(StoreError::Unavailable(message)) = store.get_object(&acme, &object).await else {
+        panic!("reading from a missing bucket is unavailable");
+    };
+    assert!(
+        message.contains("404") && message.contains("NoSuchBucket"),
+        "the error names the status and the S3 error code: {message}"
+    );
+    assert!(matches!(
+        store.delete_object(&acme, &object).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    // No write is tried: s3s-fs makes the bucket's directory for a PUT into a missing bucket,
+    // where S3 answers NoSuchBucket.
+}
+
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_wrong_credentials_are_an_error_naming_the_code() {
+    let settings = s3_settings();
+    let good = switchboard_storage::s3::S3ObjectStore::connect(settings.clone())
+        .await
+        .expect("the S3 object store connects");
+    good.put_object(
+        &tenant("acme"),
+        &key("recordings/x"),
+        body(b"x", "audio/ogg"),
+    )
+    .await
+    .expect("put_object succeeds");
+
+    let mut wrong = settings;
+    wrong.secret_key = format!("{}-wrong", wrong.secret_key);
+    let store = switchboard_storage::s3::S3ObjectStore::new(wrong).expect("the settings are valid");
+    let Err(StoreError::Unavailable(message)) = store
+        .get_object(&tenant("acme"), &key("recordings/x"))
+        .await
+    else {
+        panic!("a read with a wrong secret is unavailable");
+    };
+    assert!(
+        message.contains("403") && message.contains("SignatureDoesNotMatch"),
+        "the error names the status and the S3 error code: {message}"
+    );
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[cfg(feature = "s3")]
+#[test]
+fn s3_settings_are_checked_and_the_secret_is_not_logged() {
+    use switchboard_storage::s3::{S3ObjectStore, S3Settings};
+    let valid = || S3Settings::new("http://127.0.0.1:9", "bucket", "key", "the-secret");
+    assert!(S3ObjectStore::new(valid()).is_ok());
+    assert!(!format!("{:?}", valid()).contains("the-secret"));
+
+    for prefix in ["../", "a/../", "./", "/a/", "a//b/"] {
+        let mut settings = valid();
+        settings.key_prefix = prefix.to_owned();
+        assert!(
+            S3ObjectStore::new(settings).is_err(),
+            "the key prefix {prefix:?} is refused"
+        );
+    }
+    let mut settings = valid();
+    settings.endpoint = "not a url".to_owned();
+    assert!(S3ObjectStore::new(settings).is_err());
+    let mut settings = valid();
+    settings.region = "<LocationConstraint>".to_owned();
+    assert!(S3ObjectStore::new(settings).is_err());
+}
+
+/// An `https://` endpoint gets a TLS client (OpenSSL, the system's roots): building the
+/// store needs no network, and a TLS handshake with a plain-HTTP server fails cleanly as
+/// unavailable rather than hanging or panicking.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_https_endpoints_get_a_tls_client() {
+    use switchboard_engine::recording::ObjectStore;
+    let mut settings = s3_settings();
+    settings.endpoint = settings.endpoint.replacen("http://", "https://", 1);
+    settings.request_timeout = std::time::Duration::from_secs(5);
+    let store = switchboard_storage::s3::S3ObjectStore::new(settings)
+        .expect("an https endpoint builds a client");
+    let error = store
+        .ping()
+        .await
+        .expect_err("the server speaks plain HTTP");
+    assert!(
+        matches!(error, switchboard_engine::StoreError::Unavailable(_)),
+        "{error:?}"
+    );
+}

@@ -1,0 +1,519 @@
+//! What Switchboard keeps about call recordings, end to end: a recorded call leaves a record
+//! with every participant and consent (late joiners included), its start and stop; a recorder
+//! stores the media and reports its quality; an administrator lists, reads and downloads it,
+//! and erases it for good (GDPR): afterwards no API answers anything about it, no media file is
+//! left in the object store, the conversation's sessions are told, and the audit log names only
+//! ids. The second test fences the API: roles, tenants, malformed input and limits.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use crate::calls::{act, call_answered_by, consent, expect_frame, request_recording, server};
+use crate::support::{TestServer, eventually, token_with_roles};
+
+/// An HTTP call with a token of `tenant`/`user` granting `roles`; returns status and JSON.
+pub(crate) async fn as_role(
+    server: &TestServer,
+    method: Method,
+    (tenant, user, roles): (&str, &str, &[&str]),
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server
+        .http
+        .request(method, server.url(path))
+        .bearer_auth(token_with_roles(tenant, user, roles));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+pub(crate) const ADMIN: (&str, &str, &[&str]) = ("acme", "ops", &["admin"]);
+pub(crate) const RECORDER: (&str, &str, &[&str]) = ("acme", "recorder-1", &["recorder"]);
+const MEMBER: (&str, &str, &[&str]) = ("acme", "alice", &[]);
+const OTHER_ADMIN: (&str, &str, &[&str]) = ("globex", "ops", &["admin", "recorder"]);
+
+pub(crate) async fn upload(
+    server: &TestServer,
+    who: (&str, &str, &[&str]),
+    recording_id: &str,
+    content_type: Option<&str>,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
+    let mut request = server
+        .http
+        .put(server.url(&format!("/v1/recordings/{recording_id}/media")))
+        .bearer_auth(token_with_roles(who.0, who.1, who.2))
+        .body(bytes);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Every regular file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Polls the admin API until the recording's record satisfies `ready`.
+pub(crate) async fn record_when(
+    server: &TestServer,
+    recording_id: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually("the recording's record", || async {
+        let (status, body) = as_role(
+            server,
+            Method::GET,
+            ADMIN,
+            &format!("/v1/recordings/{recording_id}"),
+            None,
+        )
+        .await;
+        (status == 200 && ready(&body)).then_some(body)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_recording_keeps_consents_media_and_quality_and_an_erase_leaves_nothing_behind() {
+    let server = server().await;
+    // Alice calls Bob and Carol; Bob answers, they record; Carol joins late and consents.
+    let (id, call_id, mut alice, mut bob, mut carol) = call_answered_by(&server, &["bob"]).await;
+    let recording_value =
+        request_recording(&mut alice, &id, &call_id).await["recording_id"].clone();
+    let recording_id = recording_value.as_str().expect("an id").to_owned();
+    consent(&mut bob, &id, &call_id, &recording_value, true).await;
+    expect_frame(&mut alice, "recording.started").await;
+    act(&mut carol, "call.accept", &id, &call_id).await;
+    expect_frame(&mut carol, "call.recording.consent_requested").await;
+    consent(&mut carol, &id, &call_id, &recording_value, true).await;
+    let late = record_when(&server, &recording_id, |record| {
+        record["participants"].as_array().map(Vec::len) == Some(3)
+    })
+    .await;
+    assert_eq!(late["participants"], json!(["alice", "bob", "carol"]));
+    // Bob stops it.
+    bob.send_json(json!({"type": "call.recording.stop", "conversation_id": id,
+        "call_id": call_id, "recording_id": recording_id}))
+        .await;
+    let record = record_when(&server, &recording_id, |record| {
+        !record["stopped_at"].is_null()
+    })
+    .await;
+    assert_eq!(record["recording_id"], recording_id.as_str());
+    assert_eq!(record["call_id"], call_id);
+    assert_eq!(record["conversation_id"], id.as_str());
+    assert_eq!(record["requested_by"], "alice");
+    assert_eq!(record["end_reason"], "stopped");
+    assert_eq!(record["stopped_by"], "bob");
+    assert!(record["object"].is_null() && record["quality"].is_null());
+    let consents = record["consents"].as_array().expect("consents");
+    let consented: Vec<&str> = consents
+        .iter()
+        .map(|consent| consent["user_id"].as_str().expect("a user"))
+        .collect();
+    assert_eq!(
+        consented,
+        ["alice", "bob", "carol"],
+        "in time order, the late joiner last"
+    );
+    let started_at = record["started_at"].as_u64().expect("started_at");
+    assert!(consents[2]["at"].as_u64().expect("at") >= started_at);
+    assert!(record["stopped_at"].as_u64().expect("stopped_at") >= started_at);
+    let (status, page) = as_role(
+        &server,
+        Method::GET,
+        ADMIN,
+        &format!("/v1/recordings?conversation_id={id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"], json!([record]));
+
+    // The recorder stores the media; every joined session hears of it.
+    let media: Vec<u8> = (0..100_000u32).map(|index| (index % 251) as u8).collect();
+    let (status, stored) = upload(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("audio/ogg"),
+        media.clone(),
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+    let object = &stored["object"];
+    assert_eq!(object["bytes"], media.len());
+    assert_eq!(object["content_type"], "audio/ogg");
+    assert_eq!(object["backend"], "filesystem");
+    assert_eq!(
+        object["sha256"],
+        format!("{:x}", sha2::Sha256::digest(&media))
+    );
+    for client in [&mut alice, &mut bob, &mut carol] {
+        let notice = expect_frame(client, "recording.media_stored").await;
+        assert_eq!(notice["recording_id"], recording_id.as_str());
+        assert_eq!(notice["conversation_id"], id.as_str());
+        assert_eq!(notice["bytes"], media.len());
+    }
+    let (status, again) =
+        upload(&server, RECORDER, &recording_id, Some("audio/ogg"), vec![1]).await;
+    assert_eq!((status, again["code"].as_str()), (409, Some("conflict")));
+    let (status, reported) = as_role(
+        &server,
+        Method::PUT,
+        RECORDER,
+        &format!("/v1/recordings/{recording_id}/quality"),
+        Some(
+            json!({"media_duration_ms": 61_000, "packet_loss_ratio": 0.01,
+            "jitter_ms": 12, "resolution": "1280x720"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{reported}");
+    assert_eq!(reported["quality"]["media_duration_ms"], 61_000);
+    assert_eq!(reported["quality"]["resolution"], "1280x720");
+    assert!(reported["quality"]["reported_at"].as_u64() > Some(0));
+    let download = server
+        .http
+        .get(server.url(&format!("/v1/recordings/{recording_id}/media")))
+        .bearer_auth(token_with_roles(ADMIN.0, ADMIN.1, ADMIN.2))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(download.status().as_u16(), 200);
+    assert_eq!(download.headers()["content-type"], "audio/ogg");
+    assert_eq!(
+        download.bytes().await.expect("a body").as_ref(),
+        media.as_slice()
+    );
+    let objects_dir = server.data_dir.path().join(switchboard::OBJECTS_DIR);
+    assert_eq!(files_under(&objects_dir).len(), 1, "the media is one file");
+
+    // The erase.
+    let (status, audit) = as_role(
+        &server,
+        Method::DELETE,
+        ADMIN,
+        &format!("/v1/recordings/{recording_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    assert_eq!(audit["action"], "recording.erased");
+    assert_eq!(audit["actor_id"], "ops");
+    assert_eq!(audit["recording_id"], recording_id.as_str());
+    assert_eq!(audit["call_id"], call_id);
+    assert_eq!(audit["object_erased"], true);
+    let audit_text = audit.to_string();
+    for personal in ["alice", "bob", "carol", "consent", "participants"] {
+        assert!(
+            !audit_text.contains(personal),
+            "the audit record names {personal}: {audit}"
+        );
+    }
+    for client in [&mut alice, &mut bob, &mut carol] {
+        let notice = expect_frame(client, "recording.erased").await;
+        assert_eq!(notice["recording_id"], recording_id.as_str());
+    }
+
+    // Nothing is left.
+    assert!(
+        files_under(&objects_dir).is_empty(),
+        "the media file is gone"
+    );
+    for (method, path) in [
+        (Method::GET, format!("/v1/recordings/{recording_id}")),
+        (Method::GET, format!("/v1/recordings/{recording_id}/media")),
+        (Method::DELETE, format!("/v1/recordings/{recording_id}")),
+    ] {
+        let (status, body) = as_role(&server, method.clone(), ADMIN, &path, None).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("not_found")),
+            "{method} {path}"
+        );
+    }
+    let (status, body) = as_role(
+        &server,
+        Method::PUT,
+        RECORDER,
+        &format!("/v1/recordings/{recording_id}/quality"),
+        Some(json!({"jitter_ms": 1})),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = upload(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("audio/ogg"),
+        vec![1, 2],
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    assert!(
+        files_under(&objects_dir).is_empty(),
+        "a late upload leaves no file"
+    );
+    let (_, page) = as_role(&server, Method::GET, ADMIN, "/v1/recordings", None).await;
+    assert_eq!(page["items"], json!([]));
+    let (status, log) = as_role(&server, Method::GET, ADMIN, "/v1/audit", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        log["items"],
+        json!([audit]),
+        "one audit record, the erase's"
+    );
+}
+
+#[tokio::test]
+async fn roles_tenants_and_limits_fence_the_recordings_api() {
+    let server = TestServer::start_with(|config| {
+        config.conversations.call_recording_consent_timeout_ms = 5_000;
+        config.limits.max_recording_bytes = 1024;
+    })
+    .await;
+    let (id, call_id, mut alice, mut bob, mut carol) =
+        call_answered_by(&server, &["bob", "carol"]).await;
+    let recording_value =
+        request_recording(&mut alice, &id, &call_id).await["recording_id"].clone();
+    let recording_id = recording_value.as_str().expect("an id").to_owned();
+    consent(&mut bob, &id, &call_id, &recording_value, true).await;
+    consent(&mut carol, &id, &call_id, &recording_value, true).await;
+    record_when(&server, &recording_id, |_| true).await;
+    let one = format!("/v1/recordings/{recording_id}");
+    let media = format!("/v1/recordings/{recording_id}/media");
+    let quality = format!("/v1/recordings/{recording_id}/quality");
+
+    // A member's token (no role) reaches nothing here; a recorder's only its two endpoints.
+    for (who, allowed_for_recorder) in [(MEMBER, false), (RECORDER, true)] {
+        for (method, path) in [
+            (Method::GET, "/v1/recordings".to_owned()),
+            (Method::GET, one.clone()),
+            (Method::DELETE, one.clone()),
+            (Method::GET, media.clone()),
+            (Method::GET, "/v1/audit".to_owned()),
+        ] {
+            let (status, body) = as_role(&server, method.clone(), who, &path, None).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (403, Some("forbidden")),
+                "{method} {path}"
+            );
+        }
+        let (status, _) = as_role(&server, Method::PUT, who, &quality, Some(json!({}))).await;
+        assert_eq!(
+            status == 200,
+            allowed_for_recorder,
+            "quality as {who:?}: {status}"
+        );
+    }
+    let (status, _) = upload(&server, MEMBER, &recording_id, Some("audio/ogg"), vec![1]).await;
+    assert_eq!(status, 403);
+
+    // Another tenant's administrator finds nothing, and changes nothing.
+    let (_, page) = as_role(&server, Method::GET, OTHER_ADMIN, "/v1/recordings", None).await;
+    assert_eq!(page["items"], json!([]));
+    for (method, path) in [(Method::GET, one.clone()), (Method::DELETE, one.clone())] {
+        let (status, _) = as_role(&server, method, OTHER_ADMIN, &path, None).await;
+        assert_eq!(status, 404);
+    }
+    let (status, _) = upload(
+        &server,
+        OTHER_ADMIN,
+        &recording_id,
+        Some("audio/ogg"),
+        vec![1],
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = as_role(
+        &server,
+        Method::PUT,
+        OTHER_ADMIN,
+        &quality,
+        Some(json!({"jitter_ms": 1})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Malformed input is refused with the field named; limits hold.
+    for path in [
+        "/v1/recordings/not-a-ulid".to_owned(),
+        "/v1/recordings?before=nope".to_owned(),
+        "/v1/recordings?conversation_id=nope".to_owned(),
+        "/v1/recordings?colour=red".to_owned(),
+        "/v1/recordings?limit=0".to_owned(),
+        "/v1/audit?before=nope".to_owned(),
+    ] {
+        let (status, body) = as_role(&server, Method::GET, ADMIN, &path, None).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid")),
+            "{path}: {body}"
+        );
+    }
+    for bad in [
+        json!({"packet_loss_ratio": 1.5}),
+        json!({"resolution": "wide"}),
+        json!({"colour": "red"}),
+        json!({"jitter_ms": -1}),
+    ] {
+        let (status, body) =
+            as_role(&server, Method::PUT, RECORDER, &quality, Some(bad.clone())).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid")),
+            "{bad}: {body}"
+        );
+    }
+    let (status, body) = upload(&server, RECORDER, &recording_id, None, vec![1]).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid")));
+    assert_eq!(body["details"]["field"], "content_type");
+    let (status, body) = upload(&server, RECORDER, &recording_id, Some("ogg"), vec![1]).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid")));
+    let (status, body) = upload(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("audio/ogg"),
+        vec![0; 1025],
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (413, Some("too_large")));
+    let (status, body) = as_role(&server, Method::GET, ADMIN, &one, None).await;
+    assert_eq!(status, 200);
+    assert!(
+        body["object"].is_null(),
+        "refused uploads stored nothing: {body}"
+    );
+    let (status, _) = upload(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("audio/ogg"),
+        vec![0; 1024],
+    )
+    .await;
+    assert_eq!(status, 201, "an upload at the limit is taken");
+}
+
+/// A recording store whose backend is down: every call fails as unavailable.
+struct UnavailableRecordingStore;
+
+#[async_trait::async_trait]
+impl switchboard_engine::recording::RecordingStore for UnavailableRecordingStore {
+    async fn create_recording(
+        &self,
+        _: &switchboard_engine::ids::TenantId,
+        _: &switchboard_engine::recording::RecordingRecord,
+    ) -> Result<(), switchboard_engine::StoreError> {
+        Err(down())
+    }
+
+    async fn update_recording(
+        &self,
+        _: &switchboard_engine::ids::TenantId,
+        _: switchboard_engine::ids::RecordingId,
+        _: switchboard_engine::recording::RecordingUpdate,
+    ) -> Result<switchboard_engine::recording::RecordingUpdateOutcome, switchboard_engine::StoreError>
+    {
+        Err(down())
+    }
+
+    async fn recording(
+        &self,
+        _: &switchboard_engine::ids::TenantId,
+        _: switchboard_engine::ids::RecordingId,
+    ) -> Result<
+        Option<switchboard_engine::recording::RecordingRecord>,
+        switchboard_engine::StoreError,
+    > {
+        Err(down())
+    }
+
+    async fn recordings(
+        &self,
+        _: &switchboard_engine::ids::TenantId,
+        _: switchboard_engine::recording::RecordingFilter,
+        _: Option<switchboard_engine::ids::RecordingId>,
+        _: usize,
+    ) -> Result<Vec<switchboard_engine::recording::RecordingRecord>, switchboard_engine::StoreError>
+    {
+        Err(down())
+    }
+
+    async fn erase_recording(
+        &self,
+        _: &switchboard_engine::ids::TenantId,
+        _: switchboard_engine::ids::RecordingId,
+        _: &switchboard_engine::recording::AuditRecord,
+    ) -> Result<
+        Option<switchboard_engine::recording::RecordingRecord>,
+        switchboard_engine::StoreError,
+    > {
+        Err(down())
+    }
+
+    async fn audit_log(
+        &self,
+        _: &switchboard_engine::ids::TenantId,
+        _: Option<switchboard_engine::ids::AuditId>,
+        _: usize,
+    ) -> Result<Vec<switchboard_engine::recording::AuditRecord>, switchboard_engine::StoreError>
+    {
+        Err(down())
+    }
+}
+
+fn down() -> switchboard_engine::StoreError {
+    switchboard_engine::StoreError::Unavailable("the recording store is down".to_owned())
+}
+
+#[tokio::test]
+async fn a_recording_whose_consent_trail_cannot_be_stored_stops_at_once() {
+    let ports = switchboard::Ports {
+        recordings: Some(switchboard_actors::system::RecordingPorts {
+            store: std::sync::Arc::new(UnavailableRecordingStore),
+            objects: std::sync::Arc::new(switchboard_storage::MemoryObjectStore::new()),
+        }),
+        ..switchboard::Ports::default()
+    };
+    let server = TestServer::start_with_ports(
+        |config| config.conversations.call_recording_consent_timeout_ms = 5_000,
+        ports,
+    )
+    .await;
+    let (id, call_id, mut alice, mut bob, _carol) = call_answered_by(&server, &["bob"]).await;
+    let recording_value =
+        request_recording(&mut alice, &id, &call_id).await["recording_id"].clone();
+    consent(&mut bob, &id, &call_id, &recording_value, true).await;
+    expect_frame(&mut alice, "recording.started").await;
+    let ended = expect_frame(&mut alice, "recording.ended").await;
+    assert_eq!(ended["recording_id"], recording_value);
+    assert_eq!(ended["reason"], "metadata_unavailable");
+    assert_eq!(ended["was_recording"], true);
+    let (status, body) = as_role(&server, Method::GET, ADMIN, "/v1/recordings", None).await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")));
+}

@@ -1,0 +1,572 @@
+//! The recordings API over HTTP: administrators list, read, download and erase a tenant's call
+//! recordings and read its audit log; recorders store a recording's media and report its
+//! quality.
+//!
+//! Access is by the token's `roles` claim ([`Roles`]): `admin` for everything here, `recorder`
+//! for the two recorder endpoints. Everything is scoped by the token's tenant. The media upload
+//! is the one body in the API that can be large: it has its own limit
+//! (`limits.max_recording_bytes`, checked against `Content-Length` before anything is read and
+//! again while reading), and the global body limit does not apply to it. The rules (what an
+//! erase removes and in which order, what a second upload gets) live in
+//! [`switchboard_actors::system`]; this module only parses, checks roles and renders.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use http::request::Parts;
+use serde::{Deserialize, Serialize};
+use switchboard_actors::session::Identity;
+use switchboard_engine::Error;
+use switchboard_engine::ids::{AuditId, ConversationId, RecordingId};
+use switchboard_engine::recording::{
+    AuditAction, AuditRecord, ObjectBody, RecordingFilter, RecordingQuality, RecordingRecord,
+    StoredObject,
+};
+use switchboard_engine::time::Timestamp;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{AuthError, Roles};
+use crate::http::{bearer_token, page_limit, parse_body, parse_query};
+use crate::server::App;
+use crate::wire_error::{ErrorBody, WireError};
+
+/// The recordings routes.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/v1/recordings", get(list_recordings))
+        .route(
+            "/v1/recordings/{recording_id}",
+            get(get_recording).delete(erase_recording),
+        )
+        .route(
+            "/v1/recordings/{recording_id}/media",
+            get(download_media)
+                .put(upload_media)
+                // The upload has its own limit, enforced while the body is read.
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/recordings/{recording_id}/quality",
+            axum::routing::put(report_quality),
+        )
+        .route("/v1/audit", get(audit_log))
+}
+
+async fn caller_with_roles(parts: &Parts, app: &App) -> Result<(Identity, Roles), WireError> {
+    let token = bearer_token(&parts.headers).ok_or(WireError::from(&AuthError::Missing))?;
+    app.authenticator
+        .verify_with_roles(token, app.clock.now())
+        .map_err(|error| WireError::from(&error))
+}
+
+/// A caller whose token has the `admin` role.
+pub(crate) struct Admin(Identity);
+
+impl FromRequestParts<Arc<App>> for Admin {
+    type Rejection = WireError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, WireError> {
+        let (identity, roles) = caller_with_roles(parts, app).await?;
+        if !roles.admin {
+            return Err(WireError::from(Error::Forbidden {
+                reason: "this endpoint takes a token with the admin role",
+            }));
+        }
+        Ok(Admin(identity))
+    }
+}
+
+/// A caller whose token has the `recorder` or the `admin` role.
+pub(crate) struct Recorder(Identity);
+
+impl FromRequestParts<Arc<App>> for Recorder {
+    type Rejection = WireError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, WireError> {
+        let (identity, roles) = caller_with_roles(parts, app).await?;
+        if !(roles.recorder || roles.admin) {
+            return Err(WireError::from(Error::Forbidden {
+                reason: "this endpoint takes a token with the recorder or admin role",
+            }));
+        }
+        Ok(Recorder(identity))
+    }
+}
+
+fn recording_id(text: &str) -> Result<RecordingId, WireError> {
+    RecordingId::parse(text).map_err(WireError::from)
+}
+
+/// One consent to a recording.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConsentBody<'a> {
+    /// Who consented.
+    user_id: &'a str,
+    /// When, in Unix milliseconds.
+    at: u64,
+}
+
+/// Where a recording's media is stored.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StoredObjectBody<'a> {
+    /// The object store's kind: `filesystem`, `s3` or `memory`.
+    backend: &'a str,
+    /// The object's full location (`s3://bucket/key`, `file:path`).
+    location: &'a str,
+    /// Its size in bytes.
+    bytes: u64,
+    /// Its media type.
+    content_type: &'a str,
+    /// The lowercase hex SHA-256 of its bytes.
+    sha256: &'a str,
+    /// When it was stored, in Unix milliseconds.
+    stored_at: u64,
+}
+
+impl<'a> StoredObjectBody<'a> {
+    fn new(object: &'a StoredObject) -> Self {
+        Self {
+            backend: &object.backend,
+            location: &object.location,
+            bytes: object.bytes,
+            content_type: &object.content_type,
+            sha256: &object.sha256,
+            stored_at: object.stored_at.as_millis(),
+        }
+    }
+}
+
+/// What the recorder measured of a recording (each figure optional).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QualityBody {
+    /// Length of the recorded media, in milliseconds.
+    media_duration_ms: Option<u64>,
+    /// Average bitrate, in kilobits per second.
+    average_bitrate_kbps: Option<u32>,
+    /// Fraction of packets lost, from 0 to 1.
+    packet_loss_ratio: Option<f64>,
+    /// Mean interarrival jitter, in milliseconds.
+    jitter_ms: Option<u32>,
+    /// Video frames dropped.
+    frames_dropped: Option<u64>,
+    /// Video resolution as `WIDTHxHEIGHT`.
+    resolution: Option<String>,
+    /// When the server received the report, in Unix milliseconds (set by the server; ignored
+    /// in a request).
+    #[serde(default, skip_deserializing)]
+    reported_at: u64,
+}
+
+/// Everything kept about a recording.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordingBody<'a> {
+    /// The recording's ULID.
+    recording_id: String,
+    /// The call's ULID.
+    call_id: String,
+    /// The conversation's ULID.
+    conversation_id: String,
+    /// Who asked for the recording.
+    requested_by: &'a str,
+    /// Everyone recorded (each consented).
+    participants: Vec<&'a str>,
+    /// Each consent with its time, late joiners last.
+    consents: Vec<ConsentBody<'a>>,
+    /// When it started (everyone had consented), in Unix milliseconds.
+    started_at: u64,
+    /// When it stopped, once it has.
+    stopped_at: Option<u64>,
+    /// Why it stopped: `stopped`, `call_ended`, `consent_timeout` (a late joiner did not
+    /// consent), `refused` (a late joiner refused).
+    end_reason: Option<&'static str>,
+    /// Who stopped it, when a participant did.
+    stopped_by: Option<&'a str>,
+    /// Where the recorder stored the media, once it has.
+    object: Option<StoredObjectBody<'a>>,
+    /// What the recorder measured, once it reported.
+    quality: Option<QualityBody>,
+}
+
+impl<'a> RecordingBody<'a> {
+    fn new(record: &'a RecordingRecord) -> Self {
+        Self {
+            recording_id: record.recording_id.to_string(),
+            call_id: record.call_id.to_string(),
+            conversation_id: record.conversation_id.to_string(),
+            requested_by: record.requested_by.as_str(),
+            participants: record
+                .participants
+                .iter()
+                .map(|user| user.as_str())
+                .collect(),
+            consents: record
+                .consents
+                .iter()
+                .map(|consent| ConsentBody {
+                    user_id: consent.user_id.as_str(),
+                    at: consent.at.as_millis(),
+                })
+                .collect(),
+            started_at: record.started_at.as_millis(),
+            stopped_at: record.stopped_at.map(Timestamp::as_millis),
+            end_reason: record.end_reason.map(|reason| reason.as_str()),
+            stopped_by: record.stopped_by.as_ref().map(|user| user.as_str()),
+            object: record.object.as_ref().map(StoredObjectBody::new),
+            quality: record.quality.as_ref().map(|quality| QualityBody {
+                media_duration_ms: quality.media_duration_ms,
+                average_bitrate_kbps: quality.average_bitrate_kbps,
+                packet_loss_ratio: quality.packet_loss_ratio,
+                jitter_ms: quality.jitter_ms,
+                frames_dropped: quality.frames_dropped,
+                resolution: quality.resolution.clone(),
+                reported_at: quality.reported_at.as_millis(),
+            }),
+        }
+    }
+}
+
+/// One audit record. It names ids only, never what was erased.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuditBody<'a> {
+    /// The record's ULID.
+    audit_id: String,
+    /// When, in Unix milliseconds.
+    at: u64,
+    /// Who did it (the administrator's user id).
+    actor_id: &'a str,
+    /// What was done: `recording.erased`.
+    action: &'static str,
+    /// The erased recording's ULID.
+    recording_id: String,
+    /// Its call's ULID.
+    call_id: String,
+    /// Its conversation's ULID.
+    conversation_id: String,
+    /// Whether a media object was found and deleted.
+    object_erased: bool,
+}
+
+impl<'a> AuditBody<'a> {
+    fn new(record: &'a AuditRecord) -> Self {
+        let AuditAction::RecordingErased {
+            recording_id,
+            call_id,
+            conversation_id,
+            object_erased,
+        } = &record.action;
+        Self {
+            audit_id: record.audit_id.to_string(),
+            at: record.at.as_millis(),
+            actor_id: record.actor_id.as_str(),
+            action: "recording.erased",
+            recording_id: recording_id.to_string(),
+            call_id: call_id.to_string(),
+            conversation_id: conversation_id.to_string(),
+            object_erased: *object_erased,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordingsQuery {
+    /// Only this conversation's recordings (its ULID).
+    conversation_id: Option<String>,
+    /// Recordings older than this one (a previous page's `next_before`).
+    before: Option<String>,
+    /// Page size, as for history.
+    limit: Option<usize>,
+}
+
+/// A page of recordings, newest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordingsPageBody<'a> {
+    /// The recordings.
+    items: Vec<RecordingBody<'a>>,
+    /// Pass as `before` for the next page; absent on the last page.
+    next_before: Option<String>,
+}
+
+/// List the tenant's recordings.
+///
+/// Admin role. Newest first; filter by conversation.
+#[utoipa::path(get, path = "/v1/recordings", tag = "recordings",
+    params(RecordingsQuery),
+    responses(
+        (status = 200, description = "A page of recordings.", body = RecordingsPageBody<'_>),
+        (status = 400, description = "Bad id, limit or unknown parameter (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn list_recordings(
+    State(app): State<Arc<App>>,
+    Admin(identity): Admin,
+    query: Result<Query<RecordingsQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let query = parse_query(query)?;
+    let limit = page_limit(&app, query.limit)?;
+    let filter = RecordingFilter {
+        conversation_id: query
+            .conversation_id
+            .as_deref()
+            .map(ConversationId::parse)
+            .transpose()?,
+    };
+    let before = query.before.as_deref().map(recording_id).transpose()?;
+    let page = app
+        .system
+        .recordings(&identity, filter, before, limit)
+        .await?;
+    Ok(Json(RecordingsPageBody {
+        items: page.recordings.iter().map(RecordingBody::new).collect(),
+        next_before: page.next.map(|id| id.to_string()),
+    })
+    .into_response())
+}
+
+/// Get a recording.
+///
+/// Admin role. Its participants, every consent with its time, start and stop, where the media
+/// is stored and what the recorder measured.
+#[utoipa::path(get, path = "/v1/recordings/{recording_id}", tag = "recordings",
+    params(("recording_id" = String, Path, description = "The recording's ULID.")),
+    responses(
+        (status = 200, description = "The recording.", body = RecordingBody<'_>),
+        (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such recording in the caller's tenant, or erased (`not_found`).", body = ErrorBody),
+        (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn get_recording(
+    State(app): State<Arc<App>>,
+    Admin(identity): Admin,
+    Path(recording_id_text): Path<String>,
+) -> Result<Response, WireError> {
+    let record = app
+        .system
+        .recording(&identity, recording_id(&recording_id_text)?)
+        .await?;
+    Ok(Json(RecordingBody::new(&record)).into_response())
+}
+
+/// Erase a recording (GDPR).
+///
+/// Admin role. Deletes the media object, then the metadata (consents, participants, quality)
+/// together with an audit record that names only ids: the administrator, the recording, its
+/// call and conversation. The conversation's joined sessions get `recording.erased`. A failed
+/// erase (`unavailable`) can be repeated; what it already erased stays erased.
+#[utoipa::path(delete, path = "/v1/recordings/{recording_id}", tag = "recordings",
+    params(("recording_id" = String, Path, description = "The recording's ULID.")),
+    responses(
+        (status = 200, description = "Erased; the audit record.", body = AuditBody<'_>),
+        (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such recording in the caller's tenant, or already erased (`not_found`).", body = ErrorBody),
+        (status = 503, description = "A store is unavailable (`unavailable`); repeat the erase.", body = ErrorBody),
+    ))]
+pub(crate) async fn erase_recording(
+    State(app): State<Arc<App>>,
+    Admin(identity): Admin,
+    Path(recording_id_text): Path<String>,
+) -> Result<Response, WireError> {
+    let audit = app
+        .system
+        .erase_recording(&identity, recording_id(&recording_id_text)?)
+        .await?;
+    Ok(Json(AuditBody::new(&audit)).into_response())
+}
+
+/// Download a recording's media.
+///
+/// Admin role. The bytes as the recorder stored them, with their media type; the `ETag` is
+/// their SHA-256.
+#[utoipa::path(get, path = "/v1/recordings/{recording_id}/media", tag = "recordings",
+    params(("recording_id" = String, Path, description = "The recording's ULID.")),
+    responses(
+        (status = 200, description = "The media.", content_type = "application/octet-stream"),
+        (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such recording, or no media stored yet (`not_found`).", body = ErrorBody),
+        (status = 503, description = "A store is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn download_media(
+    State(app): State<Arc<App>>,
+    Admin(identity): Admin,
+    Path(recording_id_text): Path<String>,
+) -> Result<Response, WireError> {
+    let id = recording_id(&recording_id_text)?;
+    let record = app.system.recording(&identity, id).await?;
+    let media = app.system.recording_media(&identity, id).await?;
+    let etag = record
+        .object
+        .map(|object| format!("\"{}\"", object.sha256))
+        .unwrap_or_default();
+    Ok((
+        [
+            (http::header::CONTENT_TYPE, media.content_type),
+            (http::header::ETAG, etag),
+        ],
+        media.bytes,
+    )
+        .into_response())
+}
+
+/// Store a recording's media.
+///
+/// Recorder or admin role. The body is the media itself, with its `Content-Type`; at most
+/// `limits.max_recording_bytes`. A recording has one media object: a second upload is
+/// `conflict`. The conversation's joined sessions get `recording.media_stored`.
+#[utoipa::path(put, path = "/v1/recordings/{recording_id}/media", tag = "recordings",
+    params(("recording_id" = String, Path, description = "The recording's ULID.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The media (any media type, named by Content-Type)."),
+    responses(
+        (status = 201, description = "Stored; the recording with its object.", body = RecordingBody<'_>),
+        (status = 400, description = "Bad id, or a missing or malformed Content-Type (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such recording, or erased during the upload (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The media is already stored or being uploaded (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The body is over `limits.max_recording_bytes` (`too_large`).", body = ErrorBody),
+        (status = 503, description = "A store is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn upload_media(
+    State(app): State<Arc<App>>,
+    Recorder(identity): Recorder,
+    Path(recording_id_text): Path<String>,
+    headers: http::HeaderMap,
+    body: Body,
+) -> Result<Response, WireError> {
+    let id = recording_id(&recording_id_text)?;
+    let limit = app.http.max_recording_bytes;
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(WireError::body_too_large(limit));
+    }
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| {
+            WireError::from(Error::invalid(
+                "content_type",
+                "a Content-Type header naming the media type is required",
+            ))
+        })?
+        .to_owned();
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| WireError::body_too_large(limit))?;
+    let record = app
+        .system
+        .store_recording_media(
+            &identity,
+            id,
+            ObjectBody {
+                bytes: bytes.to_vec(),
+                content_type,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(RecordingBody::new(&record))).into_response())
+}
+
+/// Report a recording's quality.
+///
+/// Recorder or admin role. The latest report replaces earlier ones.
+#[utoipa::path(put, path = "/v1/recordings/{recording_id}/quality", tag = "recordings",
+    params(("recording_id" = String, Path, description = "The recording's ULID.")),
+    request_body = QualityBody,
+    responses(
+        (status = 200, description = "Recorded; the recording.", body = RecordingBody<'_>),
+        (status = 400, description = "Bad id, unknown field or a figure out of range (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such recording (`not_found`).", body = ErrorBody),
+        (status = 413, description = "The body is over `limits.max_body_bytes` (`too_large`).", body = ErrorBody),
+        (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn report_quality(
+    State(app): State<Arc<App>>,
+    Recorder(identity): Recorder,
+    Path(recording_id_text): Path<String>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Response, WireError> {
+    let id = recording_id(&recording_id_text)?;
+    let body: QualityBody = parse_body(&app, body)?;
+    let quality = RecordingQuality {
+        media_duration_ms: body.media_duration_ms,
+        average_bitrate_kbps: body.average_bitrate_kbps,
+        packet_loss_ratio: body.packet_loss_ratio,
+        jitter_ms: body.jitter_ms,
+        frames_dropped: body.frames_dropped,
+        resolution: body.resolution,
+        reported_at: Timestamp::default(),
+    };
+    let record = app
+        .system
+        .report_recording_quality(&identity, id, quality)
+        .await?;
+    Ok(Json(RecordingBody::new(&record)).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    /// Records older than this one (a previous page's `next_before`).
+    before: Option<String>,
+    /// Page size, as for history.
+    limit: Option<usize>,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuditPageBody<'a> {
+    /// The records.
+    items: Vec<AuditBody<'a>>,
+    /// Pass as `before` for the next page; absent on the last page.
+    next_before: Option<String>,
+}
+
+/// Read the tenant's audit log.
+///
+/// Admin role. Every recording erase, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "recordings",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of the audit log.", body = AuditPageBody<'_>),
+        (status = 400, description = "Bad id, limit or unknown parameter (`invalid`).", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn audit_log(
+    State(app): State<Arc<App>>,
+    Admin(identity): Admin,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let query = parse_query(query)?;
+    let limit = page_limit(&app, query.limit)?;
+    let before = query.before.as_deref().map(AuditId::parse).transpose()?;
+    let page = app.system.audit_log(&identity, before, limit).await?;
+    Ok(Json(AuditPageBody {
+        items: page.records.iter().map(AuditBody::new).collect(),
+        next_before: page.next.map(|id| id.to_string()),
+    })
+    .into_response())
+}
