@@ -119,6 +119,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
 pub async fn open_recordings(
     config: &Config,
 ) -> anyhow::Result<(RecordingPorts, Option<JoinHandle<()>>)> {
+    // Only a remote object store needs bringing up.
+    #[cfg_attr(not(feature = "s3"), allow(unused_mut))]
     let mut preparation = None;
     let store: Arc<dyn RecordingStore> = match config.storage.backend {
         StorageBackend::Memory => Arc::new(switchboard_storage::MemoryRecordingStore::new()),

@@ -1225,7 +1225,7 @@ impl ConversationActor {
                     self.pass_on_typing(ready, &user_id, started);
                 }
             }
-            ClusterNotice::Recording(notice) => self.pass_on_recording(ready, &notice),
+            ClusterNotice::Recording(notice) => self.pass_on_recording(myself, ready, &notice),
         }
     }
 
@@ -1528,7 +1528,7 @@ impl Actor for ConversationActor {
             ConversationMsg::CallGraceExpired { call_id, user_id } => {
                 self.handle_call_grace_expired(&myself, ready, call_id, user_id);
             }
-            ConversationMsg::Recording(notice) => self.pass_on_recording(ready, &notice),
+            ConversationMsg::Recording(notice) => self.pass_on_recording(&myself, ready, &notice),
             ConversationMsg::Hide {
                 user_id,
                 message_id,

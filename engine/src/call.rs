@@ -264,6 +264,8 @@ pub enum RecordingEndReason {
     CallEnded,
     /// Its metadata (the consent trail) could not be stored, so it must not run.
     MetadataUnavailable,
+    /// An administrator erased it while it ran.
+    Erased,
 }
 
 impl RecordingEndReason {
@@ -275,6 +277,7 @@ impl RecordingEndReason {
             RecordingEndReason::Stopped => "stopped",
             RecordingEndReason::CallEnded => "call_ended",
             RecordingEndReason::MetadataUnavailable => "metadata_unavailable",
+            RecordingEndReason::Erased => "erased",
         }
     }
 }
@@ -616,12 +619,15 @@ impl CallBoard {
         ))
     }
 
-    /// The recording's metadata could not be stored: it stops (a recording without its
-    /// consent trail must not run). `None` if it is not the call's recording any more.
+    /// The recording stops for a reason outside the call: its metadata could not be stored
+    /// ([`RecordingEndReason::MetadataUnavailable`]: a recording without its consent trail must
+    /// not run) or an administrator erased it ([`RecordingEndReason::Erased`]). `None` if it is
+    /// not the call's recording any more.
     pub fn abort_recording(
         &mut self,
         call_id: CallId,
         recording_id: RecordingId,
+        reason: RecordingEndReason,
         now: Timestamp,
     ) -> Option<RecordingChange> {
         let call = self.call_mut(call_id).ok()?;
@@ -629,12 +635,7 @@ impl CallBoard {
             return None;
         }
         let recording = call.recording.take()?;
-        Some(recording_end(
-            recording,
-            RecordingEndReason::MetadataUnavailable,
-            None,
-            now,
-        ))
+        Some(recording_end(recording, reason, None, now))
     }
 
     fn start_if_all_consented(

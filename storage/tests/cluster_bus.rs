@@ -88,7 +88,8 @@ fn stored(head: u64) -> ClusterNotice {
     ClusterNotice::Stored { head: Seq(head) }
 }
 
-/// Polls `ready` until every bus is connected.
+/// Polls `ready` until every bus is connected (only Redis buses connect).
+#[cfg(feature = "redis")]
 async fn all_ready(buses: &[Arc<dyn ClusterBus>]) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !buses.iter().all(|bus| bus.ready().is_ok()) {

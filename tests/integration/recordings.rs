@@ -417,6 +417,25 @@ async fn roles_tenants_and_limits_fence_the_recordings_api() {
     )
     .await;
     assert_eq!(status, 201, "an upload at the limit is taken");
+    let download = server
+        .http
+        .get(server.url(&media))
+        .bearer_auth(token_with_roles(ADMIN.0, ADMIN.1, ADMIN.2))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(
+        download.headers()["etag"].to_str().expect("ascii"),
+        format!("\"{:x}\"", sha2::Sha256::digest([0u8; 1024]))
+    );
+
+    // Erasing a recording that is still running stops it.
+    let (status, _) = as_role(&server, Method::DELETE, ADMIN, &one, None).await;
+    assert_eq!(status, 200);
+    let ended = expect_frame(&mut alice, "recording.ended").await;
+    assert_eq!(ended["recording_id"], recording_value);
+    assert_eq!(ended["reason"], "erased");
+    assert_eq!(ended["was_recording"], true);
 }
 
 /// A recording store whose backend is down: every call fails as unavailable.

@@ -407,17 +407,14 @@ pub(crate) async fn download_media(
     Admin(identity): Admin,
     Path(recording_id_text): Path<String>,
 ) -> Result<Response, WireError> {
-    let id = recording_id(&recording_id_text)?;
-    let record = app.system.recording(&identity, id).await?;
-    let media = app.system.recording_media(&identity, id).await?;
-    let etag = record
-        .object
-        .map(|object| format!("\"{}\"", object.sha256))
-        .unwrap_or_default();
+    let (object, media) = app
+        .system
+        .recording_media(&identity, recording_id(&recording_id_text)?)
+        .await?;
     Ok((
         [
             (http::header::CONTENT_TYPE, media.content_type),
-            (http::header::ETAG, etag),
+            (http::header::ETAG, format!("\"{}\"", object.sha256)),
         ],
         media.bytes,
     )

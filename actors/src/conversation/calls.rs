@@ -16,7 +16,9 @@ use std::time::Duration;
 use ractor::ActorRef;
 use switchboard_engine::Error;
 use switchboard_engine::StoreError;
-use switchboard_engine::call::{CallAction, CallEnded, CallNotice, Departure, RecordingChange};
+use switchboard_engine::call::{
+    CallAction, CallEnded, CallNotice, Departure, RecordingChange, RecordingEndReason,
+};
 use switchboard_engine::event::ServerEvent;
 use switchboard_engine::ids::{CallId, ClientId, RecordingId, RequestId, UserId};
 use switchboard_engine::operations::{ConversationEventBody, RecordingConsent};
@@ -488,6 +490,7 @@ impl ConversationActor {
                             if let Some(change) = ready.calls.abort_recording(
                                 record.call_id,
                                 record.recording_id,
+                                RecordingEndReason::MetadataUnavailable,
                                 now,
                             ) {
                                 let requested_by = record.requested_by.clone();
@@ -558,14 +561,42 @@ impl ConversationActor {
         tracing::error!(%recording_id, "a recording update was given up");
     }
 
-    /// Tells the joined sessions what happened to a recording outside the seq stream.
-    pub(super) fn pass_on_recording(&self, ready: &Ready, notice: &RecordingNotice) {
+    /// Tells the joined sessions what happened to a recording outside the seq stream. An erased
+    /// recording that is still running here stops (`recording.ended`, reason `erased`): its
+    /// consent trail is gone, so it must not go on.
+    pub(super) fn pass_on_recording(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        notice: &RecordingNotice,
+    ) {
         let frame = self.context.encoder.encode(&ServerEvent::Recording {
             conversation_id: self.conversation_id(),
             notice,
         });
         for link in ready.links.values() {
             link.outbound.push_if_room(frame.clone());
+        }
+        if let RecordingNotice::Erased {
+            recording_id,
+            call_id,
+        } = notice
+        {
+            let requested_by = ready
+                .calls
+                .active()
+                .and_then(|call| call.recording.as_ref())
+                .filter(|recording| recording.recording_id == *recording_id)
+                .map(|recording| recording.requested_by.clone());
+            let now = self.context.clock.now();
+            if let Some((requested_by, change)) = requested_by.zip(ready.calls.abort_recording(
+                *call_id,
+                *recording_id,
+                RecordingEndReason::Erased,
+                now,
+            )) {
+                self.store_recording_change(myself, ready, *call_id, requested_by, change);
+            }
         }
     }
 

@@ -179,7 +179,7 @@ impl System {
         self.stored_recording(identity, recording_id).await
     }
 
-    /// A recording's media.
+    /// A recording's media, with what the record says of it.
     ///
     /// # Errors
     /// [`Error::NotFound`] if there is no such recording or it has no media yet;
@@ -188,16 +188,17 @@ impl System {
         &self,
         identity: &Identity,
         recording_id: RecordingId,
-    ) -> Result<ObjectBody, Error> {
+    ) -> Result<(StoredObject, ObjectBody), Error> {
         let record = self.stored_recording(identity, recording_id).await?;
         let object = record.object.ok_or(Error::NotFound)?;
-        bounded(
+        let body = bounded(
             OBJECT_TIMEOUT,
             "reading a recording's media",
             self.objects().get_object(&identity.tenant_id, &object.key),
         )
         .await?
-        .ok_or(Error::NotFound)
+        .ok_or(Error::NotFound)?;
+        Ok((object, body))
     }
 
     /// Stores a recording's media, as its recorder uploads it, and records where.

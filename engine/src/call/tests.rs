@@ -496,12 +496,22 @@ fn a_recording_whose_metadata_cannot_be_stored_is_aborted_once() {
         )
         .expect("consented");
     assert_eq!(
-        board.abort_recording(call_id(5), recording_id(6), Timestamp(3_500)),
+        board.abort_recording(
+            call_id(5),
+            recording_id(6),
+            RecordingEndReason::MetadataUnavailable,
+            Timestamp(3_500)
+        ),
         None,
         "another recording is not aborted"
     );
     assert_eq!(
-        board.abort_recording(call_id(5), recording_id(5), Timestamp(4_000)),
+        board.abort_recording(
+            call_id(5),
+            recording_id(5),
+            RecordingEndReason::MetadataUnavailable,
+            Timestamp(4_000)
+        ),
         Some(RecordingChange::Ended {
             recording_id: recording_id(5),
             reason: RecordingEndReason::MetadataUnavailable,
@@ -511,7 +521,12 @@ fn a_recording_whose_metadata_cannot_be_stored_is_aborted_once() {
         })
     );
     assert_eq!(
-        board.abort_recording(call_id(5), recording_id(5), Timestamp(5_000)),
+        board.abort_recording(
+            call_id(5),
+            recording_id(5),
+            RecordingEndReason::Erased,
+            Timestamp(5_000)
+        ),
         None,
         "an aborted recording is gone"
     );
