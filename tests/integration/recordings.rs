@@ -536,3 +536,48 @@ async fn a_recording_whose_consent_trail_cannot_be_stored_stops_at_once() {
     let (status, body) = as_role(&server, Method::GET, ADMIN, "/v1/recordings", None).await;
     assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")));
 }
+
+#[tokio::test]
+async fn uploads_beyond_the_concurrent_limit_are_refused_until_one_finishes() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let server =
+        TestServer::start_with(|config| config.limits.max_concurrent_recording_uploads = 1).await;
+    // Uploads to recordings that do not exist: the permit is taken before the body is read, so
+    // they hold it all the same, and a probe answers 503 while it is held, 404 once it is free.
+    let nobody = |n: u64| switchboard_engine::ids::RecordingId::from_parts(n, 1).to_string();
+    let token = token_with_roles(RECORDER.0, RECORDER.1, RECORDER.2);
+    let mut held = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connected");
+    held.write_all(
+        format!(
+            "PUT /v1/recordings/{}/media HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n\
+             content-type: audio/ogg\r\ncontent-length: 10\r\n\r\n12345",
+            nobody(1)
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("half a request sent");
+    let refused = eventually("the held upload takes the only permit", || async {
+        let (status, body) =
+            upload(&server, RECORDER, &nobody(2), Some("audio/ogg"), vec![1]).await;
+        (status == 503).then_some(body)
+    })
+    .await;
+    assert_eq!(refused["code"], "unavailable");
+
+    held.write_all(b"67890").await.expect("the rest sent");
+    let mut answer = vec![0u8; 12];
+    held.read_exact(&mut answer).await.expect("an answer");
+    assert_eq!(
+        &answer, b"HTTP/1.1 404",
+        "the held upload completes (to a missing recording)"
+    );
+    eventually("the permit is free again", || async {
+        let (status, _) = upload(&server, RECORDER, &nobody(3), Some("audio/ogg"), vec![1]).await;
+        (status == 404).then_some(())
+    })
+    .await;
+}

@@ -6,7 +6,8 @@
 //! for the two recorder endpoints. Everything is scoped by the token's tenant. The media upload
 //! is the one body in the API that can be large: it has its own limit
 //! (`limits.max_recording_bytes`, checked against `Content-Length` before anything is read and
-//! again while reading), and the global body limit does not apply to it. The rules (what an
+//! again while reading), and the global body limit does not apply to it; a node takes at most
+//! `limits.max_concurrent_recording_uploads` at once, so uploads hold bounded memory. The rules (what an
 //! erase removes and in which order, what a second upload gets) live in
 //! [`switchboard_actors::system`]; this module only parses, checks roles and renders.
 
@@ -425,7 +426,8 @@ pub(crate) async fn download_media(
 ///
 /// Recorder or admin role. The body is the media itself, with its `Content-Type`; at most
 /// `limits.max_recording_bytes`. A recording has one media object: a second upload is
-/// `conflict`. The conversation's joined sessions get `recording.media_stored`.
+/// `conflict`. A node takes `limits.max_concurrent_recording_uploads` uploads at once; one more
+/// is `unavailable` (retry). The conversation's joined sessions get `recording.media_stored`.
 #[utoipa::path(put, path = "/v1/recordings/{recording_id}/media", tag = "recordings",
     params(("recording_id" = String, Path, description = "The recording's ULID.")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The media (any media type, named by Content-Type)."),
@@ -437,7 +439,7 @@ pub(crate) async fn download_media(
         (status = 404, description = "No such recording, or erased during the upload (`not_found`).", body = ErrorBody),
         (status = 409, description = "The media is already stored or being uploaded (`conflict`).", body = ErrorBody),
         (status = 413, description = "The body is over `limits.max_recording_bytes` (`too_large`).", body = ErrorBody),
-        (status = 503, description = "A store is unavailable (`unavailable`).", body = ErrorBody),
+        (status = 503, description = "A store is unavailable, or too many uploads are in progress on this node (`unavailable`); retry.", body = ErrorBody),
     ))]
 pub(crate) async fn upload_media(
     State(app): State<Arc<App>>,
@@ -465,6 +467,12 @@ pub(crate) async fn upload_media(
             ))
         })?
         .to_owned();
+    // Taken before the body is read: the permits bound the memory uploads hold.
+    let _permit = app.recording_uploads.try_acquire().map_err(|_| {
+        WireError::from(Error::unavailable(
+            "too many recording uploads are in progress on this node; retry",
+        ))
+    })?;
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| WireError::body_too_large(limit))?;

@@ -42,6 +42,8 @@ pub struct App {
     pub connections: TaskTracker,
     /// What `GET /metrics` reports besides the transport's own gauges.
     pub metrics: Vec<Arc<dyn crate::metrics::MetricsSource>>,
+    /// One permit per recording media upload in progress (`http.max_concurrent_recording_uploads`).
+    pub recording_uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// Request ids for logs and the `x-request-id` response header.
