@@ -457,9 +457,9 @@ pub struct LimitsConfig {
     /// Largest recording media upload (`PUT /v1/recordings/{id}/media`), in bytes; it is held
     /// in memory while it is stored. Default 268435456 (256 MiB).
     pub max_recording_bytes: usize,
-    /// Recording media uploads one node takes at once; more are refused (503 `unavailable`)
-    /// rather than held, which bounds the memory uploads take. Default 4.
-    pub max_concurrent_recording_uploads: usize,
+    /// Recording media uploads and downloads one node serves at once; more are refused (503
+    /// `unavailable`) rather than held, which bounds the memory they take. Default 4.
+    pub max_concurrent_recording_transfers: usize,
 }
 
 impl Default for LimitsConfig {
@@ -485,7 +485,7 @@ impl Default for LimitsConfig {
             history_default_limit: 50,
             history_max_limit: 200,
             max_recording_bytes: 256 * 1024 * 1024,
-            max_concurrent_recording_uploads: 4,
+            max_concurrent_recording_transfers: 4,
         }
     }
 }
@@ -670,8 +670,8 @@ impl Config {
                 self.limits.max_recording_bytes as u64,
             ),
             (
-                "limits.max_concurrent_recording_uploads",
-                self.limits.max_concurrent_recording_uploads as u64,
+                "limits.max_concurrent_recording_transfers",
+                self.limits.max_concurrent_recording_transfers as u64,
             ),
             (
                 "recordings.s3_request_timeout_ms",
@@ -970,7 +970,7 @@ impl Config {
             history_default_limit: self.limits.history_default_limit,
             history_max_limit: self.limits.history_max_limit,
             max_recording_bytes: self.limits.max_recording_bytes,
-            max_concurrent_recording_uploads: self.limits.max_concurrent_recording_uploads,
+            max_concurrent_recording_transfers: self.limits.max_concurrent_recording_transfers,
         }
     }
 

@@ -443,8 +443,8 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         websocket: config.websocket_settings(),
         http: config.http_settings(),
         connections: TaskTracker::new(),
-        recording_uploads: Arc::new(tokio::sync::Semaphore::new(
-            config.limits.max_concurrent_recording_uploads,
+        recording_transfers: Arc::new(tokio::sync::Semaphore::new(
+            config.limits.max_concurrent_recording_transfers,
         )),
         metrics: turn_health_board
             .map(|board| Arc::new(TurnHealthMetrics(board)) as Arc<dyn MetricsSource>)

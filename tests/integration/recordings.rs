@@ -538,11 +538,11 @@ async fn a_recording_whose_consent_trail_cannot_be_stored_stops_at_once() {
 }
 
 #[tokio::test]
-async fn uploads_beyond_the_concurrent_limit_are_refused_until_one_finishes() {
+async fn media_transfers_beyond_the_concurrent_limit_are_refused_until_one_finishes() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let server =
-        TestServer::start_with(|config| config.limits.max_concurrent_recording_uploads = 1).await;
+        TestServer::start_with(|config| config.limits.max_concurrent_recording_transfers = 1).await;
     // Uploads to recordings that do not exist: the permit is taken before the body is read, so
     // they hold it all the same, and a probe answers 503 while it is held, 404 once it is free.
     let nobody = |n: u64| switchboard_engine::ids::RecordingId::from_parts(n, 1).to_string();
@@ -567,6 +567,19 @@ async fn uploads_beyond_the_concurrent_limit_are_refused_until_one_finishes() {
     })
     .await;
     assert_eq!(refused["code"], "unavailable");
+    let (status, body) = as_role(
+        &server,
+        Method::GET,
+        ADMIN,
+        &format!("/v1/recordings/{}/media", nobody(4)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("unavailable")),
+        "a download needs a permit too"
+    );
 
     held.write_all(b"67890").await.expect("the rest sent");
     let mut answer = vec![0u8; 12];

@@ -6,8 +6,9 @@
 //! for the two recorder endpoints. Everything is scoped by the token's tenant. The media upload
 //! is the one body in the API that can be large: it has its own limit
 //! (`limits.max_recording_bytes`, checked against `Content-Length` before anything is read and
-//! again while reading), and the global body limit does not apply to it; a node takes at most
-//! `limits.max_concurrent_recording_uploads` at once, so uploads hold bounded memory. The rules (what an
+//! again while reading), and the global body limit does not apply to it; a node serves at most
+//! `limits.max_concurrent_recording_transfers` uploads and downloads at once, so media transfers
+//! hold bounded memory. The rules (what an
 //! erase removes and in which order, what a second upload gets) live in
 //! [`switchboard_actors::system`]; this module only parses, checks roles and renders.
 
@@ -389,10 +390,21 @@ pub(crate) async fn erase_recording(
     Ok(Json(AuditBody::new(&audit)).into_response())
 }
 
+/// A permit to hold one recording's media in memory, or `unavailable` when every permit is
+/// taken (`limits.max_concurrent_recording_transfers`).
+fn transfer_permit(app: &App) -> Result<tokio::sync::SemaphorePermit<'_>, WireError> {
+    app.recording_transfers.try_acquire().map_err(|_| {
+        WireError::from(Error::unavailable(
+            "too many recording uploads and downloads are in progress on this node; retry",
+        ))
+    })
+}
+
 /// Download a recording's media.
 ///
 /// Admin role. The bytes as the recorder stored them, with their media type; the `ETag` is
-/// their SHA-256.
+/// their SHA-256. A node serves `limits.max_concurrent_recording_transfers` uploads and
+/// downloads at once; one more is `unavailable` (retry).
 #[utoipa::path(get, path = "/v1/recordings/{recording_id}/media", tag = "recordings",
     params(("recording_id" = String, Path, description = "The recording's ULID.")),
     responses(
@@ -401,13 +413,14 @@ pub(crate) async fn erase_recording(
         (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
         (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such recording, or no media stored yet (`not_found`).", body = ErrorBody),
-        (status = 503, description = "A store is unavailable (`unavailable`).", body = ErrorBody),
+        (status = 503, description = "A store is unavailable, or too many uploads and downloads are in progress on this node (`unavailable`); retry.", body = ErrorBody),
     ))]
 pub(crate) async fn download_media(
     State(app): State<Arc<App>>,
     Admin(identity): Admin,
     Path(recording_id_text): Path<String>,
 ) -> Result<Response, WireError> {
+    let _permit = transfer_permit(&app)?;
     let (object, media) = app
         .system
         .recording_media(&identity, recording_id(&recording_id_text)?)
@@ -426,8 +439,8 @@ pub(crate) async fn download_media(
 ///
 /// Recorder or admin role. The body is the media itself, with its `Content-Type`; at most
 /// `limits.max_recording_bytes`. A recording has one media object: a second upload is
-/// `conflict`. A node takes `limits.max_concurrent_recording_uploads` uploads at once; one more
-/// is `unavailable` (retry). The conversation's joined sessions get `recording.media_stored`.
+/// `conflict`. A node serves `limits.max_concurrent_recording_transfers` uploads and downloads
+/// at once; one more is `unavailable` (retry). The conversation's joined sessions get `recording.media_stored`.
 #[utoipa::path(put, path = "/v1/recordings/{recording_id}/media", tag = "recordings",
     params(("recording_id" = String, Path, description = "The recording's ULID.")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The media (any media type, named by Content-Type)."),
@@ -439,7 +452,7 @@ pub(crate) async fn download_media(
         (status = 404, description = "No such recording, or erased during the upload (`not_found`).", body = ErrorBody),
         (status = 409, description = "The media is already stored or being uploaded (`conflict`).", body = ErrorBody),
         (status = 413, description = "The body is over `limits.max_recording_bytes` (`too_large`).", body = ErrorBody),
-        (status = 503, description = "A store is unavailable, or too many uploads are in progress on this node (`unavailable`); retry.", body = ErrorBody),
+        (status = 503, description = "A store is unavailable, or too many uploads and downloads are in progress on this node (`unavailable`); retry.", body = ErrorBody),
     ))]
 pub(crate) async fn upload_media(
     State(app): State<Arc<App>>,
@@ -468,11 +481,7 @@ pub(crate) async fn upload_media(
         })?
         .to_owned();
     // Taken before the body is read: the permits bound the memory uploads hold.
-    let _permit = app.recording_uploads.try_acquire().map_err(|_| {
-        WireError::from(Error::unavailable(
-            "too many recording uploads are in progress on this node; retry",
-        ))
-    })?;
+    let _permit = transfer_permit(&app)?;
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| WireError::body_too_large(limit))?;

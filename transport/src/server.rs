@@ -42,8 +42,9 @@ pub struct App {
     pub connections: TaskTracker,
     /// What `GET /metrics` reports besides the transport's own gauges.
     pub metrics: Vec<Arc<dyn crate::metrics::MetricsSource>>,
-    /// One permit per recording media upload in progress (`http.max_concurrent_recording_uploads`).
-    pub recording_uploads: Arc<tokio::sync::Semaphore>,
+    /// One permit per recording media upload or download in progress
+    /// (`max_concurrent_recording_transfers`).
+    pub recording_transfers: Arc<tokio::sync::Semaphore>,
 }
 
 /// Request ids for logs and the `x-request-id` response header.

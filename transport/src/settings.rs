@@ -54,8 +54,8 @@ pub struct HttpSettings {
     pub history_max_limit: usize,
     /// The largest recording media upload; larger gets 413 `too_large`.
     pub max_recording_bytes: usize,
-    /// Recording media uploads taken at once; more get 503 `unavailable`.
-    pub max_concurrent_recording_uploads: usize,
+    /// Recording media uploads and downloads served at once; more get 503 `unavailable`.
+    pub max_concurrent_recording_transfers: usize,
 }
 
 impl Default for HttpSettings {
@@ -65,7 +65,7 @@ impl Default for HttpSettings {
             history_default_limit: 50,
             history_max_limit: 200,
             max_recording_bytes: 256 * 1024 * 1024,
-            max_concurrent_recording_uploads: 4,
+            max_concurrent_recording_transfers: 4,
         }
     }
 }
