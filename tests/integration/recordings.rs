@@ -8,6 +8,12 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest as _;
+use switchboard_engine::StoreError;
+use switchboard_engine::ids::{AuditId, RecordingId, TenantId};
+use switchboard_engine::recording::{
+    AuditRecord, RecordingFilter, RecordingRecord, RecordingStore, RecordingUpdate,
+    RecordingUpdateOutcome,
+};
 
 use crate::calls::{act, call_answered_by, consent, expect_frame, request_recording, server};
 use crate::support::{TestServer, eventually, token_with_roles};
@@ -442,72 +448,59 @@ async fn roles_tenants_and_limits_fence_the_recordings_api() {
 struct UnavailableRecordingStore;
 
 #[async_trait::async_trait]
-impl switchboard_engine::recording::RecordingStore for UnavailableRecordingStore {
-    async fn create_recording(
-        &self,
-        _: &switchboard_engine::ids::TenantId,
-        _: &switchboard_engine::recording::RecordingRecord,
-    ) -> Result<(), switchboard_engine::StoreError> {
+impl RecordingStore for UnavailableRecordingStore {
+    async fn create_recording(&self, _: &TenantId, _: &RecordingRecord) -> Result<(), StoreError> {
         Err(down())
     }
 
     async fn update_recording(
         &self,
-        _: &switchboard_engine::ids::TenantId,
-        _: switchboard_engine::ids::RecordingId,
-        _: switchboard_engine::recording::RecordingUpdate,
-    ) -> Result<switchboard_engine::recording::RecordingUpdateOutcome, switchboard_engine::StoreError>
-    {
+        _: &TenantId,
+        _: RecordingId,
+        _: RecordingUpdate,
+    ) -> Result<RecordingUpdateOutcome, StoreError> {
         Err(down())
     }
 
     async fn recording(
         &self,
-        _: &switchboard_engine::ids::TenantId,
-        _: switchboard_engine::ids::RecordingId,
-    ) -> Result<
-        Option<switchboard_engine::recording::RecordingRecord>,
-        switchboard_engine::StoreError,
-    > {
+        _: &TenantId,
+        _: RecordingId,
+    ) -> Result<Option<RecordingRecord>, StoreError> {
         Err(down())
     }
 
     async fn recordings(
         &self,
-        _: &switchboard_engine::ids::TenantId,
-        _: switchboard_engine::recording::RecordingFilter,
-        _: Option<switchboard_engine::ids::RecordingId>,
+        _: &TenantId,
+        _: RecordingFilter,
+        _: Option<RecordingId>,
         _: usize,
-    ) -> Result<Vec<switchboard_engine::recording::RecordingRecord>, switchboard_engine::StoreError>
-    {
+    ) -> Result<Vec<RecordingRecord>, StoreError> {
         Err(down())
     }
 
     async fn erase_recording(
         &self,
-        _: &switchboard_engine::ids::TenantId,
-        _: switchboard_engine::ids::RecordingId,
-        _: &switchboard_engine::recording::AuditRecord,
-    ) -> Result<
-        Option<switchboard_engine::recording::RecordingRecord>,
-        switchboard_engine::StoreError,
-    > {
+        _: &TenantId,
+        _: RecordingId,
+        _: &AuditRecord,
+    ) -> Result<Option<RecordingRecord>, StoreError> {
         Err(down())
     }
 
     async fn audit_log(
         &self,
-        _: &switchboard_engine::ids::TenantId,
-        _: Option<switchboard_engine::ids::AuditId>,
+        _: &TenantId,
+        _: Option<AuditId>,
         _: usize,
-    ) -> Result<Vec<switchboard_engine::recording::AuditRecord>, switchboard_engine::StoreError>
-    {
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         Err(down())
     }
 }
 
-fn down() -> switchboard_engine::StoreError {
-    switchboard_engine::StoreError::Unavailable("the recording store is down".to_owned())
+fn down() -> StoreError {
+    StoreError::Unavailable("the recording store is down".to_owned())
 }
 
 #[tokio::test]
@@ -545,7 +538,7 @@ async fn media_transfers_beyond_the_concurrent_limit_are_refused_until_one_finis
         TestServer::start_with(|config| config.limits.max_concurrent_recording_transfers = 1).await;
     // Uploads to recordings that do not exist: the permit is taken before the body is read, so
     // they hold it all the same, and a probe answers 503 while it is held, 404 once it is free.
-    let nobody = |n: u64| switchboard_engine::ids::RecordingId::from_parts(n, 1).to_string();
+    let nobody = |n: u64| RecordingId::from_parts(n, 1).to_string();
     let token = token_with_roles(RECORDER.0, RECORDER.1, RECORDER.2);
     let mut held = tokio::net::TcpStream::connect(server.addr)
         .await
