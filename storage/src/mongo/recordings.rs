@@ -59,6 +59,31 @@ fn recording_document(
     })
 }
 
+/// At most `limit` records of `table` matching `query`, newest first by the ULID string in
+/// `id_field`, older than `before` when it is given; each decoded from its `body`.
+async fn newest_first<Record: serde::de::DeserializeOwned>(
+    collection: &Collection<Document>,
+    table: &'static str,
+    mut query: Document,
+    (id_field, before): (&str, Option<String>),
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    if let Some(before) = before {
+        query.insert(id_field, doc! {"$lt": before});
+    }
+    let cursor = collection
+        .find(query)
+        .sort(doc! {id_field: -1})
+        .limit(limit_of(limit))
+        .await
+        .map_err(|error| unavailable(&format!("could not read {table}"), &error))?;
+    collect(cursor)
+        .await?
+        .iter()
+        .map(|document| decode_field(table, document, "body"))
+        .collect()
+}
+
 impl MongoRecordingStore {
     /// A recording store in the database of `messages` (sharing its client; no I/O here).
     pub fn new(messages: &MongoMessageStore) -> Self {
@@ -219,21 +244,14 @@ impl RecordingStore for MongoRecordingStore {
         if let Some(conversation_id) = filter.conversation_id {
             query.insert("conversation", conversation_id.to_string());
         }
-        if let Some(before) = before {
-            query.insert("recording", doc! {"$lt": before.to_string()});
-        }
-        let cursor = self
-            .recordings
-            .find(query)
-            .sort(doc! {"recording": -1})
-            .limit(limit_of(limit))
-            .await
-            .map_err(|error| unavailable("could not list recordings", &error))?;
-        collect(cursor)
-            .await?
-            .iter()
-            .map(|document| decode_field(RECORDINGS, document, "body"))
-            .collect()
+        newest_first(
+            &self.recordings,
+            RECORDINGS,
+            query,
+            ("recording", before.map(|id| id.to_string())),
+            limit,
+        )
+        .await
     }
 
     async fn erase_recording(
@@ -257,21 +275,13 @@ impl RecordingStore for MongoRecordingStore {
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         self.ready().await?;
-        let mut query = doc! {"tenant": tenant_id.as_str()};
-        if let Some(before) = before {
-            query.insert("audit", doc! {"$lt": before.to_string()});
-        }
-        let cursor = self
-            .audit
-            .find(query)
-            .sort(doc! {"audit": -1})
-            .limit(limit_of(limit))
-            .await
-            .map_err(|error| unavailable("could not read the audit log", &error))?;
-        collect(cursor)
-            .await?
-            .iter()
-            .map(|document| decode_field(AUDIT, document, "body"))
-            .collect()
+        newest_first(
+            &self.audit,
+            AUDIT,
+            doc! {"tenant": tenant_id.as_str()},
+            ("audit", before.map(|id| id.to_string())),
+            limit,
+        )
+        .await
     }
 }
