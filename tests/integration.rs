@@ -17,6 +17,8 @@ mod cluster;
 mod crash;
 #[path = "integration/http_api.rs"]
 mod http_api;
+#[path = "integration/idempotency.rs"]
+mod idempotency;
 #[path = "integration/limits.rs"]
 mod limits;
 #[path = "integration/membership.rs"]

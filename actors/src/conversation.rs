@@ -28,6 +28,7 @@ use switchboard_engine::conversation::{
     AppendResult, AppendTicket, CatchUp, CatchUpStep, ConversationCore, PersistReport, SendCheck,
 };
 use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
+use switchboard_engine::idempotency::RequestShape;
 use switchboard_engine::ids::{
     CallId, ClientId, ConversationId, MessageId, RecordingId, RequestId, Seq, SessionId, TenantId,
     UserId,
@@ -535,10 +536,11 @@ impl ConversationActor {
         if matches!(check, Err(Error::NotMember)) && self.refresh_membership(myself, ready).await {
             check = ready.core.check_send(&sender_id, &new_message, now);
         }
+        let shape = RequestShape::of_new_message(&new_message);
         let check = self
-            .or_stored_repeat(check, &new_message.client_id, &sender_id)
+            .or_stored_repeat(check, &new_message.client_id, &sender_id, &shape)
             .await;
-        let Some(ack) = settle_known(ready, check, &new_message.client_id, ack) else {
+        let Some(ack) = settle_known(ready, check, &sender_id, &new_message.client_id, ack) else {
             return;
         };
         // No lookup of the client_id here: storage checks it atomically at append and reports a
@@ -564,8 +566,10 @@ impl ConversationActor {
         ack: AckGuard,
     ) {
         let check = ready.core.check_change(&actor_id, &client_id);
-        let check = self.or_stored_repeat(check, &client_id, &actor_id).await;
-        let Some(ack) = settle_known(ready, check, &client_id, ack) else {
+        let check = self
+            .or_stored_repeat(check, &client_id, &actor_id, &RequestShape::Unchecked)
+            .await;
+        let Some(ack) = settle_known(ready, check, &actor_id, &client_id, ack) else {
             return;
         };
         let now = self.context.clock.now();
@@ -609,36 +613,28 @@ impl ConversationActor {
     /// A refused request that repeats one of the same user's requests storage already holds
     /// (stored before this actor started, so not remembered) is answered with the original:
     /// a retry must learn that its first attempt worked, even if it could not be made now (the
-    /// user left, was removed or muted since). Only refusals pay for the storage reads.
+    /// user left, was removed or muted since). A key the user used for a different request is
+    /// refused as such. Only refusals pay for the storage read.
     async fn or_stored_repeat(
         &self,
         check: Result<SendCheck, Error>,
         client_id: &ClientId,
         author: &UserId,
+        shape: &RequestShape<'_>,
     ) -> Result<SendCheck, Error> {
         let Err(error) = check else {
             return check;
         };
-        let store = &self.context.store;
-        let Ok(Some(found)) = store
-            .entry_by_client_id(self.tenant_id(), self.conversation_id(), client_id)
+        let Ok(Some(stored)) = self
+            .context
+            .store
+            .entry_by_client_id(self.tenant_id(), self.conversation_id(), author, client_id)
             .await
         else {
             return Err(error);
         };
-        let previous = Seq(found.seq.get().saturating_sub(1));
-        let Ok(entries) = store
-            .entries_after(self.tenant_id(), self.conversation_id(), previous, 1)
-            .await
-        else {
-            return Err(error);
-        };
-        match entries.first() {
-            Some(entry) if entry.seq() == found.seq && entry.author() == author => {
-                Ok(SendCheck::Known(found))
-            }
-            _ => Err(error),
-        }
+        shape.check_repeat(&RequestShape::of_entry(&stored))?;
+        Ok(SendCheck::Known(stored.reference()))
     }
 
     /// Hands an accepted entry to the writer; its result comes back as `Persisted`.
@@ -701,10 +697,11 @@ impl ConversationActor {
         ack: AckGuard,
     ) {
         let check = ready.core.check_operation(&actor_id, &new_operation);
+        let shape = RequestShape::of_operation(&new_operation.operation);
         let check = self
-            .or_stored_repeat(check, &new_operation.client_id, &actor_id)
+            .or_stored_repeat(check, &new_operation.client_id, &actor_id, &shape)
             .await;
-        let Some(ack) = settle_known(ready, check, &new_operation.client_id, ack) else {
+        let Some(ack) = settle_known(ready, check, &actor_id, &new_operation.client_id, ack) else {
             return;
         };
         let target_id = new_operation.operation.message_id();
@@ -1343,6 +1340,7 @@ impl ConversationActor {
 fn settle_known(
     ready: &mut Ready,
     check: Result<SendCheck, Error>,
+    author: &UserId,
     client_id: &ClientId,
     mut ack: AckGuard,
 ) -> Option<AckGuard> {
@@ -1354,7 +1352,7 @@ fn settle_known(
         }
         Ok(SendCheck::InFlight) => {
             ack.mark_duplicate();
-            if let Err(ack) = ready.core.attach_waiter(client_id, ack) {
+            if let Err(ack) = ready.core.attach_waiter(author, client_id, ack) {
                 ack.finish(AckOutcome::Rejected(Error::unavailable("retry")));
             }
         }

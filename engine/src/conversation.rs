@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, VecDeque};
 use foldhash::HashMap;
 
 use crate::event::AckOutcome;
+use crate::idempotency::{RequestFingerprint, RequestShape};
 use crate::ids::{ClientId, MessageId, Seq, SessionId, UserId};
 use crate::membership::{ConversationChange, apply_change, authorize_change, removed_users};
 use crate::model::{ConversationSnapshot, Message, MessageRef, MessageState, NewMessage, Role};
@@ -73,7 +74,8 @@ pub enum AppendResult {
     /// Durable, at this seq; with the entry as storage completed it, when it did (see
     /// [`crate::ports::AppendOutcome::Stored`]).
     Stored(Seq, Option<Box<LogEntry>>),
-    /// Storage already had this `client_id`, as this message.
+    /// Storage already had the author's `client_id`, stored by a request of the same shape, as
+    /// this entry.
     Duplicate(MessageRef),
     /// Not stored, and no seq consumed: the target message's state refused it.
     Refused(Error),
@@ -181,40 +183,40 @@ struct InFlight<W> {
     waiters: Vec<W>,
 }
 
-/// A bounded memory of recently stored `client_id`s, evicted oldest first.
+/// An idempotency key: a `client_id` is its author's own (see [`crate::idempotency`]).
+type AuthorKey = (UserId, ClientId);
+
+/// A bounded memory of recently stored `client_id`s, by author, evicted oldest first.
 #[derive(Debug, Default)]
 struct RecentClientIds {
-    /// What each key resolved to, and who made that entry.
-    by_client_id: HashMap<ClientId, (MessageRef, UserId)>,
-    order: VecDeque<ClientId>,
+    /// What each key resolved to, and the fingerprint of the request that made the entry.
+    by_key: HashMap<AuthorKey, (MessageRef, RequestFingerprint)>,
+    order: VecDeque<AuthorKey>,
 }
 
 impl RecentClientIds {
-    fn get(&self, client_id: &ClientId) -> Option<MessageRef> {
-        self.by_client_id
-            .get(client_id)
-            .map(|(message_ref, _)| *message_ref)
+    /// What `author`'s `client_id` resolved to, and the fingerprint of its request.
+    fn get(
+        &self,
+        author: &UserId,
+        client_id: &ClientId,
+    ) -> Option<(MessageRef, RequestFingerprint)> {
+        self.by_key
+            .get(&(author.clone(), client_id.clone()))
+            .copied()
     }
 
-    /// What `client_id` resolved to, if `author` made that entry.
-    fn get_by(&self, client_id: &ClientId, author: &UserId) -> Option<MessageRef> {
-        self.by_client_id
-            .get(client_id)
-            .filter(|(_, made_by)| made_by == author)
-            .map(|(message_ref, _)| *message_ref)
-    }
-
-    fn insert(&mut self, client_id: ClientId, message_ref: MessageRef, author: UserId) {
+    fn insert(&mut self, key: AuthorKey, message_ref: MessageRef, fingerprint: RequestFingerprint) {
         if self
-            .by_client_id
-            .insert(client_id.clone(), (message_ref, author))
+            .by_key
+            .insert(key.clone(), (message_ref, fingerprint))
             .is_none()
         {
-            self.order.push_back(client_id);
+            self.order.push_back(key);
         }
         while self.order.len() > RECENT_CLIENT_IDS {
             if let Some(oldest) = self.order.pop_front() {
-                self.by_client_id.remove(&oldest);
+                self.by_key.remove(&oldest);
             }
         }
     }
@@ -228,7 +230,7 @@ pub struct ConversationCore<W> {
     /// The highest seq known durable and already handed to live subscribers.
     durable_head: Seq,
     in_flight: VecDeque<InFlight<W>>,
-    in_flight_client_ids: HashMap<ClientId, AppendTicket>,
+    in_flight_client_ids: HashMap<AuthorKey, AppendTicket>,
     next_ticket: u64,
     next_epoch: u64,
     recent: RecentClientIds,
@@ -315,15 +317,54 @@ impl<W> ConversationCore<W> {
             .ok_or(Error::NotMember)
     }
 
-    /// What is known about a `client_id`, for any request acknowledged by one.
-    fn check_client_id(&self, client_id: &ClientId) -> SendCheck {
-        if let Some(message_ref) = self.recent.get(client_id) {
-            return SendCheck::Known(message_ref);
+    /// What this core remembers of `author`'s `client_id`: the entry a request of this shape
+    /// repeats, if it was stored recently (so a retry is answered with it even when the author
+    /// could not make the request now).
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] if the key was used for a different request.
+    fn remembered(
+        &self,
+        author: &UserId,
+        client_id: &ClientId,
+        shape: &RequestShape<'_>,
+    ) -> Result<Option<MessageRef>> {
+        match self.recent.get(author, client_id) {
+            Some((message_ref, fingerprint)) => {
+                shape.fingerprint().check_repeat(fingerprint)?;
+                Ok(Some(message_ref))
+            }
+            None => Ok(None),
         }
-        if self.in_flight_client_ids.contains_key(client_id) {
-            return SendCheck::InFlight;
+    }
+
+    /// What is known about `author`'s `client_id`, for any request acknowledged by one.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] if the key was used for a different request.
+    fn check_client_id(
+        &self,
+        author: &UserId,
+        client_id: &ClientId,
+        shape: &RequestShape<'_>,
+    ) -> Result<SendCheck> {
+        if let Some(message_ref) = self.remembered(author, client_id, shape)? {
+            return Ok(SendCheck::Known(message_ref));
         }
-        SendCheck::Unknown
+        let key = (author.clone(), client_id.clone());
+        let in_flight = self.in_flight_client_ids.get(&key).and_then(|ticket| {
+            self.in_flight
+                .iter()
+                .find(|in_flight| in_flight.ticket == *ticket)
+        });
+        // An entry in flight under the same key may still be refused, so only a request of the
+        // same shape waits for it; another one goes to storage, whose verdict is atomic.
+        if let Some(in_flight) = in_flight
+            && shape.repeats(&RequestShape::of_entry(&in_flight.entry))
+        {
+            return Ok(SendCheck::InFlight);
+        }
+        Ok(SendCheck::Unknown)
     }
 
     /// Refuses writes to an archived conversation.
@@ -350,7 +391,8 @@ impl<W> ConversationCore<W> {
     ) -> Result<SendCheck> {
         // A repeat of the sender's own stored send is answered even if the sender could not
         // send it now (muted, removed since): a retry must learn that the first attempt worked.
-        if let Some(message_ref) = self.recent.get_by(&new_message.client_id, sender_id) {
+        let shape = RequestShape::of_new_message(new_message);
+        if let Some(message_ref) = self.remembered(sender_id, &new_message.client_id, &shape)? {
             return Ok(SendCheck::Known(message_ref));
         }
         let snapshot = self.effective_snapshot();
@@ -366,22 +408,24 @@ impl<W> ConversationCore<W> {
             });
         }
         validate_new_message(new_message, &self.limits)?;
-        Ok(self.check_client_id(&new_message.client_id))
+        self.check_client_id(sender_id, &new_message.client_id, &shape)
     }
 
     /// Decides whether a change to the conversation may proceed as far as its `client_id` and
     /// the actor's membership go; [`Self::authorize_change`] decides the rest.
     ///
     /// # Errors
-    /// [`Error::NotMember`].
+    /// [`Error::NotMember`]; [`Error::Conflict`] if the actor used the key for a different
+    /// kind of request.
     pub fn check_change(&self, actor_id: &UserId, client_id: &ClientId) -> Result<SendCheck> {
         // A repeat of the actor's own stored change is answered even if the actor is no longer
         // a member (a retried `leave`).
-        if let Some(message_ref) = self.recent.get_by(client_id, actor_id) {
+        let shape = RequestShape::Unchecked;
+        if let Some(message_ref) = self.remembered(actor_id, client_id, &shape)? {
             return Ok(SendCheck::Known(message_ref));
         }
         self.check_reader(actor_id)?;
-        Ok(self.check_client_id(client_id))
+        self.check_client_id(actor_id, client_id, &shape)
     }
 
     /// Decides a change to the conversation against the conversation as it will be once every
@@ -410,17 +454,19 @@ impl<W> ConversationCore<W> {
     /// message is loaded.
     ///
     /// # Errors
-    /// [`Error::NotMember`].
+    /// [`Error::NotMember`]; [`Error::Conflict`] if the actor used the key for a different
+    /// request.
     pub fn check_operation(
         &self,
         actor_id: &UserId,
         new_operation: &NewOperation,
     ) -> Result<SendCheck> {
-        if let Some(message_ref) = self.recent.get_by(&new_operation.client_id, actor_id) {
+        let shape = RequestShape::of_operation(&new_operation.operation);
+        if let Some(message_ref) = self.remembered(actor_id, &new_operation.client_id, &shape)? {
             return Ok(SendCheck::Known(message_ref));
         }
         self.check_reader(actor_id)?;
-        Ok(self.check_client_id(&new_operation.client_id))
+        self.check_client_id(actor_id, &new_operation.client_id, &shape)
     }
 
     /// Decides whether `actor_id` may apply `operation` to `target` (as loaded from storage) at
@@ -466,12 +512,18 @@ impl<W> ConversationCore<W> {
         )
     }
 
-    /// Adds a waiter to the in-flight entry with this `client_id`.
+    /// Adds a waiter to `author`'s in-flight entry with this `client_id`.
     ///
     /// # Errors
-    /// Gives the waiter back if no message with that `client_id` is in flight.
-    pub fn attach_waiter(&mut self, client_id: &ClientId, waiter: W) -> Result<(), W> {
-        let Some(ticket) = self.in_flight_client_ids.get(client_id) else {
+    /// Gives the waiter back if no entry of `author`'s with that `client_id` is in flight.
+    pub fn attach_waiter(
+        &mut self,
+        author: &UserId,
+        client_id: &ClientId,
+        waiter: W,
+    ) -> Result<(), W> {
+        let key = (author.clone(), client_id.clone());
+        let Some(ticket) = self.in_flight_client_ids.get(&key) else {
             return Err(waiter);
         };
         match self
@@ -523,8 +575,7 @@ impl<W> ConversationCore<W> {
         if changes_conversation(&entry) {
             self.n_in_flight_changes += 1;
         }
-        self.in_flight_client_ids
-            .insert(entry.client_id().clone(), ticket);
+        self.in_flight_client_ids.insert(author_key(&entry), ticket);
         self.in_flight.push_back(InFlight {
             ticket,
             entry: entry.clone(),
@@ -557,8 +608,12 @@ impl<W> ConversationCore<W> {
         let Some(in_flight) = self.in_flight.remove(position) else {
             return report;
         };
-        self.in_flight_client_ids
-            .remove(in_flight.entry.client_id());
+        let key = author_key(&in_flight.entry);
+        let fingerprint = RequestShape::of_entry(&in_flight.entry).fingerprint();
+        // The key may name a later entry of another shape by now (see `check_client_id`).
+        if self.in_flight_client_ids.get(&key) == Some(&ticket) {
+            self.in_flight_client_ids.remove(&key);
+        }
         if changes_conversation(&in_flight.entry) {
             self.n_in_flight_changes = self.n_in_flight_changes.saturating_sub(1);
         }
@@ -568,11 +623,7 @@ impl<W> ConversationCore<W> {
                 let mut entry = completed.map_or(in_flight.entry, |completed| *completed);
                 entry.set_seq(seq);
                 let message_ref = entry.reference();
-                self.recent.insert(
-                    entry.client_id().clone(),
-                    message_ref,
-                    entry.author().clone(),
-                );
+                self.recent.insert(key, message_ref, fingerprint);
                 for waiter in in_flight.waiters {
                     report.acks.push(FinalAck {
                         waiter,
@@ -624,11 +675,8 @@ impl<W> ConversationCore<W> {
                 report.committed = Some(entry);
             }
             AppendResult::Duplicate(existing) => {
-                self.recent.insert(
-                    in_flight.entry.client_id().clone(),
-                    existing,
-                    in_flight.entry.author().clone(),
-                );
+                // Storage found the author's key already stored by a request of this shape.
+                self.recent.insert(key, existing, fingerprint);
                 for waiter in in_flight.waiters {
                     report.acks.push(FinalAck {
                         waiter,
@@ -766,6 +814,11 @@ impl<W> ConversationCore<W> {
             }),
         }
     }
+}
+
+/// The idempotency key of an entry: its author's `client_id`.
+fn author_key(entry: &LogEntry) -> AuthorKey {
+    (entry.author().clone(), entry.client_id().clone())
 }
 
 fn changes_conversation(entry: &LogEntry) -> bool {

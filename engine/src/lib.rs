@@ -18,6 +18,7 @@ pub mod conversation;
 pub mod cursor;
 mod error;
 pub mod event;
+pub mod idempotency;
 pub mod ids;
 pub mod membership;
 pub mod model;

@@ -42,8 +42,11 @@ pub enum AppendOutcome {
         /// which is stored exactly as given.
         completed: Option<Box<LogEntry>>,
     },
-    /// Not stored: the conversation already has a message with this `client_id` (stored
-    /// earlier, or earlier in the same batch).
+    /// Not stored: the entry's author already has an entry with this `client_id` in the
+    /// conversation (stored earlier, or earlier in the same batch), made by a request of the
+    /// same shape ([`crate::idempotency::RequestShape::repeats`]): a retry, answered with the
+    /// original. A key its author used for a different request is [`AppendOutcome::Refused`]
+    /// with [`Error::Conflict`] instead.
     DuplicateClientId {
         /// The entry already stored under that key.
         existing: MessageRef,
@@ -61,10 +64,13 @@ pub enum AppendOutcome {
 ///
 /// # Contract (checked by the conformance suite in `storage/tests/conformance.rs`)
 /// - Every method is scoped by tenant; data of one tenant is invisible to every other.
-/// - [`MessageStore::append`] stores an entry only if its `client_id` is new in the
-///   conversation, and assigns it the seq after the conversation's head (earlier entries of the
-///   same batch count), atomically with the duplicate check; so a conversation's seqs have no gap
-///   and no reuse whatever its callers do. It reports an [`AppendOutcome`] per entry, in input
+/// - [`MessageStore::append`] stores an entry only if its `client_id` is new among its
+///   author's entries in the conversation (idempotency keys are scoped by author: two members
+///   may use the same `client_id`, see [`crate::idempotency`]), and assigns it the seq after the
+///   conversation's head (earlier entries of the same batch count), atomically with the
+///   duplicate check; so a conversation's seqs have no gap and no reuse whatever its callers do.
+///   A key the author already used is a duplicate when the stored entry repeats the same
+///   request, and refused with [`Error::Conflict`] when it does not. It reports an [`AppendOutcome`] per entry, in input
 ///   order. When it returns `Ok`, every `Stored` entry is durable: it survives a crash of the
 ///   process. The `Stored` entries of one call become visible together.
 /// - An event that changes the conversation itself (members, roles, profile, archive,
@@ -128,13 +134,15 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Appends a batch of messages, possibly for many conversations, with one durable commit.
     async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<AppendOutcome>, StoreError>;
 
-    /// Resolves an idempotency key to the entry (message or event) stored under it.
+    /// Resolves `author`'s idempotency key to the entry (message, in its current state, or
+    /// event) stored under it.
     async fn entry_by_client_id(
         &self,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
+        author: &UserId,
         client_id: &ClientId,
-    ) -> Result<Option<MessageRef>, StoreError>;
+    ) -> Result<Option<LogEntry>, StoreError>;
 
     /// A message of a conversation, in its current state.
     async fn message_by_id(

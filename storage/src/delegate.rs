@@ -72,9 +72,10 @@ macro_rules! delegating_message_store {
         &self,
         tenant_id: &switchboard_engine::ids::TenantId,
         conversation_id: switchboard_engine::ids::ConversationId,
+        author: &switchboard_engine::ids::UserId,
         client_id: &switchboard_engine::ids::ClientId,
-    ) -> Result<Option<switchboard_engine::model::MessageRef>, switchboard_engine::StoreError> {
-        self.$wrap(self.$inner.entry_by_client_id(tenant_id, conversation_id, client_id),
+    ) -> Result<Option<switchboard_engine::operations::LogEntry>, switchboard_engine::StoreError> {
+        self.$wrap(self.$inner.entry_by_client_id(tenant_id, conversation_id, author, client_id),
         )
         .await
     }

@@ -25,14 +25,16 @@ use fjall::{Database, Iter, Keyspace, KeyspaceCreateOptions, PersistMode, Readab
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{
-    Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
+    Conversation, ConversationSnapshot, Member, MemberSettings, Message, ReadCursors,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
 use crate::codec::{self, FORMAT_VERSION};
 use crate::keys::{self, ULID_BYTES};
-use crate::staging::{LogView, StageError, counts_as_unread, direct_pair, ordered, stage_entry};
+use crate::staging::{
+    LogView, StageError, counts_as_unread, direct_pair, ordered, repeat_outcome, stage_entry,
+};
 use crate::{Error, Result};
 
 const META: &str = "meta";
@@ -40,7 +42,11 @@ const CONVERSATIONS: &str = "conversations";
 const MEMBERS: &str = "members";
 const USER_CONVERSATIONS: &str = "user_conversations";
 const MESSAGES: &str = "messages";
-const CLIENT_IDS: &str = "client_ids";
+const CLIENT_IDS: &str = "author_client_ids";
+/// The idempotency keys written before they were scoped by author; migrated at open.
+const LEGACY_CLIENT_IDS: &str = "client_ids";
+/// How many legacy idempotency keys one migration batch moves.
+const LEGACY_CLIENT_IDS_PER_BATCH: usize = 10_000;
 const MESSAGE_IDS: &str = "message_ids";
 const THREADS: &str = "threads";
 const READ_CURSORS: &str = "read_cursors";
@@ -84,8 +90,8 @@ struct WriterState {
 struct PendingConversation {
     /// The head after the batch's Stored entries for this conversation.
     head: Seq,
-    /// The client ids those entries claimed, with the references they will have.
-    client_ids: HashMap<ClientId, MessageRef>,
+    /// The idempotency keys (author, client id) those entries claimed, with their seqs.
+    client_ids: HashMap<(UserId, ClientId), Seq>,
     /// Every log record the batch writes, new or rewritten, by seq: written to the batch once
     /// each at the end (a batch must not hold two writes of one key).
     entries: BTreeMap<Seq, LogEntry>,
@@ -219,6 +225,14 @@ impl EmbeddedMessageStore {
                 batch.insert(&tables.meta, FORMAT_VERSION_KEY, [FORMAT_VERSION]);
                 batch.commit().map_err(open_error)?;
             }
+        }
+        let n_migrated = migrate_legacy_client_ids(&tables).map_err(open_error)?;
+        if n_migrated > 0 {
+            tracing::info!(
+                path = %path.display(),
+                n_migrated,
+                "scoped the idempotency keys written by an earlier version by author"
+            );
         }
         tracing::debug!(path = %path.display(), "opened the embedded store");
         Ok(Self {
@@ -383,23 +397,30 @@ impl EmbeddedShared {
             let conversation_id = entry.conversation_id();
             let pending_key = (tenant_id.clone(), conversation_id);
             let pending_conversation = pending.get(&pending_key);
-            if let Some(existing) =
-                pending_conversation.and_then(|staged| staged.client_ids.get(entry.client_id()))
-            {
-                outcomes.push(AppendOutcome::DuplicateClientId {
-                    existing: *existing,
-                });
+            let client_key = (entry.author().clone(), entry.client_id().clone());
+            if let Some(stored) = pending_conversation.and_then(|staged| {
+                staged
+                    .client_ids
+                    .get(&client_key)
+                    .and_then(|seq| staged.entries.get(seq))
+            }) {
+                outcomes.push(repeat_outcome(stored, &entry));
                 continue;
             }
-            let client_id_key = keys::client_id_key(&tenant_id, conversation_id, entry.client_id());
-            if let Some(existing) = reader.reference_from_index(
+            let client_id_key = keys::client_id_key(
+                &tenant_id,
+                conversation_id,
+                entry.author(),
+                entry.client_id(),
+            );
+            if let Some(stored) = reader.entry_from_index(
                 &tables.client_ids,
                 CLIENT_IDS,
                 &tenant_id,
                 conversation_id,
                 &client_id_key,
             )? {
-                outcomes.push(AppendOutcome::DuplicateClientId { existing });
+                outcomes.push(repeat_outcome(&stored, &entry));
                 continue;
             }
 
@@ -479,9 +500,7 @@ impl EmbeddedShared {
                 }
             }
             staged.head = seq;
-            staged
-                .client_ids
-                .insert(entry.client_id().clone(), entry.reference());
+            staged.client_ids.insert(client_key, seq);
             let completed = staged_entry.completed.then(|| Box::new(entry.clone()));
             staged.entries.insert(seq, entry);
             for rewrite in staged_entry.rewrites {
@@ -672,16 +691,16 @@ impl EmbeddedReader<'_> {
         }
     }
 
-    /// Resolves a key of one of the seq indexes (client_ids, message_ids) to its message's
-    /// reference. An index entry whose message is missing means the store is damaged.
-    fn reference_from_index(
+    /// Resolves a key of a seq index (author_client_ids) to the entry it names. An index entry
+    /// whose entry is missing means the store is damaged.
+    fn entry_from_index(
         &self,
         index: &Keyspace,
         table: &'static str,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
         key: &[u8],
-    ) -> Result<Option<MessageRef>, StoreError> {
+    ) -> Result<Option<LogEntry>, StoreError> {
         let Some(value) = self
             .snapshot
             .get(index, key)
@@ -691,12 +710,77 @@ impl EmbeddedReader<'_> {
         };
         let seq = codec::decode::<Seq>(table, &value)?;
         match self.entry_at(tenant_id, conversation_id, seq)? {
-            Some(entry) => Ok(Some(entry.reference())),
+            Some(entry) => Ok(Some(entry)),
             None => Err(StoreError::Corrupt(format!(
                 "{table} points at missing entry {seq}"
             ))),
         }
     }
+}
+
+/// Moves the idempotency keys an earlier version wrote, before keys were scoped by author
+/// (the legacy `client_ids` table, `[tenant][conversation][client id]`), into
+/// `author_client_ids`, reading each entry's author from the log. Each batch inserts the new keys
+/// and removes the old ones in one fsynced commit, so an interrupted migration resumes where it
+/// stopped; the emptied legacy table is then deleted. Keys of the legacy table were unique per
+/// conversation, so each names exactly one entry and moves to exactly one author's key.
+/// Returns how many keys moved.
+fn migrate_legacy_client_ids(tables: &EmbeddedTables) -> Result<usize, fjall::Error> {
+    let database = &tables.database;
+    if !database.keyspace_exists(LEGACY_CLIENT_IDS) {
+        return Ok(0);
+    }
+    let legacy = database.keyspace(LEGACY_CLIENT_IDS, KeyspaceCreateOptions::default)?;
+    let mut n_migrated = 0;
+    loop {
+        let mut moves = Vec::with_capacity(LEGACY_CLIENT_IDS_PER_BATCH);
+        for guard in legacy.iter().take(LEGACY_CLIENT_IDS_PER_BATCH) {
+            let (key, value) = guard.into_inner()?;
+            moves.push((key, value));
+        }
+        if moves.is_empty() {
+            break;
+        }
+        let mut batch = database.batch().durability(Some(PersistMode::SyncAll));
+        for (legacy_key, value) in &moves {
+            batch.remove(&legacy, legacy_key.clone());
+            match author_client_id_key(tables, legacy_key, value) {
+                Some(key) => batch.insert(&tables.client_ids, key, value.clone()),
+                None => tracing::warn!(
+                    key = ?legacy_key.as_ref(),
+                    "dropped a legacy idempotency key whose entry is missing or unreadable"
+                ),
+            }
+        }
+        batch.commit()?;
+        n_migrated += moves.len();
+    }
+    database.delete_keyspace(legacy)?;
+    Ok(n_migrated)
+}
+
+/// The `author_client_ids` key of a legacy `client_ids` key and its value (the entry's seq):
+/// the conversation prefix, then the author read from the entry, then the length-prefixed
+/// client id the legacy key ends with. `None` if the key or its entry cannot be read.
+fn author_client_id_key(
+    tables: &EmbeddedTables,
+    legacy_key: &[u8],
+    value: &[u8],
+) -> Option<Vec<u8>> {
+    let prefix = keys::conversation_key_prefix(legacy_key)?;
+    let client_id = &legacy_key[prefix.len()..];
+    let seq = codec::decode::<Seq>(LEGACY_CLIENT_IDS, value).ok()?;
+    let mut message_key = prefix.to_vec();
+    message_key.extend_from_slice(&seq.get().to_be_bytes());
+    let stored = tables.messages.get(&message_key).ok()??;
+    let entry = codec::decode::<LogEntry>(MESSAGES, &stored).ok()?;
+    let author = entry.author().as_str().as_bytes();
+    let mut key = Vec::with_capacity(prefix.len() + 1 + author.len() + client_id.len());
+    key.extend_from_slice(prefix);
+    key.push(u8::try_from(author.len()).ok()?);
+    key.extend_from_slice(author);
+    key.extend_from_slice(client_id);
+    Some(key)
 }
 
 /// Writes a conversation record and the difference between two member lists (and the
@@ -880,15 +964,16 @@ impl MessageStore for EmbeddedMessageStore {
         &self,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
+        author: &UserId,
         client_id: &ClientId,
-    ) -> Result<Option<MessageRef>, StoreError> {
+    ) -> Result<Option<LogEntry>, StoreError> {
         let reader = self.reader();
-        reader.reference_from_index(
+        reader.entry_from_index(
             &reader.tables.client_ids,
             CLIENT_IDS,
             tenant_id,
             conversation_id,
-            &keys::client_id_key(tenant_id, conversation_id, client_id),
+            &keys::client_id_key(tenant_id, conversation_id, author, client_id),
         )
     }
 

@@ -14,7 +14,7 @@
 //! | members | `[tenant][conversation][user]` | `Member` |
 //! | user_conversations | `[tenant][user][conversation]` | empty |
 //! | messages (the log) | `[tenant][conversation][seq]` | `LogEntry` (a message in its current state, or an event) |
-//! | client_ids | `[tenant][conversation][client id]` | `Seq` (of any entry) |
+//! | author_client_ids | `[tenant][conversation][author][client id]` | `Seq` (of any entry) |
 //! | message_ids | `[tenant][conversation][message id]` | `Seq` (of a message) |
 //! | threads | `[tenant][conversation][root message id][seq]` | empty |
 //! | moderation | `[tenant][conversation][seq]` | empty |
@@ -128,15 +128,25 @@ pub(crate) fn message_key(
     key
 }
 
-/// The key of one entry of the client_ids index (idempotency keys).
+/// The key of one entry of the author_client_ids index (idempotency keys, scoped by author).
 pub(crate) fn client_id_key(
     tenant_id: &TenantId,
     conversation_id: ConversationId,
+    author: &UserId,
     client_id: &ClientId,
 ) -> Vec<u8> {
     let mut key = conversation_key(tenant_id, conversation_id);
+    push_length_prefixed(&mut key, author.as_str().as_bytes());
     push_length_prefixed(&mut key, client_id.as_str().as_bytes());
     key
+}
+
+/// The conversation key (`[tenant][conversation]`) at the front of any conversation-scoped key,
+/// such as a key of the legacy client_ids table (`[tenant][conversation][client id]`, written
+/// before idempotency keys were scoped by author); `None` if the key is too short to hold one.
+pub(crate) fn conversation_key_prefix(key: &[u8]) -> Option<&[u8]> {
+    let tenant_length = usize::from(*key.first()?);
+    key.get(..1 + tenant_length + ULID_BYTES)
 }
 
 /// The key of one entry of the message_ids index.

@@ -17,12 +17,14 @@ use async_trait::async_trait;
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{
-    Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
+    Conversation, ConversationSnapshot, Member, MemberSettings, Message, ReadCursors,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
-use crate::staging::{LogView, StageError, counts_as_unread, direct_pair, ordered, stage_entry};
+use crate::staging::{
+    LogView, StageError, counts_as_unread, direct_pair, ordered, repeat_outcome, stage_entry,
+};
 
 /// A conversation and its members, keyed by user id so they come out in user id order.
 struct ConversationRecord {
@@ -35,8 +37,8 @@ struct ConversationRecord {
 struct MessageLog {
     /// Entries by seq; the last key is the conversation's head.
     entries: BTreeMap<Seq, LogEntry>,
-    /// Every entry's idempotency key.
-    seq_by_client_id: BTreeMap<ClientId, Seq>,
+    /// Every entry's idempotency key, scoped by its author.
+    seq_by_client_id: BTreeMap<(UserId, ClientId), Seq>,
     /// Messages only.
     seq_by_message_id: BTreeMap<MessageId, Seq>,
     /// Replies by thread root.
@@ -50,10 +52,6 @@ impl MessageLog {
         self.entries
             .last_key_value()
             .map_or(Seq::ZERO, |(seq, _)| *seq)
-    }
-
-    fn reference_at(&self, seq: Seq) -> Option<MessageRef> {
-        self.entries.get(&seq).map(LogEntry::reference)
     }
 
     fn message_at(&self, seq: Seq) -> Option<&Message> {
@@ -265,12 +263,13 @@ impl MessageStore for MemoryMessageStore {
         {
             let key = (tenant_id, entry.conversation_id());
             let log = message_logs.entry(key.clone()).or_default();
-            if let Some(existing) = log
+            let client_key = (entry.author().clone(), entry.client_id().clone());
+            if let Some(stored) = log
                 .seq_by_client_id
-                .get(entry.client_id())
-                .and_then(|seq| log.reference_at(*seq))
+                .get(&client_key)
+                .and_then(|seq| log.entries.get(seq))
             {
-                outcomes.push(AppendOutcome::DuplicateClientId { existing });
+                outcomes.push(repeat_outcome(stored, &entry));
                 continue;
             }
             // Seqs are assigned here, next after the head, as the embedded store does.
@@ -288,7 +287,7 @@ impl MessageStore for MemoryMessageStore {
                 }
                 Err(StageError::Store(error)) => return Err(error),
             };
-            log.seq_by_client_id.insert(entry.client_id().clone(), seq);
+            log.seq_by_client_id.insert(client_key, seq);
             if let LogEntry::Message(message) = &entry {
                 log.seq_by_message_id.insert(message.message_id, seq);
                 if let Some(root) = message.thread_root {
@@ -339,13 +338,15 @@ impl MessageStore for MemoryMessageStore {
         &self,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
+        author: &UserId,
         client_id: &ClientId,
-    ) -> Result<Option<MessageRef>, StoreError> {
+    ) -> Result<Option<LogEntry>, StoreError> {
         let tables = self.lock();
         Ok(tables.log(tenant_id, conversation_id).and_then(|log| {
             log.seq_by_client_id
-                .get(client_id)
-                .and_then(|seq| log.reference_at(*seq))
+                .get(&(author.clone(), client_id.clone()))
+                .and_then(|seq| log.entries.get(seq))
+                .cloned()
         }))
     }
 

@@ -11,9 +11,12 @@
 //!   append to one conversation at once: a loser of the race conflicts, aborts, re-reads the
 //!   head and stages again.
 //! - `entries`: the log, one document per entry, `_id` `"<tenant>/<conversation>/<seq>"`,
-//!   unique on `(tenant, conversation, client_id)` and `(tenant, conversation, entry_id)` so a
-//!   replayed write can never store an entry twice, plus the fields queries filter on (kind,
-//!   sender, deleted, thread root, moderation). The entry itself is the `body`: the same
+//!   unique on `(tenant, conversation, author, client_id)` (idempotency keys are scoped by
+//!   author) and `(tenant, conversation, entry_id)` so a replayed write can never store an entry
+//!   twice, plus the fields queries filter on (kind, sender, deleted, thread root, moderation).
+//!   Entries written before keys were scoped by author have no `author` field; the first
+//!   operation that reaches the server fills it in from the entry before the new unique index is
+//!   built and the old `(tenant, conversation, client_id)` one is dropped. The entry itself is the `body`: the same
 //!   versioned postcard record the embedded store writes ([`crate::codec`]), so both stores
 //!   read and write one format and the engine's types need no second (BSON) mapping.
 //! - `read_cursors`, `member_settings`, `hidden`, `direct_pairs`: small per-member records.
@@ -43,14 +46,14 @@ use switchboard_engine::StoreError;
 use switchboard_engine::backoff::Backoff;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::model::{
-    Conversation, ConversationSnapshot, Member, MemberSettings, Message, MessageRef, ReadCursors,
+    Conversation, ConversationSnapshot, Member, MemberSettings, Message, ReadCursors,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 use tokio::sync::OnceCell;
 
 use crate::codec;
-use crate::staging::{LogView, StageError, direct_pair, ordered, stage_entry};
+use crate::staging::{LogView, StageError, direct_pair, ordered, repeat_outcome, stage_entry};
 
 const CONVERSATIONS: &str = "conversations";
 const LOGS: &str = "logs";
@@ -212,6 +215,7 @@ fn entry_document(tenant_id: &TenantId, entry: &LogEntry) -> Result<Document, St
         "tenant": tenant_id.as_str(),
         "conversation": conversation_id.to_string(),
         "seq": seq_to_bson(entry.seq()),
+        "author": entry.author().as_str(),
         "client_id": entry.client_id().as_str(),
         "entry_id": entry.entry_id().to_string(),
         "body": binary(codec::encode(entry)?),
@@ -356,7 +360,38 @@ impl MongoMessageStore {
         &self.database
     }
 
+    /// Gives every entry written before idempotency keys were scoped by author its `author`
+    /// field, read from the entry itself, in pages. Runs before the unique index on the author's
+    /// keys is built; entries written meanwhile by this version already carry the field.
+    async fn fill_in_authors(&self) -> Result<(), StoreError> {
+        const PAGE: i64 = 1000;
+        loop {
+            let cursor = self
+                .entries
+                .find(doc! {"author": {"$exists": false}})
+                .limit(PAGE)
+                .await
+                .map_err(|error| unavailable("could not read entries without an author", &error))?;
+            let documents = collect(cursor).await?;
+            if documents.is_empty() {
+                return Ok(());
+            }
+            for document in &documents {
+                let entry = decode_entry(document)?;
+                let id = document.get("_id").cloned().unwrap_or(Bson::Null);
+                self.entries
+                    .update_one(
+                        doc! {"_id": id},
+                        doc! {"$set": {"author": entry.author().as_str()}},
+                    )
+                    .await
+                    .map_err(|error| unavailable("could not fill in an entry's author", &error))?;
+            }
+        }
+    }
+
     async fn create_indexes(&self) -> Result<(), StoreError> {
+        self.fill_in_authors().await?;
         let unique = |keys: Document, name: &str| {
             IndexModel::builder()
                 .keys(keys)
@@ -381,8 +416,8 @@ impl MongoMessageStore {
                     "conversation_seq",
                 ),
                 unique(
-                    doc! {"tenant": 1, "conversation": 1, "client_id": 1},
-                    "conversation_client_id",
+                    doc! {"tenant": 1, "conversation": 1, "author": 1, "client_id": 1},
+                    "conversation_author_client_id",
                 ),
                 unique(
                     doc! {"tenant": 1, "conversation": 1, "entry_id": 1},
@@ -399,6 +434,24 @@ impl MongoMessageStore {
             ])
             .await
             .map_err(|error| unavailable("could not create the entries indexes", &error))?;
+        // Idempotency keys were unique per conversation before they were scoped by author.
+        const LEGACY_CLIENT_ID_INDEX: &str = "conversation_client_id";
+        let index_names = self
+            .entries
+            .list_index_names()
+            .await
+            .map_err(|error| unavailable("could not list the entries indexes", &error))?;
+        if index_names
+            .iter()
+            .any(|name| name == LEGACY_CLIENT_ID_INDEX)
+        {
+            self.entries
+                .drop_index(LEGACY_CLIENT_ID_INDEX)
+                .await
+                .map_err(|error| {
+                    unavailable("could not drop the legacy client id index", &error)
+                })?;
+        }
         self.conversations
             .create_indexes([plain(
                 doc! {"tenant": 1, "member_ids": 1, "conversation": 1},
@@ -567,8 +620,13 @@ impl MongoMessageStore {
                     .await?;
                 while let Some(document) = stored.next(&mut session).await.transpose()? {
                     let stored_entry = decode_entry(&document)?;
-                    log.client_ids
-                        .insert(stored_entry.client_id().clone(), stored_entry.reference());
+                    log.client_ids.insert(
+                        (
+                            stored_entry.author().clone(),
+                            stored_entry.client_id().clone(),
+                        ),
+                        stored_entry,
+                    );
                 }
                 logs.insert(key.clone(), log);
             }
@@ -576,10 +634,9 @@ impl MongoMessageStore {
                 AttemptError::Store(StoreError::Unavailable("staged log vanished".to_owned()))
             })?;
 
-            if let Some(existing) = log.client_ids.get(entry.client_id()) {
-                outcomes.push(AppendOutcome::DuplicateClientId {
-                    existing: *existing,
-                });
+            let client_key = (entry.author().clone(), entry.client_id().clone());
+            if let Some(stored) = log.client_ids.get(&client_key) {
+                outcomes.push(repeat_outcome(stored, entry));
                 continue;
             }
 
@@ -610,8 +667,7 @@ impl MongoMessageStore {
                 Err(StageError::Store(error)) => return Err(error.into()),
             };
             log.head = seq;
-            log.client_ids
-                .insert(staged_entry.client_id().clone(), staged_entry.reference());
+            log.client_ids.insert(client_key, staged_entry.clone());
             if let LogEntry::Message(message) = &staged_entry {
                 log.message_seqs.insert(message.message_id, Some(seq));
             }
@@ -857,8 +913,9 @@ struct StagedLog {
     conversation: Option<Option<ConversationSnapshot>>,
     /// Whether staging changed the conversation.
     conversation_changed: bool,
-    /// Client ids already stored (of the entries this call appends) or staged in this call.
-    client_ids: HashMap<ClientId, MessageRef>,
+    /// The entries already stored under the idempotency keys (author, client id) this call
+    /// appends with, or staged in this call.
+    client_ids: HashMap<(UserId, ClientId), LogEntry>,
     /// Seqs of the entries this batch adds.
     new_seqs: BTreeSet<Seq>,
     /// Seqs of stored entries this batch rewrites.
@@ -1041,20 +1098,21 @@ impl MessageStore for MongoMessageStore {
         &self,
         tenant_id: &TenantId,
         conversation_id: ConversationId,
+        author: &UserId,
         client_id: &ClientId,
-    ) -> Result<Option<MessageRef>, StoreError> {
+    ) -> Result<Option<LogEntry>, StoreError> {
         self.ready().await?;
         Ok(self
             .find_entries(
                 tenant_id,
                 conversation_id,
-                doc! {"client_id": client_id.as_str()},
+                doc! {"author": author.as_str(), "client_id": client_id.as_str()},
                 true,
                 1,
             )
             .await?
-            .first()
-            .map(LogEntry::reference))
+            .into_iter()
+            .next())
     }
 
     async fn message_by_id(

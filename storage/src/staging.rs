@@ -8,6 +8,7 @@
 //! and the rewrites in the same atomic batch, or, on a refusal, writes nothing and consumes no
 //! seq.
 
+use switchboard_engine::idempotency::RequestShape;
 use switchboard_engine::ids::{MessageId, Seq, UserId};
 use switchboard_engine::membership::apply_change;
 use switchboard_engine::model::{
@@ -16,6 +17,7 @@ use switchboard_engine::model::{
 use switchboard_engine::operations::{
     LogEntry, apply_event, apply_thread_reply, scrub_edited_text,
 };
+use switchboard_engine::ports::AppendOutcome;
 use switchboard_engine::{Error, StoreError};
 
 /// A conversation's log as the batch being staged sees it.
@@ -91,6 +93,18 @@ pub(crate) fn counts_as_unread(entry: &LogEntry, user_id: &UserId) -> bool {
     entry
         .as_message()
         .is_some_and(|message| message.sender_id != *user_id && message.state.deleted.is_none())
+}
+
+/// What appending `candidate` gets when its author's `client_id` is already stored as
+/// `stored`: a duplicate answered with the original when it repeats the same request, a
+/// conflict when the author used the key for another one ([`RequestShape::repeats`]).
+pub(crate) fn repeat_outcome(stored: &LogEntry, candidate: &LogEntry) -> AppendOutcome {
+    match RequestShape::of_entry(candidate).check_repeat(&RequestShape::of_entry(stored)) {
+        Ok(()) => AppendOutcome::DuplicateClientId {
+            existing: stored.reference(),
+        },
+        Err(error) => AppendOutcome::Refused { error },
+    }
 }
 
 /// What staging one entry produced.

@@ -96,7 +96,8 @@ fn unused_message_id() -> MessageId {
     message_id_for(next_message_number())
 }
 
-/// A message that carries `carried_seq`, which the store must ignore.
+/// A message that carries `carried_seq`, which the store must ignore. Its text is a function
+/// of its client id, so two messages with one client id are a send and its retry.
 fn message_carrying(conversation_id: ConversationId, carried_seq: u64, client_id: &str) -> Message {
     let number = next_message_number();
     Message {
@@ -105,7 +106,7 @@ fn message_carrying(conversation_id: ConversationId, carried_seq: u64, client_id
         message_id: message_id_for(number),
         sender_id: user("alice"),
         client_id: client(client_id),
-        text: format!("message {number} with client id {client_id}"),
+        text: format!("the message sent with client id {client_id}"),
         reply_to: None,
         thread_root: None,
         forwarded_from: None,
@@ -245,14 +246,33 @@ async fn all_messages(
         .expect("messages_after succeeds")
 }
 
+/// What alice's (the test messages' sender's) `client_name` resolves to.
 async fn by_client_id(
     store: &Arc<dyn MessageStore>,
     tenant_id: &TenantId,
     conversation_id: ConversationId,
     client_name: &str,
 ) -> Option<MessageRef> {
+    by_author_client_id(store, tenant_id, conversation_id, "alice", client_name)
+        .await
+        .map(|entry| entry.reference())
+}
+
+/// What `author`'s `client_name` resolves to.
+async fn by_author_client_id(
+    store: &Arc<dyn MessageStore>,
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    author: &str,
+    client_name: &str,
+) -> Option<LogEntry> {
     store
-        .entry_by_client_id(tenant_id, conversation_id, &client(client_name))
+        .entry_by_client_id(
+            tenant_id,
+            conversation_id,
+            &user(author),
+            &client(client_name),
+        )
         .await
         .expect("entry_by_client_id succeeds")
 }
@@ -1591,6 +1611,192 @@ fn event_seqs_and_bodies(entries: &[LogEntry]) -> Vec<(u64, Option<ConversationE
         .collect()
 }
 
+/// `message` sent by `sender` instead of alice, with `text`.
+fn message_from(
+    conversation_id: ConversationId,
+    sender: &str,
+    client_id: &str,
+    text: &str,
+) -> Message {
+    Message {
+        sender_id: user(sender),
+        text: text.to_owned(),
+        ..message(conversation_id, client_id)
+    }
+}
+
+async fn the_same_client_id_of_two_authors_is_two_entries(store: Arc<dyn MessageStore>) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    // Predictable keys (counters) collide between members; each one's request is their own.
+    let from_idem = message_from(id, "idem", "K", "first body");
+    let from_bob = message_from(id, "bob", "K", "bob's own words");
+    assert_eq!(
+        append(&store, vec![entry(&tenant_id, &from_idem)]).await,
+        vec![stored(1)]
+    );
+    assert_eq!(
+        append(&store, vec![entry(&tenant_id, &from_bob)]).await,
+        vec![stored(2)]
+    );
+    assert_eq!(
+        all_messages(&store, &tenant_id, id).await,
+        vec![stored_as(&from_idem, 1), stored_as(&from_bob, 2)]
+    );
+    assert_eq!(
+        by_author_client_id(&store, &tenant_id, id, "idem", "K").await,
+        Some(LogEntry::Message(stored_as(&from_idem, 1)))
+    );
+    assert_eq!(
+        by_author_client_id(&store, &tenant_id, id, "bob", "K").await,
+        Some(LogEntry::Message(stored_as(&from_bob, 2)))
+    );
+    assert_eq!(
+        by_author_client_id(&store, &tenant_id, id, "carol", "K").await,
+        None
+    );
+
+    // Each one's retry resolves to their own message, in a batch of its own or in one batch.
+    let idem_retry = message_from(id, "idem", "K", "first body");
+    let bob_retry = message_from(id, "bob", "K", "bob's own words");
+    assert_eq!(
+        append(&store, entries(&tenant_id, &[&bob_retry, &idem_retry])).await,
+        vec![duplicate_of(&from_bob, 2), duplicate_of(&from_idem, 1)]
+    );
+
+    // Within one batch too, and for events: carol and dave both use "E" for an edit of their
+    // own message, and both are stored.
+    let from_carol = message_from(id, "carol", "M", "carol's");
+    let from_dave = message_from(id, "dave", "M", "dave's");
+    let carol_edit = event(
+        id,
+        "carol",
+        "E",
+        edited(from_carol.message_id, "carol's, edited"),
+    );
+    let dave_edit = event(
+        id,
+        "dave",
+        "E",
+        edited(from_dave.message_id, "dave's, edited"),
+    );
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&tenant_id, &from_carol),
+            entry(&tenant_id, &from_dave),
+            event_entry(&tenant_id, &carol_edit),
+            event_entry(&tenant_id, &dave_edit),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        vec![
+            "stored 3",
+            "stored 4",
+            "stored 5 completed",
+            "stored 6 completed"
+        ]
+    );
+    assert_eq!(
+        current(&store, &tenant_id, id, from_dave.message_id)
+            .await
+            .text,
+        "dave's, edited"
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(6));
+}
+
+async fn a_client_id_reused_by_its_author_for_another_request_is_a_conflict(
+    store: Arc<dyn MessageStore>,
+) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let original = message_from(id, "alice", "K", "first body");
+    assert_eq!(
+        append(&store, vec![entry(&tenant_id, &original)]).await,
+        vec![stored(1)]
+    );
+    let conflict = "refused conflict: this client_id was already used for a different request; use a new client_id";
+
+    // Another text, another reply, an event: not a retry. Nothing is stored, no seq consumed.
+    let other_text = message_from(id, "alice", "K", "second body");
+    let other_reply = Message {
+        reply_to: Some(original.message_id),
+        ..message_from(id, "alice", "K", "first body")
+    };
+    let an_edit = event(id, "alice", "K", edited(original.message_id, "new"));
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&tenant_id, &other_text),
+            entry(&tenant_id, &other_reply),
+            event_entry(&tenant_id, &an_edit),
+        ],
+    )
+    .await;
+    assert_eq!(summaries(&outcomes), vec![conflict, conflict, conflict]);
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(1));
+
+    // Within one batch: the second use of a key staged earlier in the batch is judged the same.
+    let fresh = message_from(id, "alice", "F", "fresh");
+    let fresh_retry = message_from(id, "alice", "F", "fresh");
+    let fresh_other = message_from(id, "alice", "F", "not the same");
+    let outcomes = append(
+        &store,
+        entries(&tenant_id, &[&fresh, &fresh_retry, &fresh_other]),
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        vec!["stored 2", "duplicate 2", conflict]
+    );
+
+    // A retry after the message was edited still matches its original text (kept in the edit
+    // history); a retry of the edit matches the edit.
+    let edit = event(id, "alice", "E", edited(original.message_id, "edited body"));
+    assert_eq!(
+        summaries(&append(&store, vec![event_entry(&tenant_id, &edit)]).await),
+        vec!["stored 3 completed"]
+    );
+    let retry = message_from(id, "alice", "K", "first body");
+    let edit_retry = event(id, "alice", "E", edited(original.message_id, "edited body"));
+    let other_edit = event(id, "alice", "E", edited(original.message_id, "other edit"));
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&tenant_id, &retry),
+            event_entry(&tenant_id, &edit_retry),
+            event_entry(&tenant_id, &other_edit),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        vec!["duplicate 1", "duplicate 3", conflict]
+    );
+
+    // Once a hard delete removed the text and its history, a repeat of the key cannot be told
+    // from a retry: it is answered with the original.
+    let hard_delete = event(
+        id,
+        "alice",
+        "D",
+        deleted(original.message_id, DeleteMode::Hard),
+    );
+    assert_eq!(
+        summaries(&append(&store, vec![event_entry(&tenant_id, &hard_delete)]).await),
+        vec!["stored 4 completed"]
+    );
+    let after_delete = message_from(id, "alice", "K", "anything");
+    assert_eq!(
+        summaries(&append(&store, vec![entry(&tenant_id, &after_delete)]).await),
+        vec!["duplicate 1"]
+    );
+    assert_eq!(head(&store, &tenant_id, id).await, Seq(4));
+}
+
 async fn events_get_their_own_seqs_and_keep_the_message_current(store: Arc<dyn MessageStore>) {
     let tenant_id = tenant("acme");
     let id = conversation_id(1);
@@ -2268,6 +2474,8 @@ conformance!(
     one_batch_gives_each_conversation_of_each_tenant_its_own_contiguous_seqs,
     a_stored_client_id_is_reported_as_duplicate_stores_nothing_and_consumes_no_seq,
     a_client_id_repeated_within_a_batch_is_reported_as_duplicate_and_consumes_no_seq,
+    the_same_client_id_of_two_authors_is_two_entries,
+    a_client_id_reused_by_its_author_for_another_request_is_a_conflict,
     head_is_the_highest_assigned_seq,
     lookups_by_client_id_and_by_message_id_return_the_assigned_seq,
     messages_after_is_ascending_bounded_and_limited,
@@ -2293,6 +2501,124 @@ conformance!(
 
 fn open_embedded(directory: &TempDir) -> Arc<dyn MessageStore> {
     Arc::new(EmbeddedMessageStore::open(directory.path()).expect("the embedded store opens"))
+}
+
+/// Rewrites an embedded directory's idempotency keys into the layout versions before keys
+/// were scoped by author wrote: `client_ids`, `[tenant][conversation][client id]` -> seq.
+fn rewrite_into_legacy_client_ids(directory: &TempDir) -> usize {
+    let database = fjall::Database::builder(directory.path())
+        .open()
+        .expect("the embedded directory opens with fjall");
+    let options = fjall::KeyspaceCreateOptions::default;
+    let scoped = database
+        .keyspace("author_client_ids", options)
+        .expect("the author_client_ids table opens");
+    let legacy = database
+        .keyspace("client_ids", options)
+        .expect("the legacy client_ids table opens");
+    let mut n_rewritten = 0;
+    let mut batch = database
+        .batch()
+        .durability(Some(fjall::PersistMode::SyncAll));
+    for guard in scoped.iter() {
+        let (key, value) = guard.into_inner().expect("a key can be read");
+        // [tenant length][tenant][16-byte conversation][author length][author][client id part]
+        let prefix_length = 1 + usize::from(key[0]) + 16;
+        let author_length = usize::from(key[prefix_length]);
+        let mut legacy_key = key[..prefix_length].to_vec();
+        legacy_key.extend_from_slice(&key[prefix_length + 1 + author_length..]);
+        batch.remove(&scoped, key.clone());
+        batch.insert(&legacy, legacy_key, value);
+        n_rewritten += 1;
+    }
+    batch.commit().expect("the legacy layout is written");
+    n_rewritten
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_client_ids_written_before_keys_were_scoped_by_author_are_read_as_their_authors() {
+    let directory = TempDir::new().expect("a temporary directory can be created");
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let from_alice = message_from(id, "alice", "K", "alice's words");
+    let from_bob = message_from(id, "bob", "L", "bob's words");
+    let store = open_embedded(&directory);
+    let edit = event(id, "bob", "E", edited(from_bob.message_id, "bob's edit"));
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&tenant_id, &from_alice),
+            entry(&tenant_id, &from_bob),
+            event_entry(&tenant_id, &edit),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        vec!["stored 1", "stored 2", "stored 3 completed"]
+    );
+    drop(store);
+    assert_eq!(rewrite_into_legacy_client_ids(&directory), 3);
+
+    // Opening migrates every legacy key to its entry's author, once.
+    let store = open_embedded(&directory);
+    assert_eq!(
+        by_author_client_id(&store, &tenant_id, id, "alice", "K")
+            .await
+            .map(|entry| entry.seq()),
+        Some(Seq(1))
+    );
+    assert_eq!(
+        by_author_client_id(&store, &tenant_id, id, "bob", "E")
+            .await
+            .map(|entry| entry.seq()),
+        Some(Seq(3))
+    );
+    assert_eq!(
+        by_author_client_id(&store, &tenant_id, id, "alice", "L").await,
+        None
+    );
+    // Retries are answered with the originals; bob may now use alice's key, and alice may not
+    // reuse hers for another text.
+    let alice_retry = message_from(id, "alice", "K", "alice's words");
+    let bob_with_alices_key = message_from(id, "bob", "K", "bob's own");
+    let alice_other = message_from(id, "alice", "K", "another text");
+    let outcomes = append(
+        &store,
+        entries(
+            &tenant_id,
+            &[&alice_retry, &bob_with_alices_key, &alice_other],
+        ),
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        vec![
+            "duplicate 1",
+            "stored 4",
+            "refused conflict: this client_id was already used for a different request; use a new client_id"
+        ]
+    );
+    drop(store);
+    // The emptied legacy table is gone, and the migrated keys stay.
+    let database = fjall::Database::builder(directory.path())
+        .open()
+        .expect("the embedded directory opens with fjall");
+    assert!(!database.keyspace_exists("client_ids"));
+    drop(database);
+    let store = open_embedded(&directory);
+    assert_eq!(
+        by_author_client_id(&store, &tenant_id, id, "bob", "K")
+            .await
+            .map(|entry| entry.seq()),
+        Some(Seq(4))
+    );
+    assert_eq!(
+        by_author_client_id(&store, &tenant_id, id, "alice", "K")
+            .await
+            .map(|entry| entry.seq()),
+        Some(Seq(1))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2556,6 +2882,100 @@ async fn mongodb_two_nodes_appending_to_one_conversation_share_one_gapless_seq_s
             (1..=N_MESSAGES as u64).collect::<Vec<u64>>()
         );
     }
+    first
+        .database()
+        .drop()
+        .await
+        .expect("the test database is dropped");
+}
+
+/// Entries written before idempotency keys were scoped by author have no `author` field and sit
+/// under a unique index on `(tenant, conversation, client_id)`; a store that reaches such a
+/// database fills the field in from each entry, builds the author-scoped index and drops the old
+/// one, after which each author's keys are their own.
+#[cfg(feature = "mongodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_entries_written_before_keys_were_scoped_by_author_are_read_as_their_authors() {
+    use ::mongodb::IndexModel;
+    use ::mongodb::bson::{Document, doc};
+    use ::mongodb::options::IndexOptions;
+
+    let first = mongodb_store().await;
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let from_alice = message_from(id, "alice", "K", "alice's words");
+    let from_bob = message_from(id, "bob", "L", "bob's words");
+    let store: Arc<dyn MessageStore> = Arc::new(first.clone());
+    assert_eq!(
+        append(&store, entries(&tenant_id, &[&from_alice, &from_bob])).await,
+        vec![stored(1), stored(2)]
+    );
+    // Make the database look as an earlier version left it.
+    let database = first.database();
+    let entries_collection = database.collection::<Document>("entries");
+    entries_collection
+        .update_many(doc! {}, doc! {"$unset": {"author": ""}})
+        .await
+        .expect("the author fields are removed");
+    entries_collection
+        .drop_index("conversation_author_client_id")
+        .await
+        .expect("the author-scoped index is dropped");
+    entries_collection
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! {"tenant": 1, "conversation": 1, "client_id": 1})
+                .options(
+                    IndexOptions::builder()
+                        .unique(true)
+                        .name("conversation_client_id".to_owned())
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .expect("the legacy index is built");
+
+    // A store that starts on this database (a node of the new version) migrates it.
+    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect("set with the first store");
+    let upgraded = switchboard_storage::MongoMessageStore::connect(&uri, database.name())
+        .await
+        .expect("the upgraded node's store connects");
+    let store: Arc<dyn MessageStore> = Arc::new(upgraded);
+    assert_eq!(
+        by_author_client_id(&store, &tenant_id, id, "alice", "K")
+            .await
+            .map(|entry| entry.seq()),
+        Some(Seq(1))
+    );
+    assert_eq!(
+        entries_collection
+            .count_documents(doc! {"author": {"$exists": false}})
+            .await
+            .expect("countable"),
+        0
+    );
+    let index_names = entries_collection
+        .list_index_names()
+        .await
+        .expect("the indexes can be listed");
+    assert!(
+        index_names.contains(&"conversation_author_client_id".to_owned())
+            && !index_names.contains(&"conversation_client_id".to_owned()),
+        "{index_names:?}"
+    );
+    let alice_retry = message_from(id, "alice", "K", "alice's words");
+    let bob_with_alices_key = message_from(id, "bob", "K", "bob's own");
+    assert_eq!(
+        summaries(
+            &append(
+                &store,
+                entries(&tenant_id, &[&alice_retry, &bob_with_alices_key])
+            )
+            .await
+        ),
+        vec!["duplicate 1", "stored 3"]
+    );
     first
         .database()
         .drop()

@@ -565,7 +565,9 @@ pub(crate) async fn post_receipts(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PostMessageBody {
-    /// The idempotency key, unique per conversation (shared with operations), at most 64 bytes.
+    /// The idempotency key, at most 64 bytes: the caller's own in this conversation (shared
+    /// with operations; another member may use the same one); reusing it for a different
+    /// request is refused (`conflict`).
     client_id: String,
     /// The text: not blank, at most `limits.max_message_bytes`.
     text: String,
@@ -578,19 +580,21 @@ pub(crate) struct PostMessageBody {
 /// Send a message.
 ///
 /// Answers once the message is durable, and fans it out to joined WebSocket sessions. A
-/// repeated `client_id` stores nothing new and answers with the original message and the header
-/// `idempotent-replayed: true`. With `thread_root`, the message is a reply in that message's
+/// repeated `client_id` (the caller's own: other members' keys never collide with it) with the
+/// same text and references stores nothing new and answers with the original message and the
+/// header `idempotent-replayed: true`; the same `client_id` with another text or references is
+/// refused (409 `conflict`). With `thread_root`, the message is a reply in that message's
 /// thread. Shares the user's rate limit with WebSocket sends.
 #[utoipa::path(post, path = "/v1/conversations/{conversation_id}/messages", tag = "messages",
     params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
     request_body = PostMessageBody,
     responses(
-        (status = 201, description = "The stored message (new, or the original for a repeated client_id).", body = MessageBody<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 201, description = "The stored message (new, or the original for a repeated client_id).", body = MessageBody<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         (status = 400, description = "Malformed body, unknown field, bad client_id, empty text, or reply_to / thread_root not naming a message of this conversation, or a thread_root that is itself a thread reply (`invalid`).", body = ErrorBody),
         (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
         (status = 403, description = "Not a member (`not_member`), or a member posting in a channel without being a moderator or above (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
-        (status = 409, description = "The thread's root was deleted (`conflict`).", body = ErrorBody),
+        (status = 409, description = "The thread's root was deleted, or the caller used this client_id for a different request (`conflict`).", body = ErrorBody),
         (status = 413, description = "The text is over `limits.max_message_bytes` or the body over `limits.max_body_bytes` (`too_large`).", body = ErrorBody),
         (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
@@ -798,7 +802,8 @@ async fn operate(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EditMessageBody {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
     /// The new text.
     text: String,
@@ -808,12 +813,13 @@ pub(crate) struct EditMessageBody {
 ///
 /// Author only, within the edit window. The previous text joins the edit history; a
 /// `message.edited` event with its own seq reaches every joined member. A repeated `client_id`
-/// stores nothing new and answers with the original event.
+/// with the same text stores nothing new and answers with the original event; with another
+/// text it is refused (`conflict`).
 #[utoipa::path(patch, path = "/v1/conversations/{conversation_id}/messages/{message_id}", tag = "messages",
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID.")),
     request_body = EditMessageBody,
     responses(
-        (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         OperationErrors,
     ))]
 pub(crate) async fn edit_message(
@@ -837,7 +843,8 @@ pub(crate) async fn edit_message(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeleteMessageQuery {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
     /// `for_everyone` (default), `hard`, or `for_me` (hidden for the caller only: no event, the
     /// answer is 204).
@@ -858,7 +865,7 @@ pub(crate) struct DeleteMessageQuery {
 #[utoipa::path(delete, path = "/v1/conversations/{conversation_id}/messages/{message_id}", tag = "messages",
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID."), DeleteMessageQuery),
     responses(
-        (status = 200, description = "The event and the tombstone.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the tombstone.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         (status = 204, description = "`for_me`: hidden for the caller."),
         OperationErrors,
     ))]
@@ -896,7 +903,8 @@ pub(crate) async fn delete_message(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddReactionBody {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
     /// A single Unicode emoji, or a `:name:` of at most 34 bytes.
     #[schema(example = "👍")]
@@ -911,7 +919,7 @@ pub(crate) struct AddReactionBody {
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID.")),
     request_body = AddReactionBody,
     responses(
-        (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         OperationErrors,
     ))]
 pub(crate) async fn add_reaction(
@@ -935,7 +943,8 @@ pub(crate) async fn add_reaction(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RemoveReactionQuery {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
 }
 
@@ -945,7 +954,7 @@ pub(crate) struct RemoveReactionQuery {
 #[utoipa::path(delete, path = "/v1/conversations/{conversation_id}/messages/{message_id}/reactions/{emoji}", tag = "messages",
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("message_id" = String, Path, description = "The message's ULID."), ("emoji" = String, Path, description = "The emoji, percent-encoded."), RemoveReactionQuery),
     responses(
-        (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the message as it is now.", body = OperationResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         OperationErrors,
     ))]
 pub(crate) async fn remove_reaction(
@@ -1169,7 +1178,8 @@ fn nullable<'de, D: serde::Deserializer<'de>>(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateConversationBody {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
     /// A new title; `null` clears it; absent leaves it.
     #[serde(default, deserialize_with = "nullable")]
@@ -1193,7 +1203,7 @@ pub(crate) struct UpdateConversationBody {
     params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
     request_body = UpdateConversationBody,
     responses(
-        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         ChangeErrors,
     ))]
 pub(crate) async fn update_conversation(
@@ -1215,7 +1225,8 @@ pub(crate) async fn update_conversation(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ArchiveBody {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
     /// `true` to archive, `false` to unarchive.
     archived: bool,
@@ -1230,7 +1241,7 @@ pub(crate) struct ArchiveBody {
     params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
     request_body = ArchiveBody,
     responses(
-        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         ChangeErrors,
     ))]
 pub(crate) async fn archive_conversation(
@@ -1250,7 +1261,8 @@ pub(crate) async fn archive_conversation(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddMembersBody {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
     /// Users to add (at most 100; members already in are skipped).
     user_ids: Vec<String>,
@@ -1265,7 +1277,7 @@ pub(crate) struct AddMembersBody {
     params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
     request_body = AddMembersBody,
     responses(
-        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         ChangeErrors,
     ))]
 pub(crate) async fn add_members(
@@ -1289,7 +1301,8 @@ pub(crate) async fn add_members(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClientIdQuery {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
 }
 
@@ -1319,7 +1332,7 @@ impl FromRequestParts<Arc<App>> for MemberPath {
 #[utoipa::path(delete, path = "/v1/conversations/{conversation_id}/members/{user_id}", tag = "members",
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("user_id" = String, Path, description = "The member's user id."), ClientIdQuery),
     responses(
-        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         ChangeErrors,
     ))]
 pub(crate) async fn remove_member(
@@ -1339,7 +1352,8 @@ pub(crate) async fn remove_member(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LeaveBody {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
 }
 
@@ -1351,7 +1365,7 @@ pub(crate) struct LeaveBody {
     params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
     request_body = LeaveBody,
     responses(
-        (status = 200, description = "The event (the caller is no longer a member, so no conversation).", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event (the caller is no longer a member, so no conversation).", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         ChangeErrors,
     ))]
 pub(crate) async fn leave_conversation(
@@ -1375,7 +1389,8 @@ pub(crate) async fn leave_conversation(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChangeRoleBody {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
     /// `admin`, `moderator` or `member`.
     role: String,
@@ -1390,7 +1405,7 @@ pub(crate) struct ChangeRoleBody {
     params(("conversation_id" = String, Path, description = "The conversation's ULID."), ("user_id" = String, Path, description = "The member's user id.")),
     request_body = ChangeRoleBody,
     responses(
-        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         ChangeErrors,
     ))]
 pub(crate) async fn change_role(
@@ -1413,7 +1428,8 @@ pub(crate) async fn change_role(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransferOwnershipBody {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
     /// The member who becomes the owner.
     user_id: String,
@@ -1427,7 +1443,7 @@ pub(crate) struct TransferOwnershipBody {
     params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
     request_body = TransferOwnershipBody,
     responses(
-        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         ChangeErrors,
     ))]
 pub(crate) async fn transfer_ownership(
@@ -1447,7 +1463,8 @@ pub(crate) async fn transfer_ownership(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ModerateBody {
-    /// The idempotency key, unique per conversation.
+    /// The idempotency key: the caller's own in this conversation (shared with sends and
+    /// operations); reusing it for a different request is refused (`conflict`).
     client_id: String,
     /// `kick`, `ban`, `unban`, `mute` or `unmute`.
     action: String,
@@ -1471,7 +1488,7 @@ pub(crate) struct ModerateBody {
     params(("conversation_id" = String, Path, description = "The conversation's ULID.")),
     request_body = ModerateBody,
     responses(
-        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the client_id had been used before and nothing new was stored."))),
+        (status = 200, description = "The event and the conversation now.", body = ChangeResponse<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         ChangeErrors,
     ))]
 pub(crate) async fn moderate(
@@ -1743,7 +1760,7 @@ pub(crate) struct ForwardResponse<'a> {
         (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
         (status = 403, description = "Not a member of the source (`not_member`).", body = ErrorBody),
         (status = 404, description = "No such source conversation, or a message that is not in it (`not_found`).", body = ErrorBody),
-        (status = 409, description = "A message to forward was deleted (`conflict`).", body = ErrorBody),
+        (status = 409, description = "A message to forward was deleted (`conflict`); a target where the caller used a copy's client_id for a different request reports `conflict` in its result.", body = ErrorBody),
         (status = 413, description = "More messages or targets than configured (`too_large`).", body = ErrorBody),
         (status = 429, description = "The user's rate limit is exhausted (`rate_limited`).", body = ErrorBody),
         (status = 503, description = "Storage or a conversation is unavailable (`unavailable`).", body = ErrorBody),
@@ -1869,7 +1886,8 @@ pub(crate) enum ChangeErrors {
     #[response(status = 404)]
     NotFound(ErrorBody),
     /// The conversation's state refuses it: archived, already a member, not a member, not
-    /// banned, same role (`conflict`).
+    /// banned, same role; or the caller used this client_id for another kind of request
+    /// (`conflict`).
     #[response(status = 409)]
     Conflict(ErrorBody),
     /// Too many members, or a value over its limit (`too_large`).
@@ -1907,7 +1925,7 @@ pub(crate) enum OperationErrors {
     #[response(status = 404)]
     NotFound(ErrorBody),
     /// The message's state refuses it: already deleted, already reacted, no such reaction of
-    /// yours (`conflict`).
+    /// yours; or the caller used this client_id for a different request (`conflict`).
     #[response(status = 409)]
     Conflict(ErrorBody),
     /// Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message

@@ -1,12 +1,15 @@
 //! Tests of the conversation state machine.
 //!
 //! The centrepiece is a model-based property test: random interleavings of join (with and
-//! without `since`), leave, send (including repeated `client_id`s), disconnect and reconnect
+//! without `since`), leave, send (including retries, a `client_id` reused for another text, and
+//! `client_id`s that two users both pick), disconnect and reconnect
 //! with `since`, storage results (success, failure, and "failed but actually written") and
 //! catch-up page reads are run against the core and a naive model of the durable log. It checks
 //! that every subscription observes every message after its starting point exactly once, in seq
 //! order, with no gap; that the log itself never has a gap or a reused seq; and that every send
-//! ends in exactly one final acknowledgement that agrees with the log.
+//! ends in exactly one final acknowledgement that agrees with the log: `delivered` only ever
+//! names a message of the sender's own with the text they sent, and a key its user already used
+//! for another text is refused as a conflict.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -112,7 +115,31 @@ fn repeated_client_id_is_in_flight_then_known() {
         core.check_send(&alice, &new_message("c1", "hi"), Timestamp(0)),
         Ok(SendCheck::InFlight)
     );
-    assert_eq!(core.attach_waiter(accepted.entry.client_id(), 2), Ok(()));
+    assert_eq!(
+        core.attach_waiter(&alice, accepted.entry.client_id(), 2),
+        Ok(())
+    );
+    // Bob's key is his own: the same client_id is new for him.
+    let bob = user("bob");
+    assert_eq!(
+        core.check_send(&bob, &new_message("c1", "bob's words"), Timestamp(0)),
+        Ok(SendCheck::Unknown)
+    );
+    assert_eq!(
+        core.attach_waiter(&bob, accepted.entry.client_id(), 3),
+        Err(3)
+    );
+    let conflict =
+        "conflict: this client_id was already used for a different request; use a new client_id";
+    let render = |check: Result<SendCheck>| match check {
+        Ok(check) => format!("{check:?}"),
+        Err(error) => error.to_string(),
+    };
+    // While the first is in flight it may still be refused: another text goes to storage.
+    assert_eq!(
+        render(core.check_send(&alice, &new_message("c1", "other words"), Timestamp(0))),
+        "Unknown"
+    );
     let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(42), None));
     let waiters: Vec<u32> = report.acks.iter().map(|ack| ack.waiter).collect();
     assert_eq!(waiters, vec![1, 2]);
@@ -121,6 +148,14 @@ fn repeated_client_id_is_in_flight_then_known() {
     assert_eq!(
         core.check_send(&alice, &new_message("c1", "hi"), Timestamp(0)),
         Ok(SendCheck::Known(stored))
+    );
+    assert_eq!(
+        render(core.check_send(&alice, &new_message("c1", "other words"), Timestamp(0))),
+        conflict
+    );
+    assert_eq!(
+        core.check_send(&bob, &new_message("c1", "bob's words"), Timestamp(0)),
+        Ok(SendCheck::Unknown)
     );
     assert_eq!(core.durable_head(), Seq(42));
 }
@@ -241,36 +276,43 @@ fn an_append_a_resync_got_to_first_still_reports_its_seq() {
 
 // ---- the model-based property test ----
 
+/// Which `client_id` a send uses.
+#[derive(Debug, Clone, Copy)]
+enum KeyChoice {
+    /// A new one.
+    Fresh,
+    /// The client's last one, with the same text: a retry.
+    Retry,
+    /// The client's last one, with another text: not a retry.
+    RetryWithOtherText,
+    /// Another client's last one (predictable keys collide): with this client's own text, so a
+    /// retry when that client is the same user and a new key of this user's otherwise.
+    Borrow(usize),
+}
+
 #[derive(Debug, Clone)]
 enum Op {
-    Send {
-        client: usize,
-        reuse_client_id: bool,
-    },
-    Persist {
-        outcome: u8,
-    },
-    Join {
-        client: usize,
-        with_since: bool,
-    },
-    Leave {
-        client: usize,
-    },
-    Reconnect {
-        client: usize,
-    },
+    Send { client: usize, key: KeyChoice },
+    Persist { outcome: u8 },
+    Join { client: usize, with_since: bool },
+    Leave { client: usize },
+    Reconnect { client: usize },
     Restart,
     Resync,
-    CatchUpPage {
-        client: usize,
-        page_size: usize,
-    },
+    CatchUpPage { client: usize, page_size: usize },
 }
 
 fn op_strategy(n_clients: usize) -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..n_clients, any::<bool>()).prop_map(|(client, reuse)| Op::Send { client, reuse_client_id: reuse }),
+        4 => (0..n_clients, 0..4usize, 0..n_clients).prop_map(|(client, choice, other)| Op::Send {
+            client,
+            key: match choice {
+                0 => KeyChoice::Fresh,
+                1 => KeyChoice::Retry,
+                2 => KeyChoice::RetryWithOtherText,
+                _ => KeyChoice::Borrow(other),
+            },
+        }),
         4 => (0u8..10).prop_map(|outcome| Op::Persist { outcome }),
         2 => (0..n_clients, any::<bool>()).prop_map(|(client, with_since)| Op::Join { client, with_since }),
         1 => (0..n_clients).prop_map(|client| Op::Leave { client }),
@@ -292,11 +334,12 @@ struct SimClient {
     received: Vec<Seq>,
     /// The newest seq this client has ever seen; what it passes as `since`.
     last_seen: Seq,
-    sent_client_ids: Vec<ClientId>,
+    /// The keys this client sent with, and the text of each send.
+    sent: Vec<(ClientId, String)>,
 }
 
-/// Waiter: (client index, client_id).
-type Waiter = (usize, ClientId);
+/// Waiter: (client index, client_id, the text sent).
+type Waiter = (usize, ClientId, String);
 
 /// An append waiting in the simulated writer.
 struct Queued {
@@ -316,7 +359,8 @@ struct Sim {
     resync_pending: bool,
     clients: Vec<SimClient>,
     catch_ups: HashMap<SessionId, CatchUp>,
-    final_acks: HashMap<ClientId, Vec<AckOutcome>>,
+    /// Every final ack, by (user, key): the text sent and the outcome.
+    final_acks: HashMap<(UserId, ClientId), Vec<(String, AckOutcome)>>,
     n_sends: usize,
     next_session: u128,
     now: u64,
@@ -335,7 +379,7 @@ impl Sim {
                 start: Seq::ZERO,
                 received: Vec::new(),
                 last_seen: Seq::ZERO,
-                sent_client_ids: Vec::new(),
+                sent: Vec::new(),
             })
             .collect();
         Sim {
@@ -357,15 +401,17 @@ impl Sim {
         }
     }
 
-    /// Storage's own rules, as the conformance suite states them: a known `client_id` is a
-    /// duplicate; otherwise the message gets the next seq. Outcome 0 fails without writing,
+    /// Storage's own rules, as the conformance suite states them: a `client_id` its sender
+    /// already stored is a duplicate when the text is the same and a conflict otherwise;
+    /// otherwise the message gets the next seq. Outcome 0 fails without writing,
     /// 1 writes but reports a failure (an fsync error after the write), anything else succeeds.
     fn store(&mut self, mut message: Message, outcome: u8) -> AppendResult {
-        if let Some(existing) = self
-            .log
-            .iter()
-            .find(|stored| stored.client_id == message.client_id)
-        {
+        if let Some(existing) = self.log.iter().find(|stored| {
+            stored.client_id == message.client_id && stored.sender_id == message.sender_id
+        }) {
+            if existing.text != message.text {
+                return AppendResult::Refused(crate::idempotency::reused_for_another_request());
+            }
             return AppendResult::Duplicate(existing.reference());
         }
         if outcome == 0 {
@@ -416,10 +462,12 @@ impl Sim {
 
     fn apply_report(&mut self, report: PersistReport<Waiter>) {
         for ack in report.acks {
+            let (client, client_id, text) = ack.waiter;
+            let user_id = self.clients[client].user_id.clone();
             self.final_acks
-                .entry(ack.waiter.1)
+                .entry((user_id, client_id))
                 .or_default()
-                .push(ack.outcome);
+                .push((text, ack.outcome));
         }
         if let Some(LogEntry::Message(message)) = &report.committed {
             for session_id in &report.live_sessions {
@@ -437,41 +485,59 @@ impl Sim {
     fn apply(&mut self, op: Op) {
         self.now += 1;
         match op {
-            Op::Send {
-                client,
-                reuse_client_id,
-            } => {
-                let sender = &self.clients[client];
-                let client_id = match sender.sent_client_ids.last() {
-                    Some(previous) if reuse_client_id => previous.clone(),
-                    _ => {
-                        self.n_sends += 1;
-                        ClientId::parse(&format!("c{}", self.n_sends)).expect("valid client id")
-                    }
-                };
-                let sender_id = sender.user_id.clone();
-                let new_message = new_message(client_id.as_str(), "hello");
-                self.clients[client].sent_client_ids.push(client_id.clone());
-                let waiter = (client, client_id.clone());
+            Op::Send { client, key } => {
+                let sender_id = self.clients[client].user_id.clone();
+                let own_text = |client_id: &ClientId| format!("{sender_id} says {client_id}");
+                let last_of = |index: usize| self.clients[index].sent.last().cloned();
+                let (client_id, text) = match key {
+                    KeyChoice::Retry => last_of(client),
+                    KeyChoice::RetryWithOtherText => last_of(client)
+                        .map(|(client_id, text)| (client_id, format!("{text}, edited"))),
+                    KeyChoice::Borrow(other) => last_of(other).map(|(client_id, _)| {
+                        let text = own_text(&client_id);
+                        (client_id, text)
+                    }),
+                    KeyChoice::Fresh => None,
+                }
+                .unwrap_or_else(|| {
+                    self.n_sends += 1;
+                    let client_id =
+                        ClientId::parse(&format!("c{}", self.n_sends)).expect("valid client id");
+                    let text = own_text(&client_id);
+                    (client_id, text)
+                });
+                let new_message = new_message(client_id.as_str(), &text);
+                self.clients[client]
+                    .sent
+                    .push((client_id.clone(), text.clone()));
+                let waiter = (client, client_id.clone(), text.clone());
+                let ack_key = (sender_id.clone(), client_id.clone());
                 match self
                     .core
                     .check_send(&sender_id, &new_message, Timestamp(self.now))
                 {
                     Err(error) => {
-                        assert_eq!(error, Error::NotMember);
+                        assert!(
+                            matches!(error, Error::NotMember | Error::Conflict { .. }),
+                            "unexpected refusal {error}"
+                        );
                         self.final_acks
-                            .entry(client_id)
+                            .entry(ack_key)
                             .or_default()
-                            .push(AckOutcome::Rejected(error));
+                            .push((text, AckOutcome::Rejected(error)));
                     }
                     Ok(SendCheck::Known(message_ref)) => {
                         self.final_acks
-                            .entry(client_id)
+                            .entry(ack_key)
                             .or_default()
-                            .push(AckOutcome::Delivered(message_ref));
+                            .push((text, AckOutcome::Delivered(message_ref)));
                     }
                     Ok(SendCheck::InFlight) => {
-                        assert!(self.core.attach_waiter(&client_id, waiter).is_ok());
+                        assert!(
+                            self.core
+                                .attach_waiter(&sender_id, &client_id, waiter)
+                                .is_ok()
+                        );
                     }
                     Ok(SendCheck::Unknown) => {
                         let message_id = MessageId::from_parts(self.now, self.n_sends as u128);
@@ -636,32 +702,39 @@ impl Sim {
                 );
             }
         }
-        for (client_id, outcomes) in &self.final_acks {
+        for ((user_id, client_id), outcomes) in &self.final_acks {
             let stored = self
                 .log
                 .iter()
-                .find(|message| &message.client_id == client_id);
-            for outcome in outcomes {
+                .find(|message| &message.client_id == client_id && &message.sender_id == user_id);
+            for (text, outcome) in outcomes {
                 match outcome {
                     AckOutcome::Delivered(message_ref) => {
+                        // The promise the project is built on: `delivered` names the sender's
+                        // own message, stored with the text they sent.
                         let stored = stored.expect("a delivered ack names a stored message");
                         assert_eq!(*message_ref, stored.reference());
+                        assert_eq!(&stored.text, text, "{user_id} was acked another text");
+                    }
+                    AckOutcome::Rejected(Error::Conflict { .. }) => {
+                        let stored = stored.expect("a conflict names a stored key");
+                        assert_ne!(&stored.text, text, "a retry was refused as a conflict");
                     }
                     AckOutcome::Rejected(_) => {}
                     AckOutcome::Pending => panic!("pending is never a final ack"),
                 }
             }
         }
-        let n_stored_client_ids = self
+        let n_stored_keys = self
             .log
             .iter()
-            .map(|message| &message.client_id)
+            .map(|message| (&message.sender_id, &message.client_id))
             .collect::<std::collections::HashSet<_>>()
             .len();
         assert_eq!(
-            n_stored_client_ids,
+            n_stored_keys,
             self.log.len(),
-            "a client_id was stored twice"
+            "a user's client_id was stored twice"
         );
     }
 }

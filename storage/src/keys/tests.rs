@@ -30,7 +30,7 @@ fn conversation_scoped_keys(tenant_id: &TenantId, conversation_id: ConversationI
         member_key(tenant_id, conversation_id, &user("bob")),
         message_key(tenant_id, conversation_id, Seq(1)),
         message_key(tenant_id, conversation_id, Seq(u64::MAX)),
-        client_id_key(tenant_id, conversation_id, &client("c-1")),
+        client_id_key(tenant_id, conversation_id, &user("bob"), &client("c-1")),
         message_id_key(
             tenant_id,
             conversation_id,
@@ -167,4 +167,28 @@ fn message_keys_are_the_conversation_key_followed_by_the_big_endian_seq() {
 fn decoding_a_too_short_key_gives_none() {
     assert_eq!(seq_from_message_key(&[1, 2, 3]), None);
     assert_eq!(conversation_id_from_user_conversation_key(&[0; 15]), None);
+}
+
+#[test]
+fn idempotency_keys_of_different_authors_never_collide() {
+    // The author and the client id are each length-prefixed, so moving bytes from one to the
+    // other always changes the key, and the same client id of two authors is two keys.
+    let tenant_id = tenant("acme");
+    let conversation_id = conversation(1, 2);
+    let keys = [
+        client_id_key(&tenant_id, conversation_id, &user("ab"), &client("c")),
+        client_id_key(&tenant_id, conversation_id, &user("a"), &client("bc")),
+        client_id_key(&tenant_id, conversation_id, &user("a"), &client("c")),
+        client_id_key(&tenant_id, conversation_id, &user("b"), &client("c")),
+    ];
+    for (index, key) in keys.iter().enumerate() {
+        for other in &keys[index + 1..] {
+            assert_ne!(key, other);
+        }
+        assert_eq!(
+            conversation_key_prefix(key),
+            Some(conversation_key(&tenant_id, conversation_id).as_slice())
+        );
+    }
+    assert_eq!(conversation_key_prefix(&[3, b'a']), None);
 }
