@@ -289,8 +289,10 @@ fn engine(criterion: &mut Criterion) {
                         assert_eq!(check, SendCheck::Unknown, "every client id is fresh");
                         let accepted = core.accept(sender_id, new_message, message_id, now, ());
                         let seq = core.durable_head().next();
-                        let report =
-                            core.on_persisted(accepted.ticket, AppendResult::Stored(seq, None));
+                        let report = core.on_persisted(
+                            accepted.ticket,
+                            AppendResult::Stored(seq, None, Vec::new()),
+                        );
                         assert_eq!(
                             report.live_sessions.len(),
                             n_subscribers,

@@ -763,6 +763,7 @@ impl ConversationActor {
                 ClusterNotice::Stored { head },
             );
         }
+        refresh_recent_frames(ready, self.context.encoder.as_ref(), &report.rewritten);
         if let Some(entry) = report.committed {
             let seq = entry.seq();
             let subject = subject_of(&entry);
@@ -1359,6 +1360,32 @@ fn settle_known(
         Ok(SendCheck::Unknown) => return Some(ack),
     }
     None
+}
+
+/// Replaces the cached frames of entries that a newly stored one changed (an edited or deleted
+/// message, a thread's root, the edits whose text a delete scrubbed) with frames of the entries
+/// as storage now holds them, so a replay served from the cache shows every entry as it is now,
+/// exactly as one read from storage does: the cache never keeps a deleted text.
+fn refresh_recent_frames(ready: &mut Ready, encoder: &dyn EventEncoder, rewritten: &[LogEntry]) {
+    let Some(oldest) = ready.recent_frames.front().map(|(seq, _, _)| *seq) else {
+        return;
+    };
+    for entry in rewritten {
+        let Some(index) = entry
+            .seq()
+            .get()
+            .checked_sub(oldest.get())
+            .and_then(|offset| usize::try_from(offset).ok())
+        else {
+            continue;
+        };
+        if let Some((seq, subject, frame)) = ready.recent_frames.get_mut(index)
+            && *seq == entry.seq()
+        {
+            *subject = subject_of(entry);
+            *frame = encoder.encode(&ServerEvent::Entry(entry));
+        }
+    }
 }
 
 /// The message an entry is about: the message itself, or an event's target.

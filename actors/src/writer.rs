@@ -204,7 +204,11 @@ async fn commit(state: &WriterState, batch: Vec<PendingAppend>) {
         Ok(outcomes) if outcomes.len() == n_entries => outcomes
             .into_iter()
             .map(|outcome| match outcome {
-                AppendOutcome::Stored { seq, completed } => AppendResult::Stored(seq, completed),
+                AppendOutcome::Stored {
+                    seq,
+                    completed,
+                    rewritten,
+                } => AppendResult::Stored(seq, completed, rewritten),
                 AppendOutcome::DuplicateClientId { existing } => AppendResult::Duplicate(existing),
                 AppendOutcome::Refused { error } => AppendResult::Refused(error),
             })

@@ -71,9 +71,10 @@ pub struct Accepted {
 /// What storage reported for one appended entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendResult {
-    /// Durable, at this seq; with the entry as storage completed it, when it did (see
+    /// Durable, at this seq; with the entry as storage completed it, when it did, and the
+    /// earlier entries it changed, as storage now holds them (see
     /// [`crate::ports::AppendOutcome::Stored`]).
-    Stored(Seq, Option<Box<LogEntry>>),
+    Stored(Seq, Option<Box<LogEntry>>, Vec<LogEntry>),
     /// Storage already had the author's `client_id`, stored by a request of the same shape, as
     /// this entry.
     Duplicate(MessageRef),
@@ -117,6 +118,9 @@ pub struct PersistReport<W> {
     /// nodes of a deployment hear of every seq their appender stored, exactly once, through
     /// this; `committed` alone would miss the ones a resync got to first.
     pub stored: Option<Seq>,
+    /// Earlier entries the stored one changed, as storage now holds them: whoever keeps copies
+    /// of recent entries (the actor's cache of encoded frames) must replace them with these.
+    pub rewritten: Vec<LogEntry>,
     /// The live sessions that must receive `committed`, in session id order.
     pub live_sessions: Vec<SessionId>,
     /// Final acknowledgements to deliver, in order.
@@ -135,6 +139,7 @@ impl<W> PersistReport<W> {
         PersistReport {
             committed: None,
             stored: None,
+            rewritten: Vec::new(),
             live_sessions: Vec::new(),
             acks: Vec::new(),
             catch_ups: Vec::new(),
@@ -594,11 +599,12 @@ impl<W> ConversationCore<W> {
             .iter()
             .position(|in_flight| in_flight.ticket == ticket)
         else {
-            if let AppendResult::Stored(seq, _) = result {
-                report.stored = Some(seq);
-            }
             report.needs_resync = match result {
-                AppendResult::Stored(seq, _) => seq > self.durable_head,
+                AppendResult::Stored(seq, _, rewritten) => {
+                    report.stored = Some(seq);
+                    report.rewritten = rewritten;
+                    seq > self.durable_head
+                }
                 AppendResult::Duplicate(existing) => existing.seq > self.durable_head,
                 AppendResult::Refused(_) => false,
                 AppendResult::Failed => true,
@@ -618,8 +624,9 @@ impl<W> ConversationCore<W> {
             self.n_in_flight_changes = self.n_in_flight_changes.saturating_sub(1);
         }
         match result {
-            AppendResult::Stored(seq, completed) => {
+            AppendResult::Stored(seq, completed, rewritten) => {
                 report.stored = Some(seq);
+                report.rewritten = rewritten;
                 let mut entry = completed.map_or(in_flight.entry, |completed| *completed);
                 entry.set_seq(seq);
                 let message_ref = entry.reference();

@@ -41,6 +41,11 @@ pub enum AppendOutcome {
         /// state (the reaction count), a thread reply's position. `None` for a plain message,
         /// which is stored exactly as given.
         completed: Option<Box<LogEntry>>,
+        /// Earlier entries of the conversation this one changed, as storage now holds them:
+        /// the message an event applies to, a thread's root, the edits whose text a delete
+        /// scrubbed. A cache of recent entries replaces its copies with these, so that a replay
+        /// from it shows every entry as it is now, exactly as a replay from storage does.
+        rewritten: Vec<LogEntry>,
     },
     /// Not stored: the entry's author already has an entry with this `client_id` in the
     /// conversation (stored earlier, or earlier in the same batch), made by a request of the

@@ -503,10 +503,14 @@ impl EmbeddedShared {
             staged.client_ids.insert(client_key, seq);
             let completed = staged_entry.completed.then(|| Box::new(entry.clone()));
             staged.entries.insert(seq, entry);
-            for rewrite in staged_entry.rewrites {
-                staged.entries.insert(rewrite.seq(), rewrite);
+            for rewrite in &staged_entry.rewrites {
+                staged.entries.insert(rewrite.seq(), rewrite.clone());
             }
-            outcomes.push(AppendOutcome::Stored { seq, completed });
+            outcomes.push(AppendOutcome::Stored {
+                seq,
+                completed,
+                rewritten: staged_entry.rewrites,
+            });
         }
 
         for ((tenant_id, conversation_id), staged) in &pending {

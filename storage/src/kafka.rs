@@ -103,6 +103,7 @@ enum ReplyOutcome {
     Stored {
         seq: Seq,
         completed: Option<Box<LogEntry>>,
+        rewritten: Vec<LogEntry>,
     },
     Duplicate {
         existing: MessageRef,
@@ -222,7 +223,15 @@ impl From<Refusal> for Error {
 impl From<AppendOutcome> for ReplyOutcome {
     fn from(outcome: AppendOutcome) -> Self {
         match outcome {
-            AppendOutcome::Stored { seq, completed } => ReplyOutcome::Stored { seq, completed },
+            AppendOutcome::Stored {
+                seq,
+                completed,
+                rewritten,
+            } => ReplyOutcome::Stored {
+                seq,
+                completed,
+                rewritten,
+            },
             AppendOutcome::DuplicateClientId { existing } => ReplyOutcome::Duplicate { existing },
             AppendOutcome::Refused { error } => ReplyOutcome::Refused {
                 refusal: Refusal::from(&error),
@@ -234,7 +243,15 @@ impl From<AppendOutcome> for ReplyOutcome {
 impl From<ReplyOutcome> for AppendOutcome {
     fn from(outcome: ReplyOutcome) -> Self {
         match outcome {
-            ReplyOutcome::Stored { seq, completed } => AppendOutcome::Stored { seq, completed },
+            ReplyOutcome::Stored {
+                seq,
+                completed,
+                rewritten,
+            } => AppendOutcome::Stored {
+                seq,
+                completed,
+                rewritten,
+            },
             ReplyOutcome::Duplicate { existing } => AppendOutcome::DuplicateClientId { existing },
             ReplyOutcome::Refused { refusal } => AppendOutcome::Refused {
                 error: refusal.into(),

@@ -326,10 +326,14 @@ impl MessageStore for MemoryMessageStore {
             }
             let completed = staged.completed.then(|| Box::new(entry.clone()));
             log.write(entry);
-            for rewrite in staged.rewrites {
-                log.write(rewrite);
+            for rewrite in &staged.rewrites {
+                log.write(rewrite.clone());
             }
-            outcomes.push(AppendOutcome::Stored { seq, completed });
+            outcomes.push(AppendOutcome::Stored {
+                seq,
+                completed,
+                rewritten: staged.rewrites,
+            });
         }
         Ok(outcomes)
     }

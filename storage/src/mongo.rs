@@ -675,16 +675,20 @@ impl MongoMessageStore {
                 log.conversation = Some(Some(snapshot));
                 log.conversation_changed = true;
             }
-            for rewrite in staged.rewrites {
+            for rewrite in &staged.rewrites {
                 if !log.new_seqs.contains(&rewrite.seq()) {
                     log.rewritten.insert(rewrite.seq());
                 }
-                log.entries.insert(rewrite.seq(), Some(rewrite));
+                log.entries.insert(rewrite.seq(), Some(rewrite.clone()));
             }
             let completed = staged.completed.then(|| Box::new(staged_entry.clone()));
             log.new_seqs.insert(seq);
             log.entries.insert(seq, Some(staged_entry));
-            outcomes.push(AppendOutcome::Stored { seq, completed });
+            outcomes.push(AppendOutcome::Stored {
+                seq,
+                completed,
+                rewritten: staged.rewrites,
+            });
         }
 
         for ((tenant_id, conversation_id), log) in &logs {

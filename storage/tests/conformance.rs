@@ -137,6 +137,7 @@ fn stored(seq: u64) -> AppendOutcome {
     AppendOutcome::Stored {
         seq: Seq(seq),
         completed: None,
+        rewritten: Vec::new(),
     }
 }
 
@@ -1534,10 +1535,12 @@ fn summary(outcome: &AppendOutcome) -> String {
         AppendOutcome::Stored {
             seq,
             completed: None,
+            ..
         } => format!("stored {seq}"),
         AppendOutcome::Stored {
             seq,
             completed: Some(entry),
+            ..
         } => {
             assert_eq!(entry.seq(), *seq, "a completed entry carries its seq");
             format!("stored {seq} completed")
@@ -1795,6 +1798,81 @@ async fn a_client_id_reused_by_its_author_for_another_request_is_a_conflict(
         vec!["duplicate 1"]
     );
     assert_eq!(head(&store, &tenant_id, id).await, Seq(4));
+}
+
+/// The seqs an outcome says it rewrote, after checking that each rewritten entry is exactly
+/// what the store now holds at its seq.
+async fn rewritten_as_stored(
+    store: &Arc<dyn MessageStore>,
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    outcome: &AppendOutcome,
+) -> Vec<u64> {
+    let AppendOutcome::Stored { rewritten, .. } = outcome else {
+        panic!("expected a stored outcome, got {outcome:?}");
+    };
+    let mut seqs = Vec::new();
+    for entry in rewritten {
+        let previous = entry.seq().get() - 1;
+        let now = store
+            .entries_after(tenant_id, conversation_id, Seq(previous), 1)
+            .await
+            .expect("entries_after succeeds");
+        assert_eq!(now.as_slice(), std::slice::from_ref(entry));
+        seqs.push(entry.seq().get());
+    }
+    seqs
+}
+
+async fn a_stored_entry_reports_the_entries_it_rewrote_as_they_now_are(
+    store: Arc<dyn MessageStore>,
+) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let root = message(id, "root");
+    let plain = message(id, "plain");
+    let outcomes = append(&store, entries(&tenant_id, &[&root, &plain])).await;
+    assert_eq!(
+        outcomes,
+        vec![stored(1), stored(2)],
+        "plain messages rewrite nothing"
+    );
+    let edit = event(id, "alice", "e-1", edited(root.message_id, "root, edited"));
+    let reply = Message {
+        thread_root: Some(root.message_id),
+        ..message(id, "reply")
+    };
+    let delete = event(
+        id,
+        "alice",
+        "d-1",
+        deleted(root.message_id, DeleteMode::ForEveryone),
+    );
+    let react = event(id, "bob", "r-1", reacted(plain.message_id, "👍"));
+    let outcomes = append(&store, vec![event_entry(&tenant_id, &edit)]).await;
+    assert_eq!(
+        rewritten_as_stored(&store, &tenant_id, id, &outcomes[0]).await,
+        [1],
+        "an edit rewrites its message"
+    );
+    let outcomes = append(&store, vec![entry(&tenant_id, &reply)]).await;
+    assert_eq!(
+        rewritten_as_stored(&store, &tenant_id, id, &outcomes[0]).await,
+        [1],
+        "a thread reply rewrites its root"
+    );
+    let outcomes = append(&store, vec![event_entry(&tenant_id, &delete)]).await;
+    assert_eq!(
+        rewritten_as_stored(&store, &tenant_id, id, &outcomes[0]).await,
+        [1, 3],
+        "a delete rewrites its message and scrubs the edit"
+    );
+    let outcomes = append(&store, vec![event_entry(&tenant_id, &react)]).await;
+    assert_eq!(
+        rewritten_as_stored(&store, &tenant_id, id, &outcomes[0]).await,
+        [2],
+        "a reaction rewrites its message"
+    );
 }
 
 async fn events_get_their_own_seqs_and_keep_the_message_current(store: Arc<dyn MessageStore>) {
@@ -2476,6 +2554,7 @@ conformance!(
     a_client_id_repeated_within_a_batch_is_reported_as_duplicate_and_consumes_no_seq,
     the_same_client_id_of_two_authors_is_two_entries,
     a_client_id_reused_by_its_author_for_another_request_is_a_conflict,
+    a_stored_entry_reports_the_entries_it_rewrote_as_they_now_are,
     head_is_the_highest_assigned_seq,
     lookups_by_client_id_and_by_message_id_return_the_assigned_seq,
     messages_after_is_ascending_bounded_and_limited,

@@ -79,3 +79,79 @@ async fn an_idle_conversation_stops_and_reloads_with_seq_and_dedup_intact() {
     let (_, second) = alice.send_message(&id, "k2", "second").await;
     assert_eq!(second["seq"], 2);
 }
+
+/// Issue 13, defect 8: a resume served from the conversation's recent frames once replayed
+/// messages as first sent, and a deleted message's text with its `message.edited` event.
+#[tokio::test]
+async fn a_resume_shows_each_message_as_it_is_now_and_never_a_deleted_text() {
+    use reqwest::Method;
+    use serde_json::json;
+
+    use crate::support::call;
+
+    let server = TestServer::start().await;
+    let id = server.create_conversation("acme", "alice", &["bob"]).await;
+    let mut alice = server.connect("acme", "alice").await;
+    let messages = format!("/v1/conversations/{id}/messages");
+    let (_, draft) = alice.send_message(&id, "d-1", "draft: meet at 10").await;
+    let draft_id = draft["message_id"].as_str().expect("id").to_owned();
+    let (status, _, _) = call(
+        &server,
+        Method::PATCH,
+        "alice",
+        &format!("{messages}/{draft_id}"),
+        Some(json!({"client_id": "d-2", "text": "final: meet at 11"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Bob, on a new session, joins with since 0: the message as it is now.
+    let mut bob = server.connect("acme", "bob").await;
+    bob.join(&id, Some(0)).await;
+    let first = bob.next_json().await;
+    assert_eq!(first["seq"], 1);
+    assert_eq!(first["text"], "final: meet at 11");
+    assert!(first["edited_at"].is_u64(), "{first}");
+
+    let (_, oops) = alice.send_message(&id, "o-1", "oops, wrong chat").await;
+    let oops_id = oops["message_id"].as_str().expect("id").to_owned();
+    let (status, _, _) = call(
+        &server,
+        Method::PATCH,
+        "alice",
+        &format!("{messages}/{oops_id}"),
+        Some(json!({"client_id": "o-2", "text": "oops, still the wrong chat"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = call(
+        &server,
+        Method::DELETE,
+        "alice",
+        &format!("{messages}/{oops_id}?client_id=o-3&mode=for_everyone"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A new session resumes from just before it: a tombstone, an edit without text, the delete.
+    let mut carol_view = server.connect("acme", "bob").await;
+    carol_view.join(&id, Some(2)).await;
+    let mut replayed = Vec::new();
+    while replayed.len() < 3 {
+        let frame = carol_view.next_json().await;
+        if frame["seq"].is_u64() {
+            replayed.push(frame);
+        }
+    }
+    let text = serde_json::to_string(&replayed).expect("json");
+    assert!(
+        !text.contains("wrong chat"),
+        "a deleted text was replayed: {text}"
+    );
+    assert_eq!(replayed[0]["type"], "message");
+    assert_eq!(replayed[0]["text"], "");
+    assert_eq!(replayed[0]["deleted"]["mode"], "for_everyone");
+    assert_eq!(replayed[1]["type"], "message.edited");
+    assert_eq!(replayed[2]["type"], "message.deleted");
+}

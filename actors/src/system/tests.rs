@@ -564,3 +564,253 @@ async fn a_retry_learns_its_first_attempt_worked_even_after_a_restart_and_a_chan
         .await;
     assert_eq!(refused.map(|_| ()), Err(Error::NotMember));
 }
+
+// ---- resumes show every entry as it is now (issue 13, defect 8) ----
+
+/// Encodes every entry with its whole state, so two frames of one seq differ whenever the
+/// entries differ; everything else as [`TextEncoder`] does.
+struct StateEncoder;
+
+impl EventEncoder for StateEncoder {
+    fn encode(&self, event: &ServerEvent<'_>) -> EncodedFrame {
+        match event {
+            ServerEvent::Entry(entry) => EncodedFrame::from_text(format!("entry {entry:?}")),
+            other => TextEncoder.encode(other),
+        }
+    }
+}
+
+/// An operation of the resume property test; messages are named by their index among the
+/// messages sent so far (modulo their number).
+#[derive(Debug, Clone)]
+enum ReplayOp {
+    Send {
+        by_bob: bool,
+        in_thread_of: Option<usize>,
+    },
+    Edit {
+        message: usize,
+    },
+    Delete {
+        message: usize,
+        hard: bool,
+    },
+    React {
+        message: usize,
+        by_bob: bool,
+        thumbs: bool,
+    },
+    Unreact {
+        message: usize,
+        by_bob: bool,
+        thumbs: bool,
+    },
+}
+
+fn replay_op_strategy() -> impl proptest::strategy::Strategy<Value = ReplayOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (any::<bool>(), proptest::option::of(0..8usize))
+            .prop_map(|(by_bob, in_thread_of)| ReplayOp::Send { by_bob, in_thread_of }),
+        2 => (0..8usize).prop_map(|message| ReplayOp::Edit { message }),
+        1 => (0..8usize, any::<bool>()).prop_map(|(message, hard)| ReplayOp::Delete { message, hard }),
+        2 => (0..8usize, any::<bool>(), any::<bool>())
+            .prop_map(|(message, by_bob, thumbs)| ReplayOp::React { message, by_bob, thumbs }),
+        1 => (0..8usize, any::<bool>(), any::<bool>())
+            .prop_map(|(message, by_bob, thumbs)| ReplayOp::Unreact { message, by_bob, thumbs }),
+    ]
+}
+
+/// Runs `ops` (refused ones are simply refused), then resumes a new session from every seq and
+/// checks that what it receives is exactly the log as storage now holds it.
+async fn check_resumes_equal_the_history(ops: Vec<ReplayOp>) {
+    use switchboard_engine::ids::{Emoji, MessageId};
+    use switchboard_engine::model::DeleteMode;
+    use switchboard_engine::operations::{MessageOperation, NewOperation};
+
+    let store = Arc::new(MemoryMessageStore::new());
+    let system = System::start(
+        settings(),
+        Arc::clone(&store) as Arc<dyn MessageStore>,
+        Arc::new(StateEncoder),
+        Arc::new(SystemClock),
+        None,
+        None,
+        crate::system::RecordingPorts {
+            store: Arc::new(switchboard_storage::MemoryRecordingStore::new()),
+            objects: Arc::new(switchboard_storage::MemoryObjectStore::new()),
+        },
+    )
+    .await
+    .expect("system starts");
+    let (snapshot, _) = system
+        .create_conversation(
+            &identity("alice"),
+            ConversationKind::Group,
+            None,
+            vec![UserId::parse("bob").expect("valid")],
+        )
+        .await
+        .expect("created");
+    let conversation_id = snapshot.conversation.conversation_id;
+    let tenant_id = TenantId::parse("acme").expect("valid");
+
+    let mut messages: Vec<MessageId> = Vec::new();
+    for (n, op) in ops.into_iter().enumerate() {
+        let client_id = ClientId::parse(&format!("op{n}")).expect("valid");
+        let pick = |index: usize| messages.get(index % messages.len().max(1)).copied();
+        let who = |by_bob: bool| identity(if by_bob { "bob" } else { "alice" });
+        let operation = match op {
+            ReplayOp::Send {
+                by_bob,
+                in_thread_of,
+            } => {
+                let new_message = NewMessage {
+                    client_id,
+                    text: format!("message {n}"),
+                    reply_to: None,
+                    thread_root: in_thread_of.and_then(pick),
+                    forwarded_from: None,
+                };
+                if let Ok(sent) = system
+                    .send(&who(by_bob), conversation_id, new_message)
+                    .await
+                {
+                    messages.push(sent.message.message_id);
+                }
+                continue;
+            }
+            ReplayOp::Edit { message } => pick(message).map(|message_id| {
+                (
+                    false,
+                    MessageOperation::Edit {
+                        message_id,
+                        text: format!("edited by op {n}"),
+                    },
+                )
+            }),
+            ReplayOp::Delete { message, hard } => pick(message).map(|message_id| {
+                (
+                    false,
+                    MessageOperation::Delete {
+                        message_id,
+                        mode: if hard {
+                            DeleteMode::Hard
+                        } else {
+                            DeleteMode::ForEveryone
+                        },
+                    },
+                )
+            }),
+            ReplayOp::React {
+                message,
+                by_bob,
+                thumbs,
+            } => pick(message).map(|message_id| {
+                (
+                    by_bob,
+                    MessageOperation::React {
+                        message_id,
+                        emoji: Emoji::parse(if thumbs { "👍" } else { "🎉" }).expect("emoji"),
+                    },
+                )
+            }),
+            ReplayOp::Unreact {
+                message,
+                by_bob,
+                thumbs,
+            } => pick(message).map(|message_id| {
+                (
+                    by_bob,
+                    MessageOperation::Unreact {
+                        message_id,
+                        emoji: Emoji::parse(if thumbs { "👍" } else { "🎉" }).expect("emoji"),
+                    },
+                )
+            }),
+        };
+        if let Some((by_bob, operation)) = operation {
+            // Alice sends about half the messages: edits of bob's are refused, which is fine.
+            let _ = system
+                .operate(
+                    &who(by_bob),
+                    conversation_id,
+                    NewOperation {
+                        client_id,
+                        operation,
+                    },
+                )
+                .await;
+        }
+    }
+
+    let stored = store
+        .entries_after(&tenant_id, conversation_id, Seq::ZERO, 10_000)
+        .await
+        .expect("readable");
+    let head = stored
+        .last()
+        .map_or(Seq::ZERO, switchboard_engine::operations::LogEntry::seq);
+    for since in 0..=head.get() {
+        let (queue, receiver) = outbound(1 << 20);
+        let handle = system
+            .open_session(identity("bob"), queue)
+            .await
+            .expect("session opens");
+        let mut session = TestSession { handle, receiver };
+        assert_eq!(session.next().await, "welcome");
+        session.join(conversation_id, Some(Seq(since))).await;
+        let mut received = Vec::new();
+        while (received.len() as u64) < head.get() - since {
+            let frame = session.next().await;
+            if frame.starts_with("entry ") {
+                received.push(frame);
+            }
+        }
+        let expected: Vec<String> = stored
+            .iter()
+            .filter(|entry| entry.seq().get() > since)
+            .map(|entry| format!("entry {entry:?}"))
+            .collect();
+        assert_eq!(received, expected, "a resume from seq {since}");
+        session.handle.stop();
+    }
+    system.shutdown(DEADLINE).await;
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+    #[test]
+    fn a_resume_after_any_operations_equals_the_history_read_afterwards(
+        ops in proptest::collection::vec(replay_op_strategy(), 1..24)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(check_resumes_equal_the_history(ops));
+    }
+}
+
+#[tokio::test]
+async fn a_resume_shows_the_edited_text_and_never_a_deleted_one() {
+    // The issue's two cases, as fixed scenarios: a message edited before the resume, and one
+    // edited and then deleted for everyone.
+    check_resumes_equal_the_history(vec![
+        ReplayOp::Send {
+            by_bob: false,
+            in_thread_of: None,
+        },
+        ReplayOp::Edit { message: 0 },
+        ReplayOp::Send {
+            by_bob: false,
+            in_thread_of: None,
+        },
+        ReplayOp::Edit { message: 1 },
+        ReplayOp::Delete {
+            message: 1,
+            hard: false,
+        },
+    ])
+    .await;
+}

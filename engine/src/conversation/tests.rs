@@ -140,7 +140,10 @@ fn repeated_client_id_is_in_flight_then_known() {
         render(core.check_send(&alice, &new_message("c1", "other words"), Timestamp(0))),
         "Unknown"
     );
-    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(42), None));
+    let report = core.on_persisted(
+        accepted.ticket,
+        AppendResult::Stored(Seq(42), None, Vec::new()),
+    );
     let waiters: Vec<u32> = report.acks.iter().map(|ack| ack.waiter).collect();
     assert_eq!(waiters, vec![1, 2]);
     let stored = report.committed.expect("stored").reference();
@@ -186,7 +189,10 @@ fn a_failure_rejects_only_its_own_send() {
     assert!(failed.needs_resync, "a failed append may have been written");
     assert_eq!(failed.acks.len(), 1);
     assert!(matches!(failed.acks[0].outcome, AckOutcome::Rejected(_)));
-    let stored = core.on_persisted(second.ticket, AppendResult::Stored(Seq(1), None));
+    let stored = core.on_persisted(
+        second.ticket,
+        AppendResult::Stored(Seq(1), None, Vec::new()),
+    );
     assert_eq!(stored.acks.len(), 1);
     assert_eq!(stored.committed.map(|entry| entry.seq()), Some(Seq(1)));
     assert_eq!(core.durable_head(), Seq(1));
@@ -209,7 +215,10 @@ fn a_seq_beyond_the_head_sends_live_subscribers_to_storage() {
         7,
     );
     // Seq 2 was stored without this core hearing of it; 3 is this message.
-    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(3), None));
+    let report = core.on_persisted(
+        accepted.ticket,
+        AppendResult::Stored(Seq(3), None, Vec::new()),
+    );
     assert!(report.live_sessions.is_empty());
     assert_eq!(
         report.catch_ups,
@@ -257,7 +266,10 @@ fn an_append_a_resync_got_to_first_still_reports_its_seq() {
         7,
     );
     assert_eq!(core.resync(Seq(3)).len(), 1, "bob catches up from storage");
-    let report = core.on_persisted(accepted.ticket, AppendResult::Stored(Seq(2), None));
+    let report = core.on_persisted(
+        accepted.ticket,
+        AppendResult::Stored(Seq(2), None, Vec::new()),
+    );
     assert!(report.committed.is_none(), "the catch-up delivers it");
     assert!(report.live_sessions.is_empty());
     assert_eq!(report.stored, Some(Seq(2)));
@@ -423,7 +435,7 @@ impl Sim {
         if outcome == 1 {
             AppendResult::Failed
         } else {
-            AppendResult::Stored(seq, None)
+            AppendResult::Stored(seq, None, Vec::new())
         }
     }
 
