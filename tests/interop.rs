@@ -1,6 +1,9 @@
 //! Interoperability with real servers (run by `./scripts/test`, which installs them; built only
 //! with the `interop` feature): credentials minted by Switchboard allocate and relay on a real
-//! coturn server, and coturn refuses expired and tampered ones.
+//! coturn server, and coturn refuses expired and tampered ones; two identities that differ only
+//! in which side of a `:` a part of the name sits on (tenant `acme:alice` with user `x`, tenant
+//! `acme` with user `alice:x`) get different credentials, which coturn accepts, each only as
+//! itself.
 //!
 //! coturn runs with `use-auth-secret` and the same shared secret as Switchboard;
 //! `turnutils_uclient` allocates a relay with the credentials and exchanges packets with a
@@ -107,19 +110,18 @@ fn relay_works(turn_port: u16, peer_port: u16, username: &str, password: &str) -
     (output.status.success(), log)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refused() {
-    let directory = tempfile::tempdir().expect("a temporary directory");
-    let (turn_port, peer_port) = (free_udp_port(), free_udp_port());
-    let _coturn = spawn(
+/// Starts coturn with the shared secret on UDP `turn_port`, relaying from `relay_ports`, and
+/// waits until it listens.
+fn start_coturn(directory: &std::path::Path, turn_port: u16, relay_ports: (u16, u16)) -> Running {
+    let coturn = spawn(
         "turnserver",
         &[
             "-n".to_owned(),
             "--listening-ip=127.0.0.1".to_owned(),
             "--relay-ip=127.0.0.1".to_owned(),
             format!("--listening-port={turn_port}"),
-            "--min-port=49160".to_owned(),
-            "--max-port=49200".to_owned(),
+            format!("--min-port={}", relay_ports.0),
+            format!("--max-port={}", relay_ports.1),
             "--use-auth-secret".to_owned(),
             format!("--static-auth-secret={SECRET}"),
             "--realm=chat.test".to_owned(),
@@ -128,22 +130,60 @@ async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refuse
             "--no-dtls".to_owned(),
             "--no-cli".to_owned(),
             "--allow-loopback-peers".to_owned(),
-            format!("--db={}", directory.path().join("turndb").display()),
-            format!("--pidfile={}", directory.path().join("turn.pid").display()),
+            format!("--db={}", directory.join("turndb").display()),
+            format!("--pidfile={}", directory.join("turn.pid").display()),
             "--log-file=stdout".to_owned(),
         ],
     );
-    let _peer = spawn(
+    wait_for_udp_listener(turn_port);
+    coturn
+}
+
+/// Starts a `turnutils_peer` echo server on UDP `port` and waits until it listens.
+fn start_echo_peer(port: u16) -> Running {
+    let peer = spawn(
         "turnutils_peer",
         &[
             "-L".to_owned(),
             "127.0.0.1".to_owned(),
             "-p".to_owned(),
-            peer_port.to_string(),
+            port.to_string(),
         ],
     );
-    wait_for_udp_listener(turn_port);
-    wait_for_udp_listener(peer_port);
+    wait_for_udp_listener(port);
+    peer
+}
+
+/// `GET /v1/turn/credentials` as `user` of `tenant`, answered with JSON.
+async fn credentials_of(server: &switchboard::Server, tenant: &str, user: &str) -> Value {
+    let token = switchboard_transport::auth::mint_hs256(
+        "interop-development-secret-0123456789",
+        &TenantId::parse(tenant).expect("valid"),
+        &UserId::parse(user).expect("valid"),
+        now(),
+        600,
+    )
+    .expect("a token");
+    reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/turn/credentials",
+            server.local_addr()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refused() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let (turn_port, peer_port) = (free_udp_port(), free_udp_port());
+    let _coturn = start_coturn(directory.path(), turn_port, (49160, 49200));
+    let _peer = start_echo_peer(peer_port);
 
     // Switchboard, sharing the secret, hands out the credentials.
     let mut config = Config::default();
@@ -233,5 +273,68 @@ async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refuse
     .expect("the clients ran");
     assert!(!expired_ok, "coturn refuses an expired credential");
     assert!(!tampered_ok, "coturn refuses a tampered password");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_a_colon_could_confuse_get_distinct_credentials_that_coturn_accepts() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let (turn_port, peer_port) = (free_udp_port(), free_udp_port());
+    // A relay range of its own, so that it can run beside the test above.
+    let _coturn = start_coturn(directory.path(), turn_port, (49201, 49240));
+    let _peer = start_echo_peer(peer_port);
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".to_owned();
+    config.server.data_dir = directory.path().join("switchboard");
+    config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
+    config.turn.secret = Some(SECRET.to_owned());
+    config.turn.uris = vec![format!("turn:127.0.0.1:{turn_port}?transport=udp")];
+    config.turn.health_check_interval_ms = 0;
+    config.turn.relay_enabled = false;
+    let server = switchboard::start(config)
+        .await
+        .expect("switchboard starts");
+
+    let first = credentials_of(&server, "acme:alice", "x").await;
+    let second = credentials_of(&server, "acme", "alice:x").await;
+    let field = |body: &Value, name: &str| body[name].as_str().expect(name).to_owned();
+    let (first_username, first_password) = (field(&first, "username"), field(&first, "password"));
+    let (second_username, second_password) =
+        (field(&second, "username"), field(&second, "password"));
+    assert_ne!(
+        first_username, second_username,
+        "the usernames tell them apart"
+    );
+    assert_ne!(first_password, second_password, "so do the passwords");
+
+    let outcomes = tokio::task::spawn_blocking(move || {
+        [
+            relay_works(turn_port, peer_port, &first_username, &first_password),
+            relay_works(turn_port, peer_port, &second_username, &second_password),
+            relay_works(turn_port, peer_port, &second_username, &first_password),
+            relay_works(turn_port, peer_port, &first_username, &second_password),
+        ]
+    })
+    .await
+    .expect("the clients ran");
+    let [first_own, second_own, first_as_second, second_as_first] = outcomes;
+    assert!(
+        first_own.0,
+        "coturn accepts tenant acme:alice's user x:\n{}",
+        first_own.1
+    );
+    assert!(
+        second_own.0,
+        "coturn accepts tenant acme's user alice:x:\n{}",
+        second_own.1
+    );
+    assert!(
+        !first_as_second.0,
+        "the first identity's password does not sign in as the second"
+    );
+    assert!(
+        !second_as_first.0,
+        "the second identity's password does not sign in as the first"
+    );
     server.shutdown().await;
 }

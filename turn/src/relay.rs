@@ -3,9 +3,11 @@
 //!
 //! It is the `turn` crate of webrtc-rs (allocations, permissions, channels, relayed ports from a
 //! configured range) with an authentication step that speaks the same TURN REST API credentials
-//! Switchboard hands out: the username's expiry must be in the future, and the key id at its
-//! end names the secret (the current one of some realm, or a retired one still accepted) that
-//! the password is derived from. Rotation therefore works for credentials already handed out,
+//! Switchboard hands out: the username must read as exactly one
+//! [`SwitchboardUsername`](crate::credentials::SwitchboardUsername),
+//! `<expiry>:<tenant>:<user>:<key id>` with tenant and user percent-encoded (anything else is
+//! refused), its expiry must be in the future, and its key id names the secret (the current one
+//! of some realm, or a retired one still accepted) that the password is derived from. Rotation therefore works for credentials already handed out,
 //! and a credential that is expired, tampered with or signed by a secret past its time is
 //! refused with 401. Time comes from the engine's [`Clock`] port.
 

@@ -1,8 +1,9 @@
 //! The embedded TURN relay against a real TURN client (webrtc-rs `turn`'s client, over UDP on
 //! 127.0.0.1): credentials from the same service allocate and relay both ways; expired,
 //! tampered and retired-past-their-time ones are refused; rotation keeps credentials signed
-//! by the previous secret working until its time. The clock is a test clock, so expiry is
-//! checked without waiting.
+//! by the previous secret working until its time; two identities that differ only in which side
+//! of a `:` a part of the name sits on get different credentials, and neither signs in as the
+//! other. The clock is a test clock, so expiry is checked without waiting.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -228,5 +229,53 @@ async fn after_rotation_the_previous_secrets_credentials_work_until_its_time() {
     )
     .await
     .expect("the current secret's credentials still work");
+    relay.close().await;
+}
+
+/// Tenant `acme:alice` with user `x`, and tenant `acme` with user `alice:x`: joined with `:`
+/// they would read the same.
+fn identities_a_colon_could_confuse() -> ((TenantId, UserId), (TenantId, UserId)) {
+    (
+        (
+            TenantId::parse("acme:alice").expect("valid"),
+            UserId::parse("x").expect("valid"),
+        ),
+        (
+            TenantId::parse("acme").expect("valid"),
+            UserId::parse("alice:x").expect("valid"),
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_a_colon_could_confuse_get_their_own_credentials_and_cannot_use_each_others() {
+    let now = Timestamp(1_700_000_000_000);
+    let clock = Arc::new(TestClock(AtomicU64::new(now.as_millis())));
+    let secrets = service(b"relay-secret", None);
+    let relay = start_relay(secrets.clone(), Arc::clone(&clock)).await;
+    let ((tenant_a, user_a), (tenant_b, user_b)) = identities_a_colon_could_confuse();
+    let a = secrets.ice_servers(&tenant_a, &user_a, now, Some(600));
+    let b = secrets.ice_servers(&tenant_b, &user_b, now, Some(600));
+    assert_ne!(a.username, b.username, "the usernames tell them apart");
+    assert_ne!(a.password, b.password, "so do the passwords");
+
+    allocate_and_relay(relay.local_addr(), &a.username, &a.password)
+        .await
+        .expect("the first identity allocates with its own credential");
+    allocate_and_relay(relay.local_addr(), &b.username, &b.password)
+        .await
+        .expect("the second identity allocates with its own credential");
+    assert!(
+        allocate_and_relay(relay.local_addr(), &b.username, &a.password)
+            .await
+            .is_err(),
+        "the first identity's password does not sign in as the second"
+    );
+    assert!(
+        allocate_and_relay(relay.local_addr(), &a.username, &b.password)
+            .await
+            .is_err(),
+        "the second identity's password does not sign in as the first"
+    );
     relay.close().await;
 }
