@@ -295,7 +295,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `human` or `json`. Default `human`.
     pub log_format: LogFormat,
-    /// Log filter when `RUST_LOG` is unset. Default `info,lsm_tree=warn,fjall=warn`.
+    /// Log filter when `RUST_LOG` is unset. Default `info,lsm_tree=warn,fjall=warn`. Unless it
+    /// (or `RUST_LOG`) names the `turn` target, `turn::server=off,turn::allocation=warn` is added
+    /// (see [`crate::logging`]).
     pub log_level: String,
     /// How long each shutdown step may take, in milliseconds. Default 10000.
     pub shutdown_timeout_ms: u64,

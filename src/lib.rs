@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod logging;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::config::{Config, ObjectStoreBackend, StorageBackend, development_secr
 use switchboard_transport::metrics::MetricsSource;
 use switchboard_turn::health::{HealthBoard, HealthChecker, HealthCheckerArgs};
 use switchboard_turn::relay::EmbeddedRelay;
+use switchboard_turn::relay::failures::RelayAuthFailures;
 
 /// The directory under `server.data_dir` that holds the embedded store.
 pub const STORE_DIR: &str = "store";
@@ -58,6 +60,15 @@ pub struct Server {
 struct TurnHealthMetrics(Arc<HealthBoard>);
 
 impl MetricsSource for TurnHealthMetrics {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.0.register_metrics(registry);
+    }
+}
+
+/// The embedded relay's refused credentials, for `GET /metrics`.
+struct TurnRelayMetrics(Arc<RelayAuthFailures>);
+
+impl MetricsSource for TurnRelayMetrics {
     fn register(&self, registry: &mut prometheus_client::registry::Registry) {
         self.0.register_metrics(registry);
     }
@@ -449,6 +460,9 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         metrics: turn_health_board
             .map(|board| Arc::new(TurnHealthMetrics(board)) as Arc<dyn MetricsSource>)
             .into_iter()
+            .chain(relay.as_ref().map(|relay| {
+                Arc::new(TurnRelayMetrics(relay.auth_failures())) as Arc<dyn MetricsSource>
+            }))
             .collect(),
     });
     let listener = tokio::net::TcpListener::bind(&config.server.listen)

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard::config::{CliOverrides, Config, LogFormat, development_secret};
+use switchboard::logging::log_filter;
 use switchboard_actors::clock::SystemClock;
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::ports::Clock;
@@ -76,9 +77,15 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
     }
 }
 
+/// Installs the log subscriber. The filter is `RUST_LOG` (else `server.log_level`) with the
+/// embedded relay's TURN library's per-datagram lines turned off unless it names that library:
+/// anyone who can send UDP to the relay could otherwise flood the log
+/// (see [`switchboard::logging`]).
 fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(&config.server.log_level));
+    let filter = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .and_then(|configured| EnvFilter::try_new(log_filter(&configured)).ok())
+        .unwrap_or_else(|| EnvFilter::new(log_filter(&config.server.log_level)));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match config.server.log_format {
         LogFormat::Human => builder.init(),

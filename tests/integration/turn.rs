@@ -1,6 +1,7 @@
 //! TURN credentials over HTTP and WebSocket: the coturn REST API formula with the configured
 //! secret, both JSON shapes, lifetimes clamped to the maximum; the embedded relay first in the
-//! lists, and a real TURN client (webrtc-rs) allocating on it with the credentials handed out.
+//! lists, and a real TURN client (webrtc-rs) allocating on it with the credentials handed out,
+//! its refusals counted at `GET /metrics`.
 //! (That coturn itself accepts them is `tests/interop.rs`; rotation and expiry on the relay
 //! are `turn/tests/relay.rs`.)
 
@@ -121,7 +122,8 @@ async fn credentials_over_websocket() {
 }
 
 /// A real TURN client allocates a relayed address on the engine's embedded relay with the
-/// credentials the engine hands out, and is refused with a tampered password.
+/// credentials the engine hands out, and is refused with a tampered password, which
+/// `GET /metrics` counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_relay_allocates_with_the_credentials_handed_out() {
     let server = server().await;
@@ -185,6 +187,29 @@ async fn the_embedded_relay_allocates_with_the_credentials_handed_out() {
         allocate(tampered).await.is_err(),
         "a tampered password is refused"
     );
+    // The refusal is counted at `GET /metrics`, under its reason.
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    for (reason, count) in [
+        ("bad_password", 1),
+        ("expired", 0),
+        ("unknown_key", 0),
+        ("malformed", 0),
+    ] {
+        let line =
+            format!("switchboard_turn_relay_auth_failures_total{{reason=\"{reason}\"}} {count}");
+        assert!(
+            metrics.lines().any(|exported| exported == line),
+            "{line} in\n{metrics}"
+        );
+    }
 }
 
 /// `GET /metrics` reports each TURN/STUN server's health: the embedded relay, probed with STUN

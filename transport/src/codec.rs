@@ -744,7 +744,8 @@ pub struct IceServerEntry<'a> {
 /// `{username, password, ttl, uris}` and WebRTC's `{iceServers: [...]}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IceServersBody<'a> {
-    /// `<expiry unix seconds>:<tenant>:<user>:<key id>` (the key id names the signing secret).
+    /// `<expiry unix seconds>:<tenant>:<user>:<key id>` (tenant and user percent-encoded, `:` as
+    /// `%3A` and `%` as `%25`; the key id names the signing secret).
     pub username: &'a str,
     /// `base64(HMAC-SHA1(secret, username))`.
     pub password: &'a str,

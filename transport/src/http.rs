@@ -1953,9 +1953,10 @@ pub(crate) struct TurnQuery {
 /// Get TURN credentials and ICE servers.
 ///
 /// coturn-compatible TURN REST API credentials (`use-auth-secret`): `username` is
-/// `<expiry unix seconds>:<tenant>:<user>:<key id>` and `password` is `base64(HMAC-SHA1(secret,
-/// username))`. The answer has both shapes clients expect: `username`/`password`/`ttl`/`uris`
-/// and `iceServers` (as `RTCIceServer`s). Rate limited as a signal.
+/// `<expiry unix seconds>:<tenant>:<user>:<key id>`, tenant and user percent-encoded (`:` as
+/// `%3A`, `%` as `%25`), and `password` is `base64(HMAC-SHA1(secret, username))`. The answer has
+/// both shapes clients expect: `username`/`password`/`ttl`/`uris` and `iceServers` (as
+/// `RTCIceServer`s). Rate limited as a signal.
 #[utoipa::path(get, path = "/v1/turn/credentials", tag = "webrtc",
     params(TurnQuery),
     responses(

@@ -2,7 +2,8 @@
 //!
 //! Metrics are gathered when scraped, not kept: each scrape builds a registry, asks every
 //! [`MetricsSource`] the root binary wired in to register what it knows now (the TURN health
-//! board, for one), adds the transport's own gauges, and encodes it with `prometheus-client`.
+//! board and the embedded relay's refused credentials), adds the transport's own gauges, and
+//! encodes it with `prometheus-client`.
 //! The endpoint needs no token, like the probes; it names servers and counts, never a tenant's
 //! data, and a deployment keeps it off the public listener (see `docs/deploy/nginx.conf`).
 
@@ -30,10 +31,13 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 #[utoipa::path(get, path = "/metrics", tag = "probes", security(()),
     responses(
         (status = 200, description = "The metrics in the OpenMetrics text format: \
-            `switchboard_websocket_connections`, and per TURN/STUN server \
+            `switchboard_websocket_connections`; per TURN/STUN server \
             `switchboard_turn_server_up`, `switchboard_turn_server_rtt_seconds`, \
             `switchboard_turn_server_probes_total` and \
-            `switchboard_turn_server_probe_failures_total` (label `uri`).",
+            `switchboard_turn_server_probe_failures_total` (label `uri`); and, when the \
+            embedded TURN relay runs, `switchboard_turn_relay_auth_failures_total`, the \
+            requests it refused for their credential (label `reason`: `malformed`, \
+            `expired`, `unknown_key` or `bad_password`).",
             content_type = "application/openmetrics-text", body = String),
     ))]
 pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {

@@ -6,15 +6,41 @@
 //! recomputes the password from the username and refuses the credential once the expiry has
 //! passed, so nothing has to be stored or synchronised between Switchboard and the TURN servers.
 //! Secrets rotate through a [`SecretRing`]: the current secret signs, earlier ones are still
-//! accepted by [`SecretRing::verify`] until the time each was retired for. A ring appends the
-//! signing secret's [key id](key_id) to the opaque user id (`<expiry>:<user>:<key id>`), because
-//! a TURN server's authentication step gets the username and must answer with one key: the
-//! embedded relay finds the secret by that id. coturn reads only the expiry before the first
-//! `:`, so the id costs it nothing.
+//! accepted by [`SecretRing::verify`] until the time each was retired for.
+//!
+//! # The username Switchboard mints
+//!
+//! [`SecretRing::mint`] writes exactly four fields joined by `:` ([`SwitchboardUsername`]):
+//!
+//! ```text
+//! <expiry>:<tenant>:<user>:<key id>
+//! ```
+//!
+//! - `<expiry>` is the Unix time in seconds, in ASCII digits, from which the credential is
+//!   refused. coturn reads only this field, everything before the first `:`.
+//! - `<tenant>` and `<user>` are the tenant and user ids, each percent-encoded by
+//!   [`encode_username_component`]: `%` is written `%25` and `:` is written `%3A`, every other
+//!   character stands for itself. Ids may contain `:` (`@alice:example.org`) but never `%`, so in
+//!   practice only `:` changes and an id without `:` appears as it is. An encoded field never
+//!   contains `:`, and the encoding is injective, so tenant `acme:alice` with user `x`
+//!   (`acme%3Aalice:x`) and tenant `acme` with user `alice:x` (`acme:alice%3Ax`) get different
+//!   usernames, and so different passwords.
+//! - `<key id>` is `k` and 8 lowercase hex digits, the [key id](key_id) of the secret that
+//!   signed. A TURN server's authentication step gets the username and must answer with one
+//!   key: the embedded relay finds the secret by this id, which is how rotation keeps working
+//!   for credentials already handed out.
+//!
+//! A username therefore splits at its three `:` into exactly one (expiry, tenant, user, key id);
+//! [`SwitchboardUsername::parse`] reads it that way and refuses anything else (another number of
+//! fields, an encoding other than the one above, an id the engine would not accept). An encoded
+//! id is at most three times as long as the id, so ids made mostly of `:` can make a username
+//! longer than the 509 bytes STUN allows in USERNAME; such credentials are refused by TURN
+//! servers.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ring::hmac;
+use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::time::Timestamp;
 
 /// The longest lifetime a credential may be given: 24 hours.
@@ -34,15 +60,20 @@ pub struct TurnCredential {
 }
 
 /// Why a credential was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
-    /// The username is not `<unix seconds>:<user>`.
-    #[error("the username is not <expiry>:<user>")]
+    /// The username is not `<expiry>:<tenant>:<user>:<key id>` (see the
+    /// [module docs](self#the-username-switchboard-mints)).
+    #[error("the username is not <expiry>:<tenant>:<user>:<key id>")]
     Malformed,
     /// The expiry has passed.
     #[error("the credential has expired")]
     Expired,
-    /// No accepted secret produces this password.
+    /// No accepted secret has the username's key id: a retired secret past its time, or a
+    /// credential these secrets never signed.
+    #[error("no accepted secret has the username's key id")]
+    UnknownKey,
+    /// The secret the username names does not produce this password.
     #[error("the password does not match")]
     BadPassword,
 }
@@ -59,16 +90,114 @@ pub fn key_id(secret: &[u8]) -> String {
     id
 }
 
-/// The expiry (unix seconds) at the front of a REST API username.
-///
-/// # Errors
-/// [`CredentialError::Malformed`] if the username is not `<unix seconds>:<user>`.
-pub fn expiry_of(username: &str) -> Result<u64, CredentialError> {
-    username
-        .split_once(':')
-        .and_then(|(expiry, user)| (!user.is_empty()).then_some(expiry))
-        .and_then(|expiry| expiry.parse().ok())
-        .ok_or(CredentialError::Malformed)
+/// Percent-encodes one field of a [`SwitchboardUsername`]: `%` becomes `%25` and `:` becomes
+/// `%3A`, every other character stands for itself. The result never contains `:`, and
+/// [`decode_username_component`] gives the input back.
+pub fn encode_username_component(component: &str) -> String {
+    let mut encoded = String::with_capacity(component.len());
+    for character in component.chars() {
+        match character {
+            '%' => encoded.push_str("%25"),
+            ':' => encoded.push_str("%3A"),
+            other => encoded.push(other),
+        }
+    }
+    encoded
+}
+
+/// The field [`encode_username_component`] encoded as `encoded`, or `None` when `encoded` is not
+/// something it writes: it contains `:`, or a `%` that does not start `%25` or `%3A` (only
+/// these two upper-case spellings are written, so every field has one spelling).
+pub fn decode_username_component(encoded: &str) -> Option<String> {
+    let mut decoded = String::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some(position) = rest.find(['%', ':']) {
+        decoded.push_str(&rest[..position]);
+        let escape = rest[position..].get(..3)?;
+        decoded.push(match escape {
+            "%25" => '%',
+            "%3A" => ':',
+            _ => return None,
+        });
+        rest = &rest[position + 3..];
+    }
+    decoded.push_str(rest);
+    Some(decoded)
+}
+
+/// The fields of a username Switchboard mints, `<expiry>:<tenant>:<user>:<key id>` with tenant
+/// and user percent-encoded (see the [module docs](self#the-username-switchboard-mints)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchboardUsername {
+    /// Unix seconds from which the credential is refused.
+    pub expiry_secs: u64,
+    /// Whose tenant.
+    pub tenant_id: TenantId,
+    /// Which user of the tenant.
+    pub user_id: UserId,
+    /// The [key id](key_id) of the secret that signed.
+    pub key_id: String,
+}
+
+impl SwitchboardUsername {
+    /// Reads a username: exactly four `:`-separated fields, the expiry in ASCII digits, tenant
+    /// and user ids as [`encode_username_component`] writes them and as the engine accepts
+    /// them, and a key id of `k` and 8 lowercase hex digits.
+    ///
+    /// # Errors
+    /// [`CredentialError::Malformed`] for anything else.
+    pub fn parse(username: &str) -> Result<Self, CredentialError> {
+        let mut fields = username.split(':');
+        let (Some(expiry), Some(tenant), Some(user), Some(key_id), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            return Err(CredentialError::Malformed);
+        };
+        let is_expiry = !expiry.is_empty() && expiry.bytes().all(|byte| byte.is_ascii_digit());
+        let is_key_id = key_id.len() == 9
+            && key_id.starts_with('k')
+            && key_id[1..]
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+        if !is_expiry || !is_key_id {
+            return Err(CredentialError::Malformed);
+        }
+        let expiry_secs = expiry.parse().map_err(|_| CredentialError::Malformed)?;
+        let tenant_id = decode_username_component(tenant)
+            .and_then(|tenant| TenantId::parse(&tenant).ok())
+            .ok_or(CredentialError::Malformed)?;
+        let user_id = decode_username_component(user)
+            .and_then(|user| UserId::parse(&user).ok())
+            .ok_or(CredentialError::Malformed)?;
+        Ok(SwitchboardUsername {
+            expiry_secs,
+            tenant_id,
+            user_id,
+            key_id: key_id.to_owned(),
+        })
+    }
+}
+
+/// The opaque user id after the expiry: `<tenant>:<user>:<key id>`, tenant and user
+/// percent-encoded.
+fn opaque_user_id(tenant_id: &TenantId, user_id: &UserId, key_id: &str) -> String {
+    format!(
+        "{}:{}:{key_id}",
+        encode_username_component(tenant_id.as_str()),
+        encode_username_component(user_id.as_str()),
+    )
+}
+
+impl std::fmt::Display for SwitchboardUsername {
+    /// Writes the username, `<expiry>:<tenant>:<user>:<key id>`.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let opaque = opaque_user_id(&self.tenant_id, &self.user_id, &self.key_id);
+        write!(formatter, "{}:{opaque}", self.expiry_secs)
+    }
 }
 
 /// The password for `username` under `secret`.
@@ -118,10 +247,17 @@ impl SecretRing {
         }
     }
 
-    /// Mints a credential with the current secret, its key id appended to `user`.
-    pub fn mint(&self, user: &str, now: Timestamp, ttl_secs: u64) -> TurnCredential {
-        let user = format!("{user}:{}", key_id(&self.current));
-        mint(&self.current, &user, now, ttl_secs)
+    /// Mints a credential for `user_id` of `tenant_id` with the current secret: the username is
+    /// a [`SwitchboardUsername`], `<expiry>:<tenant>:<user>:<key id>`.
+    pub fn mint(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        now: Timestamp,
+        ttl_secs: u64,
+    ) -> TurnCredential {
+        let opaque = opaque_user_id(tenant_id, user_id, &key_id(&self.current));
+        mint(&self.current, &opaque, now, ttl_secs)
     }
 
     /// The secrets accepted at `now`: the current one and the retired ones not yet past their
@@ -135,10 +271,8 @@ impl SecretRing {
         )
     }
 
-    /// The secret that signed `username`, if it is accepted at `now`: the one whose key id ends
-    /// the username.
-    pub fn signer_of(&self, username: &str, now: Timestamp) -> Option<&[u8]> {
-        let (_, id) = username.rsplit_once(':')?;
+    /// The secret accepted at `now` whose key id is `id`, if there is one.
+    pub fn secret_named(&self, id: &str, now: Timestamp) -> Option<&[u8]> {
         self.accepted_at(now).find(|secret| key_id(secret) == id)
     }
 
@@ -165,16 +299,27 @@ impl SecretRing {
     /// The secret a TURN server must derive `username`'s password from at `now`.
     ///
     /// # Errors
-    /// [`CredentialError::Malformed`] or [`CredentialError::Expired`] for the username, and
-    /// [`CredentialError::BadPassword`] when no accepted secret carries its key id (a retired
+    /// [`CredentialError::Malformed`] when the username is not a [`SwitchboardUsername`],
+    /// [`CredentialError::Expired`] when its expiry has passed, and
+    /// [`CredentialError::UnknownKey`] when no accepted secret carries its key id (a retired
     /// secret past its time, or a credential this ring never signed).
     pub fn password_key(&self, username: &str, now: Timestamp) -> Result<&[u8], CredentialError> {
-        if now.as_secs() >= expiry_of(username)? {
-            return Err(CredentialError::Expired);
-        }
-        self.signer_of(username, now)
-            .ok_or(CredentialError::BadPassword)
+        let username = unexpired(username, now)?;
+        self.secret_named(&username.key_id, now)
+            .ok_or(CredentialError::UnknownKey)
     }
+}
+
+/// `username` read as a [`SwitchboardUsername`], if its expiry is after `now`.
+///
+/// # Errors
+/// [`CredentialError::Malformed`] or [`CredentialError::Expired`].
+pub fn unexpired(username: &str, now: Timestamp) -> Result<SwitchboardUsername, CredentialError> {
+    let username = SwitchboardUsername::parse(username)?;
+    if now.as_secs() >= username.expiry_secs {
+        return Err(CredentialError::Expired);
+    }
+    Ok(username)
 }
 
 #[cfg(test)]

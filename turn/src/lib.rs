@@ -11,7 +11,8 @@
 //!   the lists handed to clients put reachable servers first and leave unreachable ones out.
 //!
 //! - [`relay`] is the embedded TURN relay (webrtc-rs `turn`), which accepts the same
-//!   credentials, rotation included.
+//!   credentials, rotation included, answers refused ones 401 with a fresh nonce, and counts
+//!   them by reason for `GET /metrics`.
 
 #![warn(missing_docs)]
 

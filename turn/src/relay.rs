@@ -3,25 +3,39 @@
 //!
 //! It is the `turn` crate of webrtc-rs (allocations, permissions, channels, relayed ports from a
 //! configured range) with an authentication step that speaks the same TURN REST API credentials
-//! Switchboard hands out: the username's expiry must be in the future, and the key id at its
-//! end names the secret (the current one of some realm, or a retired one still accepted) that
-//! the password is derived from. Rotation therefore works for credentials already handed out,
-//! and a credential that is expired, tampered with or signed by a secret past its time is
-//! refused with 401. Time comes from the engine's [`Clock`] port.
+//! Switchboard hands out: the username must read as exactly one
+//! [`SwitchboardUsername`](crate::credentials::SwitchboardUsername),
+//! `<expiry>:<tenant>:<user>:<key id>` with tenant and user percent-encoded (anything else is
+//! refused), its expiry must be in the future, and its key id names the secret (the current one
+//! of some realm, or a retired one still accepted) that the password is derived from.
+//! Rotation therefore works for credentials already handed out. Time comes from the engine's
+//! [`Clock`] port.
+//!
+//! A credential that is malformed, expired, signed by a secret no longer accepted or tampered
+//! with is refused with 401 Unauthorized and a fresh nonce, as RFC 8489 and RFC 8656 ask and
+//! coturn does (`relay/authentication.rs` explains how, since the crate itself would answer
+//! 400).
+//! Refusals are counted by reason and logged sampled ([`failures`]): the metric
+//! `switchboard_turn_relay_auth_failures_total` at `GET /metrics`
+//! ([`EmbeddedRelay::auth_failures`]), and at most one WARN line per
+//! [`LOG_INTERVAL`](failures::LOG_INTERVAL).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use switchboard_engine::ports::Clock;
 use tokio::net::UdpSocket;
-use turn::auth::{AuthHandler, generate_auth_key};
 use turn::relay::relay_range::RelayAddressGeneratorRanges;
 use turn::server::Server;
 use turn::server::config::{ConnConfig, ServerConfig};
 use webrtc_util::vnet::net::Net;
 
-use crate::credentials::password_for;
 use crate::service::TurnService;
+use authentication::{CheckedConn, CredentialCheck, RestApiAuthentication};
+use failures::RelayAuthFailures;
+
+mod authentication;
+pub mod failures;
 
 /// Where the relay listens and which ports it relays from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,38 +68,12 @@ pub enum RelayError {
     Start(String),
 }
 
-/// Answers the TURN server's authentication step with the REST API credentials' key.
-struct RestApiAuthentication {
-    secrets: TurnService,
-    clock: Arc<dyn Clock>,
-}
-
-impl AuthHandler for RestApiAuthentication {
-    fn auth_handle(
-        &self,
-        username: &str,
-        realm: &str,
-        source: SocketAddr,
-    ) -> Result<Vec<u8>, turn::Error> {
-        match self.secrets.password_key(username, self.clock.now()) {
-            Ok(secret) => Ok(generate_auth_key(
-                username,
-                realm,
-                &password_for(secret, username),
-            )),
-            Err(error) => {
-                tracing::debug!(%error, %source, "the TURN relay refused a credential");
-                Err(turn::Error::Other(error.to_string()))
-            }
-        }
-    }
-}
-
 /// The running relay.
 pub struct EmbeddedRelay {
     server: Server,
     local_addr: SocketAddr,
     uri: String,
+    auth_failures: Arc<RelayAuthFailures>,
 }
 
 impl EmbeddedRelay {
@@ -115,9 +103,18 @@ impl EmbeddedRelay {
             address: settings.listen,
             source,
         })?;
+        let auth_failures = Arc::new(RelayAuthFailures::new(Arc::clone(&clock)));
+        let check = Arc::new(CredentialCheck {
+            secrets,
+            clock,
+            failures: Arc::clone(&auth_failures),
+        });
         let server = Server::new(ServerConfig {
             conn_configs: vec![ConnConfig {
-                conn: Arc::new(socket),
+                conn: Arc::new(CheckedConn {
+                    socket,
+                    check: Arc::clone(&check),
+                }),
                 relay_addr_generator: Box::new(RelayAddressGeneratorRanges {
                     relay_address: settings.public_ip,
                     min_port: settings.min_port,
@@ -128,7 +125,7 @@ impl EmbeddedRelay {
                 }),
             }],
             realm: settings.realm.clone(),
-            auth_handler: Arc::new(RestApiAuthentication { secrets, clock }),
+            auth_handler: Arc::new(RestApiAuthentication(check)),
             channel_bind_timeout: std::time::Duration::ZERO,
             alloc_close_notify: None,
         })
@@ -143,6 +140,7 @@ impl EmbeddedRelay {
             server,
             local_addr,
             uri,
+            auth_failures,
         })
     }
 
@@ -154,6 +152,12 @@ impl EmbeddedRelay {
     /// The URI clients are given (`turn:<public ip>:<port>?transport=udp`).
     pub fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// The credentials it refused, by reason (for `GET /metrics`, see
+    /// [`RelayAuthFailures::register_metrics`]).
+    pub fn auth_failures(&self) -> Arc<RelayAuthFailures> {
+        Arc::clone(&self.auth_failures)
     }
 
     /// Closes every allocation and stops serving.

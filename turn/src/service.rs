@@ -2,7 +2,9 @@
 //!
 //! Implements the engine's [`IceServerProvider`] port. Each tenant may have its own
 //! [`SecretRing`] and TURN/STUN server lists; tenants without their own use the default realm.
-//! The opaque user id inside the TURN username is `<tenant>:<user>`, so a TURN server's logs
+//! The TURN username names tenant and user, each percent-encoded so that a `:` inside an id
+//! cannot move the boundary between them
+//! ([`SwitchboardUsername`](crate::credentials::SwitchboardUsername)), so a TURN server's logs
 //! (and its per-user quotas) keep tenants apart.
 
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::ports::{IceServerProvider, IceServers};
 use switchboard_engine::time::Timestamp;
 
-use crate::credentials::{CredentialError, MAX_TTL_SECS, SecretRing, expiry_of};
+use crate::credentials::{CredentialError, MAX_TTL_SECS, SecretRing, unexpired};
 use crate::health::HealthBoard;
 
 /// The secrets and servers of one tenant (or of every tenant without its own).
@@ -95,20 +97,19 @@ impl TurnService {
     }
 
     /// The secret a TURN server sharing every realm's secrets derives `username`'s password
-    /// from at `now` (the embedded relay's authentication step): the expiry must be in the
-    /// future and the key id at the end of the username must name a secret some realm accepts
-    /// at `now`.
+    /// from at `now` (the embedded relay's authentication step): the username must be a
+    /// [`SwitchboardUsername`](crate::credentials::SwitchboardUsername), its expiry must be in
+    /// the future and its key id must name a secret some realm accepts at `now`.
     ///
     /// # Errors
-    /// [`CredentialError`] saying why the username is refused.
+    /// [`CredentialError::Malformed`], [`CredentialError::Expired`] or
+    /// [`CredentialError::UnknownKey`], saying why the username is refused.
     pub fn password_key(&self, username: &str, now: Timestamp) -> Result<&[u8], CredentialError> {
-        if now.as_secs() >= expiry_of(username)? {
-            return Err(CredentialError::Expired);
-        }
+        let username = unexpired(username, now)?;
         std::iter::once(&self.default_realm)
             .chain(self.tenant_realms.values())
-            .find_map(|realm| realm.secrets.signer_of(username, now))
-            .ok_or(CredentialError::BadPassword)
+            .find_map(|realm| realm.secrets.secret_named(&username.key_id, now))
+            .ok_or(CredentialError::UnknownKey)
     }
 
     /// The realm of a tenant.
@@ -131,9 +132,7 @@ impl IceServerProvider for TurnService {
         let ttl_secs = ttl_secs
             .unwrap_or(self.default_ttl_secs)
             .clamp(1, self.max_ttl_secs);
-        let credential = realm
-            .secrets
-            .mint(&format!("{tenant_id}:{user_id}"), now, ttl_secs);
+        let credential = realm.secrets.mint(tenant_id, user_id, now, ttl_secs);
         IceServers {
             username: credential.username,
             password: credential.password,

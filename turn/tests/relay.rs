@@ -1,22 +1,42 @@
 //! The embedded TURN relay against a real TURN client (webrtc-rs `turn`'s client, over UDP on
 //! 127.0.0.1): credentials from the same service allocate and relay both ways; expired,
 //! tampered and retired-past-their-time ones are refused; rotation keeps credentials signed
-//! by the previous secret working until its time. The clock is a test clock, so expiry is
+//! by the previous secret working until its time; two identities that differ only in which side
+//! of a `:` a part of the name sits on get different credentials, and neither signs in as the
+//! other; a refused credential is answered 401 with a fresh nonce that the relay then honours
+//! (requests built with webrtc-rs's `stun` codec). The clock is a test clock, so expiry is
 //! checked without waiting.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
+use stun::agent::TransactionId;
+use stun::attributes::{ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
+use stun::error_code::ErrorCodeAttribute;
+use stun::fingerprint::FINGERPRINT;
+use stun::integrity::MessageIntegrity;
+use stun::message::{
+    CLASS_ERROR_RESPONSE, CLASS_REQUEST, Getter, METHOD_ALLOCATE, Message, MessageType, Setter,
+};
+use stun::textattrs::TextAttribute;
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::ports::{Clock, IceServerProvider};
 use switchboard_engine::time::Timestamp;
-use switchboard_turn::credentials::{RetiredSecret, SecretRing};
+use switchboard_turn::credentials::{RetiredSecret, SecretRing, password_for};
+use switchboard_turn::relay::failures::{LOG_INTERVAL, RefusalReason};
 use switchboard_turn::relay::{EmbeddedRelay, RelaySettings};
 use switchboard_turn::service::{TurnRealm, TurnService};
 use tokio::net::UdpSocket;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use turn::client::{Client, ClientConfig};
+use turn::proto::PROTO_UDP;
+use turn::proto::reqtrans::RequestedTransport;
 use webrtc_util::Conn;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -228,5 +248,366 @@ async fn after_rotation_the_previous_secrets_credentials_work_until_its_time() {
     )
     .await
     .expect("the current secret's credentials still work");
+    relay.close().await;
+}
+
+/// Tenant `acme:alice` with user `x`, and tenant `acme` with user `alice:x`: joined with `:`
+/// they would read the same.
+fn identities_a_colon_could_confuse() -> ((TenantId, UserId), (TenantId, UserId)) {
+    (
+        (
+            TenantId::parse("acme:alice").expect("valid"),
+            UserId::parse("x").expect("valid"),
+        ),
+        (
+            TenantId::parse("acme").expect("valid"),
+            UserId::parse("alice:x").expect("valid"),
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_a_colon_could_confuse_get_their_own_credentials_and_cannot_use_each_others() {
+    let now = Timestamp(1_700_000_000_000);
+    let clock = Arc::new(TestClock(AtomicU64::new(now.as_millis())));
+    let secrets = service(b"relay-secret", None);
+    let relay = start_relay(secrets.clone(), Arc::clone(&clock)).await;
+    let ((tenant_a, user_a), (tenant_b, user_b)) = identities_a_colon_could_confuse();
+    let a = secrets.ice_servers(&tenant_a, &user_a, now, Some(600));
+    let b = secrets.ice_servers(&tenant_b, &user_b, now, Some(600));
+    assert_ne!(a.username, b.username, "the usernames tell them apart");
+    assert_ne!(a.password, b.password, "so do the passwords");
+
+    allocate_and_relay(relay.local_addr(), &a.username, &a.password)
+        .await
+        .expect("the first identity allocates with its own credential");
+    allocate_and_relay(relay.local_addr(), &b.username, &b.password)
+        .await
+        .expect("the second identity allocates with its own credential");
+    assert!(
+        allocate_and_relay(relay.local_addr(), &b.username, &a.password)
+            .await
+            .is_err(),
+        "the first identity's password does not sign in as the second"
+    );
+    assert!(
+        allocate_and_relay(relay.local_addr(), &a.username, &b.password)
+            .await
+            .is_err(),
+        "the second identity's password does not sign in as the first"
+    );
+    relay.close().await;
+}
+
+/// What the relay answered a request with: the ERROR-CODE (`None` for a success) and the
+/// NONCE and REALM it carried.
+#[derive(Debug)]
+struct Answer {
+    error_code: Option<u16>,
+    nonce: Option<String>,
+    realm: Option<String>,
+}
+
+/// An Allocate request for a UDP relay; with `credential` (username, password, realm, nonce)
+/// it carries the long-term credential's USERNAME, REALM, NONCE and MESSAGE-INTEGRITY.
+fn allocate_request(credential: Option<(&str, &str, &str, &str)>) -> Message {
+    let mut setters: Vec<Box<dyn Setter>> = vec![
+        Box::new(TransactionId::new()),
+        Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
+        Box::new(RequestedTransport {
+            protocol: PROTO_UDP,
+        }),
+    ];
+    if let Some((username, password, realm, nonce)) = credential {
+        setters.push(Box::new(TextAttribute::new(
+            ATTR_USERNAME,
+            username.to_owned(),
+        )));
+        setters.push(Box::new(TextAttribute::new(ATTR_REALM, realm.to_owned())));
+        setters.push(Box::new(TextAttribute::new(ATTR_NONCE, nonce.to_owned())));
+        setters.push(Box::new(MessageIntegrity::new_long_term_integrity(
+            username.to_owned(),
+            realm.to_owned(),
+            password.to_owned(),
+        )));
+    }
+    setters.push(Box::new(FINGERPRINT));
+    let mut request = Message::new();
+    request.build(&setters).expect("a request");
+    request
+}
+
+/// Sends `request` from `socket` to the relay and reads the answer to it (waiting at most the
+/// deadline).
+async fn ask(socket: &UdpSocket, relay: SocketAddr, request: &Message) -> Answer {
+    socket
+        .send_to(&request.raw, relay)
+        .await
+        .expect("the request is sent");
+    let mut buffer = vec![0u8; 1500];
+    loop {
+        let (n, _) = tokio::time::timeout(DEADLINE, socket.recv_from(&mut buffer))
+            .await
+            .expect("the relay answers within the deadline")
+            .expect("received");
+        let mut answer = Message::new();
+        answer.raw = buffer[..n].to_vec();
+        answer.decode().expect("a STUN message");
+        if answer.transaction_id != request.transaction_id {
+            continue;
+        }
+        let error_code = (answer.typ.class == CLASS_ERROR_RESPONSE).then(|| {
+            let mut error_code = ErrorCodeAttribute::default();
+            error_code.get_from(&answer).expect("an ERROR-CODE");
+            error_code.code.0
+        });
+        let text = |attribute| {
+            TextAttribute::get_from_as(&answer, attribute)
+                .ok()
+                .map(|text| text.text)
+        };
+        return Answer {
+            error_code,
+            nonce: text(ATTR_NONCE),
+            realm: text(ATTR_REALM),
+        };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_answered_401_with_a_fresh_nonce() {
+    let now = Timestamp(1_700_000_000_000);
+    let clock = Arc::new(TestClock(AtomicU64::new(now.as_millis())));
+    let secrets = service(b"relay-secret", None);
+    let relay = start_relay(secrets.clone(), Arc::clone(&clock)).await;
+    let acme = TenantId::parse("acme").expect("valid");
+    let alice = UserId::parse("alice").expect("valid");
+    let fresh = secrets.ice_servers(&acme, &alice, now, Some(60));
+    let expired = secrets.ice_servers(
+        &acme,
+        &alice,
+        Timestamp(now.as_millis() - 120_000),
+        Some(60),
+    );
+    let unknown_key = {
+        let (rest, _) = fresh.username.rsplit_once(':').expect("a key id");
+        let username = format!("{rest}:k00000000");
+        let password = password_for(b"relay-secret", &username);
+        (username, password)
+    };
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
+    let address = relay.local_addr();
+
+    // The challenge: 401, a nonce and the realm.
+    let challenge = ask(&socket, address, &allocate_request(None)).await;
+    assert_eq!(challenge.error_code, Some(401), "{challenge:?}");
+    let realm = challenge.realm.expect("the realm");
+    assert_eq!(realm, "switchboard");
+    let mut nonce = challenge.nonce.expect("a nonce");
+
+    let wrong_password = tampered(&fresh.password);
+    let refused: [(&str, &str, &str); 4] = [
+        ("a wrong password", &fresh.username, &wrong_password),
+        (
+            "an expired credential",
+            &expired.username,
+            &expired.password,
+        ),
+        ("a key id no secret has", &unknown_key.0, &unknown_key.1),
+        ("a username of no known shape", "alice", &fresh.password),
+    ];
+    for (what, username, password) in refused {
+        let answer = ask(
+            &socket,
+            address,
+            &allocate_request(Some((username, password, &realm, &nonce))),
+        )
+        .await;
+        assert_eq!(answer.error_code, Some(401), "{what}: {answer:?}");
+        assert_eq!(answer.realm.as_deref(), Some(realm.as_str()), "{what}");
+        let fresh_nonce = answer.nonce.expect("a fresh nonce");
+        assert_ne!(fresh_nonce, nonce, "{what}: the nonce is fresh");
+        nonce = fresh_nonce;
+    }
+
+    let failures = relay.auth_failures();
+    for reason in RefusalReason::ALL {
+        assert_eq!(failures.count(reason), 1, "one refusal {}", reason.label());
+    }
+
+    // The fresh nonce is one the relay honours: the right credential allocates with it.
+    let allocated = ask(
+        &socket,
+        address,
+        &allocate_request(Some((&fresh.username, &fresh.password, &realm, &nonce))),
+    )
+    .await;
+    assert_eq!(allocated.error_code, None, "{allocated:?}");
+    relay.close().await;
+}
+
+/// `password` with its first character changed.
+fn tampered(password: &str) -> String {
+    let first = if password.starts_with('x') { 'y' } else { 'x' };
+    format!("{first}{}", &password[1..])
+}
+
+/// Everything a test's tracing subscriber writes, `log` records of dependencies included.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Many refused requests: each is answered 401 and counted under its reason, and the log gets
+/// one line for the lot (the sampler's first), then one more an interval later that counts
+/// the ones it left out; the TURN server itself logs nothing about them. The runtime is
+/// single-threaded, so the relay's tasks run on this thread, where the capturing subscriber is
+/// the default.
+#[tokio::test]
+async fn many_refused_requests_are_counted_by_reason_and_logged_sampled() {
+    let log = CapturedLog::default();
+    let _log_guard = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .set_default();
+    let now = Timestamp(1_700_000_000_000);
+    let clock = Arc::new(TestClock(AtomicU64::new(now.as_millis())));
+    let secrets = service(b"relay-secret", None);
+    let relay = start_relay(secrets.clone(), Arc::clone(&clock)).await;
+    let acme = TenantId::parse("acme").expect("valid");
+    let alice = UserId::parse("alice").expect("valid");
+    let fresh = secrets.ice_servers(&acme, &alice, now, Some(600));
+    let expired = secrets.ice_servers(
+        &acme,
+        &alice,
+        Timestamp(now.as_millis() - 120_000),
+        Some(60),
+    );
+    let unknown_key_username = format!(
+        "{}:k00000000",
+        fresh.username.rsplit_once(':').expect("a key id").0
+    );
+    let wrong_password = tampered(&fresh.password);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
+    let address = relay.local_addr();
+    let challenge = ask(&socket, address, &allocate_request(None)).await;
+    let realm = challenge.realm.expect("the realm");
+    let nonce = challenge.nonce.expect("a nonce");
+
+    const N_EACH: u64 = 50;
+    let refused: [(RefusalReason, &str, &str); 4] = [
+        (RefusalReason::BadPassword, &fresh.username, &wrong_password),
+        (RefusalReason::Expired, &expired.username, &expired.password),
+        (
+            RefusalReason::UnknownKey,
+            &unknown_key_username,
+            &fresh.password,
+        ),
+        (RefusalReason::Malformed, "acme:alice", &fresh.password),
+    ];
+    for (reason, username, password) in refused {
+        for _ in 0..N_EACH {
+            let answer = ask(
+                &socket,
+                address,
+                &allocate_request(Some((username, password, &realm, &nonce))),
+            )
+            .await;
+            assert_eq!(answer.error_code, Some(401), "{}", reason.label());
+        }
+    }
+
+    let failures = relay.auth_failures();
+    let mut registry = Registry::default();
+    failures.register_metrics(&mut registry);
+    let mut metrics = String::new();
+    encode(&mut metrics, &registry).expect("encoded");
+    for reason in RefusalReason::ALL {
+        assert_eq!(failures.count(reason), N_EACH, "{}", reason.label());
+        let line = format!(
+            "switchboard_turn_relay_auth_failures_total{{reason=\"{}\"}} {N_EACH}",
+            reason.label()
+        );
+        assert!(
+            metrics.lines().any(|exported| exported == line),
+            "{line} in\n{metrics}"
+        );
+    }
+    let lines = log.lines();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line for {} refusals: {lines:#?}",
+        4 * N_EACH
+    );
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("refused a credential"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[0].contains("n_refusals_not_logged_since_previous_line=0"),
+        "{lines:#?}"
+    );
+
+    // An interval later the next refusal is logged, with the count of those left out.
+    clock.0.fetch_add(
+        u64::try_from(LOG_INTERVAL.as_millis()).expect("fits"),
+        Ordering::Relaxed,
+    );
+    let answer = ask(
+        &socket,
+        address,
+        &allocate_request(Some((&fresh.username, &wrong_password, &realm, &nonce))),
+    )
+    .await;
+    assert_eq!(answer.error_code, Some(401));
+    let lines = log.lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[1].contains(&format!(
+            "n_refusals_not_logged_since_previous_line={}",
+            4 * N_EACH - 1
+        )),
+        "{lines:#?}"
+    );
+    for line in &lines {
+        for secret in [&fresh.password, &wrong_password, &expired.password] {
+            assert!(
+                !line.contains(secret.as_str()),
+                "a password in the log: {line}"
+            );
+        }
+    }
     relay.close().await;
 }
