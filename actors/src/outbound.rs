@@ -28,6 +28,14 @@ pub enum CloseReason {
     SessionEnded,
 }
 
+impl CloseReason {
+    /// Whether the frames queued before the close are still written (every reason but an
+    /// overflow: a client that did not read cannot take them).
+    pub fn keeps_queued_frames(self) -> bool {
+        !matches!(self, CloseReason::SlowConsumer)
+    }
+}
+
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
@@ -158,8 +166,10 @@ impl Outbound {
         self.push(frame).is_ok()
     }
 
-    /// Closes the queue; the first reason wins. Frames already queued are discarded by the
-    /// writer, which closes the socket promptly.
+    /// Closes the queue; the first reason wins. After an overflow
+    /// ([`CloseReason::SlowConsumer`]) the frames already queued are discarded, since the client
+    /// cannot take them; for any other reason the writer still gets them, in order, before the
+    /// close ([`CloseReason::keeps_queued_frames`]).
     pub fn close(&self, reason: CloseReason) {
         if self.shared.close_reason.set(reason).is_ok() {
             self.shared.frame_signal.notify_one();
@@ -224,11 +234,17 @@ impl OutboundReceiver {
         Some(frame)
     }
 
-    /// Waits for the next frame or for the queue to close. `None` means every sender is gone
-    /// and the queue is empty.
+    /// Waits for the next frame or for the queue to close. Once closed, the frames queued before
+    /// come first unless the close discards them ([`CloseReason::keeps_queued_frames`]). `None`
+    /// means every sender is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<OutboundEvent> {
         loop {
             if let Some(reason) = self.shared.close_reason.get() {
+                if reason.keeps_queued_frames()
+                    && let Some(frame) = self.pop()
+                {
+                    return Some(OutboundEvent::Frame(frame));
+                }
                 return Some(OutboundEvent::Close(*reason));
             }
             if let Some(frame) = self.pop() {
@@ -244,9 +260,14 @@ impl OutboundReceiver {
     }
 
     /// Takes a frame if one is ready, without waiting (for writing several frames per flush).
-    /// Returns `None` when the queue is empty or closed.
+    /// Returns `None` when the queue is empty, or closed by a reason that discards its frames.
     pub fn try_recv(&mut self) -> Option<EncodedFrame> {
-        if self.shared.close_reason.get().is_some() {
+        if self
+            .shared
+            .close_reason
+            .get()
+            .is_some_and(|reason| !reason.keeps_queued_frames())
+        {
             return None;
         }
         self.pop()

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{Client, Ended, TestServer, seqs, token, token_issued_at};
+use crate::support::{Client, Ended, TestServer, eventually, seqs, token, token_issued_at};
 
 #[tokio::test]
 async fn two_users_exchange_messages_with_pending_then_delivered_acks() {
@@ -215,6 +215,70 @@ async fn an_abusive_client_is_disconnected() {
         Ended::Closed(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
         other => panic!("expected close 1009, got {other:?}"),
     }
+}
+
+/// Sends `n_frames` invalid frames (unknown type, with ids 0..) in one TCP write.
+async fn send_invalid_burst(client: &mut Client, n_frames: usize) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    for n in 0..n_frames {
+        client
+            .socket
+            .feed(Message::text(format!(r#"{{"type":"dance","id":{n}}}"#)))
+            .await
+            .expect("frame buffered");
+    }
+    client.socket.flush().await.expect("burst written");
+}
+
+/// Every error frame, in order, and then the close frame: the documented answer to a burst.
+fn assert_errors_then_policy_close(frames: &[serde_json::Value], ended: Ended, n_errors: u64) {
+    let ids: Vec<u64> = frames
+        .iter()
+        .map(|frame| {
+            assert_eq!(frame["code"], "unknown_type", "{frame}");
+            frame["id"].as_u64().expect("the id is echoed")
+        })
+        .collect();
+    assert_eq!(ids, (0..n_errors).collect::<Vec<_>>());
+    match ended {
+        Ended::Closed(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 1008);
+            assert_eq!(frame.reason.as_str(), "too many invalid frames");
+        }
+        other => panic!("expected close 1008 after the error frames, got {other:?}"),
+    }
+}
+
+/// Issue 13, defect 3: a burst of invalid frames once lost most of its error frames (the close
+/// overtook them), and with 31 frames in one write, all of them.
+#[tokio::test]
+async fn a_burst_of_invalid_frames_gets_each_error_frame_in_order_then_the_close() {
+    let server = TestServer::start().await;
+    for n_frames in [31, 40] {
+        let mut alice = server.connect("acme", "alice").await;
+        send_invalid_burst(&mut alice, n_frames).await;
+        let (frames, ended) = alice.read_until_end().await;
+        // 30 a minute are tolerated; the 31st gets its error frame and then the close.
+        assert_errors_then_policy_close(&frames, ended, 31);
+    }
+}
+
+/// Issue 13, defect 3: a client that is not reading when the server closes once got a reset
+/// (1006) and lost the frames it had not read, because the server dropped the socket with the
+/// rest of the burst unread. The server now reads to the end before it drops the socket.
+#[tokio::test]
+async fn a_client_that_reads_only_after_the_server_closed_still_gets_every_frame_and_the_close() {
+    let server = TestServer::start().await;
+    let mut alice = server.connect("acme", "alice").await;
+    send_invalid_burst(&mut alice, 40).await;
+    eventually("the server to end the session", || async {
+        let n_sessions = server.server().system().n_sessions().await.expect("count");
+        (n_sessions == 0).then_some(())
+    })
+    .await;
+    let (frames, ended) = alice.read_until_end().await;
+    assert_errors_then_policy_close(&frames, ended, 31);
 }
 
 async fn refused_with(server: &TestServer, url: String, expected_code: &str) {

@@ -15,6 +15,14 @@
 //!   the heartbeat, and closes with the queue's close reason (4008 slow consumer, 1001 going
 //!   away). A write blocked on a client that stopped reading is abandoned the moment the queue
 //!   overflows.
+//!
+//! Every close the server initiates ends the same way ([`close_gracefully`]): what the reader
+//! queued before deciding to close (the `error` frames of a burst of invalid frames) is written
+//! first, in order, then the close frame, flushed; then the connection keeps reading, and
+//! discarding, until the client's own close frame or end of stream, for at most
+//! [`CLOSE_LINGER`]. Only then is the socket dropped. Dropping a TCP socket with unread bytes in
+//! its receive buffer makes the kernel answer with a reset instead of a FIN, and a reset can
+//! destroy the frames the client has not read yet; reading to the end is what keeps them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +33,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use switchboard_actors::outbound::{OutboundEvent, OutboundReceiver, outbound};
+use switchboard_actors::outbound::{CloseReason, OutboundEvent, OutboundReceiver, outbound};
 use switchboard_actors::session::SessionHandle;
 use switchboard_engine::Error;
 use switchboard_engine::event::EncodedFrame;
@@ -46,8 +54,17 @@ use crate::wire_error::{WireError, close_code, close_for};
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// How long a close frame may take to write before the socket is simply dropped.
+/// How long a close frame (and the frames queued before it) may take to write before the socket
+/// is simply dropped.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long, after its close frame, the server keeps reading a connection while it waits for the
+/// client's close frame or the end of the stream (see the module documentation).
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// The most a lingering connection reads before it is dropped anyway, so a client that keeps
+/// streaming cannot hold it open with data.
+const CLOSE_LINGER_MAX_BYTES: usize = 1 << 20;
 
 /// Query parameters of the upgrade request.
 #[derive(Deserialize)]
@@ -148,14 +165,39 @@ fn close_message(code: u16, reason: &str) -> Message {
     }))
 }
 
-/// Sends a last error frame and a close frame, then drops the socket.
+/// Sends a last error frame and a close frame, then closes gracefully.
 async fn refuse(mut socket: Socket, wire: &WireError, code: u16) {
     let frame = encode_wire_error(wire);
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
+    let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
         if let Some(message) = text_message(&frame) {
             socket.send(message).await?;
         }
         socket.send(close_message(code, wire.code)).await
+    })
+    .await;
+    if matches!(sent, Ok(Ok(()))) {
+        linger_until_closed(&mut socket).await;
+    }
+}
+
+/// After the server's close frame: reads and discards until the client's close frame or the end
+/// of the stream, for at most [`CLOSE_LINGER`] and [`CLOSE_LINGER_MAX_BYTES`], so that the
+/// socket is dropped with nothing unread (see the module documentation).
+async fn linger_until_closed<S>(stream: &mut S)
+where
+    S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        let mut n_bytes_read = 0usize;
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+            n_bytes_read = n_bytes_read.saturating_add(message.len());
+            if n_bytes_read > CLOSE_LINGER_MAX_BYTES {
+                break;
+            }
+        }
     })
     .await;
 }
@@ -201,30 +243,53 @@ async fn run_connection(app: Arc<App>, upgraded: hyper::upgrade::Upgraded, token
         }
     };
     let span = tracing::info_span!("session", session_id = %session.session_id());
-    let (sink, stream) = socket.split();
+    let (mut sink, mut stream) = socket.split();
     let (close_sender, close_receiver) = oneshot::channel();
-    let reader = read_loop(stream, &session, &outbound, &app, close_sender);
-    let writer = write_loop(sink, receiver, close_receiver, &settings);
     async {
-        tokio::pin!(reader, writer);
-        tokio::select! {
-            () = &mut writer => {}
-            () = &mut reader => {
-                // The reader has said how to close; give the writer a moment to say it.
-                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut writer).await;
+        let ending = {
+            let reader = read_loop(&mut stream, &session, &outbound, &app, close_sender);
+            let writer = write_loop(&mut sink, receiver, close_receiver, &settings);
+            tokio::pin!(reader, writer);
+            tokio::select! {
+                ending = &mut writer => ending,
+                () = &mut reader => {
+                    // The reader has said how to close; the writer writes what was queued before,
+                    // then the close frame.
+                    tokio::time::timeout(CLOSE_WRITE_TIMEOUT * 2, &mut writer)
+                        .await
+                        .unwrap_or(WriterEnding::Abandoned)
+                }
             }
+        };
+        session.stop();
+        match ending {
+            WriterEnding::SentClose => linger_until_closed(&mut stream).await,
+            WriterEnding::PeerClosed => {
+                // Flushes tungstenite's reply to the client's close frame, if one is pending.
+                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.flush()).await;
+            }
+            WriterEnding::Abandoned => {}
         }
     }
     .instrument(span)
     .await;
-    session.stop();
+}
+
+/// How the writer stopped, which says what the connection does before it is dropped.
+enum WriterEnding {
+    /// The server's close frame was written and flushed: linger for the client's.
+    SentClose,
+    /// The client closed the connection, or it broke.
+    PeerClosed,
+    /// A write could not complete in time (a client that does not read): drop the socket.
+    Abandoned,
 }
 
 /// How the reader wants the connection closed: `None` when the client closed it.
 type CloseIntent = Option<(u16, &'static str)>;
 
 async fn read_loop(
-    mut stream: futures_util::stream::SplitStream<Socket>,
+    stream: &mut futures_util::stream::SplitStream<Socket>,
     session: &SessionHandle,
     outbound: &switchboard_actors::outbound::Outbound,
     app: &App,
@@ -282,12 +347,49 @@ async fn read_loop(
     let _ = close.send(intent);
 }
 
+/// Writes what is still queued (nothing, after an overflow: see [`OutboundReceiver::try_recv`]),
+/// then the close frame, flushed, all within [`CLOSE_WRITE_TIMEOUT`].
+async fn finish_with_close(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    receiver: &mut OutboundReceiver,
+    code: u16,
+    reason: &str,
+) -> WriterEnding {
+    let written = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
+        while let Some(frame) = receiver.try_recv() {
+            if let Some(message) = text_message(&frame) {
+                sink.feed(message).await?;
+            }
+        }
+        sink.send(close_message(code, reason)).await
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => WriterEnding::SentClose,
+        Ok(Err(_)) => WriterEnding::PeerClosed,
+        Err(_) => WriterEnding::Abandoned,
+    }
+}
+
+/// How one batched write ended.
+enum BatchOutcome {
+    /// Written and flushed.
+    Written,
+    /// The socket failed.
+    Failed,
+    /// The queue closed while the write was under way (and, unless it overflowed, the write
+    /// then finished in time).
+    Closed(CloseReason),
+    /// The write did not finish in time after the queue closed.
+    TimedOut,
+}
+
 async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<Socket, Message>,
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
     mut receiver: OutboundReceiver,
     mut close: oneshot::Receiver<CloseIntent>,
     settings: &crate::settings::WebSocketSettings,
-) {
+) -> WriterEnding {
     let close_watcher = receiver.close_watcher();
     let mut heartbeat = tokio::time::interval(settings.heartbeat);
     heartbeat.tick().await;
@@ -296,48 +398,70 @@ async fn write_loop(
         tokio::select! {
             biased;
             intent = &mut close => {
-                if let Ok(Some((code, reason))) = intent {
-                    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close_message(code, reason))).await;
-                }
-                return;
+                return match intent {
+                    // The reader queued its last frames (the error frames of a burst) before it
+                    // decided to close: they go out first, in order.
+                    Ok(Some((code, reason))) => finish_with_close(sink, &mut receiver, code, reason).await,
+                    _ => WriterEnding::PeerClosed,
+                };
             }
             event = receiver.recv() => {
                 let frame = match event {
-                    None => return,
+                    None => return WriterEnding::PeerClosed,
                     Some(OutboundEvent::Close(reason)) => {
                         let (code, text) = close_for(reason);
-                        let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close_message(code, text))).await;
-                        return;
+                        return finish_with_close(sink, &mut receiver, code, text).await;
                     }
                     Some(OutboundEvent::Frame(frame)) => frame,
                 };
-                let write = async {
-                    if let Some(message) = text_message(&frame) {
-                        sink.feed(message).await?;
-                    }
-                    for _ in 1..max_frames_per_flush {
-                        let Some(frame) = receiver.try_recv() else { break };
+                let outcome = {
+                    let write = async {
                         if let Some(message) = text_message(&frame) {
                             sink.feed(message).await?;
                         }
+                        for _ in 1..max_frames_per_flush {
+                            let Some(frame) = receiver.try_recv() else { break };
+                            if let Some(message) = text_message(&frame) {
+                                sink.feed(message).await?;
+                            }
+                        }
+                        sink.flush().await
+                    };
+                    tokio::pin!(write);
+                    tokio::select! {
+                        result = &mut write => match result {
+                            Ok(()) => BatchOutcome::Written,
+                            Err(_) => BatchOutcome::Failed,
+                        },
+                        reason = close_watcher.closed() => {
+                            if reason == CloseReason::SlowConsumer {
+                                // The write is blocked on a client that stopped reading and its
+                                // queue overflowed meanwhile: only a close frame is still tried.
+                                BatchOutcome::Closed(reason)
+                            } else {
+                                match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut write).await {
+                                    Ok(Ok(())) => BatchOutcome::Closed(reason),
+                                    Ok(Err(_)) => BatchOutcome::Failed,
+                                    Err(_) => BatchOutcome::TimedOut,
+                                }
+                            }
+                        }
                     }
-                    sink.flush().await
                 };
-                tokio::select! {
-                    result = write => if result.is_err() { return },
-                    reason = close_watcher.closed() => {
-                        // The write is blocked on a client that stopped reading and its queue
-                        // overflowed meanwhile: try a close frame briefly, then drop the socket.
+                match outcome {
+                    BatchOutcome::Written => {}
+                    BatchOutcome::Failed => return WriterEnding::PeerClosed,
+                    BatchOutcome::TimedOut => return WriterEnding::Abandoned,
+                    BatchOutcome::Closed(reason) => {
                         let (code, text) = close_for(reason);
-                        let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close_message(code, text))).await;
-                        return;
+                        return finish_with_close(sink, &mut receiver, code, text).await;
                     }
                 }
             }
             _ = heartbeat.tick() => {
                 let ping = tokio::time::timeout(settings.heartbeat, sink.send(Message::Ping(Default::default())));
                 if !matches!(ping.await, Ok(Ok(()))) {
-                    return;
+                    return WriterEnding::Abandoned;
                 }
             }
         }

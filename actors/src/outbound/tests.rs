@@ -76,3 +76,27 @@ fn droppable_frames_are_queued_only_while_the_queue_is_at_most_half_full() {
     assert!(!queue.is_closed(), "a dropped frame never closes the queue");
     assert!(queue.push(frame(20)).is_ok(), "ordinary frames still fit");
 }
+
+#[tokio::test]
+async fn a_close_that_is_not_an_overflow_still_delivers_the_queued_frames_first() {
+    let (outbound, mut receiver) = outbound(100);
+    assert_eq!(outbound.push(frame(10)), Ok(()));
+    assert_eq!(outbound.push(frame(20)), Ok(()));
+    assert_eq!(outbound.push(frame(30)), Ok(()));
+    outbound.close(CloseReason::ServerShutdown);
+    assert_eq!(outbound.push(frame(1)), Err(PushError::Closed));
+    match receiver.recv().await {
+        Some(OutboundEvent::Frame(received)) => assert_eq!(received.len(), 10),
+        other => panic!("expected the first frame, got {other:?}"),
+    }
+    assert_eq!(receiver.try_recv().map(|frame| frame.len()), Some(20));
+    match receiver.recv().await {
+        Some(OutboundEvent::Frame(received)) => assert_eq!(received.len(), 30),
+        other => panic!("expected the last frame, got {other:?}"),
+    }
+    assert!(matches!(
+        receiver.recv().await,
+        Some(OutboundEvent::Close(CloseReason::ServerShutdown))
+    ));
+    assert!(receiver.try_recv().is_none());
+}
