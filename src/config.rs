@@ -293,7 +293,8 @@ pub struct ServerConfig {
     pub listen: String,
     /// Where the embedded store and the generated development secret live. Default `./data`.
     pub data_dir: PathBuf,
-    /// `human` or `json`. Default `human`.
+    /// `human` (ANSI colours only when standard output is a terminal and `NO_COLOR` is unset or
+    /// empty) or `json`. Default `human`.
     pub log_format: LogFormat,
     /// Log filter when `RUST_LOG` is unset. Default `info,lsm_tree=warn,fjall=warn`. Unless it
     /// (or `RUST_LOG`) names the `turn` target, `turn::server=off,turn::allocation=warn` is added

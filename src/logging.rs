@@ -13,6 +13,9 @@
 //! `switchboard_turn_relay_auth_failures_total`, logged sampled, see
 //! `switchboard_turn::relay::failures`). An operator who wants the library's lines names its
 //! target (`RUST_LOG=info,turn=debug`) and gets them all.
+//!
+//! It also decides whether the `human` format colours its lines ([`use_colour`]): only when
+//! the log goes to a terminal, so files, pipes and log collectors never get ANSI escapes.
 
 /// Added to a filter that does not name the `turn` crate's targets: its server's lines off,
 /// its allocations' at WARN and above.
@@ -38,6 +41,13 @@ pub fn log_filter(configured: &str) -> String {
     } else {
         format!("{configured},{QUIET_TURN_LIBRARY}")
     }
+}
+
+/// Whether the `human` log format writes ANSI colours: only to a terminal, and not when the
+/// `NO_COLOR` convention (no-color.org: any non-empty value) asks for none. A file, a pipe or a
+/// log collector would otherwise store the escape sequences as text.
+pub fn use_colour(output_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    output_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
 #[cfg(test)]

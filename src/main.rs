@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard::config::{CliOverrides, Config, LogFormat, development_secret};
-use switchboard::logging::log_filter;
+use switchboard::logging::{log_filter, use_colour};
 use switchboard_actors::clock::SystemClock;
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::ports::Clock;
@@ -88,7 +88,14 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|| EnvFilter::new(log_filter(&config.server.log_level)));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match config.server.log_format {
-        LogFormat::Human => builder.init(),
+        LogFormat::Human => {
+            // The log goes to standard output; colour it only when that is a terminal.
+            let colour = use_colour(
+                std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                std::env::var_os("NO_COLOR").as_deref(),
+            );
+            builder.with_ansi(colour).init();
+        }
         LogFormat::Json => builder.json().init(),
     }
 }

@@ -21,6 +21,8 @@ mod http_api;
 mod idempotency;
 #[path = "integration/limits.rs"]
 mod limits;
+#[path = "integration/logs.rs"]
+mod logs;
 #[path = "integration/membership.rs"]
 mod membership;
 #[path = "integration/message_ops.rs"]

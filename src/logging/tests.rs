@@ -108,3 +108,13 @@ fn the_default_filter_drops_the_per_datagram_lines_and_keeps_the_relays_own() {
     assert!(joined.contains("the actor system failed"), "{joined}");
     assert!(!joined.contains("error when handling datagram"), "{joined}");
 }
+
+#[test]
+fn colour_only_on_a_terminal_that_did_not_ask_for_none() {
+    use std::ffi::OsStr;
+    assert!(use_colour(true, None));
+    assert!(use_colour(true, Some(OsStr::new(""))));
+    assert!(!use_colour(true, Some(OsStr::new("1"))));
+    assert!(!use_colour(false, None));
+    assert!(!use_colour(false, Some(OsStr::new(""))));
+}
