@@ -38,6 +38,8 @@ mod receipts;
 mod recordings;
 #[path = "integration/resume.rs"]
 mod resume;
+#[path = "integration/security.rs"]
+mod security;
 #[path = "integration/signals.rs"]
 mod signals;
 #[path = "integration/tenancy.rs"]

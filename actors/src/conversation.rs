@@ -130,6 +130,8 @@ pub enum AckTarget {
         client_id: ClientId,
         /// How to encode the ack frame.
         encoder: Arc<dyn EventEncoder>,
+        /// Records the session's access denials.
+        security: Arc<crate::security::CallerSecurity>,
     },
     /// An RPC caller (the HTTP API).
     Reply(RpcReplyPort<Result<SendReceipt, Error>>),
@@ -188,7 +190,11 @@ fn deliver_ack(target: AckTarget, outcome: AckOutcome, created: bool) {
             request_id,
             client_id,
             encoder,
+            security,
         } => {
+            if let AckOutcome::Rejected(error) = &outcome {
+                security.refused(error);
+            }
             let frame = encoder.encode(&ServerEvent::Ack {
                 request_id: request_id.as_ref(),
                 client_id: &client_id,

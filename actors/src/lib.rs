@@ -22,6 +22,7 @@ pub mod limits;
 pub mod outbound;
 pub mod presence;
 pub mod restart;
+pub mod security;
 pub mod session;
 pub mod system;
 pub mod writer;

@@ -18,6 +18,8 @@ use switchboard_engine::ports::SharedRateLimiter;
 use switchboard_engine::rate_limit::{ActionClass, RateLimits, TokenBucket};
 use switchboard_engine::time::Timestamp;
 
+use crate::security::{SecurityEvent, SecurityLog, SecurityReason};
+
 /// How long a take waits for the shared budgets before this node's own budget decides.
 const SHARED_TIMEOUT: Duration = Duration::from_millis(200);
 /// After the shared budgets fail to answer, how long this node's own budgets decide alone
@@ -43,17 +45,21 @@ pub struct UserLimits {
     shared_failures: AtomicU64,
     /// Until when the shared budgets are not asked, after they failed to answer.
     shared_skipped_until: Mutex<Option<tokio::time::Instant>>,
+    /// Where refusals are recorded as security events (every refused take and connection).
+    security: Option<Arc<SecurityLog>>,
 }
 
 impl UserLimits {
     /// Limits with the given rates (and per-tenant overrides) and connection cap (0 = no cap).
     /// With `shared`, rate budgets are the deployment's (all nodes together), and this node's
-    /// own budgets are only the fallback for when the shared ones cannot be asked.
+    /// own budgets are only the fallback for when the shared ones cannot be asked. Every refusal
+    /// is recorded in `security`, when given.
     pub fn new(
         rate_limits: RateLimits,
         tenant_rate_limits: HashMap<TenantId, RateLimits>,
         max_connections_per_user: usize,
         shared: Option<Arc<dyn SharedRateLimiter>>,
+        security: Option<Arc<SecurityLog>>,
     ) -> Arc<Self> {
         Arc::new(UserLimits {
             rate_limits,
@@ -64,7 +70,29 @@ impl UserLimits {
             shared,
             shared_failures: AtomicU64::new(0),
             shared_skipped_until: Mutex::new(None),
+            security,
         })
+    }
+
+    /// Records a refusal as a security event, and hands the error back.
+    fn refused(
+        &self,
+        error: Error,
+        reason: SecurityReason,
+        code: &str,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+    ) -> Error {
+        if let Some(security) = &self.security {
+            security.record(SecurityEvent {
+                reason,
+                code,
+                tenant_id: Some(tenant_id),
+                user_id: Some(user_id),
+                remote: None,
+            });
+        }
+        error
     }
 
     /// Takes one token of `class` for the user: from the deployment's shared budget when there
@@ -98,7 +126,15 @@ impl UserLimits {
             .await;
             let reason = match asked {
                 Ok(Ok(Ok(()))) => return Ok(()),
-                Ok(Ok(Err(retry_after_ms))) => return Err(Error::RateLimited { retry_after_ms }),
+                Ok(Ok(Err(retry_after_ms))) => {
+                    return Err(self.refused(
+                        Error::RateLimited { retry_after_ms },
+                        SecurityReason::RateLimited,
+                        class.as_str(),
+                        tenant_id,
+                        user_id,
+                    ));
+                }
                 Ok(Err(error)) => error.to_string(),
                 Err(_) => "no answer within 200 ms".to_owned(),
             };
@@ -147,9 +183,17 @@ impl UserLimits {
         let bucket = buckets
             .entry((tenant_id.clone(), user_id.clone(), class))
             .or_insert_with(|| TokenBucket::full(&rate_limit, now));
-        bucket
-            .try_take(&rate_limit, now)
-            .map_err(|retry_after_ms| Error::RateLimited { retry_after_ms })
+        let taken = bucket.try_take(&rate_limit, now);
+        drop(buckets);
+        taken.map_err(|retry_after_ms| {
+            self.refused(
+                Error::RateLimited { retry_after_ms },
+                SecurityReason::RateLimited,
+                class.as_str(),
+                tenant_id,
+                user_id,
+            )
+        })
     }
 
     /// Claims a connection slot for the user; the slot is released when dropped.
@@ -168,9 +212,16 @@ impl UserLimits {
             .unwrap_or_else(PoisonError::into_inner);
         let n_open = connections.entry(key.clone()).or_insert(0);
         if self.max_connections_per_user > 0 && *n_open >= self.max_connections_per_user {
-            return Err(Error::TooManyConnections {
-                limit: self.max_connections_per_user,
-            });
+            drop(connections);
+            return Err(self.refused(
+                Error::TooManyConnections {
+                    limit: self.max_connections_per_user,
+                },
+                SecurityReason::TooManyConnections,
+                "too_many_connections",
+                tenant_id,
+                user_id,
+            ));
         }
         *n_open += 1;
         Ok(ConnectionSlot {

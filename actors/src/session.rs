@@ -12,6 +12,7 @@
 //! the conversation (or from its [`AckGuard`] if the conversation goes away).
 
 use foldhash::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ use crate::conversations::{ConversationKey, ConversationsHandle};
 use crate::limits::{ConnectionSlot, UserLimits};
 use crate::outbound::{CloseReason, Outbound};
 use crate::presence::{MAX_WATCHED_PER_REQUEST, PresenceRegistry, shares_a_conversation};
+use crate::security::{CallerSecurity, SecurityLog};
 
 /// Who a session belongs to, as proven by its token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -218,6 +220,8 @@ pub struct SessionContext {
     pub store: Arc<dyn MessageStore>,
     /// TURN credentials for WebRTC callers, when configured.
     pub ice: Option<Arc<dyn IceServerProvider>>,
+    /// Where refusals are recorded as security events.
+    pub security: Arc<SecurityLog>,
 }
 
 impl SessionContext {
@@ -255,12 +259,16 @@ pub struct SessionArgs {
     pub outbound: Outbound,
     /// The user's connection slot, released when the session ends.
     pub slot: ConnectionSlot,
+    /// Where the connection comes from, when the transport knows it (for security events).
+    pub remote: Option<SocketAddr>,
 }
 
 /// The session's state.
 pub struct SessionState {
     identity: Identity,
     outbound: Outbound,
+    /// Records the access denials this session's requests get.
+    security: Arc<CallerSecurity>,
     /// Joined conversations and the actor serving each (a cache; routing is the fallback).
     joined: HashMap<ConversationId, ActorRef<ConversationMsg>>,
     _slot: ConnectionSlot,
@@ -289,6 +297,7 @@ impl SessionActor {
     }
 
     fn push_error(&self, state: &SessionState, request_id: Option<&RequestId>, error: &Error) {
+        state.security.refused(error);
         let frame = self
             .context
             .encoder
@@ -518,6 +527,7 @@ impl SessionActor {
             request_id,
             client_id: client_id.clone(),
             encoder: Arc::clone(encoder),
+            security: Arc::clone(&state.security),
         });
         let now = self.context.clock.now();
         if let Err(error) = self
@@ -570,9 +580,16 @@ impl Actor for SessionActor {
         });
         let _ = args.outbound.push(welcome);
         self.context.presence.session_opened(&args.identity);
+        let security = CallerSecurity::new(
+            Arc::clone(&self.context.security),
+            args.identity.tenant_id.clone(),
+            args.identity.user_id.clone(),
+            args.remote,
+        );
         Ok(SessionState {
             identity: args.identity,
             outbound: args.outbound,
+            security,
             joined: HashMap::default(),
             _slot: args.slot,
         })

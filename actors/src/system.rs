@@ -51,6 +51,7 @@ use crate::presence::{
     MAX_WATCHED_PER_REQUEST, PresenceEntry, PresenceRegistry, shares_a_conversation,
 };
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
+use crate::security::SecurityLog;
 use crate::session::{Identity, SessionActor, SessionArgs, SessionContext, SessionHandle};
 use crate::writer::{WriterActor, WriterArgs, WriterHandle, WriterSettings};
 
@@ -398,6 +399,8 @@ pub struct System {
     stopped: watch::Receiver<bool>,
     cluster: Option<Arc<dyn ClusterBus>>,
     recordings: recordings::Recordings,
+    /// This node's security events (refused tokens, access denials, limits, protocol abuse).
+    security: Arc<SecurityLog>,
 }
 
 /// What the nodes of a deployment share, besides the store: how they tell each other what they
@@ -548,11 +551,13 @@ impl System {
             let _ = root_join.await;
             let _ = stopped_sender.send(true);
         });
+        let security = SecurityLog::new(Arc::clone(&clock));
         let limits = UserLimits::new(
             settings.rate_limits,
             settings.tenant_rate_limits.clone(),
             settings.max_connections_per_user,
             shared_rate_limiter,
+            Some(Arc::clone(&security)),
         );
         let presence = PresenceRegistry::new(
             Arc::clone(&clock),
@@ -569,6 +574,7 @@ impl System {
             presence,
             store: Arc::clone(&store),
             ice,
+            security: Arc::clone(&security),
         });
         Ok(System {
             root,
@@ -581,12 +587,18 @@ impl System {
             stopped,
             cluster,
             recordings: recordings::Recordings::new(recording_ports),
+            security,
         })
     }
 
     /// The settings the system runs with.
     pub fn settings(&self) -> &SystemSettings {
         &self.settings
+    }
+
+    /// Where this node's security events are recorded and counted.
+    pub fn security(&self) -> &Arc<SecurityLog> {
+        &self.security
     }
 
     /// Resolves when the root supervisor has stopped (after [`System::shutdown`], or because a
@@ -607,6 +619,20 @@ impl System {
         identity: Identity,
         outbound: Outbound,
     ) -> Result<SessionHandle, Error> {
+        self.open_session_from(identity, outbound, None).await
+    }
+
+    /// [`System::open_session`] for a connection from `remote`, which the session's security
+    /// events name.
+    ///
+    /// # Errors
+    /// As [`System::open_session`].
+    pub async fn open_session_from(
+        &self,
+        identity: Identity,
+        outbound: Outbound,
+        remote: Option<std::net::SocketAddr>,
+    ) -> Result<SessionHandle, Error> {
         let slot = self
             .limits
             .open_connection(&identity.tenant_id, &identity.user_id)?;
@@ -616,6 +642,7 @@ impl System {
             identity,
             outbound: outbound.clone(),
             slot,
+            remote,
         };
         let (session, _) = Actor::spawn_linked(None, actor, args, self.handles.sessions.get_cell())
             .await

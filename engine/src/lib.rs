@@ -27,6 +27,7 @@ pub mod permissions;
 pub mod ports;
 pub mod rate_limit;
 pub mod recording;
+pub mod sampling;
 pub mod time;
 pub mod validate;
 

@@ -52,3 +52,83 @@ async fn the_human_log_format_writes_no_colour_escapes_into_a_pipe() {
         assert!(!line.contains('\u{1b}'), "an escape sequence in {line:?}");
     }
 }
+
+/// Issue 13, defect 5: a refused token leaves a WARN line naming the reason and the remote
+/// address, and never the token.
+#[tokio::test]
+async fn a_refused_token_is_logged_as_a_security_event_without_the_token() {
+    let data_dir = tempfile::TempDir::new().expect("a temporary directory");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(data_dir.path())
+        .env("SWITCHBOARD__AUTH__HS256_SECRET", TEST_SECRET)
+        .env("SWITCHBOARD__TURN__RELAY_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let next_entry =
+        async |lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>| {
+            let line = lines
+                .next_line()
+                .await
+                .expect("readable log")
+                .expect("the binary is still running");
+            let entry: serde_json::Value = serde_json::from_str(&line).expect("json log lines");
+            (line, entry)
+        };
+    let addr = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (_, entry) = next_entry(&mut lines).await;
+            if let Some(addr) = entry["fields"]["local_addr"].as_str() {
+                return addr.to_owned();
+            }
+        }
+    })
+    .await
+    .expect("the binary listens within the deadline");
+
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LW1hcmtlcg.c2lnbmF0dXJl";
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/conversations"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 401);
+    let (line, entry) = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (line, entry) = next_entry(&mut lines).await;
+            if entry["target"] == "switchboard::security" {
+                return (line, entry);
+            }
+        }
+    })
+    .await
+    .expect("a security event is logged");
+    child.kill().await.expect("the binary is stopped");
+    assert_eq!(entry["level"], "WARN");
+    assert_eq!(entry["fields"]["reason"], "token_refused", "{line}");
+    assert_eq!(entry["fields"]["code"], "token_malformed", "{line}");
+    assert!(
+        entry["fields"]["remote_addr"]
+            .as_str()
+            .is_some_and(|remote| remote.starts_with("127.0.0.1:")),
+        "{line}"
+    );
+    assert!(
+        !line.contains(TOKEN) && !line.contains("c2VjcmV0"),
+        "{line}"
+    );
+}

@@ -211,10 +211,12 @@ impl FromRequestParts<Arc<App>> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, WireError> {
         let token = bearer_token(&parts.headers).ok_or(WireError::from(&AuthError::Missing))?;
-        app.authenticator
+        let identity = app
+            .authenticator
             .verify(token, app.clock.now())
-            .map(Authenticated)
-            .map_err(|error| WireError::from(&error))
+            .map_err(|error| WireError::from(&error))?;
+        crate::security::CallerSlot::set(&parts.extensions, &identity);
+        Ok(Authenticated(identity))
     }
 }
 

@@ -18,6 +18,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod recordings;
+mod security;
 pub mod server;
 pub mod settings;
 pub mod wire_error;

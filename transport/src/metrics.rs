@@ -13,6 +13,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -31,7 +33,11 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 #[utoipa::path(get, path = "/metrics", tag = "probes", security(()),
     responses(
         (status = 200, description = "The metrics in the OpenMetrics text format: \
-            `switchboard_websocket_connections`; per TURN/STUN server \
+            `switchboard_websocket_connections`; `switchboard_security_events_total` (labels \
+            `reason`: `token_refused`, `forbidden`, `not_member`, `not_found`, `rate_limited`, \
+            `too_many_connections` or `protocol_violation`, and `tenant`: the verified tenant, \
+            `unknown` before a token was verified, `other` past 1000 tenants; see \
+            docs/SECURITY.md); per TURN/STUN server \
             `switchboard_turn_server_up`, `switchboard_turn_server_rtt_seconds`, \
             `switchboard_turn_server_probes_total` and \
             `switchboard_turn_server_probe_failures_total` (label `uri`); and, when the \
@@ -48,6 +54,20 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         "switchboard_websocket_connections",
         "Open WebSocket connections",
         connections,
+    );
+    let security_events = Family::<Vec<(&'static str, String)>, Counter>::default();
+    for (reason, tenant, count) in app.system.security().counts() {
+        security_events
+            .get_or_create(&vec![
+                ("reason", reason.label().to_owned()),
+                ("tenant", tenant),
+            ])
+            .inc_by(count);
+    }
+    registry.register(
+        "switchboard_security_events",
+        "Security events (refused tokens, access denials, rate limits, connection caps, protocol abuse) by reason and tenant (`unknown` before a token was verified)",
+        security_events,
     );
     for source in &app.metrics {
         source.register(&mut registry);

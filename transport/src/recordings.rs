@@ -63,9 +63,12 @@ pub fn routes() -> Router<Arc<App>> {
 
 async fn caller_with_roles(parts: &Parts, app: &App) -> Result<(Identity, Roles), WireError> {
     let token = bearer_token(&parts.headers).ok_or(WireError::from(&AuthError::Missing))?;
-    app.authenticator
+    let (identity, roles) = app
+        .authenticator
         .verify_with_roles(token, app.clock.now())
-        .map_err(|error| WireError::from(&error))
+        .map_err(|error| WireError::from(&error))?;
+    crate::security::CallerSlot::set(&parts.extensions, &identity);
+    Ok((identity, roles))
 }
 
 /// A caller whose token has the `admin` role.

@@ -233,8 +233,12 @@ impl IntoResponse for WireError {
     fn into_response(self) -> Response {
         let status = self.status;
         let retry_after_ms = self.retry_after_ms;
+        let code = self.code;
         let body = self.into_body();
         let mut response = (status, Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::security::ErrorCode(code));
         if let Some(retry_after_ms) = retry_after_ms {
             let seconds = retry_after_ms.div_ceil(1000).max(1);
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {

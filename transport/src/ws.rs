@@ -24,6 +24,7 @@
 //! its receive buffer makes the kernel answer with a reset instead of a FIN, and a reset can
 //! destroy the frames the client has not read yet; reading to the end is what keeps them.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,8 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use switchboard_actors::outbound::{CloseReason, OutboundEvent, OutboundReceiver, outbound};
-use switchboard_actors::session::SessionHandle;
+use switchboard_actors::security::{SecurityEvent, SecurityReason};
+use switchboard_actors::session::{Identity, SessionHandle};
 use switchboard_engine::Error;
 use switchboard_engine::event::EncodedFrame;
 use switchboard_engine::rate_limit::{RateLimit, TokenBucket};
@@ -124,6 +126,10 @@ pub async fn upgrade(
         return bad_upgrade("Sec-WebSocket-Key is required");
     };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let remote = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(remote)| *remote);
     let token = query
         .ok()
         .and_then(|Query(query)| query.token)
@@ -138,7 +144,7 @@ pub async fn upgrade(
     let connection_app = Arc::clone(&app);
     app.connections.spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run_connection(connection_app, upgraded, token).await,
+            Ok(upgraded) => run_connection(connection_app, upgraded, token, remote).await,
             Err(error) => tracing::debug!(%error, "upgrade failed"),
         }
     });
@@ -202,7 +208,12 @@ where
     .await;
 }
 
-async fn run_connection(app: Arc<App>, upgraded: hyper::upgrade::Upgraded, token: String) {
+async fn run_connection(
+    app: Arc<App>,
+    upgraded: hyper::upgrade::Upgraded,
+    token: String,
+    remote: Option<SocketAddr>,
+) {
     let settings = app.websocket;
     let config = WebSocketConfig::default()
         .read_buffer_size(settings.read_buffer_bytes)
@@ -221,17 +232,27 @@ async fn run_connection(app: Arc<App>, upgraded: hyper::upgrade::Upgraded, token
     let identity = match app.authenticator.verify(&token, app.clock.now()) {
         Ok(identity) => identity,
         Err(error) => {
-            Box::pin(refuse(
-                socket,
-                &WireError::from(&error),
-                close_code::UNAUTHORIZED,
-            ))
-            .await;
+            let wire = WireError::from(&error);
+            // A refused token's claims are never trusted, not even to name its tenant.
+            app.system.security().record(SecurityEvent {
+                reason: SecurityReason::TokenRefused,
+                code: wire.code,
+                tenant_id: None,
+                user_id: None,
+                remote,
+            });
+            Box::pin(refuse(socket, &wire, close_code::UNAUTHORIZED)).await;
             return;
         }
     };
     let (outbound, receiver) = outbound(settings.outbound_queue_bytes);
-    let session = match Box::pin(app.system.open_session(identity, outbound.clone())).await {
+    let session = match Box::pin(app.system.open_session_from(
+        identity.clone(),
+        outbound.clone(),
+        remote,
+    ))
+    .await
+    {
         Ok(session) => session,
         Err(error) => {
             let code = match error {
@@ -247,7 +268,11 @@ async fn run_connection(app: Arc<App>, upgraded: hyper::upgrade::Upgraded, token
     let (close_sender, close_receiver) = oneshot::channel();
     async {
         let ending = {
-            let reader = read_loop(&mut stream, &session, &outbound, &app, close_sender);
+            let caller = Caller {
+                identity: &identity,
+                remote,
+            };
+            let reader = read_loop(&mut stream, &session, &outbound, &app, caller, close_sender);
             let writer = write_loop(&mut sink, receiver, close_receiver, &settings);
             tokio::pin!(reader, writer);
             tokio::select! {
@@ -288,11 +313,19 @@ enum WriterEnding {
 /// How the reader wants the connection closed: `None` when the client closed it.
 type CloseIntent = Option<(u16, &'static str)>;
 
+/// Who is on the other end of a connection, for its security events.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    identity: &'a Identity,
+    remote: Option<SocketAddr>,
+}
+
 async fn read_loop(
     stream: &mut futures_util::stream::SplitStream<Socket>,
     session: &SessionHandle,
     outbound: &switchboard_actors::outbound::Outbound,
     app: &App,
+    caller: Caller<'_>,
     close: oneshot::Sender<CloseIntent>,
 ) {
     let settings = &app.websocket;
@@ -344,6 +377,15 @@ async fn read_loop(
             break Some((close_code::POLICY_VIOLATION, "too many invalid frames"));
         }
     };
+    if let Some((close_code::POLICY_VIOLATION | close_code::MESSAGE_TOO_BIG, reason)) = intent {
+        app.system.security().record(SecurityEvent {
+            reason: SecurityReason::ProtocolViolation,
+            code: reason,
+            tenant_id: Some(&caller.identity.tenant_id),
+            user_id: Some(&caller.identity.user_id),
+            remote: caller.remote,
+        });
+    }
     let _ = close.send(intent);
 }
 

@@ -26,6 +26,7 @@ fn rate_limits_are_per_user_per_tenant_per_class() {
         HashMap::default(),
         0,
         None,
+        None,
     );
     let (tenant_a, alice) = ids("a", "alice");
     let (tenant_b, _) = ids("b", "alice");
@@ -65,7 +66,13 @@ fn a_tenant_may_have_rates_of_its_own() {
             ..RateLimits::uniform(one_a_second())
         },
     );
-    let limits = UserLimits::new(RateLimits::uniform(one_a_second()), overrides, 0, None);
+    let limits = UserLimits::new(
+        RateLimits::uniform(one_a_second()),
+        overrides,
+        0,
+        None,
+        None,
+    );
     let now = Timestamp(1_000);
     let admitted = |tenant_id| {
         (0..5)
@@ -89,6 +96,7 @@ fn connection_slots_are_capped_and_released() {
         }),
         HashMap::default(),
         2,
+        None,
         None,
     );
     let (tenant, alice) = ids("a", "alice");
@@ -132,6 +140,7 @@ async fn when_the_shared_budgets_are_away_this_nodes_decide_and_they_are_not_ask
         HashMap::default(),
         0,
         Some(Arc::clone(&away) as Arc<dyn SharedRateLimiter>),
+        None,
     );
     let (tenant, alice) = ids("a", "alice");
     let now = Timestamp(1_000_000);
@@ -152,5 +161,43 @@ async fn when_the_shared_budgets_are_away_this_nodes_decide_and_they_are_not_ask
         away.0.load(std::sync::atomic::Ordering::SeqCst),
         1,
         "after a failure the shared budgets are left alone for a while"
+    );
+}
+
+#[test]
+fn every_refusal_is_a_security_event_of_its_user_and_tenant() {
+    let security = crate::security::SecurityLog::new(Arc::new(crate::clock::SystemClock));
+    let limits = UserLimits::new(
+        RateLimits::uniform(one_a_second()),
+        HashMap::default(),
+        1,
+        None,
+        Some(Arc::clone(&security)),
+    );
+    let (tenant, alice) = ids("acme", "alice");
+    let now = Timestamp(1_000_000);
+    assert!(
+        limits
+            .try_take(ActionClass::Messages, &tenant, &alice, now)
+            .is_ok()
+    );
+    for _ in 0..3 {
+        assert!(
+            limits
+                .try_take(ActionClass::Messages, &tenant, &alice, now)
+                .is_err()
+        );
+    }
+    let _slot = limits
+        .open_connection(&tenant, &alice)
+        .expect("the first slot");
+    assert!(limits.open_connection(&tenant, &alice).is_err());
+    use crate::security::SecurityReason;
+    assert_eq!(
+        security.counts(),
+        vec![
+            (SecurityReason::RateLimited, "acme".to_owned(), 3),
+            (SecurityReason::TooManyConnections, "acme".to_owned(), 1),
+        ]
     );
 }

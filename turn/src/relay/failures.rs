@@ -18,7 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use switchboard_engine::ports::Clock;
-use switchboard_engine::time::Timestamp;
+use switchboard_engine::sampling::LogSampler;
 
 use crate::credentials::CredentialError;
 
@@ -76,46 +76,6 @@ impl From<CredentialError> for RefusalReason {
             CredentialError::Expired => RefusalReason::Expired,
             CredentialError::UnknownKey => RefusalReason::UnknownKey,
             CredentialError::BadPassword => RefusalReason::BadPassword,
-        }
-    }
-}
-
-/// Decides which of a stream of events are logged: the first, then the first one at least an
-/// interval after the previous logged one. Pure: time is passed in.
-#[derive(Debug)]
-pub struct LogSampler {
-    interval_millis: u64,
-    /// When the last line was logged; `None` before the first.
-    last_line_at: Option<Timestamp>,
-    /// Events since the last line that were not logged.
-    n_left_out: u64,
-}
-
-impl LogSampler {
-    /// A sampler that logs at most one line per `interval`.
-    pub fn new(interval: Duration) -> Self {
-        LogSampler {
-            interval_millis: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
-            last_line_at: None,
-            n_left_out: 0,
-        }
-    }
-
-    /// Records one event at `now`. `Some(n_left_out)` means log this one, saying that
-    /// `n_left_out` events since the previous line were not logged; `None` means leave it out.
-    /// A clock that went backwards counts as a full interval, so a clock step never silences
-    /// the log for longer than the interval.
-    pub fn record(&mut self, now: Timestamp) -> Option<u64> {
-        let due = match self.last_line_at {
-            None => true,
-            Some(last) => now < last || now.as_millis() - last.as_millis() >= self.interval_millis,
-        };
-        if due {
-            self.last_line_at = Some(now);
-            Some(std::mem::take(&mut self.n_left_out))
-        } else {
-            self.n_left_out += 1;
-            None
         }
     }
 }
