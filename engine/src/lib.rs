@@ -29,4 +29,4 @@ pub mod recording;
 pub mod time;
 pub mod validate;
 
-pub use error::{Error, Result, StoreError};
+pub use error::{Error, PutError, Result, SourceError, StoreError};

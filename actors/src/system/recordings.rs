@@ -22,9 +22,9 @@ use std::time::Duration;
 use switchboard_engine::ids::{AuditId, ConversationId, RecordingId, TenantId};
 use switchboard_engine::ports::ClusterNotice;
 use switchboard_engine::recording::{
-    AuditAction, AuditRecord, ObjectBody, ObjectKey, ObjectStore, RecordingFilter, RecordingNotice,
-    RecordingQuality, RecordingRecord, RecordingStore, RecordingUpdate, RecordingUpdateOutcome,
-    StoredObject, validate_content_type,
+    AuditAction, AuditRecord, ChunksSource, ObjectBody, ObjectKey, ObjectStore, RecordingFilter,
+    RecordingNotice, RecordingQuality, RecordingRecord, RecordingStore, RecordingUpdate,
+    RecordingUpdateOutcome, StoredObject, validate_content_type,
 };
 use switchboard_engine::{Error, StoreError};
 
@@ -104,18 +104,6 @@ async fn bounded<Output>(
         Ok(result) => result.map_err(Error::from),
         Err(_) => Err(Error::unavailable(format!("{what} timed out"))),
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest
-        .as_ref()
-        .iter()
-        .fold(String::with_capacity(64), |mut text, byte| {
-            let _ = write!(text, "{byte:02x}");
-            text
-        })
 }
 
 impl System {
@@ -238,21 +226,24 @@ impl System {
             });
         }
         let key = ObjectKey::for_recording(recording_id);
+        let mut source = ChunksSource::split(body.bytes, 0);
+        let stored = tokio::time::timeout(
+            OBJECT_TIMEOUT,
+            self.objects()
+                .put_stream(tenant_id, &key, &body.content_type, &mut source, u64::MAX),
+        )
+        .await
+        .map_err(|_| Error::unavailable("storing a recording's media timed out"))?;
+        let written = stored?;
         let object = StoredObject {
             backend: self.objects().backend().to_owned(),
             location: self.objects().location(tenant_id, &key),
             key: key.clone(),
-            bytes: u64::try_from(body.bytes.len()).unwrap_or(u64::MAX),
-            content_type: body.content_type.clone(),
-            sha256: sha256_hex(&body.bytes),
+            bytes: written.bytes,
+            content_type: body.content_type,
+            sha256: written.sha256,
             stored_at: self.ids.clock().now(),
         };
-        bounded(
-            OBJECT_TIMEOUT,
-            "storing a recording's media",
-            self.objects().put_object(tenant_id, &key, body),
-        )
-        .await?;
         let outcome = bounded(
             self.settings.call_timeout,
             "recording where the media is",
