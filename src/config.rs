@@ -454,11 +454,13 @@ pub struct LimitsConfig {
     pub history_default_limit: usize,
     /// Largest history page; larger requests are clamped. Default 200.
     pub history_max_limit: usize,
-    /// Largest recording media upload (`PUT /v1/recordings/{id}/media`), in bytes; it is held
-    /// in memory while it is stored. Default 268435456 (256 MiB).
+    /// Largest recording media upload (`PUT /v1/recordings/{id}/media`), in bytes. An upload
+    /// streams to the object store and is never held whole: with the filesystem store a node
+    /// holds a few MiB per upload whatever this is, with S3 one 8 MiB part more. A download is
+    /// still held whole while it is sent. Default 268435456 (256 MiB).
     pub max_recording_bytes: usize,
     /// Recording media uploads and downloads one node serves at once; more are refused (503
-    /// `unavailable`) rather than held, which bounds the memory they take. Default 4.
+    /// `unavailable`) before anything is read, which bounds the memory they take. Default 4.
     pub max_concurrent_recording_transfers: usize,
 }
 
