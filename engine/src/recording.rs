@@ -558,7 +558,9 @@ impl ByteSource for ChunksSource {
 ///   crosses the limit, and stops at a failed source ([`PutError::Source`]) or backend
 ///   ([`PutError::Store`]). Whenever it returns an error, the key holds what it held before (no
 ///   object, or the old one) and nothing of the failed put is left behind in the backend: no
-///   temporary file, no unfinished multipart upload.
+///   temporary file, no unfinished multipart upload. (The one exception is a backend failing
+///   after the new object became visible, such as a directory fsync after the rename: the
+///   object may then stay, and the caller treats it as not stored.)
 /// - [`ObjectStore::delete_object`] reports whether the object existed; deleting a missing
 ///   object is not an error. After it, reads find nothing.
 #[async_trait]

@@ -394,19 +394,24 @@ async fn nothing_left_behind(leftovers: &Leftovers) {
     }
 }
 
-/// `bytes` as chunks whose sizes cycle through `sizes` (zeros included).
-fn chunked(bytes: &[u8], sizes: &[usize]) -> ChunksSource {
-    let mut chunks = Vec::new();
+/// `bytes` cut into chunks whose sizes cycle through `sizes` (zeros included).
+fn chunks_of(bytes: &[u8], sizes: &[usize]) -> VecDeque<Bytes> {
+    let mut chunks = VecDeque::new();
     let mut offset = 0;
     for size in sizes.iter().cycle() {
         if offset == bytes.len() {
             break;
         }
         let end = (offset + size).min(bytes.len());
-        chunks.push(Bytes::copy_from_slice(&bytes[offset..end]));
+        chunks.push_back(Bytes::copy_from_slice(&bytes[offset..end]));
         offset = end;
     }
-    ChunksSource::new(chunks)
+    chunks
+}
+
+/// A source giving `bytes` in chunks whose sizes cycle through `sizes`.
+fn chunked(bytes: &[u8], sizes: &[usize]) -> ChunksSource {
+    ChunksSource::new(chunks_of(bytes, sizes))
 }
 
 /// A source that gives its chunks and then fails, as an upload whose client goes away does.
@@ -417,9 +422,7 @@ struct FailingSource {
 impl FailingSource {
     fn after(n_bytes: usize) -> Self {
         Self {
-            chunks: chunked(&patterned_bytes(n_bytes, 21), &[MIB / 2 + 1])
-                .into_chunks()
-                .collect(),
+            chunks: chunks_of(&patterned_bytes(n_bytes, 21), &[MIB / 2 + 1]),
         }
     }
 }
@@ -451,24 +454,6 @@ impl ByteSource for StallingSource {
             let _ = stalled.send(());
         }
         std::future::pending().await
-    }
-}
-
-trait IntoChunks {
-    fn into_chunks(self) -> impl Iterator<Item = Bytes>;
-}
-
-impl IntoChunks for ChunksSource {
-    /// Drains the source; an in-memory source is ready at once, so no executor is needed.
-    fn into_chunks(mut self) -> impl Iterator<Item = Bytes> {
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        std::iter::from_fn(move || {
-            let mut next = self.next_chunk();
-            match next.as_mut().poll(&mut context) {
-                std::task::Poll::Ready(result) => result.expect("an in-memory source never fails"),
-                std::task::Poll::Pending => panic!("an in-memory source is always ready"),
-            }
-        })
     }
 }
 
@@ -629,9 +614,7 @@ async fn a_put_cancelled_midway_stores_nothing(store: Arc<dyn ObjectStore>, left
         let object = key(&format!("recordings/cancelled-{n_bytes}"));
         let (stalled, mut stalled_rx) = tokio::sync::oneshot::channel();
         let mut source = StallingSource {
-            chunks: chunked(&patterned_bytes(n_bytes, 17), &[MIB])
-                .into_chunks()
-                .collect(),
+            chunks: chunks_of(&patterned_bytes(n_bytes, 17), &[MIB]),
             stalled: Some(stalled),
         };
         let put = store.put_stream(&acme, &object, "video/webm", &mut source, GENEROUS_LIMIT);
