@@ -457,11 +457,15 @@ pub struct LimitsConfig {
     pub history_default_limit: usize,
     /// Largest history page; larger requests are clamped. Default 200.
     pub history_max_limit: usize,
-    /// Largest recording media upload (`PUT /v1/recordings/{id}/media`), in bytes; it is held
-    /// in memory while it is stored. Default 268435456 (256 MiB).
+    /// Largest recording media upload (`PUT /v1/recordings/{id}/media`), in bytes. An upload
+    /// streams to the object store and is never held whole: with the filesystem store a node
+    /// holds a few MiB per upload whatever this is (4 uploads of 128 MiB at once raised its
+    /// peak RSS by 30 to 38 MiB, and a test keeps that under 64 MiB; docs/PERFORMANCE.md), with
+    /// S3 one 8 MiB part more. A download is still held whole while it is sent. Default
+    /// 268435456 (256 MiB).
     pub max_recording_bytes: usize,
     /// Recording media uploads and downloads one node serves at once; more are refused (503
-    /// `unavailable`) rather than held, which bounds the memory they take. Default 4.
+    /// `unavailable`) before anything is read, which bounds the memory they take. Default 4.
     pub max_concurrent_recording_transfers: usize,
 }
 

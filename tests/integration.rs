@@ -1,6 +1,7 @@
 //! End-to-end tests over real sockets on 127.0.0.1: the server runs in-process through
 //! `switchboard::start` (the same entry point as the binary), except in `crash`, which spawns the
-//! real binary and kills it with SIGKILL. Clients are tokio-tungstenite and reqwest.
+//! real binary and kills it with SIGKILL, and `recordings_rss`, which measures the real binary's
+//! memory under concurrent uploads. Clients are tokio-tungstenite and reqwest.
 //!
 //! One test binary holds every module so the crate graph is linked once.
 
@@ -36,6 +37,8 @@ mod protocol;
 mod receipts;
 #[path = "integration/recordings.rs"]
 mod recordings;
+#[path = "integration/recordings_rss.rs"]
+mod recordings_rss;
 #[path = "integration/resume.rs"]
 mod resume;
 #[path = "integration/security.rs"]

@@ -56,7 +56,9 @@ use crate::session::{Identity, SessionActor, SessionArgs, SessionContext, Sessio
 use crate::writer::{WriterActor, WriterArgs, WriterHandle, WriterSettings};
 
 mod recordings;
-pub use recordings::{AuditPage, OBJECT_TIMEOUT, RecordingPorts, RecordingsPage};
+pub use recordings::{
+    AuditPage, OBJECT_TIMEOUT, RecordingPorts, RecordingsPage, UPLOAD_IDLE_TIMEOUT,
+};
 
 /// Everything the actor system can be tuned with.
 #[derive(Debug, Clone)]

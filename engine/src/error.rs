@@ -5,6 +5,8 @@
 //! place that knows about wire codes and HTTP statuses.
 //! [`StoreError`] is what a storage port reports when the backend itself fails; it is converted
 //! into [`Error::Unavailable`] (or [`Error::Conflict`]) at the edge of the domain.
+//! [`PutError`] is why a streamed object was not stored: its bytes went past their limit, their
+//! source ([`SourceError`], an uploading client) failed, or the backend did.
 
 /// A domain failure: why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +113,62 @@ impl From<StoreError> for Error {
             StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
                 Error::unavailable("storage is unavailable")
             }
+        }
+    }
+}
+
+/// A [`crate::recording::ByteSource`] could not give its next chunk: the uploading client went
+/// away, sent a malformed body, or sent nothing for too long.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the bytes could not be read: {reason}")]
+pub struct SourceError {
+    /// What went wrong, in lowercase words, safe to show to the client.
+    pub reason: String,
+}
+
+impl SourceError {
+    /// A source failure with this reason.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why [`crate::recording::ObjectStore::put_stream`] stored nothing. Whichever it is, the key
+/// holds what it held before, and nothing partial is left behind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PutError {
+    /// The bytes went past the limit the caller set; reading stopped at the chunk that crossed
+    /// it.
+    #[error("the object is over its limit of {limit} bytes ({received} bytes received)")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+        /// The bytes received when reading stopped: more than `limit`, at most one chunk more.
+        received: u64,
+    },
+    /// The source of the bytes failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The backend failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a media upload that stored nothing reads to the caller: over the limit is
+/// [`Error::TooLarge`] (field `media`, `actual` the bytes received when reading stopped), a
+/// failed source [`Error::Invalid`] (field `media`), a failed backend [`Error::Unavailable`].
+impl From<PutError> for Error {
+    fn from(error: PutError) -> Self {
+        match error {
+            PutError::TooLarge { limit, received } => Error::TooLarge {
+                what: "media",
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                actual: usize::try_from(received).unwrap_or(usize::MAX),
+            },
+            PutError::Source(source) => Error::invalid("media", source.reason),
+            PutError::Store(store) => Error::from(store),
         }
     }
 }

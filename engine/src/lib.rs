@@ -31,4 +31,4 @@ pub mod sampling;
 pub mod time;
 pub mod validate;
 
-pub use error::{Error, Result, StoreError};
+pub use error::{Error, PutError, Result, SourceError, StoreError};

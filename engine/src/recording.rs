@@ -11,17 +11,24 @@
 //! key [`ObjectKey::for_recording`]), and an [`AuditRecord`] that names only ids says who erased
 //! it and when. Changes to a record are [`RecordingUpdate`]s that every adapter applies with the
 //! same pure [`RecordingRecord::apply`], atomically with reading the record.
+//!
+//! Media goes into the [`ObjectStore`] as a stream: the caller hands over a [`ByteSource`] (an
+//! upload's body, pulled chunk by chunk) and a size limit, and the store writes the chunks as
+//! they come, with bounded memory, refusing the object once it passes the limit and leaving
+//! nothing behind when anything fails.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::call::RecordingEndReason;
 use crate::ids::{AuditId, CallId, ConversationId, RecordingId, TenantId, UserId};
 use crate::operations::RecordingConsent;
 use crate::time::Timestamp;
-use crate::{Error, Result, StoreError};
+use crate::{Error, PutError, Result, SourceError, StoreError};
 
 /// The longest object key accepted, in bytes.
 pub const MAX_OBJECT_KEY_BYTES: usize = 512;
@@ -466,7 +473,7 @@ pub trait RecordingStore: Send + Sync + 'static {
     ) -> std::result::Result<Vec<AuditRecord>, StoreError>;
 }
 
-/// A stored object's bytes and media type.
+/// A stored object's bytes and media type, as [`ObjectStore::get_object`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectBody {
     /// The bytes.
@@ -475,12 +482,85 @@ pub struct ObjectBody {
     pub content_type: String,
 }
 
+/// What [`ObjectStore::put_stream`] stored: the object's size and checksum, computed as its
+/// bytes went by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenObject {
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The lowercase hex SHA-256 of its bytes.
+    pub sha256: String,
+}
+
+/// The bytes of an object on their way in, one chunk at a time: an upload's body as the client
+/// sends it. A source is pulled, never pushed, so whoever reads it decides how much is held at
+/// once; nothing is read until the first [`ByteSource::next_chunk`].
+#[async_trait]
+pub trait ByteSource: Send {
+    /// The next chunk, or `None` once every byte was given. Chunks may be of any size,
+    /// including empty; sources over a network hand over what arrived, a bounded amount.
+    ///
+    /// # Errors
+    /// [`SourceError`] if the bytes cannot be read to their end (the client went away, or the
+    /// body is malformed); the source is not read again after an error.
+    async fn next_chunk(&mut self) -> std::result::Result<Option<Bytes>, SourceError>;
+}
+
+/// A [`ByteSource`] over chunks already in memory (tests, and callers that have the bytes).
+#[derive(Debug, Clone, Default)]
+pub struct ChunksSource {
+    chunks: VecDeque<Bytes>,
+}
+
+impl ChunksSource {
+    /// A source giving `chunks` in order.
+    pub fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
+        Self {
+            chunks: chunks.into_iter().collect(),
+        }
+    }
+
+    /// A source giving `bytes` in chunks of `chunk_bytes` (the last one shorter), or as one
+    /// chunk when `chunk_bytes` is 0. Empty bytes give no chunk at all.
+    pub fn split(bytes: impl Into<Bytes>, chunk_bytes: usize) -> Self {
+        let mut bytes = bytes.into();
+        let mut chunks = VecDeque::new();
+        while !bytes.is_empty() {
+            let n_bytes = if chunk_bytes == 0 {
+                bytes.len()
+            } else {
+                chunk_bytes.min(bytes.len())
+            };
+            chunks.push_back(bytes.split_to(n_bytes));
+        }
+        Self { chunks }
+    }
+}
+
+#[async_trait]
+impl ByteSource for ChunksSource {
+    async fn next_chunk(&mut self) -> std::result::Result<Option<Bytes>, SourceError> {
+        Ok(self.chunks.pop_front())
+    }
+}
+
 /// Stores objects (recorded media) by tenant and key.
 ///
 /// # Contract (checked by the conformance suite in `storage/tests/object_store.rs`)
 /// - Objects of one tenant are invisible to every other, whatever the key.
-/// - [`ObjectStore::put_object`] is durable when it returns `Ok`, and replaces an object with
-///   the same key whole: a reader sees the old bytes or the new, never a mix.
+/// - [`ObjectStore::put_stream`] reads its source to the end and stores what it gave as one
+///   object, durable when it returns `Ok`, with the size and SHA-256 of those bytes. It
+///   replaces an object with the same key whole: a reader sees the old bytes or the new, never
+///   a mix.
+/// - It holds a bounded amount of the object in memory whatever its size (each adapter says
+///   how much), except the in-memory test double, whose storage is memory.
+/// - It refuses a stream longer than `max_bytes` ([`PutError::TooLarge`]) as soon as a chunk
+///   crosses the limit, and stops at a failed source ([`PutError::Source`]) or backend
+///   ([`PutError::Store`]). Whenever it returns an error, the key holds what it held before (no
+///   object, or the old one) and nothing of the failed put is left behind in the backend: no
+///   temporary file, no unfinished multipart upload. (The one exception is a backend failing
+///   after the new object became visible, such as a directory fsync after the rename: the
+///   object may then stay, and the caller treats it as not stored.)
 /// - [`ObjectStore::delete_object`] reports whether the object existed; deleting a missing
 ///   object is not an error. After it, reads find nothing.
 #[async_trait]
@@ -491,18 +571,23 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// The full location of an object, as recorded in [`StoredObject::location`].
     fn location(&self, tenant_id: &TenantId, key: &ObjectKey) -> String;
 
-    /// Stores an object.
+    /// Stores an object whose bytes come from `source`, at most `max_bytes` of them, with the
+    /// media type `content_type`; returns its size and checksum.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the backend failed.
-    async fn put_object(
+    /// [`PutError::TooLarge`] past `max_bytes`; [`PutError::Source`] if the source fails;
+    /// [`PutError::Store`] ([`StoreError::Unavailable`]) if the backend does. Nothing is stored
+    /// then.
+    async fn put_stream(
         &self,
         tenant_id: &TenantId,
         key: &ObjectKey,
-        body: ObjectBody,
-    ) -> std::result::Result<(), StoreError>;
+        content_type: &str,
+        source: &mut dyn ByteSource,
+        max_bytes: u64,
+    ) -> std::result::Result<WrittenObject, PutError>;
 
-    /// Reads an object, `None` if there is none.
+    /// Reads an object whole, `None` if there is none.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if the backend failed.

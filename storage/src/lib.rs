@@ -43,6 +43,7 @@ mod memory;
 mod mongo;
 pub mod object_files;
 mod object_memory;
+mod object_stream;
 mod presence_memory;
 mod recordings_embedded;
 mod recordings_memory;

@@ -29,12 +29,17 @@
 //!
 //! # Durability
 //!
-//! A write goes to a temporary file (`.tmp-…`, a name no object file can have) in the object's
-//! own directory, is fsynced, renamed over the object file, and then the object's directory
-//! and its parents up to the root are fsynced: a reader sees the old object or the new, never
-//! a mix, and once `put_object` returns the object survives a crash. A crash during a write can
-//! leave a temporary file behind; it is never read. A delete fsyncs the directory it removed
-//! the file from. All file I/O runs on tokio's blocking pool.
+//! A write streams into a temporary file (`.tmp-…`, a name no object file can have) in the
+//! object's own directory: the caller's task reads the source and hands each chunk to a writer
+//! on tokio's blocking pool through a channel of [`CHUNKS_IN_FLIGHT`] chunks, and the writer
+//! appends it and feeds the SHA-256, so a put holds a few chunks in memory whatever the size
+//! of the object. Once the source has ended within its limit, the file is fsynced, renamed over
+//! the object file, and then the object's directory and its parents up to the root are
+//! fsynced: a reader sees the old object or the new, never a mix, and once `put_stream` returns
+//! the object survives a crash. If the source fails, passes its limit or the put is cancelled,
+//! the writer removes the temporary file (a failed put waits for that before it returns). A
+//! crash during a write can leave a temporary file behind; it is never read. A delete fsyncs
+//! the directory it removed the file from. All file I/O runs on tokio's blocking pool.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -42,16 +47,27 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use switchboard_engine::StoreError;
 use switchboard_engine::ids::TenantId;
-use switchboard_engine::recording::{ObjectBody, ObjectKey, ObjectStore};
+use switchboard_engine::recording::{
+    ByteSource, ObjectBody, ObjectKey, ObjectStore, WrittenObject,
+};
+use switchboard_engine::{PutError, StoreError};
+use tokio::sync::mpsc;
+
+use crate::object_stream::{Checksum, Intake};
 
 /// What every object file starts with: a tag, then the format version.
 const MAGIC: &[u8; 6] = b"SBOBJ\x01";
 
 /// The alphabet of the tenant directory names (RFC 4648 base32, lowercased).
 const BASE32_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// How many chunks of a streamed put may wait for the writer. With hyper's bodies a chunk is at
+/// most its read buffer (about 400 KiB), so a put holds a few MiB at most, whatever the size of
+/// the object.
+const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Numbers temporary and probe files, so concurrent writers in one process never share one
 /// (the process id in the name separates processes).
@@ -197,31 +213,73 @@ fn decode_object(
     })
 }
 
-/// Writes `header` and `bytes` to a new temporary file in `directory`, fsyncs it and renames
-/// it to `target`. The temporary file is removed if anything fails.
-fn write_atomically(
+/// What the reading side of a streamed put hands the writing side.
+enum ToWriter {
+    /// The next bytes of the object.
+    Chunk(Bytes),
+    /// Every byte was handed over: make the object durable and visible.
+    Commit,
+}
+
+/// Why the writing side of a streamed put stored nothing.
+enum WriteFailure {
+    /// The file system failed.
+    Io(io::Error),
+    /// The reading side went away without a commit (the source failed, went past its limit,
+    /// or the put was cancelled).
+    Abandoned,
+}
+
+impl From<io::Error> for WriteFailure {
+    fn from(error: io::Error) -> Self {
+        WriteFailure::Io(error)
+    }
+}
+
+/// Writes `header` and then the chunks that arrive on `chunks` to a new temporary file in
+/// `directory`, hashing them as they go, and on [`ToWriter::Commit`] fsyncs it and renames it
+/// to `target`. The temporary file is removed if anything fails or the sender goes away first.
+fn write_streamed(
     directory: &Path,
     target: &Path,
     header: &[u8],
-    bytes: &[u8],
-) -> Result<(), StoreError> {
+    chunks: &mut mpsc::Receiver<ToWriter>,
+) -> Result<WrittenObject, StoreError> {
     let temporary = directory.join(temporary_name("tmp"));
-    let written = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&temporary)
-        .and_then(|mut file| {
-            file.write_all(header)?;
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| fs::rename(&temporary, target));
-    if let Err(error) = written {
-        // Best effort: the file may not exist, and a leftover is never read.
+        .map_err(|error| unavailable("could not create the object", target, &error))?;
+    let mut write = || -> Result<WrittenObject, WriteFailure> {
+        file.write_all(header)?;
+        let mut checksum = Checksum::default();
+        loop {
+            match chunks.blocking_recv() {
+                Some(ToWriter::Chunk(chunk)) => {
+                    file.write_all(&chunk)?;
+                    checksum.update(&chunk);
+                }
+                Some(ToWriter::Commit) => break,
+                None => return Err(WriteFailure::Abandoned),
+            }
+        }
+        file.sync_all()?;
+        fs::rename(&temporary, target)?;
+        Ok(checksum.finish())
+    };
+    let written = write();
+    drop(file);
+    written.map_err(|failure| {
+        // Best effort: a leftover is never read.
         let _ = fs::remove_file(&temporary);
-        return Err(unavailable("could not write the object", target, &error));
-    }
-    Ok(())
+        match failure {
+            WriteFailure::Io(error) => unavailable("could not write the object", target, &error),
+            WriteFailure::Abandoned => {
+                StoreError::Unavailable("the object's bytes stopped before their end".to_owned())
+            }
+        }
+    })
 }
 
 impl FilesystemObjectStore {
@@ -280,16 +338,23 @@ impl ObjectStore for FilesystemObjectStore {
         format!("file:{}", ObjectPath::new(tenant_id, key).relative())
     }
 
-    async fn put_object(
+    async fn put_stream(
         &self,
         tenant_id: &TenantId,
         key: &ObjectKey,
-        body: ObjectBody,
-    ) -> Result<(), StoreError> {
+        content_type: &str,
+        source: &mut dyn ByteSource,
+        max_bytes: u64,
+    ) -> Result<WrittenObject, PutError> {
         let object_path = ObjectPath::new(tenant_id, key);
-        let header = encode_header(key, &body.content_type)?;
+        let header = encode_header(key, content_type)?;
         let root = self.root.clone();
-        Self::run_blocking(move || {
+        // The file is written on the blocking pool while this task reads the source: at most
+        // `CHUNKS_IN_FLIGHT` chunks wait between the two, which is all the memory a put holds.
+        let (to_writer, mut chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        // Spawned now, not when awaited: the writer must drain the channel while this task
+        // fills it.
+        let writer = tokio::task::spawn_blocking(move || -> Result<WrittenObject, StoreError> {
             let tenant_directory = root.join(&object_path.tenant);
             let shard_directory = tenant_directory.join(&object_path.shard);
             fs::create_dir_all(&shard_directory).map_err(|error| {
@@ -300,14 +365,34 @@ impl ObjectStore for FilesystemObjectStore {
                 )
             })?;
             let target = shard_directory.join(&object_path.name);
-            write_atomically(&shard_directory, &target, &header, &body.bytes)?;
+            let written = write_streamed(&shard_directory, &target, &header, &mut chunks)?;
             // The rename, and the directories it may have needed, are durable only once every
             // directory up to the root is fsynced.
             sync_directory(&shard_directory)?;
             sync_directory(&tenant_directory)?;
-            sync_directory(&root)
-        })
-        .await
+            sync_directory(&root)?;
+            Ok(written)
+        });
+        let mut intake = Intake::new(source, max_bytes);
+        let read: Result<(), PutError> = async {
+            while let Some(chunk) = intake.next_chunk().await? {
+                if to_writer.send(ToWriter::Chunk(chunk)).await.is_err() {
+                    // The writer failed; its error says why.
+                    return Ok(());
+                }
+            }
+            let _ = to_writer.send(ToWriter::Commit).await;
+            Ok(())
+        }
+        .await;
+        // Without a commit, closing the channel makes the writer remove its temporary file;
+        // waiting for it means nothing of a failed put is left once this returns.
+        drop(to_writer);
+        let written = writer
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("object file task failed: {error}")));
+        read?;
+        Ok(written??)
     }
 
     async fn get_object(

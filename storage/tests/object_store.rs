@@ -9,7 +9,13 @@
 //! own, so tests sharing one server cannot see each other's objects.
 //! The suite checks the port's contract: a roundtrip keeps the bytes and the content type, a
 //! replace is whole, missing objects read as `None`, deletes report whether the object existed,
-//! and tenants (`..` and `a:b` among them) never see each other's objects.
+//! and tenants (`..` and `a:b` among them) never see each other's objects. Every object is
+//! written through the streaming put, whose own cases come with a [`Leftovers`] probe of the
+//! adapter's backend: many small chunks make one object with the right size and SHA-256, a body
+//! of several S3 parts roundtrips, and a stream over its limit, a source that fails midway and
+//! a put cancelled midway each store nothing, keep the object the key held before, and leave
+//! nothing behind (no temporary file; on S3, no unfinished multipart upload, looked for in
+//! s3s-fs's directory, `SWITCHBOARD_TEST_S3_DATA_DIR`, since s3s-fs does not list them).
 //! Tests after the macro cover what only one adapter can show: for the filesystem store,
 //! surviving a reopen, nothing written outside the root, damaged files reported as corrupt, and
 //! `ping` failing when the root is gone; for S3, a second connect to an existing bucket, and
@@ -18,12 +24,18 @@
 
 #![allow(clippy::disallowed_methods)] // Tests read the clock to name their buckets.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use switchboard_engine::StoreError;
+use bytes::Bytes;
+use sha2::Digest as _;
 use switchboard_engine::ids::TenantId;
-use switchboard_engine::recording::{ObjectBody, ObjectKey, ObjectStore};
+use switchboard_engine::recording::{
+    ByteSource, ChunksSource, ObjectBody, ObjectKey, ObjectStore, WrittenObject,
+};
+use switchboard_engine::{PutError, SourceError, StoreError};
 use switchboard_storage::object_files::FilesystemObjectStore;
 use tempfile::TempDir;
 
@@ -60,16 +72,40 @@ fn patterned_bytes(n_bytes: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+const MIB: usize = 1024 * 1024;
+
+/// The limit of the puts that are not about limits: large enough for every object here, and
+/// small enough that S3 uses its usual 8 MiB parts.
+const GENEROUS_LIMIT: u64 = 1 << 30;
+
+/// What a put of `bytes` must report.
+fn written(bytes: &[u8]) -> WrittenObject {
+    WrittenObject {
+        bytes: bytes.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(bytes)),
+    }
+}
+
+/// Stores `body` through the streaming put, in chunks of 64 KiB, and checks what it reports.
 async fn put(
     store: &Arc<dyn ObjectStore>,
     tenant_id: &TenantId,
     key: &ObjectKey,
     body: ObjectBody,
 ) {
-    store
-        .put_object(tenant_id, key, body)
+    let expected = written(&body.bytes);
+    let mut source = ChunksSource::split(body.bytes, 64 * 1024);
+    let reported = store
+        .put_stream(
+            tenant_id,
+            key,
+            &body.content_type,
+            &mut source,
+            GENEROUS_LIMIT,
+        )
         .await
-        .expect("put_object succeeds");
+        .expect("put_stream succeeds");
+    assert_eq!(reported, expected, "the put reports the size and SHA-256");
 }
 
 async fn get(
@@ -334,6 +370,265 @@ async fn ping_succeeds(store: Arc<dyn ObjectStore>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The streaming put, for every adapter.
+
+/// Lists what failed puts may have left in an adapter's backend: for the filesystem store its
+/// temporary files, for S3 unfinished multipart uploads, for memory nothing. Each test that
+/// takes one ends by asserting the list is empty.
+type Leftovers = Box<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// Waits (polling, with a deadline) until nothing is left behind: a cancelled put cleans up
+/// from a task of its own.
+async fn nothing_left_behind(leftovers: &Leftovers) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = leftovers();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "failed puts left these behind: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `bytes` cut into chunks whose sizes cycle through `sizes` (zeros included).
+fn chunks_of(bytes: &[u8], sizes: &[usize]) -> VecDeque<Bytes> {
+    let mut chunks = VecDeque::new();
+    let mut offset = 0;
+    for size in sizes.iter().cycle() {
+        if offset == bytes.len() {
+            break;
+        }
+        let end = (offset + size).min(bytes.len());
+        chunks.push_back(Bytes::copy_from_slice(&bytes[offset..end]));
+        offset = end;
+    }
+    chunks
+}
+
+/// A source giving `bytes` in chunks whose sizes cycle through `sizes`.
+fn chunked(bytes: &[u8], sizes: &[usize]) -> ChunksSource {
+    ChunksSource::new(chunks_of(bytes, sizes))
+}
+
+/// A source that gives its chunks and then fails, as an upload whose client goes away does.
+struct FailingSource {
+    chunks: VecDeque<Bytes>,
+}
+
+impl FailingSource {
+    fn after(n_bytes: usize) -> Self {
+        Self {
+            chunks: chunks_of(&patterned_bytes(n_bytes, 21), &[MIB / 2 + 1]),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ByteSource for FailingSource {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
+        match self.chunks.pop_front() {
+            Some(chunk) => Ok(Some(chunk)),
+            None => Err(SourceError::new("the client went away")),
+        }
+    }
+}
+
+/// A source that gives its chunks, says so, and then waits forever: a put of it can only end
+/// by being cancelled.
+struct StallingSource {
+    chunks: VecDeque<Bytes>,
+    stalled: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[async_trait::async_trait]
+impl ByteSource for StallingSource {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
+        if let Some(chunk) = self.chunks.pop_front() {
+            return Ok(Some(chunk));
+        }
+        if let Some(stalled) = self.stalled.take() {
+            let _ = stalled.send(());
+        }
+        std::future::pending().await
+    }
+}
+
+async fn many_small_chunks_make_one_object(store: Arc<dyn ObjectStore>, leftovers: Leftovers) {
+    let acme = tenant("acme");
+    let object = key("recordings/small-chunks");
+    let bytes = patterned_bytes(200_003, 11);
+    let mut source = chunked(&bytes, &[1, 0, 7, 4096, 3, 65_536, 0, 2]);
+    let reported = store
+        .put_stream(&acme, &object, "audio/ogg", &mut source, GENEROUS_LIMIT)
+        .await
+        .expect("put_stream succeeds");
+    assert_eq!(reported, written(&bytes));
+    let read = get(&store, &acme, &object)
+        .await
+        .expect("the object exists");
+    assert_eq!(read.content_type, "audio/ogg");
+    assert!(read.bytes == bytes, "the chunks are stored in order, whole");
+
+    // A source with no chunk at all, or only empty ones, is an empty object.
+    let empty = key("recordings/no-chunks");
+    for mut source in [
+        ChunksSource::new([]),
+        ChunksSource::new([Bytes::new(), Bytes::new()]),
+    ] {
+        let reported = store
+            .put_stream(&acme, &empty, "audio/ogg", &mut source, GENEROUS_LIMIT)
+            .await
+            .expect("put_stream succeeds");
+        assert_eq!(reported, written(b""));
+        assert_eq!(
+            get(&store, &acme, &empty).await,
+            Some(body(b"", "audio/ogg"))
+        );
+    }
+    nothing_left_behind(&leftovers).await;
+}
+
+/// More than two of S3's 8 MiB parts, cut at no part boundary.
+const SEVERAL_PARTS_BYTES: usize = 2 * 8 * MIB + 12_345;
+
+async fn an_object_of_several_parts_roundtrips(store: Arc<dyn ObjectStore>, leftovers: Leftovers) {
+    let acme = tenant("acme");
+    let object = key("recordings/several-parts.webm");
+    let bytes = patterned_bytes(SEVERAL_PARTS_BYTES, 13);
+    let mut source = chunked(&bytes, &[100_003]);
+    let reported = store
+        .put_stream(&acme, &object, "video/webm", &mut source, 64 * MIB as u64)
+        .await
+        .expect("put_stream succeeds");
+    assert_eq!(reported, written(&bytes));
+    let read = get(&store, &acme, &object)
+        .await
+        .expect("the object exists");
+    assert_eq!(read.content_type, "video/webm");
+    assert_eq!(read.bytes.len(), bytes.len());
+    assert!(read.bytes == bytes, "the bytes read are the bytes stored");
+
+    // Exactly the limit is taken.
+    let at_limit = key("recordings/at-limit");
+    let bytes = patterned_bytes(8 * MIB, 14);
+    let mut source = chunked(&bytes, &[MIB]);
+    let reported = store
+        .put_stream(
+            &acme,
+            &at_limit,
+            "video/webm",
+            &mut source,
+            bytes.len() as u64,
+        )
+        .await
+        .expect("a body of exactly the limit is stored");
+    assert_eq!(reported, written(&bytes));
+    nothing_left_behind(&leftovers).await;
+}
+
+/// Puts `before` under a key, then runs a put that must fail as `expected`, and checks the key
+/// still holds `before` and a key never stored is still missing.
+async fn failed_put_keeps_what_was_there(
+    store: &Arc<dyn ObjectStore>,
+    source: &mut dyn ByteSource,
+    max_bytes: u64,
+    expected: impl Fn(&PutError) -> bool,
+) {
+    let acme = tenant("acme");
+    let kept = key("recordings/kept");
+    let fresh = key("recordings/fresh");
+    put(store, &acme, &kept, body(b"the old media", "audio/ogg")).await;
+    let error = store
+        .put_stream(&acme, &kept, "video/webm", source, max_bytes)
+        .await
+        .expect_err("the put fails");
+    assert!(expected(&error), "unexpected error {error:?}");
+    assert_eq!(
+        get(store, &acme, &kept).await,
+        Some(body(b"the old media", "audio/ogg")),
+        "a failed put leaves the object it would have replaced"
+    );
+    assert!(delete(store, &acme, &kept).await);
+    let _ = store
+        .put_stream(
+            &acme,
+            &fresh,
+            "video/webm",
+            &mut FailingSource::after(0),
+            max_bytes,
+        )
+        .await
+        .expect_err("the put fails");
+    assert_eq!(get(store, &acme, &fresh).await, None);
+}
+
+async fn a_stream_over_its_limit_stores_nothing(store: Arc<dyn ObjectStore>, leftovers: Leftovers) {
+    // Within the first chunk past the limit: refused when it arrives.
+    let mut source = chunked(&patterned_bytes(1001, 15), &[100]);
+    failed_put_keeps_what_was_there(&store, &mut source, 1000, |error| {
+        *error
+            == PutError::TooLarge {
+                limit: 1000,
+                received: 1001,
+            }
+    })
+    .await;
+    // Past the first 8 MiB part, which S3 has already received by then.
+    let mut source = chunked(&patterned_bytes(20 * MIB, 16), &[MIB]);
+    failed_put_keeps_what_was_there(&store, &mut source, 12 * MIB as u64 + 1, |error| {
+        *error
+            == PutError::TooLarge {
+                limit: 12 * MIB as u64 + 1,
+                received: 13 * MIB as u64,
+            }
+    })
+    .await;
+    nothing_left_behind(&leftovers).await;
+}
+
+async fn a_source_that_fails_midway_stores_nothing(
+    store: Arc<dyn ObjectStore>,
+    leftovers: Leftovers,
+) {
+    let is_source_error =
+        |error: &PutError| *error == PutError::Source(SourceError::new("the client went away"));
+    for n_bytes in [1000, 10 * MIB, 17 * MIB] {
+        failed_put_keeps_what_was_there(
+            &store,
+            &mut FailingSource::after(n_bytes),
+            GENEROUS_LIMIT,
+            is_source_error,
+        )
+        .await;
+    }
+    nothing_left_behind(&leftovers).await;
+}
+
+async fn a_put_cancelled_midway_stores_nothing(store: Arc<dyn ObjectStore>, leftovers: Leftovers) {
+    let acme = tenant("acme");
+    for n_bytes in [1000, 10 * MIB] {
+        let object = key(&format!("recordings/cancelled-{n_bytes}"));
+        let (stalled, mut stalled_rx) = tokio::sync::oneshot::channel();
+        let mut source = StallingSource {
+            chunks: chunks_of(&patterned_bytes(n_bytes, 17), &[MIB]),
+            stalled: Some(stalled),
+        };
+        let put = store.put_stream(&acme, &object, "video/webm", &mut source, GENEROUS_LIMIT);
+        tokio::select! {
+            result = put => panic!("a put of a stalled source cannot end: {result:?}"),
+            _ = &mut stalled_rx => {}
+        }
+        // The put future is dropped here, with every byte of the source handed over.
+        nothing_left_behind(&leftovers).await;
+        assert_eq!(get(&store, &acme, &object).await, None);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Running the suite against every adapter.
 
 /// A filesystem store under a fresh temporary directory, with the directory (which must
@@ -387,14 +682,74 @@ async fn s3_store() -> switchboard_storage::s3::S3ObjectStore {
         .expect("the S3 object store connects")
 }
 
+/// Temporary files under a filesystem store's root (every name starting with `.`).
+fn temporary_files(root: &Path) -> Vec<String> {
+    if !root.exists() {
+        return Vec::new();
+    }
+    files_under(root)
+        .into_iter()
+        .filter(|file| {
+            file.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with('.'))
+        })
+        .map(|file| file.display().to_string())
+        .collect()
+}
+
+/// Unfinished multipart uploads on the s3s-fs server: it keeps each as a `.upload-<id>.json`
+/// file, its parts as `.upload_id-<id>.part-<n>` and its media type as
+/// `.bucket-….upload-<id>.metadata.json`, all in its data directory.
+#[cfg(feature = "s3")]
+fn unfinished_s3_uploads() -> Vec<String> {
+    let directory = std::env::var("SWITCHBOARD_TEST_S3_DATA_DIR").unwrap_or_else(|_| {
+        panic!(
+            "SWITCHBOARD_TEST_S3_DATA_DIR is needed by the `s3` feature's tests \
+             (scripts/test-services start s3, then . \"$(scripts/test-services env-file)\")"
+        )
+    });
+    std::fs::read_dir(&directory)
+        .unwrap_or_else(|error| panic!("s3s-fs's directory {directory} is readable: {error}"))
+        .map(|entry| entry.expect("a directory entry").file_name())
+        .filter_map(|name| name.to_str().map(str::to_owned))
+        .filter(|name| name.starts_with(".upload") || name.contains(".upload-"))
+        .collect()
+}
+
+/// Unfinished multipart uploads on the s3s-fs server that were not there when it was called
+/// (a server kept from an earlier run may hold some).
+#[cfg(feature = "s3")]
+fn new_unfinished_s3_uploads() -> Leftovers {
+    let earlier = unfinished_s3_uploads();
+    Box::new(move || {
+        unfinished_s3_uploads()
+            .into_iter()
+            .filter(|name| !earlier.contains(name))
+            .collect()
+    })
+}
+
+/// The streaming tests that start multipart uploads on S3 run one at a time, so that one test's
+/// upload in progress is not taken for another's leftover.
+#[cfg(feature = "s3")]
+static S3_MULTIPART: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 macro_rules! object_store {
-    ($($test:ident),* $(,)?) => {
+    (contract: [$($test:ident),* $(,)?], streaming: [$($stream_test:ident),* $(,)?] $(,)?) => {
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     let store = switchboard_storage::MemoryObjectStore::new();
                     super::$test(std::sync::Arc::new(store)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $stream_test() {
+                    let store = switchboard_storage::MemoryObjectStore::new();
+                    super::$stream_test(std::sync::Arc::new(store), Box::new(Vec::new)).await;
                 }
             )*
         }
@@ -405,6 +760,18 @@ macro_rules! object_store {
                 async fn $test() {
                     let (store, _directory) = super::filesystem_store();
                     super::$test(std::sync::Arc::new(store)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $stream_test() {
+                    let (store, _directory) = super::filesystem_store();
+                    let root = store.root().to_path_buf();
+                    super::$stream_test(
+                        std::sync::Arc::new(store),
+                        Box::new(move || super::temporary_files(&root)),
+                    )
+                    .await;
                 }
             )*
         }
@@ -418,20 +785,41 @@ macro_rules! object_store {
                     super::$test(std::sync::Arc::new(store)).await;
                 }
             )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $stream_test() {
+                    let _alone = super::S3_MULTIPART.lock().await;
+                    let store = super::s3_store().await;
+                    super::$stream_test(
+                        std::sync::Arc::new(store),
+                        super::new_unfinished_s3_uploads(),
+                    )
+                    .await;
+                }
+            )*
         }
     };
 }
 
 object_store!(
-    roundtrip_keeps_bytes_and_content_type,
-    replace_is_whole,
-    missing_objects_read_as_none,
-    delete_reports_existence_and_removes,
-    tenants_never_see_each_other,
-    large_object_roundtrips_byte_exact,
-    empty_object_roundtrips,
-    location_names_the_backend_and_the_object,
-    ping_succeeds,
+    contract: [
+        roundtrip_keeps_bytes_and_content_type,
+        replace_is_whole,
+        missing_objects_read_as_none,
+        delete_reports_existence_and_removes,
+        tenants_never_see_each_other,
+        large_object_roundtrips_byte_exact,
+        empty_object_roundtrips,
+        location_names_the_backend_and_the_object,
+        ping_succeeds,
+    ],
+    streaming: [
+        many_small_chunks_make_one_object,
+        an_object_of_several_parts_roundtrips,
+        a_stream_over_its_limit_stores_nothing,
+        a_source_that_fails_midway_stores_nothing,
+        a_put_cancelled_midway_stores_nothing,
+    ],
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -614,13 +1002,15 @@ async fn filesystem_ping_and_open_fail_without_a_writable_directory() {
     ));
     assert!(matches!(
         store
-            .put_object(
+            .put_stream(
                 &tenant("acme"),
                 &key("recordings/x"),
-                body(b"x", "audio/ogg")
+                "audio/ogg",
+                &mut ChunksSource::split(b"x".to_vec(), 0),
+                GENEROUS_LIMIT,
             )
             .await,
-        Err(StoreError::Unavailable(_))
+        Err(PutError::Store(StoreError::Unavailable(_)))
     ));
     assert!(matches!(
         FilesystemObjectStore::open(store.root()),
@@ -694,13 +1084,14 @@ async fn s3_wrong_credentials_are_an_error_naming_the_code() {
     let good = switchboard_storage::s3::S3ObjectStore::connect(settings.clone())
         .await
         .expect("the S3 object store connects");
-    good.put_object(
+    let good: Arc<dyn ObjectStore> = Arc::new(good);
+    put(
+        &good,
         &tenant("acme"),
         &key("recordings/x"),
         body(b"x", "audio/ogg"),
     )
-    .await
-    .expect("put_object succeeds");
+    .await;
 
     let mut wrong = settings;
     wrong.secret_key = format!("{}-wrong", wrong.secret_key);
@@ -765,4 +1156,67 @@ async fn s3_https_endpoints_get_a_tls_client() {
         matches!(error, switchboard_engine::StoreError::Unavailable(_)),
         "{error:?}"
     );
+}
+
+/// A body longer than one part goes up as a multipart upload of 8 MiB parts, one that fits in
+/// a part as one PutObject: S3 (and s3s-fs) give a multipart object the ETag `<md5>-<parts>`.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_a_long_object_is_stored_in_parts_and_a_short_one_whole() {
+    let _alone = S3_MULTIPART.lock().await;
+    let leftovers = new_unfinished_s3_uploads();
+    let settings = s3_settings();
+    let store: Arc<dyn ObjectStore> = Arc::new(
+        switchboard_storage::s3::S3ObjectStore::connect(settings.clone())
+            .await
+            .expect("the S3 object store connects"),
+    );
+    assert_eq!(switchboard_storage::s3::PART_BYTES, 8 * MIB);
+    let acme = tenant("acme");
+    let http = reqwest::Client::new();
+    let bucket = rusty_s3::Bucket::new(
+        settings.endpoint.parse().expect("the endpoint is a URL"),
+        rusty_s3::UrlStyle::Path,
+        settings.bucket.clone(),
+        settings.region.clone(),
+    )
+    .expect("the bucket settings are valid");
+    let credentials = rusty_s3::Credentials::new(&settings.access_key, &settings.secret_key);
+    for (name, n_bytes, etag_suffix) in [
+        ("recordings/long", SEVERAL_PARTS_BYTES, Some("-3")),
+        ("recordings/one-part", 8 * MIB, None),
+        ("recordings/short", 1000, None),
+    ] {
+        let object = key(name);
+        put(
+            &store,
+            &acme,
+            &object,
+            body(&patterned_bytes(n_bytes, 19), "video/webm"),
+        )
+        .await;
+        let location = store.location(&acme, &object);
+        let object_name = location
+            .strip_prefix(&format!("s3://{}/", settings.bucket))
+            .expect("the location names the bucket");
+        let url = rusty_s3::S3Action::sign(
+            &bucket.head_object(Some(&credentials), object_name),
+            Duration::from_secs(60),
+        );
+        let head = http.head(url).send().await.expect("s3s-fs answers");
+        assert!(head.status().is_success(), "{name}: {}", head.status());
+        assert_eq!(
+            head.headers()["content-length"].to_str().expect("ascii"),
+            n_bytes.to_string()
+        );
+        let etag = head.headers()["etag"]
+            .to_str()
+            .expect("ascii")
+            .trim_matches('"');
+        match etag_suffix {
+            Some(suffix) => assert!(etag.ends_with(suffix), "{name}: ETag {etag}"),
+            None => assert!(!etag.contains('-'), "{name}: ETag {etag}"),
+        }
+    }
+    assert_eq!(leftovers(), Vec::<String>::new());
 }

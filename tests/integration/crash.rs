@@ -18,9 +18,9 @@ use crate::support::{Client, DEADLINE, TEST_SECRET, token};
 const N_MESSAGES: usize = 400;
 const KILL_AFTER_N_DELIVERED: usize = 120;
 
-struct Binary {
-    child: Child,
-    addr: String,
+pub(crate) struct Binary {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
 }
 
 impl Binary {
@@ -35,7 +35,10 @@ impl Binary {
 
 /// Starts `switchboard serve` on an ephemeral port, with `settings` as extra environment
 /// variables, and reads the bound address from its log.
-async fn spawn_binary(data_dir: &std::path::Path, settings: &[(String, String)]) -> Binary {
+pub(crate) async fn spawn_binary(
+    data_dir: &std::path::Path,
+    settings: &[(String, String)],
+) -> Binary {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args([
             "serve",

@@ -3,7 +3,10 @@
 //! stores the media and reports its quality; an administrator lists, reads and downloads it,
 //! and erases it for good (GDPR): afterwards no API answers anything about it, no media file is
 //! left in the object store, the conversation's sessions are told, and the audit log names only
-//! ids. The second test fences the API: roles, tenants, malformed input and limits.
+//! ids. The second test fences the API: roles, tenants, malformed input and limits. The
+//! upload tests show that a refused upload is answered before its body is read (every check
+//! runs first), that a body past the limit or cut off stores nothing, and that the transfer
+//! permits bound concurrent transfers; `recordings_rss.rs` measures the memory uploads take.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -530,36 +533,371 @@ async fn a_recording_whose_consent_trail_cannot_be_stored_stops_at_once() {
     assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")));
 }
 
-#[tokio::test]
-async fn media_transfers_beyond_the_concurrent_limit_are_refused_until_one_finishes() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+/// A recording of a call between Alice and Bob (both consented), with no media yet; returns
+/// its id and the two clients (the call goes on while they are kept).
+pub(crate) async fn a_recording(
+    server: &TestServer,
+) -> (String, crate::support::Client, crate::support::Client) {
+    let (id, call_id, mut alice, mut bob, _carol) = call_answered_by(server, &["bob"]).await;
+    let recording_value =
+        request_recording(&mut alice, &id, &call_id).await["recording_id"].clone();
+    consent(&mut bob, &id, &call_id, &recording_value, true).await;
+    let recording_id = recording_value.as_str().expect("an id").to_owned();
+    record_when(server, &recording_id, |_| true).await;
+    (recording_id, alice, bob)
+}
 
-    let server =
-        TestServer::start_with(|config| config.limits.max_concurrent_recording_transfers = 1).await;
-    // Uploads to recordings that do not exist: the permit is taken before the body is read, so
-    // they hold it all the same, and a probe answers 503 while it is held, 404 once it is free.
-    let nobody = |n: u64| RecordingId::from_parts(n, 1).to_string();
-    let token = token_with_roles(RECORDER.0, RECORDER.1, RECORDER.2);
-    let mut held = tokio::net::TcpStream::connect(server.addr)
+/// Sends the head of a media upload (`content_length` declared) and `body_start` of its body,
+/// and keeps the connection open for the rest.
+pub(crate) async fn start_raw_upload(
+    addr: std::net::SocketAddr,
+    who: (&str, &str, &[&str]),
+    recording_id: &str,
+    content_type: Option<&str>,
+    content_length: u64,
+    body_start: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let token = token_with_roles(who.0, who.1, who.2);
+    let content_type = content_type
+        .map(|content_type| format!("content-type: {content_type}\r\n"))
+        .unwrap_or_default();
+    let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connected");
-    held.write_all(
-        format!(
-            "PUT /v1/recordings/{}/media HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n\
-             content-type: audio/ogg\r\ncontent-length: 10\r\n\r\n12345",
-            nobody(1)
+    stream
+        .write_all(
+            format!(
+                "PUT /v1/recordings/{recording_id}/media HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+                 authorization: Bearer {token}\r\n{content_type}content-length: {content_length}\r\n\r\n"
+            )
+            .as_bytes(),
         )
-        .as_bytes(),
-    )
-    .await
-    .expect("half a request sent");
-    let refused = eventually("the held upload takes the only permit", || async {
-        let (status, body) =
-            upload(&server, RECORDER, &nobody(2), Some("audio/ogg"), vec![1]).await;
-        (status == 503).then_some(body)
+        .await
+        .expect("the head sent");
+    stream
+        .write_all(body_start)
+        .await
+        .expect("the body's start sent");
+    stream
+}
+
+/// Reads one HTTP/1.1 answer (status and JSON body) from `stream`, within the deadline: a
+/// server that waits for the rest of the body before it answers fails the test here.
+pub(crate) async fn read_answer(stream: &mut tokio::net::TcpStream) -> (u16, Value) {
+    use tokio::io::AsyncReadExt as _;
+    let read = async {
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            if let Some(head_end) = answer.windows(4).position(|window| window == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+                let body_length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .map(|value| value.trim().parse().expect("a length"))
+                    .unwrap_or(0);
+                if answer.len() >= head_end + 4 + body_length {
+                    let status = head[9..12].parse().expect("a status");
+                    let body = &answer[head_end + 4..head_end + 4 + body_length];
+                    return (status, serde_json::from_slice(body).unwrap_or(Value::Null));
+                }
+            }
+            let n_read = stream.read(&mut buffer).await.expect("readable");
+            assert!(n_read > 0, "the connection closed before a whole answer");
+            answer.extend_from_slice(&buffer[..n_read]);
+        }
+    };
+    tokio::time::timeout(crate::support::DEADLINE, read)
+        .await
+        .expect("an answer before the body was sent")
+}
+
+/// Waits until an upload's body streams into the filesystem object store: its temporary file
+/// exists, so the upload holds its permit and its claim on the recording.
+pub(crate) async fn upload_in_progress(server: &TestServer) {
+    let objects_dir = server.data_dir.path().join(switchboard::OBJECTS_DIR);
+    eventually("an upload streams into a temporary file", || async {
+        files_under(&objects_dir)
+            .iter()
+            .any(|file| {
+                file.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with(".tmp-"))
+            })
+            .then_some(())
     })
     .await;
-    assert_eq!(refused["code"], "unavailable");
+}
+
+/// What a media upload of `content_length` bytes gets when only its head is sent.
+async fn answer_to_head_only(
+    server: &TestServer,
+    who: (&str, &str, &[&str]),
+    recording_id: &str,
+    content_type: Option<&str>,
+    content_length: u64,
+) -> (u16, Value) {
+    let mut stream = start_raw_upload(
+        server.addr,
+        who,
+        recording_id,
+        content_type,
+        content_length,
+        b"",
+    )
+    .await;
+    read_answer(&mut stream).await
+}
+
+#[tokio::test]
+async fn a_refused_upload_is_answered_before_its_body_is_read() {
+    const MIB: u64 = 1024 * 1024;
+    let server = TestServer::start_with(|config| {
+        config.conversations.call_recording_consent_timeout_ms = 5_000;
+        config.limits.max_recording_bytes = 64 * 1024 * 1024;
+    })
+    .await;
+    let (recording_id, _alice, _bob) = a_recording(&server).await;
+    let nobody = RecordingId::from_parts(1, 1).to_string();
+
+    // Each answer comes back while the 60 MiB the head announces are still unsent.
+    for (who, recording, content_type, length, expected) in [
+        (
+            RECORDER,
+            nobody.as_str(),
+            Some("video/webm"),
+            60 * MIB,
+            (404, "not_found"),
+        ),
+        (
+            OTHER_ADMIN,
+            recording_id.as_str(),
+            Some("video/webm"),
+            60 * MIB,
+            (404, "not_found"),
+        ),
+        (
+            RECORDER,
+            recording_id.as_str(),
+            Some("video/webm"),
+            65 * MIB,
+            (413, "too_large"),
+        ),
+        (
+            RECORDER,
+            recording_id.as_str(),
+            None,
+            60 * MIB,
+            (400, "invalid"),
+        ),
+        (
+            RECORDER,
+            recording_id.as_str(),
+            Some("webm"),
+            60 * MIB,
+            (400, "invalid"),
+        ),
+        (
+            RECORDER,
+            "not-a-ulid",
+            Some("video/webm"),
+            60 * MIB,
+            (400, "invalid"),
+        ),
+        (
+            MEMBER,
+            recording_id.as_str(),
+            Some("video/webm"),
+            60 * MIB,
+            (403, "forbidden"),
+        ),
+    ] {
+        let (status, body) =
+            answer_to_head_only(&server, who, recording, content_type, length).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (expected.0, Some(expected.1)),
+            "{who:?} {recording} {content_type:?} {length}: {body}"
+        );
+    }
+    let (status, body) = answer_to_head_only(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("video/webm"),
+        65 * MIB,
+    )
+    .await;
+    assert_eq!(body["details"]["limit"], 64 * MIB, "{status} {body}");
+    assert_eq!(body["details"]["actual"], 65 * MIB, "{status} {body}");
+
+    // An upload in progress: the second one is a conflict, answered before its body.
+    let mut first = start_raw_upload(
+        server.addr,
+        RECORDER,
+        &recording_id,
+        Some("video/webm"),
+        10,
+        b"01234",
+    )
+    .await;
+    upload_in_progress(&server).await;
+    let (status, conflict) = answer_to_head_only(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("video/webm"),
+        60 * MIB,
+    )
+    .await;
+    assert_eq!(
+        (status, conflict["code"].as_str()),
+        (409, Some("conflict")),
+        "{conflict}"
+    );
+    {
+        use tokio::io::AsyncWriteExt as _;
+        first.write_all(b"56789").await.expect("the rest sent");
+    }
+    let (status, stored) = read_answer(&mut first).await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored["object"]["bytes"], 10);
+    assert_eq!(
+        stored["object"]["sha256"],
+        format!("{:x}", sha2::Sha256::digest(b"0123456789"))
+    );
+
+    // Media already stored: a conflict, answered before the body.
+    let (status, body) = answer_to_head_only(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("video/webm"),
+        60 * MIB,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_breaks_off_or_overruns_the_limit_stores_nothing() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::start_with(|config| {
+        config.conversations.call_recording_consent_timeout_ms = 5_000;
+        config.limits.max_recording_bytes = 1024 * 1024;
+    })
+    .await;
+    let (recording_id, _alice, _bob) = a_recording(&server).await;
+    let objects_dir = server.data_dir.path().join(switchboard::OBJECTS_DIR);
+
+    // A chunked body (no Content-Length) that goes past the limit: refused once it does.
+    let token = token_with_roles(RECORDER.0, RECORDER.1, RECORDER.2);
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connected");
+    stream
+        .write_all(
+            format!(
+                "PUT /v1/recordings/{recording_id}/media HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+                 authorization: Bearer {token}\r\ncontent-type: video/webm\r\n\
+                 transfer-encoding: chunked\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("the head sent");
+    // Exactly one byte past the limit and no end: the server reads every byte sent (nothing
+    // is left unread for its close to reset), and can only answer because of the limit.
+    for n_bytes in [256 * 1024, 256 * 1024, 256 * 1024, 256 * 1024, 1] {
+        let mut framed = format!("{n_bytes:x}\r\n").into_bytes();
+        framed.extend_from_slice(&vec![7u8; n_bytes]);
+        framed.extend_from_slice(b"\r\n");
+        stream.write_all(&framed).await.expect("a chunk sent");
+    }
+    let (status, body) = read_answer(&mut stream).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("too_large")),
+        "{body}"
+    );
+    assert_eq!(body["details"]["limit"], 1024 * 1024);
+
+    // A body cut off before its declared length.
+    let mut stream = start_raw_upload(
+        server.addr,
+        RECORDER,
+        &recording_id,
+        Some("video/webm"),
+        1000,
+        &[1u8; 400],
+    )
+    .await;
+    stream.shutdown().await.expect("the half-sent body ends");
+    let (status, body) = read_answer(&mut stream).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid")),
+        "{body}"
+    );
+    assert_eq!(body["details"]["field"], "media");
+
+    // Neither left anything, and the recording can still take its media.
+    assert_eq!(files_under(&objects_dir), Vec::<std::path::PathBuf>::new());
+    let (status, record) = as_role(
+        &server,
+        Method::GET,
+        ADMIN,
+        &format!("/v1/recordings/{recording_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(record["object"].is_null(), "{record}");
+    let (status, _) = upload(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("video/webm"),
+        vec![1; 1024],
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn media_transfers_beyond_the_concurrent_limit_are_refused_until_one_finishes() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let server = TestServer::start_with(|config| {
+        config.conversations.call_recording_consent_timeout_ms = 5_000;
+        config.limits.max_concurrent_recording_transfers = 1;
+    })
+    .await;
+    let (recording_id, _alice, _bob) = a_recording(&server).await;
+    // An upload whose body is on its way holds the only permit; a probe answers 503 while it
+    // is held (the permit is checked before the recording is looked up), 404 once it is free.
+    let nobody = |n: u64| RecordingId::from_parts(n, 1).to_string();
+    let mut held = start_raw_upload(
+        server.addr,
+        RECORDER,
+        &recording_id,
+        Some("audio/ogg"),
+        10,
+        b"12345",
+    )
+    .await;
+    upload_in_progress(&server).await;
+    let (status, refused) = upload(&server, RECORDER, &nobody(2), Some("audio/ogg"), vec![1]).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (503, Some("unavailable")),
+        "{refused}"
+    );
     let (status, body) = as_role(
         &server,
         Method::GET,
@@ -575,12 +913,8 @@ async fn media_transfers_beyond_the_concurrent_limit_are_refused_until_one_finis
     );
 
     held.write_all(b"67890").await.expect("the rest sent");
-    let mut answer = vec![0u8; 12];
-    held.read_exact(&mut answer).await.expect("an answer");
-    assert_eq!(
-        &answer, b"HTTP/1.1 404",
-        "the held upload completes (to a missing recording)"
-    );
+    let (status, stored) = read_answer(&mut held).await;
+    assert_eq!(status, 201, "the held upload completes: {stored}");
     eventually("the permit is free again", || async {
         let (status, _) = upload(&server, RECORDER, &nobody(3), Some("audio/ogg"), vec![1]).await;
         (status == 404).then_some(())

@@ -6,32 +6,37 @@
 //! for the two recorder endpoints. Everything is scoped by the token's tenant. The media upload
 //! is the one body in the API that can be large: it has its own limit
 //! (`limits.max_recording_bytes`, checked against `Content-Length` before anything is read and
-//! again while reading), and the global body limit does not apply to it; a node serves at most
-//! `limits.max_concurrent_recording_transfers` uploads and downloads at once, so media transfers
-//! hold bounded memory. The rules (what an
-//! erase removes and in which order, what a second upload gets) live in
+//! again while the body streams), and the global body limit does not apply to it. Its body is
+//! never read whole: every check that can refuse the upload runs first, and then the object
+//! store pulls the body chunk by chunk as it writes (`BodySource`). A node serves at most
+//! `limits.max_concurrent_recording_transfers` uploads and downloads at once. Uploads hold a few
+//! MiB each whatever their size; a download still holds its media whole while it is sent.
+//! The rules (what an erase removes and in which order, what a second upload gets) live in
 //! [`switchboard_actors::system`]; this module only parses, checks roles and renders.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http::StatusCode;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::session::Identity;
-use switchboard_engine::Error;
 use switchboard_engine::ids::{AuditId, ConversationId, RecordingId};
 use switchboard_engine::recording::{
-    AuditAction, AuditRecord, ObjectBody, RecordingFilter, RecordingQuality, RecordingRecord,
-    StoredObject,
+    AuditAction, AuditRecord, ByteSource, RecordingFilter, RecordingQuality, RecordingRecord,
+    StoredObject, validate_content_type,
 };
 use switchboard_engine::time::Timestamp;
+use switchboard_engine::{Error, SourceError};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthError, Roles};
@@ -51,7 +56,7 @@ pub fn routes() -> Router<Arc<App>> {
             "/v1/recordings/{recording_id}/media",
             get(download_media)
                 .put(upload_media)
-                // The upload has its own limit, enforced while the body is read.
+                // The upload has its own limit, enforced while the body streams.
                 .layer(DefaultBodyLimit::disable()),
         )
         .route(
@@ -393,8 +398,9 @@ pub(crate) async fn erase_recording(
     Ok(Json(AuditBody::new(&audit)).into_response())
 }
 
-/// A permit to hold one recording's media in memory, or `unavailable` when every permit is
-/// taken (`limits.max_concurrent_recording_transfers`).
+/// A permit to transfer one recording's media (an upload streams through the node, a download
+/// is held in memory while it is sent), or `unavailable` when every permit is taken
+/// (`limits.max_concurrent_recording_transfers`).
 fn transfer_permit(app: &App) -> Result<tokio::sync::SemaphorePermit<'_>, WireError> {
     app.recording_transfers.try_acquire().map_err(|_| {
         WireError::from(Error::unavailable(
@@ -441,20 +447,28 @@ pub(crate) async fn download_media(
 /// Store a recording's media.
 ///
 /// Recorder or admin role. The body is the media itself, with its `Content-Type`; at most
-/// `limits.max_recording_bytes`. A recording has one media object: a second upload is
-/// `conflict`. A node serves `limits.max_concurrent_recording_transfers` uploads and downloads
-/// at once; one more is `unavailable` (retry). The conversation's joined sessions get `recording.media_stored`.
+/// `limits.max_recording_bytes`. Everything that can refuse the upload is checked before a
+/// byte of the body is read: the token and its role, the id, the `Content-Type`, a declared
+/// `Content-Length` against the limit, a free transfer permit, that no other upload of the
+/// recording is in progress on this node, that the recording exists and that it has no media
+/// yet. A refused upload is answered at once without reading the body (a client that sends
+/// `Expect: 100-continue` never sends it). An accepted body streams to the object store as it
+/// arrives, so a node holds a few MiB per upload whatever its size; a body that goes past the
+/// limit (or past its own `Content-Length`) is refused as soon as it does, and nothing of it is
+/// kept. A recording has one media object: a second upload is `conflict`. A node serves
+/// `limits.max_concurrent_recording_transfers` uploads and downloads at once; one more is
+/// `unavailable` (retry). The conversation's joined sessions get `recording.media_stored`.
 #[utoipa::path(put, path = "/v1/recordings/{recording_id}/media", tag = "recordings",
     params(("recording_id" = String, Path, description = "The recording's ULID.")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The media (any media type, named by Content-Type)."),
     responses(
         (status = 201, description = "Stored; the recording with its object.", body = RecordingBody<'_>),
-        (status = 400, description = "Bad id, or a missing or malformed Content-Type (`invalid`).", body = ErrorBody),
+        (status = 400, description = "Bad id, a missing or malformed Content-Type, or a body that ended before its Content-Length, broke off or sent nothing for 60 s (`invalid`).", body = ErrorBody),
         (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
         (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such recording, or erased during the upload (`not_found`).", body = ErrorBody),
         (status = 409, description = "The media is already stored or being uploaded (`conflict`).", body = ErrorBody),
-        (status = 413, description = "The body is over `limits.max_recording_bytes` (`too_large`).", body = ErrorBody),
+        (status = 413, description = "The declared Content-Length or the body is over `limits.max_recording_bytes`, or the body is longer than its Content-Length (`too_large`; `details.actual` is the declared length, or the bytes received when the body was cut off).", body = ErrorBody),
         (status = 503, description = "A store is unavailable, or too many uploads and downloads are in progress on this node (`unavailable`); retry.", body = ErrorBody),
     ))]
 pub(crate) async fn upload_media(
@@ -465,14 +479,6 @@ pub(crate) async fn upload_media(
     body: Body,
 ) -> Result<Response, WireError> {
     let id = recording_id(&recording_id_text)?;
-    let limit = app.http.max_recording_bytes;
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        return Err(WireError::body_too_large(limit));
-    }
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -483,23 +489,72 @@ pub(crate) async fn upload_media(
             ))
         })?
         .to_owned();
-    // Taken before the body is read: the permits bound the memory uploads hold.
+    validate_content_type(&content_type)?;
+    let limit = app.http.max_recording_bytes;
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let limit_bytes = u64::try_from(limit).unwrap_or(u64::MAX);
+    if let Some(declared) = declared
+        && declared > limit_bytes
+    {
+        return Err(WireError::from(Error::TooLarge {
+            what: "media",
+            limit,
+            actual: usize::try_from(declared).unwrap_or(usize::MAX),
+        }));
+    }
+    // The permits bound how many bodies stream through this node at once.
     let _permit = transfer_permit(&app)?;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| WireError::body_too_large(limit))?;
+    let mut media = BodySource {
+        frames: body.into_data_stream(),
+        declared,
+        n_received: 0,
+    };
+    // The system checks the recording and the claim before it pulls the first chunk; a body
+    // longer than it said is cut off at its declared length.
     let record = app
         .system
         .store_recording_media(
             &identity,
             id,
-            ObjectBody {
-                bytes: bytes.to_vec(),
-                content_type,
-            },
+            content_type,
+            &mut media,
+            declared.unwrap_or(limit_bytes),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(RecordingBody::new(&record))).into_response())
+}
+
+/// An upload's body as the object store pulls it: hyper's data frames as they arrive (each at
+/// most its read buffer), and nothing before the store asks, so a refused upload leaves its body
+/// unread. A body that ends short of its declared `Content-Length` (the connection was cut) is
+/// an error, never a shorter object.
+struct BodySource {
+    frames: BodyDataStream,
+    declared: Option<u64>,
+    n_received: u64,
+}
+
+#[async_trait]
+impl ByteSource for BodySource {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
+        match self.frames.next().await {
+            Some(Ok(chunk)) => {
+                self.n_received += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+                Ok(Some(chunk))
+            }
+            Some(Err(_)) => Err(SourceError::new("the body could not be read to its end")),
+            None => match self.declared {
+                Some(declared) if self.n_received < declared => Err(SourceError::new(format!(
+                    "the body ended after {} of its {declared} bytes",
+                    self.n_received
+                ))),
+                _ => Ok(None),
+            },
+        }
+    }
 }
 
 /// Report a recording's quality.

@@ -52,7 +52,9 @@ pub struct HttpSettings {
     pub history_default_limit: usize,
     /// The largest history page; larger `limit`s are clamped to it.
     pub history_max_limit: usize,
-    /// The largest recording media upload; larger gets 413 `too_large`.
+    /// The largest recording media upload; larger gets 413 `too_large` (from a declared
+    /// `Content-Length` before the body is read, otherwise as soon as the streamed body passes
+    /// it).
     pub max_recording_bytes: usize,
     /// Recording media uploads and downloads served at once; more get 503 `unavailable`.
     pub max_concurrent_recording_transfers: usize,

@@ -11,30 +11,38 @@
 //! object is deleted first (under the recording's one deterministic key, so it is found even if
 //! the record never learnt of it), then the record is removed together with its audit record.
 //! A failure after the first step leaves a record without media, and repeating the erase
-//! finishes it. An upload that races an erase finds the record gone after storing the object
-//! and deletes the object again. Both tell the conversation's sessions (on this node, and on
+//! finishes it. An upload checks everything that can refuse it before it reads a byte of the
+//! body, then streams the body into the object store; one that races an erase finds the record
+//! gone after storing the object and deletes the object again. Both tell the conversation's sessions (on this node, and on
 //! the others over the cluster bus) with a `recording.*` notice.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use bytes::Bytes;
 use switchboard_engine::ids::{AuditId, ConversationId, RecordingId, TenantId};
 use switchboard_engine::ports::ClusterNotice;
 use switchboard_engine::recording::{
-    AuditAction, AuditRecord, ObjectBody, ObjectKey, ObjectStore, RecordingFilter, RecordingNotice,
-    RecordingQuality, RecordingRecord, RecordingStore, RecordingUpdate, RecordingUpdateOutcome,
-    StoredObject, validate_content_type,
+    AuditAction, AuditRecord, ByteSource, ObjectBody, ObjectKey, ObjectStore, RecordingFilter,
+    RecordingNotice, RecordingQuality, RecordingRecord, RecordingStore, RecordingUpdate,
+    RecordingUpdateOutcome, StoredObject, validate_content_type,
 };
-use switchboard_engine::{Error, StoreError};
+use switchboard_engine::{Error, SourceError, StoreError};
 
 use super::System;
 use crate::conversation::ConversationMsg;
 use crate::conversations::ConversationKey;
 use crate::session::Identity;
 
-/// How long one object store operation (an upload or download of a whole recording) may take.
+/// How long one object store operation (a download or delete of a whole recording) may take.
 pub const OBJECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long an upload may go without a byte from its client before it fails. An upload as a
+/// whole has no deadline: a long recording over a slow link takes what it takes, and the object
+/// store bounds each of its own requests.
+pub const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where recordings are kept: their metadata and audit log, and their media.
 #[derive(Clone)]
@@ -106,16 +114,24 @@ async fn bounded<Output>(
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest
-        .as_ref()
-        .iter()
-        .fold(String::with_capacity(64), |mut text, byte| {
-            let _ = write!(text, "{byte:02x}");
-            text
-        })
+/// A source that fails when its client sends nothing for `idle_timeout`, so a stalled upload
+/// does not hold its transfer permit and its claim forever.
+struct IdleBounded<'source> {
+    source: &'source mut dyn ByteSource,
+    idle_timeout: Duration,
+}
+
+#[async_trait]
+impl ByteSource for IdleBounded<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
+        match tokio::time::timeout(self.idle_timeout, self.source.next_chunk()).await {
+            Ok(chunk) => chunk,
+            Err(_) => Err(SourceError::new(format!(
+                "no bytes arrived for {} s",
+                self.idle_timeout.as_secs()
+            ))),
+        }
+    }
 }
 
 impl System {
@@ -203,17 +219,28 @@ impl System {
 
     /// Stores a recording's media, as its recorder uploads it, and records where.
     ///
+    /// Everything that can refuse the upload is checked before the first byte is read from
+    /// `media`: the media type, that no other upload of the recording is running through this
+    /// node, that the recording exists in the caller's tenant and has no media yet. Then the
+    /// bytes stream into the object store (at most `max_bytes`; a source that sends nothing for
+    /// [`UPLOAD_IDLE_TIMEOUT`] fails), which holds a bounded part of them at a time and keeps
+    /// nothing if anything fails.
+    ///
     /// # Errors
-    /// [`Error::Invalid`] for a bad media type; [`Error::NotFound`] if there is no such
-    /// recording (or it was erased during the upload); [`Error::Conflict`] if its media is
-    /// already stored or being uploaded; [`Error::Unavailable`] if a store fails.
+    /// [`Error::Invalid`] for a bad media type, or a body that broke off or stalled (field
+    /// `media`); [`Error::NotFound`] if there is no such recording (or it was erased during the
+    /// upload); [`Error::Conflict`] if its media is already stored or being uploaded;
+    /// [`Error::TooLarge`] (field `media`) past `max_bytes`; [`Error::Unavailable`] if a store
+    /// fails.
     pub async fn store_recording_media(
         &self,
         identity: &Identity,
         recording_id: RecordingId,
-        body: ObjectBody,
+        content_type: String,
+        media: &mut dyn ByteSource,
+        max_bytes: u64,
     ) -> Result<RecordingRecord, Error> {
-        validate_content_type(&body.content_type)?;
+        validate_content_type(&content_type)?;
         let tenant_id = &identity.tenant_id;
         let claim_key = (tenant_id.clone(), recording_id);
         let claimed = self
@@ -237,22 +264,25 @@ impl System {
                 reason: "the recording's media is already stored".to_owned(),
             });
         }
+        // Only now is the body read.
         let key = ObjectKey::for_recording(recording_id);
+        let mut media = IdleBounded {
+            source: media,
+            idle_timeout: UPLOAD_IDLE_TIMEOUT,
+        };
+        let written = self
+            .objects()
+            .put_stream(tenant_id, &key, &content_type, &mut media, max_bytes)
+            .await?;
         let object = StoredObject {
             backend: self.objects().backend().to_owned(),
             location: self.objects().location(tenant_id, &key),
             key: key.clone(),
-            bytes: u64::try_from(body.bytes.len()).unwrap_or(u64::MAX),
-            content_type: body.content_type.clone(),
-            sha256: sha256_hex(&body.bytes),
+            bytes: written.bytes,
+            content_type,
+            sha256: written.sha256,
             stored_at: self.ids.clock().now(),
         };
-        bounded(
-            OBJECT_TIMEOUT,
-            "storing a recording's media",
-            self.objects().put_object(tenant_id, &key, body),
-        )
-        .await?;
         let outcome = bounded(
             self.settings.call_timeout,
             "recording where the media is",

@@ -147,3 +147,68 @@ fn quality_out_of_range_is_refused_and_changes_nothing() {
         .unwrap();
     assert_eq!(record.quality, Some(good));
 }
+
+/// Every chunk of a [`ChunksSource`], polled without an executor: its futures are ready at once.
+fn chunks_of(mut source: ChunksSource) -> Vec<Vec<u8>> {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut chunks = Vec::new();
+    loop {
+        let mut next = source.next_chunk();
+        let std::task::Poll::Ready(result) = next.as_mut().poll(&mut context) else {
+            panic!("an in-memory source is always ready");
+        };
+        match result.unwrap() {
+            Some(chunk) => chunks.push(chunk.to_vec()),
+            None => return chunks,
+        }
+    }
+}
+
+#[test]
+fn an_in_memory_source_gives_its_bytes_in_order_in_chunks_of_the_size_asked() {
+    assert_eq!(
+        chunks_of(ChunksSource::split(b"abcdefg".to_vec(), 3)),
+        [b"abc".to_vec(), b"def".to_vec(), b"g".to_vec()]
+    );
+    assert_eq!(
+        chunks_of(ChunksSource::split(b"abcdefg".to_vec(), 0)),
+        [b"abcdefg".to_vec()]
+    );
+    assert_eq!(
+        chunks_of(ChunksSource::split(Vec::new(), 3)),
+        Vec::<Vec<u8>>::new()
+    );
+    assert_eq!(
+        chunks_of(ChunksSource::new([
+            Bytes::from_static(b"x"),
+            Bytes::new(),
+            Bytes::from_static(b"yz"),
+        ])),
+        [b"x".to_vec(), Vec::new(), b"yz".to_vec()]
+    );
+}
+
+#[test]
+fn a_refused_put_reads_as_the_domain_error_of_an_upload() {
+    assert_eq!(
+        Error::from(PutError::TooLarge {
+            limit: 1024,
+            received: 1500,
+        }),
+        Error::TooLarge {
+            what: "media",
+            limit: 1024,
+            actual: 1500,
+        }
+    );
+    assert_eq!(
+        Error::from(PutError::Source(SourceError::new("the client went away"))),
+        Error::invalid("media", "the client went away")
+    );
+    assert_eq!(
+        Error::from(PutError::Store(StoreError::Unavailable(
+            "disk full".to_owned()
+        ))),
+        Error::unavailable("storage is unavailable")
+    );
+}
