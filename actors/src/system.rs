@@ -57,7 +57,8 @@ use crate::writer::{WriterActor, WriterArgs, WriterHandle, WriterSettings};
 
 mod recordings;
 pub use recordings::{
-    AuditPage, OBJECT_TIMEOUT, RecordingPorts, RecordingsPage, UPLOAD_IDLE_TIMEOUT,
+    AuditPage, MIN_UPLOAD_BYTES_PER_SECOND, OBJECT_TIMEOUT, RecordingPorts, RecordingsPage,
+    UPLOAD_IDLE_TIMEOUT, UPLOAD_RATE_GRACE,
 };
 
 /// Everything the actor system can be tuned with.

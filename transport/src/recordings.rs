@@ -463,7 +463,7 @@ pub(crate) async fn download_media(
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The media (any media type, named by Content-Type)."),
     responses(
         (status = 201, description = "Stored; the recording with its object.", body = RecordingBody<'_>),
-        (status = 400, description = "Bad id, a missing or malformed Content-Type, or a body that ended before its Content-Length, broke off or sent nothing for 60 s (`invalid`).", body = ErrorBody),
+        (status = 400, description = "Bad id, a missing or malformed Content-Type, or a body that ended before its Content-Length, broke off, sent nothing for 60 s, or averaged under 16 KiB/s after its first minute (`invalid`).", body = ErrorBody),
         (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
         (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such recording, or erased during the upload (`not_found`).", body = ErrorBody),

@@ -39,10 +39,17 @@ use crate::session::Identity;
 /// How long one object store operation (a download or delete of a whole recording) may take.
 pub const OBJECT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// How long an upload may go without a byte from its client before it fails. An upload as a
-/// whole has no deadline: a long recording over a slow link takes what it takes, and the object
-/// store bounds each of its own requests.
+/// How long an upload may go without a byte from its client before it fails.
 pub const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The slowest average an upload may keep once [`UPLOAD_RATE_GRACE`] has passed: a long
+/// recording over a slow link takes what it takes, but a client that trickles a byte now and
+/// then (under the idle timeout) cannot hold a transfer permit for hours.
+pub const MIN_UPLOAD_BYTES_PER_SECOND: u64 = 16 * 1024;
+
+/// How long an upload runs before [`MIN_UPLOAD_BYTES_PER_SECOND`] applies (a slow start, a
+/// retried TCP connection).
+pub const UPLOAD_RATE_GRACE: Duration = Duration::from_secs(60);
 
 /// Where recordings are kept: their metadata and audit log, and their media.
 #[derive(Clone)]
@@ -114,23 +121,53 @@ async fn bounded<Output>(
     }
 }
 
-/// A source that fails when its client sends nothing for `idle_timeout`, so a stalled upload
-/// does not hold its transfer permit and its claim forever.
-struct IdleBounded<'source> {
+/// A source that fails when its client sends nothing for [`UPLOAD_IDLE_TIMEOUT`], or averages
+/// less than [`MIN_UPLOAD_BYTES_PER_SECOND`] after [`UPLOAD_RATE_GRACE`], so a stalled or
+/// trickling upload does not hold its transfer permit and its claim for long.
+struct PacedSource<'source> {
     source: &'source mut dyn ByteSource,
-    idle_timeout: Duration,
+    started_at: tokio::time::Instant,
+    n_bytes: u64,
+}
+
+impl<'source> PacedSource<'source> {
+    fn new(source: &'source mut dyn ByteSource) -> Self {
+        PacedSource {
+            source,
+            started_at: tokio::time::Instant::now(),
+            n_bytes: 0,
+        }
+    }
 }
 
 #[async_trait]
-impl ByteSource for IdleBounded<'_> {
+impl ByteSource for PacedSource<'_> {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
-        match tokio::time::timeout(self.idle_timeout, self.source.next_chunk()).await {
-            Ok(chunk) => chunk,
-            Err(_) => Err(SourceError::new(format!(
-                "no bytes arrived for {} s",
-                self.idle_timeout.as_secs()
-            ))),
+        let chunk = match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, self.source.next_chunk()).await
+        {
+            Ok(chunk) => chunk?,
+            Err(_) => {
+                return Err(SourceError::new(format!(
+                    "no bytes arrived for {} s",
+                    UPLOAD_IDLE_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        if let Some(bytes) = &chunk {
+            self.n_bytes += u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+            let elapsed = self.started_at.elapsed();
+            let least = u64::try_from(elapsed.as_millis())
+                .unwrap_or(u64::MAX)
+                .saturating_mul(MIN_UPLOAD_BYTES_PER_SECOND)
+                / 1000;
+            if elapsed > UPLOAD_RATE_GRACE && self.n_bytes < least {
+                return Err(SourceError::new(format!(
+                    "the body arrived at less than {} KiB/s on average",
+                    MIN_UPLOAD_BYTES_PER_SECOND / 1024
+                )));
+            }
         }
+        Ok(chunk)
     }
 }
 
@@ -266,10 +303,7 @@ impl System {
         }
         // Only now is the body read.
         let key = ObjectKey::for_recording(recording_id);
-        let mut media = IdleBounded {
-            source: media,
-            idle_timeout: UPLOAD_IDLE_TIMEOUT,
-        };
+        let mut media = PacedSource::new(media);
         let written = self
             .objects()
             .put_stream(tenant_id, &key, &content_type, &mut media, max_bytes)
@@ -482,3 +516,6 @@ impl System {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
