@@ -116,11 +116,17 @@ async fn fixture() -> Fixture {
 }
 
 async fn fixture_with_clock(clock: Arc<dyn Clock>) -> Fixture {
+    fixture_with(clock, Arc::new(TextEncoder)).await
+}
+
+/// A system on the in-memory store with `clock` and `encoder`, and a group conversation of
+/// alice (owner) and bob.
+async fn fixture_with(clock: Arc<dyn Clock>, encoder: Arc<dyn EventEncoder>) -> Fixture {
     let store = Arc::new(MemoryMessageStore::new());
     let system = System::start(
         settings(),
         Arc::clone(&store) as Arc<dyn MessageStore>,
-        Arc::new(TextEncoder),
+        encoder,
         clock,
         None,
         None,
@@ -628,32 +634,12 @@ async fn check_resumes_equal_the_history(ops: Vec<ReplayOp>) {
     use switchboard_engine::model::DeleteMode;
     use switchboard_engine::operations::{MessageOperation, NewOperation};
 
-    let store = Arc::new(MemoryMessageStore::new());
-    let system = System::start(
-        settings(),
-        Arc::clone(&store) as Arc<dyn MessageStore>,
-        Arc::new(StateEncoder),
-        Arc::new(SystemClock),
-        None,
-        None,
-        crate::system::RecordingPorts {
-            store: Arc::new(switchboard_storage::MemoryRecordingStore::new()),
-            objects: Arc::new(switchboard_storage::MemoryObjectStore::new()),
-        },
-    )
-    .await
-    .expect("system starts");
-    let (snapshot, _) = system
-        .create_conversation(
-            &identity("alice"),
-            ConversationKind::Group,
-            None,
-            vec![UserId::parse("bob").expect("valid")],
-        )
-        .await
-        .expect("created");
-    let conversation_id = snapshot.conversation.conversation_id;
-    let tenant_id = TenantId::parse("acme").expect("valid");
+    let Fixture {
+        system,
+        store,
+        tenant_id,
+        conversation_id,
+    } = fixture_with(Arc::new(SystemClock), Arc::new(StateEncoder)).await;
 
     let mut messages: Vec<MessageId> = Vec::new();
     for (n, op) in ops.into_iter().enumerate() {
