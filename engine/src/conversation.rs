@@ -188,15 +188,60 @@ struct InFlight<W> {
     waiters: Vec<W>,
 }
 
-/// An idempotency key: a `client_id` is its author's own (see [`crate::idempotency`]).
-type AuthorKey = (UserId, ClientId);
+/// Values by idempotency key, a `client_id` being its author's own (see
+/// [`crate::idempotency`]). Keyed by `client_id` first, with the (almost always one) authors who
+/// used it beside it, so that a lookup on the send path borrows the ids instead of cloning them.
+#[derive(Debug)]
+struct ByAuthorKey<V> {
+    by_client_id: HashMap<ClientId, Vec<(UserId, V)>>,
+}
+
+impl<V> Default for ByAuthorKey<V> {
+    fn default() -> Self {
+        ByAuthorKey {
+            by_client_id: HashMap::default(),
+        }
+    }
+}
+
+impl<V> ByAuthorKey<V> {
+    fn get(&self, author: &UserId, client_id: &ClientId) -> Option<&V> {
+        self.by_client_id
+            .get(client_id)?
+            .iter()
+            .find(|(user_id, _)| user_id == author)
+            .map(|(_, value)| value)
+    }
+
+    /// Sets the value of `author`'s `client_id`; returns the one it replaced.
+    fn insert(&mut self, author: &UserId, client_id: &ClientId, value: V) -> Option<V> {
+        let authors = self.by_client_id.entry(client_id.clone()).or_default();
+        match authors.iter_mut().find(|(user_id, _)| user_id == author) {
+            Some((_, existing)) => Some(std::mem::replace(existing, value)),
+            None => {
+                authors.push((author.clone(), value));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, author: &UserId, client_id: &ClientId) -> Option<V> {
+        let authors = self.by_client_id.get_mut(client_id)?;
+        let position = authors.iter().position(|(user_id, _)| user_id == author)?;
+        let (_, value) = authors.swap_remove(position);
+        if authors.is_empty() {
+            self.by_client_id.remove(client_id);
+        }
+        Some(value)
+    }
+}
 
 /// A bounded memory of recently stored `client_id`s, by author, evicted oldest first.
 #[derive(Debug, Default)]
 struct RecentClientIds {
     /// What each key resolved to, and the fingerprint of the request that made the entry.
-    by_key: HashMap<AuthorKey, (MessageRef, RequestFingerprint)>,
-    order: VecDeque<AuthorKey>,
+    by_key: ByAuthorKey<(MessageRef, RequestFingerprint)>,
+    order: VecDeque<(UserId, ClientId)>,
 }
 
 impl RecentClientIds {
@@ -206,22 +251,26 @@ impl RecentClientIds {
         author: &UserId,
         client_id: &ClientId,
     ) -> Option<(MessageRef, RequestFingerprint)> {
-        self.by_key
-            .get(&(author.clone(), client_id.clone()))
-            .copied()
+        self.by_key.get(author, client_id).copied()
     }
 
-    fn insert(&mut self, key: AuthorKey, message_ref: MessageRef, fingerprint: RequestFingerprint) {
+    fn insert(
+        &mut self,
+        author: &UserId,
+        client_id: &ClientId,
+        message_ref: MessageRef,
+        fingerprint: RequestFingerprint,
+    ) {
         if self
             .by_key
-            .insert(key.clone(), (message_ref, fingerprint))
+            .insert(author, client_id, (message_ref, fingerprint))
             .is_none()
         {
-            self.order.push_back(key);
+            self.order.push_back((author.clone(), client_id.clone()));
         }
         while self.order.len() > RECENT_CLIENT_IDS {
-            if let Some(oldest) = self.order.pop_front() {
-                self.by_key.remove(&oldest);
+            if let Some((oldest_author, oldest_client_id)) = self.order.pop_front() {
+                self.by_key.remove(&oldest_author, &oldest_client_id);
             }
         }
     }
@@ -235,7 +284,7 @@ pub struct ConversationCore<W> {
     /// The highest seq known durable and already handed to live subscribers.
     durable_head: Seq,
     in_flight: VecDeque<InFlight<W>>,
-    in_flight_client_ids: HashMap<AuthorKey, AppendTicket>,
+    in_flight_client_ids: ByAuthorKey<AppendTicket>,
     next_ticket: u64,
     next_epoch: u64,
     recent: RecentClientIds,
@@ -253,7 +302,7 @@ impl<W> ConversationCore<W> {
             limits,
             durable_head: head,
             in_flight: VecDeque::new(),
-            in_flight_client_ids: HashMap::default(),
+            in_flight_client_ids: ByAuthorKey::default(),
             next_ticket: 1,
             next_epoch: 1,
             recent: RecentClientIds::default(),
@@ -356,12 +405,14 @@ impl<W> ConversationCore<W> {
         if let Some(message_ref) = self.remembered(author, client_id, shape)? {
             return Ok(SendCheck::Known(message_ref));
         }
-        let key = (author.clone(), client_id.clone());
-        let in_flight = self.in_flight_client_ids.get(&key).and_then(|ticket| {
-            self.in_flight
-                .iter()
-                .find(|in_flight| in_flight.ticket == *ticket)
-        });
+        let in_flight = self
+            .in_flight_client_ids
+            .get(author, client_id)
+            .and_then(|ticket| {
+                self.in_flight
+                    .iter()
+                    .find(|in_flight| in_flight.ticket == *ticket)
+            });
         // An entry in flight under the same key may still be refused, so only a request of the
         // same shape waits for it; another one goes to storage, whose verdict is atomic.
         if let Some(in_flight) = in_flight
@@ -527,8 +578,7 @@ impl<W> ConversationCore<W> {
         client_id: &ClientId,
         waiter: W,
     ) -> Result<(), W> {
-        let key = (author.clone(), client_id.clone());
-        let Some(ticket) = self.in_flight_client_ids.get(&key) else {
+        let Some(ticket) = self.in_flight_client_ids.get(author, client_id) else {
             return Err(waiter);
         };
         match self
@@ -580,7 +630,8 @@ impl<W> ConversationCore<W> {
         if changes_conversation(&entry) {
             self.n_in_flight_changes += 1;
         }
-        self.in_flight_client_ids.insert(author_key(&entry), ticket);
+        self.in_flight_client_ids
+            .insert(entry.author(), entry.client_id(), ticket);
         self.in_flight.push_back(InFlight {
             ticket,
             entry: entry.clone(),
@@ -614,11 +665,14 @@ impl<W> ConversationCore<W> {
         let Some(in_flight) = self.in_flight.remove(position) else {
             return report;
         };
-        let key = author_key(&in_flight.entry);
+        let (author, client_id) = (
+            in_flight.entry.author().clone(),
+            in_flight.entry.client_id().clone(),
+        );
         let fingerprint = RequestShape::of_entry(&in_flight.entry).fingerprint();
         // The key may name a later entry of another shape by now (see `check_client_id`).
-        if self.in_flight_client_ids.get(&key) == Some(&ticket) {
-            self.in_flight_client_ids.remove(&key);
+        if self.in_flight_client_ids.get(&author, &client_id) == Some(&ticket) {
+            self.in_flight_client_ids.remove(&author, &client_id);
         }
         if changes_conversation(&in_flight.entry) {
             self.n_in_flight_changes = self.n_in_flight_changes.saturating_sub(1);
@@ -630,7 +684,8 @@ impl<W> ConversationCore<W> {
                 let mut entry = completed.map_or(in_flight.entry, |completed| *completed);
                 entry.set_seq(seq);
                 let message_ref = entry.reference();
-                self.recent.insert(key, message_ref, fingerprint);
+                self.recent
+                    .insert(&author, &client_id, message_ref, fingerprint);
                 for waiter in in_flight.waiters {
                     report.acks.push(FinalAck {
                         waiter,
@@ -683,7 +738,8 @@ impl<W> ConversationCore<W> {
             }
             AppendResult::Duplicate(existing) => {
                 // Storage found the author's key already stored by a request of this shape.
-                self.recent.insert(key, existing, fingerprint);
+                self.recent
+                    .insert(&author, &client_id, existing, fingerprint);
                 for waiter in in_flight.waiters {
                     report.acks.push(FinalAck {
                         waiter,
@@ -821,11 +877,6 @@ impl<W> ConversationCore<W> {
             }),
         }
     }
-}
-
-/// The idempotency key of an entry: its author's `client_id`.
-fn author_key(entry: &LogEntry) -> AuthorKey {
-    (entry.author().clone(), entry.client_id().clone())
 }
 
 fn changes_conversation(entry: &LogEntry) -> bool {
