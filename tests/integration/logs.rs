@@ -7,21 +7,25 @@ use tokio::process::Command;
 
 use crate::support::{DEADLINE, TEST_SECRET};
 
-/// Issue 13, defect 7: the `human` log format wrote ANSI colour escapes into files and pipes.
-/// The real binary, with its log on a pipe, writes plain text.
-#[tokio::test]
-async fn the_human_log_format_writes_no_colour_escapes_into_a_pipe() {
-    let data_dir = tempfile::TempDir::new().expect("a temporary directory");
+/// The binary's log lines, as they arrive on its standard output.
+type LogLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Starts `switchboard serve` on ephemeral ports with its log (`log_format`, `RUST_LOG=info`,
+/// `NO_COLOR` unset) on a pipe.
+fn serve_with_log_on_a_pipe(
+    data_dir: &std::path::Path,
+    log_format: &str,
+) -> (tokio::process::Child, LogLines) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--log-format",
-            "human",
+            log_format,
             "--data-dir",
         ])
-        .arg(data_dir.path())
+        .arg(data_dir)
         .env("SWITCHBOARD__AUTH__HS256_SECRET", TEST_SECRET)
         .env("SWITCHBOARD__TURN__RELAY_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
@@ -32,7 +36,15 @@ async fn the_human_log_format_writes_no_colour_escapes_into_a_pipe() {
         .spawn()
         .expect("the binary starts");
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    (child, BufReader::new(stdout).lines())
+}
+
+/// Issue 13, defect 7: the `human` log format wrote ANSI colour escapes into files and pipes.
+/// The real binary, with its log on a pipe, writes plain text.
+#[tokio::test]
+async fn the_human_log_format_writes_no_colour_escapes_into_a_pipe() {
+    let data_dir = tempfile::TempDir::new().expect("a temporary directory");
+    let (mut child, mut lines) = serve_with_log_on_a_pipe(data_dir.path(), "human");
     let mut seen = Vec::new();
     tokio::time::timeout(DEADLINE, async {
         while let Some(line) = lines.next_line().await.expect("readable log") {
@@ -58,36 +70,16 @@ async fn the_human_log_format_writes_no_colour_escapes_into_a_pipe() {
 #[tokio::test]
 async fn a_refused_token_is_logged_as_a_security_event_without_the_token() {
     let data_dir = tempfile::TempDir::new().expect("a temporary directory");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(data_dir.path())
-        .env("SWITCHBOARD__AUTH__HS256_SECRET", TEST_SECRET)
-        .env("SWITCHBOARD__TURN__RELAY_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let next_entry =
-        async |lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>| {
-            let line = lines
-                .next_line()
-                .await
-                .expect("readable log")
-                .expect("the binary is still running");
-            let entry: serde_json::Value = serde_json::from_str(&line).expect("json log lines");
-            (line, entry)
-        };
+    let (mut child, mut lines) = serve_with_log_on_a_pipe(data_dir.path(), "json");
+    let next_entry = async |lines: &mut LogLines| {
+        let line = lines
+            .next_line()
+            .await
+            .expect("readable log")
+            .expect("the binary is still running");
+        let entry: serde_json::Value = serde_json::from_str(&line).expect("json log lines");
+        (line, entry)
+    };
     let addr = tokio::time::timeout(DEADLINE, async {
         loop {
             let (_, entry) = next_entry(&mut lines).await;
