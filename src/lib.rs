@@ -99,17 +99,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
             switchboard_storage::MongoMessageStore::open(
                 &config.storage.mongodb_uri,
                 &config.storage.mongodb_database,
-                Duration::from_millis(config.storage.mongodb_server_timeout_ms),
+                config.storage.mongodb_server_timeout(),
             )
             .await
             .context("opening the MongoDB store")?,
-            switchboard_storage::breaker::BreakerSettings {
-                failures_to_open: config.storage.mongodb_breaker_failures,
-                initial_cooldown: Duration::from_millis(500).min(Duration::from_millis(
-                    config.storage.mongodb_breaker_max_cooldown_ms,
-                )),
-                max_cooldown: Duration::from_millis(config.storage.mongodb_breaker_max_cooldown_ms),
-            },
+            config.storage.mongodb_breaker_settings(),
         )),
         #[cfg(not(feature = "mongodb"))]
         StorageBackend::Mongodb => anyhow::bail!(
@@ -150,7 +144,7 @@ pub async fn open_recordings(
             &switchboard_storage::MongoMessageStore::open(
                 &config.storage.mongodb_uri,
                 &config.storage.mongodb_database,
-                Duration::from_millis(config.storage.mongodb_server_timeout_ms),
+                config.storage.mongodb_server_timeout(),
             )
             .await
             .context("opening the MongoDB recording store")?,
@@ -172,17 +166,7 @@ pub async fn open_recordings(
         }
         #[cfg(feature = "s3")]
         ObjectStoreBackend::S3 => {
-            let recordings = &config.recordings;
-            let mut settings = switchboard_storage::s3::S3Settings::new(
-                recordings.s3_endpoint.clone().unwrap_or_default(),
-                recordings.s3_bucket.clone(),
-                recordings.s3_access_key.clone().unwrap_or_default(),
-                recordings.s3_secret_key.clone().unwrap_or_default(),
-            );
-            settings.region.clone_from(&recordings.s3_region);
-            settings.path_style = recordings.s3_path_style;
-            settings.key_prefix.clone_from(&recordings.s3_key_prefix);
-            settings.request_timeout = Duration::from_millis(recordings.s3_request_timeout_ms);
+            let settings = config.recordings.s3_settings();
             let store = switchboard_storage::s3::S3ObjectStore::new(settings.clone())
                 .context("the S3 object store's settings (recordings.s3_*)")?;
             preparation = Some(keep_trying(
@@ -261,20 +245,7 @@ pub async fn with_pipeline(
     };
     #[cfg(feature = "kafka")]
     {
-        let kafka = &config.kafka;
-        let settings = switchboard_storage::kafka::KafkaSettings {
-            brokers: brokers.clone(),
-            messages_topic: kafka.messages_topic.clone(),
-            replies_topic: kafka.replies_topic.clone(),
-            group_id: kafka.group_id.clone(),
-            node_id: node_id(config),
-            partitions: kafka.partitions,
-            replication_factor: kafka.replication_factor,
-            linger_ms: kafka.linger_ms,
-            session_timeout_ms: kafka.session_timeout_ms,
-            reply_timeout: Duration::from_millis(kafka.reply_timeout_ms),
-            max_batch: kafka.max_batch,
-        };
+        let settings = config.kafka.kafka_settings(brokers, node_id(config));
         Ok(Arc::new(
             switchboard_storage::kafka::KafkaPipelineStore::start(store, settings)
                 .await
