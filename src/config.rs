@@ -38,6 +38,8 @@ use switchboard_transport::auth::AuthSettings;
 use switchboard_transport::settings::{HttpSettings, WebSocketSettings};
 use switchboard_turn::service::TurnService;
 
+use self::section::SectionDoc;
+
 pub use auth::{AuthConfig, TenantConfig};
 pub use cluster::ClusterConfig;
 pub use conversations::ConversationsConfig;
@@ -76,6 +78,21 @@ pub struct Config {
     /// Where call recordings' media is stored.
     pub recordings: RecordingsConfig,
 }
+
+/// Every section's documentation, in the order of [`Config`]'s fields and of
+/// `config.example.toml`.
+pub const SECTIONS: &[SectionDoc] = &[
+    SectionDoc::of::<ServerConfig>(),
+    SectionDoc::of::<AuthConfig>(),
+    SectionDoc::of::<LimitsConfig>(),
+    SectionDoc::of::<WebSocketConfig>(),
+    SectionDoc::of::<StorageConfig>(),
+    SectionDoc::of::<ConversationsConfig>(),
+    SectionDoc::of::<TurnConfig>(),
+    SectionDoc::of::<ClusterConfig>(),
+    SectionDoc::of::<KafkaConfig>(),
+    SectionDoc::of::<RecordingsConfig>(),
+];
 
 /// Flags given on the command line; each overrides its config key when present.
 #[derive(Debug, Clone, Default)]

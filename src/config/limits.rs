@@ -32,17 +32,6 @@ config_section! {
         pub signals_per_minute: u32 = 600,
         /// Signals a user may send at once after a quiet period.
         pub signals_burst: u32 = 60,
-        /// Tenants whose users get rates of their own; keys left out keep the values above:
-        ///
-        /// ```toml
-        /// [[limits.tenant_rates]]
-        /// tenant = "acme"
-        /// messages_per_minute = 600
-        /// messages_burst = 50
-        /// ```
-        ///
-        /// Such entries go after every other `[limits]` key.
-        pub tenant_rates: Vec<TenantRatesConfig> = Vec::new(),
         /// Longest message text, in UTF-8 bytes (rejected with `too_large`).
         pub max_message_bytes: usize = 4096,
         /// Largest WebSocket frame: bigger frames get an error frame (`frame_too_large`);
@@ -74,6 +63,17 @@ config_section! {
         /// Recording media uploads and downloads one node serves at once; more are refused
         /// (503 `unavailable`) before anything is read, which bounds the memory they take.
         pub max_concurrent_recording_transfers: usize = 4,
+        /// Tenants whose users get rates of their own; keys left out keep the values above:
+        ///
+        /// ```toml
+        /// [[limits.tenant_rates]]
+        /// tenant = "acme"
+        /// messages_per_minute = 600
+        /// messages_burst = 50
+        /// ```
+        ///
+        /// Such entries go after every other `[limits]` key.
+        pub tenant_rates: Vec<TenantRatesConfig> = Vec::new(),
     }
 }
 

@@ -26,6 +26,28 @@ pub trait DocumentedSection {
     const KEYS: &'static [KeyDoc];
 }
 
+/// A section's documentation, gathered from its [`DocumentedSection`] implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionDoc {
+    /// The section's name in the file.
+    pub name: &'static str,
+    /// Its doc comment, one entry per line.
+    pub doc: &'static [&'static str],
+    /// Its keys, in file order.
+    pub keys: &'static [KeyDoc],
+}
+
+impl SectionDoc {
+    /// The documentation of `Section`.
+    pub const fn of<Section: DocumentedSection>() -> SectionDoc {
+        SectionDoc {
+            name: Section::NAME,
+            doc: Section::DOC,
+            keys: Section::KEYS,
+        }
+    }
+}
+
 /// Declares a `[section]` struct whose every key states its doc comment and its default once:
 ///
 /// ```text

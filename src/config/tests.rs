@@ -151,3 +151,5 @@ fn an_s3_object_store_names_what_it_is_missing() {
     config.limits.max_recording_bytes = 0;
     assert!(config.validate().is_err());
 }
+
+mod example;

@@ -23,14 +23,6 @@ config_section! {
         /// one, a random secret is generated on first start and kept in
         /// `<data_dir>/turn-secret`.
         pub secret: Option<String> = None; example r#""a-long-random-shared-secret""#,
-        /// Secrets replaced by `secret`, still accepted until a Unix time (seconds):
-        ///
-        /// ```toml
-        /// [[turn.retired_secrets]]
-        /// secret = "the-previous-secret"
-        /// accepted_until_unix = 1767225600
-        /// ```
-        pub retired_secrets: Vec<RetiredTurnSecretConfig> = Vec::new(),
         /// Credential lifetime when a client asks for none, in seconds.
         pub ttl_secs: u64 = 3600,
         /// The longest lifetime a client may ask for, in seconds (at most 86400).
@@ -47,16 +39,6 @@ config_section! {
         pub health_check_interval_ms: u64 = 30_000,
         /// How long one probe waits for its answer, in milliseconds.
         pub health_check_timeout_ms: u64 = 2_000,
-        /// Tenants with their own secret and servers:
-        ///
-        /// ```toml
-        /// [[turn.tenants]]
-        /// tenant = "acme"
-        /// secret = "acme-shared-secret"
-        /// uris = ["turn:turn.acme.example:3478?transport=udp"]
-        /// stun_uris = ["stun:turn.acme.example:3478"]
-        /// ```
-        pub tenants: Vec<TenantTurnConfig> = Vec::new(),
         /// Whether `serve` runs the embedded TURN relay (UDP), which accepts the credentials
         /// handed out (every tenant's secrets, retired ones until their time) and comes first
         /// in `iceServers`.
@@ -72,6 +54,25 @@ config_section! {
         pub relay_max_port: u16 = 65_535,
         /// The TURN realm the relay names in its challenges.
         pub relay_realm: String = "switchboard".to_owned(),
+        /// Secrets replaced by `secret`, still accepted until a Unix time (seconds):
+        ///
+        /// ```toml
+        /// [[turn.retired_secrets]]
+        /// secret = "the-previous-secret"
+        /// accepted_until_unix = 1767225600
+        /// ```
+        pub retired_secrets: Vec<RetiredTurnSecretConfig> = Vec::new(),
+        /// Tenants with their own secret and servers (these entries, like the retired secrets',
+        /// go after every other `[turn]` key):
+        ///
+        /// ```toml
+        /// [[turn.tenants]]
+        /// tenant = "acme"
+        /// secret = "acme-shared-secret"
+        /// uris = ["turn:turn.acme.example:3478?transport=udp"]
+        /// stun_uris = ["stun:turn.acme.example:3478"]
+        /// ```
+        pub tenants: Vec<TenantTurnConfig> = Vec::new(),
     }
 }
 
