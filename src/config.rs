@@ -5,12 +5,18 @@
 //! result is validated once, before anything binds.
 //!
 //! Each `[section]` lives in its own module (`config/<section>.rs`), declared with
-//! [`section::config_section!`]: there each key is written once, with its doc comment and its
-//! default, next to the section's validation and its translation into the settings of the
-//! component it configures. `config.example.toml` is generated from those declarations (a test
+//! `config_section!` (`config/section.rs`): there each key is written once, with its doc
+//! comment and its default, next to the section's validation and its translation into the
+//! settings of the component it configures. `config.example.toml` is generated from those declarations (a test
 //! fails when it is out of step: `UPDATE_EXPECT=1 cargo test -p switchboard --lib config`
 //! rewrites it). Each component gets its own sub-structure ([`Config::system_settings`],
 //! [`Config::websocket_settings`], ...), never the whole tree.
+//!
+//! Mutually exclusive modes are enums carrying their own settings: the storage backend
+//! ([`StorageBackend`]), the object store ([`ObjectStoreConfig`]), the TURN secret
+//! ([`TurnSharedSecret`]) and the embedded relay ([`TurnRelay`]). The file keeps its flat keys
+//! (`backend` with `mongodb_*`, `object_store` with `s3_*`, `secret`, `relay_enabled` with
+//! `relay_*`): those sections are read as flat `*Keys` structs and converted.
 
 mod auth;
 mod cluster;
@@ -45,11 +51,18 @@ pub use cluster::ClusterConfig;
 pub use conversations::ConversationsConfig;
 pub use kafka::KafkaConfig;
 pub use limits::{LimitsConfig, TenantRatesConfig};
-pub use recordings::{ObjectStoreBackend, RecordingsConfig};
+pub use recordings::{
+    ObjectStoreBackend, ObjectStoreConfig, RecordingsConfig, RecordingsKeys, S3ObjectStoreConfig,
+};
 pub use secrets::{DEV_SECRET_FILE, TURN_SECRET_FILE, development_secret, turn_secret};
 pub use server::{LogFormat, ServerConfig};
-pub use storage::{StorageBackend, StorageConfig};
-pub use turn::{RetiredTurnSecretConfig, TenantTurnConfig, TurnConfig};
+pub use storage::{
+    MongodbStorageConfig, StorageBackend, StorageBackendName, StorageConfig, StorageKeys,
+};
+pub use turn::{
+    EmbeddedRelayConfig, RetiredTurnSecretConfig, TenantTurnConfig, TurnConfig, TurnKeys,
+    TurnRelay, TurnSharedSecret,
+};
 pub use websocket::WebSocketConfig;
 
 /// The whole configuration: one field per `[section]`, in the order `config.example.toml`
@@ -86,12 +99,12 @@ pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc::of::<AuthConfig>(),
     SectionDoc::of::<LimitsConfig>(),
     SectionDoc::of::<WebSocketConfig>(),
-    SectionDoc::of::<StorageConfig>(),
+    SectionDoc::of::<StorageKeys>(),
     SectionDoc::of::<ConversationsConfig>(),
-    SectionDoc::of::<TurnConfig>(),
+    SectionDoc::of::<TurnKeys>(),
     SectionDoc::of::<ClusterConfig>(),
     SectionDoc::of::<KafkaConfig>(),
-    SectionDoc::of::<RecordingsConfig>(),
+    SectionDoc::of::<RecordingsKeys>(),
 ];
 
 /// Flags given on the command line; each overrides its config key when present.
@@ -183,14 +196,6 @@ impl Config {
     /// For an unknown algorithm, a missing key or an unreadable key file.
     pub fn auth_settings(&self, development_secret: String) -> anyhow::Result<AuthSettings> {
         self.auth.auth_settings(development_secret)
-    }
-
-    /// The embedded TURN relay's settings (`[turn] relay_*`).
-    ///
-    /// # Errors
-    /// If an address does not parse, the port range is empty, or the realm is empty.
-    pub fn relay_settings(&self) -> anyhow::Result<switchboard_turn::relay::RelaySettings> {
-        self.turn.relay_settings()
     }
 
     /// The TURN credential service: the configured secrets and servers, with `default_secret`

@@ -27,7 +27,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ObjectStoreBackend, StorageBackend, development_secret, turn_secret};
+use crate::config::{
+    Config, ObjectStoreConfig, StorageBackend, TurnRelay, development_secret, turn_secret,
+};
 use switchboard_transport::metrics::MetricsSource;
 use switchboard_turn::health::{HealthBoard, HealthChecker, HealthCheckerArgs};
 use switchboard_turn::relay::EmbeddedRelay;
@@ -81,7 +83,7 @@ impl MetricsSource for TurnRelayMetrics {
 /// that is not reachable yet is not an error: the store connects when it can, and `/ready`
 /// reports it until then.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>> {
-    Ok(match config.storage.backend {
+    Ok(match &config.storage.backend {
         StorageBackend::Memory => Arc::new(MemoryMessageStore::new()),
         StorageBackend::Embedded => {
             let path = config.server.data_dir.join(STORE_DIR);
@@ -95,18 +97,20 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
         #[cfg(feature = "mongodb")]
         // Behind a circuit breaker: when MongoDB goes away, calls fail at once instead of each
         // waiting for the server selection timeout, and a probe finds it when it is back.
-        StorageBackend::Mongodb => Arc::new(switchboard_storage::breaker::BreakerStore::new(
-            switchboard_storage::MongoMessageStore::open(
-                &config.storage.mongodb_uri,
-                &config.storage.mongodb_database,
-                config.storage.mongodb_server_timeout(),
-            )
-            .await
-            .context("opening the MongoDB store")?,
-            config.storage.mongodb_breaker_settings(),
-        )),
+        StorageBackend::Mongodb(mongodb) => {
+            Arc::new(switchboard_storage::breaker::BreakerStore::new(
+                switchboard_storage::MongoMessageStore::open(
+                    &mongodb.uri,
+                    &mongodb.database,
+                    mongodb.server_timeout(),
+                )
+                .await
+                .context("opening the MongoDB store")?,
+                mongodb.breaker_settings(),
+            ))
+        }
         #[cfg(not(feature = "mongodb"))]
-        StorageBackend::Mongodb => anyhow::bail!(
+        StorageBackend::Mongodb(_) => anyhow::bail!(
             "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
              cargo build --release --features mongodb"
         ),
@@ -127,7 +131,7 @@ pub async fn open_recordings(
     // Only a remote object store needs bringing up.
     #[cfg_attr(not(feature = "s3"), allow(unused_mut))]
     let mut preparation = None;
-    let store: Arc<dyn RecordingStore> = match config.storage.backend {
+    let store: Arc<dyn RecordingStore> = match &config.storage.backend {
         StorageBackend::Memory => Arc::new(switchboard_storage::MemoryRecordingStore::new()),
         StorageBackend::Embedded => {
             let path = config.server.data_dir.join(RECORDINGS_DIR);
@@ -140,24 +144,26 @@ pub async fn open_recordings(
             )
         }
         #[cfg(feature = "mongodb")]
-        StorageBackend::Mongodb => Arc::new(switchboard_storage::MongoRecordingStore::new(
-            &switchboard_storage::MongoMessageStore::open(
-                &config.storage.mongodb_uri,
-                &config.storage.mongodb_database,
-                config.storage.mongodb_server_timeout(),
-            )
-            .await
-            .context("opening the MongoDB recording store")?,
-        )),
+        StorageBackend::Mongodb(mongodb) => {
+            Arc::new(switchboard_storage::MongoRecordingStore::new(
+                &switchboard_storage::MongoMessageStore::open(
+                    &mongodb.uri,
+                    &mongodb.database,
+                    mongodb.server_timeout(),
+                )
+                .await
+                .context("opening the MongoDB recording store")?,
+            ))
+        }
         #[cfg(not(feature = "mongodb"))]
-        StorageBackend::Mongodb => anyhow::bail!(
+        StorageBackend::Mongodb(_) => anyhow::bail!(
             "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
              cargo build --release --features mongodb"
         ),
     };
-    let objects: Arc<dyn ObjectStore> = match config.recordings.object_store {
-        ObjectStoreBackend::Memory => Arc::new(switchboard_storage::MemoryObjectStore::new()),
-        ObjectStoreBackend::Filesystem => {
+    let objects: Arc<dyn ObjectStore> = match &config.recordings.object_store {
+        ObjectStoreConfig::Memory => Arc::new(switchboard_storage::MemoryObjectStore::new()),
+        ObjectStoreConfig::Filesystem => {
             let path = config.server.data_dir.join(OBJECTS_DIR);
             Arc::new(
                 switchboard_storage::object_files::FilesystemObjectStore::open(&path)
@@ -165,8 +171,8 @@ pub async fn open_recordings(
             )
         }
         #[cfg(feature = "s3")]
-        ObjectStoreBackend::S3 => {
-            let settings = config.recordings.s3_settings();
+        ObjectStoreConfig::S3(s3) => {
+            let settings = s3.s3_settings();
             let store = switchboard_storage::s3::S3ObjectStore::new(settings.clone())
                 .context("the S3 object store's settings (recordings.s3_*)")?;
             preparation = Some(keep_trying(
@@ -183,7 +189,7 @@ pub async fn open_recordings(
             Arc::new(store)
         }
         #[cfg(not(feature = "s3"))]
-        ObjectStoreBackend::S3 => anyhow::bail!(
+        ObjectStoreConfig::S3(_) => anyhow::bail!(
             "recordings.object_store = \"s3\" needs a build with the S3 adapter: \
              cargo build --release --features s3"
         ),
@@ -363,7 +369,9 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         None => open_store(&config).await?,
     };
     let store = with_pipeline(&config, store).await?;
-    let store_preparation = (config.storage.backend == StorageBackend::Mongodb)
+    let store_preparation = config
+        .storage
+        .is_shared()
         .then(|| prepare_store(Arc::clone(&store)));
     let cluster = match ports.cluster {
         Some(cluster) => Some(cluster),
@@ -377,9 +385,9 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
         .context("invalid turn configuration")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let relay = if config.turn.relay_enabled {
+    let relay = if let TurnRelay::Embedded(relay) = &config.turn.relay {
         let relay =
-            EmbeddedRelay::start(&config.relay_settings()?, turn.clone(), Arc::clone(&clock))
+            EmbeddedRelay::start(&relay.relay_settings()?, turn.clone(), Arc::clone(&clock))
                 .await
                 .context(
                     "starting the embedded TURN relay (turn.relay_enabled = false turns it off)",

@@ -4,7 +4,7 @@
 use anyhow::bail;
 
 use super::section::{config_section, ensure_scheme};
-use super::storage::{StorageBackend, StorageConfig};
+use super::storage::StorageConfig;
 
 config_section! {
     /// `[cluster]`: several engine nodes on one shared store.
@@ -39,7 +39,7 @@ impl ClusterConfig {
                 );
             }
             ensure_scheme("cluster.redis_url", url, &["redis://", "rediss://"])?;
-            if storage.backend != StorageBackend::Mongodb {
+            if !storage.is_shared() {
                 bail!(
                     "cluster.redis_url needs storage.backend = \"mongodb\": the nodes of a \
                      deployment share one store"

@@ -4,7 +4,7 @@
 use anyhow::bail;
 
 use super::section::config_section;
-use super::storage::{StorageBackend, StorageConfig};
+use super::storage::StorageConfig;
 
 config_section! {
     /// `[kafka]`: appends go through Kafka to MongoDB: the node produces each accepted entry
@@ -51,7 +51,7 @@ impl KafkaConfig {
                  cargo build --release --features kafka"
             );
         }
-        if storage.backend != StorageBackend::Mongodb {
+        if !storage.is_shared() {
             bail!("kafka.brokers needs storage.backend = \"mongodb\": the pipeline persists to it");
         }
         if self.partitions < 1 || self.replication_factor < 1 {

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::auth::AuthConfig;
-use super::turn::TurnConfig;
+use super::turn::{TurnConfig, TurnSharedSecret};
 
 /// The file that holds the generated development secret.
 pub const DEV_SECRET_FILE: &str = "dev-secret";
@@ -20,8 +20,10 @@ pub const TURN_SECRET_FILE: &str = "turn-secret";
 /// If the data directory cannot be created or the secret file cannot be read or written.
 pub fn turn_secret(turn: &TurnConfig, data_dir: &Path) -> anyhow::Result<String> {
     match &turn.secret {
-        Some(secret) => Ok(secret.clone()),
-        None => secret_file(&data_dir.join(TURN_SECRET_FILE), data_dir),
+        TurnSharedSecret::Configured(secret) => Ok(secret.clone()),
+        TurnSharedSecret::GeneratedInDataDir => {
+            secret_file(&data_dir.join(TURN_SECRET_FILE), data_dir)
+        }
     }
 }
 

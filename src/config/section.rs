@@ -1,4 +1,4 @@
-//! How a configuration section is declared: [`config_section!`] writes each key once, with its
+//! How a configuration section is declared: `config_section!` writes each key once, with its
 //! doc comment and its default, and derives from that the struct, its `Default`, the rustdoc
 //! line that states the default and the [`KeyDoc`]s `config.example.toml` is generated from
 //! (see `src/config/tests/example.rs`). Also the small checks sections validate themselves with.
@@ -16,7 +16,7 @@ pub struct KeyDoc {
     pub example: Option<&'static str>,
 }
 
-/// A `[section]` of the configuration file, declared with [`config_section!`].
+/// A `[section]` of the configuration file, declared with `config_section!`.
 pub trait DocumentedSection {
     /// The section's name in the file (`[server]`).
     const NAME: &'static str;
