@@ -202,18 +202,18 @@ fn the_flat_keys_choose_the_modes() {
 
 #[test]
 fn keys_of_a_mode_not_chosen_are_still_checked_as_before() {
-    let error = toml::from_str::<Config>("[storage]\nmongodb_server_timeout_ms = 0\n")
-        .expect_err("zero is refused whatever the backend")
-        .to_string();
-    assert!(
-        error.contains("storage.mongodb_server_timeout_ms must be greater than 0"),
-        "{error}"
-    );
-    let error = toml::from_str::<Config>("[recordings]\ns3_request_timeout_ms = 0\n")
-        .expect_err("zero is refused whatever the store")
-        .to_string();
-    assert!(
-        error.contains("recordings.s3_request_timeout_ms must be greater than 0"),
-        "{error}"
-    );
+    // Zero is refused whatever the backend and the object store, as it always was.
+    for (section, key) in [
+        ("storage", "mongodb_server_timeout_ms"),
+        ("storage", "mongodb_breaker_failures"),
+        ("recordings", "s3_request_timeout_ms"),
+    ] {
+        let error = toml::from_str::<Config>(&format!("[{section}]\n{key} = 0\n"))
+            .expect_err("zero is refused")
+            .to_string();
+        assert!(
+            error.contains(&format!("{section}.{key} must be greater than 0")),
+            "{error}"
+        );
+    }
 }
