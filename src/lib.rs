@@ -27,7 +27,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ObjectStoreBackend, StorageBackend, development_secret, turn_secret};
+use crate::config::{
+    Config, ObjectStoreConfig, StorageBackend, TurnRelay, development_secret, turn_secret,
+};
 use switchboard_transport::metrics::MetricsSource;
 use switchboard_turn::health::{HealthBoard, HealthChecker, HealthCheckerArgs};
 use switchboard_turn::relay::EmbeddedRelay;
@@ -81,7 +83,7 @@ impl MetricsSource for TurnRelayMetrics {
 /// that is not reachable yet is not an error: the store connects when it can, and `/ready`
 /// reports it until then.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>> {
-    Ok(match config.storage.backend {
+    Ok(match &config.storage.backend {
         StorageBackend::Memory => Arc::new(MemoryMessageStore::new()),
         StorageBackend::Embedded => {
             let path = config.server.data_dir.join(STORE_DIR);
@@ -95,24 +97,20 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
         #[cfg(feature = "mongodb")]
         // Behind a circuit breaker: when MongoDB goes away, calls fail at once instead of each
         // waiting for the server selection timeout, and a probe finds it when it is back.
-        StorageBackend::Mongodb => Arc::new(switchboard_storage::breaker::BreakerStore::new(
-            switchboard_storage::MongoMessageStore::open(
-                &config.storage.mongodb_uri,
-                &config.storage.mongodb_database,
-                Duration::from_millis(config.storage.mongodb_server_timeout_ms),
-            )
-            .await
-            .context("opening the MongoDB store")?,
-            switchboard_storage::breaker::BreakerSettings {
-                failures_to_open: config.storage.mongodb_breaker_failures,
-                initial_cooldown: Duration::from_millis(500).min(Duration::from_millis(
-                    config.storage.mongodb_breaker_max_cooldown_ms,
-                )),
-                max_cooldown: Duration::from_millis(config.storage.mongodb_breaker_max_cooldown_ms),
-            },
-        )),
+        StorageBackend::Mongodb(mongodb) => {
+            Arc::new(switchboard_storage::breaker::BreakerStore::new(
+                switchboard_storage::MongoMessageStore::open(
+                    &mongodb.uri,
+                    &mongodb.database,
+                    mongodb.server_timeout(),
+                )
+                .await
+                .context("opening the MongoDB store")?,
+                mongodb.breaker_settings(),
+            ))
+        }
         #[cfg(not(feature = "mongodb"))]
-        StorageBackend::Mongodb => anyhow::bail!(
+        StorageBackend::Mongodb(_) => anyhow::bail!(
             "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
              cargo build --release --features mongodb"
         ),
@@ -133,7 +131,7 @@ pub async fn open_recordings(
     // Only a remote object store needs bringing up.
     #[cfg_attr(not(feature = "s3"), allow(unused_mut))]
     let mut preparation = None;
-    let store: Arc<dyn RecordingStore> = match config.storage.backend {
+    let store: Arc<dyn RecordingStore> = match &config.storage.backend {
         StorageBackend::Memory => Arc::new(switchboard_storage::MemoryRecordingStore::new()),
         StorageBackend::Embedded => {
             let path = config.server.data_dir.join(RECORDINGS_DIR);
@@ -146,24 +144,26 @@ pub async fn open_recordings(
             )
         }
         #[cfg(feature = "mongodb")]
-        StorageBackend::Mongodb => Arc::new(switchboard_storage::MongoRecordingStore::new(
-            &switchboard_storage::MongoMessageStore::open(
-                &config.storage.mongodb_uri,
-                &config.storage.mongodb_database,
-                Duration::from_millis(config.storage.mongodb_server_timeout_ms),
-            )
-            .await
-            .context("opening the MongoDB recording store")?,
-        )),
+        StorageBackend::Mongodb(mongodb) => {
+            Arc::new(switchboard_storage::MongoRecordingStore::new(
+                &switchboard_storage::MongoMessageStore::open(
+                    &mongodb.uri,
+                    &mongodb.database,
+                    mongodb.server_timeout(),
+                )
+                .await
+                .context("opening the MongoDB recording store")?,
+            ))
+        }
         #[cfg(not(feature = "mongodb"))]
-        StorageBackend::Mongodb => anyhow::bail!(
+        StorageBackend::Mongodb(_) => anyhow::bail!(
             "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
              cargo build --release --features mongodb"
         ),
     };
-    let objects: Arc<dyn ObjectStore> = match config.recordings.object_store {
-        ObjectStoreBackend::Memory => Arc::new(switchboard_storage::MemoryObjectStore::new()),
-        ObjectStoreBackend::Filesystem => {
+    let objects: Arc<dyn ObjectStore> = match &config.recordings.object_store {
+        ObjectStoreConfig::Memory => Arc::new(switchboard_storage::MemoryObjectStore::new()),
+        ObjectStoreConfig::Filesystem => {
             let path = config.server.data_dir.join(OBJECTS_DIR);
             Arc::new(
                 switchboard_storage::object_files::FilesystemObjectStore::open(&path)
@@ -171,18 +171,8 @@ pub async fn open_recordings(
             )
         }
         #[cfg(feature = "s3")]
-        ObjectStoreBackend::S3 => {
-            let recordings = &config.recordings;
-            let mut settings = switchboard_storage::s3::S3Settings::new(
-                recordings.s3_endpoint.clone().unwrap_or_default(),
-                recordings.s3_bucket.clone(),
-                recordings.s3_access_key.clone().unwrap_or_default(),
-                recordings.s3_secret_key.clone().unwrap_or_default(),
-            );
-            settings.region.clone_from(&recordings.s3_region);
-            settings.path_style = recordings.s3_path_style;
-            settings.key_prefix.clone_from(&recordings.s3_key_prefix);
-            settings.request_timeout = Duration::from_millis(recordings.s3_request_timeout_ms);
+        ObjectStoreConfig::S3(s3) => {
+            let settings = s3.s3_settings();
             let store = switchboard_storage::s3::S3ObjectStore::new(settings.clone())
                 .context("the S3 object store's settings (recordings.s3_*)")?;
             preparation = Some(keep_trying(
@@ -199,7 +189,7 @@ pub async fn open_recordings(
             Arc::new(store)
         }
         #[cfg(not(feature = "s3"))]
-        ObjectStoreBackend::S3 => anyhow::bail!(
+        ObjectStoreConfig::S3(_) => anyhow::bail!(
             "recordings.object_store = \"s3\" needs a build with the S3 adapter: \
              cargo build --release --features s3"
         ),
@@ -261,20 +251,7 @@ pub async fn with_pipeline(
     };
     #[cfg(feature = "kafka")]
     {
-        let kafka = &config.kafka;
-        let settings = switchboard_storage::kafka::KafkaSettings {
-            brokers: brokers.clone(),
-            messages_topic: kafka.messages_topic.clone(),
-            replies_topic: kafka.replies_topic.clone(),
-            group_id: kafka.group_id.clone(),
-            node_id: node_id(config),
-            partitions: kafka.partitions,
-            replication_factor: kafka.replication_factor,
-            linger_ms: kafka.linger_ms,
-            session_timeout_ms: kafka.session_timeout_ms,
-            reply_timeout: Duration::from_millis(kafka.reply_timeout_ms),
-            max_batch: kafka.max_batch,
-        };
+        let settings = config.kafka.kafka_settings(brokers, node_id(config));
         Ok(Arc::new(
             switchboard_storage::kafka::KafkaPipelineStore::start(store, settings)
                 .await
@@ -392,7 +369,9 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         None => open_store(&config).await?,
     };
     let store = with_pipeline(&config, store).await?;
-    let store_preparation = (config.storage.backend == StorageBackend::Mongodb)
+    let store_preparation = config
+        .storage
+        .is_shared()
         .then(|| prepare_store(Arc::clone(&store)));
     let cluster = match ports.cluster {
         Some(cluster) => Some(cluster),
@@ -406,9 +385,9 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
         .context("invalid turn configuration")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let relay = if config.turn.relay_enabled {
+    let relay = if let TurnRelay::Embedded(relay) = &config.turn.relay {
         let relay =
-            EmbeddedRelay::start(&config.relay_settings()?, turn.clone(), Arc::clone(&clock))
+            EmbeddedRelay::start(&relay.relay_settings()?, turn.clone(), Arc::clone(&clock))
                 .await
                 .context(
                     "starting the embedded TURN relay (turn.relay_enabled = false turns it off)",

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchboard::config::Config;
+use switchboard::config::{Config, EmbeddedRelayConfig, TurnRelay, TurnSharedSecret};
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::time::Timestamp;
 use switchboard_turn::credentials::{SecretRing, mint};
@@ -192,7 +192,7 @@ async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refuse
     config.server.listen = "127.0.0.1:0".to_owned();
     config.server.data_dir = directory.path().join("switchboard");
     config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
-    config.turn.secret = Some(SECRET.to_owned());
+    config.turn.secret = TurnSharedSecret::Configured(SECRET.to_owned());
     let live_uri = format!("turn:127.0.0.1:{turn_port}?transport=udp");
     // Nothing listens here: the health checker must leave it out.
     let dead_uri = format!("turn:127.0.0.1:{}?transport=udp", free_udp_port());
@@ -201,7 +201,7 @@ async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refuse
     config.turn.health_check_interval_ms = 200;
     config.turn.health_check_timeout_ms = 500;
     // coturn is the relay under test here (the embedded one has tests of its own).
-    config.turn.relay_enabled = false;
+    config.turn.relay = TurnRelay::Off;
     let server = switchboard::start(config)
         .await
         .expect("switchboard starts");
@@ -289,10 +289,10 @@ async fn identities_a_colon_could_confuse_get_distinct_credentials_that_coturn_a
     config.server.listen = "127.0.0.1:0".to_owned();
     config.server.data_dir = directory.path().join("switchboard");
     config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
-    config.turn.secret = Some(SECRET.to_owned());
+    config.turn.secret = TurnSharedSecret::Configured(SECRET.to_owned());
     config.turn.uris = vec![format!("turn:127.0.0.1:{turn_port}?transport=udp")];
     config.turn.health_check_interval_ms = 0;
-    config.turn.relay_enabled = false;
+    config.turn.relay = TurnRelay::Off;
     let server = switchboard::start(config)
         .await
         .expect("switchboard starts");
@@ -491,12 +491,15 @@ async fn turnutils_uclient_relays_through_the_embedded_relay_and_wrong_or_expire
     config.server.listen = "127.0.0.1:0".to_owned();
     config.server.data_dir = directory.path().join("switchboard");
     config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
-    config.turn.secret = Some(SECRET.to_owned());
+    config.turn.secret = TurnSharedSecret::Configured(SECRET.to_owned());
     config.turn.health_check_interval_ms = 0;
-    config.turn.relay_listen = "127.0.0.1:0".to_owned();
-    // A range of its own, apart from the coturn tests'.
-    config.turn.relay_min_port = 49241;
-    config.turn.relay_max_port = 49280;
+    config.turn.relay = TurnRelay::Embedded(EmbeddedRelayConfig {
+        listen: "127.0.0.1:0".to_owned(),
+        // A range of its own, apart from the coturn tests'.
+        min_port: 49241,
+        max_port: 49280,
+        ..EmbeddedRelayConfig::default()
+    });
     let server = switchboard::start(config)
         .await
         .expect("switchboard starts");

@@ -1,6 +1,9 @@
 //! Configuration: the example file documents every key with its default, sources merge in the
 //! documented order, bad values fail fast, and the development secret is generated once.
 
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+
 use super::*;
 
 fn example() -> Config {
@@ -126,28 +129,91 @@ fn the_development_secret_is_generated_once_and_kept_private() {
 
 #[test]
 fn an_s3_object_store_names_what_it_is_missing() {
-    let mut config = Config::default();
-    config.recordings.object_store = ObjectStoreBackend::S3;
-    let error = config
-        .validate()
+    let error = toml::from_str::<Config>("[recordings]\nobject_store = \"s3\"\n")
         .expect_err("s3 without settings")
         .to_string();
+    for key in [
+        "recordings.s3_endpoint",
+        "recordings.s3_access_key",
+        "recordings.s3_secret_key",
+    ] {
+        assert!(error.contains(key), "{error}");
+    }
+    let config: Config = toml::from_str(
+        "[recordings]\nobject_store = \"s3\"\ns3_endpoint = \"http://127.0.0.1:9000\"\n\
+         s3_access_key = \"key\"\ns3_secret_key = \"secret\"\n",
+    )
+    .expect("s3 with its settings");
     if cfg!(feature = "s3") {
-        for key in [
-            "recordings.s3_endpoint",
-            "recordings.s3_access_key",
-            "recordings.s3_secret_key",
-        ] {
-            assert!(error.contains(key), "{error}");
-        }
-        config.recordings.s3_endpoint = Some("http://127.0.0.1:9000".to_owned());
-        config.recordings.s3_access_key = Some("key".to_owned());
-        config.recordings.s3_secret_key = Some("secret".to_owned());
         assert!(config.validate().is_ok());
+        let mut config = config;
+        if let ObjectStoreConfig::S3(s3) = &mut config.recordings.object_store {
+            s3.access_key.clear();
+        }
+        let error = config.validate().expect_err("an empty key").to_string();
+        assert!(error.contains("recordings.s3_access_key"), "{error}");
     } else {
+        let error = config.validate().expect_err("no S3 adapter").to_string();
         assert!(error.contains("--features s3"), "{error}");
     }
     let mut config = Config::default();
     config.limits.max_recording_bytes = 0;
     assert!(config.validate().is_err());
+}
+
+mod example;
+
+#[test]
+#[allow(clippy::result_large_err)] // The error type is figment's, fixed by `Jail`.
+fn the_flat_keys_choose_the_modes() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "switchboard.toml",
+            "[storage]\nbackend = \"mongodb\"\nmongodb_database = \"from_file\"\n\
+             [turn]\nsecret = \"a-shared-secret\"\nrelay_enabled = false\nrelay_realm = \"\"\n\
+             [recordings]\nobject_store = \"memory\"\ns3_bucket = \"ignored\"\n",
+        )?;
+        jail.set_env("SWITCHBOARD__STORAGE__MONGODB_URI", "mongodb://db:27017");
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file("switchboard.toml"))
+            .merge(Env::prefixed("SWITCHBOARD__").split("__"))
+            .extract()?;
+        assert_eq!(
+            config.storage.backend,
+            StorageBackend::Mongodb(MongodbStorageConfig {
+                uri: "mongodb://db:27017".to_owned(),
+                database: "from_file".to_owned(),
+                ..MongodbStorageConfig::default()
+            })
+        );
+        assert_eq!(
+            config.turn.secret,
+            TurnSharedSecret::Configured("a-shared-secret".to_owned())
+        );
+        // The relay's keys are not checked while it is off, as before.
+        assert_eq!(config.turn.relay, TurnRelay::Off);
+        assert_eq!(config.recordings.object_store, ObjectStoreConfig::Memory);
+        // Written back, the typed tree gives the same keys.
+        let again: Config = Figment::from(Serialized::defaults(config.clone())).extract()?;
+        assert_eq!(again, config);
+        Ok(())
+    });
+}
+
+#[test]
+fn keys_of_a_mode_not_chosen_are_still_checked_as_before() {
+    // Zero is refused whatever the backend and the object store, as it always was.
+    for (section, key) in [
+        ("storage", "mongodb_server_timeout_ms"),
+        ("storage", "mongodb_breaker_failures"),
+        ("recordings", "s3_request_timeout_ms"),
+    ] {
+        let error = toml::from_str::<Config>(&format!("[{section}]\n{key} = 0\n"))
+            .expect_err("zero is refused")
+            .to_string();
+        assert!(
+            error.contains(&format!("{section}.{key} must be greater than 0")),
+            "{error}"
+        );
+    }
 }

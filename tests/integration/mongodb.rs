@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
-use switchboard::config::{Config, StorageBackend};
+use switchboard::config::{Config, MongodbStorageConfig, StorageBackend};
 
 use crate::support::{TestServer, next_of, seqs, token};
 
@@ -53,9 +53,11 @@ fn on_mongodb_and_redis(database: &str, node: &str) -> impl FnOnce(&mut Config) 
 fn on_mongodb(database: &str) -> impl FnOnce(&mut Config) + use<> {
     let database = database.to_owned();
     move |config| {
-        config.storage.backend = StorageBackend::Mongodb;
-        config.storage.mongodb_uri = mongodb_uri();
-        config.storage.mongodb_database = database;
+        config.storage.backend = StorageBackend::Mongodb(MongodbStorageConfig {
+            uri: mongodb_uri(),
+            database,
+            ..MongodbStorageConfig::default()
+        });
     }
 }
 
@@ -192,11 +194,12 @@ async fn mongodb_unreachable_at_start_the_engine_starts_ready_says_why_and_sends
         .expect("bound")
         .port();
     let server = TestServer::start_with(|config| {
-        config.storage.backend = StorageBackend::Mongodb;
-        config.storage.mongodb_uri =
-            format!("mongodb://127.0.0.1:{closed_port}/?directConnection=true");
-        config.storage.mongodb_database = fresh_database();
-        config.storage.mongodb_server_timeout_ms = 200;
+        config.storage.backend = StorageBackend::Mongodb(MongodbStorageConfig {
+            uri: format!("mongodb://127.0.0.1:{closed_port}/?directConnection=true"),
+            database: fresh_database(),
+            server_timeout_ms: 200,
+            ..MongodbStorageConfig::default()
+        });
     })
     .await;
     let (status, body) = ready_status(&server).await;
@@ -304,11 +307,13 @@ async fn mongodb_killed_and_restarted_sends_meanwhile_are_rejected_and_nothing_i
     let data = tempfile::tempdir().expect("temp dir");
     let mongodb = OwnMongodb::start(port, data.path());
     let server = TestServer::start_with(|config| {
-        config.storage.backend = StorageBackend::Mongodb;
-        config.storage.mongodb_uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
-        config.storage.mongodb_database = "faults".to_owned();
-        config.storage.mongodb_server_timeout_ms = 300;
-        config.storage.mongodb_breaker_max_cooldown_ms = 500;
+        config.storage.backend = StorageBackend::Mongodb(MongodbStorageConfig {
+            uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+            database: "faults".to_owned(),
+            server_timeout_ms: 300,
+            breaker_max_cooldown_ms: 500,
+            ..MongodbStorageConfig::default()
+        });
     })
     .await;
     crate::support::eventually("MongoDB is up", || async {
@@ -595,7 +600,7 @@ async fn mongodb_redis_killed_and_restarted_under_two_nodes_loses_nothing() {
 async fn mongodb_and_s3_keep_a_recording_and_erase_it_everywhere() {
     use crate::calls::{call_answered_by, consent, expect_frame, request_recording};
     use crate::recordings::{ADMIN, RECORDER, as_role, record_when, upload};
-    use switchboard::config::ObjectStoreBackend;
+    use switchboard::config::{ObjectStoreConfig, S3ObjectStoreConfig};
     use switchboard_engine::ids::{RecordingId, TenantId};
     use switchboard_engine::recording::{ObjectKey, ObjectStore};
 
@@ -620,11 +625,8 @@ async fn mongodb_and_s3_keep_a_recording_and_erase_it_everywhere() {
     );
     let server = TestServer::start_with(move |config| {
         on_mongodb(config);
-        config.recordings.object_store = ObjectStoreBackend::S3;
-        config.recordings.s3_endpoint = Some(s3.0);
-        config.recordings.s3_access_key = Some(s3.1);
-        config.recordings.s3_secret_key = Some(s3.2);
-        config.recordings.s3_bucket = s3.3;
+        config.recordings.object_store =
+            ObjectStoreConfig::S3(S3ObjectStoreConfig::new(s3.0, s3.3, s3.1, s3.2));
     })
     .await;
     crate::support::eventually("the node is ready", || async {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use switchboard::config::Config;
+use switchboard::config::{Config, EmbeddedRelayConfig, TurnRelay};
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::time::Timestamp;
 use tempfile::TempDir;
@@ -41,7 +41,10 @@ pub(crate) fn test_config(data_dir: &std::path::Path) -> Config {
     config.auth.hs256_secret = Some(TEST_SECRET.to_owned());
     config.limits.messages_per_minute = 0;
     // Every test server runs the embedded TURN relay, on a port of its own.
-    config.turn.relay_listen = "127.0.0.1:0".to_owned();
+    config.turn.relay = TurnRelay::Embedded(EmbeddedRelayConfig {
+        listen: "127.0.0.1:0".to_owned(),
+        ..EmbeddedRelayConfig::default()
+    });
     config
 }
 

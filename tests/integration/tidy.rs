@@ -164,7 +164,7 @@ fn compose_settings_are_configuration_keys() {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Env::prefixed("SWITCHBOARD__").split("__"))
             .extract()?;
-        assert_eq!(config.storage.backend, StorageBackend::Mongodb);
+        assert!(matches!(config.storage.backend, StorageBackend::Mongodb(_)));
         assert!(config.kafka.brokers.is_some());
         assert!(config.cluster.redis_url.is_some());
         assert_eq!(config.turn.uris.len(), 2);

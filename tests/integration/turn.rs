@@ -6,6 +6,7 @@
 //! are `turn/tests/relay.rs`.)
 
 use serde_json::{Value, json};
+use switchboard::config::TurnSharedSecret;
 use switchboard_turn::credentials::password_for;
 
 use crate::support::{TestServer, next_of, now, token};
@@ -14,7 +15,7 @@ const SECRET: &str = "a-shared-secret-for-the-turn-tests";
 
 async fn server() -> TestServer {
     TestServer::start_with(|config| {
-        config.turn.secret = Some(SECRET.to_owned());
+        config.turn.secret = TurnSharedSecret::Configured(SECRET.to_owned());
         config.turn.uris = vec!["turn:127.0.0.1:3478?transport=udp".to_owned()];
         config.turn.stun_uris = vec!["stun:127.0.0.1:3478".to_owned()];
         config.turn.max_ttl_secs = 7200;

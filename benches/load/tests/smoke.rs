@@ -16,7 +16,11 @@ async fn start_server() -> (switchboard::Server, tempfile::TempDir) {
     config.server.data_dir = data_dir.path().to_path_buf();
     config.auth.hs256_secret = Some(SECRET.to_owned());
     config.limits.messages_per_minute = 0;
-    config.turn.relay_listen = "127.0.0.1:0".to_owned();
+    config.turn.relay =
+        switchboard::config::TurnRelay::Embedded(switchboard::config::EmbeddedRelayConfig {
+            listen: "127.0.0.1:0".to_owned(),
+            ..switchboard::config::EmbeddedRelayConfig::default()
+        });
     let server = switchboard::start(config).await.expect("server starts");
     (server, data_dir)
 }
