@@ -17,6 +17,7 @@ use switchboard_engine::ids::{ConversationId, MessageId};
 use utoipa::ToSchema;
 
 use crate::auth::{AuthError, Roles};
+use crate::codec::requests;
 use crate::server::App;
 use crate::wire_error::WireError;
 
@@ -72,12 +73,11 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
 }
 
 pub(crate) fn conversation_id(text: &str) -> Result<ConversationId, WireError> {
-    ConversationId::parse(text).map_err(WireError::from)
+    requests::conversation_id(text).map_err(WireError::from)
 }
 
 pub(crate) fn message_id(field: &'static str, text: &str) -> Result<MessageId, WireError> {
-    MessageId::parse(text)
-        .map_err(|_| WireError::from(Error::invalid(field, "must be a message id")))
+    requests::message_id(field, text).map_err(WireError::from)
 }
 
 /// The `{conversation_id}` and `{message_id}` of a message's path, parsed.

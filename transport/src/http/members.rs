@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::codec::parse_role;
+use crate::codec::requests;
 use crate::server::App;
 use crate::wire_error::WireError;
 
@@ -64,12 +64,7 @@ pub(crate) async fn add_members(
 ) -> Result<Response, WireError> {
     let conversation_id = conversation_id(&conversation_id_text)?;
     let body: AddMembersBody = parse_body(&app, body)?;
-    let user_ids = body
-        .user_ids
-        .iter()
-        .map(|user_id| UserId::parse(user_id).map_err(WireError::from))
-        .collect::<Result<Vec<_>, _>>()?;
-    let change = ConversationChange::AddMembers { user_ids };
+    let change = requests::add_members(Some(&body.user_ids))?;
     apply_change(&app, &identity, conversation_id, &body.client_id, change).await
 }
 
@@ -194,10 +189,7 @@ pub(crate) async fn change_role(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WireError> {
     let body: ChangeRoleBody = parse_body(&app, body)?;
-    let change = ConversationChange::ChangeRole {
-        user_id,
-        role: parse_role(Some(&body.role))?,
-    };
+    let change = requests::change_role(user_id, Some(&body.role))?;
     apply_change(&app, &identity, conversation_id, &body.client_id, change).await
 }
 

@@ -13,7 +13,6 @@ use switchboard_actors::session::Identity;
 use switchboard_actors::system::HistoryPage;
 use switchboard_engine::Error;
 use switchboard_engine::cursor::{Direction, HistoryCursor};
-use switchboard_engine::ids::Emoji;
 use switchboard_engine::ids::{ClientId, ConversationId, Seq};
 use switchboard_engine::model::{DeleteMode, Message, NewMessage, Role};
 use switchboard_engine::operations::{MessageOperation, NewOperation};
@@ -22,7 +21,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::codec::{MessageBody, parse_delete_mode};
+use crate::codec::MessageBody;
+use crate::codec::requests::{self, Deletion};
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
@@ -294,10 +294,7 @@ pub(crate) async fn edit_message(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WireError> {
     let body: EditMessageBody = parse_body(&app, body)?;
-    let operation = MessageOperation::Edit {
-        message_id,
-        text: body.text,
-    };
+    let operation = requests::edit(message_id, Some(body.text))?;
     operate(&app, &identity, conversation_id, &body.client_id, operation).await
 }
 
@@ -341,16 +338,15 @@ pub(crate) async fn delete_message(
     query: Result<Query<DeleteMessageQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
     let query = parse_query(query)?;
-    if query.mode.as_deref() == Some("for_me") {
-        ClientId::parse(&query.client_id)?;
-        app.system
-            .hide_for_me(&identity, conversation_id, message_id)
-            .await?;
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    let operation = MessageOperation::Delete {
-        message_id,
-        mode: parse_delete_mode(query.mode.as_deref())?,
+    let operation = match requests::delete(message_id, query.mode.as_deref())? {
+        Deletion::ForMe => {
+            ClientId::parse(&query.client_id)?;
+            app.system
+                .hide_for_me(&identity, conversation_id, message_id)
+                .await?;
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        Deletion::Operation(operation) => operation,
     };
     operate(
         &app,
@@ -394,10 +390,7 @@ pub(crate) async fn add_reaction(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WireError> {
     let body: AddReactionBody = parse_body(&app, body)?;
-    let operation = MessageOperation::React {
-        message_id,
-        emoji: Emoji::parse(&body.emoji)?,
-    };
+    let operation = requests::react(message_id, Some(&body.emoji))?;
     operate(&app, &identity, conversation_id, &body.client_id, operation).await
 }
 
@@ -430,10 +423,7 @@ pub(crate) async fn remove_reaction(
     query: Result<Query<RemoveReactionQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
     let query = parse_query(query)?;
-    let operation = MessageOperation::Unreact {
-        message_id,
-        emoji: Emoji::parse(&emoji)?,
-    };
+    let operation = requests::unreact(message_id, Some(&emoji))?;
     operate(
         &app,
         &identity,

@@ -8,13 +8,12 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use switchboard_engine::ids::{Seq, UserId};
-use switchboard_engine::membership::ConversationChange;
+use switchboard_engine::ids::Seq;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::codec::{ModerationEventBody, parse_moderation_action};
+use crate::codec::{ModerationEventBody, requests};
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
@@ -66,12 +65,12 @@ pub(crate) async fn moderate(
 ) -> Result<Response, WireError> {
     let conversation_id = conversation_id(&conversation_id_text)?;
     let body: ModerateBody = parse_body(&app, body)?;
-    let change = ConversationChange::Moderate {
-        action: parse_moderation_action(Some(&body.action))?,
-        user_id: UserId::parse(&body.user_id)?,
-        duration_ms: body.duration_ms,
-        reason: body.reason,
-    };
+    let change = requests::moderate(
+        Some(&body.action),
+        Some(&body.user_id),
+        body.duration_ms,
+        body.reason,
+    )?;
     apply_change(&app, &identity, conversation_id, &body.client_id, change).await
 }
 
