@@ -24,7 +24,7 @@ use crate::codec::MessageBody;
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
-use super::documented_errors::ChangeErrors;
+use super::documented_errors::{ChangeErrors, TokenRefused};
 use super::extract::{
     Authenticated, EventRefBody, conversation_id, mark_replayed, page_limit, parse_body,
     parse_query,
@@ -157,7 +157,7 @@ pub(super) fn conversation_body(snapshot: &ConversationSnapshot) -> Conversation
         (status = 201, description = "Created.", body = ConversationBody<'_>),
         (status = 200, description = "The pair's existing direct conversation.", body = ConversationBody<'_>),
         (status = 400, description = "Malformed body, unknown field, unknown kind, bad user id, or a direct conversation without exactly one other user (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 413, description = "The body is over `limits.max_body_bytes`, the title over 256 bytes, or too many members (`too_large`).", body = ErrorBody),
         (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
@@ -196,7 +196,7 @@ pub(crate) async fn create_conversation(
     responses(
         (status = 200, description = "The conversation.", body = ConversationBody<'_>),
         (status = 400, description = "The id is not a ULID (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody), (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        TokenRefused, (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn get_conversation(
     State(app): State<Arc<App>>,
@@ -229,7 +229,7 @@ pub(crate) struct ReceiptsBody {
     responses(
         (status = 200, description = "The conversation with the caller's cursors and unread count.", body = ConversationBody<'_>),
         (status = 400, description = "Malformed body or unknown field (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody),
         (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
         (status = 503, description = "Storage or the conversation is unavailable (`unavailable`).", body = ErrorBody),
@@ -425,7 +425,7 @@ pub(crate) struct ListPage<'a> {
     responses(
         (status = 200, description = "A page.", body = ListPage<'_>),
         (status = 400, description = "Bad limit or cursor, or unknown parameter (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 503, description = "Storage is unavailable (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn list_conversations(
@@ -495,7 +495,7 @@ pub(crate) struct SettingsBody {
     responses(
         (status = 200, description = "The conversation with the caller's settings.", body = ConversationBody<'_>),
         (status = 400, description = "Malformed body or unknown field (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody),
         (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
         (status = 503, description = "Storage is unavailable (`unavailable`).", body = ErrorBody),

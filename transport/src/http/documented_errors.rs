@@ -1,80 +1,131 @@
-//! The error responses that whole groups of endpoints document.
+//! The error responses that many endpoints document, built from the wire-code table: each entry
+//! names a [`WireCode`] and the table gives its status, so a documented status cannot disagree
+//! with the status the server sends. (Endpoints' own error entries are checked against the
+//! table by a test in `crate::openapi`.)
 
-use crate::wire_error::ErrorBody;
+use std::collections::BTreeMap;
 
-/// The errors of a change to a conversation, for the OpenAPI document.
-#[derive(utoipa::IntoResponses)]
-#[allow(
-    dead_code,
-    reason = "only describes responses; the errors are built by WireError"
-)]
-pub(crate) enum ChangeErrors {
-    /// Malformed body or query, unknown field, or a bad value (`invalid`).
-    #[response(status = 400)]
-    Invalid(ErrorBody),
-    /// The bearer token is missing or refused (`token_*` codes).
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban
-    /// refuses it (`forbidden`).
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// No such conversation in the caller's tenant (`not_found`).
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// The conversation's state refuses it: archived, already a member, not a member, not
-    /// banned, same role; or the caller used this client_id for another kind of request
-    /// (`conflict`).
-    #[response(status = 409)]
-    Conflict(ErrorBody),
-    /// Too many members, or a value over its limit (`too_large`).
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// The user's rate limit is exhausted (`rate_limited`).
-    #[response(status = 429)]
-    RateLimited(ErrorBody),
-    /// Storage or the conversation is unavailable; retry with the same client_id
-    /// (`unavailable`).
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
+use utoipa::IntoResponses;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+
+use crate::wire_error::WireCode;
+
+/// The one description of a refused bearer token.
+const TOKEN_REFUSED: &str = "The bearer token is missing or refused (`token_*` codes).";
+
+/// Error responses, each under its code's status, with the `ErrorBody` schema.
+fn error_responses(entries: &[(WireCode, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    entries
+        .iter()
+        .map(|(code, description)| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", content)
+                .build();
+            (code.status().as_u16().to_string(), RefOr::T(response))
+        })
+        .collect()
 }
 
-/// The errors of an operation on a message, for the OpenAPI document.
-#[derive(utoipa::IntoResponses)]
-#[allow(
-    dead_code,
-    reason = "only describes responses; the errors are built by WireError"
-)]
-pub(crate) enum OperationErrors {
-    /// Malformed body or query, unknown field, bad client_id, invalid text or emoji
-    /// (`invalid`).
-    #[response(status = 400)]
-    Invalid(ErrorBody),
-    /// The bearer token is missing or refused (`token_*` codes).
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the
-    /// author-only rule and the edit window (`conversations.edit_window_ms`).
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// No such conversation (or message) in the caller's tenant (`not_found`); other tenants'
-    /// data always looks like this.
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// The message's state refuses it: already deleted, already reacted, no such reaction of
-    /// yours; or the caller used this client_id for a different request (`conflict`).
-    #[response(status = 409)]
-    Conflict(ErrorBody),
-    /// Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message
-    /// (`too_large`).
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and
-    /// `Retry-After`).
-    #[response(status = 429)]
-    RateLimited(ErrorBody),
-    /// Storage or the conversation is unavailable; for a write the outcome is unknown, retry
-    /// with the same client_id (`unavailable`).
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
+/// The 401 of every endpoint that takes a bearer token.
+pub(crate) struct TokenRefused;
+
+impl IntoResponses for TokenRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[(WireCode::TokenMissing, TOKEN_REFUSED)])
+    }
+}
+
+/// The errors of a change to a conversation.
+pub(crate) struct ChangeErrors;
+
+impl IntoResponses for ChangeErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        // The line breaks are the document's, as it always had them.
+        error_responses(&[
+            (
+                WireCode::Invalid,
+                "Malformed body or query, unknown field, or a bad value (`invalid`).",
+            ),
+            (WireCode::TokenMissing, TOKEN_REFUSED),
+            (
+                WireCode::Forbidden,
+                "Not a member (`not_member`), or the permission matrix (docs/PERMISSIONS.md) or a ban\n\
+                 refuses it (`forbidden`).",
+            ),
+            (
+                WireCode::NotFound,
+                "No such conversation in the caller's tenant (`not_found`).",
+            ),
+            (
+                WireCode::Conflict,
+                "The conversation's state refuses it: archived, already a member, not a member, not\n\
+                 banned, same role; or the caller used this client_id for another kind of request\n\
+                 (`conflict`).",
+            ),
+            (
+                WireCode::TooLarge,
+                "Too many members, or a value over its limit (`too_large`).",
+            ),
+            (
+                WireCode::RateLimited,
+                "The user's rate limit is exhausted (`rate_limited`).",
+            ),
+            (
+                WireCode::Unavailable,
+                "Storage or the conversation is unavailable; retry with the same client_id\n\
+                 (`unavailable`).",
+            ),
+        ])
+    }
+}
+
+/// The errors of an operation on a message.
+pub(crate) struct OperationErrors;
+
+impl IntoResponses for OperationErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[
+            (
+                WireCode::Invalid,
+                "Malformed body or query, unknown field, bad client_id, invalid text or emoji\n\
+                 (`invalid`).",
+            ),
+            (WireCode::TokenMissing, TOKEN_REFUSED),
+            (
+                WireCode::Forbidden,
+                "Not a member (`not_member`), or not allowed (`forbidden`): see docs/PERMISSIONS.md, the\n\
+                 author-only rule and the edit window (`conversations.edit_window_ms`).",
+            ),
+            (
+                WireCode::NotFound,
+                "No such conversation (or message) in the caller's tenant (`not_found`); other tenants'\n\
+                 data always looks like this.",
+            ),
+            (
+                WireCode::Conflict,
+                "The message's state refuses it: already deleted, already reacted, no such reaction of\n\
+                 yours; or the caller used this client_id for a different request (`conflict`).",
+            ),
+            (
+                WireCode::TooLarge,
+                "Text over `limits.max_message_bytes`, or more than 50 distinct reactions on the message\n\
+                 (`too_large`).",
+            ),
+            (
+                WireCode::RateLimited,
+                "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and\n\
+                 `Retry-After`).",
+            ),
+            (
+                WireCode::Unavailable,
+                "Storage or the conversation is unavailable; for a write the outcome is unknown, retry\n\
+                 with the same client_id (`unavailable`).",
+            ),
+        ])
+    }
 }

@@ -26,7 +26,7 @@ use crate::codec::requests::{self, Deletion};
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
-use super::documented_errors::OperationErrors;
+use super::documented_errors::{OperationErrors, TokenRefused};
 use super::extract::{
     Authenticated, EmojiSegment, EventRefBody, MessagePath, conversation_id, mark_replayed,
     message_id, optional_message_id, parse_body, parse_query,
@@ -73,7 +73,7 @@ pub(crate) struct PostMessageBody {
     responses(
         (status = 201, description = "The stored message (new, or the original for a repeated client_id).", body = MessageBody<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
         (status = 400, description = "Malformed body, unknown field, bad client_id, empty text, or reply_to / thread_root not naming a message of this conversation, or a thread_root that is itself a thread reply (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "Not a member (`not_member`), or a member posting in a channel without being a moderator or above (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
         (status = 409, description = "The thread's root was deleted, or the caller used this client_id for a different request (`conflict`).", body = ErrorBody),
@@ -137,7 +137,7 @@ pub(crate) struct HistoryPageBody<'a> {
     responses(
         (status = 200, description = "A page.", body = HistoryPageBody<'_>),
         (status = 400, description = "Bad limit, unknown parameter, a cursor not issued for this conversation, or both cursor and after_seq (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody), (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        TokenRefused, (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn list_messages(
     State(app): State<Arc<App>>,
@@ -208,7 +208,7 @@ pub(crate) async fn list_messages(
     responses(
         (status = 200, description = "The message.", body = MessageBody<'_>),
         (status = 400, description = "An id is not a ULID (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody), (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        TokenRefused, (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn get_message(
     State(app): State<Arc<App>>,
@@ -461,7 +461,7 @@ pub(crate) struct EditHistoryBody<'a> {
     responses(
         (status = 200, description = "The history.", body = EditHistoryBody<'_>),
         (status = 400, description = "An id is not a ULID (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "Not a member (`not_member`), or the message was deleted and the caller is below moderator (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
@@ -541,7 +541,7 @@ pub(crate) struct ThreadPage<'a> {
     responses(
         (status = 200, description = "The root and a page of replies.", body = ThreadPage<'_>),
         (status = 400, description = "Bad limit or unknown parameter (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody), (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        TokenRefused, (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn list_thread(
     State(app): State<Arc<App>>,
@@ -620,7 +620,7 @@ pub(crate) struct ForwardResponse<'a> {
     responses(
         (status = 200, description = "One result per target.", body = ForwardResponse<'_>),
         (status = 400, description = "Malformed body, unknown field, bad ids, no messages or targets, a client_id over 62 bytes (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "Not a member of the source (`not_member`).", body = ErrorBody),
         (status = 404, description = "No such source conversation, or a message that is not in it (`not_found`).", body = ErrorBody),
         (status = 409, description = "A message to forward was deleted (`conflict`); a target where the caller used a copy's client_id for a different request reports `conflict` in its result.", body = ErrorBody),

@@ -18,7 +18,7 @@ use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
 use super::conversations::{ChangeResponse, apply_change};
-use super::documented_errors::ChangeErrors;
+use super::documented_errors::{ChangeErrors, TokenRefused};
 use super::extract::{Authenticated, conversation_id, page_limit, parse_body, parse_query};
 
 /// The moderation routes.
@@ -101,7 +101,7 @@ pub(crate) struct ModerationLogPage<'a> {
     responses(
         (status = 200, description = "A page of the log.", body = ModerationLogPage<'_>),
         (status = 400, description = "Bad limit or unknown parameter (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "Not a member (`not_member`), or below moderator (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
         (status = 503, description = "Storage or the conversation is unavailable (`unavailable`).", body = ErrorBody),

@@ -16,6 +16,7 @@ use crate::codec::PresenceBody;
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
+use super::documented_errors::TokenRefused;
 use super::extract::{Authenticated, parse_query};
 
 /// The presence route.
@@ -49,7 +50,7 @@ pub(crate) struct PresenceResponse<'a> {
     responses(
         (status = 200, description = "Their presence.", body = PresenceResponse<'_>),
         (status = 400, description = "Bad user ids or unknown parameter (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 413, description = "More than 100 users (`too_large`).", body = ErrorBody),
         (status = 429, description = "The user's signals rate limit is exhausted (`rate_limited`).", body = ErrorBody),
         (status = 503, description = "Storage is unavailable (`unavailable`).", body = ErrorBody),

@@ -41,6 +41,7 @@ use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
 use super::admin::AuditBody;
+use super::documented_errors::TokenRefused;
 use super::extract::{Admin, Recorder, page_limit, parse_body, parse_query};
 
 /// The recordings routes: the media upload has its own limit, enforced while the body streams,
@@ -216,7 +217,7 @@ pub(crate) struct RecordingsPageBody<'a> {
     responses(
         (status = 200, description = "A page of recordings.", body = RecordingsPageBody<'_>),
         (status = 400, description = "Bad id, limit or unknown parameter (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
         (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
     ))]
@@ -255,7 +256,7 @@ pub(crate) async fn list_recordings(
     responses(
         (status = 200, description = "The recording.", body = RecordingBody<'_>),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such recording in the caller's tenant, or erased (`not_found`).", body = ErrorBody),
         (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
@@ -283,7 +284,7 @@ pub(crate) async fn get_recording(
     responses(
         (status = 200, description = "Erased; the audit record.", body = AuditBody<'_>),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such recording in the caller's tenant, or already erased (`not_found`).", body = ErrorBody),
         (status = 503, description = "A store is unavailable (`unavailable`); repeat the erase.", body = ErrorBody),
@@ -321,7 +322,7 @@ fn transfer_permit(app: &App) -> Result<tokio::sync::SemaphorePermit<'_>, WireEr
     responses(
         (status = 200, description = "The media.", content_type = "application/octet-stream"),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such recording, or no media stored yet (`not_found`).", body = ErrorBody),
         (status = 503, description = "A store is unavailable, or too many uploads and downloads are in progress on this node (`unavailable`); retry.", body = ErrorBody),
@@ -366,7 +367,7 @@ pub(crate) async fn download_media(
     responses(
         (status = 201, description = "Stored; the recording with its object.", body = RecordingBody<'_>),
         (status = 400, description = "Bad id, a missing or malformed Content-Type, or a body that ended before its Content-Length, broke off, sent nothing for 60 s, or averaged under 16 KiB/s after its first minute (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such recording, or erased during the upload (`not_found`).", body = ErrorBody),
         (status = 409, description = "The media is already stored or being uploaded (`conflict`).", body = ErrorBody),
@@ -468,7 +469,7 @@ impl ByteSource for BodySource {
     responses(
         (status = 200, description = "Recorded; the recording.", body = RecordingBody<'_>),
         (status = 400, description = "Bad id, unknown field or a figure out of range (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such recording (`not_found`).", body = ErrorBody),
         (status = 413, description = "The body is over `limits.max_body_bytes` (`too_large`).", body = ErrorBody),

@@ -15,6 +15,7 @@ use crate::codec::IceServersBody;
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
+use super::documented_errors::TokenRefused;
 use super::extract::{Authenticated, parse_query};
 
 /// The TURN route.
@@ -42,7 +43,7 @@ pub(crate) struct TurnQuery {
     responses(
         (status = 200, description = "Credentials and servers.", body = IceServersBody<'_>),
         (status = 400, description = "Unknown parameter or a bad ttl (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
+        TokenRefused,
         (status = 429, description = "The user's signals rate limit is exhausted (`rate_limited`).", body = ErrorBody),
     ))]
 pub(crate) async fn turn_credentials(
