@@ -137,9 +137,20 @@ struct IdOnly<'a> {
     id: Option<WireRequestId<'a>>,
 }
 
-/// Parses one kind of frame. It takes the request id (`Option::take`) only when it succeeds,
-/// so the caller still holds the id to echo in an error, and nothing is cloned.
-type KindParser = fn(Fields<'_>, &mut Option<RequestId>) -> Result<ClientRequest, Error>;
+/// One frame on its way to the parser of its kind.
+struct Frame<'text, 'id> {
+    /// The frame's fields (its `type` and `id` already taken out).
+    fields: Fields<'text>,
+    /// The frame's request id: a parser takes it (`Option::take`) only when it succeeds, so an
+    /// error can still echo it, and nothing is cloned.
+    request_id: &'id mut Option<RequestId>,
+}
+
+/// What a kind's parser returns; the caller adds the request id to an error.
+type Parsed = Result<ClientRequest, Error>;
+
+/// Parses one kind of frame.
+type KindParser = fn(Frame<'_, '_>) -> Parsed;
 
 /// The parser of each frame `type`.
 fn kind_parser(kind: &str) -> Option<KindParser> {
@@ -240,7 +251,11 @@ pub fn parse_client_frame(text: &str, max_frame_bytes: usize) -> Result<ClientRe
             error: ProtocolError::UnknownType(kind.chars().take(64).collect()),
         });
     };
-    parse(fields, &mut request_id).map_err(|error| FrameError {
+    let frame = Frame {
+        fields,
+        request_id: &mut request_id,
+    };
+    parse(frame).map_err(|error| FrameError {
         request_id,
         error: ProtocolError::Invalid(error),
     })

@@ -6,18 +6,20 @@ use std::borrow::Cow;
 use switchboard_actors::session::ClientRequest;
 use switchboard_engine::Error;
 use switchboard_engine::call::{CallAction, CallKind, SignalPayload};
-use switchboard_engine::ids::{CallId, RecordingId, RequestId, UserId};
+use switchboard_engine::ids::{CallId, RecordingId, UserId};
 
-use super::{Fields, conversation_id};
+use super::{Fields, Frame, Parsed, conversation_id};
 use crate::codec::requests::required;
 
 /// Every call frame starts with the conversation, checked first, then the action's fields.
 fn call(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
+    frame: Frame<'_, '_>,
     build: impl FnOnce(Fields<'_>) -> Result<CallAction, Error>,
-) -> Result<ClientRequest, Error> {
-    let mut fields = fields;
+) -> Parsed {
+    let Frame {
+        mut fields,
+        request_id,
+    } = frame;
     let conversation_id = conversation_id(fields.conversation_id.take())?;
     let action = build(fields)?;
     Ok(ClientRequest::Call {
@@ -25,6 +27,11 @@ fn call(
         conversation_id,
         action,
     })
+}
+
+/// A call frame whose action names only the call.
+fn on_call(frame: Frame<'_, '_>, action: fn(CallId) -> CallAction) -> Parsed {
+    call(frame, |fields| Ok(action(call_id(fields.call_id)?)))
 }
 
 /// The required `call_id`.
@@ -49,77 +56,36 @@ fn sdp(value: Option<Cow<'_, str>>) -> Result<String, Error> {
     required(value, "sdp").map(Cow::into_owned)
 }
 
-pub(super) fn invite(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
+pub(super) fn invite(frame: Frame<'_, '_>) -> Parsed {
+    call(frame, |fields| {
         Ok(CallAction::Invite {
             kind: CallKind::parse(&required(fields.call_kind, "kind")?)?,
         })
     })
 }
 
-pub(super) fn accept(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
-        Ok(CallAction::Accept {
-            call_id: call_id(fields.call_id)?,
-        })
-    })
+pub(super) fn accept(frame: Frame<'_, '_>) -> Parsed {
+    on_call(frame, |call_id| CallAction::Accept { call_id })
 }
 
-pub(super) fn reject(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
-        Ok(CallAction::Reject {
-            call_id: call_id(fields.call_id)?,
-        })
-    })
+pub(super) fn reject(frame: Frame<'_, '_>) -> Parsed {
+    on_call(frame, |call_id| CallAction::Reject { call_id })
 }
 
-pub(super) fn cancel(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
-        Ok(CallAction::Cancel {
-            call_id: call_id(fields.call_id)?,
-        })
-    })
+pub(super) fn cancel(frame: Frame<'_, '_>) -> Parsed {
+    on_call(frame, |call_id| CallAction::Cancel { call_id })
 }
 
-pub(super) fn hang_up(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
-        Ok(CallAction::HangUp {
-            call_id: call_id(fields.call_id)?,
-        })
-    })
+pub(super) fn hang_up(frame: Frame<'_, '_>) -> Parsed {
+    on_call(frame, |call_id| CallAction::HangUp { call_id })
 }
 
-pub(super) fn request_recording(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
-        Ok(CallAction::RequestRecording {
-            call_id: call_id(fields.call_id)?,
-        })
-    })
+pub(super) fn request_recording(frame: Frame<'_, '_>) -> Parsed {
+    on_call(frame, |call_id| CallAction::RequestRecording { call_id })
 }
 
-pub(super) fn answer_recording(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
+pub(super) fn answer_recording(frame: Frame<'_, '_>) -> Parsed {
+    call(frame, |fields| {
         Ok(CallAction::AnswerRecording {
             call_id: call_id(fields.call_id)?,
             recording_id: recording_id(fields.recording_id)?,
@@ -128,11 +94,8 @@ pub(super) fn answer_recording(
     })
 }
 
-pub(super) fn stop_recording(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
+pub(super) fn stop_recording(frame: Frame<'_, '_>) -> Parsed {
+    call(frame, |fields| {
         Ok(CallAction::StopRecording {
             call_id: call_id(fields.call_id)?,
             recording_id: recording_id(fields.recording_id)?,
@@ -140,11 +103,8 @@ pub(super) fn stop_recording(
     })
 }
 
-pub(super) fn offer(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
+pub(super) fn offer(frame: Frame<'_, '_>) -> Parsed {
+    call(frame, |fields| {
         Ok(CallAction::Signal {
             call_id: call_id(fields.call_id)?,
             to: to(fields.to_user_id)?,
@@ -155,11 +115,8 @@ pub(super) fn offer(
     })
 }
 
-pub(super) fn answer(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
+pub(super) fn answer(frame: Frame<'_, '_>) -> Parsed {
+    call(frame, |fields| {
         Ok(CallAction::Signal {
             call_id: call_id(fields.call_id)?,
             to: to(fields.to_user_id)?,
@@ -170,11 +127,8 @@ pub(super) fn answer(
     })
 }
 
-pub(super) fn ice_candidate(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    call(fields, request_id, |fields| {
+pub(super) fn ice_candidate(frame: Frame<'_, '_>) -> Parsed {
+    call(frame, |fields| {
         Ok(CallAction::Signal {
             call_id: call_id(fields.call_id)?,
             to: to(fields.to_user_id)?,

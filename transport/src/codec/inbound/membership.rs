@@ -6,20 +6,22 @@ use std::borrow::Cow;
 
 use switchboard_actors::session::ClientRequest;
 use switchboard_engine::Error;
-use switchboard_engine::ids::{RequestId, UserId};
+use switchboard_engine::ids::UserId;
 use switchboard_engine::membership::ConversationChange;
 
-use super::{Fields, client_id, conversation_id};
+use super::{Fields, Frame, Parsed, client_id, conversation_id};
 use crate::codec::requests::{self, required};
 
 /// Every change starts with the conversation and the client id, checked in that order, then
 /// the kind's own fields.
 fn change(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
+    frame: Frame<'_, '_>,
     build: impl FnOnce(Fields<'_>) -> Result<ConversationChange, Error>,
-) -> Result<ClientRequest, Error> {
-    let mut fields = fields;
+) -> Parsed {
+    let Frame {
+        mut fields,
+        request_id,
+    } = frame;
     let conversation_id = conversation_id(fields.conversation_id.take())?;
     let client_id = client_id(fields.client_id.take())?;
     let change = build(fields)?;
@@ -36,58 +38,40 @@ fn user_id(value: Option<Cow<'_, str>>) -> Result<UserId, Error> {
     UserId::parse(&required(value, "user_id")?)
 }
 
-pub(super) fn add_members(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    change(fields, request_id, |fields| {
+pub(super) fn add_members(frame: Frame<'_, '_>) -> Parsed {
+    change(frame, |fields| {
         requests::add_members(fields.user_ids.as_deref())
     })
 }
 
-pub(super) fn remove_member(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    change(fields, request_id, |fields| {
+pub(super) fn remove_member(frame: Frame<'_, '_>) -> Parsed {
+    change(frame, |fields| {
         Ok(ConversationChange::RemoveMember {
             user_id: user_id(fields.user_id)?,
         })
     })
 }
 
-pub(super) fn leave_conversation(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    change(fields, request_id, |_| Ok(ConversationChange::Leave))
+pub(super) fn leave_conversation(frame: Frame<'_, '_>) -> Parsed {
+    change(frame, |_| Ok(ConversationChange::Leave))
 }
 
-pub(super) fn change_role(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    change(fields, request_id, |fields| {
+pub(super) fn change_role(frame: Frame<'_, '_>) -> Parsed {
+    change(frame, |fields| {
         requests::change_role(user_id(fields.user_id)?, fields.role.as_deref())
     })
 }
 
-pub(super) fn transfer_ownership(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    change(fields, request_id, |fields| {
+pub(super) fn transfer_ownership(frame: Frame<'_, '_>) -> Parsed {
+    change(frame, |fields| {
         Ok(ConversationChange::TransferOwnership {
             user_id: user_id(fields.user_id)?,
         })
     })
 }
 
-pub(super) fn moderate(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    change(fields, request_id, |fields| {
+pub(super) fn moderate(frame: Frame<'_, '_>) -> Parsed {
+    change(frame, |fields| {
         requests::moderate(
             fields.action.as_deref(),
             fields.user_id.as_deref(),

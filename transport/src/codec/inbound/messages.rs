@@ -9,20 +9,17 @@ use switchboard_engine::ids::{ClientId, ConversationId, MessageId, RequestId};
 use switchboard_engine::model::NewMessage;
 use switchboard_engine::operations::{MessageOperation, NewOperation};
 
-use super::{Fields, client_id, conversation_id, optional_message_id};
+use super::{Frame, Parsed, client_id, conversation_id, optional_message_id};
 use crate::codec::requests::{self, Deletion, required};
 
-pub(super) fn send(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    let conversation_id = conversation_id(fields.conversation_id)?;
-    let client_id = client_id(fields.client_id)?;
-    let text = required(fields.text, "text")?.into_owned();
-    let reply_to = optional_message_id("reply_to", fields.reply_to)?;
-    let thread_root = optional_message_id("thread_root", fields.thread_root)?;
+pub(super) fn send(frame: Frame<'_, '_>) -> Parsed {
+    let conversation_id = conversation_id(frame.fields.conversation_id)?;
+    let client_id = client_id(frame.fields.client_id)?;
+    let text = required(frame.fields.text, "text")?.into_owned();
+    let reply_to = optional_message_id("reply_to", frame.fields.reply_to)?;
+    let thread_root = optional_message_id("thread_root", frame.fields.thread_root)?;
     Ok(ClientRequest::Send {
-        request_id: request_id.take(),
+        request_id: frame.request_id.take(),
         conversation_id,
         new_message: NewMessage {
             client_id,
@@ -76,44 +73,48 @@ impl Target {
     }
 }
 
-pub(super) fn edit(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    let target = Target::parse(fields.conversation_id, fields.client_id, fields.message_id)?;
-    let operation = requests::edit(target.message_id, fields.text.map(Cow::into_owned))?;
-    Ok(target.operate(request_id, operation))
+pub(super) fn edit(frame: Frame<'_, '_>) -> Parsed {
+    let target = Target::parse(
+        frame.fields.conversation_id,
+        frame.fields.client_id,
+        frame.fields.message_id,
+    )?;
+    let operation = requests::edit(target.message_id, frame.fields.text.map(Cow::into_owned))?;
+    Ok(target.operate(frame.request_id, operation))
 }
 
-pub(super) fn delete(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    let target = Target::parse(fields.conversation_id, fields.client_id, fields.message_id)?;
-    match requests::delete(target.message_id, fields.mode.as_deref())? {
+pub(super) fn delete(frame: Frame<'_, '_>) -> Parsed {
+    let target = Target::parse(
+        frame.fields.conversation_id,
+        frame.fields.client_id,
+        frame.fields.message_id,
+    )?;
+    match requests::delete(target.message_id, frame.fields.mode.as_deref())? {
         Deletion::ForMe => Ok(ClientRequest::Hide {
-            request_id: request_id.take(),
+            request_id: frame.request_id.take(),
             conversation_id: target.conversation_id,
             message_id: target.message_id,
         }),
-        Deletion::Operation(operation) => Ok(target.operate(request_id, operation)),
+        Deletion::Operation(operation) => Ok(target.operate(frame.request_id, operation)),
     }
 }
 
-pub(super) fn react(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    let target = Target::parse(fields.conversation_id, fields.client_id, fields.message_id)?;
-    let operation = requests::react(target.message_id, fields.emoji.as_deref())?;
-    Ok(target.operate(request_id, operation))
+pub(super) fn react(frame: Frame<'_, '_>) -> Parsed {
+    let target = Target::parse(
+        frame.fields.conversation_id,
+        frame.fields.client_id,
+        frame.fields.message_id,
+    )?;
+    let operation = requests::react(target.message_id, frame.fields.emoji.as_deref())?;
+    Ok(target.operate(frame.request_id, operation))
 }
 
-pub(super) fn unreact(
-    fields: Fields<'_>,
-    request_id: &mut Option<RequestId>,
-) -> Result<ClientRequest, Error> {
-    let target = Target::parse(fields.conversation_id, fields.client_id, fields.message_id)?;
-    let operation = requests::unreact(target.message_id, fields.emoji.as_deref())?;
-    Ok(target.operate(request_id, operation))
+pub(super) fn unreact(frame: Frame<'_, '_>) -> Parsed {
+    let target = Target::parse(
+        frame.fields.conversation_id,
+        frame.fields.client_id,
+        frame.fields.message_id,
+    )?;
+    let operation = requests::unreact(target.message_id, frame.fields.emoji.as_deref())?;
+    Ok(target.operate(frame.request_id, operation))
 }
