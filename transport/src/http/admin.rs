@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
-use super::documented_errors::TokenRefused;
+use super::documented_errors::{AdminRoleRequired, TokenRefused};
 use super::extract::{Admin, page_limit, parse_query};
 
 /// The administration routes.
@@ -94,7 +94,7 @@ pub(crate) struct AuditPageBody<'a> {
         (status = 200, description = "A page of the audit log.", body = AuditPageBody<'_>),
         (status = 400, description = "Bad id, limit or unknown parameter (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        AdminRoleRequired,
         (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn audit_log(

@@ -24,7 +24,7 @@ use crate::codec::MessageBody;
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
-use super::documented_errors::{ChangeErrors, TokenRefused};
+use super::documented_errors::{CallerNotMember, ChangeErrors, TokenRefused};
 use super::extract::{
     Authenticated, EventRefBody, conversation_id, mark_replayed, page_limit, parse_body,
     parse_query,
@@ -196,7 +196,7 @@ pub(crate) async fn create_conversation(
     responses(
         (status = 200, description = "The conversation.", body = ConversationBody<'_>),
         (status = 400, description = "The id is not a ULID (`invalid`).", body = ErrorBody),
-        TokenRefused, (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        TokenRefused, CallerNotMember, (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn get_conversation(
     State(app): State<Arc<App>>,
@@ -230,7 +230,7 @@ pub(crate) struct ReceiptsBody {
         (status = 200, description = "The conversation with the caller's cursors and unread count.", body = ConversationBody<'_>),
         (status = 400, description = "Malformed body or unknown field (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody),
+        CallerNotMember,
         (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
         (status = 503, description = "Storage or the conversation is unavailable (`unavailable`).", body = ErrorBody),
     ))]
@@ -496,7 +496,7 @@ pub(crate) struct SettingsBody {
         (status = 200, description = "The conversation with the caller's settings.", body = ConversationBody<'_>),
         (status = 400, description = "Malformed body or unknown field (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody),
+        CallerNotMember,
         (status = 404, description = "No such conversation in the caller's tenant (`not_found`).", body = ErrorBody),
         (status = 503, description = "Storage is unavailable (`unavailable`).", body = ErrorBody),
     ))]

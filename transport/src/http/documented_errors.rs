@@ -31,13 +31,41 @@ fn error_responses(entries: &[(WireCode, &str)]) -> BTreeMap<String, RefOr<Respo
         .collect()
 }
 
-/// The 401 of every endpoint that takes a bearer token.
-pub(crate) struct TokenRefused;
+/// Declares a response type that documents one error, its status from the code's.
+macro_rules! one_error {
+    ($(#[$doc:meta])* $name:ident = ($code:ident, $description:expr)) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
 
-impl IntoResponses for TokenRefused {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        error_responses(&[(WireCode::TokenMissing, TOKEN_REFUSED)])
-    }
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                error_responses(&[(WireCode::$code, $description)])
+            }
+        }
+    };
+}
+
+one_error! {
+    /// The 401 of every endpoint that takes a bearer token.
+    TokenRefused = (TokenMissing, TOKEN_REFUSED)
+}
+
+one_error! {
+    /// The 403 of an endpoint for members only.
+    CallerNotMember = (NotMember, "The caller is not a member (`not_member`).")
+}
+
+one_error! {
+    /// The 403 of an endpoint that takes the admin role.
+    AdminRoleRequired = (Forbidden, "The token lacks the admin role (`forbidden`).")
+}
+
+one_error! {
+    /// The 403 of an endpoint that takes the recorder or the admin role.
+    RecorderRoleRequired = (
+        Forbidden,
+        "The token lacks the recorder and admin roles (`forbidden`)."
+    )
 }
 
 /// The errors of a change to a conversation.

@@ -1,6 +1,8 @@
-//! Shared by every resource: the extractors (the caller's identity, parsed path segments),
-//! the router's 404 and 405 answers, and the helpers that turn bodies, queries and ids into
-//! typed values or the `invalid` errors clients see.
+//! Shared by every resource: the extractors (the caller's identity behind a bearer token, the
+//! `admin` and `recorder` roles, parsed path segments), whose rejection is the token's
+//! `token_*` error; the router's 404 and 405 answers; the helpers that turn bodies, queries,
+//! page sizes and ids into typed values or the `invalid` errors clients see; and the event
+//! reference and replay header every write answers with.
 
 use std::sync::Arc;
 

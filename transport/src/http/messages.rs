@@ -26,7 +26,7 @@ use crate::codec::requests::{self, Deletion};
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
-use super::documented_errors::{OperationErrors, TokenRefused};
+use super::documented_errors::{CallerNotMember, OperationErrors, TokenRefused};
 use super::extract::{
     Authenticated, EmojiSegment, EventRefBody, MessagePath, conversation_id, mark_replayed,
     message_id, optional_message_id, parse_body, parse_query,
@@ -137,7 +137,7 @@ pub(crate) struct HistoryPageBody<'a> {
     responses(
         (status = 200, description = "A page.", body = HistoryPageBody<'_>),
         (status = 400, description = "Bad limit, unknown parameter, a cursor not issued for this conversation, or both cursor and after_seq (`invalid`).", body = ErrorBody),
-        TokenRefused, (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        TokenRefused, CallerNotMember, (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn list_messages(
     State(app): State<Arc<App>>,
@@ -208,7 +208,7 @@ pub(crate) async fn list_messages(
     responses(
         (status = 200, description = "The message.", body = MessageBody<'_>),
         (status = 400, description = "An id is not a ULID (`invalid`).", body = ErrorBody),
-        TokenRefused, (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        TokenRefused, CallerNotMember, (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn get_message(
     State(app): State<Arc<App>>,
@@ -541,7 +541,7 @@ pub(crate) struct ThreadPage<'a> {
     responses(
         (status = 200, description = "The root and a page of replies.", body = ThreadPage<'_>),
         (status = 400, description = "Bad limit or unknown parameter (`invalid`).", body = ErrorBody),
-        TokenRefused, (status = 403, description = "The caller is not a member (`not_member`).", body = ErrorBody), (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
+        TokenRefused, CallerNotMember, (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn list_thread(
     State(app): State<Arc<App>>,

@@ -1,9 +1,9 @@
 //! The recordings API over HTTP: administrators list, read, download and erase a tenant's call
-//! recordings and read its audit log; recorders store a recording's media and report its
-//! quality.
+//! recordings (the audit log the erases write is read in `admin`); recorders store a
+//! recording's media and report its quality.
 //!
-//! Access is by the token's `roles` claim ([`Roles`]): `admin` for everything here, `recorder`
-//! for the two recorder endpoints. Everything is scoped by the token's tenant. The media upload
+//! Access is by the token's `roles` claim (the `Admin` and `Recorder` extractors): `admin` for
+//! everything here, `recorder` for the two recorder endpoints. Everything is scoped by the token's tenant. The media upload
 //! is the one body in the API that can be large: it has its own limit
 //! (`limits.max_recording_bytes`, checked against `Content-Length` before anything is read and
 //! again while the body streams), and the global body limit does not apply to it. Its body is
@@ -41,7 +41,7 @@ use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
 use super::admin::AuditBody;
-use super::documented_errors::TokenRefused;
+use super::documented_errors::{AdminRoleRequired, RecorderRoleRequired, TokenRefused};
 use super::extract::{Admin, Recorder, page_limit, parse_body, parse_query};
 
 /// The recordings routes: the media upload has its own limit, enforced while the body streams,
@@ -218,7 +218,7 @@ pub(crate) struct RecordingsPageBody<'a> {
         (status = 200, description = "A page of recordings.", body = RecordingsPageBody<'_>),
         (status = 400, description = "Bad id, limit or unknown parameter (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        AdminRoleRequired,
         (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn list_recordings(
@@ -257,7 +257,7 @@ pub(crate) async fn list_recordings(
         (status = 200, description = "The recording.", body = RecordingBody<'_>),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        AdminRoleRequired,
         (status = 404, description = "No such recording in the caller's tenant, or erased (`not_found`).", body = ErrorBody),
         (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
     ))]
@@ -285,7 +285,7 @@ pub(crate) async fn get_recording(
         (status = 200, description = "Erased; the audit record.", body = AuditBody<'_>),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        AdminRoleRequired,
         (status = 404, description = "No such recording in the caller's tenant, or already erased (`not_found`).", body = ErrorBody),
         (status = 503, description = "A store is unavailable (`unavailable`); repeat the erase.", body = ErrorBody),
     ))]
@@ -323,7 +323,7 @@ fn transfer_permit(app: &App) -> Result<tokio::sync::SemaphorePermit<'_>, WireEr
         (status = 200, description = "The media.", content_type = "application/octet-stream"),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        AdminRoleRequired,
         (status = 404, description = "No such recording, or no media stored yet (`not_found`).", body = ErrorBody),
         (status = 503, description = "A store is unavailable, or too many uploads and downloads are in progress on this node (`unavailable`); retry.", body = ErrorBody),
     ))]
@@ -368,7 +368,7 @@ pub(crate) async fn download_media(
         (status = 201, description = "Stored; the recording with its object.", body = RecordingBody<'_>),
         (status = 400, description = "Bad id, a missing or malformed Content-Type, or a body that ended before its Content-Length, broke off, sent nothing for 60 s, or averaged under 16 KiB/s after its first minute (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
+        RecorderRoleRequired,
         (status = 404, description = "No such recording, or erased during the upload (`not_found`).", body = ErrorBody),
         (status = 409, description = "The media is already stored or being uploaded (`conflict`).", body = ErrorBody),
         (status = 413, description = "The declared Content-Length or the body is over `limits.max_recording_bytes`, or the body is longer than its Content-Length (`too_large`; `details.actual` is the declared length, or the bytes received when the body was cut off).", body = ErrorBody),
@@ -470,7 +470,7 @@ impl ByteSource for BodySource {
         (status = 200, description = "Recorded; the recording.", body = RecordingBody<'_>),
         (status = 400, description = "Bad id, unknown field or a figure out of range (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
+        RecorderRoleRequired,
         (status = 404, description = "No such recording (`not_found`).", body = ErrorBody),
         (status = 413, description = "The body is over `limits.max_body_bytes` (`too_large`).", body = ErrorBody),
         (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
