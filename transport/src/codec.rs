@@ -1,11 +1,11 @@
 //! The JSON codec of protocol v1, by direction: client frames in, server events out, and the
 //! bodies both directions (and the HTTP API) share.
 //!
-//! - [`inbound`](self::inbound) parses a client frame in one borrowed pass, then hands it to
+//! - `inbound` parses a client frame in one borrowed pass, then hands it to
 //!   the parser of its `type` (one function per kind of frame).
-//! - [`outbound`](self::outbound) implements the engine's [`EventEncoder`] port: each server
+//! - `outbound` implements the engine's [`EventEncoder`] port: each server
 //!   event is serialized once into an [`EncodedFrame`] that fan-out shares between recipients.
-//! - [`bodies`](self::bodies) holds the wire bodies (messages, presence, ICE servers, ...) that
+//! - `bodies` holds the wire bodies (messages, presence, ICE servers, ...) that
 //!   WebSocket events and HTTP responses both send.
 //! - [`requests`] builds ids, conversation changes and message operations from wire text, for
 //!   WebSocket frames and HTTP bodies alike.
