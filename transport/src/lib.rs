@@ -17,7 +17,6 @@ mod error;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
-pub mod recordings;
 mod security;
 pub mod server;
 pub mod settings;

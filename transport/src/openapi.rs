@@ -1,9 +1,11 @@
 //! The OpenAPI 3.1 document of the HTTP API, generated from the handlers' annotations.
 //!
 //! Each handler in [`crate::http`] (and the WebSocket upgrade in [`crate::ws`]) carries a
-//! `#[utoipa::path]` attribute next to its code, and every body type derives its schema, so the
-//! document cannot drift from what is served: it is built here, served at `/v1/openapi.json`,
-//! and copied to `docs/openapi.json`, which a test keeps identical to this output.
+//! `#[utoipa::path]` attribute next to its code, and every body type derives its schema. The
+//! document is what [`crate::http::router::api`] registered, route by route, on top of
+//! [`ApiDoc`] (info, servers, security), so it cannot drift from what is served: it is built
+//! here, served at `/v1/openapi.json`, and copied to `docs/openapi.json`, which a test keeps
+//! identical to this output.
 
 use std::sync::OnceLock;
 
@@ -12,9 +14,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http;
 use crate::wire_error::ALL_CODES;
-use crate::ws;
 
 /// Adds the bearer-token security scheme every `/v1` endpoint uses.
 struct BearerScheme;
@@ -58,7 +58,7 @@ impl Modify for ErrorCodes {
     }
 }
 
-/// The API, as annotated on its handlers.
+/// The document's frame: info, servers and security; the routes add the paths.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -76,47 +76,7 @@ impl Modify for ErrorCodes {
     ),
     servers((url = "http://127.0.0.1:8080")),
     security(("bearer" = [])),
-    modifiers(&BearerScheme, &ErrorCodes),
-    paths(
-        http::health,
-        http::ready,
-        crate::metrics::metrics,
-        http::openapi_document,
-        http::get_presence,
-        http::turn_credentials,
-        ws::upgrade,
-        http::list_conversations,
-        http::create_conversation,
-        http::update_settings,
-        http::get_conversation,
-        http::post_receipts,
-        http::update_conversation,
-        http::archive_conversation,
-        http::add_members,
-        http::remove_member,
-        http::change_role,
-        http::leave_conversation,
-        http::transfer_ownership,
-        http::moderate,
-        http::moderation_log,
-        http::list_messages,
-        http::post_message,
-        http::forward_messages,
-        http::get_message,
-        http::edit_message,
-        http::delete_message,
-        http::list_edits,
-        http::list_thread,
-        http::add_reaction,
-        http::remove_reaction,
-        crate::recordings::list_recordings,
-        crate::recordings::get_recording,
-        crate::recordings::erase_recording,
-        crate::recordings::download_media,
-        crate::recordings::upload_media,
-        crate::recordings::report_quality,
-        crate::recordings::audit_log,
-    )
+    modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
 
@@ -124,7 +84,10 @@ pub struct ApiDoc;
 pub fn document_json() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
+        let mut document = crate::http::router::api().into_openapi();
+        // After the routes: they bring the `ErrorBody` schema this fills in.
+        ErrorCodes.modify(&mut document);
+        document
             .to_pretty_json()
             .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
     })

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use ::http::{HeaderValue, Request};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use switchboard_actors::system::System;
 use switchboard_engine::ports::Clock;
@@ -24,7 +23,6 @@ use tower_http::trace::TraceLayer;
 use crate::auth::Authenticator;
 use crate::http;
 use crate::settings::{HttpSettings, WebSocketSettings};
-use crate::ws;
 
 /// Everything request handlers share.
 pub struct App {
@@ -70,7 +68,6 @@ fn fastrand_u64() -> u64 {
 pub fn router(app: Arc<App>) -> Router {
     let max_body_bytes = app.http.max_body_bytes;
     Router::new()
-        .route("/v1/ws", get(ws::upgrade))
         .merge(http::routes())
         .fallback(http::route_not_found)
         .method_not_allowed_fallback(http::method_not_allowed)

@@ -1,8 +1,9 @@
 //! The one mapping from typed errors to what clients see: wire codes, HTTP statuses, WebSocket
 //! close codes and sanitized messages.
 //!
-//! Every code listed here is documented in `docs/PROTOCOL.md` (WebSocket) and
-//! `docs/openapi.json` (HTTP); a test keeps the two in step with [`ALL_CODES`].
+//! [`WireCode`] is the one table of codes, HTTP statuses and meanings; the `From` impls below
+//! pick each error's code. Tests keep the error table of `docs/PROTOCOL.md` and the error
+//! responses of `docs/openapi.json` in step with the table.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -31,38 +32,84 @@ pub struct WireError {
     pub details: Option<Box<ErrorDetails>>,
 }
 
-/// Every wire code the server can send, for the documentation test.
-pub const ALL_CODES: &[&str] = &[
-    "invalid",
-    "too_large",
-    "not_found",
-    "not_member",
-    "forbidden",
-    "rate_limited",
-    "conflict",
-    "too_many_connections",
-    "unavailable",
-    "token_missing",
-    "token_malformed",
-    "token_algorithm_not_allowed",
-    "token_bad_signature",
-    "token_expired",
-    "token_not_yet_valid",
-    "token_unknown_tenant",
-    "token_bad_audience",
-    "token_invalid_claims",
-    "invalid_json",
-    "unknown_type",
-    "frame_too_large",
-    "unsupported_frame",
-    "method_not_allowed",
-];
+/// Declares [`WireCode`], the one table of wire codes: each code's name on the wire, its HTTP
+/// status and its meaning. Everything else (the error frames and bodies, [`ALL_CODES`], the
+/// OpenAPI error responses built by `crate::http::documented_errors`, and the table in
+/// `docs/PROTOCOL.md`, which a test compares with this one) follows from it.
+macro_rules! wire_codes {
+    ($($variant:ident = ($code:literal, $status:ident, $meaning:literal);)*) => {
+        /// A stable machine-readable error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum WireCode {
+            $(
+                #[doc = $meaning]
+                $variant,
+            )*
+        }
+
+        impl WireCode {
+            /// Every code, in the order `docs/PROTOCOL.md` lists them.
+            pub const ALL: &'static [WireCode] = &[$(WireCode::$variant),*];
+
+            /// The code as it appears on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(WireCode::$variant => $code,)*
+                }
+            }
+
+            /// The HTTP status of a response carrying this code.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(WireCode::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// What the code means, as `docs/PROTOCOL.md` says it.
+            pub const fn meaning(self) -> &'static str {
+                match self {
+                    $(WireCode::$variant => $meaning,)*
+                }
+            }
+        }
+
+        /// Every wire code the server can send, as on the wire.
+        pub const ALL_CODES: &[&str] = &[$($code),*];
+    };
+}
+
+wire_codes! {
+    Invalid = ("invalid", BAD_REQUEST, "a field is missing or malformed (the message names it)");
+    TooLarge = ("too_large", PAYLOAD_TOO_LARGE, "a field (the message text, the number of distinct reactions) is over its limit");
+    NotFound = ("not_found", NOT_FOUND, "no such conversation in the user's tenant, or no such message in the conversation");
+    NotMember = ("not_member", FORBIDDEN, "the user is not a member of the conversation");
+    Forbidden = ("forbidden", FORBIDDEN, "the user's role does not allow the action");
+    RateLimited = ("rate_limited", TOO_MANY_REQUESTS, "the user's rate limit is exhausted; `retry_after_ms` says when to retry");
+    Conflict = ("conflict", CONFLICT, "the request conflicts with existing state (a deleted message, a reaction already there or not there)");
+    TooManyConnections = ("too_many_connections", TOO_MANY_REQUESTS, "the user has `limits.max_connections_per_user` connections open");
+    Unavailable = ("unavailable", SERVICE_UNAVAILABLE, "a dependency failed or the conversation is restarting; retry");
+    TokenMissing = ("token_missing", UNAUTHORIZED, "no token was presented");
+    TokenMalformed = ("token_malformed", UNAUTHORIZED, "not a well-formed JWT");
+    TokenAlgorithmNotAllowed = ("token_algorithm_not_allowed", UNAUTHORIZED, "`alg: none`, or not the tenant's algorithm");
+    TokenBadSignature = ("token_bad_signature", UNAUTHORIZED, "the signature does not verify");
+    TokenExpired = ("token_expired", UNAUTHORIZED, "`exp` has passed");
+    TokenNotYetValid = ("token_not_yet_valid", UNAUTHORIZED, "`nbf` or `iat` is in the future");
+    TokenUnknownTenant = ("token_unknown_tenant", UNAUTHORIZED, "tenants are configured and this one is not among them");
+    TokenBadAudience = ("token_bad_audience", UNAUTHORIZED, "`aud` does not name the configured audience");
+    TokenInvalidClaims = ("token_invalid_claims", UNAUTHORIZED, "`sub`, `tenant` or `exp` is missing or malformed");
+    InvalidJson = ("invalid_json", BAD_REQUEST, "the frame is not a JSON object");
+    UnknownType = ("unknown_type", BAD_REQUEST, "no `type`, or a type the server does not know");
+    FrameTooLarge = ("frame_too_large", PAYLOAD_TOO_LARGE, "the frame is over `limits.max_frame_bytes` (default 65536 bytes)");
+    UnsupportedFrame = ("unsupported_frame", BAD_REQUEST, "a binary frame; protocol v1 speaks JSON text frames only");
+    MethodNotAllowed = ("method_not_allowed", METHOD_NOT_ALLOWED, "HTTP only: the endpoint does not accept the request's method");
+}
 
 impl WireError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with this code, its status from the table, and a message.
+    pub fn new(code: WireCode, message: impl Into<String>) -> Self {
         WireError {
-            status,
-            code,
+            status: code.status(),
+            code: code.as_str(),
             message: message.into(),
             retry_after_ms: None,
             details: None,
@@ -71,14 +118,13 @@ impl WireError {
 
     /// A 404 for an unknown route.
     pub fn route_not_found() -> Self {
-        WireError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        WireError::new(WireCode::NotFound, "no such endpoint")
     }
 
     /// A 413 for a request body over the limit.
     pub fn body_too_large(limit: usize) -> Self {
         WireError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            WireCode::TooLarge,
             format!("the request body is larger than {limit} bytes"),
         )
     }
@@ -86,8 +132,7 @@ impl WireError {
     /// A 405 for a known route with the wrong method.
     pub fn method_not_allowed() -> Self {
         WireError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            WireCode::MethodNotAllowed,
             "this endpoint does not accept that method",
         )
     }
@@ -104,7 +149,7 @@ impl From<&Error> for WireError {
                     limit: None,
                     actual: None,
                 })),
-                ..WireError::new(StatusCode::BAD_REQUEST, "invalid", message)
+                ..WireError::new(WireCode::Invalid, message)
             },
             Error::TooLarge {
                 what,
@@ -117,24 +162,20 @@ impl From<&Error> for WireError {
                     limit: Some(*limit),
                     actual: Some(*actual),
                 })),
-                ..WireError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+                ..WireError::new(WireCode::TooLarge, message)
             },
-            Error::NotFound => WireError::new(StatusCode::NOT_FOUND, "not_found", message),
-            Error::NotMember => WireError::new(StatusCode::FORBIDDEN, "not_member", message),
-            Error::Forbidden { .. } => WireError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            Error::NotFound => WireError::new(WireCode::NotFound, message),
+            Error::NotMember => WireError::new(WireCode::NotMember, message),
+            Error::Forbidden { .. } => WireError::new(WireCode::Forbidden, message),
             Error::RateLimited { retry_after_ms } => WireError {
                 retry_after_ms: Some(*retry_after_ms),
-                ..WireError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+                ..WireError::new(WireCode::RateLimited, message)
             },
-            Error::Conflict { .. } => WireError::new(StatusCode::CONFLICT, "conflict", message),
-            Error::TooManyConnections { .. } => WireError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
-                message,
-            ),
-            Error::Unavailable { .. } => {
-                WireError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            Error::Conflict { .. } => WireError::new(WireCode::Conflict, message),
+            Error::TooManyConnections { .. } => {
+                WireError::new(WireCode::TooManyConnections, message)
             }
+            Error::Unavailable { .. } => WireError::new(WireCode::Unavailable, message),
         }
     }
 }
@@ -148,17 +189,17 @@ impl From<Error> for WireError {
 impl From<&AuthError> for WireError {
     fn from(error: &AuthError) -> Self {
         let code = match error {
-            AuthError::Missing => "token_missing",
-            AuthError::Malformed => "token_malformed",
-            AuthError::AlgorithmNotAllowed => "token_algorithm_not_allowed",
-            AuthError::BadSignature => "token_bad_signature",
-            AuthError::Expired => "token_expired",
-            AuthError::NotYetValid => "token_not_yet_valid",
-            AuthError::UnknownTenant => "token_unknown_tenant",
-            AuthError::BadAudience => "token_bad_audience",
-            AuthError::InvalidClaims(_) => "token_invalid_claims",
+            AuthError::Missing => WireCode::TokenMissing,
+            AuthError::Malformed => WireCode::TokenMalformed,
+            AuthError::AlgorithmNotAllowed => WireCode::TokenAlgorithmNotAllowed,
+            AuthError::BadSignature => WireCode::TokenBadSignature,
+            AuthError::Expired => WireCode::TokenExpired,
+            AuthError::NotYetValid => WireCode::TokenNotYetValid,
+            AuthError::UnknownTenant => WireCode::TokenUnknownTenant,
+            AuthError::BadAudience => WireCode::TokenBadAudience,
+            AuthError::InvalidClaims(_) => WireCode::TokenInvalidClaims,
         };
-        WireError::new(StatusCode::UNAUTHORIZED, code, error.to_string())
+        WireError::new(code, error.to_string())
     }
 }
 
@@ -166,21 +207,17 @@ impl From<&ProtocolError> for WireError {
     fn from(error: &ProtocolError) -> Self {
         match error {
             ProtocolError::InvalidJson(_) => {
-                WireError::new(StatusCode::BAD_REQUEST, "invalid_json", error.to_string())
+                WireError::new(WireCode::InvalidJson, error.to_string())
             }
             ProtocolError::UnknownType(_) | ProtocolError::MissingType => {
-                WireError::new(StatusCode::BAD_REQUEST, "unknown_type", error.to_string())
+                WireError::new(WireCode::UnknownType, error.to_string())
             }
-            ProtocolError::FrameTooLarge { .. } => WireError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "frame_too_large",
-                error.to_string(),
-            ),
-            ProtocolError::BinaryFrame => WireError::new(
-                StatusCode::BAD_REQUEST,
-                "unsupported_frame",
-                error.to_string(),
-            ),
+            ProtocolError::FrameTooLarge { .. } => {
+                WireError::new(WireCode::FrameTooLarge, error.to_string())
+            }
+            ProtocolError::BinaryFrame => {
+                WireError::new(WireCode::UnsupportedFrame, error.to_string())
+            }
             ProtocolError::Invalid(domain) => WireError::from(domain),
         }
     }
@@ -281,3 +318,6 @@ pub fn close_for(reason: CloseReason) -> (u16, &'static str) {
         CloseReason::SessionEnded => (close_code::INTERNAL_ERROR, "session ended"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,10 +2,20 @@
 //! event with its exact wire form. These are the examples `docs/PROTOCOL.md` shows.
 
 use expect_test::{Expect, expect};
-use switchboard_engine::event::{PresenceEntry, PresenceStatus};
-use switchboard_engine::ids::{SessionId, TenantId, UserId};
-use switchboard_engine::model::{MessageRef, MessageState, Reaction, ReadCursors};
+use switchboard_engine::Error;
+use switchboard_engine::event::{
+    AckOutcome, EventEncoder as _, PresenceEntry, PresenceStatus, ServerEvent,
+};
+use switchboard_engine::ids::{
+    ClientId, ConversationId, Emoji, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
+};
+use switchboard_engine::model::{
+    DeleteMode, Message, MessageRef, MessageState, Reaction, ReadCursors,
+};
+use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::time::Timestamp;
+
+use crate::wire_error::WireError;
 
 use super::*;
 
@@ -489,5 +499,196 @@ fn encodes_every_server_event() {
         expect![[
             r#"{"type":"error","id":3,"code":"not_member","message":"not a member of this conversation"}"#
         ]],
+    );
+}
+
+/// Each frame's request or error, one per line.
+fn check_parse_all<S: AsRef<str>>(frames: &[S], expect: Expect) {
+    let rendered: Vec<String> = frames
+        .iter()
+        .map(|frame| match parse_client_frame(frame.as_ref(), 1000) {
+            Ok(request) => format!("{request:?}"),
+            Err(frame_error) => {
+                let wire = WireError::from(&frame_error.error);
+                format!(
+                    "error id={:?} code={} message={}",
+                    frame_error.request_id, wire.code, wire.message
+                )
+            }
+        })
+        .collect();
+    expect.assert_eq(&rendered.join("\n"));
+}
+
+#[test]
+fn parses_membership_frames_and_refuses_their_mistakes() {
+    let c = CONVERSATION;
+    let frames = [
+        format!(
+            r#"{{"type":"add_members","id":1,"conversation_id":"{c}","client_id":"a1","user_ids":["bob","carol"]}}"#
+        ),
+        format!(r#"{{"type":"add_members","id":2,"conversation_id":"{c}","client_id":"a2"}}"#),
+        format!(
+            r#"{{"type":"add_members","id":3,"conversation_id":"{c}","client_id":"a3","user_ids":["bad user"]}}"#
+        ),
+        format!(
+            r#"{{"type":"remove_member","id":4,"conversation_id":"{c}","client_id":"r1","user_id":"bob"}}"#
+        ),
+        format!(r#"{{"type":"remove_member","id":5,"conversation_id":"{c}","client_id":"r2"}}"#),
+        format!(r#"{{"type":"leave_conversation","conversation_id":"{c}","client_id":"l1"}}"#),
+        format!(r#"{{"type":"leave_conversation","id":6,"conversation_id":"{c}"}}"#),
+        format!(
+            r#"{{"type":"change_role","id":7,"conversation_id":"{c}","client_id":"c1","user_id":"bob","role":"moderator"}}"#
+        ),
+        format!(
+            r#"{{"type":"change_role","id":8,"conversation_id":"{c}","client_id":"c2","user_id":"bob","role":"owner"}}"#
+        ),
+        format!(
+            r#"{{"type":"change_role","id":9,"conversation_id":"{c}","client_id":"c3","role":"owner"}}"#
+        ),
+        format!(
+            r#"{{"type":"transfer_ownership","id":10,"conversation_id":"{c}","client_id":"t1","user_id":"bob"}}"#
+        ),
+        format!(
+            r#"{{"type":"moderate","id":11,"conversation_id":"{c}","client_id":"m1","user_id":"bob","action":"mute","duration_ms":60000,"reason":"spam"}}"#
+        ),
+        format!(
+            r#"{{"type":"moderate","id":12,"conversation_id":"{c}","client_id":"m2","action":"shout"}}"#
+        ),
+        format!(
+            r#"{{"type":"moderate","id":13,"conversation_id":"{c}","client_id":"m3","action":"ban"}}"#
+        ),
+        r#"{"type":"moderate","id":14,"client_id":"m4","action":"ban","user_id":"bob"}"#.to_owned(),
+    ];
+    check_parse_all(
+        &frames,
+        expect![[r#"
+        Change { request_id: Some(Number(1)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), client_id: ClientId("a1"), change: AddMembers { user_ids: [UserId("bob"), UserId("carol")] } }
+        error id=Some(Number(2)) code=invalid message=invalid user_ids: is required
+        error id=Some(Number(3)) code=invalid message=invalid user: may contain only ASCII letters, digits and _ - . @ : +
+        Change { request_id: Some(Number(4)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), client_id: ClientId("r1"), change: RemoveMember { user_id: UserId("bob") } }
+        error id=Some(Number(5)) code=invalid message=invalid user_id: is required
+        Change { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), client_id: ClientId("l1"), change: Leave }
+        error id=Some(Number(6)) code=invalid message=invalid client_id: is required
+        Change { request_id: Some(Number(7)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), client_id: ClientId("c1"), change: ChangeRole { user_id: UserId("bob"), role: Moderator } }
+        Change { request_id: Some(Number(8)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), client_id: ClientId("c2"), change: ChangeRole { user_id: UserId("bob"), role: Owner } }
+        error id=Some(Number(9)) code=invalid message=invalid user_id: is required
+        Change { request_id: Some(Number(10)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), client_id: ClientId("t1"), change: TransferOwnership { user_id: UserId("bob") } }
+        Change { request_id: Some(Number(11)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), client_id: ClientId("m1"), change: Moderate { action: Mute, user_id: UserId("bob"), duration_ms: Some(60000), reason: Some("spam") } }
+        error id=Some(Number(12)) code=invalid message=invalid action: must be kick, ban, unban, mute or unmute
+        error id=Some(Number(13)) code=invalid message=invalid user_id: is required
+        error id=Some(Number(14)) code=invalid message=invalid conversation_id: is required"#]],
+    );
+}
+
+#[test]
+fn parses_call_frames_and_refuses_their_mistakes() {
+    let c = CONVERSATION;
+    let call = "01HF7YAT000000000000000009";
+    let recording = "01HF7YAT00000000000000000A";
+    let frames = [
+        format!(r#"{{"type":"call.invite","id":1,"conversation_id":"{c}","kind":"video"}}"#),
+        format!(r#"{{"type":"call.invite","id":2,"conversation_id":"{c}"}}"#),
+        format!(r#"{{"type":"call.invite","id":3,"conversation_id":"{c}","kind":"hologram"}}"#),
+        format!(r#"{{"type":"call.accept","id":4,"conversation_id":"{c}","call_id":"{call}"}}"#),
+        format!(r#"{{"type":"call.reject","id":5,"conversation_id":"{c}","call_id":"nope"}}"#),
+        format!(r#"{{"type":"call.cancel","id":6,"conversation_id":"{c}"}}"#),
+        format!(r#"{{"type":"call.hangup","id":7,"conversation_id":"{c}","call_id":"{call}"}}"#),
+        format!(
+            r#"{{"type":"call.offer","id":8,"conversation_id":"{c}","call_id":"{call}","to_user_id":"bob","sdp":"v=0"}}"#
+        ),
+        format!(
+            r#"{{"type":"call.answer","id":9,"conversation_id":"{c}","call_id":"{call}","to_user_id":"bob"}}"#
+        ),
+        format!(
+            r#"{{"type":"call.answer","id":10,"conversation_id":"{c}","call_id":"{call}","sdp":"v=0"}}"#
+        ),
+        format!(
+            r#"{{"type":"call.ice_candidate","id":11,"conversation_id":"{c}","call_id":"{call}","to_user_id":"bob","candidate":"candidate:1","sdp_mid":"0","sdp_mline_index":0}}"#
+        ),
+        format!(
+            r#"{{"type":"call.ice_candidate","id":12,"conversation_id":"{c}","call_id":"{call}","to_user_id":"bob"}}"#
+        ),
+        format!(
+            r#"{{"type":"call.recording.request","id":13,"conversation_id":"{c}","call_id":"{call}"}}"#
+        ),
+        format!(
+            r#"{{"type":"call.recording.consent","id":14,"conversation_id":"{c}","call_id":"{call}","recording_id":"{recording}","granted":true}}"#
+        ),
+        format!(
+            r#"{{"type":"call.recording.consent","id":15,"conversation_id":"{c}","call_id":"{call}","recording_id":"{recording}"}}"#
+        ),
+        format!(
+            r#"{{"type":"call.recording.stop","id":16,"conversation_id":"{c}","call_id":"{call}","recording_id":"bad"}}"#
+        ),
+        format!(
+            r#"{{"type":"call.recording.stop","id":17,"conversation_id":"{c}","call_id":"{call}"}}"#
+        ),
+        r#"{"type":"call.accept","id":18}"#.to_owned(),
+    ];
+    check_parse_all(
+        &frames,
+        expect![[r#"
+        Call { request_id: Some(Number(1)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), action: Invite { kind: Video } }
+        error id=Some(Number(2)) code=invalid message=invalid kind: is required
+        error id=Some(Number(3)) code=invalid message=invalid kind: must be "audio" or "video"
+        Call { request_id: Some(Number(4)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), action: Accept { call_id: CallId(01HF7YAT000000000000000009) } }
+        error id=Some(Number(5)) code=invalid message=invalid call_id: must be a call id
+        error id=Some(Number(6)) code=invalid message=invalid call_id: is required
+        Call { request_id: Some(Number(7)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), action: HangUp { call_id: CallId(01HF7YAT000000000000000009) } }
+        Call { request_id: Some(Number(8)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), action: Signal { call_id: CallId(01HF7YAT000000000000000009), to: UserId("bob"), payload: Offer { sdp: "v=0" } } }
+        error id=Some(Number(9)) code=invalid message=invalid sdp: is required
+        error id=Some(Number(10)) code=invalid message=invalid to_user_id: is required
+        Call { request_id: Some(Number(11)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), action: Signal { call_id: CallId(01HF7YAT000000000000000009), to: UserId("bob"), payload: IceCandidate { candidate: "candidate:1", sdp_mid: Some("0"), sdp_mline_index: Some(0) } } }
+        error id=Some(Number(12)) code=invalid message=invalid candidate: is required
+        Call { request_id: Some(Number(13)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), action: RequestRecording { call_id: CallId(01HF7YAT000000000000000009) } }
+        Call { request_id: Some(Number(14)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), action: AnswerRecording { call_id: CallId(01HF7YAT000000000000000009), recording_id: RecordingId(01HF7YAT00000000000000000A), granted: true } }
+        error id=Some(Number(15)) code=invalid message=invalid granted: is required
+        error id=Some(Number(16)) code=invalid message=invalid recording_id: must be a recording id
+        error id=Some(Number(17)) code=invalid message=invalid recording_id: is required
+        error id=Some(Number(18)) code=invalid message=invalid conversation_id: is required"#]],
+    );
+}
+
+#[test]
+fn refuses_frame_level_mistakes_before_looking_at_the_type() {
+    let frames = [
+        // A field of the wrong type is refused whatever the frame's type uses.
+        r#"{"type":"ping","id":1,"seq":"x"}"#,
+        r#"{"id":2,"granted":"yes"}"#,
+        r#"{"type":"dance","id":3,"user_ids":"bob"}"#,
+        r#"{"type":"ping","id":4,"type":"ping"}"#,
+        r#"{"type":7,"id":5}"#,
+        r#"{"type":"ping","id":{"a":1}}"#,
+        r#"{"type":"ping","id":6"#,
+        r#"{"type":"turn_credentials","id":"t","ttl_secs":600}"#,
+        r#"{"type":"presence","id":8,"status":"busy"}"#,
+        r#"{"type":"typing","id":9,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ"}"#,
+        r#"{"type":"subscribe_presence","id":10}"#,
+        r#"{"type":"leave","id":11}"#,
+        r#"{"type":"send","id":12,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","client_id":"c"}"#,
+        r#"{"type":"send","id":13,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","client_id":"c","text":"hi","thread_root":"x"}"#,
+        r#"{"type":"unreact","id":14,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","client_id":"c","message_id":"01HF7YAT000000000000000007"}"#,
+        r#"{"type":"edit","id":15,"conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","client_id":"c","message_id":"bad","text":"t"}"#,
+    ];
+    check_parse_all(
+        &frames,
+        expect![[r#"
+        error id=Some(Number(1)) code=invalid message=invalid frame: invalid type: string "x", expected u64 at line 1 column 31
+        error id=Some(Number(2)) code=invalid message=invalid frame: invalid type: string "yes", expected a boolean at line 1 column 23
+        error id=Some(Number(3)) code=invalid message=invalid frame: invalid type: string "bob", expected a sequence at line 1 column 39
+        error id=Some(Number(4)) code=invalid message=invalid frame: duplicate field `type` at line 1 column 28
+        error id=Some(Number(5)) code=invalid message=invalid frame: invalid type: integer `7`, expected a string at line 1 column 9
+        error id=None code=invalid message=invalid frame: data did not match any variant of untagged enum WireRequestId at line 1 column 28
+        error id=None code=invalid_json message=the frame is not a valid JSON object: EOF while parsing an object at line 1 column 21
+        IceServers { request_id: Some(Text("t")), ttl_secs: Some(600) }
+        error id=Some(Number(8)) code=invalid message=invalid status: must be "online" or "away"
+        error id=Some(Number(9)) code=invalid message=invalid state: must be "start" or "stop"
+        error id=Some(Number(10)) code=invalid message=invalid user_ids: is required
+        error id=Some(Number(11)) code=invalid message=invalid conversation_id: is required
+        error id=Some(Number(12)) code=invalid message=invalid text: is required
+        error id=Some(Number(13)) code=invalid message=invalid thread_root: must be a message id
+        error id=Some(Number(14)) code=invalid message=invalid emoji: is required
+        error id=Some(Number(15)) code=invalid message=invalid message_id: must be a message id"#]],
     );
 }

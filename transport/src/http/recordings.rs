@@ -1,9 +1,9 @@
 //! The recordings API over HTTP: administrators list, read, download and erase a tenant's call
-//! recordings and read its audit log; recorders store a recording's media and report its
-//! quality.
+//! recordings (the audit log the erases write is read in `admin`); recorders store a
+//! recording's media and report its quality.
 //!
-//! Access is by the token's `roles` claim ([`Roles`]): `admin` for everything here, `recorder`
-//! for the two recorder endpoints. Everything is scoped by the token's tenant. The media upload
+//! Access is by the token's `roles` claim (the `Admin` and `Recorder` extractors): `admin` for
+//! everything here, `recorder` for the two recorder endpoints. Everything is scoped by the token's tenant. The media upload
 //! is the one body in the API that can be large: it has its own limit
 //! (`limits.max_recording_bytes`, checked against `Content-Length` before anything is read and
 //! again while the body streams), and the global body limit does not apply to it. Its body is
@@ -18,96 +18,41 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::Json;
-use axum::Router;
 use axum::body::{Body, BodyDataStream};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http::StatusCode;
-use http::request::Parts;
 use serde::{Deserialize, Serialize};
-use switchboard_actors::session::Identity;
-use switchboard_engine::ids::{AuditId, ConversationId, RecordingId};
+use switchboard_engine::ids::{ConversationId, RecordingId};
 use switchboard_engine::recording::{
-    AuditAction, AuditRecord, ByteSource, RecordingFilter, RecordingQuality, RecordingRecord,
-    StoredObject, validate_content_type,
+    ByteSource, RecordingFilter, RecordingQuality, RecordingRecord, StoredObject,
+    validate_content_type,
 };
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::{Error, SourceError};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::auth::{AuthError, Roles};
-use crate::http::{bearer_token, page_limit, parse_body, parse_query};
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
-/// The recordings routes.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/v1/recordings", get(list_recordings))
-        .route(
-            "/v1/recordings/{recording_id}",
-            get(get_recording).delete(erase_recording),
-        )
-        .route(
-            "/v1/recordings/{recording_id}/media",
-            get(download_media)
-                .put(upload_media)
-                // The upload has its own limit, enforced while the body streams.
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/v1/recordings/{recording_id}/quality",
-            axum::routing::put(report_quality),
-        )
-        .route("/v1/audit", get(audit_log))
-}
+use super::admin::AuditBody;
+use super::documented_errors::{AdminRoleRequired, RecorderRoleRequired, TokenRefused};
+use super::extract::{Admin, Recorder, page_limit, parse_body, parse_query};
 
-async fn caller_with_roles(parts: &Parts, app: &App) -> Result<(Identity, Roles), WireError> {
-    let token = bearer_token(&parts.headers).ok_or(WireError::from(&AuthError::Missing))?;
-    let (identity, roles) = app
-        .authenticator
-        .verify_with_roles(token, app.clock.now())
-        .map_err(|error| WireError::from(&error))?;
-    crate::security::CallerSlot::set(&parts.extensions, &identity);
-    Ok((identity, roles))
-}
-
-/// A caller whose token has the `admin` role.
-pub(crate) struct Admin(Identity);
-
-impl FromRequestParts<Arc<App>> for Admin {
-    type Rejection = WireError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, WireError> {
-        let (identity, roles) = caller_with_roles(parts, app).await?;
-        if !roles.admin {
-            return Err(WireError::from(Error::Forbidden {
-                reason: "this endpoint takes a token with the admin role",
-            }));
-        }
-        Ok(Admin(identity))
-    }
-}
-
-/// A caller whose token has the `recorder` or the `admin` role.
-pub(crate) struct Recorder(Identity);
-
-impl FromRequestParts<Arc<App>> for Recorder {
-    type Rejection = WireError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, WireError> {
-        let (identity, roles) = caller_with_roles(parts, app).await?;
-        if !(roles.recorder || roles.admin) {
-            return Err(WireError::from(Error::Forbidden {
-                reason: "this endpoint takes a token with the recorder or admin role",
-            }));
-        }
-        Ok(Recorder(identity))
-    }
+/// The recordings routes: the media upload has its own limit, enforced while the body streams,
+/// so the global body limit is lifted for that path.
+pub(super) fn routes() -> OpenApiRouter<Arc<App>> {
+    let (schemas, paths, media) = routes!(download_media, upload_media);
+    OpenApiRouter::new()
+        .routes(routes!(list_recordings))
+        .routes(routes!(get_recording, erase_recording))
+        .routes((schemas, paths, media.layer(DefaultBodyLimit::disable())))
+        .routes(routes!(report_quality))
 }
 
 fn recording_id(text: &str) -> Result<RecordingId, WireError> {
@@ -243,48 +188,6 @@ impl<'a> RecordingBody<'a> {
     }
 }
 
-/// One audit record. It names ids only, never what was erased.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct AuditBody<'a> {
-    /// The record's ULID.
-    audit_id: String,
-    /// When, in Unix milliseconds.
-    at: u64,
-    /// Who did it (the administrator's user id).
-    actor_id: &'a str,
-    /// What was done: `recording.erased`.
-    action: &'static str,
-    /// The erased recording's ULID.
-    recording_id: String,
-    /// Its call's ULID.
-    call_id: String,
-    /// Its conversation's ULID.
-    conversation_id: String,
-    /// Whether a media object was found and deleted.
-    object_erased: bool,
-}
-
-impl<'a> AuditBody<'a> {
-    fn new(record: &'a AuditRecord) -> Self {
-        let AuditAction::RecordingErased {
-            recording_id,
-            call_id,
-            conversation_id,
-            object_erased,
-        } = &record.action;
-        Self {
-            audit_id: record.audit_id.to_string(),
-            at: record.at.as_millis(),
-            actor_id: record.actor_id.as_str(),
-            action: "recording.erased",
-            recording_id: recording_id.to_string(),
-            call_id: call_id.to_string(),
-            conversation_id: conversation_id.to_string(),
-            object_erased: *object_erased,
-        }
-    }
-}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -314,8 +217,8 @@ pub(crate) struct RecordingsPageBody<'a> {
     responses(
         (status = 200, description = "A page of recordings.", body = RecordingsPageBody<'_>),
         (status = 400, description = "Bad id, limit or unknown parameter (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        TokenRefused,
+        AdminRoleRequired,
         (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn list_recordings(
@@ -353,8 +256,8 @@ pub(crate) async fn list_recordings(
     responses(
         (status = 200, description = "The recording.", body = RecordingBody<'_>),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        TokenRefused,
+        AdminRoleRequired,
         (status = 404, description = "No such recording in the caller's tenant, or erased (`not_found`).", body = ErrorBody),
         (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
     ))]
@@ -381,8 +284,8 @@ pub(crate) async fn get_recording(
     responses(
         (status = 200, description = "Erased; the audit record.", body = AuditBody<'_>),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        TokenRefused,
+        AdminRoleRequired,
         (status = 404, description = "No such recording in the caller's tenant, or already erased (`not_found`).", body = ErrorBody),
         (status = 503, description = "A store is unavailable (`unavailable`); repeat the erase.", body = ErrorBody),
     ))]
@@ -419,8 +322,8 @@ fn transfer_permit(app: &App) -> Result<tokio::sync::SemaphorePermit<'_>, WireEr
     responses(
         (status = 200, description = "The media.", content_type = "application/octet-stream"),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
+        TokenRefused,
+        AdminRoleRequired,
         (status = 404, description = "No such recording, or no media stored yet (`not_found`).", body = ErrorBody),
         (status = 503, description = "A store is unavailable, or too many uploads and downloads are in progress on this node (`unavailable`); retry.", body = ErrorBody),
     ))]
@@ -464,8 +367,8 @@ pub(crate) async fn download_media(
     responses(
         (status = 201, description = "Stored; the recording with its object.", body = RecordingBody<'_>),
         (status = 400, description = "Bad id, a missing or malformed Content-Type, or a body that ended before its Content-Length, broke off, sent nothing for 60 s, or averaged under 16 KiB/s after its first minute (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
+        TokenRefused,
+        RecorderRoleRequired,
         (status = 404, description = "No such recording, or erased during the upload (`not_found`).", body = ErrorBody),
         (status = 409, description = "The media is already stored or being uploaded (`conflict`).", body = ErrorBody),
         (status = 413, description = "The declared Content-Length or the body is over `limits.max_recording_bytes`, or the body is longer than its Content-Length (`too_large`; `details.actual` is the declared length, or the bytes received when the body was cut off).", body = ErrorBody),
@@ -566,8 +469,8 @@ impl ByteSource for BodySource {
     responses(
         (status = 200, description = "Recorded; the recording.", body = RecordingBody<'_>),
         (status = 400, description = "Bad id, unknown field or a figure out of range (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "The token lacks the recorder and admin roles (`forbidden`).", body = ErrorBody),
+        TokenRefused,
+        RecorderRoleRequired,
         (status = 404, description = "No such recording (`not_found`).", body = ErrorBody),
         (status = 413, description = "The body is over `limits.max_body_bytes` (`too_large`).", body = ErrorBody),
         (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
@@ -594,51 +497,4 @@ pub(crate) async fn report_quality(
         .report_recording_quality(&identity, id, quality)
         .await?;
     Ok(Json(RecordingBody::new(&record)).into_response())
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuditQuery {
-    /// Records older than this one (a previous page's `next_before`).
-    before: Option<String>,
-    /// Page size, as for history.
-    limit: Option<usize>,
-}
-
-/// A page of the audit log, newest first.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct AuditPageBody<'a> {
-    /// The records.
-    items: Vec<AuditBody<'a>>,
-    /// Pass as `before` for the next page; absent on the last page.
-    next_before: Option<String>,
-}
-
-/// Read the tenant's audit log.
-///
-/// Admin role. Every recording erase, newest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "recordings",
-    params(AuditQuery),
-    responses(
-        (status = 200, description = "A page of the audit log.", body = AuditPageBody<'_>),
-        (status = 400, description = "Bad id, limit or unknown parameter (`invalid`).", body = ErrorBody),
-        (status = 401, description = "The bearer token is missing or refused (`token_*` codes).", body = ErrorBody),
-        (status = 403, description = "The token lacks the admin role (`forbidden`).", body = ErrorBody),
-        (status = 503, description = "The recording store is unavailable (`unavailable`).", body = ErrorBody),
-    ))]
-pub(crate) async fn audit_log(
-    State(app): State<Arc<App>>,
-    Admin(identity): Admin,
-    query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Response, WireError> {
-    let query = parse_query(query)?;
-    let limit = page_limit(&app, query.limit)?;
-    let before = query.before.as_deref().map(AuditId::parse).transpose()?;
-    let page = app.system.audit_log(&identity, before, limit).await?;
-    Ok(Json(AuditPageBody {
-        items: page.records.iter().map(AuditBody::new).collect(),
-        next_before: page.next.map(|id| id.to_string()),
-    })
-    .into_response())
 }
