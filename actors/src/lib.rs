@@ -21,6 +21,7 @@ mod error;
 pub mod limits;
 pub mod outbound;
 pub mod presence;
+pub mod reply;
 pub mod restart;
 pub mod security;
 pub mod session;

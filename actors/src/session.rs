@@ -36,6 +36,7 @@ use crate::conversations::{ConversationKey, ConversationsHandle};
 use crate::limits::{ConnectionSlot, UserLimits};
 use crate::outbound::{CloseReason, Outbound};
 use crate::presence::{MAX_WATCHED_PER_REQUEST, PresenceRegistry, shares_a_conversation};
+use crate::reply::{ReplyWait, conversation_reply};
 use crate::security::{CallerSecurity, SecurityLog};
 
 /// Who a session belongs to, as proven by its token.
@@ -340,13 +341,7 @@ impl SessionActor {
         &self,
         receiver: ractor::concurrency::OneshotReceiver<Result<T, Error>>,
     ) -> Result<T, Error> {
-        match tokio::time::timeout(self.context.call_timeout, receiver).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting")),
-            Err(_) => Err(Error::unavailable(
-                "the conversation did not answer in time",
-            )),
-        }
+        conversation_reply(receiver, ReplyWait::session(self.context.call_timeout)).await
     }
 
     /// Takes one signals token (receipts, typing, presence).

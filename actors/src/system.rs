@@ -50,6 +50,7 @@ use crate::outbound::{CloseReason, Outbound};
 use crate::presence::{
     MAX_WATCHED_PER_REQUEST, PresenceEntry, PresenceRegistry, shares_a_conversation,
 };
+use crate::reply::{ReplyWait, call_within, conversation_reply};
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
 use crate::security::SecurityLog;
 use crate::session::{Identity, SessionActor, SessionArgs, SessionContext, SessionHandle};
@@ -771,13 +772,7 @@ impl System {
         &self,
         receiver: ractor::concurrency::OneshotReceiver<Result<T, Error>>,
     ) -> Result<T, Error> {
-        match tokio::time::timeout(self.settings.call_timeout, receiver).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting; retry")),
-            Err(_) => Err(Error::unavailable(
-                "the conversation did not answer in time",
-            )),
-        }
+        conversation_reply(receiver, ReplyWait::system(self.settings.call_timeout)).await
     }
 
     /// The conversation, if `identity` is a member.
@@ -1505,17 +1500,16 @@ impl System {
     /// # Errors
     /// If the supervisor does not answer.
     pub async fn n_sessions(&self) -> crate::Result<usize> {
-        match self
-            .handles
-            .sessions
-            .call(SessionsMsg::Count, Some(self.settings.call_timeout))
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(n_sessions)) => Ok(n_sessions),
-            _ => Err(crate::Error::Timeout {
-                what: "the sessions supervisor",
-            }),
-        }
+        const WHAT: &str = "the sessions supervisor";
+        call_within(
+            &self.handles.sessions,
+            SessionsMsg::Count,
+            self.settings.call_timeout,
+            WHAT,
+        )
+        .await
+        // A stopped supervisor is reported as one that did not answer.
+        .map_err(|_| crate::Error::Timeout { what: WHAT })
     }
 
     /// Shuts down in order: close every session ("going away"), drain conversations, drain the

@@ -20,6 +20,7 @@ use switchboard_engine::conversation::{AppendResult, AppendTicket};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
 use crate::conversation::ConversationMsg;
+use crate::reply::call_within;
 use crate::restart::SharedActorRef;
 
 /// Reports one append's result to its conversation exactly once: explicitly, or as a failure
@@ -280,13 +281,7 @@ impl WriterHandle {
     /// # Errors
     /// [`crate::Error::Timeout`] or [`crate::Error::Stopped`] if the writer does not confirm.
     pub async fn fence(&self, timeout: Duration) -> crate::Result<()> {
-        match self.actor().call(WriterMsg::Fence, Some(timeout)).await {
-            Ok(ractor::rpc::CallResult::Success(())) => Ok(()),
-            Ok(ractor::rpc::CallResult::Timeout) => {
-                Err(crate::Error::Timeout { what: "the writer" })
-            }
-            _ => Err(crate::Error::Stopped { what: "the writer" }),
-        }
+        call_within(&self.actor(), WriterMsg::Fence, timeout, "the writer").await
     }
 
     /// Queues an append. If the writer is gone, the receipt reports the append as failed.
