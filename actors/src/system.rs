@@ -16,14 +16,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use switchboard_engine::direct::direct_pair;
 use switchboard_engine::event::EventEncoder;
+use switchboard_engine::forwarding::{
+    ForwardLimits, ForwardPlan, check_forward, check_original, forwarded_copy,
+};
 use switchboard_engine::ids::ClientId;
 use switchboard_engine::ids::{ConversationId, Seq};
 use switchboard_engine::ids::{MessageId, TenantId, UserId};
 use switchboard_engine::membership::{ConversationChange, Patch};
 use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, ForwardedFrom, MAX_COUNTED_UNREAD,
-    Member, MemberSettings, Message, MessageRef, NewMessage, ReadCursors, Role,
+    Conversation, ConversationKind, ConversationSnapshot, MAX_COUNTED_UNREAD, Member,
+    MemberSettings, Message, MessageRef, NewMessage, ReadCursors, Role,
 };
 use switchboard_engine::operations::{ConversationEvent, NewOperation};
 use switchboard_engine::permissions::{self, Action};
@@ -706,12 +710,7 @@ impl System {
             joined_at: now,
         }));
         members.sort_by(|left, right| left.user_id.cmp(&right.user_id));
-        let direct_with = match (kind, members.as_slice()) {
-            (ConversationKind::Direct, [first, second]) => {
-                Some((first.user_id.clone(), second.user_id.clone()))
-            }
-            _ => None,
-        };
+        let direct_with = direct_pair(kind, &members);
         if let Some((first, second)) = &direct_with
             && let Some(existing) = self.existing_direct(creator, first, second).await?
         {
@@ -876,46 +875,18 @@ impl System {
         targets: Vec<ConversationId>,
         client_id: &ClientId,
     ) -> Result<Vec<ForwardOutcome>, Error> {
-        let mut message_ids = message_ids;
-        let mut seen = std::collections::HashSet::new();
-        message_ids.retain(|message_id| seen.insert(*message_id));
-        let mut targets = targets;
-        let mut seen = std::collections::HashSet::new();
-        targets.retain(|target| seen.insert(*target));
-        if message_ids.is_empty() {
-            return Err(Error::invalid(
-                "message_ids",
-                "must name at least one message",
-            ));
-        }
-        if targets.is_empty() {
-            return Err(Error::invalid("to", "must name at least one conversation"));
-        }
-        for (what, count, limit) in [
-            (
-                "message_ids",
-                message_ids.len(),
-                self.settings.forward_max_messages,
-            ),
-            ("to", targets.len(), self.settings.forward_max_targets),
-        ] {
-            if count > limit {
-                return Err(Error::TooLarge {
-                    what,
-                    limit,
-                    actual: count,
-                });
-            }
-        }
-        const MAX_FORWARD_CLIENT_ID_BYTES: usize = 62;
-        if client_id.as_str().len() > MAX_FORWARD_CLIENT_ID_BYTES {
-            return Err(Error::invalid(
-                "client_id",
-                format!(
-                    "must be at most {MAX_FORWARD_CLIENT_ID_BYTES} bytes for a forward (each copy appends +<index>)"
-                ),
-            ));
-        }
+        let ForwardPlan {
+            message_ids,
+            targets,
+        } = check_forward(
+            message_ids,
+            targets,
+            client_id,
+            ForwardLimits {
+                max_messages: self.settings.forward_max_messages,
+                max_targets: self.settings.forward_max_targets,
+            },
+        )?;
         self.conversation(identity, source).await?;
         let mut originals = Vec::with_capacity(message_ids.len());
         for message_id in message_ids {
@@ -924,11 +895,7 @@ impl System {
                 .message_by_id(&identity.tenant_id, source, message_id)
                 .await?
                 .ok_or(Error::NotFound)?;
-            if original.state.deleted.is_some() {
-                return Err(Error::Conflict {
-                    reason: format!("message {message_id} was deleted"),
-                });
-            }
+            check_original(&original)?;
             originals.push(original);
         }
         for _ in &targets {
@@ -939,21 +906,7 @@ impl System {
             let mut copies = Vec::with_capacity(originals.len());
             let mut failure = None;
             for (index, original) in originals.iter().enumerate() {
-                let origin = original
-                    .forwarded_from
-                    .clone()
-                    .unwrap_or_else(|| ForwardedFrom {
-                        conversation_id: source,
-                        message_id: original.message_id,
-                        sender_id: original.sender_id.clone(),
-                    });
-                let new_message = NewMessage {
-                    client_id: ClientId::parse(&format!("{client_id}+{index}"))?,
-                    text: original.text.clone(),
-                    reply_to: None,
-                    thread_root: None,
-                    forwarded_from: Some(Box::new(origin)),
-                };
+                let new_message = forwarded_copy(source, original, client_id, index)?;
                 match self.send_unlimited(identity, target, new_message).await {
                     Ok(copy) => copies.push(copy),
                     Err(error) => {
