@@ -51,12 +51,14 @@ use switchboard_engine::{Error, StoreError};
 use tokio::time::Instant;
 
 mod calls;
+mod handle;
 
 use crate::conversations::{ConversationKey, ConversationsMsg};
 use crate::outbound::Outbound;
 use crate::session::SessionMsg;
 use crate::writer::{AppendReceipt, PendingAppend, WriterHandle};
 pub use calls::CallRequest;
+pub use handle::{ConversationHandle, Submission};
 use switchboard_engine::call::CallBoard;
 
 /// A member's typing starts are passed on at most once per this many milliseconds.
@@ -238,9 +240,10 @@ pub struct JoinRequest {
     pub outbound: Outbound,
     /// The session actor, told if the subscription is lost.
     pub session: Option<ActorRef<SessionMsg>>,
-    /// Gets the head and this actor, or why the join was refused.
-    pub reply: RpcReplyPort<Result<(Seq, ActorRef<ConversationMsg>), Error>>,
 }
+
+/// Where a join's answer goes: the head and this actor, or why the join was refused.
+pub type JoinReply = RpcReplyPort<Result<(Seq, ActorRef<ConversationMsg>), Error>>;
 
 /// A request to change the conversation itself.
 pub struct ChangeRequest {
@@ -264,8 +267,6 @@ pub struct ReceiptRequest {
     pub delivered: Option<Seq>,
     /// The session that asked: it answers its client itself, so the broadcast skips it.
     pub session_id: Option<SessionId>,
-    /// Gets the cursors now, or why not.
-    pub reply: RpcReplyPort<Result<ReadCursors, Error>>,
 }
 
 /// The conversation actor's messages.
@@ -273,7 +274,12 @@ pub enum ConversationMsg {
     /// Load from storage (the first message, sent to itself).
     Load,
     /// Subscribe a session.
-    Join(Box<JoinRequest>),
+    Join {
+        /// Who joins.
+        request: Box<JoinRequest>,
+        /// Gets the head and this actor, or why the join was refused.
+        reply: JoinReply,
+    },
     /// Unsubscribe a session; with `reply_to`, push a `left` frame into that queue.
     Leave {
         /// The leaving session.
@@ -347,7 +353,12 @@ pub enum ConversationMsg {
         reply: RpcReplyPort<Result<(), Error>>,
     },
     /// Move a member's receipt cursors forward and tell the conversation.
-    Receipt(Box<ReceiptRequest>),
+    Receipt {
+        /// Whose cursors, and how far.
+        request: Box<ReceiptRequest>,
+        /// Gets the cursors now, or why not.
+        reply: RpcReplyPort<Result<ReadCursors, Error>>,
+    },
     /// Return the conversation if `user_id` is a member.
     Inspect {
         /// The asking user.
@@ -1052,13 +1063,17 @@ impl ConversationActor {
         drop_subscriber(ready, session_id);
     }
 
-    async fn handle_receipt(&self, ready: &mut Ready, request: ReceiptRequest) {
+    async fn handle_receipt(
+        &self,
+        ready: &mut Ready,
+        request: ReceiptRequest,
+        reply: RpcReplyPort<Result<ReadCursors, Error>>,
+    ) {
         let ReceiptRequest {
             user_id,
             read,
             delivered,
             session_id,
-            reply,
         } = request;
         if let Err(error) = ready.core.check_reader(&user_id) {
             let _ = reply.send(Err(error));
@@ -1278,6 +1293,7 @@ impl ConversationActor {
         myself: &ActorRef<ConversationMsg>,
         ready: &mut Ready,
         join: JoinRequest,
+        reply: JoinReply,
     ) {
         let JoinRequest {
             session_id,
@@ -1287,7 +1303,6 @@ impl ConversationActor {
             announce,
             outbound,
             session,
-            reply,
         } = join;
         // A session joining again replaces its old subscription without a lost-notification.
         if let Some(mut old_link) = ready.links.remove(&session_id) {
@@ -1492,9 +1507,9 @@ impl Actor for ConversationActor {
         };
         match message {
             ConversationMsg::Load => {}
-            ConversationMsg::Join(join) => {
+            ConversationMsg::Join { request, reply } => {
                 ready.last_activity = Instant::now();
-                self.handle_join(&myself, ready, *join).await;
+                self.handle_join(&myself, ready, *request, reply).await;
             }
             ConversationMsg::Leave {
                 session_id,
@@ -1569,9 +1584,9 @@ impl Actor for ConversationActor {
                 let result = self.handle_hide(ready, user_id, message_id).await;
                 let _ = reply.send(result);
             }
-            ConversationMsg::Receipt(request) => {
+            ConversationMsg::Receipt { request, reply } => {
                 ready.last_activity = Instant::now();
-                self.handle_receipt(ready, *request).await;
+                self.handle_receipt(ready, *request, reply).await;
             }
             ConversationMsg::Inspect { user_id, reply } => {
                 ready.last_activity = Instant::now();
@@ -1619,8 +1634,8 @@ impl Actor for ConversationActor {
 /// Answers a request to a conversation that could not be loaded.
 fn refuse(message: ConversationMsg, error: &Error) {
     match message {
-        ConversationMsg::Join(join) => {
-            let _ = join.reply.send(Err(error.clone()));
+        ConversationMsg::Join { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
         }
         ConversationMsg::Send { ack, .. } | ConversationMsg::Operate { ack, .. } => {
             ack.finish(AckOutcome::Rejected(error.clone()));
@@ -1631,8 +1646,8 @@ fn refuse(message: ConversationMsg, error: &Error) {
         ConversationMsg::Inspect { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
-        ConversationMsg::Receipt(request) => {
-            let _ = request.reply.send(Err(error.clone()));
+        ConversationMsg::Receipt { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
         }
         ConversationMsg::Hide { reply, .. } => {
             let _ = reply.send(Err(error.clone()));

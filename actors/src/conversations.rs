@@ -269,12 +269,6 @@ impl ConversationsHandle {
         self.current.get()
     }
 
-    /// Delivers `message` to the conversation. If the supervisor itself is gone, the message is
-    /// dropped, which rejects a send and closes a reply port.
-    pub fn route(&self, key: ConversationKey, message: ConversationMsg) {
-        let _ = self.actor().cast(ConversationsMsg::Route { key, message });
-    }
-
     /// The running actor of a conversation, if any.
     ///
     /// # Errors

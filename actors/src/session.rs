@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use switchboard_engine::Error;
 use switchboard_engine::call::CallAction;
 use switchboard_engine::event::{AckOutcome, EventEncoder, ServerEvent};
@@ -30,13 +30,13 @@ use switchboard_engine::ports::{Clock, IceServerProvider, IceServers, MessageSto
 use switchboard_engine::rate_limit::ActionClass;
 
 use crate::conversation::{
-    AckGuard, AckTarget, CallRequest, ChangeRequest, ConversationMsg, JoinRequest, ReceiptRequest,
+    AckGuard, AckTarget, CallRequest, ConversationHandle, JoinRequest, ReceiptRequest, Submission,
 };
 use crate::conversations::{ConversationKey, ConversationsHandle};
 use crate::limits::{ConnectionSlot, UserLimits};
 use crate::outbound::{CloseReason, Outbound};
 use crate::presence::{MAX_WATCHED_PER_REQUEST, PresenceRegistry, shares_a_conversation};
-use crate::reply::{ReplyWait, conversation_reply};
+use crate::reply::ReplyWait;
 use crate::security::{CallerSecurity, SecurityLog};
 
 /// Who a session belongs to, as proven by its token.
@@ -271,7 +271,7 @@ pub struct SessionState {
     /// Records the access denials this session's requests get.
     security: Arc<CallerSecurity>,
     /// Joined conversations and the actor serving each (a cache; routing is the fallback).
-    joined: HashMap<ConversationId, ActorRef<ConversationMsg>>,
+    joined: HashMap<ConversationId, ConversationHandle>,
     _slot: ConnectionSlot,
 }
 
@@ -315,8 +315,6 @@ impl SessionActor {
         request_id: Option<RequestId>,
         announce: bool,
     ) -> Result<(), Error> {
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        let reply: RpcReplyPort<_> = sender.into();
         let join = JoinRequest {
             session_id: self.session_id,
             user_id: state.identity.user_id.clone(),
@@ -325,23 +323,19 @@ impl SessionActor {
             announce,
             outbound: state.outbound.clone(),
             session: Some(myself.clone()),
-            reply,
         };
-        self.context.conversations.route(
-            Self::key(state, conversation_id),
-            ConversationMsg::Join(Box::new(join)),
-        );
-        let (_head, conversation) = self.await_conversation(receiver).await?;
+        let (_head, conversation) = self
+            .context
+            .conversations
+            .join(Self::key(state, conversation_id), join, self.wait())
+            .await?;
         state.joined.insert(conversation_id, conversation);
         Ok(())
     }
 
-    /// Waits, at most the call timeout, for a conversation's answer.
-    async fn await_conversation<T>(
-        &self,
-        receiver: ractor::concurrency::OneshotReceiver<Result<T, Error>>,
-    ) -> Result<T, Error> {
-        conversation_reply(receiver, ReplyWait::session(self.context.call_timeout)).await
+    /// How long this session waits for a conversation's answer, and what it says otherwise.
+    fn wait(&self) -> ReplyWait {
+        ReplyWait::session(self.context.call_timeout)
     }
 
     /// Takes one signals token (receipts, typing, presence).
@@ -432,16 +426,16 @@ impl SessionActor {
             self.push_error(state, request_id.as_ref(), &error);
             return;
         }
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        self.context.conversations.route(
-            Self::key(state, conversation_id),
-            ConversationMsg::Hide {
-                user_id: state.identity.user_id.clone(),
+        let result = self
+            .context
+            .conversations
+            .hide(
+                Self::key(state, conversation_id),
+                state.identity.user_id.clone(),
                 message_id,
-                reply: sender.into(),
-            },
-        );
-        let result = self.await_conversation(receiver).await;
+                self.wait(),
+            )
+            .await;
         match result {
             Ok(()) => {
                 let frame = self.context.encoder.encode(&ServerEvent::Hidden {
@@ -469,19 +463,17 @@ impl SessionActor {
             self.push_error(state, request_id.as_ref(), &error);
             return;
         }
-        let (sender, receiver) = ractor::concurrency::oneshot();
         let request = ReceiptRequest {
             user_id: state.identity.user_id.clone(),
             read,
             delivered,
             session_id: Some(self.session_id),
-            reply: sender.into(),
         };
-        self.context.conversations.route(
-            Self::key(state, conversation_id),
-            ConversationMsg::Receipt(Box::new(request)),
-        );
-        let result = self.await_conversation(receiver).await;
+        let result = self
+            .context
+            .conversations
+            .receipt(Self::key(state, conversation_id), request, self.wait())
+            .await;
         match result {
             Ok(cursors) => {
                 let frame = self.context.encoder.encode(&ServerEvent::Receipt {
@@ -506,7 +498,7 @@ impl SessionActor {
         conversation_id: ConversationId,
         client_id: &ClientId,
         class: ActionClass,
-        make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
+        make_submission: impl FnOnce(UserId, AckGuard) -> Submission,
     ) {
         let encoder = &self.context.encoder;
         let pending = encoder.encode(&ServerEvent::Ack {
@@ -539,21 +531,20 @@ impl SessionActor {
             ack.finish(AckOutcome::Rejected(error));
             return;
         }
-        let mut message = make_message(state.identity.user_id.clone(), ack);
+        let mut submission = make_submission(state.identity.user_id.clone(), ack);
         if let Some(conversation) = state.joined.get(&conversation_id) {
-            match conversation.cast(message) {
-                Ok(()) => return,
-                Err(MessagingErr::SendErr(returned)) => {
+            match conversation.submit(submission) {
+                None => return,
+                Some(returned) => {
                     // The cached actor retired; route to its successor.
                     state.joined.remove(&conversation_id);
-                    message = returned;
+                    submission = returned;
                 }
-                Err(_) => return,
             }
         }
         self.context
             .conversations
-            .route(Self::key(state, conversation_id), message);
+            .submit(Self::key(state, conversation_id), submission);
     }
 }
 
@@ -627,11 +618,8 @@ impl Actor for SessionActor {
                 conversation_id,
             }) => match state.joined.remove(&conversation_id) {
                 Some(conversation) => {
-                    let leave = ConversationMsg::Leave {
-                        session_id: self.session_id,
-                        reply_to: Some((state.outbound.clone(), request_id.clone())),
-                    };
-                    if let Err(MessagingErr::SendErr(_)) = conversation.cast(leave) {
+                    let reply_to = Some((state.outbound.clone(), request_id.clone()));
+                    if !conversation.leave(self.session_id, reply_to) {
                         // The conversation is gone, and with it the subscription.
                         let frame = self.context.encoder.encode(&ServerEvent::Left {
                             request_id: request_id.as_ref(),
@@ -660,11 +648,7 @@ impl Actor for SessionActor {
                     conversation_id,
                     &client_id,
                     ActionClass::Messages,
-                    |sender_id, ack| ConversationMsg::Send {
-                        sender_id,
-                        new_message,
-                        ack,
-                    },
+                    |sender_id, ack| Submission::send(sender_id, new_message, ack),
                 )
                 .await;
             }
@@ -681,14 +665,7 @@ impl Actor for SessionActor {
                     conversation_id,
                     &ack_client_id,
                     ActionClass::Changes,
-                    |actor_id, ack| {
-                        ConversationMsg::Change(Box::new(ChangeRequest {
-                            actor_id,
-                            client_id,
-                            change,
-                            ack,
-                        }))
-                    },
+                    |actor_id, ack| Submission::change(actor_id, client_id, change, ack),
                 )
                 .await;
             }
@@ -700,13 +677,11 @@ impl Actor for SessionActor {
                 if let Err(error) = self.take_signal(state).await {
                     self.push_error(state, request_id.as_ref(), &error);
                 } else {
-                    self.context.conversations.route(
+                    self.context.conversations.typing(
                         Self::key(state, conversation_id),
-                        ConversationMsg::Typing {
-                            user_id: state.identity.user_id.clone(),
-                            started,
-                            reply_to: (state.outbound.clone(), request_id),
-                        },
+                        state.identity.user_id.clone(),
+                        started,
+                        (state.outbound.clone(), request_id),
                     );
                 }
             }
@@ -715,13 +690,13 @@ impl Actor for SessionActor {
                 conversation_id,
                 action,
             }) => match self.take_signal(state).await {
-                Ok(()) => self.context.conversations.route(
+                Ok(()) => self.context.conversations.call(
                     Self::key(state, conversation_id),
-                    ConversationMsg::Call(Box::new(CallRequest {
+                    CallRequest {
                         user_id: state.identity.user_id.clone(),
                         action,
                         reply_to: (state.outbound.clone(), request_id),
-                    })),
+                    },
                 ),
                 Err(error) => self.push_error(state, request_id.as_ref(), &error),
             },
@@ -784,11 +759,7 @@ impl Actor for SessionActor {
                     conversation_id,
                     &client_id,
                     ActionClass::Operations,
-                    |actor_id, ack| ConversationMsg::Operate {
-                        actor_id,
-                        new_operation,
-                        ack,
-                    },
+                    |actor_id, ack| Submission::operate(actor_id, new_operation, ack),
                 )
                 .await;
             }
@@ -820,10 +791,7 @@ impl Actor for SessionActor {
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         for (_, conversation) in state.joined.drain() {
-            let _ = conversation.cast(ConversationMsg::Leave {
-                session_id: self.session_id,
-                reply_to: None,
-            });
+            conversation.leave(self.session_id, None);
         }
         state.outbound.close(CloseReason::SessionEnded);
         self.context

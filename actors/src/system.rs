@@ -45,8 +45,7 @@ use tokio::time::Instant;
 
 use crate::clock::IdGenerator;
 use crate::conversation::{
-    AckGuard, AckTarget, ChangeRequest, ConversationContext, ConversationMsg, ConversationSettings,
-    ReceiptRequest, SendReceipt,
+    AckGuard, ConversationContext, ConversationSettings, ReceiptRequest, SendReceipt, Submission,
 };
 use crate::conversations::{ConversationKey, ConversationsActor, ConversationsHandle};
 use crate::limits::UserLimits;
@@ -54,7 +53,7 @@ use crate::outbound::{CloseReason, Outbound};
 use crate::presence::{
     MAX_WATCHED_PER_REQUEST, PresenceEntry, PresenceRegistry, shares_a_conversation,
 };
-use crate::reply::{ReplyWait, call_within, conversation_reply};
+use crate::reply::{ReplyWait, call_within};
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
 use crate::security::SecurityLog;
 use crate::session::{Identity, SessionActor, SessionArgs, SessionContext, SessionHandle};
@@ -767,11 +766,9 @@ impl System {
         }
     }
 
-    async fn await_reply<T>(
-        &self,
-        receiver: ractor::concurrency::OneshotReceiver<Result<T, Error>>,
-    ) -> Result<T, Error> {
-        conversation_reply(receiver, ReplyWait::system(self.settings.call_timeout)).await
+    /// How long a caller waits for a conversation's answer, and what it says otherwise.
+    fn wait(&self) -> ReplyWait {
+        ReplyWait::system(self.settings.call_timeout)
     }
 
     /// The conversation, if `identity` is a member.
@@ -784,15 +781,14 @@ impl System {
         identity: &Identity,
         conversation_id: ConversationId,
     ) -> Result<ConversationSnapshot, Error> {
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        self.handles.conversations.route(
-            Self::key(identity, conversation_id),
-            ConversationMsg::Inspect {
-                user_id: identity.user_id.clone(),
-                reply: sender.into(),
-            },
-        );
-        self.await_reply(receiver).await
+        self.handles
+            .conversations
+            .inspect(
+                Self::key(identity, conversation_id),
+                identity.user_id.clone(),
+                self.wait(),
+            )
+            .await
     }
 
     /// Takes one token of `class` from the user's budget now.
@@ -830,10 +826,10 @@ impl System {
         identity: &Identity,
         conversation_id: ConversationId,
         class: ActionClass,
-        make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
+        make_submission: impl FnOnce(UserId, AckGuard) -> Submission,
     ) -> Result<SendReceipt, Error> {
         self.take_budget(identity, class).await?;
-        self.submit_unlimited(identity, conversation_id, make_message)
+        self.submit_unlimited(identity, conversation_id, make_submission)
             .await
     }
 
@@ -842,17 +838,17 @@ impl System {
         &self,
         identity: &Identity,
         conversation_id: ConversationId,
-        make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
+        make_submission: impl FnOnce(UserId, AckGuard) -> Submission,
     ) -> Result<SendReceipt, Error> {
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        self.handles.conversations.route(
-            Self::key(identity, conversation_id),
-            make_message(
+        self.handles
+            .conversations
+            .submit_and_wait(
+                Self::key(identity, conversation_id),
                 identity.user_id.clone(),
-                AckGuard::new(AckTarget::Reply(sender.into())),
-            ),
-        );
-        self.await_reply(receiver).await
+                make_submission,
+                self.wait(),
+            )
+            .await
     }
 
     /// Copies messages of one conversation into others on behalf of `identity`: each copy is a
@@ -934,11 +930,7 @@ impl System {
             created,
         } = self
             .submit_unlimited(identity, conversation_id, |sender_id, ack| {
-                ConversationMsg::Send {
-                    sender_id,
-                    new_message,
-                    ack,
-                }
+                Submission::send(sender_id, new_message, ack)
             })
             .await?;
         let message = self
@@ -970,11 +962,7 @@ impl System {
                 identity,
                 conversation_id,
                 ActionClass::Operations,
-                |actor_id, ack| ConversationMsg::Operate {
-                    actor_id,
-                    new_operation,
-                    ack,
-                },
+                |actor_id, ack| Submission::operate(actor_id, new_operation, ack),
             )
             .await?;
         let message = self
@@ -1053,19 +1041,17 @@ impl System {
         delivered: Option<Seq>,
     ) -> Result<MemberView, Error> {
         self.take_budget(identity, ActionClass::Signals).await?;
-        let (sender, receiver) = ractor::concurrency::oneshot();
         let request = ReceiptRequest {
             user_id: identity.user_id.clone(),
             read,
             delivered,
             session_id: None,
-            reply: sender.into(),
         };
-        self.handles.conversations.route(
-            Self::key(identity, conversation_id),
-            ConversationMsg::Receipt(Box::new(request)),
-        );
-        let cursors = self.await_reply(receiver).await?;
+        let cursors = self
+            .handles
+            .conversations
+            .receipt(Self::key(identity, conversation_id), request, self.wait())
+            .await?;
         let snapshot = self.conversation(identity, conversation_id).await?;
         self.view_with(identity, snapshot, cursors).await
     }
@@ -1091,14 +1077,7 @@ impl System {
                 identity,
                 conversation_id,
                 ActionClass::Changes,
-                |actor_id, ack| {
-                    ConversationMsg::Change(Box::new(ChangeRequest {
-                        actor_id,
-                        client_id,
-                        change,
-                        ack,
-                    }))
-                },
+                |actor_id, ack| Submission::change(actor_id, client_id, change, ack),
             )
             .await?;
         let snapshot = self
@@ -1400,16 +1379,15 @@ impl System {
         message_id: MessageId,
     ) -> Result<(), Error> {
         self.take_budget(identity, ActionClass::Operations).await?;
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        self.handles.conversations.route(
-            Self::key(identity, conversation_id),
-            ConversationMsg::Hide {
-                user_id: identity.user_id.clone(),
+        self.handles
+            .conversations
+            .hide(
+                Self::key(identity, conversation_id),
+                identity.user_id.clone(),
                 message_id,
-                reply: sender.into(),
-            },
-        );
-        self.await_reply(receiver).await
+                self.wait(),
+            )
+            .await
     }
 
     /// Checks that storage, the cluster bus (when there is one) and the object store answer.
