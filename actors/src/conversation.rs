@@ -30,8 +30,7 @@ use switchboard_engine::conversation::{
 use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEvent};
 use switchboard_engine::idempotency::RequestShape;
 use switchboard_engine::ids::{
-    CallId, ClientId, ConversationId, MessageId, RecordingId, RequestId, Seq, SessionId, TenantId,
-    UserId,
+    ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
 use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::{
@@ -57,7 +56,7 @@ use crate::conversations::{ConversationKey, ConversationsMsg};
 use crate::outbound::Outbound;
 use crate::session::SessionMsg;
 use crate::writer::{AppendReceipt, PendingAppend, WriterHandle};
-pub use calls::CallRequest;
+pub use calls::{CallMsg, CallRequest};
 pub use handle::{ConversationHandle, Submission};
 use switchboard_engine::call::CallBoard;
 
@@ -318,31 +317,12 @@ pub enum ConversationMsg {
         /// The typing session's queue (for an error frame) and the request id.
         reply_to: (Outbound, Option<RequestId>),
     },
-    /// A member's call action (passed on to the sessions it concerns; a call's start and end
-    /// are stored).
-    Call(Box<calls::CallRequest>),
-    /// A call's ringing time is up.
-    CallRingingExpired {
-        /// Which call.
-        call_id: CallId,
-    },
-    /// A recording's consent deadline passed.
-    RecordingDeadline {
-        /// Which call.
-        call_id: CallId,
-        /// Which recording.
-        recording_id: RecordingId,
-    },
+    /// Call signalling and its timers: a closed enum of its own, handled by [`calls`] in the
+    /// actor's order with everything else (see [`CallMsg`]).
+    Call(CallMsg),
     /// Something happened to a recording outside the seq stream (its media was stored, or it
     /// was erased): the joined sessions are told.
     Recording(Box<RecordingNotice>),
-    /// A call participant's grace period after losing every session is over.
-    CallGraceExpired {
-        /// Which call.
-        call_id: CallId,
-        /// Who.
-        user_id: UserId,
-    },
     /// Hide a message for one member (delete "for me").
     Hide {
         /// The member.
@@ -1491,7 +1471,7 @@ impl Actor for ConversationActor {
             ConversationState::Refusing(error) => {
                 let reply_to = match &message {
                     ConversationMsg::Typing { reply_to, .. } => Some(reply_to),
-                    ConversationMsg::Call(request) => Some(&request.reply_to),
+                    ConversationMsg::Call(CallMsg::Request(request)) => Some(&request.reply_to),
                     _ => None,
                 };
                 if let Some((outbound, request_id)) = reply_to {
@@ -1560,20 +1540,7 @@ impl Actor for ConversationActor {
                 started,
                 reply_to,
             } => self.handle_typing(ready, user_id, started, reply_to),
-            ConversationMsg::Call(request) => {
-                ready.last_activity = Instant::now();
-                self.handle_call(&myself, ready, *request);
-            }
-            ConversationMsg::CallRingingExpired { call_id } => {
-                self.handle_call_ringing_expired(&myself, ready, call_id);
-            }
-            ConversationMsg::RecordingDeadline {
-                call_id,
-                recording_id,
-            } => self.handle_recording_deadline(&myself, ready, call_id, recording_id),
-            ConversationMsg::CallGraceExpired { call_id, user_id } => {
-                self.handle_call_grace_expired(&myself, ready, call_id, user_id);
-            }
+            ConversationMsg::Call(call) => self.handle_call_msg(&myself, ready, call),
             ConversationMsg::Recording(notice) => self.pass_on_recording(&myself, ready, &notice),
             ConversationMsg::Hide {
                 user_id,
@@ -1660,9 +1627,6 @@ fn refuse(message: ConversationMsg, error: &Error) {
         | ConversationMsg::CatchUpPage { .. }
         | ConversationMsg::Resync
         | ConversationMsg::Cluster(_)
-        | ConversationMsg::CallRingingExpired { .. }
-        | ConversationMsg::CallGraceExpired { .. }
-        | ConversationMsg::RecordingDeadline { .. }
         | ConversationMsg::Recording(_)
         | ConversationMsg::IdleTick => {}
     }

@@ -26,6 +26,8 @@ use switchboard_engine::recording::{
     RecordingNotice, RecordingRecord, RecordingUpdate, RecordingUpdateOutcome,
 };
 
+use tokio::time::Instant;
+
 use super::{AckGuard, AckTarget, ConversationActor, ConversationMsg, Ready};
 use crate::outbound::Outbound;
 
@@ -52,7 +54,61 @@ pub struct CallRequest {
     pub reply_to: (Outbound, Option<RequestId>),
 }
 
+/// The conversation actor's call messages: a member's action and the call timers, which the
+/// actor sends itself with `send_after`. They arrive through the conversation's own mailbox
+/// (as [`ConversationMsg::Call`]), so they are ordered with its joins, leaves and stored
+/// entries: a call notice never overtakes the subscription or membership change it depends on.
+pub enum CallMsg {
+    /// A member's call action (passed on to the sessions it concerns; a call's start and end
+    /// are stored).
+    Request(Box<CallRequest>),
+    /// A call's ringing time is up.
+    RingingExpired {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// A recording's consent deadline passed.
+    RecordingDeadline {
+        /// Which call.
+        call_id: CallId,
+        /// Which recording.
+        recording_id: RecordingId,
+    },
+    /// A call participant's grace period after losing every session is over.
+    GraceExpired {
+        /// Which call.
+        call_id: CallId,
+        /// Who.
+        user_id: UserId,
+    },
+}
+
 impl ConversationActor {
+    /// Handles one call message.
+    pub(super) fn handle_call_msg(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        message: CallMsg,
+    ) {
+        match message {
+            CallMsg::Request(request) => {
+                ready.last_activity = Instant::now();
+                self.handle_call(myself, ready, *request);
+            }
+            CallMsg::RingingExpired { call_id } => {
+                self.handle_call_ringing_expired(myself, ready, call_id);
+            }
+            CallMsg::RecordingDeadline {
+                call_id,
+                recording_id,
+            } => self.handle_recording_deadline(myself, ready, call_id, recording_id),
+            CallMsg::GraceExpired { call_id, user_id } => {
+                self.handle_call_grace_expired(myself, ready, call_id, user_id);
+            }
+        }
+    }
+
     /// Applies a member's call action.
     pub(super) fn handle_call(
         &self,
@@ -132,7 +188,7 @@ impl ConversationActor {
                             ConversationEventBody::CallStarted { call_id, kind },
                         );
                         myself.send_after(self.context.settings.call_ringing_timeout, move || {
-                            ConversationMsg::CallRingingExpired { call_id }
+                            ConversationMsg::Call(CallMsg::RingingExpired { call_id })
                         });
                         Ok(())
                     }
@@ -302,7 +358,7 @@ impl ConversationActor {
         for user_id in absent {
             if ready.call_grace.insert(user_id.clone()) {
                 myself.send_after(self.context.settings.call_disconnect_grace, move || {
-                    ConversationMsg::CallGraceExpired { call_id, user_id }
+                    ConversationMsg::Call(CallMsg::GraceExpired { call_id, user_id })
                 });
             }
         }
@@ -376,9 +432,11 @@ impl ConversationActor {
             expires_in_ms: millis(timeout),
         };
         self.notify(ready, call_id, from, &notice, asked);
-        myself.send_after(timeout, move || ConversationMsg::RecordingDeadline {
-            call_id,
-            recording_id,
+        myself.send_after(timeout, move || {
+            ConversationMsg::Call(CallMsg::RecordingDeadline {
+                call_id,
+                recording_id,
+            })
         });
     }
 

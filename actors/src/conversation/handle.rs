@@ -19,8 +19,8 @@ use switchboard_engine::operations::NewOperation;
 use switchboard_engine::recording::RecordingNotice;
 
 use super::{
-    AckGuard, AckTarget, CallRequest, ChangeRequest, ConversationMsg, JoinRequest, ReceiptRequest,
-    SendReceipt,
+    AckGuard, AckTarget, CallMsg, CallRequest, ChangeRequest, ConversationMsg, JoinRequest,
+    ReceiptRequest, SendReceipt,
 };
 use crate::conversations::{ConversationKey, ConversationsHandle, ConversationsMsg};
 use crate::outbound::Outbound;
@@ -252,6 +252,9 @@ impl ConversationsHandle {
     /// Hands a member's call action to the conversation; answers and refusals go into the
     /// request's queue.
     pub fn call(&self, key: ConversationKey, request: CallRequest) {
-        self.route(key, ConversationMsg::Call(Box::new(request)));
+        self.route(
+            key,
+            ConversationMsg::Call(CallMsg::Request(Box::new(request))),
+        );
     }
 }
