@@ -20,7 +20,8 @@
 //! This file holds the actor, its messages and state, loading and dispatch; each of its jobs
 //! has a sibling file: `submissions` (sends, operations, changes), `delivery` (fan-out of stored
 //! entries, typing, receipts), `catch_up` (history replay and resync), `subscribers` (joins,
-//! membership, hiding, cluster notices), `calls` (call signalling and recording consent),
+//! membership, hiding, cluster notices), `calls` (call signalling), `recordings` (recording
+//! consent and metadata),
 //! `ack` (acknowledgements) and `handle` (the typed handles callers use).
 
 use std::collections::{BTreeSet, VecDeque};
@@ -52,6 +53,7 @@ mod calls;
 mod catch_up;
 mod delivery;
 mod handle;
+mod recordings;
 mod submissions;
 mod subscribers;
 
@@ -299,7 +301,7 @@ pub struct Ready {
     /// Call participants without a session here whose grace period is running.
     call_grace: BTreeSet<UserId>,
     /// Recording metadata to write before the next message is handled, in order.
-    recording_writes: Vec<calls::RecordingWrite>,
+    recording_writes: Vec<recordings::RecordingWrite>,
     /// The messages each joined (or hiding) member deleted for themself, loaded on their first
     /// join. Entries about them reach that member as `skipped`.
     hidden: HashMap<UserId, BTreeSet<MessageId>>,

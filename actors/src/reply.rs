@@ -2,8 +2,8 @@
 //!
 //! Every request to another actor carries a reply port, and every wait on that port is bounded
 //! (STYLE §4: a dead or stuck actor must not hang a socket task or an HTTP request). The two
-//! shapes of that wait live here once: [`conversation_reply`] for a request routed to a
-//! conversation (whose reply is a domain `Result`), and [`call_within`] for a plain ractor
+//! shapes of that wait live here once: `conversation_reply` for a request routed to a
+//! conversation (whose reply is a domain `Result`), and `call_within` for a plain ractor
 //! `call` to a supervisor or the writer.
 
 use std::time::Duration;

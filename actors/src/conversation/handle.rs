@@ -10,7 +10,7 @@
 //! unchanged.
 
 use ractor::concurrency::oneshot;
-use ractor::{ActorRef, MessagingErr};
+use ractor::{ActorRef, MessagingErr, RpcReplyPort};
 use switchboard_engine::Error;
 use switchboard_engine::ids::{ClientId, MessageId, RequestId, Seq, SessionId, UserId};
 use switchboard_engine::membership::ConversationChange;
@@ -119,6 +119,18 @@ impl ConversationsHandle {
         let _ = self.actor().cast(ConversationsMsg::Route { key, message });
     }
 
+    /// Routes the request `make_message` builds around a reply port and waits for the answer.
+    async fn ask<Answer>(
+        &self,
+        key: ConversationKey,
+        make_message: impl FnOnce(RpcReplyPort<Result<Answer, Error>>) -> ConversationMsg,
+        wait: ReplyWait,
+    ) -> Result<Answer, Error> {
+        let (sender, receiver) = oneshot();
+        self.route(key, make_message(sender.into()));
+        conversation_reply(receiver, wait).await
+    }
+
     /// Hands `submission` to the conversation; its guard carries the outcome.
     pub fn submit(&self, key: ConversationKey, submission: Submission) {
         self.route(key, submission.0);
@@ -152,15 +164,12 @@ impl ConversationsHandle {
         user_id: UserId,
         wait: ReplyWait,
     ) -> Result<ConversationSnapshot, Error> {
-        let (sender, receiver) = oneshot();
-        self.route(
+        self.ask(
             key,
-            ConversationMsg::Inspect {
-                user_id,
-                reply: sender.into(),
-            },
-        );
-        conversation_reply(receiver, wait).await
+            |reply| ConversationMsg::Inspect { user_id, reply },
+            wait,
+        )
+        .await
     }
 
     /// Subscribes a session; answers the head and the conversation's actor.
@@ -173,15 +182,10 @@ impl ConversationsHandle {
         request: JoinRequest,
         wait: ReplyWait,
     ) -> Result<(Seq, ConversationHandle), Error> {
-        let (sender, receiver) = oneshot();
-        self.route(
-            key,
-            ConversationMsg::Join {
-                request: Box::new(request),
-                reply: sender.into(),
-            },
-        );
-        let (head, actor) = conversation_reply(receiver, wait).await?;
+        let request = Box::new(request);
+        let (head, actor) = self
+            .ask(key, |reply| ConversationMsg::Join { request, reply }, wait)
+            .await?;
         Ok((head, ConversationHandle(actor)))
     }
 
@@ -197,16 +201,12 @@ impl ConversationsHandle {
         message_id: MessageId,
         wait: ReplyWait,
     ) -> Result<(), Error> {
-        let (sender, receiver) = oneshot();
-        self.route(
-            key,
-            ConversationMsg::Hide {
-                user_id,
-                message_id,
-                reply: sender.into(),
-            },
-        );
-        conversation_reply(receiver, wait).await
+        let hide = |reply| ConversationMsg::Hide {
+            user_id,
+            message_id,
+            reply,
+        };
+        self.ask(key, hide, wait).await
     }
 
     /// Moves a member's receipt cursors forward; answers the cursors now.
@@ -219,15 +219,13 @@ impl ConversationsHandle {
         request: ReceiptRequest,
         wait: ReplyWait,
     ) -> Result<ReadCursors, Error> {
-        let (sender, receiver) = oneshot();
-        self.route(
+        let request = Box::new(request);
+        self.ask(
             key,
-            ConversationMsg::Receipt {
-                request: Box::new(request),
-                reply: sender.into(),
-            },
-        );
-        conversation_reply(receiver, wait).await
+            |reply| ConversationMsg::Receipt { request, reply },
+            wait,
+        )
+        .await
     }
 
     /// Passes on that `user_id` started or stopped typing; a refusal is pushed as an error
