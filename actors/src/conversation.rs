@@ -64,6 +64,7 @@ use crate::writer::WriterHandle;
 pub use ack::{AckGuard, AckTarget, SendReceipt};
 pub use calls::{CallMsg, CallRequest};
 use delivery::subject_of;
+pub(crate) use handle::report_persisted;
 pub use handle::{ConversationHandle, Submission};
 use subscribers::{drop_subscriber, end_if_no_longer_member};
 use switchboard_engine::call::CallBoard;

@@ -57,6 +57,7 @@ pub use crate::root::{RootActor, RootArgs, RootHandles, RootMsg, RootState};
 pub use crate::sessions::{SessionsActor, SessionsMsg, SessionsState};
 pub use conversations::{ChangeResult, ConversationListing, MemberView, SettingsChange};
 pub use history::HistoryPage;
+use history::PageStart;
 pub use messages::{ForwardOutcome, OperationResult, SentMessage};
 pub use recordings::{
     AuditPage, MIN_UPLOAD_BYTES_PER_SECOND, OBJECT_TIMEOUT, RecordingPorts, RecordingsPage,
@@ -527,7 +528,8 @@ impl System {
         before: Option<Seq>,
         limit: usize,
     ) -> Result<HistoryPage, Error> {
-        history::history_before(self, identity, conversation_id, before, limit).await
+        let start = PageStart::Before(before);
+        history::page(self, identity, conversation_id, start, limit).await
     }
 
     /// A page of history, oldest first: messages after `after`, without those the caller
@@ -542,7 +544,8 @@ impl System {
         after: Seq,
         limit: usize,
     ) -> Result<HistoryPage, Error> {
-        history::history_after(self, identity, conversation_id, after, limit).await
+        let start = PageStart::After(after);
+        history::page(self, identity, conversation_id, start, limit).await
     }
 
     /// Deletes a message for the caller only: it disappears from their history and thread

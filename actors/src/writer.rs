@@ -19,7 +19,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use switchboard_engine::conversation::{AppendResult, AppendTicket};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
-use crate::conversation::ConversationMsg;
+use crate::conversation::{ConversationMsg, report_persisted};
 use crate::reply::call_within;
 use crate::restart::SharedActorRef;
 
@@ -47,11 +47,7 @@ impl AppendReceipt {
 impl Drop for AppendReceipt {
     fn drop(&mut self) {
         if let Some(conversation) = self.conversation.take() {
-            // The conversation may be gone too; then there is nobody left to tell.
-            let _ = conversation.cast(ConversationMsg::Persisted(vec![(
-                self.ticket,
-                AppendResult::Failed,
-            )]));
+            report_persisted(&conversation, vec![(self.ticket, AppendResult::Failed)]);
         }
     }
 }
@@ -247,7 +243,7 @@ async fn commit(state: &WriterState, batch: Vec<PendingAppend>) {
             .push((ticket, result));
     }
     for (conversation, results) in reports.into_values() {
-        let _ = conversation.cast(ConversationMsg::Persisted(results));
+        report_persisted(&conversation, results);
     }
 }
 

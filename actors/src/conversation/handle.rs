@@ -12,6 +12,7 @@
 use ractor::concurrency::oneshot;
 use ractor::{ActorRef, MessagingErr, RpcReplyPort};
 use switchboard_engine::Error;
+use switchboard_engine::conversation::{AppendResult, AppendTicket};
 use switchboard_engine::ids::{ClientId, MessageId, RequestId, Seq, SessionId, UserId};
 use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::{ConversationSnapshot, NewMessage, ReadCursors};
@@ -110,6 +111,15 @@ impl ConversationHandle {
     pub fn recording_notice(&self, notice: RecordingNotice) {
         let _ = self.0.cast(ConversationMsg::Recording(Box::new(notice)));
     }
+}
+
+/// Reports the writer's results for a conversation's appends, in append order. If the
+/// conversation is gone, there is nobody left to tell.
+pub(crate) fn report_persisted(
+    conversation: &ActorRef<ConversationMsg>,
+    results: Vec<(AppendTicket, AppendResult)>,
+) {
+    let _ = conversation.cast(ConversationMsg::Persisted(results));
 }
 
 impl ConversationsHandle {

@@ -93,35 +93,36 @@ pub(super) async fn thread(
     Ok((root_message, page))
 }
 
-/// How [`System::history_before`] does it.
-pub(super) async fn history_before(
-    system: &System,
-    identity: &Identity,
-    conversation_id: ConversationId,
-    before: Option<Seq>,
-    limit: usize,
-) -> Result<HistoryPage, Error> {
-    system.conversation(identity, conversation_id).await?;
-    let messages = system
-        .store
-        .messages_before(&identity.tenant_id, conversation_id, before, limit)
-        .await?;
-    without_hidden(system, identity, conversation_id, messages, limit).await
+/// Where a page of history starts, and so which way it reads.
+pub(super) enum PageStart {
+    /// Newest first, below this seq (or from the newest).
+    Before(Option<Seq>),
+    /// Oldest first, after this seq.
+    After(Seq),
 }
 
-/// How [`System::history_after`] does it.
-pub(super) async fn history_after(
+/// How [`System::history_before`] and [`System::history_after`] do it.
+pub(super) async fn page(
     system: &System,
     identity: &Identity,
     conversation_id: ConversationId,
-    after: Seq,
+    start: PageStart,
     limit: usize,
 ) -> Result<HistoryPage, Error> {
     system.conversation(identity, conversation_id).await?;
-    let messages = system
-        .store
-        .messages_after(&identity.tenant_id, conversation_id, after, limit)
-        .await?;
+    let (store, tenant_id) = (&system.store, &identity.tenant_id);
+    let messages = match start {
+        PageStart::Before(before) => {
+            store
+                .messages_before(tenant_id, conversation_id, before, limit)
+                .await?
+        }
+        PageStart::After(after) => {
+            store
+                .messages_after(tenant_id, conversation_id, after, limit)
+                .await?
+        }
+    };
     without_hidden(system, identity, conversation_id, messages, limit).await
 }
 

@@ -21,6 +21,23 @@ fn conversation_id(n: u128) -> ConversationId {
     ConversationId::from_parts(0, n)
 }
 
+/// Names each of `ids` `<prefix><n>` by the number in `numbers` it was made from.
+fn named<Id: PartialEq>(
+    ids: &[Id],
+    numbers: &[u128],
+    make: fn(u128) -> Id,
+    prefix: &str,
+) -> String {
+    let names: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let n = numbers.iter().find(|n| make(**n) == *id);
+            format!("{prefix}{}", n.expect("a named id"))
+        })
+        .collect();
+    names.join(" ")
+}
+
 /// Checks a request to forward messages `m<n>` into conversations `c<n>`; the verdict names
 /// them by number, in the plan's order.
 fn check(messages: &[u128], targets: &[u128], client_id: &str, expect: Expect) {
@@ -31,25 +48,11 @@ fn check(messages: &[u128], targets: &[u128], client_id: &str, expect: Expect) {
         &client_id,
         LIMITS,
     ) {
-        Ok(plan) => {
-            let messages: Vec<String> = plan
-                .message_ids
-                .iter()
-                .map(|id| {
-                    let n = messages.iter().find(|n| message_id(**n) == *id);
-                    format!("m{}", n.expect("a named message"))
-                })
-                .collect();
-            let targets: Vec<String> = plan
-                .targets
-                .iter()
-                .map(|id| {
-                    let n = targets.iter().find(|n| conversation_id(**n) == *id);
-                    format!("c{}", n.expect("a named target"))
-                })
-                .collect();
-            format!("ok: {} into {}", messages.join(" "), targets.join(" "))
-        }
+        Ok(plan) => format!(
+            "ok: {} into {}",
+            named(&plan.message_ids, messages, message_id, "m"),
+            named(&plan.targets, targets, conversation_id, "c"),
+        ),
         Err(error) => error.to_string(),
     };
     expect.assert_eq(&verdict);
