@@ -224,10 +224,15 @@ impl SessionActor {
 
     /// Takes one signals token (receipts, typing, presence).
     async fn take_signal(&self, state: &SessionState) -> Result<(), Error> {
+        self.take_token(state, ActionClass::Signals).await
+    }
+
+    /// Takes one token of `class` from the user's budget now.
+    async fn take_token(&self, state: &SessionState, class: ActionClass) -> Result<(), Error> {
         self.context
             .limits
             .take(
-                ActionClass::Signals,
+                class,
                 &state.identity.tenant_id,
                 &state.identity.user_id,
                 self.context.clock.now(),
@@ -295,18 +300,7 @@ impl SessionActor {
         conversation_id: ConversationId,
         message_id: MessageId,
     ) {
-        let now = self.context.clock.now();
-        if let Err(error) = self
-            .context
-            .limits
-            .take(
-                ActionClass::Operations,
-                &state.identity.tenant_id,
-                &state.identity.user_id,
-                now,
-            )
-            .await
-        {
+        if let Err(error) = self.take_token(state, ActionClass::Operations).await {
             self.push_error(state, request_id.as_ref(), &error);
             return;
         }
@@ -400,18 +394,7 @@ impl SessionActor {
             encoder: Arc::clone(encoder),
             security: Arc::clone(&state.security),
         });
-        let now = self.context.clock.now();
-        if let Err(error) = self
-            .context
-            .limits
-            .take(
-                class,
-                &state.identity.tenant_id,
-                &state.identity.user_id,
-                now,
-            )
-            .await
-        {
+        if let Err(error) = self.take_token(state, class).await {
             ack.finish(AckOutcome::Rejected(error));
             return;
         }
