@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::conversation::{
     ConversationActor, ConversationArgs, ConversationContext, ConversationMsg,
 };
+use crate::reply::call_within;
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker, SharedActorRef};
 
 /// A conversation's identity: always with its tenant.
@@ -268,12 +269,6 @@ impl ConversationsHandle {
         self.current.get()
     }
 
-    /// Delivers `message` to the conversation. If the supervisor itself is gone, the message is
-    /// dropped, which rejects a send and closes a reply port.
-    pub fn route(&self, key: ConversationKey, message: ConversationMsg) {
-        let _ = self.actor().cast(ConversationsMsg::Route { key, message });
-    }
-
     /// The running actor of a conversation, if any.
     ///
     /// # Errors
@@ -283,19 +278,13 @@ impl ConversationsHandle {
         key: ConversationKey,
         timeout: Duration,
     ) -> crate::Result<Option<ActorRef<ConversationMsg>>> {
-        match self
-            .actor()
-            .call(|reply| ConversationsMsg::Lookup(key, reply), Some(timeout))
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(actor)) => Ok(actor),
-            Ok(ractor::rpc::CallResult::Timeout) => Err(crate::Error::Timeout {
-                what: "the conversations supervisor",
-            }),
-            _ => Err(crate::Error::Stopped {
-                what: "the conversations supervisor",
-            }),
-        }
+        call_within(
+            &self.actor(),
+            |reply| ConversationsMsg::Lookup(key, reply),
+            timeout,
+            "the conversations supervisor",
+        )
+        .await
     }
 
     /// How many conversation actors are running.
@@ -303,18 +292,12 @@ impl ConversationsHandle {
     /// # Errors
     /// [`crate::Error::Timeout`] or [`crate::Error::Stopped`] if the supervisor does not answer.
     pub async fn n_running(&self, timeout: Duration) -> crate::Result<usize> {
-        match self
-            .actor()
-            .call(ConversationsMsg::Count, Some(timeout))
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(n_running)) => Ok(n_running),
-            Ok(ractor::rpc::CallResult::Timeout) => Err(crate::Error::Timeout {
-                what: "the conversations supervisor",
-            }),
-            _ => Err(crate::Error::Stopped {
-                what: "the conversations supervisor",
-            }),
-        }
+        call_within(
+            &self.actor(),
+            ConversationsMsg::Count,
+            timeout,
+            "the conversations supervisor",
+        )
+        .await
     }
 }

@@ -3,7 +3,7 @@
 //! Each connection is a [`session::SessionActor`], each active conversation a
 //! [`conversation::ConversationActor`] that owns its [`switchboard_engine::conversation::ConversationCore`],
 //! and one [`writer::WriterActor`] group-commits appends to storage. A root supervisor
-//! ([`system::RootActor`]) holds the tree together and restarts what fails, with backoff.
+//! ([`root::RootActor`]) holds the tree together and restarts what fails, with backoff.
 //! [`system::System`] is the handle the transport layer uses; it never builds actor messages
 //! itself.
 //!
@@ -21,9 +21,12 @@ mod error;
 pub mod limits;
 pub mod outbound;
 pub mod presence;
+pub mod reply;
 pub mod restart;
+pub mod root;
 pub mod security;
 pub mod session;
+pub mod sessions;
 pub mod system;
 pub mod writer;
 

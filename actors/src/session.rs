@@ -16,27 +16,27 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use switchboard_engine::Error;
-use switchboard_engine::call::CallAction;
 use switchboard_engine::event::{AckOutcome, EventEncoder, ServerEvent};
 use switchboard_engine::ids::{
     ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
-use switchboard_engine::membership::ConversationChange;
-use switchboard_engine::model::NewMessage;
-use switchboard_engine::operations::NewOperation;
 use switchboard_engine::ports::{Clock, IceServerProvider, IceServers, MessageStore};
 use switchboard_engine::rate_limit::ActionClass;
 
 use crate::conversation::{
-    AckGuard, AckTarget, CallRequest, ChangeRequest, ConversationMsg, JoinRequest, ReceiptRequest,
+    AckGuard, AckTarget, CallRequest, ConversationHandle, JoinRequest, ReceiptRequest, Submission,
 };
 use crate::conversations::{ConversationKey, ConversationsHandle};
 use crate::limits::{ConnectionSlot, UserLimits};
 use crate::outbound::{CloseReason, Outbound};
 use crate::presence::{MAX_WATCHED_PER_REQUEST, PresenceRegistry, shares_a_conversation};
+use crate::reply::ReplyWait;
 use crate::security::{CallerSecurity, SecurityLog};
+
+mod request;
+pub use request::ClientRequest;
 
 /// Who a session belongs to, as proven by its token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,121 +45,6 @@ pub struct Identity {
     pub tenant_id: TenantId,
     /// The user.
     pub user_id: UserId,
-}
-
-/// A request from a client, already parsed and shape-checked by the transport.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientRequest {
-    /// A call action in a conversation (invite, accept, reject, cancel, hang up, or a signal
-    /// for another participant).
-    Call {
-        /// Echoed in replies.
-        request_id: Option<RequestId>,
-        /// Which conversation.
-        conversation_id: ConversationId,
-        /// What.
-        action: CallAction,
-    },
-    /// Subscribe to a conversation, optionally replaying after `since`.
-    Join {
-        /// Echoed in replies.
-        request_id: Option<RequestId>,
-        /// Which conversation.
-        conversation_id: ConversationId,
-        /// Replay everything after this seq first.
-        since: Option<Seq>,
-    },
-    /// Stop receiving a conversation's live events.
-    Leave {
-        /// Echoed in replies.
-        request_id: Option<RequestId>,
-        /// Which conversation.
-        conversation_id: ConversationId,
-    },
-    /// Send a message.
-    Send {
-        /// Echoed in every ack.
-        request_id: Option<RequestId>,
-        /// Which conversation.
-        conversation_id: ConversationId,
-        /// The message.
-        new_message: NewMessage,
-    },
-    /// Edit, delete or react to a message.
-    Operate {
-        /// Echoed in every ack.
-        request_id: Option<RequestId>,
-        /// Which conversation.
-        conversation_id: ConversationId,
-        /// The operation.
-        new_operation: NewOperation,
-    },
-    /// Change the conversation itself (members, roles, moderation).
-    Change {
-        /// Echoed in every ack.
-        request_id: Option<RequestId>,
-        /// Which conversation.
-        conversation_id: ConversationId,
-        /// The idempotency key.
-        client_id: ClientId,
-        /// The change.
-        change: ConversationChange,
-    },
-    /// Started or stopped typing.
-    Typing {
-        /// Echoed in an error, if any.
-        request_id: Option<RequestId>,
-        /// Which conversation.
-        conversation_id: ConversationId,
-        /// Started (true) or stopped.
-        started: bool,
-    },
-    /// Ask for TURN credentials and ICE servers.
-    IceServers {
-        /// Echoed in the reply.
-        request_id: Option<RequestId>,
-        /// The lifetime wanted, in seconds (the configured default when absent).
-        ttl_secs: Option<u64>,
-    },
-    /// Say one is away, or back.
-    SetPresence {
-        /// Echoed in an error, if any.
-        request_id: Option<RequestId>,
-        /// Away (true) or online.
-        away: bool,
-    },
-    /// Watch the presence of users one shares a conversation with.
-    SubscribePresence {
-        /// Echoed in the reply.
-        request_id: Option<RequestId>,
-        /// Whom.
-        user_ids: Vec<UserId>,
-    },
-    /// Delete a message for oneself only.
-    Hide {
-        /// Echoed in the reply.
-        request_id: Option<RequestId>,
-        /// Which conversation.
-        conversation_id: ConversationId,
-        /// Which message.
-        message_id: MessageId,
-    },
-    /// Report messages as read and/or delivered.
-    Receipt {
-        /// Echoed in the reply.
-        request_id: Option<RequestId>,
-        /// Which conversation.
-        conversation_id: ConversationId,
-        /// Read through this seq.
-        read: Option<Seq>,
-        /// Delivered through this seq.
-        delivered: Option<Seq>,
-    },
-    /// Application-level ping.
-    Ping {
-        /// Echoed in the pong.
-        request_id: Option<RequestId>,
-    },
 }
 
 /// The session actor's messages.
@@ -270,7 +155,7 @@ pub struct SessionState {
     /// Records the access denials this session's requests get.
     security: Arc<CallerSecurity>,
     /// Joined conversations and the actor serving each (a cache; routing is the fallback).
-    joined: HashMap<ConversationId, ActorRef<ConversationMsg>>,
+    joined: HashMap<ConversationId, ConversationHandle>,
     _slot: ConnectionSlot,
 }
 
@@ -314,8 +199,6 @@ impl SessionActor {
         request_id: Option<RequestId>,
         announce: bool,
     ) -> Result<(), Error> {
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        let reply: RpcReplyPort<_> = sender.into();
         let join = JoinRequest {
             session_id: self.session_id,
             user_id: state.identity.user_id.clone(),
@@ -324,37 +207,32 @@ impl SessionActor {
             announce,
             outbound: state.outbound.clone(),
             session: Some(myself.clone()),
-            reply,
         };
-        self.context.conversations.route(
-            Self::key(state, conversation_id),
-            ConversationMsg::Join(Box::new(join)),
-        );
-        let (_head, conversation) = self.await_conversation(receiver).await?;
+        let (_head, conversation) = self
+            .context
+            .conversations
+            .join(Self::key(state, conversation_id), join, self.wait())
+            .await?;
         state.joined.insert(conversation_id, conversation);
         Ok(())
     }
 
-    /// Waits, at most the call timeout, for a conversation's answer.
-    async fn await_conversation<T>(
-        &self,
-        receiver: ractor::concurrency::OneshotReceiver<Result<T, Error>>,
-    ) -> Result<T, Error> {
-        match tokio::time::timeout(self.context.call_timeout, receiver).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::unavailable("the conversation is restarting")),
-            Err(_) => Err(Error::unavailable(
-                "the conversation did not answer in time",
-            )),
-        }
+    /// How long this session waits for a conversation's answer, and what it says otherwise.
+    fn wait(&self) -> ReplyWait {
+        ReplyWait::session(self.context.call_timeout)
     }
 
     /// Takes one signals token (receipts, typing, presence).
     async fn take_signal(&self, state: &SessionState) -> Result<(), Error> {
+        self.take_token(state, ActionClass::Signals).await
+    }
+
+    /// Takes one token of `class` from the user's budget now.
+    async fn take_token(&self, state: &SessionState, class: ActionClass) -> Result<(), Error> {
         self.context
             .limits
             .take(
-                ActionClass::Signals,
+                class,
                 &state.identity.tenant_id,
                 &state.identity.user_id,
                 self.context.clock.now(),
@@ -422,31 +300,20 @@ impl SessionActor {
         conversation_id: ConversationId,
         message_id: MessageId,
     ) {
-        let now = self.context.clock.now();
-        if let Err(error) = self
-            .context
-            .limits
-            .take(
-                ActionClass::Operations,
-                &state.identity.tenant_id,
-                &state.identity.user_id,
-                now,
-            )
-            .await
-        {
+        if let Err(error) = self.take_token(state, ActionClass::Operations).await {
             self.push_error(state, request_id.as_ref(), &error);
             return;
         }
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        self.context.conversations.route(
-            Self::key(state, conversation_id),
-            ConversationMsg::Hide {
-                user_id: state.identity.user_id.clone(),
+        let result = self
+            .context
+            .conversations
+            .hide(
+                Self::key(state, conversation_id),
+                state.identity.user_id.clone(),
                 message_id,
-                reply: sender.into(),
-            },
-        );
-        let result = self.await_conversation(receiver).await;
+                self.wait(),
+            )
+            .await;
         match result {
             Ok(()) => {
                 let frame = self.context.encoder.encode(&ServerEvent::Hidden {
@@ -474,19 +341,17 @@ impl SessionActor {
             self.push_error(state, request_id.as_ref(), &error);
             return;
         }
-        let (sender, receiver) = ractor::concurrency::oneshot();
         let request = ReceiptRequest {
             user_id: state.identity.user_id.clone(),
             read,
             delivered,
             session_id: Some(self.session_id),
-            reply: sender.into(),
         };
-        self.context.conversations.route(
-            Self::key(state, conversation_id),
-            ConversationMsg::Receipt(Box::new(request)),
-        );
-        let result = self.await_conversation(receiver).await;
+        let result = self
+            .context
+            .conversations
+            .receipt(Self::key(state, conversation_id), request, self.wait())
+            .await;
         match result {
             Ok(cursors) => {
                 let frame = self.context.encoder.encode(&ServerEvent::Receipt {
@@ -511,7 +376,7 @@ impl SessionActor {
         conversation_id: ConversationId,
         client_id: &ClientId,
         class: ActionClass,
-        make_message: impl FnOnce(UserId, AckGuard) -> ConversationMsg,
+        make_submission: impl FnOnce(UserId, AckGuard) -> Submission,
     ) {
         let encoder = &self.context.encoder;
         let pending = encoder.encode(&ServerEvent::Ack {
@@ -529,36 +394,24 @@ impl SessionActor {
             encoder: Arc::clone(encoder),
             security: Arc::clone(&state.security),
         });
-        let now = self.context.clock.now();
-        if let Err(error) = self
-            .context
-            .limits
-            .take(
-                class,
-                &state.identity.tenant_id,
-                &state.identity.user_id,
-                now,
-            )
-            .await
-        {
+        if let Err(error) = self.take_token(state, class).await {
             ack.finish(AckOutcome::Rejected(error));
             return;
         }
-        let mut message = make_message(state.identity.user_id.clone(), ack);
+        let mut submission = make_submission(state.identity.user_id.clone(), ack);
         if let Some(conversation) = state.joined.get(&conversation_id) {
-            match conversation.cast(message) {
-                Ok(()) => return,
-                Err(MessagingErr::SendErr(returned)) => {
+            match conversation.submit(submission) {
+                None => return,
+                Some(returned) => {
                     // The cached actor retired; route to its successor.
                     state.joined.remove(&conversation_id);
-                    message = returned;
+                    submission = returned;
                 }
-                Err(_) => return,
             }
         }
         self.context
             .conversations
-            .route(Self::key(state, conversation_id), message);
+            .submit(Self::key(state, conversation_id), submission);
     }
 }
 
@@ -632,11 +485,8 @@ impl Actor for SessionActor {
                 conversation_id,
             }) => match state.joined.remove(&conversation_id) {
                 Some(conversation) => {
-                    let leave = ConversationMsg::Leave {
-                        session_id: self.session_id,
-                        reply_to: Some((state.outbound.clone(), request_id.clone())),
-                    };
-                    if let Err(MessagingErr::SendErr(_)) = conversation.cast(leave) {
+                    let reply_to = Some((state.outbound.clone(), request_id.clone()));
+                    if !conversation.leave(self.session_id, reply_to) {
                         // The conversation is gone, and with it the subscription.
                         let frame = self.context.encoder.encode(&ServerEvent::Left {
                             request_id: request_id.as_ref(),
@@ -665,11 +515,7 @@ impl Actor for SessionActor {
                     conversation_id,
                     &client_id,
                     ActionClass::Messages,
-                    |sender_id, ack| ConversationMsg::Send {
-                        sender_id,
-                        new_message,
-                        ack,
-                    },
+                    |sender_id, ack| Submission::send(sender_id, new_message, ack),
                 )
                 .await;
             }
@@ -686,14 +532,7 @@ impl Actor for SessionActor {
                     conversation_id,
                     &ack_client_id,
                     ActionClass::Changes,
-                    |actor_id, ack| {
-                        ConversationMsg::Change(Box::new(ChangeRequest {
-                            actor_id,
-                            client_id,
-                            change,
-                            ack,
-                        }))
-                    },
+                    |actor_id, ack| Submission::change(actor_id, client_id, change, ack),
                 )
                 .await;
             }
@@ -705,13 +544,11 @@ impl Actor for SessionActor {
                 if let Err(error) = self.take_signal(state).await {
                     self.push_error(state, request_id.as_ref(), &error);
                 } else {
-                    self.context.conversations.route(
+                    self.context.conversations.typing(
                         Self::key(state, conversation_id),
-                        ConversationMsg::Typing {
-                            user_id: state.identity.user_id.clone(),
-                            started,
-                            reply_to: (state.outbound.clone(), request_id),
-                        },
+                        state.identity.user_id.clone(),
+                        started,
+                        (state.outbound.clone(), request_id),
                     );
                 }
             }
@@ -720,13 +557,13 @@ impl Actor for SessionActor {
                 conversation_id,
                 action,
             }) => match self.take_signal(state).await {
-                Ok(()) => self.context.conversations.route(
+                Ok(()) => self.context.conversations.call(
                     Self::key(state, conversation_id),
-                    ConversationMsg::Call(Box::new(CallRequest {
+                    CallRequest {
                         user_id: state.identity.user_id.clone(),
                         action,
                         reply_to: (state.outbound.clone(), request_id),
-                    })),
+                    },
                 ),
                 Err(error) => self.push_error(state, request_id.as_ref(), &error),
             },
@@ -789,11 +626,7 @@ impl Actor for SessionActor {
                     conversation_id,
                     &client_id,
                     ActionClass::Operations,
-                    |actor_id, ack| ConversationMsg::Operate {
-                        actor_id,
-                        new_operation,
-                        ack,
-                    },
+                    |actor_id, ack| Submission::operate(actor_id, new_operation, ack),
                 )
                 .await;
             }
@@ -825,10 +658,7 @@ impl Actor for SessionActor {
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         for (_, conversation) in state.joined.drain() {
-            let _ = conversation.cast(ConversationMsg::Leave {
-                session_id: self.session_id,
-                reply_to: None,
-            });
+            conversation.leave(self.session_id, None);
         }
         state.outbound.close(CloseReason::SessionEnded);
         self.context

@@ -19,7 +19,8 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use switchboard_engine::conversation::{AppendResult, AppendTicket};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
-use crate::conversation::ConversationMsg;
+use crate::conversation::{ConversationMsg, report_persisted};
+use crate::reply::call_within;
 use crate::restart::SharedActorRef;
 
 /// Reports one append's result to its conversation exactly once: explicitly, or as a failure
@@ -46,11 +47,7 @@ impl AppendReceipt {
 impl Drop for AppendReceipt {
     fn drop(&mut self) {
         if let Some(conversation) = self.conversation.take() {
-            // The conversation may be gone too; then there is nobody left to tell.
-            let _ = conversation.cast(ConversationMsg::Persisted(vec![(
-                self.ticket,
-                AppendResult::Failed,
-            )]));
+            report_persisted(&conversation, vec![(self.ticket, AppendResult::Failed)]);
         }
     }
 }
@@ -246,7 +243,7 @@ async fn commit(state: &WriterState, batch: Vec<PendingAppend>) {
             .push((ticket, result));
     }
     for (conversation, results) in reports.into_values() {
-        let _ = conversation.cast(ConversationMsg::Persisted(results));
+        report_persisted(&conversation, results);
     }
 }
 
@@ -280,13 +277,7 @@ impl WriterHandle {
     /// # Errors
     /// [`crate::Error::Timeout`] or [`crate::Error::Stopped`] if the writer does not confirm.
     pub async fn fence(&self, timeout: Duration) -> crate::Result<()> {
-        match self.actor().call(WriterMsg::Fence, Some(timeout)).await {
-            Ok(ractor::rpc::CallResult::Success(())) => Ok(()),
-            Ok(ractor::rpc::CallResult::Timeout) => {
-                Err(crate::Error::Timeout { what: "the writer" })
-            }
-            _ => Err(crate::Error::Stopped { what: "the writer" }),
-        }
+        call_within(&self.actor(), WriterMsg::Fence, timeout, "the writer").await
     }
 
     /// Queues an append. If the writer is gone, the receipt reports the append as failed.

@@ -4,7 +4,7 @@
 //! model, validation rules, rate-limit arithmetic, history cursors, the per-conversation state
 //! machine ([`conversation::ConversationCore`]) and the port traits that storage adapters
 //! implement ([`ports`]), and the operations on messages with the pure functions that apply
-//! them ([`operations`]), the rules of calls ([`call`]), and the metadata kept about each recording with the
+//! them ([`operations`]), the rules of calls ([`call`]), of forwarding ([`forwarding`]) and of direct pairs ([`direct`]), and the metadata kept about each recording with the
 //! object and audit ports it needs ([`recording`]).
 //! Nothing in this crate performs I/O, spawns tasks or reads a clock: time is always an argument.
 //! That keeps every rule testable in microseconds and lets the `actors` crate wrap the state
@@ -16,8 +16,10 @@ pub mod backoff;
 pub mod call;
 pub mod conversation;
 pub mod cursor;
+pub mod direct;
 mod error;
 pub mod event;
+pub mod forwarding;
 pub mod idempotency;
 pub mod ids;
 pub mod membership;

@@ -1,46 +1,30 @@
-//! The conversation actor's calls: it owns the conversation's [`CallBoard`] (the pure rules in
+//! The conversation actor's calls: it owns the conversation's [`CallBoard`](switchboard_engine::call::CallBoard) (the pure rules in
 //! `engine::call`) and does what the rules decide. Notices go only to the sessions they
 //! concern: ringing to the invitees, joins, departures and refusals to the call's participants,
 //! offers, answers and ICE candidates to the one participant they are for. The start and end of
 //! every call are stored in the conversation's seq stream (`call.started`, `call.ended`), so
-//! every member sees them in history, and so are the start and end of every recording, with
-//! their ids, reason and duration (`recording.started`, `recording.ended`); a recording's consent
-//! trail, start and stop go to its metadata ([`RecordingRecord`], in the recording store),
-//! written in order before the actor's next message. Timers are
-//! messages to the actor itself: the ringing time, the consent deadline of a recording, and the
-//! grace period of a participant whose sessions all went away.
+//! every member sees them in history. Recording consent and metadata live next door, in
+//! `recordings`. Timers are messages to the actor itself ([`CallMsg`]): the ringing time, the
+//! consent deadline of a recording, and the grace period of a participant whose sessions all
+//! went away.
+//!
+//! Calls are not an actor of their own: [`CallMsg`] travels in the conversation's mailbox, so
+//! every call notice is ordered with the joins, leaves, membership changes and stored entries
+//! around it, and the board reads the conversation's subscribers and members directly.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use ractor::ActorRef;
 use switchboard_engine::Error;
-use switchboard_engine::StoreError;
-use switchboard_engine::call::{
-    CallAction, CallEnded, CallNotice, Departure, RecordingChange, RecordingEndReason,
-};
+use switchboard_engine::call::{CallAction, CallEnded, CallNotice, Departure};
 use switchboard_engine::event::ServerEvent;
 use switchboard_engine::ids::{CallId, ClientId, RecordingId, RequestId, UserId};
-use switchboard_engine::operations::{ConversationEventBody, RecordingConsent};
-use switchboard_engine::recording::{
-    RecordingNotice, RecordingRecord, RecordingUpdate, RecordingUpdateOutcome,
-};
+use switchboard_engine::operations::ConversationEventBody;
+
+use tokio::time::Instant;
 
 use super::{AckGuard, AckTarget, ConversationActor, ConversationMsg, Ready};
 use crate::outbound::Outbound;
-
-/// How often a recording metadata write is tried.
-const RECORDING_WRITE_ATTEMPTS: u32 = 2;
-/// How long one try of a recording metadata write may take.
-const RECORDING_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A write of recording metadata the actor queued while handling a message.
-pub(super) enum RecordingWrite {
-    /// A recording started: its record, with every consent.
-    Create(Box<RecordingRecord>),
-    /// A change to a started recording.
-    Update(RecordingId, RecordingUpdate),
-}
 
 /// A call action from a member's session.
 pub struct CallRequest {
@@ -52,7 +36,61 @@ pub struct CallRequest {
     pub reply_to: (Outbound, Option<RequestId>),
 }
 
+/// The conversation actor's call messages: a member's action and the call timers, which the
+/// actor sends itself with `send_after`. They arrive through the conversation's own mailbox
+/// (as [`ConversationMsg::Call`]), so they are ordered with its joins, leaves and stored
+/// entries: a call notice never overtakes the subscription or membership change it depends on.
+pub enum CallMsg {
+    /// A member's call action (passed on to the sessions it concerns; a call's start and end
+    /// are stored).
+    Request(Box<CallRequest>),
+    /// A call's ringing time is up.
+    RingingExpired {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// A recording's consent deadline passed.
+    RecordingDeadline {
+        /// Which call.
+        call_id: CallId,
+        /// Which recording.
+        recording_id: RecordingId,
+    },
+    /// A call participant's grace period after losing every session is over.
+    GraceExpired {
+        /// Which call.
+        call_id: CallId,
+        /// Who.
+        user_id: UserId,
+    },
+}
+
 impl ConversationActor {
+    /// Handles one call message.
+    pub(super) fn handle_call_msg(
+        &self,
+        myself: &ActorRef<ConversationMsg>,
+        ready: &mut Ready,
+        message: CallMsg,
+    ) {
+        match message {
+            CallMsg::Request(request) => {
+                ready.last_activity = Instant::now();
+                self.handle_call(myself, ready, *request);
+            }
+            CallMsg::RingingExpired { call_id } => {
+                self.handle_call_ringing_expired(myself, ready, call_id);
+            }
+            CallMsg::RecordingDeadline {
+                call_id,
+                recording_id,
+            } => self.handle_recording_deadline(myself, ready, call_id, recording_id),
+            CallMsg::GraceExpired { call_id, user_id } => {
+                self.handle_call_grace_expired(myself, ready, call_id, user_id);
+            }
+        }
+    }
+
     /// Applies a member's call action.
     pub(super) fn handle_call(
         &self,
@@ -132,7 +170,7 @@ impl ConversationActor {
                             ConversationEventBody::CallStarted { call_id, kind },
                         );
                         myself.send_after(self.context.settings.call_ringing_timeout, move || {
-                            ConversationMsg::CallRingingExpired { call_id }
+                            ConversationMsg::Call(CallMsg::RingingExpired { call_id })
                         });
                         Ok(())
                     }
@@ -302,7 +340,7 @@ impl ConversationActor {
         for user_id in absent {
             if ready.call_grace.insert(user_id.clone()) {
                 myself.send_after(self.context.settings.call_disconnect_grace, move || {
-                    ConversationMsg::CallGraceExpired { call_id, user_id }
+                    ConversationMsg::Call(CallMsg::GraceExpired { call_id, user_id })
                 });
             }
         }
@@ -334,278 +372,12 @@ impl ConversationActor {
         }
     }
 
-    /// A recording's consent deadline passed.
-    pub(super) fn handle_recording_deadline(
-        &self,
-        myself: &ActorRef<ConversationMsg>,
-        ready: &mut Ready,
-        call_id: CallId,
-        recording_id: RecordingId,
-    ) {
-        let Some(requested_by) = ready
-            .calls
-            .active()
-            .and_then(|call| call.recording.as_ref())
-            .filter(|recording| recording.recording_id == recording_id)
-            .map(|recording| recording.requested_by.clone())
-        else {
-            return;
-        };
-        if let Some(change) =
-            ready
-                .calls
-                .recording_deadline(call_id, recording_id, self.context.clock.now())
-        {
-            self.store_recording_change(myself, ready, call_id, requested_by, change);
-        }
-    }
-
-    /// Asks `asked` to consent to `recording_id`, and sets the deadline's timer.
-    fn ask_consent(
-        &self,
-        myself: &ActorRef<ConversationMsg>,
-        ready: &Ready,
-        call_id: CallId,
-        recording_id: RecordingId,
-        from: &UserId,
-        asked: &[UserId],
-    ) {
-        let timeout = self.context.settings.call_recording_consent_timeout;
-        let notice = CallNotice::ConsentRequested {
-            recording_id,
-            expires_in_ms: millis(timeout),
-        };
-        self.notify(ready, call_id, from, &notice, asked);
-        myself.send_after(timeout, move || ConversationMsg::RecordingDeadline {
-            call_id,
-            recording_id,
-        });
-    }
-
-    /// Stores a recording's start or end in the seq stream (ids, reason and duration only),
-    /// and queues what its metadata must learn (the record with every consent, a late consent,
-    /// the stop) for [`Self::write_recordings`].
-    fn store_recording_change(
-        &self,
-        myself: &ActorRef<ConversationMsg>,
-        ready: &mut Ready,
-        call_id: CallId,
-        actor_id: UserId,
-        change: RecordingChange,
-    ) {
-        let now = self.context.clock.now();
-        match change {
-            RecordingChange::Started {
-                recording_id,
-                requested_by,
-                consents,
-            } => {
-                let record = RecordingRecord::started(
-                    recording_id,
-                    call_id,
-                    self.conversation_id(),
-                    requested_by.clone(),
-                    consents
-                        .into_iter()
-                        .map(|(user_id, at)| RecordingConsent { user_id, at })
-                        .collect(),
-                    now,
-                );
-                ready
-                    .recording_writes
-                    .push(RecordingWrite::Create(Box::new(record)));
-                self.store_record(
-                    myself,
-                    ready,
-                    requested_by,
-                    &format!("recording.{recording_id}.started"),
-                    ConversationEventBody::RecordingStarted {
-                        recording_id,
-                        call_id,
-                    },
-                );
-            }
-            RecordingChange::Consented {
-                recording_id,
-                user_id,
-                at,
-            } => ready.recording_writes.push(RecordingWrite::Update(
-                recording_id,
-                RecordingUpdate::Consented(RecordingConsent { user_id, at }),
-            )),
-            RecordingChange::Ended {
-                recording_id,
-                reason,
-                by,
-                was_recording,
-                duration_ms,
-            } => {
-                if was_recording {
-                    ready.recording_writes.push(RecordingWrite::Update(
-                        recording_id,
-                        RecordingUpdate::Stopped {
-                            at: now,
-                            reason,
-                            by: by.clone(),
-                        },
-                    ));
-                }
-                self.store_record(
-                    myself,
-                    ready,
-                    by.unwrap_or(actor_id),
-                    &format!("recording.{recording_id}.ended"),
-                    ConversationEventBody::RecordingEnded {
-                        recording_id,
-                        call_id,
-                        reason,
-                        was_recording,
-                        duration_ms,
-                    },
-                );
-            }
-        }
-    }
-
-    /// Writes the queued recording metadata, in order, before the actor handles its next
-    /// message (so a stop never overtakes its start). A write is tried twice, each try bounded
-    /// by [`RECORDING_WRITE_TIMEOUT`]. A recording whose record cannot be created is stopped
-    /// (`metadata_unavailable`): it must not run without its consent trail.
-    pub(super) async fn write_recordings(
-        &self,
-        myself: &ActorRef<ConversationMsg>,
-        ready: &mut Ready,
-    ) {
-        while !ready.recording_writes.is_empty() {
-            for write in std::mem::take(&mut ready.recording_writes) {
-                match write {
-                    RecordingWrite::Create(record) => {
-                        if let Err(error) = self.create_recording_record(&record).await {
-                            tracing::error!(
-                                recording_id = %record.recording_id,
-                                %error,
-                                "a recording's metadata could not be stored; stopping it"
-                            );
-                            let now = self.context.clock.now();
-                            if let Some(change) = ready.calls.abort_recording(
-                                record.call_id,
-                                record.recording_id,
-                                RecordingEndReason::MetadataUnavailable,
-                                now,
-                            ) {
-                                let requested_by = record.requested_by.clone();
-                                self.store_recording_change(
-                                    myself,
-                                    ready,
-                                    record.call_id,
-                                    requested_by,
-                                    change,
-                                );
-                            }
-                        }
-                    }
-                    RecordingWrite::Update(recording_id, update) => {
-                        self.update_recording_record(recording_id, update).await;
-                    }
-                }
-            }
-        }
-    }
-
-    async fn create_recording_record(&self, record: &RecordingRecord) -> Result<(), String> {
-        let mut last_error = String::new();
-        for _ in 0..RECORDING_WRITE_ATTEMPTS {
-            let attempt = tokio::time::timeout(
-                RECORDING_WRITE_TIMEOUT,
-                self.context
-                    .recordings
-                    .create_recording(self.tenant_id(), record),
-            )
-            .await;
-            match attempt {
-                // Already there: an earlier attempt whose answer was lost stored it.
-                Ok(Ok(()) | Err(StoreError::AlreadyExists)) => return Ok(()),
-                Ok(Err(error)) => last_error = error.to_string(),
-                Err(_) => last_error = "timed out".to_owned(),
-            }
-        }
-        Err(last_error)
-    }
-
-    async fn update_recording_record(&self, recording_id: RecordingId, update: RecordingUpdate) {
-        for _ in 0..RECORDING_WRITE_ATTEMPTS {
-            let attempt = tokio::time::timeout(
-                RECORDING_WRITE_TIMEOUT,
-                self.context.recordings.update_recording(
-                    self.tenant_id(),
-                    recording_id,
-                    update.clone(),
-                ),
-            )
-            .await;
-            match attempt {
-                Ok(Ok(RecordingUpdateOutcome::Updated(_))) => return,
-                // Erased by an administrator meanwhile (or its creation failed and it was
-                // stopped): there is nothing to update.
-                Ok(Ok(RecordingUpdateOutcome::NotFound)) => return,
-                Ok(Ok(RecordingUpdateOutcome::Refused(error))) => {
-                    tracing::warn!(%recording_id, %error, "a recording update was refused");
-                    return;
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(%recording_id, %error, "a recording update failed");
-                }
-                Err(_) => tracing::warn!(%recording_id, "a recording update timed out"),
-            }
-        }
-        tracing::error!(%recording_id, "a recording update was given up");
-    }
-
-    /// Tells the joined sessions what happened to a recording outside the seq stream. An erased
-    /// recording that is still running here stops (`recording.ended`, reason `erased`): its
-    /// consent trail is gone, so it must not go on.
-    pub(super) fn pass_on_recording(
-        &self,
-        myself: &ActorRef<ConversationMsg>,
-        ready: &mut Ready,
-        notice: &RecordingNotice,
-    ) {
-        let frame = self.context.encoder.encode(&ServerEvent::Recording {
-            conversation_id: self.conversation_id(),
-            notice,
-        });
-        for link in ready.links.values() {
-            link.outbound.push_if_room(frame.clone());
-        }
-        if let RecordingNotice::Erased {
-            recording_id,
-            call_id,
-        } = notice
-        {
-            let requested_by = ready
-                .calls
-                .active()
-                .and_then(|call| call.recording.as_ref())
-                .filter(|recording| recording.recording_id == *recording_id)
-                .map(|recording| recording.requested_by.clone());
-            let now = self.context.clock.now();
-            if let Some((requested_by, change)) = requested_by.zip(ready.calls.abort_recording(
-                *call_id,
-                *recording_id,
-                RecordingEndReason::Erased,
-                now,
-            )) {
-                self.store_recording_change(myself, ready, *call_id, requested_by, change);
-            }
-        }
-    }
-
     /// Whether the actor must stay loaded for a call (its timers and record).
     pub(super) fn has_active_call(ready: &Ready) -> bool {
         ready.calls.active().is_some()
     }
 
-    fn after_departure(
+    pub(super) fn after_departure(
         &self,
         myself: &ActorRef<ConversationMsg>,
         ready: &mut Ready,
@@ -625,7 +397,7 @@ impl ConversationActor {
 
     /// Pushes a call notice to every joined session of `users`; a full queue drops it (the
     /// session is being disconnected as a slow consumer anyway).
-    fn notify(
+    pub(super) fn notify(
         &self,
         ready: &Ready,
         call_id: CallId,
@@ -647,7 +419,12 @@ impl ConversationActor {
         }
     }
 
-    fn push_call_error(&self, outbound: &Outbound, request_id: Option<&RequestId>, error: &Error) {
+    pub(super) fn push_call_error(
+        &self,
+        outbound: &Outbound,
+        request_id: Option<&RequestId>,
+        error: &Error,
+    ) {
         let _ = outbound.push(
             self.context
                 .encoder
@@ -655,7 +432,7 @@ impl ConversationActor {
         );
     }
 
-    fn store_call_end(
+    pub(super) fn store_call_end(
         &self,
         myself: &ActorRef<ConversationMsg>,
         ready: &mut Ready,
@@ -684,7 +461,7 @@ impl ConversationActor {
     }
 
     /// Appends a call's start or end to the seq stream; its idempotency key is the call's.
-    fn store_call_record(
+    pub(super) fn store_call_record(
         &self,
         myself: &ActorRef<ConversationMsg>,
         ready: &mut Ready,
@@ -704,7 +481,7 @@ impl ConversationActor {
 
     /// Appends a record the actor makes itself, with `key` as its idempotency key; nobody waits
     /// for the acknowledgement (a failure is logged).
-    fn store_record(
+    pub(super) fn store_record(
         &self,
         myself: &ActorRef<ConversationMsg>,
         ready: &mut Ready,
@@ -727,6 +504,6 @@ impl ConversationActor {
     }
 }
 
-fn millis(duration: std::time::Duration) -> u64 {
+pub(super) fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

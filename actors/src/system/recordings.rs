@@ -32,7 +32,7 @@ use switchboard_engine::recording::{
 use switchboard_engine::{Error, SourceError, StoreError};
 
 use super::System;
-use crate::conversation::ConversationMsg;
+use crate::conversation::ConversationHandle;
 use crate::conversations::ConversationKey;
 use crate::session::Identity;
 
@@ -512,7 +512,7 @@ impl System {
             .lookup(key, self.settings.call_timeout)
             .await
         {
-            let _ = actor.cast(ConversationMsg::Recording(Box::new(notice)));
+            ConversationHandle::new(actor).recording_notice(notice);
         }
     }
 }
