@@ -5,6 +5,14 @@
 //! kill -9 scenario of `crash` loses nothing acknowledged. Two nodes on one database: sends
 //! through both land in one gapless seq stream, and each node serves everything the other
 //! stored. Every test uses a database of its own and drops it at the end.
+//!
+//! With the `redis` and `kafka` features: the two-node scenario of `cluster.rs` over MongoDB and
+//! Redis, and again with every append going through Kafka; the kill -9 scenario through Kafka;
+//! Redis killed and restarted under two running nodes; a server that is away at start; and a
+//! MongoDB server killed with SIGKILL and restarted under a running engine (sends meanwhile
+//! refused as `unavailable`, `/ready` 503, service back by itself, nothing acknowledged lost,
+//! re-sends stored once). With `s3`: a recorded call with its metadata in MongoDB and its media
+//! on S3, erased from both.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,6 +1,23 @@
 //! The conversation actor's subscribers and membership: joining a session (with its hidden
 //! messages and a replay from `since`), hiding a message for one member, re-reading membership
 //! when another node may have changed it, the cluster bus's notices, and dropping subscribers.
+//!
+//! # Several nodes
+//!
+//! With a shared store (MongoDB) each node may run an actor for the same conversation. They
+//! keep each other current through the `ClusterBus` port: an actor publishes `Stored { head }`
+//! for every entry its own appends stored (including one a resync had already read past before
+//! the append returned, `PersistReport::stored`: the appending node is the only one that
+//! announces a seq, and one a failed append turns out to have stored) and `Typing` for every
+//! typing signal it passes on, and it subscribes, before it reads anything at load, to the
+//! other nodes' notices. A `Stored` notice above its durable head makes it resync: read the head
+//! and the conversation from the store (so member and role changes made elsewhere apply here)
+//! and catch its subscribers up from the store, in seq order; a session that catches up to the
+//! head after its user was removed elsewhere is unsubscribed once the removal event has been
+//! delivered. A join, a send or a read refused as `not_member` re-reads the conversation first,
+//! since the member may have been added through another node whose notice has not arrived.
+//! When the bus reconnects, every actor resyncs (notices are at most once). The actor is the
+//! conversation-metadata cache, and these notices are its invalidation.
 
 use ractor::ActorRef;
 use switchboard_engine::Error;
