@@ -90,9 +90,7 @@ async fn mongodb_engine_serves_sends_edits_and_history_and_is_ready() {
     let server = TestServer::start_with(on_mongodb(&database)).await;
     assert_eq!(ready_status(&server).await.0, 200);
 
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     assert_eq!(alice.join(&id, Some(0)).await["type"], "joined");
     assert_eq!(bob.join(&id, Some(0)).await["type"], "joined");
 

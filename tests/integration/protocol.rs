@@ -8,9 +8,7 @@ use crate::support::{Client, Ended, TestServer, eventually, seqs, token, token_i
 #[tokio::test]
 async fn two_users_exchange_messages_with_pending_then_delivered_acks() {
     let server = TestServer::start().await;
-    let conversation_id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (conversation_id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     let joined = alice.join(&conversation_id, None).await;
     assert_eq!(joined["type"], "joined");
     assert_eq!(joined["id"], "join");
@@ -135,9 +133,7 @@ async fn repeated_client_id_is_deduplicated_over_websocket_and_http() {
 #[tokio::test]
 async fn leave_stops_live_events_but_keeps_membership() {
     let server = TestServer::start().await;
-    let conversation_id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (conversation_id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     bob.join(&conversation_id, None).await;
     bob.send_json(json!({"type": "leave", "id": 9, "conversation_id": conversation_id}))
         .await;

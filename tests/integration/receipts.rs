@@ -43,9 +43,7 @@ async fn mark(server: &TestServer, user: &str, conversation_id: &str, body: Valu
 #[tokio::test]
 async fn unread_counts_are_right_after_sends_reads_deletes_and_own_messages() {
     let server = TestServer::start().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     let mut alice_ids = Vec::new();
     for n in 1..=3 {
         let (_, ack) = alice
@@ -128,9 +126,7 @@ async fn unread_counts_are_right_after_sends_reads_deletes_and_own_messages() {
 #[tokio::test]
 async fn receipts_over_websocket_reach_the_other_members() {
     let server = TestServer::start().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     alice.join(&id, None).await;
     bob.join(&id, None).await;
     alice.send_message(&id, "a1", "one").await;

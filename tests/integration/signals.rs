@@ -8,9 +8,7 @@ use crate::support::{TestServer, next_of, token};
 #[tokio::test]
 async fn typing_reaches_the_other_members_coalesced() {
     let server = TestServer::start().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     alice.join(&id, None).await;
     bob.join(&id, None).await;
 

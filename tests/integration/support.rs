@@ -179,6 +179,19 @@ impl TestServer {
         body["conversation_id"].as_str().expect("id").to_owned()
     }
 
+    /// Creates a conversation in tenant `acme` as `creator` with `member` in it, and connects
+    /// them both (creator first); returns its id and the two clients.
+    pub(crate) async fn conversation_of_two(
+        &self,
+        creator: &str,
+        member: &str,
+    ) -> (String, Client, Client) {
+        let id = self.create_conversation("acme", creator, &[member]).await;
+        let creator = self.connect("acme", creator).await;
+        let member = self.connect("acme", member).await;
+        (id, creator, member)
+    }
+
     /// Connects and reads the welcome frame.
     pub(crate) async fn connect(&self, tenant: &str, user: &str) -> Client {
         let mut client = Client::connect_raw(&self.ws_url(&token(tenant, user))).await;
