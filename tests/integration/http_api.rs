@@ -1,5 +1,6 @@
 //! The HTTP API: health, conversations, posting, history pagination and error bodies.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, seqs, token};
@@ -42,13 +43,8 @@ async fn ready_has_request_id(server: &TestServer) -> bool {
 async fn conversations_are_created_and_read_by_members_only() {
     let server = TestServer::start().await;
     let response = server
-        .http
-        .post(server.url("/v1/conversations"))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"kind": "group", "title": "Launch", "members": ["bob", "carol", "bob", "alice"]}))
-        .send()
-        .await
-        .expect("sent");
+        .request(Method::POST, "/v1/conversations", &token("acme", "alice"), Some(&json!({"kind": "group", "title": "Launch", "members": ["bob", "carol", "bob", "alice"]})))
+        .await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.expect("json");
     assert_eq!(created["kind"], "group");
@@ -75,24 +71,26 @@ async fn conversations_are_created_and_read_by_members_only() {
     );
     let id = created["conversation_id"].as_str().expect("id");
     let read = server
-        .http
-        .get(server.url(&format!("/v1/conversations/{id}")))
-        .bearer_auth(token("acme", "bob"))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::GET,
+            &format!("/v1/conversations/{id}"),
+            &token("acme", "bob"),
+            None,
+        )
+        .await;
     assert_eq!(read.status(), 200);
     let mut expected = created.clone();
     expected["head"] = json!(0);
     expected["me"] = json!({"role": "member", "read": 0, "delivered": 0, "unread_count": 0, "archived": false, "pinned": false});
     assert_eq!(read.json::<Value>().await.expect("json"), expected);
     let outsider = server
-        .http
-        .get(server.url(&format!("/v1/conversations/{id}")))
-        .bearer_auth(token("acme", "mallory"))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::GET,
+            &format!("/v1/conversations/{id}"),
+            &token("acme", "mallory"),
+            None,
+        )
+        .await;
     assert_eq!(outsider.status(), 403);
     assert_eq!(
         outsider.json::<Value>().await.expect("json")["code"],
@@ -274,13 +272,13 @@ async fn history_pages_backward_with_cursors_and_forward_with_after_seq() {
     let mut first_message: Option<Value> = None;
     for n in 1..=7 {
         let response = server
-            .http
-            .post(server.url(&format!("/v1/conversations/{id}/messages")))
-            .bearer_auth(&alice)
-            .json(&json!({"client_id": format!("c{n}"), "text": format!("message {n}")}))
-            .send()
-            .await
-            .expect("sent");
+            .request(
+                Method::POST,
+                &format!("/v1/conversations/{id}/messages"),
+                &alice,
+                Some(&json!({"client_id": format!("c{n}"), "text": format!("message {n}")})),
+            )
+            .await;
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["seq"], n);
@@ -289,13 +287,13 @@ async fn history_pages_backward_with_cursors_and_forward_with_after_seq() {
     // A reply to the first message.
     let reply_to = first_message.expect("sent")["message_id"].clone();
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{id}/messages")))
-        .bearer_auth(&alice)
-        .json(&json!({"client_id": "c8", "text": "replying", "reply_to": reply_to}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{id}/messages"),
+            &alice,
+            Some(&json!({"client_id": "c8", "text": "replying", "reply_to": reply_to})),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     assert_eq!(
         response.json::<Value>().await.expect("json")["reply_to"],
@@ -308,12 +306,13 @@ async fn history_pages_backward_with_cursors_and_forward_with_after_seq() {
         let id = id.clone();
         async move {
             let response = server
-                .http
-                .get(server.url(&format!("/v1/conversations/{id}/messages?{query}")))
-                .bearer_auth(alice)
-                .send()
-                .await
-                .expect("sent");
+                .request(
+                    Method::GET,
+                    &format!("/v1/conversations/{id}/messages?{query}"),
+                    &alice,
+                    None,
+                )
+                .await;
             assert_eq!(response.status(), 200);
             response.json::<Value>().await.expect("json")
         }
@@ -387,13 +386,13 @@ async fn validation_errors_name_the_field_and_reason() {
     let server = TestServer::start().await;
     let id = server.create_conversation("acme", "alice", &["bob"]).await;
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{id}/messages")))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"client_id": "c1", "text": "   "}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{id}/messages"),
+            &token("acme", "alice"),
+            Some(&json!({"client_id": "c1", "text": "   "})),
+        )
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "invalid");
@@ -428,13 +427,13 @@ async fn creating_a_direct_conversation_again_returns_the_existing_one() {
         let server = &server;
         async move {
             let response = server
-                .http
-                .post(server.url("/v1/conversations"))
-                .bearer_auth(token("acme", creator))
-                .json(&json!({"kind": "direct", "members": [other]}))
-                .send()
-                .await
-                .expect("sent");
+                .request(
+                    Method::POST,
+                    "/v1/conversations",
+                    &token("acme", creator),
+                    Some(&json!({"kind": "direct", "members": [other]})),
+                )
+                .await;
             let status = response.status().as_u16();
             let body: Value = response.json().await.expect("json");
             (

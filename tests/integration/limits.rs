@@ -2,6 +2,7 @@
 //! that is disconnected while everyone else carries on.
 
 use futures_util::StreamExt;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use tokio::net::TcpSocket;
@@ -35,13 +36,13 @@ async fn the_rate_limit_rejects_with_retry_after_over_websocket_and_http() {
 
     // The bucket is per user, shared by HTTP.
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{id}/messages")))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"client_id": "r4", "text": "four"}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{id}/messages"),
+            &token("acme", "alice"),
+            Some(&json!({"client_id": "r4", "text": "four"})),
+        )
+        .await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     let body: Value = response.json().await.expect("json");

@@ -117,12 +117,13 @@ async fn mongodb_engine_serves_sends_edits_and_history_and_is_ready() {
     assert_eq!(texts, vec!["hello, edited", "again"]);
     // Another tenant sees nothing of it.
     let foreign = server
-        .http
-        .get(server.url(&format!("/v1/conversations/{id}/messages")))
-        .bearer_auth(token("globex", "alice"))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/conversations/{id}/messages"),
+            &token("globex", "alice"),
+            None,
+        )
+        .await;
     assert_eq!(foreign.status(), 404);
     drop(server);
     drop_database(&database).await;
@@ -210,13 +211,13 @@ async fn mongodb_unreachable_at_start_the_engine_starts_ready_says_why_and_sends
         "{body}"
     );
     let created = server
-        .http
-        .post(server.url("/v1/conversations"))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"kind": "group", "members": ["bob"]}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            reqwest::Method::POST,
+            "/v1/conversations",
+            &token("acme", "alice"),
+            Some(&json!({"kind": "group", "members": ["bob"]})),
+        )
+        .await;
     assert_eq!(created.status(), 503);
     let body: Value = created.json().await.expect("json");
     assert_eq!(body["code"], "unavailable", "{body}");

@@ -1,6 +1,7 @@
 //! The WebSocket protocol v1 as a client sees it: acks, fan-out, membership, idempotency,
 //! leave, malformed frames and token refusals.
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::support::{Client, Ended, TestServer, eventually, seqs, token, token_issued_at};
@@ -96,13 +97,13 @@ async fn repeated_client_id_is_deduplicated_over_websocket_and_http() {
 
     // The same key over HTTP resolves to the same message, flagged as a replay.
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{conversation_id}/messages")))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"client_id": "same-key", "text": "once"}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{conversation_id}/messages"),
+            &token("acme", "alice"),
+            Some(&json!({"client_id": "same-key", "text": "once"})),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["idempotent-replayed"], "true");
     let body: serde_json::Value = response.json().await.expect("json");
@@ -110,13 +111,13 @@ async fn repeated_client_id_is_deduplicated_over_websocket_and_http() {
 
     // A new key over HTTP, repeated over WebSocket.
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{conversation_id}/messages")))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"client_id": "http-key", "text": "via http"}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{conversation_id}/messages"),
+            &token("acme", "alice"),
+            Some(&json!({"client_id": "http-key", "text": "via http"})),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     assert!(response.headers().get("idempotent-replayed").is_none());
     let created: serde_json::Value = response.json().await.expect("json");

@@ -1,6 +1,7 @@
 //! Live signals that are never stored: typing (coalesced, passed on to the other members) and
 //! presence (online, away, offline with last seen, visible to users who share a conversation).
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, next_of, token};
@@ -81,12 +82,13 @@ async fn presence_is_visible_to_users_who_share_a_conversation() {
     let last_seen = offline["last_seen"].as_u64().expect("last_seen");
 
     let response = server
-        .http
-        .get(server.url("/v1/presence?user_ids=bob,carol"))
-        .bearer_auth(token("acme", "alice"))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::GET,
+            "/v1/presence?user_ids=bob,carol",
+            &token("acme", "alice"),
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(

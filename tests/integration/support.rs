@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard::config::{Config, EmbeddedRelayConfig, TurnRelay};
 use switchboard_engine::ids::{TenantId, UserId};
@@ -159,6 +160,24 @@ impl TestServer {
         format!("ws://{}/v1/ws?token={}", self.addr, token)
     }
 
+    /// An HTTP request to `path` with `bearer` as the token and `body`, if any, as JSON.
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(bearer);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
     /// Creates a conversation as `creator` with `members`; returns its id.
     pub(crate) async fn create_conversation(
         &self,
@@ -167,13 +186,13 @@ impl TestServer {
         members: &[&str],
     ) -> String {
         let response = self
-            .http
-            .post(self.url("/v1/conversations"))
-            .bearer_auth(token(tenant, creator))
-            .json(&json!({"kind": "group", "title": "test", "members": members}))
-            .send()
-            .await
-            .expect("request sent");
+            .request(
+                Method::POST,
+                "/v1/conversations",
+                &token(tenant, creator),
+                Some(&json!({"kind": "group", "title": "test", "members": members})),
+            )
+            .await;
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.expect("json body");
         body["conversation_id"].as_str().expect("id").to_owned()
@@ -375,19 +394,14 @@ pub(crate) fn seqs(messages: &[Value]) -> Vec<u64> {
 /// of an earlier request with the same `client_id`, and the JSON body (null when there is none).
 pub(crate) async fn call(
     server: &TestServer,
-    method: reqwest::Method,
+    method: Method,
     user: &str,
     path: &str,
     body: Option<Value>,
 ) -> (u16, bool, Value) {
-    let mut request = server
-        .http
-        .request(method, server.url(path))
-        .bearer_auth(token("acme", user));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
+    let response = server
+        .request(method, path, &token("acme", user), body.as_ref())
+        .await;
     let status = response.status().as_u16();
     let replayed = response.headers().get("idempotent-replayed").is_some();
     let body = response.json().await.unwrap_or(Value::Null);

@@ -5,6 +5,7 @@
 //! (That coturn itself accepts them is `tests/interop.rs`; rotation and expiry on the relay
 //! are `turn/tests/relay.rs`.)
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard::config::TurnSharedSecret;
 use switchboard_turn::credentials::password_for;
@@ -50,12 +51,13 @@ async fn credentials_over_http_follow_the_turn_rest_api_in_both_shapes() {
     let server = server().await;
     let before = now().as_secs();
     let response = server
-        .http
-        .get(server.url("/v1/turn/credentials?ttl_secs=600"))
-        .bearer_auth(token("acme", "alice"))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::GET,
+            "/v1/turn/credentials?ttl_secs=600",
+            &token("acme", "alice"),
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     let username = body["username"].as_str().expect("username");
