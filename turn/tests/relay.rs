@@ -25,7 +25,7 @@ use stun::message::{
 };
 use stun::textattrs::TextAttribute;
 use switchboard_engine::ids::{TenantId, UserId};
-use switchboard_engine::ports::{Clock, IceServerProvider};
+use switchboard_engine::ports::{Clock, IceServerProvider, IceServers};
 use switchboard_engine::time::Timestamp;
 use switchboard_turn::credentials::{RetiredSecret, SecretRing, password_for};
 use switchboard_turn::relay::failures::{LOG_INTERVAL, RefusalReason};
@@ -373,32 +373,69 @@ async fn ask(socket: &UdpSocket, relay: SocketAddr, request: &Message) -> Answer
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_credentials_are_answered_401_with_a_fresh_nonce() {
+/// What the refusal tests start from: a relay on a test clock, alice's credentials from its
+/// secrets (a fresh one lasting the given seconds and one that expired a minute ago), a
+/// username whose key id no secret has, and a socket that has asked the relay once without
+/// credentials, with the relay's answer.
+struct RefusalSetup {
+    clock: Arc<TestClock>,
+    relay: EmbeddedRelay,
+    fresh: IceServers,
+    expired: IceServers,
+    unknown_key_username: String,
+    socket: UdpSocket,
+    address: SocketAddr,
+    challenge: Answer,
+}
+
+async fn refusal_setup(fresh_ttl_secs: u64) -> RefusalSetup {
     let now = Timestamp(1_700_000_000_000);
     let clock = Arc::new(TestClock(AtomicU64::new(now.as_millis())));
     let secrets = service(b"relay-secret", None);
     let relay = start_relay(secrets.clone(), Arc::clone(&clock)).await;
     let acme = TenantId::parse("acme").expect("valid");
     let alice = UserId::parse("alice").expect("valid");
-    let fresh = secrets.ice_servers(&acme, &alice, now, Some(60));
+    let fresh = secrets.ice_servers(&acme, &alice, now, Some(fresh_ttl_secs));
     let expired = secrets.ice_servers(
         &acme,
         &alice,
         Timestamp(now.as_millis() - 120_000),
         Some(60),
     );
-    let unknown_key = {
-        let (rest, _) = fresh.username.rsplit_once(':').expect("a key id");
-        let username = format!("{rest}:k00000000");
-        let password = password_for(b"relay-secret", &username);
-        (username, password)
-    };
+    let unknown_key_username = format!(
+        "{}:k00000000",
+        fresh.username.rsplit_once(':').expect("a key id").0
+    );
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
     let address = relay.local_addr();
+    let challenge = ask(&socket, address, &allocate_request(None)).await;
+    RefusalSetup {
+        clock,
+        relay,
+        fresh,
+        expired,
+        unknown_key_username,
+        socket,
+        address,
+        challenge,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_answered_401_with_a_fresh_nonce() {
+    let RefusalSetup {
+        relay,
+        fresh,
+        expired,
+        unknown_key_username,
+        socket,
+        address,
+        challenge,
+        ..
+    } = refusal_setup(60).await;
+    let unknown_key_password = password_for(b"relay-secret", &unknown_key_username);
 
     // The challenge: 401, a nonce and the realm.
-    let challenge = ask(&socket, address, &allocate_request(None)).await;
     assert_eq!(challenge.error_code, Some(401), "{challenge:?}");
     let realm = challenge.realm.expect("the realm");
     assert_eq!(realm, "switchboard");
@@ -412,7 +449,11 @@ async fn refused_credentials_are_answered_401_with_a_fresh_nonce() {
             &expired.username,
             &expired.password,
         ),
-        ("a key id no secret has", &unknown_key.0, &unknown_key.1),
+        (
+            "a key id no secret has",
+            &unknown_key_username,
+            &unknown_key_password,
+        ),
         ("a username of no known shape", "alice", &fresh.password),
     ];
     for (what, username, password) in refused {
@@ -510,25 +551,17 @@ fn captured_log() -> &'static CapturedLog {
 #[tokio::test]
 async fn many_refused_requests_are_counted_by_reason_and_logged_sampled() {
     let log = captured_log();
-    let now = Timestamp(1_700_000_000_000);
-    let clock = Arc::new(TestClock(AtomicU64::new(now.as_millis())));
-    let secrets = service(b"relay-secret", None);
-    let relay = start_relay(secrets.clone(), Arc::clone(&clock)).await;
-    let acme = TenantId::parse("acme").expect("valid");
-    let alice = UserId::parse("alice").expect("valid");
-    let fresh = secrets.ice_servers(&acme, &alice, now, Some(600));
-    let expired = secrets.ice_servers(
-        &acme,
-        &alice,
-        Timestamp(now.as_millis() - 120_000),
-        Some(60),
-    );
-    let unknown_key_username = format!(
-        "{}:k00000000",
-        fresh.username.rsplit_once(':').expect("a key id").0
-    );
+    let RefusalSetup {
+        clock,
+        relay,
+        fresh,
+        expired,
+        unknown_key_username,
+        socket,
+        address,
+        challenge,
+    } = refusal_setup(600).await;
     let wrong_password = tampered(&fresh.password);
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
     let source = format!("source={}", socket.local_addr().expect("bound"));
     let our_lines = || -> Vec<String> {
         log.lines()
@@ -536,8 +569,6 @@ async fn many_refused_requests_are_counted_by_reason_and_logged_sampled() {
             .filter(|line| line.contains(&source))
             .collect()
     };
-    let address = relay.local_addr();
-    let challenge = ask(&socket, address, &allocate_request(None)).await;
     let realm = challenge.realm.expect("the realm");
     let nonce = challenge.nonce.expect("a nonce");
 
