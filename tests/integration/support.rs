@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,7 +16,9 @@ use switchboard::config::{Config, EmbeddedRelayConfig, TurnRelay};
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::time::Timestamp;
 use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdout, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -260,6 +263,50 @@ impl Drop for TestServer {
 }
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The real binary's log lines, as they arrive on its standard output.
+pub(crate) type LogLines = Lines<BufReader<ChildStdout>>;
+
+/// Starts `switchboard serve` on ephemeral ports (HTTP and the TURN relay) on `data_dir`,
+/// taking tokens signed with [`TEST_SECRET`], with its log (`log_format`, `RUST_LOG=info`) on a
+/// pipe; `configure` adds to its environment.
+pub(crate) fn serve_binary(
+    data_dir: &std::path::Path,
+    log_format: &str,
+    configure: impl FnOnce(&mut Command) -> &mut Command,
+) -> (Child, LogLines) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            log_format,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("SWITCHBOARD__AUTH__HS256_SECRET", TEST_SECRET)
+        .env("SWITCHBOARD__TURN__RELAY_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = configure(&mut command).spawn().expect("the binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    (child, BufReader::new(stdout).lines())
+}
+
+/// Sends `request` and reads the JSON body of its answer.
+pub(crate) async fn json_answer(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
 
 /// How a connection ended.
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use switchboard::config::TurnSharedSecret;
 use switchboard_turn::credentials::password_for;
 
-use crate::support::{TestServer, next_of, now, token};
+use crate::support::{TestServer, json_answer, next_of, now, token};
 
 const SECRET: &str = "a-shared-secret-for-the-turn-tests";
 
@@ -26,16 +26,13 @@ async fn server() -> TestServer {
 
 /// `GET path` as `user` of tenant acme, answered with JSON.
 async fn credentials(server: &TestServer, path: &str, user: &str) -> Value {
-    server
-        .http
-        .get(server.url(path))
-        .bearer_auth(token("acme", user))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json")
+    json_answer(
+        server
+            .http
+            .get(server.url(path))
+            .bearer_auth(token("acme", user)),
+    )
+    .await
 }
 
 fn expiry_of(username: &str) -> u64 {
