@@ -8,19 +8,9 @@ use crate::support::{TestServer, seqs, token};
 #[tokio::test]
 async fn health_and_readiness() {
     let server = TestServer::start().await;
-    let health = server
-        .http
-        .get(server.url("/health"))
-        .send()
-        .await
-        .expect("sent");
+    let health = server.get_without_token("/health").await;
     assert_eq!(health.status(), 200);
-    let ready = server
-        .http
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .expect("sent");
+    let ready = server.get_without_token("/ready").await;
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<Value>().await.expect("json")["status"],
@@ -30,12 +20,7 @@ async fn health_and_readiness() {
 }
 
 async fn ready_has_request_id(server: &TestServer) -> bool {
-    let response = server
-        .http
-        .get(server.url("/health"))
-        .send()
-        .await
-        .expect("sent");
+    let response = server.get_without_token("/health").await;
     response.headers().contains_key("x-request-id")
 }
 
@@ -176,12 +161,7 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
     )
     .await;
     expect_error(
-        server
-            .http
-            .get(server.url("/v1/nothing-here"))
-            .send()
-            .await
-            .expect("sent"),
+        server.get_without_token("/v1/nothing-here").await,
         404,
         "not_found",
     )
@@ -359,12 +339,7 @@ async fn history_pages_backward_with_cursors_and_forward_with_after_seq() {
 #[tokio::test]
 async fn the_served_openapi_document_is_the_committed_one() {
     let server = TestServer::start().await;
-    let response = server
-        .http
-        .get(server.url("/v1/openapi.json"))
-        .send()
-        .await
-        .expect("sent");
+    let response = server.get_without_token("/v1/openapi.json").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response

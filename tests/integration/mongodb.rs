@@ -284,12 +284,7 @@ impl Drop for OwnMongodb {
 }
 
 async fn ready_status(server: &TestServer) -> (u16, Value) {
-    let response = server
-        .http
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .expect("sent");
+    let response = server.get_without_token("/ready").await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }

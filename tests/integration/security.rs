@@ -10,11 +10,8 @@ use crate::support::{Client, TestServer, call, token};
 /// The value of `switchboard_security_events_total{reason, tenant}` at `/metrics` (0 if absent).
 async fn security_events(server: &TestServer, reason: &str, tenant: &str) -> u64 {
     let body = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
+        .get_without_token("/metrics")
         .await
-        .expect("scraped")
         .text()
         .await
         .expect("text");
@@ -40,12 +37,7 @@ async fn abuse_moves_the_security_counters_by_reason_and_tenant() {
         .request(Method::GET, &conversation, "not-a-token", None)
         .await;
     assert_eq!(response.status(), 401);
-    let response = server
-        .http
-        .get(server.url(&conversation))
-        .send()
-        .await
-        .expect("sent");
+    let response = server.get_without_token(&conversation).await;
     assert_eq!(response.status(), 401);
     let mut refused = Client::connect_raw(&server.ws_url("forged.token.value")).await;
     let _ = refused.read_until_end().await;

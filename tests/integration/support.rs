@@ -163,6 +163,15 @@ impl TestServer {
         format!("ws://{}/v1/ws?token={}", self.addr, token)
     }
 
+    /// A `GET` of `path` with no token.
+    pub(crate) async fn get_without_token(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// An HTTP request to `path` with `bearer` as the token and `body`, if any, as JSON.
     pub(crate) async fn request(
         &self,

@@ -189,11 +189,8 @@ async fn the_embedded_relay_allocates_with_the_credentials_handed_out() {
     );
     // The refusal is counted at `GET /metrics`, under its reason.
     let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
+        .get_without_token("/metrics")
         .await
-        .expect("sent")
         .text()
         .await
         .expect("text");
@@ -237,12 +234,7 @@ async fn metrics_report_each_servers_health() {
     let down = format!("switchboard_turn_server_up{{uri=\"{dead_uri}\"}} 0");
     let failures = format!("switchboard_turn_server_probe_failures_total{{uri=\"{dead_uri}\"}} ");
     let metrics = crate::support::eventually("both servers probed", || async {
-        let response = server
-            .http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .expect("sent");
+        let response = server.get_without_token("/metrics").await;
         assert_eq!(response.status(), 200);
         assert!(
             response.headers()["content-type"]
