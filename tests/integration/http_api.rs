@@ -55,27 +55,13 @@ async fn conversations_are_created_and_read_by_members_only() {
         ]
     );
     let id = created["conversation_id"].as_str().expect("id");
-    let read = server
-        .request(
-            Method::GET,
-            &format!("/v1/conversations/{id}"),
-            &token("acme", "bob"),
-            None,
-        )
-        .await;
+    let read = server.read_conversation_over_http("bob", id).await;
     assert_eq!(read.status(), 200);
     let mut expected = created.clone();
     expected["head"] = json!(0);
     expected["me"] = json!({"role": "member", "read": 0, "delivered": 0, "unread_count": 0, "archived": false, "pinned": false});
     assert_eq!(read.json::<Value>().await.expect("json"), expected);
-    let outsider = server
-        .request(
-            Method::GET,
-            &format!("/v1/conversations/{id}"),
-            &token("acme", "mallory"),
-            None,
-        )
-        .await;
+    let outsider = server.read_conversation_over_http("mallory", id).await;
     assert_eq!(outsider.status(), 403);
     assert_eq!(
         outsider.json::<Value>().await.expect("json")["code"],
@@ -361,12 +347,7 @@ async fn validation_errors_name_the_field_and_reason() {
     let server = TestServer::start().await;
     let id = server.create_conversation("acme", "alice", &["bob"]).await;
     let response = server
-        .request(
-            Method::POST,
-            &format!("/v1/conversations/{id}/messages"),
-            &token("acme", "alice"),
-            Some(&json!({"client_id": "c1", "text": "   "})),
-        )
+        .send_message_over_http("alice", &id, "c1", "   ")
         .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");

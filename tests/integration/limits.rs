@@ -2,7 +2,6 @@
 //! that is disconnected while everyone else carries on.
 
 use futures_util::StreamExt;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use tokio::net::TcpSocket;
@@ -36,12 +35,7 @@ async fn the_rate_limit_rejects_with_retry_after_over_websocket_and_http() {
 
     // The bucket is per user, shared by HTTP.
     let response = server
-        .request(
-            Method::POST,
-            &format!("/v1/conversations/{id}/messages"),
-            &token("acme", "alice"),
-            Some(&json!({"client_id": "r4", "text": "four"})),
-        )
+        .send_message_over_http("alice", &id, "r4", "four")
         .await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));

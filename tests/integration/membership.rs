@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer, call, next_of, token};
+use crate::support::{Client, TestServer, call, next_of};
 
 fn members(conversation: &Value) -> Vec<String> {
     conversation["members"]
@@ -494,14 +494,7 @@ async fn repeating_any_operations_client_id_has_no_second_effect() {
         );
     }
     // Nothing was stored twice: the head is exactly one entry per operation.
-    let response = server
-        .request(
-            Method::GET,
-            &format!("/v1/conversations/{id}"),
-            &token("acme", "mo"),
-            None,
-        )
-        .await;
+    let response = server.read_conversation_over_http("mo", &id).await;
     let conversation: Value = response.json().await.expect("json");
     assert_eq!(conversation["head"], expected_seq);
     assert_eq!(

@@ -1,7 +1,6 @@
 //! The WebSocket protocol v1 as a client sees it: acks, fan-out, membership, idempotency,
 //! leave, malformed frames and token refusals.
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::support::{Client, Ended, TestServer, eventually, seqs, token, token_issued_at};
@@ -97,12 +96,7 @@ async fn repeated_client_id_is_deduplicated_over_websocket_and_http() {
 
     // The same key over HTTP resolves to the same message, flagged as a replay.
     let response = server
-        .request(
-            Method::POST,
-            &format!("/v1/conversations/{conversation_id}/messages"),
-            &token("acme", "alice"),
-            Some(&json!({"client_id": "same-key", "text": "once"})),
-        )
+        .send_message_over_http("alice", &conversation_id, "same-key", "once")
         .await;
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["idempotent-replayed"], "true");
@@ -111,12 +105,7 @@ async fn repeated_client_id_is_deduplicated_over_websocket_and_http() {
 
     // A new key over HTTP, repeated over WebSocket.
     let response = server
-        .request(
-            Method::POST,
-            &format!("/v1/conversations/{conversation_id}/messages"),
-            &token("acme", "alice"),
-            Some(&json!({"client_id": "http-key", "text": "via http"})),
-        )
+        .send_message_over_http("alice", &conversation_id, "http-key", "via http")
         .await;
     assert_eq!(response.status(), 201);
     assert!(response.headers().get("idempotent-replayed").is_none());

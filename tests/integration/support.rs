@@ -163,6 +163,38 @@ impl TestServer {
         format!("ws://{}/v1/ws?token={}", self.addr, token)
     }
 
+    /// Sends `text` under `client_id` to a conversation over HTTP as `user` of tenant acme.
+    pub(crate) async fn send_message_over_http(
+        &self,
+        user: &str,
+        conversation_id: &str,
+        client_id: &str,
+        text: &str,
+    ) -> reqwest::Response {
+        self.request(
+            Method::POST,
+            &format!("/v1/conversations/{conversation_id}/messages"),
+            &token("acme", user),
+            Some(&json!({"client_id": client_id, "text": text})),
+        )
+        .await
+    }
+
+    /// Reads a conversation over HTTP as `user` of tenant acme.
+    pub(crate) async fn read_conversation_over_http(
+        &self,
+        user: &str,
+        conversation_id: &str,
+    ) -> reqwest::Response {
+        self.request(
+            Method::GET,
+            &format!("/v1/conversations/{conversation_id}"),
+            &token("acme", user),
+            None,
+        )
+        .await
+    }
+
     /// A `GET` of `path` with no token.
     pub(crate) async fn get_without_token(&self, path: &str) -> reqwest::Response {
         self.http
