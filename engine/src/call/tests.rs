@@ -234,16 +234,28 @@ fn recording_with_bob(n: u128, kind: CallKind, invited: &[&str]) -> CallBoard {
         .expect("accepted");
     alice_asks_to_record(&mut board, n, n, 2_000).expect("asked");
     assert!(matches!(
-        board.answer_recording(
-            call_id(n),
-            recording_id(n),
-            &user("bob"),
-            true,
-            Timestamp(3_000)
-        ),
+        answer(&mut board, n, n, "bob", true, 3_000),
         Ok(Some(RecordingChange::Started { .. }))
     ));
     board
+}
+
+/// `who` answers, at `at_ms`, the request to record call `call` as recording `recording`.
+fn answer(
+    board: &mut CallBoard,
+    call: u128,
+    recording: u128,
+    who: &str,
+    consents: bool,
+    at_ms: u64,
+) -> Result<Option<RecordingChange>> {
+    board.answer_recording(
+        call_id(call),
+        recording_id(recording),
+        &user(who),
+        consents,
+        Timestamp(at_ms),
+    )
 }
 
 /// Alice asks, at `at_ms`, to record call `call` as recording `recording`, leaving the others
@@ -279,35 +291,17 @@ fn recording_starts_only_when_everyone_consented() {
         Err(Error::Conflict { .. })
     ));
     assert_eq!(
-        board.answer_recording(
-            call_id(1),
-            recording_id(1),
-            &user("bob"),
-            true,
-            Timestamp(4_000)
-        ),
+        answer(&mut board, 1, 1, "bob", true, 4_000),
         Ok(None),
         "carol has not answered"
     );
     assert_eq!(
-        board.answer_recording(
-            call_id(1),
-            recording_id(1),
-            &user("bob"),
-            true,
-            Timestamp(4_500)
-        ),
+        answer(&mut board, 1, 1, "bob", true, 4_500),
         Err(Error::NotFound),
         "bob already answered"
     );
     assert_eq!(
-        board.answer_recording(
-            call_id(1),
-            recording_id(1),
-            &user("carol"),
-            true,
-            Timestamp(5_000)
-        ),
+        answer(&mut board, 1, 1, "carol", true, 5_000),
         Ok(Some(RecordingChange::Started {
             recording_id: recording_id(1),
             requested_by: user("alice"),
@@ -344,13 +338,7 @@ fn a_refusal_or_the_deadline_cancels_and_a_late_joiner_must_consent() {
     let mut board = three_in_a_call();
     alice_asks_to_record(&mut board, 1, 1, 3_000).expect("asked");
     assert_eq!(
-        board.answer_recording(
-            call_id(1),
-            recording_id(1),
-            &user("carol"),
-            false,
-            Timestamp(4_000)
-        ),
+        answer(&mut board, 1, 1, "carol", false, 4_000),
         Ok(Some(RecordingChange::Ended {
             recording_id: recording_id(1),
             reason: RecordingEndReason::Refused,
@@ -401,13 +389,7 @@ fn a_late_joiner_who_consents_is_reported_and_the_recording_runs_on() {
         Ok(Some(recording_id(4)))
     );
     assert_eq!(
-        board.answer_recording(
-            call_id(4),
-            recording_id(4),
-            &user("dave"),
-            true,
-            Timestamp(11_000)
-        ),
+        answer(&mut board, 4, 4, "dave", true, 11_000),
         Ok(Some(RecordingChange::Consented {
             recording_id: recording_id(4),
             user_id: user("dave"),
