@@ -9,12 +9,7 @@ use crate::support::{TestServer, next_of, token};
 
 async fn me(server: &TestServer, user: &str, conversation_id: &str) -> Value {
     let response = server
-        .request(
-            Method::GET,
-            &format!("/v1/conversations/{conversation_id}"),
-            &token("acme", user),
-            None,
-        )
+        .read_conversation_over_http(user, conversation_id)
         .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
