@@ -163,6 +163,17 @@ impl TestServer {
         format!("ws://{}/v1/ws?token={}", self.addr, token)
     }
 
+    /// An HTTP request to `path` as `user` of tenant acme, with `body`, if any, as JSON.
+    pub(crate) async fn request_as(
+        &self,
+        user: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        self.request(method, path, &token("acme", user), body).await
+    }
+
     /// Sends `text` under `client_id` to a conversation over HTTP as `user` of tenant acme.
     pub(crate) async fn send_message_over_http(
         &self,
@@ -171,13 +182,10 @@ impl TestServer {
         client_id: &str,
         text: &str,
     ) -> reqwest::Response {
-        self.request(
-            Method::POST,
-            &format!("/v1/conversations/{conversation_id}/messages"),
-            &token("acme", user),
-            Some(&json!({"client_id": client_id, "text": text})),
-        )
-        .await
+        let path = format!("/v1/conversations/{conversation_id}/messages");
+        let body = json!({"client_id": client_id, "text": text});
+        self.request_as(user, Method::POST, &path, Some(&body))
+            .await
     }
 
     /// Reads a conversation over HTTP as `user` of tenant acme.
@@ -186,13 +194,8 @@ impl TestServer {
         user: &str,
         conversation_id: &str,
     ) -> reqwest::Response {
-        self.request(
-            Method::GET,
-            &format!("/v1/conversations/{conversation_id}"),
-            &token("acme", user),
-            None,
-        )
-        .await
+        let path = format!("/v1/conversations/{conversation_id}");
+        self.request_as(user, Method::GET, &path, None).await
     }
 
     /// A `GET` of `path` with no token.
@@ -487,9 +490,7 @@ pub(crate) async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, bool, Value) {
-    let response = server
-        .request(method, path, &token("acme", user), body.as_ref())
-        .await;
+    let response = server.request_as(user, method, path, body.as_ref()).await;
     let status = response.status().as_u16();
     let replayed = response.headers().get("idempotent-replayed").is_some();
     let body = response.json().await.unwrap_or(Value::Null);
