@@ -54,6 +54,10 @@ use tokio::runtime::Runtime;
 // so it reads the same monotonic clock, and `iter_custom` needs a timer of its own.
 use tokio::time::Instant;
 
+#[path = "shared/bench_support.rs"]
+mod bench_support;
+use bench_support::{Xorshift, bounded_criterion, is_ci};
+
 /// A fixed wall-clock time for ids and timestamps (2026-11-23), so runs are repeatable.
 const EPOCH_MS: u64 = 1_795_392_000_000;
 /// The length of every message text, in bytes: a typical chat line.
@@ -69,10 +73,6 @@ const FRAME_DEADLINE: Duration = Duration::from_secs(10);
 /// The in-memory store grows with every append; past this many messages the append benchmark
 /// swaps in an empty store (outside the timed region) so memory stays bounded.
 const MEMORY_STORE_MAX_MESSAGES: usize = 200_000;
-
-fn is_ci() -> bool {
-    std::env::var_os("CI").is_some()
-}
 
 /// Session counts for the fan-out group.
 fn fanout_session_counts() -> &'static [usize] {
@@ -98,22 +98,6 @@ fn user_id(name: &str) -> UserId {
 
 fn client_id(text: &str) -> ClientId {
     ClientId::parse(text).expect("benchmark client ids are short and use only valid characters")
-}
-
-/// A small deterministic generator (xorshift64), so runs are repeatable without a `rand` dep.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
 }
 
 /// Pseudo-random lowercase words: valid UTF-8 at any cut, JSON-safe without escapes, and
@@ -731,16 +715,7 @@ fn configured_criterion() -> Criterion {
     // Every group is bounded: the slowest iterations (a 1024-message durable commit, a send to
     // 1000 sessions) take milliseconds, so ten samples over a few seconds already give stable
     // figures; with `CI` set a full run takes well under a minute.
-    let (warm_up, measurement) = if is_ci() {
-        (Duration::from_millis(200), Duration::from_millis(500))
-    } else {
-        (Duration::from_secs(1), Duration::from_secs(3))
-    };
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(warm_up)
-        .measurement_time(measurement)
-        .configure_from_args()
+    bounded_criterion(Duration::from_secs(3))
 }
 
 criterion_group! {

@@ -20,6 +20,10 @@ use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode};
 use redb::{ReadableDatabase, TableDefinition};
 use tempfile::TempDir;
 
+#[path = "shared/bench_support.rs"]
+mod bench_support;
+use bench_support::{Xorshift, bounded_criterion, is_ci};
+
 const N_CONVERSATIONS: usize = 16;
 const MESSAGE_VALUE_BYTES: usize = 200;
 const APPEND_BATCH_SIZES: [usize; 3] = [1, 64, 1024];
@@ -28,29 +32,9 @@ const RANGE_READ_LENGTH: u64 = 50;
 const REDB_MESSAGES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("messages");
 const REDB_CLIENT_IDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("client_ids");
 
-fn is_ci() -> bool {
-    std::env::var_os("CI").is_some()
-}
-
 /// Messages per conversation stored before the read benchmarks run.
 fn n_prefill_messages_per_conversation() -> u64 {
     if is_ci() { 200 } else { 2_000 }
-}
-
-/// A small deterministic generator (xorshift64), so runs are repeatable without a `rand` dep.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
 }
 
 fn conversation_bytes(conversation_index: usize) -> [u8; 16] {
@@ -370,16 +354,7 @@ fn reads(criterion: &mut Criterion) {
 fn configured_criterion() -> Criterion {
     // Durable commits cost milliseconds each, so small samples already give stable figures;
     // keep the whole run to a few minutes on two cores, and to well under one with `CI` set.
-    let (warm_up, measurement) = if is_ci() {
-        (Duration::from_millis(200), Duration::from_millis(500))
-    } else {
-        (Duration::from_secs(1), Duration::from_secs(4))
-    };
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(warm_up)
-        .measurement_time(measurement)
-        .configure_from_args()
+    bounded_criterion(Duration::from_secs(4))
 }
 
 criterion_group! {

@@ -156,6 +156,19 @@ fn start_echo_peer(port: u16) -> Running {
     peer
 }
 
+/// Switchboard's configuration beside coturn: an ephemeral port, its data under `directory`,
+/// the interop token secret, coturn's shared secret, and no embedded relay (coturn is the relay
+/// under test; the test of the embedded relay here sets its own).
+fn switchboard_config(directory: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".to_owned();
+    config.server.data_dir = directory.join("switchboard");
+    config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
+    config.turn.secret = TurnSharedSecret::Configured(SECRET.to_owned());
+    config.turn.relay = TurnRelay::Off;
+    config
+}
+
 /// `GET /v1/turn/credentials` as `user` of `tenant`, answered with JSON.
 async fn credentials_of(server: &switchboard::Server, tenant: &str, user: &str) -> Value {
     let token = switchboard_transport::auth::mint_hs256(
@@ -188,11 +201,7 @@ async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refuse
     let _peer = start_echo_peer(peer_port);
 
     // Switchboard, sharing the secret, hands out the credentials.
-    let mut config = Config::default();
-    config.server.listen = "127.0.0.1:0".to_owned();
-    config.server.data_dir = directory.path().join("switchboard");
-    config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
-    config.turn.secret = TurnSharedSecret::Configured(SECRET.to_owned());
+    let mut config = switchboard_config(directory.path());
     let live_uri = format!("turn:127.0.0.1:{turn_port}?transport=udp");
     // Nothing listens here: the health checker must leave it out.
     let dead_uri = format!("turn:127.0.0.1:{}?transport=udp", free_udp_port());
@@ -200,35 +209,14 @@ async fn credentials_from_switchboard_allocate_on_coturn_and_bad_ones_are_refuse
     config.turn.stun_uris = vec![format!("stun:127.0.0.1:{turn_port}")];
     config.turn.health_check_interval_ms = 200;
     config.turn.health_check_timeout_ms = 500;
-    // coturn is the relay under test here (the embedded one has tests of its own).
-    config.turn.relay = TurnRelay::Off;
     let server = switchboard::start(config)
         .await
         .expect("switchboard starts");
-    let token = switchboard_transport::auth::mint_hs256(
-        "interop-development-secret-0123456789",
-        &TenantId::parse("acme").expect("valid"),
-        &UserId::parse("alice").expect("valid"),
-        now(),
-        600,
-    )
-    .expect("a token");
     // Once the health checker has probed both servers (polled, with a deadline), clients get
     // only the live one.
     let deadline = Instant::now() + Duration::from_secs(15);
     let body: Value = loop {
-        let body: Value = reqwest::Client::new()
-            .get(format!(
-                "http://{}/v1/turn/credentials",
-                server.local_addr()
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let body = credentials_of(&server, "acme", "alice").await;
         if body["uris"] == serde_json::json!([live_uri]) {
             break body;
         }
@@ -285,14 +273,9 @@ async fn identities_a_colon_could_confuse_get_distinct_credentials_that_coturn_a
     // A relay range of its own, so that it can run beside the test above.
     let _coturn = start_coturn(directory.path(), turn_port, (49201, 49240));
     let _peer = start_echo_peer(peer_port);
-    let mut config = Config::default();
-    config.server.listen = "127.0.0.1:0".to_owned();
-    config.server.data_dir = directory.path().join("switchboard");
-    config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
-    config.turn.secret = TurnSharedSecret::Configured(SECRET.to_owned());
+    let mut config = switchboard_config(directory.path());
     config.turn.uris = vec![format!("turn:127.0.0.1:{turn_port}?transport=udp")];
     config.turn.health_check_interval_ms = 0;
-    config.turn.relay = TurnRelay::Off;
     let server = switchboard::start(config)
         .await
         .expect("switchboard starts");
@@ -487,11 +470,7 @@ async fn turnutils_uclient_relays_through_the_embedded_relay_and_wrong_or_expire
     let directory = tempfile::tempdir().expect("a temporary directory");
     let peer_port = free_udp_port();
     let _peer = start_echo_peer(peer_port);
-    let mut config = Config::default();
-    config.server.listen = "127.0.0.1:0".to_owned();
-    config.server.data_dir = directory.path().join("switchboard");
-    config.auth.hs256_secret = Some("interop-development-secret-0123456789".to_owned());
-    config.turn.secret = TurnSharedSecret::Configured(SECRET.to_owned());
+    let mut config = switchboard_config(directory.path());
     config.turn.health_check_interval_ms = 0;
     config.turn.relay = TurnRelay::Embedded(EmbeddedRelayConfig {
         listen: "127.0.0.1:0".to_owned(),

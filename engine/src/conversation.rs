@@ -147,6 +147,17 @@ impl<W> PersistReport<W> {
             ended_sessions: Vec::new(),
         }
     }
+
+    /// The same final acknowledgement for every waiter of one send.
+    fn ack_every(&mut self, waiters: Vec<W>, outcome: &AckOutcome, replayed: bool) {
+        for waiter in waiters {
+            self.acks.push(FinalAck {
+                waiter,
+                outcome: outcome.clone(),
+                replayed,
+            });
+        }
+    }
 }
 
 /// What the caller must do with a page read for a catch-up.
@@ -686,13 +697,11 @@ impl<W> ConversationCore<W> {
                 let message_ref = entry.reference();
                 self.recent
                     .insert(&author, &client_id, message_ref, fingerprint);
-                for waiter in in_flight.waiters {
-                    report.acks.push(FinalAck {
-                        waiter,
-                        outcome: AckOutcome::Delivered(message_ref),
-                        replayed: false,
-                    });
-                }
+                report.ack_every(
+                    in_flight.waiters,
+                    &AckOutcome::Delivered(message_ref),
+                    false,
+                );
                 if seq <= self.durable_head {
                     // Already known durable (a resync read past it): it was handed out then.
                     return report;
@@ -740,33 +749,19 @@ impl<W> ConversationCore<W> {
                 // Storage found the author's key already stored by a request of this shape.
                 self.recent
                     .insert(&author, &client_id, existing, fingerprint);
-                for waiter in in_flight.waiters {
-                    report.acks.push(FinalAck {
-                        waiter,
-                        outcome: AckOutcome::Delivered(existing),
-                        replayed: true,
-                    });
-                }
+                report.ack_every(in_flight.waiters, &AckOutcome::Delivered(existing), true);
                 // A message this core never fanned out (stored by an earlier incarnation).
                 report.needs_resync = existing.seq > self.durable_head;
             }
             AppendResult::Refused(error) => {
-                for waiter in in_flight.waiters {
-                    report.acks.push(FinalAck {
-                        waiter,
-                        outcome: AckOutcome::Rejected(error.clone()),
-                        replayed: false,
-                    });
-                }
+                report.ack_every(in_flight.waiters, &AckOutcome::Rejected(error), false);
             }
             AppendResult::Failed => {
-                for waiter in in_flight.waiters {
-                    report.acks.push(FinalAck {
-                        waiter,
-                        outcome: AckOutcome::Rejected(unavailable()),
-                        replayed: false,
-                    });
-                }
+                report.ack_every(
+                    in_flight.waiters,
+                    &AckOutcome::Rejected(unavailable()),
+                    false,
+                );
                 // The append may have been written after all; storage's head tells.
                 report.needs_resync = true;
             }

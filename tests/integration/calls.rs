@@ -203,9 +203,7 @@ async fn a_call_rings_is_answered_relays_signals_to_participants_only_and_is_rec
 #[tokio::test]
 async fn rejected_cancelled_and_unanswered_calls_end_with_their_reason() {
     let server = server().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     for client in [&mut alice, &mut bob] {
         assert_eq!(client.join(&id, None).await["type"], "joined");
     }
@@ -247,9 +245,7 @@ async fn rejected_cancelled_and_unanswered_calls_end_with_their_reason() {
 #[tokio::test]
 async fn one_call_at_a_time_and_only_members_call() {
     let server = server().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     let mut mallory = server.connect("acme", "mallory").await;
     for client in [&mut alice, &mut bob] {
         assert_eq!(client.join(&id, None).await["type"], "joined");

@@ -5,15 +5,13 @@
 //! embedded store here and on MongoDB in the `mongodb` module.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Client, DEADLINE, TEST_SECRET, token};
+use crate::support::{Client, DEADLINE, json_answer, serve_binary, token};
 
 const N_MESSAGES: usize = 400;
 const KILL_AFTER_N_DELIVERED: usize = 120;
@@ -39,28 +37,11 @@ pub(crate) async fn spawn_binary(
     data_dir: &std::path::Path,
     settings: &[(String, String)],
 ) -> Binary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("SWITCHBOARD__AUTH__HS256_SECRET", TEST_SECRET)
-        .env("SWITCHBOARD__LIMITS__MESSAGES_PER_MINUTE", "0")
-        .env("SWITCHBOARD__TURN__RELAY_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .envs(settings.iter().map(|(key, value)| (key, value)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    let (child, mut lines) = serve_binary(data_dir, "json", |command| {
+        command
+            .env("SWITCHBOARD__LIMITS__MESSAGES_PER_MINUTE", "0")
+            .envs(settings.iter().map(|(key, value)| (key, value)))
+    });
     let addr = tokio::time::timeout(DEADLINE, async {
         while let Some(line) = lines.next_line().await.expect("readable log") {
             let Ok(entry) = serde_json::from_str::<Value>(&line) else {
@@ -80,21 +61,29 @@ pub(crate) async fn spawn_binary(
     Binary { child, addr }
 }
 
+/// Creates a group conversation of Alice's with Bob in it on the binary at `addr`; returns its
+/// id.
+pub(crate) async fn conversation_of_alice_with_bob(http: &reqwest::Client, addr: &str) -> String {
+    let created = json_answer(
+        http.post(format!("http://{addr}/v1/conversations"))
+            .bearer_auth(token("acme", "alice"))
+            .json(&json!({"kind": "group", "members": ["bob"]})),
+    )
+    .await;
+    created["conversation_id"].as_str().expect("id").to_owned()
+}
+
 async fn history(http: &reqwest::Client, addr: &str, id: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let mut after = 0u64;
     loop {
-        let page: Value = http
-            .get(format!(
+        let page = json_answer(
+            http.get(format!(
                 "http://{addr}/v1/conversations/{id}/messages?after_seq={after}&limit=200"
             ))
-            .bearer_auth(token("acme", "alice"))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+            .bearer_auth(token("acme", "alice")),
+        )
+        .await;
         let page_items = page["items"].as_array().expect("items").clone();
         let Some(last) = page_items.last() else {
             return items;
@@ -126,17 +115,7 @@ pub(crate) async fn kill_9_mid_stream_loses_nothing_acknowledged(settings: &[(St
     let data_dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::new();
     let mut binary = spawn_binary(data_dir.path(), settings).await;
-    let created: Value = http
-        .post(format!("http://{}/v1/conversations", binary.addr))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"kind": "group", "members": ["bob"]}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let id = created["conversation_id"].as_str().expect("id").to_owned();
+    let id = conversation_of_alice_with_bob(&http, &binary.addr).await;
 
     let mut alice = binary.connect_alice().await;
     for n in 0..N_MESSAGES {

@@ -1,5 +1,6 @@
 //! The HTTP API: health, conversations, posting, history pagination and error bodies.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, seqs, token};
@@ -7,19 +8,9 @@ use crate::support::{TestServer, seqs, token};
 #[tokio::test]
 async fn health_and_readiness() {
     let server = TestServer::start().await;
-    let health = server
-        .http
-        .get(server.url("/health"))
-        .send()
-        .await
-        .expect("sent");
+    let health = server.get_without_token("/health").await;
     assert_eq!(health.status(), 200);
-    let ready = server
-        .http
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .expect("sent");
+    let ready = server.get_without_token("/ready").await;
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<Value>().await.expect("json")["status"],
@@ -29,12 +20,7 @@ async fn health_and_readiness() {
 }
 
 async fn ready_has_request_id(server: &TestServer) -> bool {
-    let response = server
-        .http
-        .get(server.url("/health"))
-        .send()
-        .await
-        .expect("sent");
+    let response = server.get_without_token("/health").await;
     response.headers().contains_key("x-request-id")
 }
 
@@ -42,13 +28,8 @@ async fn ready_has_request_id(server: &TestServer) -> bool {
 async fn conversations_are_created_and_read_by_members_only() {
     let server = TestServer::start().await;
     let response = server
-        .http
-        .post(server.url("/v1/conversations"))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"kind": "group", "title": "Launch", "members": ["bob", "carol", "bob", "alice"]}))
-        .send()
-        .await
-        .expect("sent");
+        .request(Method::POST, "/v1/conversations", &token("acme", "alice"), Some(&json!({"kind": "group", "title": "Launch", "members": ["bob", "carol", "bob", "alice"]})))
+        .await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.expect("json");
     assert_eq!(created["kind"], "group");
@@ -74,25 +55,13 @@ async fn conversations_are_created_and_read_by_members_only() {
         ]
     );
     let id = created["conversation_id"].as_str().expect("id");
-    let read = server
-        .http
-        .get(server.url(&format!("/v1/conversations/{id}")))
-        .bearer_auth(token("acme", "bob"))
-        .send()
-        .await
-        .expect("sent");
+    let read = server.read_conversation_over_http("bob", id).await;
     assert_eq!(read.status(), 200);
     let mut expected = created.clone();
     expected["head"] = json!(0);
     expected["me"] = json!({"role": "member", "read": 0, "delivered": 0, "unread_count": 0, "archived": false, "pinned": false});
     assert_eq!(read.json::<Value>().await.expect("json"), expected);
-    let outsider = server
-        .http
-        .get(server.url(&format!("/v1/conversations/{id}")))
-        .bearer_auth(token("acme", "mallory"))
-        .send()
-        .await
-        .expect("sent");
+    let outsider = server.read_conversation_over_http("mallory", id).await;
     assert_eq!(outsider.status(), 403);
     assert_eq!(
         outsider.json::<Value>().await.expect("json")["code"],
@@ -178,12 +147,7 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
     )
     .await;
     expect_error(
-        server
-            .http
-            .get(server.url("/v1/nothing-here"))
-            .send()
-            .await
-            .expect("sent"),
+        server.get_without_token("/v1/nothing-here").await,
         404,
         "not_found",
     )
@@ -274,13 +238,13 @@ async fn history_pages_backward_with_cursors_and_forward_with_after_seq() {
     let mut first_message: Option<Value> = None;
     for n in 1..=7 {
         let response = server
-            .http
-            .post(server.url(&format!("/v1/conversations/{id}/messages")))
-            .bearer_auth(&alice)
-            .json(&json!({"client_id": format!("c{n}"), "text": format!("message {n}")}))
-            .send()
-            .await
-            .expect("sent");
+            .request(
+                Method::POST,
+                &format!("/v1/conversations/{id}/messages"),
+                &alice,
+                Some(&json!({"client_id": format!("c{n}"), "text": format!("message {n}")})),
+            )
+            .await;
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["seq"], n);
@@ -289,13 +253,13 @@ async fn history_pages_backward_with_cursors_and_forward_with_after_seq() {
     // A reply to the first message.
     let reply_to = first_message.expect("sent")["message_id"].clone();
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{id}/messages")))
-        .bearer_auth(&alice)
-        .json(&json!({"client_id": "c8", "text": "replying", "reply_to": reply_to}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{id}/messages"),
+            &alice,
+            Some(&json!({"client_id": "c8", "text": "replying", "reply_to": reply_to})),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     assert_eq!(
         response.json::<Value>().await.expect("json")["reply_to"],
@@ -308,12 +272,13 @@ async fn history_pages_backward_with_cursors_and_forward_with_after_seq() {
         let id = id.clone();
         async move {
             let response = server
-                .http
-                .get(server.url(&format!("/v1/conversations/{id}/messages?{query}")))
-                .bearer_auth(alice)
-                .send()
-                .await
-                .expect("sent");
+                .request(
+                    Method::GET,
+                    &format!("/v1/conversations/{id}/messages?{query}"),
+                    &alice,
+                    None,
+                )
+                .await;
             assert_eq!(response.status(), 200);
             response.json::<Value>().await.expect("json")
         }
@@ -360,12 +325,7 @@ async fn history_pages_backward_with_cursors_and_forward_with_after_seq() {
 #[tokio::test]
 async fn the_served_openapi_document_is_the_committed_one() {
     let server = TestServer::start().await;
-    let response = server
-        .http
-        .get(server.url("/v1/openapi.json"))
-        .send()
-        .await
-        .expect("sent");
+    let response = server.get_without_token("/v1/openapi.json").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response
@@ -387,13 +347,8 @@ async fn validation_errors_name_the_field_and_reason() {
     let server = TestServer::start().await;
     let id = server.create_conversation("acme", "alice", &["bob"]).await;
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{id}/messages")))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"client_id": "c1", "text": "   "}))
-        .send()
-        .await
-        .expect("sent");
+        .send_message_over_http("alice", &id, "c1", "   ")
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "invalid");
@@ -428,13 +383,13 @@ async fn creating_a_direct_conversation_again_returns_the_existing_one() {
         let server = &server;
         async move {
             let response = server
-                .http
-                .post(server.url("/v1/conversations"))
-                .bearer_auth(token("acme", creator))
-                .json(&json!({"kind": "direct", "members": [other]}))
-                .send()
-                .await
-                .expect("sent");
+                .request(
+                    Method::POST,
+                    "/v1/conversations",
+                    &token("acme", creator),
+                    Some(&json!({"kind": "direct", "members": [other]})),
+                )
+                .await;
             let status = response.status().as_u16();
             let body: Value = response.json().await.expect("json");
             (

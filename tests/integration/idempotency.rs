@@ -11,9 +11,7 @@ use crate::support::{TestServer, call};
 #[tokio::test]
 async fn two_members_who_pick_the_same_client_id_each_get_their_own_message_stored() {
     let server = TestServer::start().await;
-    let id = server.create_conversation("acme", "idem", &["bob"]).await;
-    let mut idem = server.connect("acme", "idem").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut idem, mut bob) = server.conversation_of_two("idem", "bob").await;
 
     let (_, first) = idem.send_message(&id, "K", "first body").await;
     assert_eq!(first["status"], "delivered");

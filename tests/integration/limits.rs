@@ -35,13 +35,8 @@ async fn the_rate_limit_rejects_with_retry_after_over_websocket_and_http() {
 
     // The bucket is per user, shared by HTTP.
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{id}/messages")))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"client_id": "r4", "text": "four"}))
-        .send()
-        .await
-        .expect("sent");
+        .send_message_over_http("alice", &id, "r4", "four")
+        .await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     let body: Value = response.json().await.expect("json");

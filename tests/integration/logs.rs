@@ -1,42 +1,15 @@
 //! The real binary's log output, as an operator reads it from a file or a pipe.
 
-use std::process::Stdio;
+use tokio::process::Child;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use crate::support::{DEADLINE, LogLines, serve_binary};
 
-use crate::support::{DEADLINE, TEST_SECRET};
-
-/// The binary's log lines, as they arrive on its standard output.
-type LogLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
-
-/// Starts `switchboard serve` on ephemeral ports with its log (`log_format`, `RUST_LOG=info`,
-/// `NO_COLOR` unset) on a pipe.
-fn serve_with_log_on_a_pipe(
-    data_dir: &std::path::Path,
-    log_format: &str,
-) -> (tokio::process::Child, LogLines) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            log_format,
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("SWITCHBOARD__AUTH__HS256_SECRET", TEST_SECRET)
-        .env("SWITCHBOARD__TURN__RELAY_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .env_remove("NO_COLOR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    (child, BufReader::new(stdout).lines())
+/// Starts `switchboard serve` with its log (`log_format`, `RUST_LOG=info`, `NO_COLOR` unset) on
+/// a pipe.
+fn serve_with_log_on_a_pipe(data_dir: &std::path::Path, log_format: &str) -> (Child, LogLines) {
+    serve_binary(data_dir, log_format, |command| {
+        command.env_remove("NO_COLOR")
+    })
 }
 
 /// Issue 13, defect 7: the `human` log format wrote ANSI colour escapes into files and pipes.

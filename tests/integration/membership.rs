@@ -2,9 +2,10 @@
 //! event with its own seq that every joined member sees, repeats of a `client_id` have no second
 //! effect, the permission matrix refuses what it should, and bans and mutes keep users out.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer, call, next_of, token};
+use crate::support::{Client, TestServer, call, next_of};
 
 fn members(conversation: &Value) -> Vec<String> {
     conversation["members"]
@@ -23,7 +24,6 @@ fn members(conversation: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn membership_changes_over_http_reach_every_member() {
-    use reqwest::Method;
     let server = TestServer::start().await;
     let id = server.create_conversation("acme", "alice", &["bob"]).await;
     let base = format!("/v1/conversations/{id}");
@@ -238,7 +238,6 @@ async fn membership_changes_over_http_reach_every_member() {
 
 #[tokio::test]
 async fn moderation_over_websocket_with_the_moderation_log() {
-    use reqwest::Method;
     let server = TestServer::start().await;
     let id = server
         .create_conversation("acme", "alice", &["bob", "mo"])
@@ -495,13 +494,7 @@ async fn repeating_any_operations_client_id_has_no_second_effect() {
         );
     }
     // Nothing was stored twice: the head is exactly one entry per operation.
-    let response = server
-        .http
-        .get(server.url(&format!("/v1/conversations/{id}")))
-        .bearer_auth(token("acme", "mo"))
-        .send()
-        .await
-        .expect("sent");
+    let response = server.read_conversation_over_http("mo", &id).await;
     let conversation: Value = response.json().await.expect("json");
     assert_eq!(conversation["head"], expected_seq);
     assert_eq!(

@@ -219,9 +219,7 @@ async fn a_returning_client_replays_every_operation_and_ends_with_the_same_view(
 #[tokio::test]
 async fn operations_are_refused_with_clear_codes_and_repeats_have_no_second_effect() {
     let server = TestServer::start().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     let (_, sent) = alice.send_message(&id, "m1", "hello").await;
     let message_id = sent["message_id"].as_str().expect("id").to_owned();
 

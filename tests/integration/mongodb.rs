@@ -98,9 +98,7 @@ async fn mongodb_engine_serves_sends_edits_and_history_and_is_ready() {
     let server = TestServer::start_with(on_mongodb(&database)).await;
     assert_eq!(ready_status(&server).await.0, 200);
 
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     assert_eq!(alice.join(&id, Some(0)).await["type"], "joined");
     assert_eq!(bob.join(&id, Some(0)).await["type"], "joined");
 
@@ -127,12 +125,13 @@ async fn mongodb_engine_serves_sends_edits_and_history_and_is_ready() {
     assert_eq!(texts, vec!["hello, edited", "again"]);
     // Another tenant sees nothing of it.
     let foreign = server
-        .http
-        .get(server.url(&format!("/v1/conversations/{id}/messages")))
-        .bearer_auth(token("globex", "alice"))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/conversations/{id}/messages"),
+            &token("globex", "alice"),
+            None,
+        )
+        .await;
     assert_eq!(foreign.status(), 404);
     drop(server);
     drop_database(&database).await;
@@ -220,13 +219,13 @@ async fn mongodb_unreachable_at_start_the_engine_starts_ready_says_why_and_sends
         "{body}"
     );
     let created = server
-        .http
-        .post(server.url("/v1/conversations"))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"kind": "group", "members": ["bob"]}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            reqwest::Method::POST,
+            "/v1/conversations",
+            &token("acme", "alice"),
+            Some(&json!({"kind": "group", "members": ["bob"]})),
+        )
+        .await;
     assert_eq!(created.status(), 503);
     let body: Value = created.json().await.expect("json");
     assert_eq!(body["code"], "unavailable", "{body}");
@@ -293,12 +292,7 @@ impl Drop for OwnMongodb {
 }
 
 async fn ready_status(server: &TestServer) -> (u16, Value) {
-    let response = server
-        .http
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .expect("sent");
+    let response = server.get_without_token("/ready").await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }

@@ -8,9 +8,7 @@ use crate::support::{Client, Ended, TestServer, eventually, seqs, token, token_i
 #[tokio::test]
 async fn two_users_exchange_messages_with_pending_then_delivered_acks() {
     let server = TestServer::start().await;
-    let conversation_id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (conversation_id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     let joined = alice.join(&conversation_id, None).await;
     assert_eq!(joined["type"], "joined");
     assert_eq!(joined["id"], "join");
@@ -98,13 +96,8 @@ async fn repeated_client_id_is_deduplicated_over_websocket_and_http() {
 
     // The same key over HTTP resolves to the same message, flagged as a replay.
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{conversation_id}/messages")))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"client_id": "same-key", "text": "once"}))
-        .send()
-        .await
-        .expect("sent");
+        .send_message_over_http("alice", &conversation_id, "same-key", "once")
+        .await;
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["idempotent-replayed"], "true");
     let body: serde_json::Value = response.json().await.expect("json");
@@ -112,13 +105,8 @@ async fn repeated_client_id_is_deduplicated_over_websocket_and_http() {
 
     // A new key over HTTP, repeated over WebSocket.
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{conversation_id}/messages")))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"client_id": "http-key", "text": "via http"}))
-        .send()
-        .await
-        .expect("sent");
+        .send_message_over_http("alice", &conversation_id, "http-key", "via http")
+        .await;
     assert_eq!(response.status(), 201);
     assert!(response.headers().get("idempotent-replayed").is_none());
     let created: serde_json::Value = response.json().await.expect("json");
@@ -135,9 +123,7 @@ async fn repeated_client_id_is_deduplicated_over_websocket_and_http() {
 #[tokio::test]
 async fn leave_stops_live_events_but_keeps_membership() {
     let server = TestServer::start().await;
-    let conversation_id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (conversation_id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     bob.join(&conversation_id, None).await;
     bob.send_json(json!({"type": "leave", "id": 9, "conversation_id": conversation_id}))
         .await;

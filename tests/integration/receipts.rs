@@ -2,18 +2,15 @@
 //! hears of them, and the unread count (messages of others after the read cursor that are not
 //! deleted) is right after sends, reads, deletes and one's own messages.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, next_of, token};
 
 async fn me(server: &TestServer, user: &str, conversation_id: &str) -> Value {
     let response = server
-        .http
-        .get(server.url(&format!("/v1/conversations/{conversation_id}")))
-        .bearer_auth(token("acme", user))
-        .send()
-        .await
-        .expect("sent");
+        .read_conversation_over_http(user, conversation_id)
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     body["me"].clone()
@@ -27,13 +24,13 @@ async fn unread(server: &TestServer, user: &str, conversation_id: &str) -> u64 {
 
 async fn mark(server: &TestServer, user: &str, conversation_id: &str, body: Value) -> Value {
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{conversation_id}/receipts")))
-        .bearer_auth(token("acme", user))
-        .json(&body)
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{conversation_id}/receipts"),
+            &token("acme", user),
+            Some(&body),
+        )
+        .await;
     let status = response.status();
     let body: Value = response.json().await.expect("json");
     assert_eq!(status, 200, "{body}");
@@ -43,9 +40,7 @@ async fn mark(server: &TestServer, user: &str, conversation_id: &str, body: Valu
 #[tokio::test]
 async fn unread_counts_are_right_after_sends_reads_deletes_and_own_messages() {
     let server = TestServer::start().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     let mut alice_ids = Vec::new();
     for n in 1..=3 {
         let (_, ack) = alice
@@ -100,13 +95,13 @@ async fn unread_counts_are_right_after_sends_reads_deletes_and_own_messages() {
     assert_eq!(all_read["read"], 6);
     let (status, unknown_field) = {
         let response = server
-            .http
-            .post(server.url(&format!("/v1/conversations/{id}/receipts")))
-            .bearer_auth(token("acme", "bob"))
-            .json(&json!({"read": 1, "seen": 2}))
-            .send()
-            .await
-            .expect("sent");
+            .request(
+                Method::POST,
+                &format!("/v1/conversations/{id}/receipts"),
+                &token("acme", "bob"),
+                Some(&json!({"read": 1, "seen": 2})),
+            )
+            .await;
         (
             response.status(),
             response.json::<Value>().await.expect("json"),
@@ -115,22 +110,20 @@ async fn unread_counts_are_right_after_sends_reads_deletes_and_own_messages() {
     assert_eq!(status, 400);
     assert_eq!(unknown_field["code"], "invalid");
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{id}/receipts")))
-        .bearer_auth(token("acme", "mallory"))
-        .json(&json!({"read": 1}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{id}/receipts"),
+            &token("acme", "mallory"),
+            Some(&json!({"read": 1})),
+        )
+        .await;
     assert_eq!(response.status(), 403);
 }
 
 #[tokio::test]
 async fn receipts_over_websocket_reach_the_other_members() {
     let server = TestServer::start().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     alice.join(&id, None).await;
     bob.join(&id, None).await;
     alice.send_message(&id, "a1", "one").await;
@@ -191,12 +184,13 @@ async fn my_conversation_list_pages_with_last_message_unread_and_settings() {
         let server = &server;
         async move {
             let response = server
-                .http
-                .get(server.url(&format!("/v1/conversations{query}")))
-                .bearer_auth(token("acme", "bob"))
-                .send()
-                .await
-                .expect("sent");
+                .request(
+                    Method::GET,
+                    &format!("/v1/conversations{query}"),
+                    &token("acme", "bob"),
+                    None,
+                )
+                .await;
             assert_eq!(response.status(), 200);
             response.json::<Value>().await.expect("json")
         }
@@ -226,13 +220,13 @@ async fn my_conversation_list_pages_with_last_message_unread_and_settings() {
         let id = ids[2].clone();
         async move {
             let response = server
-                .http
-                .put(server.url(&format!("/v1/conversations/{id}/settings")))
-                .bearer_auth(token("acme", "bob"))
-                .json(&body)
-                .send()
-                .await
-                .expect("sent");
+                .request(
+                    Method::PUT,
+                    &format!("/v1/conversations/{id}/settings"),
+                    &token("acme", "bob"),
+                    Some(&body),
+                )
+                .await;
             (
                 response.status().as_u16(),
                 response.json::<Value>().await.expect("json"),

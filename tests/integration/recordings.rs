@@ -204,12 +204,13 @@ async fn a_recording_keeps_consents_media_and_quality_and_an_erase_leaves_nothin
     assert_eq!(reported["quality"]["resolution"], "1280x720");
     assert!(reported["quality"]["reported_at"].as_u64() > Some(0));
     let download = server
-        .http
-        .get(server.url(&format!("/v1/recordings/{recording_id}/media")))
-        .bearer_auth(token_with_roles(ADMIN.0, ADMIN.1, ADMIN.2))
-        .send()
-        .await
-        .expect("request sent");
+        .request(
+            Method::GET,
+            &format!("/v1/recordings/{recording_id}/media"),
+            &token_with_roles(ADMIN.0, ADMIN.1, ADMIN.2),
+            None,
+        )
+        .await;
     assert_eq!(download.status().as_u16(), 200);
     assert_eq!(download.headers()["content-type"], "audio/ogg");
     assert_eq!(
@@ -427,12 +428,13 @@ async fn roles_tenants_and_limits_fence_the_recordings_api() {
     .await;
     assert_eq!(status, 201, "an upload at the limit is taken");
     let download = server
-        .http
-        .get(server.url(&media))
-        .bearer_auth(token_with_roles(ADMIN.0, ADMIN.1, ADMIN.2))
-        .send()
-        .await
-        .expect("request sent");
+        .request(
+            Method::GET,
+            &media,
+            &token_with_roles(ADMIN.0, ADMIN.1, ADMIN.2),
+            None,
+        )
+        .await;
     assert_eq!(
         download.headers()["etag"].to_str().expect("ascii"),
         format!("\"{:x}\"", sha2::Sha256::digest([0u8; 1024]))

@@ -14,11 +14,11 @@ use std::net::SocketAddr;
 
 use reqwest::Method;
 use ring::digest::{Context, SHA256};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::calls::{act, consent, expect_frame, invite, request_recording};
-use crate::crash::spawn_binary;
+use crate::crash::{conversation_of_alice_with_bob, spawn_binary};
 use crate::recordings::{ADMIN, RECORDER, read_answer, start_raw_upload};
 use crate::support::{Client, DEADLINE, token, token_with_roles};
 
@@ -56,17 +56,7 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 /// at `addr`; returns the recording's id once its record exists.
 async fn recording_on(addr: &str) -> String {
     let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("http://{addr}/v1/conversations"))
-        .bearer_auth(token("acme", "alice"))
-        .json(&json!({"kind": "group", "members": ["bob"]}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let id = created["conversation_id"].as_str().expect("id").to_owned();
+    let id = conversation_of_alice_with_bob(&http, addr).await;
     let mut clients = Vec::new();
     for user in ["alice", "bob"] {
         let url = format!("ws://{addr}/v1/ws?token={}", token("acme", user));

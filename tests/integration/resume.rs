@@ -7,9 +7,7 @@ use crate::support::{TestServer, seqs};
 #[tokio::test]
 async fn resume_with_since_returns_exactly_the_missed_messages() {
     let server = TestServer::start().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     bob.join(&id, None).await;
     for n in 1..=3 {
         alice

@@ -10,11 +10,8 @@ use crate::support::{Client, TestServer, call, token};
 /// The value of `switchboard_security_events_total{reason, tenant}` at `/metrics` (0 if absent).
 async fn security_events(server: &TestServer, reason: &str, tenant: &str) -> u64 {
     let body = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
+        .get_without_token("/metrics")
         .await
-        .expect("scraped")
         .text()
         .await
         .expect("text");
@@ -35,16 +32,12 @@ async fn abuse_moves_the_security_counters_by_reason_and_tenant() {
     let id = server.create_conversation("acme", "alice", &["bob"]).await;
 
     // Refused tokens, over HTTP (bad, missing) and WebSocket: the tenant is never trusted.
-    let conversation = server.url(&format!("/v1/conversations/{id}"));
+    let conversation = format!("/v1/conversations/{id}");
     let response = server
-        .http
-        .get(&conversation)
-        .bearer_auth("not-a-token")
-        .send()
-        .await
-        .expect("sent");
+        .request(Method::GET, &conversation, "not-a-token", None)
+        .await;
     assert_eq!(response.status(), 401);
-    let response = server.http.get(&conversation).send().await.expect("sent");
+    let response = server.get_without_token(&conversation).await;
     assert_eq!(response.status(), 401);
     let mut refused = Client::connect_raw(&server.ws_url("forged.token.value")).await;
     let _ = refused.read_until_end().await;
@@ -55,12 +48,8 @@ async fn abuse_moves_the_security_counters_by_reason_and_tenant() {
 
     // A probe for another tenant's conversation looks like not_found, and counts as one.
     let response = server
-        .http
-        .get(&conversation)
-        .bearer_auth(token("evil", "mallory"))
-        .send()
-        .await
-        .expect("sent");
+        .request(Method::GET, &conversation, &token("evil", "mallory"), None)
+        .await;
     assert_eq!(response.status(), 404);
     assert_eq!(security_events(&server, "not_found", "evil").await, 1);
 

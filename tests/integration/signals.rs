@@ -1,16 +1,15 @@
 //! Live signals that are never stored: typing (coalesced, passed on to the other members) and
 //! presence (online, away, offline with last seen, visible to users who share a conversation).
 
-use serde_json::{Value, json};
+use reqwest::Method;
+use serde_json::json;
 
-use crate::support::{TestServer, next_of, token};
+use crate::support::{TestServer, call, next_of};
 
 #[tokio::test]
 async fn typing_reaches_the_other_members_coalesced() {
     let server = TestServer::start().await;
-    let id = server.create_conversation("acme", "alice", &["bob"]).await;
-    let mut alice = server.connect("acme", "alice").await;
-    let mut bob = server.connect("acme", "bob").await;
+    let (id, mut alice, mut bob) = server.conversation_of_two("alice", "bob").await;
     alice.join(&id, None).await;
     bob.join(&id, None).await;
 
@@ -82,15 +81,15 @@ async fn presence_is_visible_to_users_who_share_a_conversation() {
     assert_eq!(offline["status"], "offline");
     let last_seen = offline["last_seen"].as_u64().expect("last_seen");
 
-    let response = server
-        .http
-        .get(server.url("/v1/presence?user_ids=bob,carol"))
-        .bearer_auth(token("acme", "alice"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("json");
+    let (status, _, body) = call(
+        &server,
+        Method::GET,
+        "alice",
+        "/v1/presence?user_ids=bob,carol",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
     assert_eq!(
         body,
         json!({"users": [{"user_id": "bob", "status": "offline", "last_seen": last_seen}], "refused": ["carol"]})

@@ -6,15 +6,19 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard::config::{Config, EmbeddedRelayConfig, TurnRelay};
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::time::Timestamp;
 use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdout, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -159,6 +163,68 @@ impl TestServer {
         format!("ws://{}/v1/ws?token={}", self.addr, token)
     }
 
+    /// An HTTP request to `path` as `user` of tenant acme, with `body`, if any, as JSON.
+    pub(crate) async fn request_as(
+        &self,
+        user: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        self.request(method, path, &token("acme", user), body).await
+    }
+
+    /// Sends `text` under `client_id` to a conversation over HTTP as `user` of tenant acme.
+    pub(crate) async fn send_message_over_http(
+        &self,
+        user: &str,
+        conversation_id: &str,
+        client_id: &str,
+        text: &str,
+    ) -> reqwest::Response {
+        let path = format!("/v1/conversations/{conversation_id}/messages");
+        let body = json!({"client_id": client_id, "text": text});
+        self.request_as(user, Method::POST, &path, Some(&body))
+            .await
+    }
+
+    /// Reads a conversation over HTTP as `user` of tenant acme.
+    pub(crate) async fn read_conversation_over_http(
+        &self,
+        user: &str,
+        conversation_id: &str,
+    ) -> reqwest::Response {
+        let path = format!("/v1/conversations/{conversation_id}");
+        self.request_as(user, Method::GET, &path, None).await
+    }
+
+    /// A `GET` of `path` with no token.
+    pub(crate) async fn get_without_token(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// An HTTP request to `path` with `bearer` as the token and `body`, if any, as JSON.
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(bearer);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
     /// Creates a conversation as `creator` with `members`; returns its id.
     pub(crate) async fn create_conversation(
         &self,
@@ -167,16 +233,29 @@ impl TestServer {
         members: &[&str],
     ) -> String {
         let response = self
-            .http
-            .post(self.url("/v1/conversations"))
-            .bearer_auth(token(tenant, creator))
-            .json(&json!({"kind": "group", "title": "test", "members": members}))
-            .send()
-            .await
-            .expect("request sent");
+            .request(
+                Method::POST,
+                "/v1/conversations",
+                &token(tenant, creator),
+                Some(&json!({"kind": "group", "title": "test", "members": members})),
+            )
+            .await;
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.expect("json body");
         body["conversation_id"].as_str().expect("id").to_owned()
+    }
+
+    /// Creates a conversation in tenant `acme` as `creator` with `member` in it, and connects
+    /// them both (creator first); returns its id and the two clients.
+    pub(crate) async fn conversation_of_two(
+        &self,
+        creator: &str,
+        member: &str,
+    ) -> (String, Client, Client) {
+        let id = self.create_conversation("acme", creator, &[member]).await;
+        let creator = self.connect("acme", creator).await;
+        let member = self.connect("acme", member).await;
+        (id, creator, member)
     }
 
     /// Connects and reads the welcome frame.
@@ -228,6 +307,50 @@ impl Drop for TestServer {
 }
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The real binary's log lines, as they arrive on its standard output.
+pub(crate) type LogLines = Lines<BufReader<ChildStdout>>;
+
+/// Starts `switchboard serve` on ephemeral ports (HTTP and the TURN relay) on `data_dir`,
+/// taking tokens signed with [`TEST_SECRET`], with its log (`log_format`, `RUST_LOG=info`) on a
+/// pipe; `configure` adds to its environment.
+pub(crate) fn serve_binary(
+    data_dir: &std::path::Path,
+    log_format: &str,
+    configure: impl FnOnce(&mut Command) -> &mut Command,
+) -> (Child, LogLines) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            log_format,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("SWITCHBOARD__AUTH__HS256_SECRET", TEST_SECRET)
+        .env("SWITCHBOARD__TURN__RELAY_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = configure(&mut command).spawn().expect("the binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    (child, BufReader::new(stdout).lines())
+}
+
+/// Sends `request` and reads the JSON body of its answer.
+pub(crate) async fn json_answer(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -362,19 +485,12 @@ pub(crate) fn seqs(messages: &[Value]) -> Vec<u64> {
 /// of an earlier request with the same `client_id`, and the JSON body (null when there is none).
 pub(crate) async fn call(
     server: &TestServer,
-    method: reqwest::Method,
+    method: Method,
     user: &str,
     path: &str,
     body: Option<Value>,
 ) -> (u16, bool, Value) {
-    let mut request = server
-        .http
-        .request(method, server.url(path))
-        .bearer_auth(token("acme", user));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
+    let response = server.request_as(user, method, path, body.as_ref()).await;
     let status = response.status().as_u16();
     let replayed = response.headers().get("idempotent-replayed").is_some();
     let body = response.json().await.unwrap_or(Value::Null);

@@ -1,6 +1,7 @@
 //! Tenant isolation: a client of one tenant can neither reach nor detect another tenant's
 //! conversations, even with the same user id and the exact conversation id.
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::support::{TestServer, token};
@@ -30,35 +31,30 @@ async fn other_tenants_conversations_are_invisible() {
         format!("/v1/conversations/{conversation_id}"),
         format!("/v1/conversations/{conversation_id}/messages"),
     ] {
-        let response = server
-            .http
-            .get(server.url(&path))
-            .bearer_auth(&other)
-            .send()
-            .await
-            .expect("sent");
+        let response = server.request(Method::GET, &path, &other, None).await;
         assert_eq!(response.status(), 404, "{path}");
         let body: serde_json::Value = response.json().await.expect("json");
         assert_eq!(body["code"], "not_found");
     }
     let response = server
-        .http
-        .post(server.url(&format!("/v1/conversations/{conversation_id}/messages")))
-        .bearer_auth(&other)
-        .json(&json!({"client_id": "x-2", "text": "hello?"}))
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{conversation_id}/messages"),
+            &other,
+            Some(&json!({"client_id": "x-2", "text": "hello?"})),
+        )
+        .await;
     assert_eq!(response.status(), 404);
 
     // A conversation that does not exist at all looks exactly the same.
     let response = server
-        .http
-        .get(server.url("/v1/conversations/01HZZZZZZZZZZZZZZZZZZZZZZZ"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("sent");
+        .request(
+            Method::GET,
+            "/v1/conversations/01HZZZZZZZZZZZZZZZZZZZZZZZ",
+            &other,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 404);
 
     // And the owner's data is untouched.

@@ -5,11 +5,12 @@
 //! (That coturn itself accepts them is `tests/interop.rs`; rotation and expiry on the relay
 //! are `turn/tests/relay.rs`.)
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard::config::TurnSharedSecret;
 use switchboard_turn::credentials::password_for;
 
-use crate::support::{TestServer, next_of, now, token};
+use crate::support::{TestServer, call, json_answer, next_of, now, token};
 
 const SECRET: &str = "a-shared-secret-for-the-turn-tests";
 
@@ -25,16 +26,13 @@ async fn server() -> TestServer {
 
 /// `GET path` as `user` of tenant acme, answered with JSON.
 async fn credentials(server: &TestServer, path: &str, user: &str) -> Value {
-    server
-        .http
-        .get(server.url(path))
-        .bearer_auth(token("acme", user))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json")
+    json_answer(
+        server
+            .http
+            .get(server.url(path))
+            .bearer_auth(token("acme", user)),
+    )
+    .await
 }
 
 fn expiry_of(username: &str) -> u64 {
@@ -49,15 +47,15 @@ fn expiry_of(username: &str) -> u64 {
 async fn credentials_over_http_follow_the_turn_rest_api_in_both_shapes() {
     let server = server().await;
     let before = now().as_secs();
-    let response = server
-        .http
-        .get(server.url("/v1/turn/credentials?ttl_secs=600"))
-        .bearer_auth(token("acme", "alice"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("json");
+    let (status, _, body) = call(
+        &server,
+        Method::GET,
+        "alice",
+        "/v1/turn/credentials?ttl_secs=600",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
     let username = body["username"].as_str().expect("username");
     let key_id = switchboard_turn::credentials::key_id(SECRET.as_bytes());
     assert!(
@@ -190,11 +188,8 @@ async fn the_embedded_relay_allocates_with_the_credentials_handed_out() {
     );
     // The refusal is counted at `GET /metrics`, under its reason.
     let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
+        .get_without_token("/metrics")
         .await
-        .expect("sent")
         .text()
         .await
         .expect("text");
@@ -238,12 +233,7 @@ async fn metrics_report_each_servers_health() {
     let down = format!("switchboard_turn_server_up{{uri=\"{dead_uri}\"}} 0");
     let failures = format!("switchboard_turn_server_probe_failures_total{{uri=\"{dead_uri}\"}} ");
     let metrics = crate::support::eventually("both servers probed", || async {
-        let response = server
-            .http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .expect("sent");
+        let response = server.get_without_token("/metrics").await;
         assert_eq!(response.status(), 200);
         assert!(
             response.headers()["content-type"]

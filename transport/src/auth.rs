@@ -161,14 +161,18 @@ pub struct Authenticator {
     leeway_secs: u64,
 }
 
-fn pem_key(
+/// The verifier of a tenant's public key, which `decode` reads from its PEM for `algorithm`.
+fn pem_verifier(
     tenant_id: &TenantId,
-    result: jsonwebtoken::errors::Result<DecodingKey>,
-) -> Result<DecodingKey> {
-    result.map_err(|error| Error::InvalidKey {
+    algorithm: Algorithm,
+    decode: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>,
+    public_key_pem: &str,
+) -> Result<Verifier> {
+    let key = decode(public_key_pem.as_bytes()).map_err(|error| Error::InvalidKey {
         tenant: tenant_id.to_string(),
         reason: error.to_string(),
-    })
+    })?;
+    Ok(Verifier { algorithm, key })
 }
 
 fn check_secret(what: &str, secret: &str) -> Result<()> {
@@ -207,27 +211,24 @@ impl Authenticator {
                         key: DecodingKey::from_secret(secret.as_bytes()),
                     }
                 }
-                TenantVerifier::Rs256 { public_key_pem } => Verifier {
-                    algorithm: Algorithm::RS256,
-                    key: pem_key(
-                        tenant_id,
-                        DecodingKey::from_rsa_pem(public_key_pem.as_bytes()),
-                    )?,
-                },
-                TenantVerifier::Es256 { public_key_pem } => Verifier {
-                    algorithm: Algorithm::ES256,
-                    key: pem_key(
-                        tenant_id,
-                        DecodingKey::from_ec_pem(public_key_pem.as_bytes()),
-                    )?,
-                },
-                TenantVerifier::EdDsa { public_key_pem } => Verifier {
-                    algorithm: Algorithm::EdDSA,
-                    key: pem_key(
-                        tenant_id,
-                        DecodingKey::from_ed_pem(public_key_pem.as_bytes()),
-                    )?,
-                },
+                TenantVerifier::Rs256 { public_key_pem } => pem_verifier(
+                    tenant_id,
+                    Algorithm::RS256,
+                    DecodingKey::from_rsa_pem,
+                    public_key_pem,
+                )?,
+                TenantVerifier::Es256 { public_key_pem } => pem_verifier(
+                    tenant_id,
+                    Algorithm::ES256,
+                    DecodingKey::from_ec_pem,
+                    public_key_pem,
+                )?,
+                TenantVerifier::EdDsa { public_key_pem } => pem_verifier(
+                    tenant_id,
+                    Algorithm::EdDSA,
+                    DecodingKey::from_ed_pem,
+                    public_key_pem,
+                )?,
             };
             if tenants.insert(tenant_id.clone(), verifier).is_some() {
                 return Err(Error::InvalidConfig(format!(

@@ -25,7 +25,7 @@ use stun::message::{
 };
 use stun::textattrs::TextAttribute;
 use switchboard_engine::ids::{TenantId, UserId};
-use switchboard_engine::ports::{Clock, IceServerProvider};
+use switchboard_engine::ports::{Clock, IceServerProvider, IceServers};
 use switchboard_engine::time::Timestamp;
 use switchboard_turn::credentials::{RetiredSecret, SecretRing, password_for};
 use switchboard_turn::relay::failures::{LOG_INTERVAL, RefusalReason};
@@ -151,6 +151,15 @@ async fn allocate_and_relay(
     Ok(())
 }
 
+/// Asserts that the relay at `relay` refuses to allocate for `username` and `password`;
+/// `what` says which credential that is.
+async fn assert_refused(relay: SocketAddr, username: &str, password: &str, what: &str) {
+    assert!(
+        allocate_and_relay(relay, username, password).await.is_err(),
+        "{what}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_credentials_allocate_and_relay_and_expired_or_tampered_ones_are_refused() {
     let now = Timestamp(1_700_000_000_000);
@@ -174,31 +183,34 @@ async fn fresh_credentials_allocate_and_relay_and_expired_or_tampered_ones_are_r
         },
         &fresh.password[1..]
     );
-    assert!(
-        allocate_and_relay(relay.local_addr(), &fresh.username, &tampered)
-            .await
-            .is_err(),
-        "a tampered password is refused"
-    );
+    assert_refused(
+        relay.local_addr(),
+        &fresh.username,
+        &tampered,
+        "a tampered password is refused",
+    )
+    .await;
     let longer = fresh.username.replacen(
         &(now.as_secs() + 60).to_string(),
         &(now.as_secs() + 6000).to_string(),
         1,
     );
-    assert!(
-        allocate_and_relay(relay.local_addr(), &longer, &fresh.password)
-            .await
-            .is_err(),
-        "a username with a later expiry is refused"
-    );
+    assert_refused(
+        relay.local_addr(),
+        &longer,
+        &fresh.password,
+        "a username with a later expiry is refused",
+    )
+    .await;
 
     clock.0.store(now.as_millis() + 60_000, Ordering::Relaxed);
-    assert!(
-        allocate_and_relay(relay.local_addr(), &fresh.username, &fresh.password)
-            .await
-            .is_err(),
-        "an expired credential is refused"
-    );
+    assert_refused(
+        relay.local_addr(),
+        &fresh.username,
+        &fresh.password,
+        "an expired credential is refused",
+    )
+    .await;
     relay.close().await;
 }
 
@@ -230,16 +242,13 @@ async fn after_rotation_the_previous_secrets_credentials_work_until_its_time() {
     .expect("the current secret signs");
 
     clock.0.store(retired_at.as_millis(), Ordering::Relaxed);
-    assert!(
-        allocate_and_relay(
-            relay.local_addr(),
-            &issued_before.username,
-            &issued_before.password
-        )
-        .await
-        .is_err(),
-        "the previous secret's time has passed"
-    );
+    assert_refused(
+        relay.local_addr(),
+        &issued_before.username,
+        &issued_before.password,
+        "the previous secret's time has passed",
+    )
+    .await;
     allocate_and_relay(
         relay.local_addr(),
         &issued_after.username,
@@ -283,18 +292,20 @@ async fn identities_a_colon_could_confuse_get_their_own_credentials_and_cannot_u
     allocate_and_relay(relay.local_addr(), &b.username, &b.password)
         .await
         .expect("the second identity allocates with its own credential");
-    assert!(
-        allocate_and_relay(relay.local_addr(), &b.username, &a.password)
-            .await
-            .is_err(),
-        "the first identity's password does not sign in as the second"
-    );
-    assert!(
-        allocate_and_relay(relay.local_addr(), &a.username, &b.password)
-            .await
-            .is_err(),
-        "the second identity's password does not sign in as the first"
-    );
+    assert_refused(
+        relay.local_addr(),
+        &b.username,
+        &a.password,
+        "the first identity's password does not sign in as the second",
+    )
+    .await;
+    assert_refused(
+        relay.local_addr(),
+        &a.username,
+        &b.password,
+        "the second identity's password does not sign in as the first",
+    )
+    .await;
     relay.close().await;
 }
 
@@ -373,52 +384,89 @@ async fn ask(socket: &UdpSocket, relay: SocketAddr, request: &Message) -> Answer
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_credentials_are_answered_401_with_a_fresh_nonce() {
+/// What the refusal tests start from: a relay on a test clock, alice's credentials from its
+/// secrets (a fresh one lasting the given seconds and one that expired a minute ago), a
+/// username whose key id no secret has, and a socket that has asked the relay once without
+/// credentials, with the relay's answer.
+struct RefusalSetup {
+    clock: Arc<TestClock>,
+    relay: EmbeddedRelay,
+    fresh: IceServers,
+    expired: IceServers,
+    unknown_key_username: String,
+    socket: UdpSocket,
+    address: SocketAddr,
+    challenge: Answer,
+}
+
+async fn refusal_setup(fresh_ttl_secs: u64) -> RefusalSetup {
     let now = Timestamp(1_700_000_000_000);
     let clock = Arc::new(TestClock(AtomicU64::new(now.as_millis())));
     let secrets = service(b"relay-secret", None);
     let relay = start_relay(secrets.clone(), Arc::clone(&clock)).await;
     let acme = TenantId::parse("acme").expect("valid");
     let alice = UserId::parse("alice").expect("valid");
-    let fresh = secrets.ice_servers(&acme, &alice, now, Some(60));
+    let fresh = secrets.ice_servers(&acme, &alice, now, Some(fresh_ttl_secs));
     let expired = secrets.ice_servers(
         &acme,
         &alice,
         Timestamp(now.as_millis() - 120_000),
         Some(60),
     );
-    let unknown_key = {
-        let (rest, _) = fresh.username.rsplit_once(':').expect("a key id");
-        let username = format!("{rest}:k00000000");
-        let password = password_for(b"relay-secret", &username);
-        (username, password)
-    };
+    let unknown_key_username = format!(
+        "{}:k00000000",
+        fresh.username.rsplit_once(':').expect("a key id").0
+    );
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
     let address = relay.local_addr();
+    let challenge = ask(&socket, address, &allocate_request(None)).await;
+    RefusalSetup {
+        clock,
+        relay,
+        fresh,
+        expired,
+        unknown_key_username,
+        socket,
+        address,
+        challenge,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_answered_401_with_a_fresh_nonce() {
+    let setup = refusal_setup(60).await;
+    let challenge = setup.challenge;
+    let unknown_key_password = password_for(b"relay-secret", &setup.unknown_key_username);
 
     // The challenge: 401, a nonce and the realm.
-    let challenge = ask(&socket, address, &allocate_request(None)).await;
     assert_eq!(challenge.error_code, Some(401), "{challenge:?}");
     let realm = challenge.realm.expect("the realm");
     assert_eq!(realm, "switchboard");
     let mut nonce = challenge.nonce.expect("a nonce");
 
-    let wrong_password = tampered(&fresh.password);
+    let wrong_password = tampered(&setup.fresh.password);
     let refused: [(&str, &str, &str); 4] = [
-        ("a wrong password", &fresh.username, &wrong_password),
+        ("a wrong password", &setup.fresh.username, &wrong_password),
         (
             "an expired credential",
-            &expired.username,
-            &expired.password,
+            &setup.expired.username,
+            &setup.expired.password,
         ),
-        ("a key id no secret has", &unknown_key.0, &unknown_key.1),
-        ("a username of no known shape", "alice", &fresh.password),
+        (
+            "a key id no secret has",
+            &setup.unknown_key_username,
+            &unknown_key_password,
+        ),
+        (
+            "a username of no known shape",
+            "alice",
+            &setup.fresh.password,
+        ),
     ];
     for (what, username, password) in refused {
         let answer = ask(
-            &socket,
-            address,
+            &setup.socket,
+            setup.address,
             &allocate_request(Some((username, password, &realm, &nonce))),
         )
         .await;
@@ -429,20 +477,25 @@ async fn refused_credentials_are_answered_401_with_a_fresh_nonce() {
         nonce = fresh_nonce;
     }
 
-    let failures = relay.auth_failures();
+    let failures = setup.relay.auth_failures();
     for reason in RefusalReason::ALL {
         assert_eq!(failures.count(reason), 1, "one refusal {}", reason.label());
     }
 
     // The fresh nonce is one the relay honours: the right credential allocates with it.
     let allocated = ask(
-        &socket,
-        address,
-        &allocate_request(Some((&fresh.username, &fresh.password, &realm, &nonce))),
+        &setup.socket,
+        setup.address,
+        &allocate_request(Some((
+            &setup.fresh.username,
+            &setup.fresh.password,
+            &realm,
+            &nonce,
+        ))),
     )
     .await;
     assert_eq!(allocated.error_code, None, "{allocated:?}");
-    relay.close().await;
+    setup.relay.close().await;
 }
 
 /// `password` with its first character changed.
@@ -510,53 +563,47 @@ fn captured_log() -> &'static CapturedLog {
 #[tokio::test]
 async fn many_refused_requests_are_counted_by_reason_and_logged_sampled() {
     let log = captured_log();
-    let now = Timestamp(1_700_000_000_000);
-    let clock = Arc::new(TestClock(AtomicU64::new(now.as_millis())));
-    let secrets = service(b"relay-secret", None);
-    let relay = start_relay(secrets.clone(), Arc::clone(&clock)).await;
-    let acme = TenantId::parse("acme").expect("valid");
-    let alice = UserId::parse("alice").expect("valid");
-    let fresh = secrets.ice_servers(&acme, &alice, now, Some(600));
-    let expired = secrets.ice_servers(
-        &acme,
-        &alice,
-        Timestamp(now.as_millis() - 120_000),
-        Some(60),
-    );
-    let unknown_key_username = format!(
-        "{}:k00000000",
-        fresh.username.rsplit_once(':').expect("a key id").0
-    );
-    let wrong_password = tampered(&fresh.password);
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a socket");
-    let source = format!("source={}", socket.local_addr().expect("bound"));
+    let setup = refusal_setup(600).await;
+    let challenge = setup.challenge;
+    let wrong_password = tampered(&setup.fresh.password);
+    let source = format!("source={}", setup.socket.local_addr().expect("bound"));
     let our_lines = || -> Vec<String> {
         log.lines()
             .into_iter()
             .filter(|line| line.contains(&source))
             .collect()
     };
-    let address = relay.local_addr();
-    let challenge = ask(&socket, address, &allocate_request(None)).await;
     let realm = challenge.realm.expect("the realm");
     let nonce = challenge.nonce.expect("a nonce");
 
     const N_EACH: u64 = 50;
     let refused: [(RefusalReason, &str, &str); 4] = [
-        (RefusalReason::BadPassword, &fresh.username, &wrong_password),
-        (RefusalReason::Expired, &expired.username, &expired.password),
+        (
+            RefusalReason::BadPassword,
+            &setup.fresh.username,
+            &wrong_password,
+        ),
+        (
+            RefusalReason::Expired,
+            &setup.expired.username,
+            &setup.expired.password,
+        ),
         (
             RefusalReason::UnknownKey,
-            &unknown_key_username,
-            &fresh.password,
+            &setup.unknown_key_username,
+            &setup.fresh.password,
         ),
-        (RefusalReason::Malformed, "acme:alice", &fresh.password),
+        (
+            RefusalReason::Malformed,
+            "acme:alice",
+            &setup.fresh.password,
+        ),
     ];
     for (reason, username, password) in refused {
         for _ in 0..N_EACH {
             let answer = ask(
-                &socket,
-                address,
+                &setup.socket,
+                setup.address,
                 &allocate_request(Some((username, password, &realm, &nonce))),
             )
             .await;
@@ -564,7 +611,7 @@ async fn many_refused_requests_are_counted_by_reason_and_logged_sampled() {
         }
     }
 
-    let failures = relay.auth_failures();
+    let failures = setup.relay.auth_failures();
     let mut registry = Registry::default();
     failures.register_metrics(&mut registry);
     let mut metrics = String::new();
@@ -606,14 +653,19 @@ async fn many_refused_requests_are_counted_by_reason_and_logged_sampled() {
     );
 
     // An interval later the next refusal is logged, with the count of those left out.
-    clock.0.fetch_add(
+    setup.clock.0.fetch_add(
         u64::try_from(LOG_INTERVAL.as_millis()).expect("fits"),
         Ordering::Relaxed,
     );
     let answer = ask(
-        &socket,
-        address,
-        &allocate_request(Some((&fresh.username, &wrong_password, &realm, &nonce))),
+        &setup.socket,
+        setup.address,
+        &allocate_request(Some((
+            &setup.fresh.username,
+            &wrong_password,
+            &realm,
+            &nonce,
+        ))),
     )
     .await;
     assert_eq!(answer.error_code, Some(401));
@@ -627,12 +679,16 @@ async fn many_refused_requests_are_counted_by_reason_and_logged_sampled() {
         "{lines:#?}"
     );
     for line in &lines {
-        for secret in [&fresh.password, &wrong_password, &expired.password] {
+        for secret in [
+            &setup.fresh.password,
+            &wrong_password,
+            &setup.expired.password,
+        ] {
             assert!(
                 !line.contains(secret.as_str()),
                 "a password in the log: {line}"
             );
         }
     }
-    relay.close().await;
+    setup.relay.close().await;
 }

@@ -215,18 +215,70 @@ fn three_in_a_call() -> CallBoard {
     board
 }
 
+/// Alice's call `n` (of `kind`) to `invited`: Bob answers at 1 s, Alice asks at 2 s to record
+/// it as recording `n`, and Bob's consent at 3 s starts the recording.
+fn recording_with_bob(n: u128, kind: CallKind, invited: &[&str]) -> CallBoard {
+    let mut board = CallBoard::default();
+    board
+        .invite(
+            call_id(n),
+            user("alice"),
+            kind,
+            invited.iter().map(|name| user(name)),
+            Timestamp(0),
+            60_000,
+        )
+        .expect("invited");
+    board
+        .accept(call_id(n), &user("bob"), Timestamp(1_000))
+        .expect("accepted");
+    alice_asks_to_record(&mut board, n, n, 2_000).expect("asked");
+    assert!(matches!(
+        answer(&mut board, n, n, "bob", true, 3_000),
+        Ok(Some(RecordingChange::Started { .. }))
+    ));
+    board
+}
+
+/// `who` answers, at `at_ms`, the request to record call `call` as recording `recording`.
+fn answer(
+    board: &mut CallBoard,
+    call: u128,
+    recording: u128,
+    who: &str,
+    consents: bool,
+    at_ms: u64,
+) -> Result<Option<RecordingChange>> {
+    board.answer_recording(
+        call_id(call),
+        recording_id(recording),
+        &user(who),
+        consents,
+        Timestamp(at_ms),
+    )
+}
+
+/// Alice asks, at `at_ms`, to record call `call` as recording `recording`, leaving the others
+/// 30 seconds to consent.
+fn alice_asks_to_record(
+    board: &mut CallBoard,
+    call: u128,
+    recording: u128,
+    at_ms: u64,
+) -> Result<Vec<UserId>> {
+    board.request_recording(
+        call_id(call),
+        &user("alice"),
+        recording_id(recording),
+        Timestamp(at_ms),
+        30_000,
+    )
+}
+
 #[test]
 fn recording_starts_only_when_everyone_consented() {
     let mut board = three_in_a_call();
-    let asked = board
-        .request_recording(
-            call_id(1),
-            &user("alice"),
-            recording_id(1),
-            Timestamp(3_000),
-            30_000,
-        )
-        .expect("asked");
+    let asked = alice_asks_to_record(&mut board, 1, 1, 3_000).expect("asked");
     assert_eq!(asked, vec![user("bob"), user("carol")]);
     assert!(matches!(
         board.request_recording(
@@ -239,35 +291,17 @@ fn recording_starts_only_when_everyone_consented() {
         Err(Error::Conflict { .. })
     ));
     assert_eq!(
-        board.answer_recording(
-            call_id(1),
-            recording_id(1),
-            &user("bob"),
-            true,
-            Timestamp(4_000)
-        ),
+        answer(&mut board, 1, 1, "bob", true, 4_000),
         Ok(None),
         "carol has not answered"
     );
     assert_eq!(
-        board.answer_recording(
-            call_id(1),
-            recording_id(1),
-            &user("bob"),
-            true,
-            Timestamp(4_500)
-        ),
+        answer(&mut board, 1, 1, "bob", true, 4_500),
         Err(Error::NotFound),
         "bob already answered"
     );
     assert_eq!(
-        board.answer_recording(
-            call_id(1),
-            recording_id(1),
-            &user("carol"),
-            true,
-            Timestamp(5_000)
-        ),
+        answer(&mut board, 1, 1, "carol", true, 5_000),
         Ok(Some(RecordingChange::Started {
             recording_id: recording_id(1),
             requested_by: user("alice"),
@@ -302,23 +336,9 @@ fn recording_starts_only_when_everyone_consented() {
 #[test]
 fn a_refusal_or_the_deadline_cancels_and_a_late_joiner_must_consent() {
     let mut board = three_in_a_call();
-    board
-        .request_recording(
-            call_id(1),
-            &user("alice"),
-            recording_id(1),
-            Timestamp(3_000),
-            30_000,
-        )
-        .expect("asked");
+    alice_asks_to_record(&mut board, 1, 1, 3_000).expect("asked");
     assert_eq!(
-        board.answer_recording(
-            call_id(1),
-            recording_id(1),
-            &user("carol"),
-            false,
-            Timestamp(4_000)
-        ),
+        answer(&mut board, 1, 1, "carol", false, 4_000),
         Ok(Some(RecordingChange::Ended {
             recording_id: recording_id(1),
             reason: RecordingEndReason::Refused,
@@ -328,15 +348,7 @@ fn a_refusal_or_the_deadline_cancels_and_a_late_joiner_must_consent() {
         }))
     );
 
-    board
-        .request_recording(
-            call_id(1),
-            &user("alice"),
-            recording_id(2),
-            Timestamp(5_000),
-            30_000,
-        )
-        .expect("asked again");
+    alice_asks_to_record(&mut board, 1, 2, 5_000).expect("asked again");
     assert_eq!(
         board.recording_deadline(call_id(1), recording_id(2), Timestamp(34_999)),
         None
@@ -352,39 +364,7 @@ fn a_refusal_or_the_deadline_cancels_and_a_late_joiner_must_consent() {
 
     // Alice calls Bob and Dave; Bob answers and they record; Dave joins late and never
     // consents.
-    let mut board = CallBoard::default();
-    board
-        .invite(
-            call_id(3),
-            user("alice"),
-            CallKind::Audio,
-            [user("bob"), user("dave")],
-            Timestamp(0),
-            60_000,
-        )
-        .expect("invited");
-    board
-        .accept(call_id(3), &user("bob"), Timestamp(1_000))
-        .expect("accepted");
-    board
-        .request_recording(
-            call_id(3),
-            &user("alice"),
-            recording_id(3),
-            Timestamp(2_000),
-            30_000,
-        )
-        .expect("asked");
-    assert!(matches!(
-        board.answer_recording(
-            call_id(3),
-            recording_id(3),
-            &user("bob"),
-            true,
-            Timestamp(3_000)
-        ),
-        Ok(Some(RecordingChange::Started { .. }))
-    ));
+    let mut board = recording_with_bob(3, CallKind::Audio, &["bob", "dave"]);
     assert_eq!(
         board.accept(call_id(3), &user("dave"), Timestamp(10_000)),
         Ok(Some(recording_id(3))),
@@ -403,51 +383,13 @@ fn a_refusal_or_the_deadline_cancels_and_a_late_joiner_must_consent() {
 
 #[test]
 fn a_late_joiner_who_consents_is_reported_and_the_recording_runs_on() {
-    let mut board = CallBoard::default();
-    board
-        .invite(
-            call_id(4),
-            user("alice"),
-            CallKind::Video,
-            [user("bob"), user("dave")],
-            Timestamp(0),
-            60_000,
-        )
-        .expect("invited");
-    board
-        .accept(call_id(4), &user("bob"), Timestamp(1_000))
-        .expect("accepted");
-    board
-        .request_recording(
-            call_id(4),
-            &user("alice"),
-            recording_id(4),
-            Timestamp(2_000),
-            30_000,
-        )
-        .expect("asked");
-    assert!(matches!(
-        board.answer_recording(
-            call_id(4),
-            recording_id(4),
-            &user("bob"),
-            true,
-            Timestamp(3_000)
-        ),
-        Ok(Some(RecordingChange::Started { .. }))
-    ));
+    let mut board = recording_with_bob(4, CallKind::Video, &["bob", "dave"]);
     assert_eq!(
         board.accept(call_id(4), &user("dave"), Timestamp(10_000)),
         Ok(Some(recording_id(4)))
     );
     assert_eq!(
-        board.answer_recording(
-            call_id(4),
-            recording_id(4),
-            &user("dave"),
-            true,
-            Timestamp(11_000)
-        ),
+        answer(&mut board, 4, 4, "dave", true, 11_000),
         Ok(Some(RecordingChange::Consented {
             recording_id: recording_id(4),
             user_id: user("dave"),
@@ -463,38 +405,7 @@ fn a_late_joiner_who_consents_is_reported_and_the_recording_runs_on() {
 
 #[test]
 fn a_recording_whose_metadata_cannot_be_stored_is_aborted_once() {
-    let mut board = CallBoard::default();
-    board
-        .invite(
-            call_id(5),
-            user("alice"),
-            CallKind::Audio,
-            [user("bob")],
-            Timestamp(0),
-            60_000,
-        )
-        .expect("invited");
-    board
-        .accept(call_id(5), &user("bob"), Timestamp(1_000))
-        .expect("accepted");
-    board
-        .request_recording(
-            call_id(5),
-            &user("alice"),
-            recording_id(5),
-            Timestamp(2_000),
-            30_000,
-        )
-        .expect("asked");
-    board
-        .answer_recording(
-            call_id(5),
-            recording_id(5),
-            &user("bob"),
-            true,
-            Timestamp(3_000),
-        )
-        .expect("consented");
+    let mut board = recording_with_bob(5, CallKind::Audio, &["bob"]);
     assert_eq!(
         board.abort_recording(
             call_id(5),

@@ -158,6 +158,16 @@ fn parses_operations_on_messages() {
         expect!["SetPresence { request_id: None, away: true }"],
     );
     check_parse(
+        &format!(r#"{{"type":"typing","conversation_id":"{c}","state":"stop"}}"#),
+        expect![
+            "Typing { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), started: false }"
+        ],
+    );
+    check_parse(
+        r#"{"type":"presence","status":"online"}"#,
+        expect!["SetPresence { request_id: None, away: false }"],
+    );
+    check_parse(
         r#"{"type":"subscribe_presence","id":6,"user_ids":["bob","carol"]}"#,
         expect![[
             r#"SubscribePresence { request_id: Some(Number(6)), user_ids: [UserId("bob"), UserId("carol")] }"#

@@ -104,25 +104,20 @@ pub(super) fn stop_recording(frame: Frame<'_, '_>) -> Parsed {
 }
 
 pub(super) fn offer(frame: Frame<'_, '_>) -> Parsed {
-    call(frame, |fields| {
-        Ok(CallAction::Signal {
-            call_id: call_id(fields.call_id)?,
-            to: to(fields.to_user_id)?,
-            payload: SignalPayload::Offer {
-                sdp: sdp(fields.sdp)?,
-            },
-        })
-    })
+    sdp_signal(frame, |sdp| SignalPayload::Offer { sdp })
 }
 
 pub(super) fn answer(frame: Frame<'_, '_>) -> Parsed {
+    sdp_signal(frame, |sdp| SignalPayload::Answer { sdp })
+}
+
+/// `offer` and `answer`: a session description for one member of the call.
+fn sdp_signal(frame: Frame<'_, '_>, payload: fn(String) -> SignalPayload) -> Parsed {
     call(frame, |fields| {
         Ok(CallAction::Signal {
             call_id: call_id(fields.call_id)?,
             to: to(fields.to_user_id)?,
-            payload: SignalPayload::Answer {
-                sdp: sdp(fields.sdp)?,
-            },
+            payload: payload(sdp(fields.sdp)?),
         })
     })
 }

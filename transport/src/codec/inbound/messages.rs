@@ -9,7 +9,7 @@ use switchboard_engine::ids::{ClientId, ConversationId, MessageId, RequestId};
 use switchboard_engine::model::NewMessage;
 use switchboard_engine::operations::{MessageOperation, NewOperation};
 
-use super::{Frame, Parsed, client_id, conversation_id, optional_message_id};
+use super::{Fields, Frame, Parsed, client_id, conversation_id, optional_message_id};
 use crate::codec::requests::{self, Deletion, required};
 
 pub(super) fn send(frame: Frame<'_, '_>) -> Parsed {
@@ -39,15 +39,12 @@ struct Target {
 }
 
 impl Target {
-    fn parse(
-        conversation_id_text: Option<Cow<'_, str>>,
-        client_id_text: Option<Cow<'_, str>>,
-        message_id_text: Option<Cow<'_, str>>,
-    ) -> Result<Target, Error> {
-        let conversation_id = conversation_id(conversation_id_text)?;
-        let client_id = client_id(client_id_text)?;
+    /// Takes the three fields out of `fields`, leaving the operation's own.
+    fn parse(fields: &mut Fields<'_>) -> Result<Target, Error> {
+        let conversation_id = conversation_id(fields.conversation_id.take())?;
+        let client_id = client_id(fields.client_id.take())?;
         let message_id = required(
-            optional_message_id("message_id", message_id_text)?,
+            optional_message_id("message_id", fields.message_id.take())?,
             "message_id",
         )?;
         Ok(Target {
@@ -73,22 +70,14 @@ impl Target {
     }
 }
 
-pub(super) fn edit(frame: Frame<'_, '_>) -> Parsed {
-    let target = Target::parse(
-        frame.fields.conversation_id,
-        frame.fields.client_id,
-        frame.fields.message_id,
-    )?;
+pub(super) fn edit(mut frame: Frame<'_, '_>) -> Parsed {
+    let target = Target::parse(&mut frame.fields)?;
     let operation = requests::edit(target.message_id, frame.fields.text.map(Cow::into_owned))?;
     Ok(target.operate(frame.request_id, operation))
 }
 
-pub(super) fn delete(frame: Frame<'_, '_>) -> Parsed {
-    let target = Target::parse(
-        frame.fields.conversation_id,
-        frame.fields.client_id,
-        frame.fields.message_id,
-    )?;
+pub(super) fn delete(mut frame: Frame<'_, '_>) -> Parsed {
+    let target = Target::parse(&mut frame.fields)?;
     match requests::delete(target.message_id, frame.fields.mode.as_deref())? {
         Deletion::ForMe => Ok(ClientRequest::Hide {
             request_id: frame.request_id.take(),
@@ -99,22 +88,14 @@ pub(super) fn delete(frame: Frame<'_, '_>) -> Parsed {
     }
 }
 
-pub(super) fn react(frame: Frame<'_, '_>) -> Parsed {
-    let target = Target::parse(
-        frame.fields.conversation_id,
-        frame.fields.client_id,
-        frame.fields.message_id,
-    )?;
+pub(super) fn react(mut frame: Frame<'_, '_>) -> Parsed {
+    let target = Target::parse(&mut frame.fields)?;
     let operation = requests::react(target.message_id, frame.fields.emoji.as_deref())?;
     Ok(target.operate(frame.request_id, operation))
 }
 
-pub(super) fn unreact(frame: Frame<'_, '_>) -> Parsed {
-    let target = Target::parse(
-        frame.fields.conversation_id,
-        frame.fields.client_id,
-        frame.fields.message_id,
-    )?;
+pub(super) fn unreact(mut frame: Frame<'_, '_>) -> Parsed {
+    let target = Target::parse(&mut frame.fields)?;
     let operation = requests::unreact(target.message_id, frame.fields.emoji.as_deref())?;
     Ok(target.operate(frame.request_id, operation))
 }

@@ -31,13 +31,7 @@ pub(super) fn leave(frame: Frame<'_, '_>) -> Parsed {
 
 pub(super) fn typing(frame: Frame<'_, '_>) -> Parsed {
     let conversation_id = conversation_id(frame.fields.conversation_id)?;
-    let started = match frame.fields.state.as_deref() {
-        Some("start") => true,
-        Some("stop") => false,
-        _ => {
-            return Err(Error::invalid("state", "must be \"start\" or \"stop\""));
-        }
-    };
+    let started = is_first_of("state", frame.fields.state.as_deref(), ["start", "stop"])?;
     Ok(ClientRequest::Typing {
         request_id: frame.request_id.take(),
         conversation_id,
@@ -71,13 +65,7 @@ fn receipt(frame: Frame<'_, '_>, is_read: bool) -> Parsed {
 }
 
 pub(super) fn presence(frame: Frame<'_, '_>) -> Parsed {
-    let away = match frame.fields.status.as_deref() {
-        Some("away") => true,
-        Some("online") => false,
-        _ => {
-            return Err(Error::invalid("status", "must be \"online\" or \"away\""));
-        }
-    };
+    let away = !is_first_of("status", frame.fields.status.as_deref(), ["online", "away"])?;
     Ok(ClientRequest::SetPresence {
         request_id: frame.request_id.take(),
         away,
@@ -100,4 +88,17 @@ pub(super) fn turn_credentials(frame: Frame<'_, '_>) -> Parsed {
         request_id: frame.request_id.take(),
         ttl_secs: frame.fields.ttl_secs,
     })
+}
+
+/// Whether a field that must be one of two words is the first of them.
+fn is_first_of(field: &'static str, value: Option<&str>, words: [&str; 2]) -> Result<bool, Error> {
+    let [first, second] = words;
+    match value {
+        Some(word) if word == first => Ok(true),
+        Some(word) if word == second => Ok(false),
+        _ => Err(Error::invalid(
+            field,
+            format!("must be \"{first}\" or \"{second}\""),
+        )),
+    }
 }
