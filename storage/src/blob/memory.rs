@@ -15,7 +15,7 @@ use switchboard_engine::recording::{
 };
 use switchboard_engine::{PutError, StoreError};
 
-use crate::object_stream::{Checksum, Intake};
+use crate::blob::stream::{Checksum, Intake};
 
 /// Objects in memory.
 #[derive(Default)]

@@ -45,7 +45,7 @@ use switchboard_engine::recording::{
 };
 use switchboard_engine::{PutError, StoreError};
 
-use crate::object_stream::{Checksum, Intake};
+use crate::blob::stream::{Checksum, Intake};
 
 /// How long each signed request URL stays valid; it is signed just before it is sent.
 pub const PRESIGNED_URL_VALIDITY: Duration = Duration::from_secs(60);

@@ -2,7 +2,7 @@
 //!
 //! This is the test double every other crate uses by default, so it implements the whole
 //! contract (tenant scoping, seq assignment, idempotency checks, ordering, applying events through
-//! [`crate::staging`]) exactly like the embedded
+//! [`crate::log::staging`]) exactly like the embedded
 //! store, only without durability: everything is gone when the store is dropped.
 //! All state sits behind one `std::sync::Mutex`. Every method takes the lock, works on plain
 //! maps and releases it without awaiting anything, so a blocking mutex is both correct and
@@ -22,7 +22,7 @@ use switchboard_engine::model::{
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
 
-use crate::staging::{
+use crate::log::staging::{
     LogView, StageError, counts_as_unread, direct_pair, ordered, repeat_outcome, stage_entry,
 };
 

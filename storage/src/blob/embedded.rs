@@ -56,7 +56,7 @@ use switchboard_engine::recording::{
 use switchboard_engine::{PutError, StoreError};
 use tokio::sync::mpsc;
 
-use crate::object_stream::{Checksum, Intake};
+use crate::blob::stream::{Checksum, Intake};
 
 /// What every object file starts with: a tag, then the format version.
 const MAGIC: &[u8; 6] = b"SBOBJ\x01";
