@@ -29,6 +29,7 @@ pub mod rate_limit;
 pub mod recording;
 pub mod sampling;
 pub mod time;
+pub mod unread;
 pub mod validate;
 
 pub use error::{Error, PutError, Result, SourceError, StoreError};

@@ -264,8 +264,9 @@ pub trait MessageStore: Send + Sync + 'static {
         cursors: ReadCursors,
     ) -> Result<(), StoreError>;
 
-    /// How many messages with seq greater than `after` a member has not read: messages (not
-    /// events) that are not deleted and not sent by `user_id`; counting stops at `limit`.
+    /// How many messages with seq greater than `after` a member has not read: the entries
+    /// that [`crate::unread::counts_as_unread`] counts for `user_id` (messages, not events, that
+    /// are not deleted and not sent by them); counting stops at `limit`.
     async fn count_unread(
         &self,
         tenant_id: &TenantId,

@@ -21,10 +21,9 @@ use switchboard_engine::model::{
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+use switchboard_engine::unread::counts_as_unread;
 
-use crate::log::staging::{
-    LogView, StageError, counts_as_unread, direct_pair, ordered, repeat_outcome, stage_entry,
-};
+use crate::log::staging::{LogView, StageError, direct_pair, ordered, repeat_outcome, stage_entry};
 
 /// A conversation and its members, keyed by user id so they come out in user id order.
 struct ConversationRecord {

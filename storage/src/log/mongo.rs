@@ -48,6 +48,8 @@ use crate::codec;
 mod append;
 mod port;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 const CONVERSATIONS: &str = "conversations";
 const LOGS: &str = "logs";
@@ -226,6 +228,17 @@ fn entry_document(tenant_id: &TenantId, entry: &LogEntry) -> Result<Document, St
         }
     }
     Ok(document)
+}
+
+/// The unread rule ([`switchboard_engine::unread::counts_as_unread`]) as a query over the
+/// fields [`entry_document`] stores beside each entry: a message, not deleted, whose sender is
+/// not `user_id`. `tests.rs` checks it against the rule on a table of entries.
+fn unread_filter(user_id: &UserId) -> Document {
+    doc! {
+        "kind": "message",
+        "deleted": false,
+        "sender": {"$ne": user_id.as_str()},
+    }
 }
 
 fn decode_entry(document: &Document) -> Result<LogEntry, StoreError> {

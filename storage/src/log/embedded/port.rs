@@ -13,12 +13,13 @@ use switchboard_engine::model::{
 };
 use switchboard_engine::operations::{ConversationEvent, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+use switchboard_engine::unread::counts_as_unread;
 
 use super::*;
 use crate::Result;
 use crate::codec;
 use crate::keys::{self, ULID_BYTES};
-use crate::log::staging::{counts_as_unread, ordered};
+use crate::log::staging::ordered;
 
 // Every read below runs inline on the calling task: each is a point lookup or a scan bounded by
 // `limit`, served from fjall's memtables and block cache, and never waits for the writer mutex.

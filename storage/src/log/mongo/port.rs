@@ -480,13 +480,14 @@ impl MessageStore for MongoMessageStore {
         }
         let count = self
             .entries
-            .count_documents(doc! {
-                "tenant": tenant_id.as_str(),
-                "conversation": conversation_id.to_string(),
-                "kind": "message",
-                "deleted": false,
-                "sender": {"$ne": user_id.as_str()},
-                "seq": {"$gt": seq_to_bson(after)},
+            .count_documents({
+                let mut filter = doc! {
+                    "tenant": tenant_id.as_str(),
+                    "conversation": conversation_id.to_string(),
+                    "seq": {"$gt": seq_to_bson(after)},
+                };
+                filter.extend(unread_filter(user_id));
+                filter
             })
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
             .await
