@@ -906,7 +906,7 @@ impl System {
         ] {
             if count > limit {
                 return Err(Error::TooLarge {
-                    what,
+                    what: what.into(),
                     limit,
                     actual: count,
                 });
@@ -1250,7 +1250,7 @@ impl System {
     ) -> Result<(Vec<PresenceEntry>, Vec<UserId>), Error> {
         if user_ids.len() > MAX_WATCHED_PER_REQUEST {
             return Err(Error::TooLarge {
-                what: "user_ids",
+                what: "user_ids".into(),
                 limit: MAX_WATCHED_PER_REQUEST,
                 actual: user_ids.len(),
             });

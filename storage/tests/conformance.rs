@@ -2140,18 +2140,12 @@ async fn thread_replies_count_on_their_root_and_list_in_order(store: Arc<dyn Mes
             outcomes.as_slice(),
             [
                 AppendOutcome::Refused {
-                    error: Error::Invalid {
-                        field: "thread_root",
-                        ..
-                    }
+                    error: Error::Invalid { field: first, .. }
                 },
                 AppendOutcome::Refused {
-                    error: Error::Invalid {
-                        field: "thread_root",
-                        ..
-                    }
+                    error: Error::Invalid { field: second, .. }
                 }
-            ]
+            ] if first == "thread_root" && second == "thread_root"
         ),
         "{outcomes:?}"
     );

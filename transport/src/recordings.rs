@@ -86,7 +86,7 @@ impl FromRequestParts<Arc<App>> for Admin {
         let (identity, roles) = caller_with_roles(parts, app).await?;
         if !roles.admin {
             return Err(WireError::from(Error::Forbidden {
-                reason: "this endpoint takes a token with the admin role",
+                reason: "this endpoint takes a token with the admin role".into(),
             }));
         }
         Ok(Admin(identity))
@@ -103,7 +103,7 @@ impl FromRequestParts<Arc<App>> for Recorder {
         let (identity, roles) = caller_with_roles(parts, app).await?;
         if !(roles.recorder || roles.admin) {
             return Err(WireError::from(Error::Forbidden {
-                reason: "this endpoint takes a token with the recorder or admin role",
+                reason: "this endpoint takes a token with the recorder or admin role".into(),
             }));
         }
         Ok(Recorder(identity))
@@ -500,7 +500,7 @@ pub(crate) async fn upload_media(
         && declared > limit_bytes
     {
         return Err(WireError::from(Error::TooLarge {
-            what: "media",
+            what: "media".into(),
             limit,
             actual: usize::try_from(declared).unwrap_or(usize::MAX),
         }));

@@ -196,7 +196,7 @@ fn a_refused_put_reads_as_the_domain_error_of_an_upload() {
             received: 1500,
         }),
         Error::TooLarge {
-            what: "media",
+            what: "media".into(),
             limit: 1024,
             actual: 1500,
         }

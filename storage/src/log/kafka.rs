@@ -49,6 +49,8 @@ use tokio::task::JoinHandle;
 use crate::codec;
 
 mod persister;
+#[cfg(test)]
+mod tests;
 mod topics;
 
 use persister::{persist_forever, persister};
@@ -111,116 +113,11 @@ enum ReplyOutcome {
     Duplicate {
         existing: MessageRef,
     },
+    /// The engine's own error, serialized as it is (its texts are `Cow`s, owned once read
+    /// back).
     Refused {
-        refusal: Refusal,
+        error: Error,
     },
-}
-
-/// A serializable [`Error`], for refusals that cross the topic.
-#[derive(Serialize, Deserialize)]
-enum Refusal {
-    Invalid {
-        field: String,
-        reason: String,
-    },
-    TooLarge {
-        what: String,
-        limit: usize,
-        actual: usize,
-    },
-    NotFound,
-    NotMember,
-    Forbidden {
-        reason: String,
-    },
-    RateLimited {
-        retry_after_ms: u64,
-    },
-    Conflict {
-        reason: String,
-    },
-    TooManyConnections {
-        limit: usize,
-    },
-    Unavailable {
-        reason: String,
-    },
-}
-
-/// The texts of refusals are the engine's own `&'static str`s (field names, reasons), so the
-/// distinct ones are few: each is kept once. A record from elsewhere cannot grow this without
-/// bound: past the cap, new texts are replaced by a placeholder.
-fn intern(text: String) -> &'static str {
-    const MAX_INTERNED: usize = 1024;
-    static INTERNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = interned.iter().find(|known| **known == text) {
-        return known;
-    }
-    if interned.len() >= MAX_INTERNED {
-        return "(unrecognised)";
-    }
-    let leaked: &'static str = Box::leak(text.into_boxed_str());
-    interned.push(leaked);
-    leaked
-}
-
-impl From<&Error> for Refusal {
-    fn from(error: &Error) -> Self {
-        match error.clone() {
-            Error::Invalid { field, reason } => Refusal::Invalid {
-                field: field.to_owned(),
-                reason,
-            },
-            Error::TooLarge {
-                what,
-                limit,
-                actual,
-            } => Refusal::TooLarge {
-                what: what.to_owned(),
-                limit,
-                actual,
-            },
-            Error::NotFound => Refusal::NotFound,
-            Error::NotMember => Refusal::NotMember,
-            Error::Forbidden { reason } => Refusal::Forbidden {
-                reason: reason.to_owned(),
-            },
-            Error::RateLimited { retry_after_ms } => Refusal::RateLimited { retry_after_ms },
-            Error::Conflict { reason } => Refusal::Conflict { reason },
-            Error::TooManyConnections { limit } => Refusal::TooManyConnections { limit },
-            Error::Unavailable { reason } => Refusal::Unavailable { reason },
-        }
-    }
-}
-
-impl From<Refusal> for Error {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Invalid { field, reason } => Error::Invalid {
-                field: intern(field),
-                reason,
-            },
-            Refusal::TooLarge {
-                what,
-                limit,
-                actual,
-            } => Error::TooLarge {
-                what: intern(what),
-                limit,
-                actual,
-            },
-            Refusal::NotFound => Error::NotFound,
-            Refusal::NotMember => Error::NotMember,
-            Refusal::Forbidden { reason } => Error::Forbidden {
-                reason: intern(reason),
-            },
-            Refusal::RateLimited { retry_after_ms } => Error::RateLimited { retry_after_ms },
-            Refusal::Conflict { reason } => Error::Conflict { reason },
-            Refusal::TooManyConnections { limit } => Error::TooManyConnections { limit },
-            Refusal::Unavailable { reason } => Error::Unavailable { reason },
-        }
-    }
 }
 
 impl From<AppendOutcome> for ReplyOutcome {
@@ -236,9 +133,7 @@ impl From<AppendOutcome> for ReplyOutcome {
                 rewritten,
             },
             AppendOutcome::DuplicateClientId { existing } => ReplyOutcome::Duplicate { existing },
-            AppendOutcome::Refused { error } => ReplyOutcome::Refused {
-                refusal: Refusal::from(&error),
-            },
+            AppendOutcome::Refused { error } => ReplyOutcome::Refused { error },
         }
     }
 }
@@ -256,9 +151,7 @@ impl From<ReplyOutcome> for AppendOutcome {
                 rewritten,
             },
             ReplyOutcome::Duplicate { existing } => AppendOutcome::DuplicateClientId { existing },
-            ReplyOutcome::Refused { refusal } => AppendOutcome::Refused {
-                error: refusal.into(),
-            },
+            ReplyOutcome::Refused { error } => AppendOutcome::Refused { error },
         }
     }
 }
