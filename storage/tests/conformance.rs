@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, TenantId, UserId};
+use switchboard_engine::ids::{ConversationId, Emoji, MessageId, Seq, TenantId};
 use switchboard_engine::membership::ModerationAction;
 use switchboard_engine::model::{
     Conversation, ConversationKind, ConversationSnapshot, DeleteMode, EditVersion, Member,
@@ -29,33 +29,17 @@ use switchboard_engine::{Error, StoreError};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use tempfile::TempDir;
 
+mod support;
+
+use support::{BASE_MILLIS, client, conversation_id, tenant, user};
+
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
-
-const BASE_MILLIS: u64 = 1_700_000_000_000;
 
 /// The seq that messages built by [`message`] carry. The store must ignore it, and no test
 /// stores enough messages to reach it, so a store that kept the caller's seq fails every check
 /// of an outcome, a read or a lookup.
 const CALLER_SEQ: Seq = Seq(1_000_000);
-
-fn tenant(name: &str) -> TenantId {
-    TenantId::parse(name).expect("test tenant ids are valid")
-}
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("test user ids are valid")
-}
-
-fn client(name: &str) -> ClientId {
-    ClientId::parse(name).expect("test client ids are valid")
-}
-
-/// Conversation ids that sort like `number` and are adjacent for adjacent numbers, so range
-/// scans of one conversation are checked against direct neighbours.
-fn conversation_id(number: u128) -> ConversationId {
-    ConversationId::from_parts(BASE_MILLIS, number)
-}
 
 fn conversation(
     tenant_id: &TenantId,
@@ -1395,19 +1379,7 @@ fn embedded_harness() -> Harness {
 /// (`scripts/test-services start mongodb` starts one and prints the variable).
 #[cfg(feature = "mongodb")]
 async fn mongodb_store() -> switchboard_storage::MongoMessageStore {
-    static DATABASES: AtomicU64 = AtomicU64::new(0);
-    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect(
-        "SWITCHBOARD_TEST_MONGODB_URI names a MongoDB server for the `mongodb` feature's tests \
-         (scripts/test-services start mongodb)",
-    );
-    let database = format!(
-        "conformance_{}_{}",
-        std::process::id(),
-        DATABASES.fetch_add(1, Ordering::Relaxed)
-    );
-    switchboard_storage::MongoMessageStore::connect(&uri, &database)
-        .await
-        .expect("the MongoDB store connects")
+    support::mongodb_message_store("conformance").await
 }
 
 /// The Kafka pipeline over a fresh MongoDB database, with topics and a consumer group of its
@@ -1418,17 +1390,9 @@ async fn kafka_pipeline_store() -> (
     switchboard_storage::kafka::KafkaPipelineStore,
     switchboard_storage::MongoMessageStore,
 ) {
-    static PIPELINES: AtomicU64 = AtomicU64::new(0);
-    let brokers = std::env::var("SWITCHBOARD_TEST_KAFKA_BROKERS").expect(
-        "SWITCHBOARD_TEST_KAFKA_BROKERS names Kafka brokers for the `kafka` feature's tests \
-         (scripts/test-services start kafka)",
-    );
+    let brokers = support::kafka_brokers();
     let mongodb = mongodb_store().await;
-    let name = format!(
-        "conformance-{}-{}",
-        std::process::id(),
-        PIPELINES.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = support::unique("conformance");
     let pipeline = switchboard_storage::kafka::KafkaPipelineStore::start(
         Arc::new(mongodb.clone()),
         switchboard_storage::kafka::KafkaSettings {
@@ -2890,7 +2854,7 @@ async fn mongodb_two_nodes_appending_to_one_conversation_share_one_gapless_seq_s
     const N_MESSAGES: usize = 2 * N_TASKS_PER_NODE * N_APPENDS_PER_TASK;
     let first = mongodb_store().await;
     let database_name = first.database().name().to_owned();
-    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect("set with the first store");
+    let uri = support::mongodb_uri();
     let second = switchboard_storage::MongoMessageStore::connect(&uri, &database_name)
         .await
         .expect("the second node's store connects");
@@ -3010,7 +2974,7 @@ async fn mongodb_entries_written_before_keys_were_scoped_by_author_are_read_as_t
         .expect("the legacy index is built");
 
     // A store that starts on this database (a node of the new version) migrates it.
-    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect("set with the first store");
+    let uri = support::mongodb_uri();
     let upgraded = switchboard_storage::MongoMessageStore::connect(&uri, database.name())
         .await
         .expect("the upgraded node's store connects");

@@ -39,12 +39,12 @@ use switchboard_engine::{PutError, SourceError, StoreError};
 use switchboard_storage::object_files::FilesystemObjectStore;
 use tempfile::TempDir;
 
+mod support;
+
+use support::tenant;
+
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
-
-fn tenant(name: &str) -> TenantId {
-    TenantId::parse(name).expect("test tenant ids are valid")
-}
 
 fn key(value: &str) -> ObjectKey {
     ObjectKey::parse(value).expect("test object keys are valid")
@@ -645,26 +645,13 @@ fn filesystem_store() -> (FilesystemObjectStore, TempDir) {
 /// (`scripts/test-services start s3` starts one and prints the variables).
 #[cfg(feature = "s3")]
 fn s3_settings() -> switchboard_storage::s3::S3Settings {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static BUCKETS: AtomicU64 = AtomicU64::new(0);
-    let variable = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!(
-                "{name} is needed by the `s3` feature's tests (scripts/test-services start s3, \
-                 then . \"$(scripts/test-services env-file)\")"
-            )
-        })
-    };
+    let variable = support::s3_variable;
     // The clock separates runs against a server that kept the buckets of an earlier one.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("the clock is after 1970")
         .as_nanos();
-    let bucket = format!(
-        "sbtest-{}-{}-{nanos}",
-        std::process::id(),
-        BUCKETS.fetch_add(1, Ordering::Relaxed)
-    );
+    let bucket = format!("{}-{nanos}", support::unique("sbtest"));
     let mut settings = switchboard_storage::s3::S3Settings::new(
         variable("SWITCHBOARD_TEST_S3_ENDPOINT"),
         bucket,
@@ -703,12 +690,7 @@ fn temporary_files(root: &Path) -> Vec<String> {
 /// `.bucket-….upload-<id>.metadata.json`, all in its data directory.
 #[cfg(feature = "s3")]
 fn unfinished_s3_uploads() -> Vec<String> {
-    let directory = std::env::var("SWITCHBOARD_TEST_S3_DATA_DIR").unwrap_or_else(|_| {
-        panic!(
-            "SWITCHBOARD_TEST_S3_DATA_DIR is needed by the `s3` feature's tests \
-             (scripts/test-services start s3, then . \"$(scripts/test-services env-file)\")"
-        )
-    });
+    let directory = support::s3_variable("SWITCHBOARD_TEST_S3_DATA_DIR");
     std::fs::read_dir(&directory)
         .unwrap_or_else(|error| panic!("s3s-fs's directory {directory} is readable: {error}"))
         .map(|entry| entry.expect("a directory entry").file_name())
