@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod blob;
 pub mod call;
 pub mod conversation;
 pub mod cursor;

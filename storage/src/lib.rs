@@ -20,7 +20,7 @@
 //! The [`RecordingStore`](switchboard_engine::recording::RecordingStore) adapters keep
 //! recording metadata and the audit log: `MemoryRecordingStore`, `EmbeddedRecordingStore` (a
 //! fjall database of its own) and `MongoRecordingStore`, checked by `tests/recordings.rs`.
-//! The [`ObjectStore`](switchboard_engine::recording::ObjectStore) adapters keep recorded
+//! The [`ObjectStore`](switchboard_engine::blob::ObjectStore) adapters keep recorded
 //! media: `MemoryObjectStore` (the test double), [`FilesystemObjectStore`] (files under a local
 //! directory, the embedded default; also at its old path `object_files`) and `s3::S3ObjectStore` (cargo feature `s3`),
 //! checked by `tests/object_store.rs`.

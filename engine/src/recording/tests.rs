@@ -2,6 +2,9 @@
 //! each update applies to a record.
 
 use super::*;
+use bytes::Bytes;
+
+use crate::{PutError, SourceError};
 
 fn user(name: &str) -> UserId {
     UserId::parse(name).unwrap()

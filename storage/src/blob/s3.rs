@@ -39,13 +39,16 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use reqwest::{Response, StatusCode};
 use rusty_s3::actions::{CompleteMultipartUploadResponse, CreateMultipartUpload};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
-use switchboard_engine::ids::TenantId;
-use switchboard_engine::recording::{
-    ByteSource, ObjectBody, ObjectKey, ObjectStore, WrittenObject, validate_content_type,
+use switchboard_engine::blob::{
+    ByteRange, ByteSource, ObjectBody, ObjectKey, ObjectRange, ObjectStore, WrittenObject,
+    validate_content_type,
 };
+use switchboard_engine::ids::TenantId;
 use switchboard_engine::{PutError, StoreError};
 
 use crate::blob::stream::{Checksum, Intake};
+
+mod range;
 
 /// How long each signed request URL stays valid; it is signed just before it is sent.
 pub const PRESIGNED_URL_VALIDITY: Duration = Duration::from_secs(60);
@@ -735,6 +738,15 @@ impl ObjectStore for S3ObjectStore {
             bytes: bytes.to_vec(),
             content_type,
         }))
+    }
+
+    async fn get_range(
+        &self,
+        tenant_id: &TenantId,
+        key: &ObjectKey,
+        range: ByteRange,
+    ) -> Result<Option<ObjectRange>, StoreError> {
+        self.read_range(tenant_id, key, range).await
     }
 
     async fn delete_object(
