@@ -8,7 +8,9 @@
 //! What they share sits beside them: `staging` (what appending an entry does to the entries it
 //! touches, through the engine's pure rules), `delegate` (the one impl by delegation of the
 //! adapters that stand in front of another store) and `breaker` (the circuit breaker in front
-//! of a remote store). All of them satisfy one contract, checked by `tests/conformance.rs`.
+//! of a remote store). Each is also an [`EventLog`](switchboard_engine::ports::EventLog): the
+//! store-wide tail of every stored entry in store order, which followers resume from a cursor.
+//! All of them satisfy one contract, checked by `tests/conformance.rs`.
 
 pub mod breaker;
 mod delegate;

@@ -23,7 +23,9 @@ use switchboard_engine::model::{
     MemberSettings, Message, MessageRef, MessageState, Reaction, ReadCursors, Role,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
-use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+use switchboard_engine::ports::{
+    AppendEntry, AppendOutcome, LogCursor, MessageStore, TailEntry, TailScope,
+};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::{Error, StoreError};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
@@ -2500,6 +2502,242 @@ async fn hidden_messages_are_per_member_and_tenant_scoped(store: Arc<dyn Message
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// The event log.
+
+/// Where a tail entry sits: its tenant, conversation and seq.
+type Place = (TenantId, ConversationId, Seq);
+
+fn place(tail_entry: &TailEntry) -> Place {
+    (
+        tail_entry.tenant_id.clone(),
+        tail_entry.entry.conversation_id(),
+        tail_entry.entry.seq(),
+    )
+}
+
+/// Reads the whole tail of `scope` after `from`, `page` entries at a time, each read resuming
+/// from the cursor of the last entry of the one before.
+async fn tail_in_pages(
+    store: &Arc<dyn MessageStore>,
+    scope: &TailScope,
+    from: LogCursor,
+    page: usize,
+) -> Vec<TailEntry> {
+    let mut cursor = from;
+    let mut tail = Vec::new();
+    loop {
+        let read = store
+            .tail(scope, cursor, page)
+            .await
+            .expect("tail succeeds");
+        assert!(read.len() <= page, "a tail read returns at most its limit");
+        let Some(last) = read.last() else {
+            return tail;
+        };
+        cursor = last.cursor;
+        tail.extend(read);
+    }
+}
+
+/// Checks `tail` against the appends that made it: `calls` holds, per append call in the order
+/// they returned, the places it stored. Entries of one call may be in any order across
+/// conversations (the Kafka pipeline persists conversations in parallel), but each
+/// conversation's are in seq order, a later call's come after an earlier one's, every place
+/// is there exactly once, and cursors only grow.
+fn check_tail(tail: &[TailEntry], calls: &[Vec<Place>]) {
+    assert!(
+        tail.windows(2).all(|pair| pair[0].cursor < pair[1].cursor),
+        "cursors grow: {:?}",
+        tail.iter().map(|entry| entry.cursor).collect::<Vec<_>>()
+    );
+    let mut rest = tail;
+    for (call, places) in calls.iter().enumerate() {
+        assert!(rest.len() >= places.len(), "call {call} is in the tail");
+        let (this_call, later) = rest.split_at(places.len());
+        let mut found: Vec<Place> = this_call.iter().map(place).collect();
+        let mut expected = places.clone();
+        let in_order = |places: &[Place]| {
+            places
+                .iter()
+                .enumerate()
+                .all(|(index, (tenant_id, conversation_id, seq))| {
+                    places[..index]
+                        .iter()
+                        .filter(|(other_tenant, other_conversation, _)| {
+                            other_tenant == tenant_id && other_conversation == conversation_id
+                        })
+                        .all(|(_, _, earlier)| earlier < seq)
+                })
+        };
+        assert!(
+            in_order(&found),
+            "call {call}: each conversation in seq order: {found:?}"
+        );
+        found.sort();
+        expected.sort();
+        assert_eq!(
+            found, expected,
+            "call {call}: each stored entry exactly once"
+        );
+        rest = later;
+    }
+    assert!(
+        rest.is_empty(),
+        "nothing else is in the tail: {:?}",
+        rest.iter().map(place).collect::<Vec<_>>()
+    );
+}
+
+async fn the_event_log_tails_every_stored_entry_once_in_store_order(store: Arc<dyn MessageStore>) {
+    let acme = tenant("acme");
+    let globex = tenant("globex");
+    let (first, second, third) = (conversation_id(1), conversation_id(2), conversation_id(3));
+    let at =
+        |tenant_id: &TenantId, conversation_id, seq| (tenant_id.clone(), conversation_id, Seq(seq));
+    let empty = store
+        .tail(&TailScope::AllTenants, LogCursor::START, 10)
+        .await
+        .expect("tail succeeds");
+    assert_eq!(empty, [], "a new store's log is empty");
+
+    let first_hello = message(first, "hello");
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&acme, &first_hello),
+            entry(&acme, &message(second, "hello")),
+            entry(&globex, &message(third, "hello")),
+            entry(&acme, &message(first, "again")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        ["stored 1", "stored 1", "stored 1", "stored 2"]
+    );
+    // A duplicate and a refusal store nothing, so they are not in the log.
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&acme, &first_hello),
+            event_entry(
+                &acme,
+                &event(
+                    first,
+                    "alice",
+                    "edit-missing",
+                    edited(unused_message_id(), "x"),
+                ),
+            ),
+            entry(&globex, &message(third, "more")),
+        ],
+    )
+    .await;
+    assert_eq!(summaries(&outcomes)[2], "stored 2");
+    append(&store, vec![entry(&acme, &message(second, "later"))]).await;
+    let calls = vec![
+        vec![
+            at(&acme, first, 1),
+            at(&acme, second, 1),
+            at(&globex, third, 1),
+            at(&acme, first, 2),
+        ],
+        vec![at(&globex, third, 2)],
+        vec![at(&acme, second, 2)],
+    ];
+
+    let whole = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 100).await;
+    check_tail(&whole, &calls);
+    for page in [1, 2, 3] {
+        let paged = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, page).await;
+        assert_eq!(
+            paged, whole,
+            "reading in pages of {page} gives the same tail"
+        );
+    }
+    let first_in_tail = whole
+        .iter()
+        .find(|tail_entry| place(tail_entry) == at(&acme, first, 1))
+        .expect("the first message is in the tail");
+    assert_eq!(
+        first_in_tail.entry,
+        LogEntry::Message(stored_as(&first_hello, 1)),
+        "an entry reads as the store holds it"
+    );
+
+    let acme_only = tail_in_pages(
+        &store,
+        &TailScope::Tenant(acme.clone()),
+        LogCursor::START,
+        2,
+    )
+    .await;
+    let whole_of_acme: Vec<TailEntry> = whole
+        .iter()
+        .filter(|entry| entry.tenant_id == acme)
+        .cloned()
+        .collect();
+    assert_eq!(
+        acme_only, whole_of_acme,
+        "a tenant's tail is its part of the whole"
+    );
+
+    // Resuming from the last cursor finds exactly what was appended since.
+    let last = whole.last().expect("the log has entries").cursor;
+    assert_eq!(
+        tail_in_pages(&store, &TailScope::AllTenants, last, 10).await,
+        []
+    );
+    append(&store, vec![entry(&globex, &message(first, "new"))]).await;
+    let since = tail_in_pages(&store, &TailScope::AllTenants, last, 10).await;
+    check_tail(&since, &[vec![at(&globex, first, 1)]]);
+}
+
+async fn concurrent_appends_each_get_one_place_in_the_event_log(store: Arc<dyn MessageStore>) {
+    let acme = tenant("acme");
+    let n_tasks: u64 = 4;
+    let n_messages: u64 = 5;
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..n_tasks {
+        let store = Arc::clone(&store);
+        let acme = acme.clone();
+        tasks.spawn(async move {
+            for number in 0..n_messages {
+                let conversation = conversation_id(u128::from(task % 2 + 1));
+                let client_id = format!("t{task}-{number}");
+                store
+                    .append(vec![entry(&acme, &message(conversation, &client_id))])
+                    .await
+                    .expect("append succeeds");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("the appending task completes");
+    }
+    let tail = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 3).await;
+    let mut places: Vec<Place> = tail.iter().map(place).collect();
+    let per_conversation = n_tasks * n_messages / 2;
+    for conversation in [conversation_id(1), conversation_id(2)] {
+        let seqs: Vec<u64> = places
+            .iter()
+            .filter(|(_, id, _)| *id == conversation)
+            .map(|(_, _, seq)| seq.get())
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=per_conversation).collect::<Vec<_>>(),
+            "seq order, no gap, no repeat"
+        );
+    }
+    places.dedup();
+    assert_eq!(
+        places.len(),
+        usize::try_from(n_tasks * n_messages).expect("small")
+    );
+}
+
 conformance!(
     tenants_are_isolated_for_every_method,
     creating_an_existing_conversation_fails_and_changes_nothing,
@@ -2531,6 +2769,8 @@ conformance!(
     a_direct_pair_has_one_conversation,
     member_settings_start_empty_are_stored_per_member_and_tenant_scoped,
     hidden_messages_are_per_member_and_tenant_scoped,
+    the_event_log_tails_every_stored_entry_once_in_store_order,
+    concurrent_appends_each_get_one_place_in_the_event_log,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2655,6 +2895,29 @@ async fn embedded_client_ids_written_before_keys_were_scoped_by_author_are_read_
             .await
             .map(|entry| entry.seq()),
         Some(Seq(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_event_log_survives_a_reopen_and_continues_after_its_last_position() {
+    let directory = TempDir::new().expect("a temporary directory can be created");
+    let acme = tenant("acme");
+    let store = open_embedded(&directory);
+    append_sequence(&store, &acme, conversation_id(1), 3).await;
+    let before = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 2).await;
+    drop(store);
+
+    let store = open_embedded(&directory);
+    let after = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 2).await;
+    assert_eq!(after, before, "the log is durable");
+    let last = after.last().expect("the log has entries").cursor;
+    append_sequence(&store, &acme, conversation_id(2), 2).await;
+    let since = tail_in_pages(&store, &TailScope::AllTenants, last, 10).await;
+    let at = |conversation: u128, seq: u64| (acme.clone(), conversation_id(conversation), Seq(seq));
+    check_tail(&since, &[vec![at(2, 1), at(2, 2)]]);
+    assert!(
+        since[0].cursor > last,
+        "positions continue after the reopen"
     );
 }
 

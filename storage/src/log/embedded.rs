@@ -51,6 +51,10 @@ const MODERATION: &str = "moderation";
 const DIRECT_PAIRS: &str = "direct_pairs";
 const MEMBER_SETTINGS: &str = "member_settings";
 const HIDDEN: &str = "hidden";
+/// The event log: every stored entry's place in store order, keyed by its position (a big-endian
+/// `u64`, so keys sort like positions), the value the entry's tenant, conversation and seq. It
+/// starts empty in a directory an earlier version wrote.
+const EVENT_LOG: &str = "event_log";
 
 /// The key, in the meta keyspace, of the directory's format version.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -71,6 +75,7 @@ struct EmbeddedTables {
     direct_pairs: Keyspace,
     member_settings: Keyspace,
     hidden: Keyspace,
+    event_log: Keyspace,
 }
 
 /// State owned by whoever holds the writer mutex.
@@ -81,6 +86,9 @@ struct WriterState {
     /// forgotten for a batch's conversations when its commit fails (the disk state is then
     /// unknown). It is only a cache: emptying it is always safe.
     heads: HashMap<(TenantId, ConversationId), Seq>,
+    /// The last position of the event log, loaded lazily from its last key like the heads, and
+    /// forgotten when a commit fails.
+    event_log_head: Option<u64>,
 }
 
 struct EmbeddedShared {
@@ -140,6 +148,7 @@ impl EmbeddedMessageStore {
             direct_pairs: open_table(&database, DIRECT_PAIRS)?,
             member_settings: open_table(&database, MEMBER_SETTINGS)?,
             hidden: open_table(&database, HIDDEN)?,
+            event_log: open_table(&database, EVENT_LOG)?,
             database,
         };
         match tables.meta.get(FORMAT_VERSION_KEY).map_err(open_error)? {

@@ -20,6 +20,11 @@
 //!   versioned postcard record the embedded store writes ([`crate::codec`]), so both stores
 //!   read and write one format and the engine's types need no second (BSON) mapping.
 //! - `read_cursors`, `member_settings`, `hidden`, `direct_pairs`: small per-member records.
+//! - `counters`: the event log's last position. An append that stores entries moves it inside
+//!   its transaction and gives each stored entry the next position as its `log_position`
+//!   field, so the event log ([`EventLog::tail`]) has no gap and no repeat; two appends at once
+//!   (to any conversations) conflict on it and one is retried. Entries written before this
+//!   field existed have none and are not in the log.
 //!
 //! An append is one multi-document transaction with majority, journaled write concern: when it
 //! commits, every `Stored` entry is durable on the replica set's majority. Staging uses the
@@ -58,6 +63,9 @@ const READ_CURSORS: &str = "read_cursors";
 const MEMBER_SETTINGS: &str = "member_settings";
 const HIDDEN: &str = "hidden";
 const DIRECT_PAIRS: &str = "direct_pairs";
+/// One document, `_id` [`EVENT_LOG_COUNTER`], holding the event log's last position.
+const COUNTERS: &str = "counters";
+const EVENT_LOG_COUNTER: &str = "event_log";
 
 /// MongoDB's code for a unique index violation.
 const DUPLICATE_KEY: i32 = 11000;
@@ -86,6 +94,7 @@ pub struct MongoMessageStore {
     member_settings: Collection<Document>,
     hidden: Collection<Document>,
     direct_pairs: Collection<Document>,
+    counters: Collection<Document>,
     /// Set once the indexes exist.
     indexes: Arc<OnceCell<()>>,
 }
@@ -345,6 +354,7 @@ impl MongoMessageStore {
             member_settings: database.collection(MEMBER_SETTINGS),
             hidden: database.collection(HIDDEN),
             direct_pairs: database.collection(DIRECT_PAIRS),
+            counters: database.collection(COUNTERS),
             indexes: Arc::new(OnceCell::new()),
             client,
             database,

@@ -164,6 +164,10 @@ impl EmbeddedShared {
         // What this batch has staged so far, per conversation. Checks consult it before the
         // durable state, so entries see the Stored entries before them.
         let mut pending: HashMap<(TenantId, ConversationId), PendingConversation> = HashMap::new();
+        let mut event_log_head = match writer.event_log_head {
+            Some(position) => position,
+            None => reader.event_log_head()?,
+        };
 
         for AppendEntry {
             tenant_id,
@@ -282,6 +286,12 @@ impl EmbeddedShared {
             for rewrite in &staged_entry.rewrites {
                 staged.entries.insert(rewrite.seq(), rewrite.clone());
             }
+            event_log_head += 1;
+            batch.insert(
+                &tables.event_log,
+                event_log_head.to_be_bytes(),
+                codec::encode(&(&tenant_id, conversation_id, seq))?,
+            );
             outcomes.push(AppendOutcome::Stored {
                 seq,
                 completed,
@@ -306,6 +316,7 @@ impl EmbeddedShared {
         }
         match batch.commit() {
             Ok(()) => {
+                writer.event_log_head = Some(event_log_head);
                 writer.heads.extend(
                     pending
                         .into_iter()
@@ -321,6 +332,7 @@ impl EmbeddedShared {
                 for pending_key in pending.keys() {
                     writer.heads.remove(pending_key);
                 }
+                writer.event_log_head = None;
                 tracing::error!(%error, n_conversations = pending.len(), "append commit failed");
                 Err(unavailable("could not commit an append batch", error))
             }

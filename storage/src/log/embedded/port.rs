@@ -12,7 +12,9 @@ use switchboard_engine::model::{
     Conversation, ConversationSnapshot, Member, MemberSettings, Message, ReadCursors,
 };
 use switchboard_engine::operations::{ConversationEvent, LogEntry};
-use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+use switchboard_engine::ports::{
+    AppendEntry, AppendOutcome, EventLog, LogCursor, MessageStore, TailEntry, TailScope,
+};
 use switchboard_engine::unread::counts_as_unread;
 
 use super::*;
@@ -24,6 +26,18 @@ use crate::log::staging::ordered;
 // Every read below runs inline on the calling task: each is a point lookup or a scan bounded by
 // `limit`, served from fjall's memtables and block cache, and never waits for the writer mutex.
 // Only the writes, which fsync, go to the blocking pool.
+#[async_trait]
+impl EventLog for EmbeddedMessageStore {
+    async fn tail(
+        &self,
+        scope: &TailScope,
+        from: LogCursor,
+        limit: usize,
+    ) -> Result<Vec<TailEntry>, StoreError> {
+        self.reader().tail(scope, from, limit)
+    }
+}
+
 #[async_trait]
 impl MessageStore for EmbeddedMessageStore {
     async fn create_conversation(

@@ -7,6 +7,8 @@ use switchboard_engine::ids::{ConversationId, MessageId, Seq, TenantId};
 use switchboard_engine::model::{Conversation, ConversationSnapshot, Member, Message};
 use switchboard_engine::operations::LogEntry;
 
+use switchboard_engine::ports::{LogCursor, TailEntry, TailScope};
+
 use super::*;
 use crate::Result;
 use crate::codec;
@@ -64,6 +66,57 @@ impl EmbeddedReader<'_> {
     }
 
     /// The highest stored seq of a conversation, from its last messages key.
+    /// The last position of the event log (0 when it is empty).
+    pub(super) fn event_log_head(&self) -> Result<u64, StoreError> {
+        let Some(last) = self.snapshot.iter(&self.tables.event_log).next_back() else {
+            return Ok(0);
+        };
+        let key = last
+            .key()
+            .map_err(|error| unavailable("could not read the event log", error))?;
+        position_from_key(&key)
+    }
+
+    /// The entries of `scope` after `from` in the event log, at most `limit`.
+    pub(super) fn tail(
+        &self,
+        scope: &TailScope,
+        from: LogCursor,
+        limit: usize,
+    ) -> Result<Vec<TailEntry>, StoreError> {
+        let mut tail = Vec::new();
+        let Some(first) = from.0.checked_add(1) else {
+            return Ok(tail);
+        };
+        for guard in self
+            .snapshot
+            .range(&self.tables.event_log, first.to_be_bytes()..)
+        {
+            if tail.len() >= limit {
+                break;
+            }
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|error| unavailable("could not read the event log", error))?;
+            let (tenant_id, conversation_id, seq) =
+                codec::decode::<(TenantId, ConversationId, Seq)>(EVENT_LOG, &value)?;
+            if !scope.covers(&tenant_id) {
+                continue;
+            }
+            let entry = self
+                .entry_at(&tenant_id, conversation_id, seq)?
+                .ok_or_else(|| {
+                    StoreError::Corrupt("an event log entry names no entry".to_owned())
+                })?;
+            tail.push(TailEntry {
+                cursor: LogCursor(position_from_key(&key)?),
+                tenant_id,
+                entry,
+            });
+        }
+        Ok(tail)
+    }
+
     pub(super) fn load_head(
         &self,
         tenant_id: &TenantId,
@@ -203,4 +256,11 @@ pub(super) fn collect_conversation_ids(
             })
         })
         .collect()
+}
+
+/// The position an event log key holds.
+fn position_from_key(key: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("an event log key is not 8 bytes".to_owned()))
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use mongodb::ClientSession;
 use mongodb::bson::{Document, doc};
 use mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT;
+use mongodb::options::ReturnDocument;
 use mongodb::options::{Acknowledgment, ReadConcern, TransactionOptions, WriteConcern};
 use switchboard_engine::StoreError;
 use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, TenantId, UserId};
@@ -137,6 +138,8 @@ impl MongoMessageStore {
     ) -> Result<Vec<AppendOutcome>, AttemptError> {
         let mut session = self.start_transaction().await?;
         let mut logs: HashMap<(TenantId, ConversationId), StagedLog> = HashMap::new();
+        // Every Stored entry, in store order: each gets the event log's next position.
+        let mut stored_order: Vec<((TenantId, ConversationId), Seq)> = Vec::new();
         let mut outcomes = Vec::with_capacity(entries.len());
         for AppendEntry { tenant_id, entry } in entries {
             let conversation_id = entry.conversation_id();
@@ -234,6 +237,7 @@ impl MongoMessageStore {
                 log.entries.insert(rewrite.seq(), Some(rewrite.clone()));
             }
             let completed = staged.completed.then(|| Box::new(staged_entry.clone()));
+            stored_order.push((key.clone(), seq));
             log.new_seqs.insert(seq);
             log.entries.insert(seq, Some(staged_entry));
             outcomes.push(AppendOutcome::Stored {
@@ -243,6 +247,28 @@ impl MongoMessageStore {
             });
         }
 
+        if !stored_order.is_empty() {
+            let n_stored = i64::try_from(stored_order.len()).unwrap_or(i64::MAX);
+            let last = self
+                .counters
+                .find_one_and_update(
+                    doc! {"_id": EVENT_LOG_COUNTER},
+                    doc! {"$inc": {"head": n_stored}},
+                )
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+                .session(&mut session)
+                .await?
+                .and_then(|document| document.get_i64("head").ok())
+                .ok_or_else(|| {
+                    StoreError::Corrupt("the event log counter has no head".to_owned())
+                })?;
+            for (offset, (key, seq)) in (1..).zip(stored_order) {
+                if let Some(log) = logs.get_mut(&key) {
+                    log.positions.insert(seq, last - n_stored + offset);
+                }
+            }
+        }
         for ((tenant_id, conversation_id), log) in &logs {
             self.write_staged(&mut session, tenant_id, *conversation_id, log)
                 .await?;
@@ -323,7 +349,13 @@ impl MongoMessageStore {
             .new_seqs
             .iter()
             .filter_map(|seq| log.entries.get(seq).and_then(Option::as_ref))
-            .map(|entry| entry_document(tenant_id, entry))
+            .map(|entry| {
+                let mut document = entry_document(tenant_id, entry)?;
+                if let Some(position) = log.positions.get(&entry.seq()) {
+                    document.insert("log_position", position);
+                }
+                Ok(document)
+            })
             .collect::<Result<Vec<Document>, StoreError>>()?;
         self.entries
             .insert_many(new_entries)
@@ -331,11 +363,13 @@ impl MongoMessageStore {
             .await?;
         for seq in &log.rewritten {
             if let Some(Some(entry)) = log.entries.get(seq) {
-                let document = entry_document(tenant_id, entry)?;
+                // A $set of every field, not a replacement: the entry keeps its log position.
+                let mut document = entry_document(tenant_id, entry)?;
+                document.remove("_id");
                 self.entries
-                    .replace_one(
+                    .update_one(
                         doc! {"_id": entry_key(tenant_id, conversation_id, *seq)},
-                        document,
+                        doc! {"$set": document},
                     )
                     .session(&mut *session)
                     .await?;
@@ -398,6 +432,8 @@ pub(super) struct StagedLog {
     new_seqs: BTreeSet<Seq>,
     /// Seqs of stored entries this batch rewrites.
     rewritten: BTreeSet<Seq>,
+    /// The event log position of each entry this batch adds, once reserved.
+    positions: HashMap<Seq, i64>,
 }
 
 impl StagedLog {
@@ -412,6 +448,7 @@ impl StagedLog {
             client_ids: HashMap::new(),
             new_seqs: BTreeSet::new(),
             rewritten: BTreeSet::new(),
+            positions: HashMap::new(),
         }
     }
 }

@@ -12,7 +12,9 @@ use switchboard_engine::model::{
     Conversation, ConversationSnapshot, Member, MemberSettings, Message, ReadCursors,
 };
 use switchboard_engine::operations::{ConversationEvent, LogEntry};
-use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+use switchboard_engine::ports::{
+    AppendEntry, AppendOutcome, EventLog, LogCursor, MessageStore, TailEntry, TailScope,
+};
 
 use super::*;
 use crate::codec;
@@ -93,6 +95,52 @@ impl MongoMessageStore {
                 LogEntry::Event(_) => Err(StoreError::Corrupt(
                     "an entry indexed as a message holds an event".to_owned(),
                 )),
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl EventLog for MongoMessageStore {
+    async fn tail(
+        &self,
+        scope: &TailScope,
+        from: LogCursor,
+        limit: usize,
+    ) -> Result<Vec<TailEntry>, StoreError> {
+        self.ready().await?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut filter = doc! {
+            "log_position": {"$gt": i64::try_from(from.0).unwrap_or(i64::MAX)},
+        };
+        if let TailScope::Tenant(tenant_id) = scope {
+            filter.insert("tenant", tenant_id.as_str());
+        }
+        let cursor = self
+            .entries
+            .find(filter)
+            .sort(doc! {"log_position": 1})
+            .limit(limit_of(limit))
+            .await
+            .map_err(|error| unavailable("could not read the event log", &error))?;
+        collect(cursor)
+            .await?
+            .iter()
+            .map(|document| {
+                let position = document.get_i64("log_position").map_err(|_| {
+                    StoreError::Corrupt("an entry has a malformed log position".to_owned())
+                })?;
+                let tenant_id = TenantId::parse(document.get_str("tenant").unwrap_or_default())
+                    .map_err(|_| {
+                        StoreError::Corrupt("an entry has a malformed tenant".to_owned())
+                    })?;
+                Ok(TailEntry {
+                    cursor: LogCursor(u64::try_from(position).unwrap_or_default()),
+                    tenant_id,
+                    entry: decode_entry(document)?,
+                })
             })
             .collect()
     }

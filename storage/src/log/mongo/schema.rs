@@ -80,6 +80,7 @@ impl MongoMessageStore {
                     doc! {"tenant": 1, "conversation": 1, "thread_root": 1, "seq": 1},
                     "conversation_thread_seq",
                 ),
+                plain(doc! {"log_position": 1}, "log_position"),
             ])
             .await
             .map_err(|error| unavailable("could not create the entries indexes", &error))?;
