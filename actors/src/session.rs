@@ -250,7 +250,7 @@ impl SessionActor {
     ) -> Result<(), Error> {
         if user_ids.len() > MAX_WATCHED_PER_REQUEST {
             return Err(Error::TooLarge {
-                what: "user_ids",
+                what: "user_ids".into(),
                 limit: MAX_WATCHED_PER_REQUEST,
                 actual: user_ids.len(),
             });

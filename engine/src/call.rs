@@ -694,12 +694,12 @@ impl CallBoard {
         let call = self.call_mut(call_id)?;
         if call.initiator != *user_id {
             return Err(Error::Forbidden {
-                reason: "only the caller may cancel a call",
+                reason: "only the caller may cancel a call".into(),
             });
         }
         if call.answered_at.is_some() {
             return Err(Error::Forbidden {
-                reason: "the call was answered; hang up instead",
+                reason: "the call was answered; hang up instead".into(),
             });
         }
         self.end(CallEndReason::Cancelled, now)

@@ -471,7 +471,7 @@ impl<W> ConversationCore<W> {
         Self::check_not_archived(&snapshot)?;
         if snapshot.conversation.mute_at(sender_id, now).is_some() {
             return Err(Error::Forbidden {
-                reason: "you are muted in this conversation",
+                reason: "you are muted in this conversation".into(),
             });
         }
         validate_new_message(new_message, &self.limits)?;
@@ -565,7 +565,7 @@ impl<W> ConversationCore<W> {
             && snapshot.conversation.mute_at(actor_id, now).is_some()
         {
             return Err(Error::Forbidden {
-                reason: "you are muted in this conversation",
+                reason: "you are muted in this conversation".into(),
             });
         }
         authorize_operation(

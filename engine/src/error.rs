@@ -8,14 +8,21 @@
 //! [`PutError`] is why a streamed object was not stored: its bytes went past their limit, their
 //! source ([`SourceError`], an uploading client) failed, or the backend did.
 
+use std::borrow::Cow;
+
 /// A domain failure: why a request was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// It is serializable (serde) so that a refusal can cross a process boundary as it is: the
+/// Kafka pipeline sends the persister's refusals back to the appending node in its replies.
+/// Its texts are [`Cow`]s, borrowed from the engine's own literals when it builds them and
+/// owned when they were read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     /// A field of the request is malformed.
     #[error("invalid {field}: {reason}")]
     Invalid {
         /// The request field that failed validation.
-        field: &'static str,
+        field: Cow<'static, str>,
         /// What is wrong with it, in lowercase words.
         reason: String,
     },
@@ -23,7 +30,7 @@ pub enum Error {
     #[error("{what} is too large: {actual}, the limit is {limit}")]
     TooLarge {
         /// The thing that is too large.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// The configured limit.
         limit: usize,
         /// The size that was offered.
@@ -40,7 +47,7 @@ pub enum Error {
     #[error("forbidden: {reason}")]
     Forbidden {
         /// Why the role is insufficient.
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// The caller's token bucket is empty.
     #[error("rate limited, retry after {retry_after_ms} ms")]
@@ -71,9 +78,9 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for [`Error::Invalid`].
-    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn invalid(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
         Error::Invalid {
-            field,
+            field: field.into(),
             reason: reason.into(),
         }
     }
@@ -163,7 +170,7 @@ impl From<PutError> for Error {
     fn from(error: PutError) -> Self {
         match error {
             PutError::TooLarge { limit, received } => Error::TooLarge {
-                what: "media",
+                what: Cow::Borrowed("media"),
                 limit: usize::try_from(limit).unwrap_or(usize::MAX),
                 actual: usize::try_from(received).unwrap_or(usize::MAX),
             },

@@ -68,7 +68,7 @@ pub fn check_forward(
     ] {
         if count > limit {
             return Err(Error::TooLarge {
-                what,
+                what: what.into(),
                 limit,
                 actual: count,
             });

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod blob;
 pub mod call;
 pub mod conversation;
 pub mod cursor;
@@ -31,6 +32,7 @@ pub mod rate_limit;
 pub mod recording;
 pub mod sampling;
 pub mod time;
+pub mod unread;
 pub mod validate;
 
 pub use error::{Error, PutError, Result, SourceError, StoreError};

@@ -185,7 +185,7 @@ fn member_role(snapshot: &ConversationSnapshot, user_id: &UserId) -> Option<Role
 fn check_text(field: &'static str, value: &str, limit: usize) -> Result<()> {
     if value.len() > limit {
         return Err(Error::TooLarge {
-            what: field,
+            what: field.into(),
             limit,
             actual: value.len(),
         });
@@ -248,7 +248,7 @@ pub fn authorize_change(
             }
             if user_ids.len() > MAX_MEMBERS_PER_ADD {
                 return Err(Error::TooLarge {
-                    what: "user_ids",
+                    what: "user_ids".into(),
                     limit: MAX_MEMBERS_PER_ADD,
                     actual: user_ids.len(),
                 });
@@ -262,7 +262,7 @@ pub fn authorize_change(
                 }
                 if conversation.ban_at(&user_id, now).is_some() {
                     return Err(Error::Forbidden {
-                        reason: "a user named is banned from this conversation",
+                        reason: "a user named is banned from this conversation".into(),
                     });
                 }
                 new_members.push(Member {
@@ -279,7 +279,7 @@ pub fn authorize_change(
             let total = snapshot.members.len() + new_members.len();
             if total > max_members {
                 return Err(Error::TooLarge {
-                    what: "members",
+                    what: "members".into(),
                     limit: max_members,
                     actual: total,
                 });

@@ -499,7 +499,7 @@ pub fn apply_event(target: &mut Message, event: &mut ConversationEvent) -> Resul
                 None => {
                     if n_distinct >= MAX_REACTIONS_PER_MESSAGE {
                         return Err(Error::TooLarge {
-                            what: "distinct reactions on the message",
+                            what: "distinct reactions on the message".into(),
                             limit: MAX_REACTIONS_PER_MESSAGE,
                             actual: n_distinct + 1,
                         });
@@ -615,12 +615,12 @@ pub fn authorize_operation(
         MessageOperation::Edit { text, .. } => {
             if !is_author {
                 return Err(Error::Forbidden {
-                    reason: "only the author may edit a message",
+                    reason: "only the author may edit a message".into(),
                 });
             }
             if !within_window {
                 return Err(Error::Forbidden {
-                    reason: "the edit window of this message is over",
+                    reason: "the edit window of this message is over".into(),
                 });
             }
             permissions::check(kind, role, Action::Post, None, None)?;
@@ -637,8 +637,9 @@ pub fn authorize_operation(
                 Error::Forbidden {
                     reason: if is_author {
                         "the delete window of your message is over; a moderator may still delete it"
+                            .into()
                     } else {
-                        "only the author or a moderator may delete this message"
+                        "only the author or a moderator may delete this message".into()
                     },
                 }
             })

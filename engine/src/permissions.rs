@@ -183,19 +183,19 @@ pub fn check(
     };
     if !allows(allowance, actor) {
         return Err(Error::Forbidden {
-            reason: action.refusal(),
+            reason: action.refusal().into(),
         });
     }
     if rule.target_below_actor {
         let below = |role: Role| role > actor;
         if target.is_some_and(|target| !below(target)) {
             return Err(Error::Forbidden {
-                reason: "the target's role is not below yours",
+                reason: "the target's role is not below yours".into(),
             });
         }
         if new_role.is_some_and(|new_role| !below(new_role) || new_role == Owner) {
             return Err(Error::Forbidden {
-                reason: "you may only give roles below your own",
+                reason: "you may only give roles below your own".into(),
             });
         }
     }

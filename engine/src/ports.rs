@@ -1,10 +1,10 @@
 //! Port traits: what the engine needs from the outside world, stated as Rust traits.
 //!
-//! Storage adapters (the `storage` crate: embedded, in-memory, MongoDB) implement
-//! [`MessageStore`]; the `storage` crate also implements [`ClusterBus`] (in memory and over
-//! Redis), through which the engine nodes of a scale-out deployment tell each other what they
-//! stored; the `actors` crate implements [`Clock`]. Every method is tenant-scoped:
-//! there is no way to name a conversation without its tenant, which is how the "a client of
+//! Storage adapters (the `storage` crate: embedded, in-memory, MongoDB) implement [`MessageStore`]
+//! and its store-wide [`EventLog`]; the `storage` crate also implements [`ClusterBus`] (in memory
+//! and over Redis), through which the engine nodes of a scale-out deployment tell each other what
+//! they stored; the `actors` crate implements [`Clock`]. Every method is tenant-scoped: there is no
+//! way to name a conversation without its tenant, which is how the "a client of
 //! tenant A can never reach tenant B's data" rule is enforced at the bottom of the stack.
 
 use std::collections::BTreeSet;
@@ -65,7 +65,87 @@ pub enum AppendOutcome {
     },
 }
 
+/// A position in a store's event log: what [`EventLog::tail`] resumes after. Positions grow
+/// in store order; [`LogCursor::START`] is before the first entry. A caller persists the
+/// cursor of the last entry it handled and passes it back to resume.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct LogCursor(pub u64);
+
+impl LogCursor {
+    /// Before the first entry: a tail from here reads the whole log.
+    pub const START: LogCursor = LogCursor(0);
+}
+
+/// Which part of the event log a tail reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailScope {
+    /// Every tenant's entries.
+    AllTenants,
+    /// One tenant's entries only.
+    Tenant(TenantId),
+}
+
+impl TailScope {
+    /// Whether an entry of `tenant_id` is in this scope.
+    pub fn covers(&self, tenant_id: &TenantId) -> bool {
+        match self {
+            TailScope::AllTenants => true,
+            TailScope::Tenant(scope) => scope == tenant_id,
+        }
+    }
+}
+
+/// One entry of the event log, as [`EventLog::tail`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailEntry {
+    /// Its position: pass it to [`EventLog::tail`] to read what follows.
+    pub cursor: LogCursor,
+    /// The tenant that owns its conversation.
+    pub tenant_id: TenantId,
+    /// The entry (a message in its current state, or an event), with its seq.
+    pub entry: LogEntry,
+}
+
+/// The store-wide log of every stored entry, across conversations and tenants, in the order
+/// the store stored them: what followers (the search indexer, webhooks) read to learn of every
+/// entry once.
+///
+/// # Contract (checked by the conformance suite in `storage/tests/conformance.rs`)
+/// - Every entry an append reports `Stored` gets the next position of the log, atomically with
+///   the append; entries of one conversation are in seq order. Nothing else (duplicates,
+///   refusals) is in the log.
+/// - [`EventLog::tail`] returns the entries after a cursor in log order, with no gap and no
+///   repeat: reading on from the last entry's cursor, however the reads are cut, gives each
+///   entry exactly once. The log is durable (it survives a restart) like the entries.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// The entries of `scope` after `from`, in log order, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the backend failed.
+    async fn tail(
+        &self,
+        scope: &TailScope,
+        from: LogCursor,
+        limit: usize,
+    ) -> Result<Vec<TailEntry>, StoreError>;
+}
+
 /// Durable storage of conversations, members and each conversation's log (messages and events).
+///
+/// The store-wide event log is its supertrait, [`EventLog`]: every store offers the tail.
 ///
 /// # Contract (checked by the conformance suite in `storage/tests/conformance.rs`)
 /// - Every method is scoped by tenant; data of one tenant is invisible to every other.
@@ -75,7 +155,8 @@ pub enum AppendOutcome {
 ///   conversation's head (earlier entries of the same batch count), atomically with the
 ///   duplicate check; so a conversation's seqs have no gap and no reuse whatever its callers do.
 ///   A key the author already used is a duplicate when the stored entry repeats the same
-///   request, and refused with [`Error::Conflict`] when it does not. It reports an [`AppendOutcome`] per entry, in input
+///   request, and refused with [`Error::Conflict`] when it does not. It reports an
+/// [`AppendOutcome`] per entry, in input
 ///   order. When it returns `Ok`, every `Stored` entry is durable: it survives a crash of the
 ///   process. The `Stored` entries of one call become visible together.
 /// - An event that changes the conversation itself (members, roles, profile, archive,
@@ -91,7 +172,7 @@ pub enum AppendOutcome {
 ///   [`AppendOutcome::Refused`]. Earlier entries of the same batch count.
 /// - Reads see only durable data.
 #[async_trait]
-pub trait MessageStore: Send + Sync + 'static {
+pub trait MessageStore: EventLog + Send + Sync + 'static {
     /// Creates a conversation with its initial members. A direct conversation is also indexed
     /// by its pair of members, atomically with its creation.
     ///
@@ -264,8 +345,9 @@ pub trait MessageStore: Send + Sync + 'static {
         cursors: ReadCursors,
     ) -> Result<(), StoreError>;
 
-    /// How many messages with seq greater than `after` a member has not read: messages (not
-    /// events) that are not deleted and not sent by `user_id`; counting stops at `limit`.
+    /// How many messages with seq greater than `after` a member has not read: the entries
+    /// that [`crate::unread::counts_as_unread`] counts for `user_id` (messages, not events, that
+    /// are not deleted and not sent by them); counting stops at `limit`.
     async fn count_unread(
         &self,
         tenant_id: &TenantId,

@@ -42,7 +42,7 @@ pub fn validate_new_message(new_message: &NewMessage, limits: &MessageLimits) ->
 pub fn validate_text(text: &str, limits: &MessageLimits) -> Result<()> {
     if text.len() > limits.max_text_bytes {
         return Err(Error::TooLarge {
-            what: "text",
+            what: "text".into(),
             limit: limits.max_text_bytes,
             actual: text.len(),
         });
@@ -74,7 +74,7 @@ pub fn validate_new_conversation(
     if let Some(title) = title {
         if title.len() > MAX_TITLE_BYTES {
             return Err(Error::TooLarge {
-                what: "title",
+                what: "title".into(),
                 limit: MAX_TITLE_BYTES,
                 actual: title.len(),
             });
@@ -91,7 +91,7 @@ pub fn validate_new_conversation(
     }
     if n_other_members + 1 > max_members {
         return Err(Error::TooLarge {
-            what: "members",
+            what: "members".into(),
             limit: max_members,
             actual: n_other_members + 1,
         });

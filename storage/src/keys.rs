@@ -23,7 +23,7 @@
 //! | hidden | `[tenant][conversation][user][message id]` | empty |
 //! | direct_pairs | `[tenant][lower user][higher user]` | `ConversationId` |
 //!
-//! The recording store (`recordings_embedded`) keeps its own database with these tables:
+//! The recording store (`recordings::embedded`) keeps its own database with these tables:
 //!
 //! | table | key | value |
 //! | --- | --- | --- |

@@ -20,59 +20,57 @@
 //! The [`RecordingStore`](switchboard_engine::recording::RecordingStore) adapters keep
 //! recording metadata and the audit log: `MemoryRecordingStore`, `EmbeddedRecordingStore` (a
 //! fjall database of its own) and `MongoRecordingStore`, checked by `tests/recordings.rs`.
-//! The [`ObjectStore`](switchboard_engine::recording::ObjectStore) adapters keep recorded
-//! media: `MemoryObjectStore` (the test double), `object_files::FilesystemObjectStore` (files
-//! under a local directory, the embedded default) and `s3::S3ObjectStore` (cargo feature `s3`),
+//! The [`ObjectStore`](switchboard_engine::blob::ObjectStore) adapters keep recorded
+//! media: `MemoryObjectStore` (the test double), [`FilesystemObjectStore`] (files under a local
+//! directory, the embedded default; also at its old path `object_files`) and `s3::S3ObjectStore` (cargo feature `s3`),
 //! checked by `tests/object_store.rs`.
+//!
+//! # Layout
+//! One folder per port, one module per backend inside it, named the same way everywhere
+//! (`memory`, `embedded`, `mongo`, `redis`, `s3`, `kafka`): `log/` (the `MessageStore`),
+//! `blob/` (the `ObjectStore`), `recordings/` (the `RecordingStore`), `bus/` (the
+//! `ClusterBus`), `limits/` (the `SharedRateLimiter`) and `presence/` (the
+//! `PresenceDirectory`). What several ports share stays at the root: `keys`, `codec`,
+//! `supervise` and the crate's `error`.
 //! Keys are built in the `keys` module (tenant first, length-prefixed, so tenants can never
 //! alias one another) and values in the `codec` module (a format-version byte, then postcard).
 
 #![warn(missing_docs)]
 
-pub mod breaker;
-mod cluster_memory;
+mod blob;
+mod bus;
 mod codec;
-mod delegate;
-mod embedded;
 mod error;
-#[cfg(feature = "kafka")]
-pub mod kafka;
 mod keys;
-mod memory;
-#[cfg(feature = "mongodb")]
-mod mongo;
-pub mod object_files;
-mod object_memory;
-mod object_stream;
-mod presence_memory;
-mod recordings_embedded;
-mod recordings_memory;
-#[cfg(feature = "redis")]
-mod redis_bus;
-#[cfg(feature = "redis")]
-mod redis_limits;
-#[cfg(feature = "redis")]
-mod redis_presence;
-#[cfg(feature = "s3")]
-pub mod s3;
-mod shared_limits;
-mod staging;
+mod limits;
+mod log;
+mod presence;
+mod recordings;
 mod supervise;
 
-pub use cluster_memory::{MemoryClusterBus, MemoryClusterHub};
-pub use embedded::EmbeddedMessageStore;
+pub use blob::embedded as object_files;
+pub use blob::embedded::FilesystemObjectStore;
+pub use blob::memory::MemoryObjectStore;
+#[cfg(feature = "s3")]
+pub use blob::s3;
+pub use bus::memory::{MemoryClusterBus, MemoryClusterHub};
+#[cfg(feature = "redis")]
+pub use bus::redis::RedisClusterBus;
 pub use error::{Error, Result};
-pub use memory::MemoryMessageStore;
+pub use limits::memory::MemoryRateLimiter;
+#[cfg(feature = "redis")]
+pub use limits::redis::RedisRateLimiter;
+pub use log::breaker;
+pub use log::embedded::EmbeddedMessageStore;
+#[cfg(feature = "kafka")]
+pub use log::kafka;
+pub use log::memory::MemoryMessageStore;
 #[cfg(feature = "mongodb")]
-pub use mongo::{MongoMessageStore, MongoRecordingStore};
-pub use object_memory::MemoryObjectStore;
-pub use presence_memory::{MemoryPresenceDirectory, MemoryPresenceHub};
-pub use recordings_embedded::EmbeddedRecordingStore;
-pub use recordings_memory::MemoryRecordingStore;
+pub use log::mongo::MongoMessageStore;
+pub use presence::memory::{MemoryPresenceDirectory, MemoryPresenceHub};
 #[cfg(feature = "redis")]
-pub use redis_bus::RedisClusterBus;
-#[cfg(feature = "redis")]
-pub use redis_limits::RedisRateLimiter;
-#[cfg(feature = "redis")]
-pub use redis_presence::RedisPresenceDirectory;
-pub use shared_limits::MemoryRateLimiter;
+pub use presence::redis::RedisPresenceDirectory;
+pub use recordings::embedded::EmbeddedRecordingStore;
+pub use recordings::memory::MemoryRecordingStore;
+#[cfg(feature = "mongodb")]
+pub use recordings::mongo::MongoRecordingStore;

@@ -11,13 +11,16 @@
 #![allow(clippy::disallowed_methods)] // Tests may spawn helper processes and read the clock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use switchboard_engine::ids::{ConversationId, Seq, TenantId, UserId};
+use switchboard_engine::ids::{ConversationId, Seq, UserId};
 use switchboard_engine::ports::{ClusterBus, ClusterListener, ClusterNotice};
 use switchboard_storage::MemoryClusterHub;
 use tokio::sync::mpsc;
+
+mod support;
+
+use support::unique_tenant;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -70,18 +73,8 @@ fn notices_so_far(heard: &mut mpsc::UnboundedReceiver<Heard>) -> Vec<ClusterNoti
     notices
 }
 
-fn unique_tenant() -> TenantId {
-    static TENANTS: AtomicU64 = AtomicU64::new(0);
-    TenantId::parse(&format!(
-        "bus-{}-{}",
-        std::process::id(),
-        TENANTS.fetch_add(1, Ordering::Relaxed)
-    ))
-    .expect("valid tenant id")
-}
-
 fn conversation(number: u128) -> ConversationId {
-    ConversationId::from_parts(1_700_000_000_000, number)
+    support::conversation_id(number)
 }
 
 fn stored(head: u64) -> ClusterNotice {
@@ -126,10 +119,7 @@ struct Redis {
 impl Redis {
     fn from_env() -> Self {
         Self {
-            url: std::env::var("SWITCHBOARD_TEST_REDIS_URL").expect(
-                "SWITCHBOARD_TEST_REDIS_URL names a Redis server for the `redis` feature's tests \
-                 (scripts/test-services start redis)",
-            ),
+            url: support::redis_url(),
         }
     }
 }
@@ -137,15 +127,14 @@ impl Redis {
 #[cfg(feature = "redis")]
 impl Deployment for Redis {
     async fn nodes(&self, n: usize) -> Vec<Arc<dyn ClusterBus>> {
-        static DEPLOYMENTS: AtomicU64 = AtomicU64::new(0);
-        let deployment = DEPLOYMENTS.fetch_add(1, Ordering::Relaxed);
+        let deployment = support::unique("deployment");
         let buses: Vec<Arc<dyn ClusterBus>> = (0..n)
             .map(|node| {
                 Arc::new(
                     switchboard_storage::RedisClusterBus::start(
                         &self.url,
                         "sb",
-                        format!("deployment-{deployment}-node-{node}"),
+                        format!("{deployment}-node-{node}"),
                     )
                     .expect("the URL is valid"),
                 ) as Arc<dyn ClusterBus>
@@ -163,8 +152,8 @@ async fn a_notice_reaches_the_other_nodes_listeners_of_that_conversation_only(
     deployment: impl Deployment,
 ) {
     let nodes = deployment.nodes(3).await;
-    let tenant = unique_tenant();
-    let other_tenant = unique_tenant();
+    let tenant = unique_tenant("bus");
+    let other_tenant = unique_tenant("bus");
     let (on_second, mut second_heard) = recorder();
     let (on_third, mut third_heard) = recorder();
     let (on_publisher, mut publisher_heard) = recorder();
@@ -206,7 +195,7 @@ async fn a_notice_reaches_the_other_nodes_listeners_of_that_conversation_only(
 async fn one_nodes_notices_arrive_in_the_order_it_published_them(deployment: impl Deployment) {
     const N_NOTICES: u64 = 200;
     let nodes = deployment.nodes(2).await;
-    let tenant = unique_tenant();
+    let tenant = unique_tenant("bus");
     let (listener, mut heard) = recorder();
     let _subscription = nodes[1].subscribe(&tenant, conversation(1), listener);
     for head in 1..=N_NOTICES {
@@ -219,7 +208,7 @@ async fn one_nodes_notices_arrive_in_the_order_it_published_them(deployment: imp
 
 async fn a_dropped_subscription_hears_nothing_more(deployment: impl Deployment) {
     let nodes = deployment.nodes(2).await;
-    let tenant = unique_tenant();
+    let tenant = unique_tenant("bus");
     let (dropped, mut dropped_heard) = recorder();
     let (kept, mut kept_heard) = recorder();
     let subscription = nodes[1].subscribe(&tenant, conversation(1), dropped);
@@ -287,7 +276,7 @@ async fn redis_deployments_with_different_key_prefixes_do_not_hear_each_other() 
         start(&production, "listener"),
     ];
     all_ready(&buses).await;
-    let tenant = unique_tenant();
+    let tenant = unique_tenant("bus");
     let (on_staging, mut staging_heard) = recorder();
     let (on_production, mut production_heard) = recorder();
     let _subscriptions = [
@@ -315,8 +304,7 @@ struct OwnRedis {
 #[cfg(feature = "redis")]
 impl OwnRedis {
     fn start(port: u16, directory: tempfile::TempDir) -> Self {
-        let program = std::env::var("SWITCHBOARD_TEST_REDIS_SERVER")
-            .unwrap_or_else(|_| "redis-server".into());
+        let program = support::redis_server_program();
         let child = std::process::Command::new(&program)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
@@ -362,7 +350,7 @@ async fn redis_restarting_the_server_makes_the_bus_unready_then_reconnect_and_te
         url: format!("redis://127.0.0.1:{port}"),
     };
     let nodes = deployment.nodes(2).await;
-    let tenant = unique_tenant();
+    let tenant = unique_tenant("bus");
     let (listener, mut heard) = recorder();
     let _subscription = nodes[1].subscribe(&tenant, conversation(1), listener);
     nodes[0].publish(&tenant, conversation(1), stored(1));

@@ -16,46 +16,32 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use switchboard_engine::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, TenantId, UserId};
+use switchboard_engine::ids::{ConversationId, Emoji, MessageId, Seq, TenantId};
 use switchboard_engine::membership::ModerationAction;
 use switchboard_engine::model::{
     Conversation, ConversationKind, ConversationSnapshot, DeleteMode, EditVersion, Member,
     MemberSettings, Message, MessageRef, MessageState, Reaction, ReadCursors, Role,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
-use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
+use switchboard_engine::ports::{
+    AppendEntry, AppendOutcome, LogCursor, MessageStore, TailEntry, TailScope,
+};
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::{Error, StoreError};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use tempfile::TempDir;
 
+mod support;
+
+use support::{BASE_MILLIS, client, conversation_id, tenant, user};
+
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
-
-const BASE_MILLIS: u64 = 1_700_000_000_000;
 
 /// The seq that messages built by [`message`] carry. The store must ignore it, and no test
 /// stores enough messages to reach it, so a store that kept the caller's seq fails every check
 /// of an outcome, a read or a lookup.
 const CALLER_SEQ: Seq = Seq(1_000_000);
-
-fn tenant(name: &str) -> TenantId {
-    TenantId::parse(name).expect("test tenant ids are valid")
-}
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("test user ids are valid")
-}
-
-fn client(name: &str) -> ClientId {
-    ClientId::parse(name).expect("test client ids are valid")
-}
-
-/// Conversation ids that sort like `number` and are adjacent for adjacent numbers, so range
-/// scans of one conversation are checked against direct neighbours.
-fn conversation_id(number: u128) -> ConversationId {
-    ConversationId::from_parts(BASE_MILLIS, number)
-}
 
 fn conversation(
     tenant_id: &TenantId,
@@ -1395,19 +1381,7 @@ fn embedded_harness() -> Harness {
 /// (`scripts/test-services start mongodb` starts one and prints the variable).
 #[cfg(feature = "mongodb")]
 async fn mongodb_store() -> switchboard_storage::MongoMessageStore {
-    static DATABASES: AtomicU64 = AtomicU64::new(0);
-    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect(
-        "SWITCHBOARD_TEST_MONGODB_URI names a MongoDB server for the `mongodb` feature's tests \
-         (scripts/test-services start mongodb)",
-    );
-    let database = format!(
-        "conformance_{}_{}",
-        std::process::id(),
-        DATABASES.fetch_add(1, Ordering::Relaxed)
-    );
-    switchboard_storage::MongoMessageStore::connect(&uri, &database)
-        .await
-        .expect("the MongoDB store connects")
+    support::mongodb_message_store("conformance").await
 }
 
 /// The Kafka pipeline over a fresh MongoDB database, with topics and a consumer group of its
@@ -1418,17 +1392,9 @@ async fn kafka_pipeline_store() -> (
     switchboard_storage::kafka::KafkaPipelineStore,
     switchboard_storage::MongoMessageStore,
 ) {
-    static PIPELINES: AtomicU64 = AtomicU64::new(0);
-    let brokers = std::env::var("SWITCHBOARD_TEST_KAFKA_BROKERS").expect(
-        "SWITCHBOARD_TEST_KAFKA_BROKERS names Kafka brokers for the `kafka` feature's tests \
-         (scripts/test-services start kafka)",
-    );
+    let brokers = support::kafka_brokers();
     let mongodb = mongodb_store().await;
-    let name = format!(
-        "conformance-{}-{}",
-        std::process::id(),
-        PIPELINES.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = support::unique("conformance");
     let pipeline = switchboard_storage::kafka::KafkaPipelineStore::start(
         Arc::new(mongodb.clone()),
         switchboard_storage::kafka::KafkaSettings {
@@ -2140,18 +2106,12 @@ async fn thread_replies_count_on_their_root_and_list_in_order(store: Arc<dyn Mes
             outcomes.as_slice(),
             [
                 AppendOutcome::Refused {
-                    error: Error::Invalid {
-                        field: "thread_root",
-                        ..
-                    }
+                    error: Error::Invalid { field: first, .. }
                 },
                 AppendOutcome::Refused {
-                    error: Error::Invalid {
-                        field: "thread_root",
-                        ..
-                    }
+                    error: Error::Invalid { field: second, .. }
                 }
-            ]
+            ] if first == "thread_root" && second == "thread_root"
         ),
         "{outcomes:?}"
     );
@@ -2542,6 +2502,242 @@ async fn hidden_messages_are_per_member_and_tenant_scoped(store: Arc<dyn Message
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// The event log.
+
+/// Where a tail entry sits: its tenant, conversation and seq.
+type Place = (TenantId, ConversationId, Seq);
+
+fn place(tail_entry: &TailEntry) -> Place {
+    (
+        tail_entry.tenant_id.clone(),
+        tail_entry.entry.conversation_id(),
+        tail_entry.entry.seq(),
+    )
+}
+
+/// Reads the whole tail of `scope` after `from`, `page` entries at a time, each read resuming
+/// from the cursor of the last entry of the one before.
+async fn tail_in_pages(
+    store: &Arc<dyn MessageStore>,
+    scope: &TailScope,
+    from: LogCursor,
+    page: usize,
+) -> Vec<TailEntry> {
+    let mut cursor = from;
+    let mut tail = Vec::new();
+    loop {
+        let read = store
+            .tail(scope, cursor, page)
+            .await
+            .expect("tail succeeds");
+        assert!(read.len() <= page, "a tail read returns at most its limit");
+        let Some(last) = read.last() else {
+            return tail;
+        };
+        cursor = last.cursor;
+        tail.extend(read);
+    }
+}
+
+/// Checks `tail` against the appends that made it: `calls` holds, per append call in the order
+/// they returned, the places it stored. Entries of one call may be in any order across
+/// conversations (the Kafka pipeline persists conversations in parallel), but each
+/// conversation's are in seq order, a later call's come after an earlier one's, every place
+/// is there exactly once, and cursors only grow.
+fn check_tail(tail: &[TailEntry], calls: &[Vec<Place>]) {
+    assert!(
+        tail.windows(2).all(|pair| pair[0].cursor < pair[1].cursor),
+        "cursors grow: {:?}",
+        tail.iter().map(|entry| entry.cursor).collect::<Vec<_>>()
+    );
+    let mut rest = tail;
+    for (call, places) in calls.iter().enumerate() {
+        assert!(rest.len() >= places.len(), "call {call} is in the tail");
+        let (this_call, later) = rest.split_at(places.len());
+        let mut found: Vec<Place> = this_call.iter().map(place).collect();
+        let mut expected = places.clone();
+        let in_order = |places: &[Place]| {
+            places
+                .iter()
+                .enumerate()
+                .all(|(index, (tenant_id, conversation_id, seq))| {
+                    places[..index]
+                        .iter()
+                        .filter(|(other_tenant, other_conversation, _)| {
+                            other_tenant == tenant_id && other_conversation == conversation_id
+                        })
+                        .all(|(_, _, earlier)| earlier < seq)
+                })
+        };
+        assert!(
+            in_order(&found),
+            "call {call}: each conversation in seq order: {found:?}"
+        );
+        found.sort();
+        expected.sort();
+        assert_eq!(
+            found, expected,
+            "call {call}: each stored entry exactly once"
+        );
+        rest = later;
+    }
+    assert!(
+        rest.is_empty(),
+        "nothing else is in the tail: {:?}",
+        rest.iter().map(place).collect::<Vec<_>>()
+    );
+}
+
+async fn the_event_log_tails_every_stored_entry_once_in_store_order(store: Arc<dyn MessageStore>) {
+    let acme = tenant("acme");
+    let globex = tenant("globex");
+    let (first, second, third) = (conversation_id(1), conversation_id(2), conversation_id(3));
+    let at =
+        |tenant_id: &TenantId, conversation_id, seq| (tenant_id.clone(), conversation_id, Seq(seq));
+    let empty = store
+        .tail(&TailScope::AllTenants, LogCursor::START, 10)
+        .await
+        .expect("tail succeeds");
+    assert_eq!(empty, [], "a new store's log is empty");
+
+    let first_hello = message(first, "hello");
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&acme, &first_hello),
+            entry(&acme, &message(second, "hello")),
+            entry(&globex, &message(third, "hello")),
+            entry(&acme, &message(first, "again")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summaries(&outcomes),
+        ["stored 1", "stored 1", "stored 1", "stored 2"]
+    );
+    // A duplicate and a refusal store nothing, so they are not in the log.
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&acme, &first_hello),
+            event_entry(
+                &acme,
+                &event(
+                    first,
+                    "alice",
+                    "edit-missing",
+                    edited(unused_message_id(), "x"),
+                ),
+            ),
+            entry(&globex, &message(third, "more")),
+        ],
+    )
+    .await;
+    assert_eq!(summaries(&outcomes)[2], "stored 2");
+    append(&store, vec![entry(&acme, &message(second, "later"))]).await;
+    let calls = vec![
+        vec![
+            at(&acme, first, 1),
+            at(&acme, second, 1),
+            at(&globex, third, 1),
+            at(&acme, first, 2),
+        ],
+        vec![at(&globex, third, 2)],
+        vec![at(&acme, second, 2)],
+    ];
+
+    let whole = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 100).await;
+    check_tail(&whole, &calls);
+    for page in [1, 2, 3] {
+        let paged = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, page).await;
+        assert_eq!(
+            paged, whole,
+            "reading in pages of {page} gives the same tail"
+        );
+    }
+    let first_in_tail = whole
+        .iter()
+        .find(|tail_entry| place(tail_entry) == at(&acme, first, 1))
+        .expect("the first message is in the tail");
+    assert_eq!(
+        first_in_tail.entry,
+        LogEntry::Message(stored_as(&first_hello, 1)),
+        "an entry reads as the store holds it"
+    );
+
+    let acme_only = tail_in_pages(
+        &store,
+        &TailScope::Tenant(acme.clone()),
+        LogCursor::START,
+        2,
+    )
+    .await;
+    let whole_of_acme: Vec<TailEntry> = whole
+        .iter()
+        .filter(|entry| entry.tenant_id == acme)
+        .cloned()
+        .collect();
+    assert_eq!(
+        acme_only, whole_of_acme,
+        "a tenant's tail is its part of the whole"
+    );
+
+    // Resuming from the last cursor finds exactly what was appended since.
+    let last = whole.last().expect("the log has entries").cursor;
+    assert_eq!(
+        tail_in_pages(&store, &TailScope::AllTenants, last, 10).await,
+        []
+    );
+    append(&store, vec![entry(&globex, &message(first, "new"))]).await;
+    let since = tail_in_pages(&store, &TailScope::AllTenants, last, 10).await;
+    check_tail(&since, &[vec![at(&globex, first, 1)]]);
+}
+
+async fn concurrent_appends_each_get_one_place_in_the_event_log(store: Arc<dyn MessageStore>) {
+    let acme = tenant("acme");
+    let n_tasks: u64 = 4;
+    let n_messages: u64 = 5;
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..n_tasks {
+        let store = Arc::clone(&store);
+        let acme = acme.clone();
+        tasks.spawn(async move {
+            for number in 0..n_messages {
+                let conversation = conversation_id(u128::from(task % 2 + 1));
+                let client_id = format!("t{task}-{number}");
+                store
+                    .append(vec![entry(&acme, &message(conversation, &client_id))])
+                    .await
+                    .expect("append succeeds");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("the appending task completes");
+    }
+    let tail = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 3).await;
+    let mut places: Vec<Place> = tail.iter().map(place).collect();
+    let per_conversation = n_tasks * n_messages / 2;
+    for conversation in [conversation_id(1), conversation_id(2)] {
+        let seqs: Vec<u64> = places
+            .iter()
+            .filter(|(_, id, _)| *id == conversation)
+            .map(|(_, _, seq)| seq.get())
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=per_conversation).collect::<Vec<_>>(),
+            "seq order, no gap, no repeat"
+        );
+    }
+    places.dedup();
+    assert_eq!(
+        places.len(),
+        usize::try_from(n_tasks * n_messages).expect("small")
+    );
+}
+
 conformance!(
     tenants_are_isolated_for_every_method,
     creating_an_existing_conversation_fails_and_changes_nothing,
@@ -2573,6 +2769,8 @@ conformance!(
     a_direct_pair_has_one_conversation,
     member_settings_start_empty_are_stored_per_member_and_tenant_scoped,
     hidden_messages_are_per_member_and_tenant_scoped,
+    the_event_log_tails_every_stored_entry_once_in_store_order,
+    concurrent_appends_each_get_one_place_in_the_event_log,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2697,6 +2895,29 @@ async fn embedded_client_ids_written_before_keys_were_scoped_by_author_are_read_
             .await
             .map(|entry| entry.seq()),
         Some(Seq(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_event_log_survives_a_reopen_and_continues_after_its_last_position() {
+    let directory = TempDir::new().expect("a temporary directory can be created");
+    let acme = tenant("acme");
+    let store = open_embedded(&directory);
+    append_sequence(&store, &acme, conversation_id(1), 3).await;
+    let before = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 2).await;
+    drop(store);
+
+    let store = open_embedded(&directory);
+    let after = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 2).await;
+    assert_eq!(after, before, "the log is durable");
+    let last = after.last().expect("the log has entries").cursor;
+    append_sequence(&store, &acme, conversation_id(2), 2).await;
+    let since = tail_in_pages(&store, &TailScope::AllTenants, last, 10).await;
+    let at = |conversation: u128, seq: u64| (acme.clone(), conversation_id(conversation), Seq(seq));
+    check_tail(&since, &[vec![at(2, 1), at(2, 2)]]);
+    assert!(
+        since[0].cursor > last,
+        "positions continue after the reopen"
     );
 }
 
@@ -2896,7 +3117,7 @@ async fn mongodb_two_nodes_appending_to_one_conversation_share_one_gapless_seq_s
     const N_MESSAGES: usize = 2 * N_TASKS_PER_NODE * N_APPENDS_PER_TASK;
     let first = mongodb_store().await;
     let database_name = first.database().name().to_owned();
-    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect("set with the first store");
+    let uri = support::mongodb_uri();
     let second = switchboard_storage::MongoMessageStore::connect(&uri, &database_name)
         .await
         .expect("the second node's store connects");
@@ -3016,7 +3237,7 @@ async fn mongodb_entries_written_before_keys_were_scoped_by_author_are_read_as_t
         .expect("the legacy index is built");
 
     // A store that starts on this database (a node of the new version) migrates it.
-    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect("set with the first store");
+    let uri = support::mongodb_uri();
     let upgraded = switchboard_storage::MongoMessageStore::connect(&uri, database.name())
         .await
         .expect("the upgraded node's store connects");

@@ -31,20 +31,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sha2::Digest as _;
-use switchboard_engine::ids::TenantId;
-use switchboard_engine::recording::{
-    ByteSource, ChunksSource, ObjectBody, ObjectKey, ObjectStore, WrittenObject,
+use switchboard_engine::blob::{
+    ByteRange, ByteSource, ChunksSource, ObjectBody, ObjectKey, ObjectStore, WrittenObject,
 };
+use switchboard_engine::ids::TenantId;
 use switchboard_engine::{PutError, SourceError, StoreError};
 use switchboard_storage::object_files::FilesystemObjectStore;
 use tempfile::TempDir;
 
+mod support;
+
+use support::tenant;
+
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
-
-fn tenant(name: &str) -> TenantId {
-    TenantId::parse(name).expect("test tenant ids are valid")
-}
 
 fn key(value: &str) -> ObjectKey {
     ObjectKey::parse(value).expect("test object keys are valid")
@@ -126,8 +126,116 @@ async fn delete(store: &Arc<dyn ObjectStore>, tenant_id: &TenantId, key: &Object
         .expect("delete_object succeeds")
 }
 
+/// Reads a range through [`ObjectStore::get_range`]: its bounds as reported and its bytes, read
+/// to the end of the stream. `None` when there is no object.
+async fn read_range(
+    store: &Arc<dyn ObjectStore>,
+    tenant_id: &TenantId,
+    key: &ObjectKey,
+    range: ByteRange,
+) -> Option<(u64, u64, u64, String, Vec<u8>)> {
+    let mut object_range = store
+        .get_range(tenant_id, key, range)
+        .await
+        .expect("get_range succeeds")?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = object_range
+        .bytes
+        .next_chunk()
+        .await
+        .expect("the range streams to its end")
+    {
+        bytes.extend_from_slice(&chunk);
+    }
+    Some((
+        object_range.start,
+        object_range.end,
+        object_range.total_bytes,
+        object_range.content_type,
+        bytes,
+    ))
+}
+
 // ---------------------------------------------------------------------------------------------
 // The contract, for every adapter.
+
+async fn ranges_stream_the_bytes_they_cover(store: Arc<dyn ObjectStore>) {
+    let acme = tenant("acme");
+    let media = key("recordings/ranges");
+    // Longer than one read chunk of the filesystem store (64 KiB), so a range spans several.
+    let bytes = patterned_bytes(200 * 1024 + 7, 3);
+    let total = bytes.len() as u64;
+    put(&store, &acme, &media, body(&bytes, "video/webm")).await;
+    let cases: [(&str, ByteRange, u64, u64); 9] = [
+        ("the whole object", ByteRange::ALL, 0, total),
+        ("a middle part", ByteRange::new(10, 70_000), 10, 70_000),
+        ("one byte", ByteRange::new(5, 6), 5, 6),
+        (
+            "open-ended from the middle",
+            ByteRange::from(100_000),
+            100_000,
+            total,
+        ),
+        (
+            "open-ended from the last byte",
+            ByteRange::from(total - 1),
+            total - 1,
+            total,
+        ),
+        (
+            "an end past the object",
+            ByteRange::new(150_000, total + 1000),
+            150_000,
+            total,
+        ),
+        ("a start at the end", ByteRange::from(total), total, total),
+        (
+            "a start past the end",
+            ByteRange::new(total + 5, total + 10),
+            total,
+            total,
+        ),
+        ("an end before the start", ByteRange::new(20, 10), 10, 10),
+    ];
+    for (name, range, start, end) in cases {
+        let read = read_range(&store, &acme, &media, range).await;
+        let expected = bytes[start as usize..end as usize].to_vec();
+        assert_eq!(
+            read,
+            Some((start, end, total, "video/webm".to_owned(), expected)),
+            "{name}"
+        );
+    }
+}
+
+async fn ranges_of_missing_and_empty_objects(store: Arc<dyn ObjectStore>) {
+    let acme = tenant("acme");
+    let globex = tenant("globex");
+    let empty = key("recordings/empty-range");
+    assert_eq!(
+        read_range(&store, &acme, &empty, ByteRange::ALL).await,
+        None
+    );
+    put(&store, &acme, &empty, body(b"", "audio/ogg")).await;
+    assert_eq!(
+        read_range(&store, &acme, &empty, ByteRange::ALL).await,
+        Some((0, 0, 0, "audio/ogg".to_owned(), Vec::new()))
+    );
+    assert_eq!(
+        read_range(&store, &acme, &empty, ByteRange::new(3, 9)).await,
+        Some((0, 0, 0, "audio/ogg".to_owned(), Vec::new()))
+    );
+    assert_eq!(
+        read_range(&store, &globex, &empty, ByteRange::ALL).await,
+        None,
+        "another tenant's object is no object"
+    );
+    assert!(delete(&store, &acme, &empty).await);
+    assert_eq!(
+        read_range(&store, &acme, &empty, ByteRange::ALL).await,
+        None
+    );
+}
 
 async fn roundtrip_keeps_bytes_and_content_type(store: Arc<dyn ObjectStore>) {
     let acme = tenant("acme");
@@ -645,26 +753,13 @@ fn filesystem_store() -> (FilesystemObjectStore, TempDir) {
 /// (`scripts/test-services start s3` starts one and prints the variables).
 #[cfg(feature = "s3")]
 fn s3_settings() -> switchboard_storage::s3::S3Settings {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static BUCKETS: AtomicU64 = AtomicU64::new(0);
-    let variable = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!(
-                "{name} is needed by the `s3` feature's tests (scripts/test-services start s3, \
-                 then . \"$(scripts/test-services env-file)\")"
-            )
-        })
-    };
+    let variable = support::s3_variable;
     // The clock separates runs against a server that kept the buckets of an earlier one.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("the clock is after 1970")
         .as_nanos();
-    let bucket = format!(
-        "sbtest-{}-{}-{nanos}",
-        std::process::id(),
-        BUCKETS.fetch_add(1, Ordering::Relaxed)
-    );
+    let bucket = format!("{}-{nanos}", support::unique("sbtest"));
     let mut settings = switchboard_storage::s3::S3Settings::new(
         variable("SWITCHBOARD_TEST_S3_ENDPOINT"),
         bucket,
@@ -703,12 +798,7 @@ fn temporary_files(root: &Path) -> Vec<String> {
 /// `.bucket-….upload-<id>.metadata.json`, all in its data directory.
 #[cfg(feature = "s3")]
 fn unfinished_s3_uploads() -> Vec<String> {
-    let directory = std::env::var("SWITCHBOARD_TEST_S3_DATA_DIR").unwrap_or_else(|_| {
-        panic!(
-            "SWITCHBOARD_TEST_S3_DATA_DIR is needed by the `s3` feature's tests \
-             (scripts/test-services start s3, then . \"$(scripts/test-services env-file)\")"
-        )
-    });
+    let directory = support::s3_variable("SWITCHBOARD_TEST_S3_DATA_DIR");
     std::fs::read_dir(&directory)
         .unwrap_or_else(|error| panic!("s3s-fs's directory {directory} is readable: {error}"))
         .map(|entry| entry.expect("a directory entry").file_name())
@@ -812,6 +902,8 @@ object_store!(
         empty_object_roundtrips,
         location_names_the_backend_and_the_object,
         ping_succeeds,
+        ranges_stream_the_bytes_they_cover,
+        ranges_of_missing_and_empty_objects,
     ],
     streaming: [
         many_small_chunks_make_one_object,

@@ -5,7 +5,6 @@
 //! liveness key is gone (it died) stops counting.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchboard_engine::event::{PresenceEntry, PresenceStatus};
 use switchboard_engine::ids::{TenantId, UserId};
@@ -13,17 +12,14 @@ use switchboard_engine::ports::{NodePresence, PresenceDirectory};
 use switchboard_engine::time::Timestamp;
 use switchboard_storage::MemoryPresenceHub;
 
-fn unique(prefix: &str) -> String {
-    static NAMES: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NAMES.fetch_add(1, Ordering::Relaxed)
-    )
-}
+mod support;
+
+#[cfg(feature = "redis")]
+use support::redis_url;
+use support::{unique, user};
 
 fn alice() -> UserId {
-    UserId::parse("alice").expect("valid user id")
+    user("alice")
 }
 
 /// Makes the directories of the nodes of one deployment.
@@ -40,14 +36,6 @@ impl Deployment for Memory {
             .map(|_| Arc::new(hub.node(unique("node"))) as Arc<dyn PresenceDirectory>)
             .collect()
     }
-}
-
-#[cfg(feature = "redis")]
-fn redis_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_REDIS_URL").expect(
-        "SWITCHBOARD_TEST_REDIS_URL names a Redis server for the `redis` feature's tests \
-         (scripts/test-services start redis)",
-    )
 }
 
 #[cfg(feature = "redis")]

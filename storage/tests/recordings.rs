@@ -13,7 +13,7 @@ use std::sync::Arc;
 use switchboard_engine::Error;
 use switchboard_engine::StoreError;
 use switchboard_engine::call::RecordingEndReason;
-use switchboard_engine::ids::{AuditId, CallId, ConversationId, RecordingId, TenantId, UserId};
+use switchboard_engine::ids::{AuditId, CallId, RecordingId};
 use switchboard_engine::operations::RecordingConsent;
 use switchboard_engine::recording::{
     AuditAction, AuditRecord, ObjectKey, RecordingFilter, RecordingQuality, RecordingRecord,
@@ -22,22 +22,12 @@ use switchboard_engine::recording::{
 use switchboard_engine::time::Timestamp;
 use switchboard_storage::{EmbeddedRecordingStore, MemoryRecordingStore};
 
-const BASE_MILLIS: u64 = 1_700_000_000_000;
+mod support;
 
-fn tenant(name: &str) -> TenantId {
-    TenantId::parse(name).expect("test tenant ids are valid")
-}
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("test user ids are valid")
-}
+use support::{BASE_MILLIS, conversation_id, tenant, user};
 
 fn recording_id(number: u64) -> RecordingId {
     RecordingId::from_parts(BASE_MILLIS + number, u128::from(number))
-}
-
-fn conversation_id(number: u128) -> ConversationId {
-    ConversationId::from_parts(BASE_MILLIS, number)
 }
 
 fn record(number: u64, conversation: u128) -> RecordingRecord {
@@ -562,20 +552,7 @@ macro_rules! conformance {
 /// (`scripts/test-services start mongodb` starts one and prints the variable).
 #[cfg(feature = "mongodb")]
 async fn mongodb_messages() -> switchboard_storage::MongoMessageStore {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static DATABASES: AtomicU64 = AtomicU64::new(0);
-    let uri = std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect(
-        "SWITCHBOARD_TEST_MONGODB_URI names a MongoDB server for the `mongodb` feature's tests \
-         (scripts/test-services start mongodb)",
-    );
-    let database = format!(
-        "recordings_{}_{}",
-        std::process::id(),
-        DATABASES.fetch_add(1, Ordering::Relaxed)
-    );
-    switchboard_storage::MongoMessageStore::connect(&uri, &database)
-        .await
-        .expect("the MongoDB store connects")
+    support::mongodb_message_store("recordings").await
 }
 
 conformance!(

@@ -6,13 +6,16 @@
 //! test runs, whatever the machine's speed: nothing depends on timing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use switchboard_engine::ids::{TenantId, UserId};
+use switchboard_engine::ids::TenantId;
 use switchboard_engine::ports::{Clock, SharedRateLimiter};
 use switchboard_engine::rate_limit::{ActionClass, RateLimit};
 use switchboard_engine::time::Timestamp;
 use switchboard_storage::MemoryRateLimiter;
+
+mod support;
+
+use support::{unique_tenant, user};
 
 /// Three tokens at once, then one every 20 seconds.
 const LIMIT: RateLimit = RateLimit {
@@ -27,20 +30,6 @@ impl Clock for StillClock {
     fn now(&self) -> Timestamp {
         Timestamp(1_700_000_000_000)
     }
-}
-
-fn unique_tenant() -> TenantId {
-    static TENANTS: AtomicU64 = AtomicU64::new(0);
-    TenantId::parse(&format!(
-        "limits-{}-{}",
-        std::process::id(),
-        TENANTS.fetch_add(1, Ordering::Relaxed)
-    ))
-    .expect("valid tenant id")
-}
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("valid user id")
 }
 
 async fn take(
@@ -80,10 +69,7 @@ struct Redis(String);
 #[cfg(feature = "redis")]
 impl Redis {
     fn from_env() -> Self {
-        Self(std::env::var("SWITCHBOARD_TEST_REDIS_URL").expect(
-            "SWITCHBOARD_TEST_REDIS_URL names a Redis server for the `redis` feature's tests \
-             (scripts/test-services start redis)",
-        ))
+        Self(support::redis_url())
     }
 }
 
@@ -96,7 +82,7 @@ impl Deployment for Redis {
 
 async fn a_full_budget_allows_the_burst_then_says_when_to_retry(deployment: impl Deployment) {
     let limiter = deployment.limiter();
-    let tenant_id = unique_tenant();
+    let tenant_id = unique_tenant("limits");
     for _ in 0..LIMIT.burst {
         assert_eq!(
             take(limiter.as_ref(), &tenant_id, "alice", ActionClass::Messages).await,
@@ -115,8 +101,8 @@ async fn a_full_budget_allows_the_burst_then_says_when_to_retry(deployment: impl
 
 async fn budgets_are_per_user_class_and_tenant(deployment: impl Deployment) {
     let limiter = deployment.limiter();
-    let tenant_id = unique_tenant();
-    let other_tenant = unique_tenant();
+    let tenant_id = unique_tenant("limits");
+    let other_tenant = unique_tenant("limits");
     for _ in 0..LIMIT.burst {
         take(limiter.as_ref(), &tenant_id, "alice", ActionClass::Messages)
             .await
@@ -150,7 +136,7 @@ async fn budgets_are_per_user_class_and_tenant(deployment: impl Deployment) {
 async fn instances_of_one_deployment_share_the_budget(deployment: impl Deployment) {
     let first = deployment.limiter();
     let second = deployment.limiter();
-    let tenant_id = unique_tenant();
+    let tenant_id = unique_tenant("limits");
     assert_eq!(
         take(first.as_ref(), &tenant_id, "alice", ActionClass::Messages).await,
         Ok(())
@@ -173,7 +159,7 @@ async fn instances_of_one_deployment_share_the_budget(deployment: impl Deploymen
 
 async fn a_disabled_limit_always_allows(deployment: impl Deployment) {
     let limiter = deployment.limiter();
-    let tenant_id = unique_tenant();
+    let tenant_id = unique_tenant("limits");
     let off = RateLimit {
         per_minute: 0,
         burst: 0,

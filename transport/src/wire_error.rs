@@ -144,7 +144,7 @@ impl From<&Error> for WireError {
         match error {
             Error::Invalid { field, reason } => WireError {
                 details: Some(Box::new(ErrorDetails {
-                    field,
+                    field: field.clone(),
                     reason: Some(reason.clone()),
                     limit: None,
                     actual: None,
@@ -157,7 +157,7 @@ impl From<&Error> for WireError {
                 actual,
             } => WireError {
                 details: Some(Box::new(ErrorDetails {
-                    field: what,
+                    field: what.clone(),
                     reason: None,
                     limit: Some(*limit),
                     actual: Some(*actual),
@@ -242,7 +242,7 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorDetails {
     /// The field (or `body`, `query`).
-    pub field: &'static str,
+    pub field: std::borrow::Cow<'static, str>,
     /// What is wrong with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

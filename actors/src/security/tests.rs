@@ -143,7 +143,9 @@ fn access_denials_are_the_errors_a_probe_meets() {
     let reasons: Vec<Option<SecurityReason>> = [
         Error::NotMember,
         Error::NotFound,
-        Error::Forbidden { reason: "no" },
+        Error::Forbidden {
+            reason: "no".into(),
+        },
         Error::RateLimited { retry_after_ms: 1 },
         Error::invalid("text", "empty"),
     ]

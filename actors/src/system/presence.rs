@@ -18,7 +18,7 @@ pub(super) async fn presence(
 ) -> Result<(Vec<PresenceEntry>, Vec<UserId>), Error> {
     if user_ids.len() > MAX_WATCHED_PER_REQUEST {
         return Err(Error::TooLarge {
-            what: "user_ids",
+            what: "user_ids".into(),
             limit: MAX_WATCHED_PER_REQUEST,
             actual: user_ids.len(),
         });

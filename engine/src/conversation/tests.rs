@@ -781,7 +781,7 @@ fn a_muted_member_may_neither_send_nor_edit_but_may_react_and_an_archived_conver
         ConversationCore::new(muted, Seq::ZERO, MessageLimits::default());
     let bob = user("bob");
     let muted_error = Error::Forbidden {
-        reason: "you are muted in this conversation",
+        reason: "you are muted in this conversation".into(),
     };
     assert_eq!(
         core.check_send(&bob, &new_message("c1", "hi"), Timestamp(999)),

@@ -448,7 +448,7 @@ fn bans_and_mutes_end_on_their_own() {
     assert_eq!(
         authorize_change(&snapshot, &user("adam"), add(&["mia"]), Timestamp(5019), 10),
         Err(Error::Forbidden {
-            reason: "a user named is banned from this conversation"
+            reason: "a user named is banned from this conversation".into()
         })
     );
     assert!(authorize_change(&snapshot, &user("adam"), add(&["mia"]), Timestamp(5020), 10).is_ok());

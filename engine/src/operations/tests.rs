@@ -205,7 +205,7 @@ fn distinct_reactions_are_capped() {
             assert_eq!(
                 outcome.map(|_| ()),
                 Err(Error::TooLarge {
-                    what: "distinct reactions on the message",
+                    what: "distinct reactions on the message".into(),
                     limit: MAX_REACTIONS_PER_MESSAGE,
                     actual: MAX_REACTIONS_PER_MESSAGE + 1,
                 })

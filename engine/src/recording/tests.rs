@@ -2,6 +2,9 @@
 //! each update applies to a record.
 
 use super::*;
+use bytes::Bytes;
+
+use crate::{PutError, SourceError};
 
 fn user(name: &str) -> UserId {
     UserId::parse(name).unwrap()
@@ -196,7 +199,7 @@ fn a_refused_put_reads_as_the_domain_error_of_an_upload() {
             received: 1500,
         }),
         Error::TooLarge {
-            what: "media",
+            what: "media".into(),
             limit: 1024,
             actual: 1500,
         }

@@ -175,7 +175,7 @@ impl FromRequestParts<Arc<App>> for Admin {
         let (identity, roles) = caller_with_roles(parts, app).await?;
         if !roles.admin {
             return Err(WireError::from(Error::Forbidden {
-                reason: "this endpoint takes a token with the admin role",
+                reason: "this endpoint takes a token with the admin role".into(),
             }));
         }
         Ok(Admin(identity))
@@ -192,7 +192,7 @@ impl FromRequestParts<Arc<App>> for Recorder {
         let (identity, roles) = caller_with_roles(parts, app).await?;
         if !(roles.recorder || roles.admin) {
             return Err(WireError::from(Error::Forbidden {
-                reason: "this endpoint takes a token with the recorder or admin role",
+                reason: "this endpoint takes a token with the recorder or admin role".into(),
             }));
         }
         Ok(Recorder(identity))

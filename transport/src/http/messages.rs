@@ -493,7 +493,8 @@ pub(crate) async fn list_edits(
             None,
         )
         .map_err(|_| Error::Forbidden {
-            reason: "the message was deleted; its edit history is visible to moderators only",
+            reason: "the message was deleted; its edit history is visible to moderators only"
+                .into(),
         })?;
     }
     let body = EditHistoryBody {

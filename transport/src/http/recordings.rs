@@ -403,7 +403,7 @@ pub(crate) async fn upload_media(
         && declared > limit_bytes
     {
         return Err(WireError::from(Error::TooLarge {
-            what: "media",
+            what: "media".into(),
             limit,
             actual: usize::try_from(declared).unwrap_or(usize::MAX),
         }));

@@ -87,14 +87,6 @@ pub(crate) fn direct_pair(
     }
 }
 
-/// Whether `entry` counts as unread for `user_id`: a message, not deleted, sent by someone
-/// else.
-pub(crate) fn counts_as_unread(entry: &LogEntry, user_id: &UserId) -> bool {
-    entry
-        .as_message()
-        .is_some_and(|message| message.sender_id != *user_id && message.state.deleted.is_none())
-}
-
 /// What appending `candidate` gets when its author's `client_id` is already stored as
 /// `stored`: a duplicate answered with the original when it repeats the same request, a
 /// conflict when the author used the key for another one ([`RequestShape::repeats`]).

@@ -9,13 +9,15 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
-use switchboard_engine::ids::TenantId;
-use switchboard_engine::recording::{
-    ByteSource, ObjectBody, ObjectKey, ObjectStore, WrittenObject,
+use bytes::Bytes;
+use switchboard_engine::blob::{
+    ByteRange, ByteSource, ChunksStream, ObjectBody, ObjectKey, ObjectRange, ObjectStore,
+    WrittenObject,
 };
+use switchboard_engine::ids::TenantId;
 use switchboard_engine::{PutError, StoreError};
 
-use crate::object_stream::{Checksum, Intake};
+use crate::blob::stream::{Checksum, Intake};
 
 /// Objects in memory.
 #[derive(Default)]
@@ -77,6 +79,29 @@ impl ObjectStore for MemoryObjectStore {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&(tenant_id.clone(), key.clone()))
             .cloned())
+    }
+
+    async fn get_range(
+        &self,
+        tenant_id: &TenantId,
+        key: &ObjectKey,
+        range: ByteRange,
+    ) -> Result<Option<ObjectRange>, StoreError> {
+        let Some(body) = self.get_object(tenant_id, key).await? else {
+            return Ok(None);
+        };
+        let total_bytes = u64::try_from(body.bytes.len()).unwrap_or(u64::MAX);
+        let (start, end) = range.within(total_bytes);
+        let mut bytes = Bytes::from(body.bytes);
+        bytes.truncate(usize::try_from(end).unwrap_or(usize::MAX));
+        let bytes = bytes.split_off(usize::try_from(start).unwrap_or(usize::MAX));
+        Ok(Some(ObjectRange {
+            content_type: body.content_type,
+            total_bytes,
+            start,
+            end,
+            bytes: Box::new(ChunksStream::new((!bytes.is_empty()).then_some(bytes))),
+        }))
     }
 
     async fn delete_object(

@@ -23,11 +23,11 @@ use switchboard_engine::recording::{
 };
 use tokio::sync::OnceCell;
 
-use super::{
+use crate::codec;
+use crate::log::mongo::{
     AttemptError, MongoMessageStore, binary, collect, decode_field, is_duplicate_key, limit_of,
     unavailable,
 };
-use crate::codec;
 
 const RECORDINGS: &str = "recordings";
 const AUDIT: &str = "audit";

@@ -49,14 +49,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use switchboard_engine::ids::TenantId;
-use switchboard_engine::recording::{
-    ByteSource, ObjectBody, ObjectKey, ObjectStore, WrittenObject,
+use switchboard_engine::blob::{
+    ByteRange, ByteSource, ObjectBody, ObjectKey, ObjectRange, ObjectStore, WrittenObject,
 };
+use switchboard_engine::ids::TenantId;
 use switchboard_engine::{PutError, StoreError};
 use tokio::sync::mpsc;
 
-use crate::object_stream::{Checksum, Intake};
+use crate::blob::stream::{Checksum, Intake};
+
+mod range;
 
 /// What every object file starts with: a tag, then the format version.
 const MAGIC: &[u8; 6] = b"SBOBJ\x01";
@@ -420,6 +422,17 @@ impl ObjectStore for FilesystemObjectStore {
             decode_object(contents, &key, &path).map(Some)
         })
         .await
+    }
+
+    async fn get_range(
+        &self,
+        tenant_id: &TenantId,
+        key: &ObjectKey,
+        range: ByteRange,
+    ) -> Result<Option<ObjectRange>, StoreError> {
+        let path = self.root.join(ObjectPath::new(tenant_id, key).relative());
+        let key = key.clone();
+        Self::run_blocking(move || range::open_range(path, &key, range)).await
     }
 
     async fn delete_object(

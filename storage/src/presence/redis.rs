@@ -19,7 +19,7 @@ use switchboard_engine::ports::{NodePresence, PresenceDirectory};
 use switchboard_engine::time::Timestamp;
 use tokio::task::JoinHandle;
 
-use crate::presence_memory::aggregate;
+use crate::presence::memory::aggregate;
 
 /// How long a node's liveness key lives without a refresh.
 const NODE_TTL_SECS: u64 = 30;

@@ -2,7 +2,7 @@
 //!
 //! This is the test double every other crate uses by default, so it implements the whole
 //! contract (tenant scoping, seq assignment, idempotency checks, ordering, applying events through
-//! [`crate::staging`]) exactly like the embedded
+//! [`crate::log::staging`]) exactly like the embedded
 //! store, only without durability: everything is gone when the store is dropped.
 //! All state sits behind one `std::sync::Mutex`. Every method takes the lock, works on plain
 //! maps and releases it without awaiting anything, so a blocking mutex is both correct and
@@ -20,11 +20,12 @@ use switchboard_engine::model::{
     Conversation, ConversationSnapshot, Member, MemberSettings, Message, ReadCursors,
 };
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
-use switchboard_engine::ports::{AppendEntry, AppendOutcome, MessageStore};
-
-use crate::staging::{
-    LogView, StageError, counts_as_unread, direct_pair, ordered, repeat_outcome, stage_entry,
+use switchboard_engine::ports::{
+    AppendEntry, AppendOutcome, EventLog, LogCursor, MessageStore, TailEntry, TailScope,
 };
+use switchboard_engine::unread::counts_as_unread;
+
+use crate::log::staging::{LogView, StageError, direct_pair, ordered, repeat_outcome, stage_entry};
 
 /// A conversation and its members, keyed by user id so they come out in user id order.
 struct ConversationRecord {
@@ -98,6 +99,9 @@ struct MemoryTables {
     conversations: BTreeMap<(TenantId, ConversationId), ConversationRecord>,
     user_conversations: BTreeSet<(TenantId, UserId, ConversationId)>,
     message_logs: BTreeMap<(TenantId, ConversationId), MessageLog>,
+    /// The event log: every stored entry's place, in store order; an entry's cursor is its
+    /// index plus one.
+    event_log: Vec<(TenantId, ConversationId, Seq)>,
     read_cursors: BTreeMap<(TenantId, ConversationId, UserId), ReadCursors>,
     member_settings: BTreeMap<(TenantId, ConversationId, UserId), MemberSettings>,
     hidden: BTreeSet<(TenantId, ConversationId, UserId, MessageId)>,
@@ -139,6 +143,35 @@ impl MemoryMessageStore {
 /// The lowest conversation id, used as the start of an unbounded id range.
 fn lowest_conversation_id() -> ConversationId {
     ConversationId::from_bytes([0; 16])
+}
+
+#[async_trait]
+impl EventLog for MemoryMessageStore {
+    async fn tail(
+        &self,
+        scope: &TailScope,
+        from: LogCursor,
+        limit: usize,
+    ) -> Result<Vec<TailEntry>, StoreError> {
+        let tables = self.lock();
+        let first = usize::try_from(from.0).unwrap_or(usize::MAX);
+        Ok(tables
+            .event_log
+            .iter()
+            .enumerate()
+            .skip(first)
+            .filter(|(_, (tenant_id, _, _))| scope.covers(tenant_id))
+            .take(limit)
+            .filter_map(|(index, (tenant_id, conversation_id, seq))| {
+                let entry = tables.log(tenant_id, *conversation_id)?.entries.get(seq)?;
+                Some(TailEntry {
+                    cursor: LogCursor(u64::try_from(index).unwrap_or(u64::MAX) + 1),
+                    tenant_id: tenant_id.clone(),
+                    entry: entry.clone(),
+                })
+            })
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -251,6 +284,7 @@ impl MessageStore for MemoryMessageStore {
             conversations,
             user_conversations,
             message_logs,
+            event_log,
             ..
         } = &mut *tables;
         let mut outcomes = Vec::with_capacity(entries.len());
@@ -326,6 +360,7 @@ impl MessageStore for MemoryMessageStore {
             }
             let completed = staged.completed.then(|| Box::new(entry.clone()));
             log.write(entry);
+            event_log.push((key.0.clone(), key.1, seq));
             for rewrite in &staged.rewrites {
                 log.write(rewrite.clone());
             }

@@ -3,8 +3,9 @@
 //!
 //! [`delegating_message_store!`] writes the impl block: every method but `append` and `ping`
 //! calls the same method of `self.$inner`, passed through `self.$wrap(future)` (the breaker's
-//! guard, or a plain await); the caller writes `append` and `ping`, which differ. Written once
-//! here, the twenty delegations cannot drift from the port or from each other.
+//! guard, or a plain await); the caller writes `append` and `ping`, which differ. The
+//! [`EventLog`](switchboard_engine::ports::EventLog) supertrait is delegated the same way.
+//! Written once here, the twenty delegations cannot drift from the port or from each other.
 
 /// Implements [`MessageStore`](switchboard_engine::ports::MessageStore) for `$type` by
 /// delegation; see the module documentation.
@@ -232,6 +233,19 @@ macro_rules! delegating_message_store {
         )
         .await
     }
+        }
+
+        /// The event log is the inner store's: the wrapper adds no entry of its own.
+        #[async_trait::async_trait]
+        impl<$($generics)*> switchboard_engine::ports::EventLog for $type {
+            async fn tail(
+                &self,
+                scope: &switchboard_engine::ports::TailScope,
+                from: switchboard_engine::ports::LogCursor,
+                limit: usize,
+            ) -> Result<Vec<switchboard_engine::ports::TailEntry>, switchboard_engine::StoreError> {
+                self.$wrap(self.$inner.tail(scope, from, limit)).await
+            }
         }
     };
 }

@@ -1,4 +1,4 @@
-//! What every [`ObjectStore`](switchboard_engine::recording::ObjectStore) adapter does the
+//! What every [`ObjectStore`](switchboard_engine::blob::ObjectStore) adapter does the
 //! same way while it streams an object in: count the bytes against the caller's limit as each
 //! chunk arrives ([`Intake`]), and hash them as they go by ([`Checksum`]), so that the size and
 //! SHA-256 an adapter reports are those of the bytes it was given, and no adapter reads more

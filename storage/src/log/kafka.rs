@@ -32,15 +32,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use switchboard_engine::backoff::Backoff;
 use switchboard_engine::ids::{ConversationId, Seq, TenantId};
 use switchboard_engine::model::MessageRef;
 use switchboard_engine::operations::LogEntry;
@@ -50,6 +47,14 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::codec;
+
+mod persister;
+#[cfg(test)]
+mod tests;
+mod topics;
+
+use persister::{persist_forever, persister};
+use topics::{TOPICS_BACKOFF, create_topics_until_done};
 
 /// Where the pipeline runs and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,116 +113,11 @@ enum ReplyOutcome {
     Duplicate {
         existing: MessageRef,
     },
+    /// The engine's own error, serialized as it is (its texts are `Cow`s, owned once read
+    /// back).
     Refused {
-        refusal: Refusal,
+        error: Error,
     },
-}
-
-/// A serializable [`Error`], for refusals that cross the topic.
-#[derive(Serialize, Deserialize)]
-enum Refusal {
-    Invalid {
-        field: String,
-        reason: String,
-    },
-    TooLarge {
-        what: String,
-        limit: usize,
-        actual: usize,
-    },
-    NotFound,
-    NotMember,
-    Forbidden {
-        reason: String,
-    },
-    RateLimited {
-        retry_after_ms: u64,
-    },
-    Conflict {
-        reason: String,
-    },
-    TooManyConnections {
-        limit: usize,
-    },
-    Unavailable {
-        reason: String,
-    },
-}
-
-/// The texts of refusals are the engine's own `&'static str`s (field names, reasons), so the
-/// distinct ones are few: each is kept once. A record from elsewhere cannot grow this without
-/// bound: past the cap, new texts are replaced by a placeholder.
-fn intern(text: String) -> &'static str {
-    const MAX_INTERNED: usize = 1024;
-    static INTERNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = interned.iter().find(|known| **known == text) {
-        return known;
-    }
-    if interned.len() >= MAX_INTERNED {
-        return "(unrecognised)";
-    }
-    let leaked: &'static str = Box::leak(text.into_boxed_str());
-    interned.push(leaked);
-    leaked
-}
-
-impl From<&Error> for Refusal {
-    fn from(error: &Error) -> Self {
-        match error.clone() {
-            Error::Invalid { field, reason } => Refusal::Invalid {
-                field: field.to_owned(),
-                reason,
-            },
-            Error::TooLarge {
-                what,
-                limit,
-                actual,
-            } => Refusal::TooLarge {
-                what: what.to_owned(),
-                limit,
-                actual,
-            },
-            Error::NotFound => Refusal::NotFound,
-            Error::NotMember => Refusal::NotMember,
-            Error::Forbidden { reason } => Refusal::Forbidden {
-                reason: reason.to_owned(),
-            },
-            Error::RateLimited { retry_after_ms } => Refusal::RateLimited { retry_after_ms },
-            Error::Conflict { reason } => Refusal::Conflict { reason },
-            Error::TooManyConnections { limit } => Refusal::TooManyConnections { limit },
-            Error::Unavailable { reason } => Refusal::Unavailable { reason },
-        }
-    }
-}
-
-impl From<Refusal> for Error {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Invalid { field, reason } => Error::Invalid {
-                field: intern(field),
-                reason,
-            },
-            Refusal::TooLarge {
-                what,
-                limit,
-                actual,
-            } => Error::TooLarge {
-                what: intern(what),
-                limit,
-                actual,
-            },
-            Refusal::NotFound => Error::NotFound,
-            Refusal::NotMember => Error::NotMember,
-            Refusal::Forbidden { reason } => Error::Forbidden {
-                reason: intern(reason),
-            },
-            Refusal::RateLimited { retry_after_ms } => Error::RateLimited { retry_after_ms },
-            Refusal::Conflict { reason } => Error::Conflict { reason },
-            Refusal::TooManyConnections { limit } => Error::TooManyConnections { limit },
-            Refusal::Unavailable { reason } => Error::Unavailable { reason },
-        }
-    }
 }
 
 impl From<AppendOutcome> for ReplyOutcome {
@@ -233,9 +133,7 @@ impl From<AppendOutcome> for ReplyOutcome {
                 rewritten,
             },
             AppendOutcome::DuplicateClientId { existing } => ReplyOutcome::Duplicate { existing },
-            AppendOutcome::Refused { error } => ReplyOutcome::Refused {
-                refusal: Refusal::from(&error),
-            },
+            AppendOutcome::Refused { error } => ReplyOutcome::Refused { error },
         }
     }
 }
@@ -253,9 +151,7 @@ impl From<ReplyOutcome> for AppendOutcome {
                 rewritten,
             },
             ReplyOutcome::Duplicate { existing } => AppendOutcome::DuplicateClientId { existing },
-            ReplyOutcome::Refused { refusal } => AppendOutcome::Refused {
-                error: refusal.into(),
-            },
+            ReplyOutcome::Refused { error } => AppendOutcome::Refused { error },
         }
     }
 }
@@ -456,25 +352,6 @@ fn reply_reader(settings: &KafkaSettings, incarnation: &str) -> Result<StreamCon
         .map_err(|error| kafka_unavailable("creating the reply reader", &error))
 }
 
-/// The persister: a member of the persisters' consumer group.
-fn persister(settings: &KafkaSettings) -> Result<StreamConsumer, StoreError> {
-    client_config(settings)
-        .set("group.id", &settings.group_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "session.timeout.ms",
-            settings.session_timeout_ms.to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (settings.session_timeout_ms / 4).max(100).to_string(),
-        )
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .map_err(|error| kafka_unavailable("creating the persister", &error))
-}
-
 /// A Kafka consumer that is closed on a thread of its own when dropped. librdkafka's close can
 /// block without end when it meets a rebalance (rust-rdkafka issue 509: the rebalance callback
 /// waits on an assignment the closing group never makes); on a runtime thread that would stall
@@ -582,58 +459,6 @@ async fn replies_end_until_known(producer: &FutureProducer, settings: &KafkaSett
     }
 }
 
-/// How long topic creation waits before trying again: 100 ms, doubling up to 3.2 s.
-const TOPICS_BACKOFF: Backoff = Backoff {
-    base: Duration::from_millis(100),
-    max: Duration::from_millis(3_200),
-};
-
-async fn create_topics_until_done(settings: &KafkaSettings) {
-    let mut attempt = 0u32;
-    loop {
-        match create_topics(settings).await {
-            Ok(()) => return,
-            Err(error) => {
-                if attempt.is_multiple_of(10) {
-                    tracing::warn!(%error, "the Kafka topics could not be created yet; retrying");
-                }
-                tokio::time::sleep(TOPICS_BACKOFF.delay(attempt, crate::supervise::jitter())).await;
-                attempt = attempt.saturating_add(1);
-            }
-        }
-    }
-}
-
-async fn create_topics(settings: &KafkaSettings) -> Result<(), StoreError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(settings)
-        .create()
-        .map_err(|error| kafka_unavailable("creating the admin client", &error))?;
-    let replication = || TopicReplication::Fixed(settings.replication_factor);
-    let topics = [
-        NewTopic::new(&settings.messages_topic, settings.partitions, replication()),
-        // One partition: every node reads every reply and keeps its own.
-        NewTopic::new(&settings.replies_topic, 1, replication()),
-    ];
-    let results = admin
-        .create_topics(
-            &topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .map_err(|error| kafka_unavailable("creating the topics", &error))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(StoreError::Unavailable(format!(
-                    "Kafka: could not create the topic {topic}: {code}"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 async fn read_replies(consumer: ClosedElsewhere, incarnation: String, waiters: Waiters) {
     loop {
         let message = match consumer.recv().await {
@@ -663,165 +488,7 @@ async fn read_replies(consumer: ClosedElsewhere, incarnation: String, waiters: W
     }
 }
 
-/// A consumed record, decoded, with where it came from.
-struct Consumed {
-    partition: i32,
-    offset: i64,
-    record: Option<Record>,
-}
-
-async fn persist_forever(
-    consumer: ClosedElsewhere,
-    producer: FutureProducer,
-    store: Arc<dyn MessageStore>,
-    settings: KafkaSettings,
-) {
-    loop {
-        let batch = match next_batch(&consumer, &settings).await {
-            Ok(batch) => batch,
-            Err(error) => {
-                tracing::warn!(%error, "the persister failed to read from Kafka; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        persist_batch(&consumer, &producer, store.as_ref(), &settings, batch).await;
-    }
-}
-
-/// Waits for one record, then takes whatever else is ready, up to `max_batch`.
-async fn next_batch(
-    consumer: &StreamConsumer,
-    settings: &KafkaSettings,
-) -> Result<Vec<Consumed>, KafkaError> {
-    let mut batch = Vec::new();
-    let first = consumer.recv().await?;
-    batch.push(consumed(&first));
-    while batch.len() < settings.max_batch {
-        match tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await {
-            Ok(Ok(message)) => batch.push(consumed(&message)),
-            Ok(Err(error)) => return Err(error),
-            Err(_) => break,
-        }
-    }
-    Ok(batch)
-}
-
-fn consumed(message: &rdkafka::message::BorrowedMessage<'_>) -> Consumed {
-    let record = message.payload().and_then(|payload| {
-        codec::decode::<Record>("kafka messages", payload)
-            .map_err(|error| {
-                tracing::error!(%error, partition = message.partition(), offset = message.offset(), "an undecodable record was skipped");
-            })
-            .ok()
-    });
-    Consumed {
-        partition: message.partition(),
-        offset: message.offset(),
-        record,
-    }
-}
-
-/// Appends a batch to the store (retrying while the store is away: the records stay
-/// uncommitted, so nothing is lost), replies, then commits the batch's offsets.
-async fn persist_batch(
-    consumer: &StreamConsumer,
-    producer: &FutureProducer,
-    store: &dyn MessageStore,
-    settings: &KafkaSettings,
-    batch: Vec<Consumed>,
-) {
-    let records: Vec<&Record> = batch
-        .iter()
-        .filter_map(|consumed| consumed.record.as_ref())
-        .collect();
-    let entries: Vec<AppendEntry> = records
-        .iter()
-        .flat_map(|record| {
-            record.entries.iter().map(|entry| AppendEntry {
-                tenant_id: record.tenant_id.clone(),
-                entry: entry.clone(),
-            })
-        })
-        .collect();
-    let mut attempt = 0u32;
-    let outcomes = loop {
-        match store.append(entries.clone()).await {
-            Ok(outcomes) if outcomes.len() == entries.len() => break outcomes,
-            Ok(_) => {
-                tracing::error!("the store answered a batch with the wrong number of outcomes");
-                return;
-            }
-            Err(error) => {
-                attempt = attempt.saturating_add(1);
-                if attempt == 1 || attempt.is_multiple_of(50) {
-                    tracing::warn!(%error, attempt, "the persister could not append a batch; retrying");
-                }
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20)))).await;
-            }
-        }
-    };
-    let mut outcomes = outcomes.into_iter();
-    let replies = records.iter().map(|record| {
-        let reply = Reply {
-            origin: record.origin.clone(),
-            request: record.request,
-            outcomes: outcomes
-                .by_ref()
-                .take(record.entries.len())
-                .map(ReplyOutcome::from)
-                .collect(),
-        };
-        let origin = record.origin.clone();
-        async move {
-            let payload = match codec::encode(&reply) {
-                Ok(payload) => payload,
-                Err(error) => {
-                    tracing::error!(%error, "a reply could not be encoded");
-                    return;
-                }
-            };
-            if let Err((error, _)) = producer
-                .send(
-                    FutureRecord::to(&settings.replies_topic)
-                        .key(&origin)
-                        .payload(&payload),
-                    Duration::from_secs(10),
-                )
-                .await
-            {
-                // The appending node times out and reports the outcome unknown.
-                tracing::warn!(%error, "a reply could not be produced");
-            }
-        }
-    });
-    futures_util::future::join_all(replies).await;
-
-    let mut offsets: HashMap<i32, i64> = HashMap::new();
-    for consumed in &batch {
-        let next = offsets.entry(consumed.partition).or_insert(0);
-        *next = (*next).max(consumed.offset + 1);
-    }
-    let mut partitions = TopicPartitionList::new();
-    for (partition, offset) in offsets {
-        if let Err(error) = partitions.add_partition_offset(
-            &settings.messages_topic,
-            partition,
-            Offset::Offset(offset),
-        ) {
-            tracing::error!(%error, "an offset could not be recorded");
-        }
-    }
-    // Asynchronous: a synchronous commit would block the runtime thread until the coordinator
-    // answers. A commit that fails (here or later) only means the batch is replayed by this
-    // partition's next owner; the store refuses the entries' client ids a second time, so
-    // nothing is stored twice.
-    if let Err(error) = consumer.commit(&partitions, CommitMode::Async) {
-        tracing::warn!(%error, "the persister could not commit its offsets");
-    }
-}
-
-crate::delegate::delegating_message_store!(
+crate::log::delegate::delegating_message_store!(
     impl[] for KafkaPipelineStore,
     inner: store,
     wrap: passthrough,

@@ -230,7 +230,7 @@ impl<Inner: MessageStore> BreakerStore<Inner> {
     }
 }
 
-crate::delegate::delegating_message_store!(
+crate::log::delegate::delegating_message_store!(
     impl[Inner: MessageStore] for BreakerStore<Inner>,
     inner: inner,
     wrap: guarded,

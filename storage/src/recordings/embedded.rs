@@ -22,8 +22,8 @@ use switchboard_engine::recording::{
 };
 
 use crate::codec;
-use crate::embedded::{open_table, unavailable};
 use crate::keys::{self, ULID_BYTES};
+use crate::log::embedded::{open_table, unavailable};
 use crate::{Error, Result};
 
 const RECORDINGS: &str = "recordings";
