@@ -25,7 +25,8 @@ use switchboard_engine::ports::{
 };
 use switchboard_engine::unread::counts_as_unread;
 
-use crate::log::staging::{LogView, StageError, direct_pair, ordered, repeat_outcome, stage_entry};
+use crate::log::staging::{LogView, StageError, repeat_outcome, stage_entry};
+use switchboard_engine::direct::{direct_pair, ordered};
 
 /// A conversation and its members, keyed by user id so they come out in user id order.
 struct ConversationRecord {
@@ -187,7 +188,7 @@ impl MessageStore for MemoryMessageStore {
         if tables.conversations.contains_key(&conversation_key) {
             return Err(StoreError::AlreadyExists);
         }
-        let pair = direct_pair(conversation, members);
+        let pair = direct_pair(conversation.kind, members);
         if let Some((first, second)) = &pair {
             let pair_key = (tenant_id.clone(), first.clone(), second.clone());
             if tables.direct_pairs.contains_key(&pair_key) {

@@ -9,11 +9,9 @@
 //! seq.
 
 use switchboard_engine::idempotency::RequestShape;
-use switchboard_engine::ids::{MessageId, Seq, UserId};
+use switchboard_engine::ids::{MessageId, Seq};
 use switchboard_engine::membership::apply_change;
-use switchboard_engine::model::{
-    Conversation, ConversationKind, ConversationSnapshot, Member, Message,
-};
+use switchboard_engine::model::{ConversationSnapshot, Message};
 use switchboard_engine::operations::{
     LogEntry, apply_event, apply_thread_reply, scrub_edited_text,
 };
@@ -60,30 +58,6 @@ fn load_message(
         _ => Err(StageError::Store(StoreError::Corrupt(format!(
             "message id index points at seq {seq}, which holds no message"
         )))),
-    }
-}
-
-/// Two user ids, lower first: how a direct conversation's pair is keyed.
-pub(crate) fn ordered<'a>(first: &'a UserId, second: &'a UserId) -> (&'a UserId, &'a UserId) {
-    if first <= second {
-        (first, second)
-    } else {
-        (second, first)
-    }
-}
-
-/// The pair of a direct conversation being created (lower user id first); `None` for other
-/// kinds, or a direct conversation that does not have exactly two members.
-pub(crate) fn direct_pair(
-    conversation: &Conversation,
-    members: &[Member],
-) -> Option<(UserId, UserId)> {
-    match (conversation.kind, members) {
-        (ConversationKind::Direct, [first, second]) => {
-            let (first, second) = ordered(&first.user_id, &second.user_id);
-            Some((first.clone(), second.clone()))
-        }
-        _ => None,
     }
 }
 

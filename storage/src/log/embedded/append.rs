@@ -17,7 +17,8 @@ use super::*;
 use crate::Result;
 use crate::codec;
 use crate::keys;
-use crate::log::staging::{LogView, StageError, direct_pair, repeat_outcome, stage_entry};
+use crate::log::staging::{LogView, StageError, repeat_outcome, stage_entry};
+use switchboard_engine::direct::direct_pair;
 
 /// What one append batch has staged for one conversation but not yet committed.
 pub(super) struct PendingConversation {
@@ -111,7 +112,7 @@ impl EmbeddedShared {
             .database
             .batch()
             .durability(Some(PersistMode::SyncAll));
-        if let Some((first, second)) = direct_pair(conversation, members) {
+        if let Some((first, second)) = direct_pair(conversation.kind, members) {
             let pair_key = keys::direct_pair_key(tenant_id, &first, &second);
             let taken = reader
                 .snapshot

@@ -21,7 +21,7 @@ use super::*;
 use crate::Result;
 use crate::codec;
 use crate::keys::{self, ULID_BYTES};
-use crate::log::staging::ordered;
+use switchboard_engine::direct::ordered;
 
 // Every read below runs inline on the calling task: each is a point lookup or a scan bounded by
 // `limit`, served from fjall's memtables and block cache, and never waits for the writer mutex.

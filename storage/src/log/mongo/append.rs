@@ -19,7 +19,8 @@ use switchboard_engine::operations::LogEntry;
 use switchboard_engine::ports::{AppendEntry, AppendOutcome};
 
 use super::*;
-use crate::log::staging::{LogView, StageError, direct_pair, repeat_outcome, stage_entry};
+use crate::log::staging::{LogView, StageError, repeat_outcome, stage_entry};
+use switchboard_engine::direct::direct_pair;
 
 impl MongoMessageStore {
     pub(crate) async fn start_transaction(&self) -> Result<ClientSession, AttemptError> {
@@ -91,7 +92,7 @@ impl MongoMessageStore {
     ) -> Result<Result<(), StoreError>, AttemptError> {
         let tenant_id = &conversation.tenant_id;
         let mut session = self.start_transaction().await?;
-        if let Some((first, second)) = direct_pair(conversation, members) {
+        if let Some((first, second)) = direct_pair(conversation.kind, members) {
             let pair = doc! {
                 "_id": format!("{tenant_id}/{first}/{second}"),
                 "conversation": conversation.conversation_id.to_string(),

@@ -18,7 +18,7 @@ use switchboard_engine::ports::{
 
 use super::*;
 use crate::codec;
-use crate::log::staging::ordered;
+use switchboard_engine::direct::ordered;
 
 impl MongoMessageStore {
     pub(super) async fn read_record<Record: serde::de::DeserializeOwned + Default>(
