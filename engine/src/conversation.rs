@@ -24,10 +24,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
-use foldhash::HashMap;
-
 use crate::event::AckOutcome;
-use crate::idempotency::{RequestFingerprint, RequestShape};
+use crate::idempotency::RequestShape;
 use crate::ids::{ClientId, MessageId, Seq, SessionId, UserId};
 use crate::membership::{ConversationChange, apply_change, authorize_change, removed_users};
 use crate::model::{ConversationSnapshot, Message, MessageRef, MessageState, NewMessage, Role};
@@ -38,6 +36,12 @@ use crate::permissions::{self, Action};
 use crate::time::Timestamp;
 use crate::validate::{MessageLimits, validate_new_message};
 use crate::{Error, Result};
+
+mod client_ids;
+mod subscribers;
+
+use client_ids::{ByAuthorKey, RecentClientIds};
+pub use subscribers::{CatchUpStep, JoinOutcome, Subscriber};
 
 /// How many recently stored `client_id`s a conversation remembers in memory. Older ones are
 /// still deduplicated, through a storage lookup.
@@ -160,131 +164,11 @@ impl<W> PersistReport<W> {
     }
 }
 
-/// What the caller must do with a page read for a catch-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CatchUpStep {
-    /// The page belongs to a catch-up that no longer exists; drop it.
-    Discard,
-    /// Deliver the page to the session; then, if given, read the next page.
-    Deliver {
-        /// The next read, or `None` if the session is now live.
-        next: Option<CatchUp>,
-    },
-}
-
-/// The result of a successful join.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JoinOutcome {
-    /// The durable head at the moment of joining (reported to the client).
-    pub head: Seq,
-    /// The catch-up to run, if the client asked for history it has not seen.
-    pub catch_up: Option<CatchUp>,
-}
-
-/// One joined session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscriber {
-    /// The session's user.
-    pub user_id: UserId,
-    /// The last seq the session has been given (live or from storage).
-    pub cursor: Seq,
-    /// `Some(epoch)` while catching up; `None` when live.
-    pub catching_up: Option<u64>,
-}
-
 #[derive(Debug)]
 struct InFlight<W> {
     ticket: AppendTicket,
     entry: LogEntry,
     waiters: Vec<W>,
-}
-
-/// Values by idempotency key, a `client_id` being its author's own (see
-/// [`crate::idempotency`]). Keyed by `client_id` first, with the (almost always one) authors who
-/// used it beside it, so that a lookup on the send path borrows the ids instead of cloning them.
-#[derive(Debug)]
-struct ByAuthorKey<V> {
-    by_client_id: HashMap<ClientId, Vec<(UserId, V)>>,
-}
-
-impl<V> Default for ByAuthorKey<V> {
-    fn default() -> Self {
-        ByAuthorKey {
-            by_client_id: HashMap::default(),
-        }
-    }
-}
-
-impl<V> ByAuthorKey<V> {
-    fn get(&self, author: &UserId, client_id: &ClientId) -> Option<&V> {
-        self.by_client_id
-            .get(client_id)?
-            .iter()
-            .find(|(user_id, _)| user_id == author)
-            .map(|(_, value)| value)
-    }
-
-    /// Sets the value of `author`'s `client_id`; returns the one it replaced.
-    fn insert(&mut self, author: &UserId, client_id: &ClientId, value: V) -> Option<V> {
-        let authors = self.by_client_id.entry(client_id.clone()).or_default();
-        match authors.iter_mut().find(|(user_id, _)| user_id == author) {
-            Some((_, existing)) => Some(std::mem::replace(existing, value)),
-            None => {
-                authors.push((author.clone(), value));
-                None
-            }
-        }
-    }
-
-    fn remove(&mut self, author: &UserId, client_id: &ClientId) -> Option<V> {
-        let authors = self.by_client_id.get_mut(client_id)?;
-        let position = authors.iter().position(|(user_id, _)| user_id == author)?;
-        let (_, value) = authors.swap_remove(position);
-        if authors.is_empty() {
-            self.by_client_id.remove(client_id);
-        }
-        Some(value)
-    }
-}
-
-/// A bounded memory of recently stored `client_id`s, by author, evicted oldest first.
-#[derive(Debug, Default)]
-struct RecentClientIds {
-    /// What each key resolved to, and the fingerprint of the request that made the entry.
-    by_key: ByAuthorKey<(MessageRef, RequestFingerprint)>,
-    order: VecDeque<(UserId, ClientId)>,
-}
-
-impl RecentClientIds {
-    /// What `author`'s `client_id` resolved to, and the fingerprint of its request.
-    fn get(
-        &self,
-        author: &UserId,
-        client_id: &ClientId,
-    ) -> Option<(MessageRef, RequestFingerprint)> {
-        self.by_key.get(author, client_id).copied()
-    }
-
-    fn insert(
-        &mut self,
-        author: &UserId,
-        client_id: &ClientId,
-        message_ref: MessageRef,
-        fingerprint: RequestFingerprint,
-    ) {
-        if self
-            .by_key
-            .insert(author, client_id, (message_ref, fingerprint))
-            .is_none()
-        {
-            self.order.push_back((author.clone(), client_id.clone()));
-        }
-        while self.order.len() > RECENT_CLIENT_IDS {
-            if let Some((oldest_author, oldest_client_id)) = self.order.pop_front() {
-                self.by_key.remove(&oldest_author, &oldest_client_id);
-            }
-        }
-    }
 }
 
 /// The state machine of one conversation. See the module documentation.
@@ -767,110 +651,6 @@ impl<W> ConversationCore<W> {
             }
         }
         report
-    }
-
-    /// Aligns with the head storage reports. Messages that became durable without this core
-    /// hearing of them become durable here, and live subscribers catch up on them.
-    pub fn resync(&mut self, stored_head: Seq) -> Vec<CatchUp> {
-        let mut catch_ups = Vec::new();
-        if stored_head > self.durable_head {
-            self.durable_head = stored_head;
-            for (session_id, subscriber) in &mut self.subscribers {
-                if subscriber.catching_up.is_none() && subscriber.cursor < stored_head {
-                    let epoch = self.next_epoch;
-                    self.next_epoch += 1;
-                    subscriber.catching_up = Some(epoch);
-                    catch_ups.push(CatchUp {
-                        session_id: *session_id,
-                        epoch,
-                        after: subscriber.cursor,
-                        through: stored_head,
-                    });
-                }
-            }
-        }
-        catch_ups
-    }
-
-    /// Subscribes a session. With `since`, the session first receives every durable message
-    /// after it; without, it receives only messages that become durable from now on.
-    /// Joining again replaces the earlier subscription of the same session.
-    ///
-    /// # Errors
-    /// [`Error::NotMember`].
-    pub fn join(
-        &mut self,
-        session_id: SessionId,
-        user_id: UserId,
-        since: Option<Seq>,
-    ) -> Result<JoinOutcome> {
-        self.check_reader(&user_id)?;
-        let head = self.durable_head;
-        let start = since.map_or(head, |since| since.min(head));
-        let catching_up = if start < head {
-            let epoch = self.next_epoch;
-            self.next_epoch += 1;
-            Some(epoch)
-        } else {
-            None
-        };
-        self.subscribers.insert(
-            session_id,
-            Subscriber {
-                user_id,
-                cursor: start,
-                catching_up,
-            },
-        );
-        Ok(JoinOutcome {
-            head,
-            catch_up: catching_up.map(|epoch| CatchUp {
-                session_id,
-                epoch,
-                after: start,
-                through: head,
-            }),
-        })
-    }
-
-    /// Unsubscribes a session; returns whether it was subscribed.
-    pub fn leave(&mut self, session_id: SessionId) -> bool {
-        self.subscribers.remove(&session_id).is_some()
-    }
-
-    /// Applies a page read for a catch-up: `page_through` is the seq of the last message in the
-    /// page (the messages must be exactly `after+1 ..= page_through`, already trimmed to the
-    /// durable head). An empty page passes `after`.
-    pub fn on_catch_up_page(
-        &mut self,
-        session_id: SessionId,
-        epoch: u64,
-        page_through: Seq,
-    ) -> CatchUpStep {
-        let durable_head = self.durable_head;
-        let Some(subscriber) = self.subscribers.get_mut(&session_id) else {
-            return CatchUpStep::Discard;
-        };
-        if subscriber.catching_up != Some(epoch) || page_through > durable_head {
-            return CatchUpStep::Discard;
-        }
-        let made_progress = page_through > subscriber.cursor;
-        subscriber.cursor = subscriber.cursor.max(page_through);
-        if subscriber.cursor >= durable_head || !made_progress {
-            // An empty page below the head means storage has nothing more to give; going live
-            // at the head is the only way forward and never delivers anything twice.
-            subscriber.cursor = durable_head;
-            subscriber.catching_up = None;
-            return CatchUpStep::Deliver { next: None };
-        }
-        CatchUpStep::Deliver {
-            next: Some(CatchUp {
-                session_id,
-                epoch,
-                after: subscriber.cursor,
-                through: durable_head,
-            }),
-        }
     }
 }
 
