@@ -35,4 +35,7 @@ pub mod time;
 pub mod unread;
 pub mod validate;
 
+#[cfg(test)]
+mod test_fixtures;
+
 pub use error::{Error, PutError, Result, SourceError, StoreError};

@@ -1,13 +1,11 @@
 //! The TURN library's per-datagram lines are filtered out unless the filter names the library,
 //! and the relay's own sampled lines get through.
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use super::*;
+use switchboard_testing::CapturedLog;
 
 #[test]
 fn the_turn_library_is_quieted_unless_the_filter_names_it() {
@@ -31,31 +29,6 @@ fn the_turn_library_is_quieted_unless_the_filter_names_it() {
     }
 }
 
-#[derive(Clone, Default)]
-struct CapturedLog(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for CapturedLog {
-    type Writer = CapturedLog;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// The lines a subscriber with `filter` writes for one event of each kind that matters.
 fn lines_written_with(filter: &str) -> Vec<String> {
     let log = CapturedLog::default();
@@ -73,11 +46,7 @@ fn lines_written_with(filter: &str) -> Vec<String> {
         tracing::info!(target: "switchboard", "switchboard listening");
         tracing::error!(target: "switchboard", "the actor system failed");
     }
-    let bytes = log.0.lock().unwrap_or_else(PoisonError::into_inner);
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    log.lines()
 }
 
 #[test]

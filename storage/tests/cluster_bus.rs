@@ -293,50 +293,6 @@ async fn redis_deployments_with_different_key_prefixes_do_not_hear_each_other() 
     assert_eq!(notices_so_far(&mut staging_heard), vec![]);
 }
 
-/// A `redis-server` of this test's own, killed when dropped.
-#[cfg(feature = "redis")]
-struct OwnRedis {
-    child: std::process::Child,
-    port: u16,
-    directory: tempfile::TempDir,
-}
-
-#[cfg(feature = "redis")]
-impl OwnRedis {
-    fn start(port: u16, directory: tempfile::TempDir) -> Self {
-        let program = support::redis_server_program();
-        let child = std::process::Command::new(&program)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(directory.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("{program} starts ({error}); install redis-server"));
-        Self {
-            child,
-            port,
-            directory,
-        }
-    }
-
-    fn kill(mut self) -> (u16, tempfile::TempDir) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let port = self.port;
-        let directory = tempfile::TempDir::new().expect("temp dir");
-        (port, std::mem::replace(&mut self.directory, directory))
-    }
-}
-
-#[cfg(feature = "redis")]
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarting_the_server_makes_the_bus_unready_then_reconnect_and_tell_listeners() {
@@ -345,7 +301,8 @@ async fn redis_restarting_the_server_makes_the_bus_unready_then_reconnect_and_te
         .local_addr()
         .expect("bound")
         .port();
-    let server = OwnRedis::start(port, tempfile::TempDir::new().expect("temp dir"));
+    let directory = tempfile::TempDir::new().expect("temp dir");
+    let server = switchboard_testing::OwnRedis::start(port, directory.path());
     let deployment = Redis {
         url: format!("redis://127.0.0.1:{port}"),
     };
@@ -356,7 +313,7 @@ async fn redis_restarting_the_server_makes_the_bus_unready_then_reconnect_and_te
     nodes[0].publish(&tenant, conversation(1), stored(1));
     assert_eq!(next_notice(&mut heard).await, stored(1));
 
-    let (port, directory) = server.kill();
+    drop(server);
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let reason = loop {
         if let Err(reason) = nodes[1].ready() {
@@ -370,7 +327,7 @@ async fn redis_restarting_the_server_makes_the_bus_unready_then_reconnect_and_te
     };
     assert!(reason.contains("Redis"), "{reason}");
 
-    let _server = OwnRedis::start(port, directory);
+    let _server = switchboard_testing::OwnRedis::start(port, directory.path());
     // The listener is told it may have missed notices, and then hears new ones.
     loop {
         match tokio::time::timeout(DEADLINE, heard.recv())

@@ -50,46 +50,10 @@ pub(crate) fn unique_tenant(prefix: &str) -> TenantId {
     TenantId::parse(&unique(prefix)).expect("valid tenant id")
 }
 
-/// The value of a `SWITCHBOARD_TEST_*` variable that names a server `scripts/test-services`
-/// starts.
-///
-/// # Panics
-/// When the variable is not set: the message says how to start the server.
-pub(crate) fn server_variable(name: &str, service: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is needed by the tests that run against {service} \
-             (scripts/test-services start {service}, then . \"$(scripts/test-services env-file)\")"
-        )
-    })
-}
-
-/// The MongoDB server (`SWITCHBOARD_TEST_MONGODB_URI`).
-pub(crate) fn mongodb_uri() -> String {
-    server_variable("SWITCHBOARD_TEST_MONGODB_URI", "mongodb")
-}
-
-/// The Redis server (`SWITCHBOARD_TEST_REDIS_URL`).
-pub(crate) fn redis_url() -> String {
-    server_variable("SWITCHBOARD_TEST_REDIS_URL", "redis")
-}
-
-/// The Kafka brokers (`SWITCHBOARD_TEST_KAFKA_BROKERS`).
-pub(crate) fn kafka_brokers() -> String {
-    server_variable("SWITCHBOARD_TEST_KAFKA_BROKERS", "kafka")
-}
-
-/// A variable of the S3 service (`SWITCHBOARD_TEST_S3_ENDPOINT`, `_ACCESS_KEY`,
-/// `_SECRET_KEY`, `_DATA_DIR`).
-pub(crate) fn s3_variable(name: &str) -> String {
-    server_variable(name, "s3")
-}
-
-/// The `redis-server` program that tests which stop and restart a Redis of their own run
-/// (`SWITCHBOARD_TEST_REDIS_SERVER`, else the one on the `PATH`).
-pub(crate) fn redis_server_program() -> String {
-    std::env::var("SWITCHBOARD_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
-}
+#[allow(unused_imports)] // each test file uses some of them
+pub(crate) use switchboard_testing::{
+    kafka_brokers, mongodb_uri, redis_url, s3_variable, server_variable,
+};
 
 /// A MongoDB store over a database of its own (named `<prefix>-<process id>-<n>`) on the test
 /// server.

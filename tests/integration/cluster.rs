@@ -26,7 +26,7 @@ use switchboard_storage::{
     MemoryRecordingStore,
 };
 
-use crate::support::{Client, TestServer, call, next_of};
+use crate::support::{Client, TestServer, next_of};
 
 /// Two nodes on one in-memory store, hub and rate-limit budgets, configured by `configure`.
 async fn two_memory_nodes(configure: impl Fn(&mut Config)) -> (TestServer, TestServer) {
@@ -138,28 +138,22 @@ pub(crate) async fn two_nodes_serve_one_conversation_live(first: &TestServer, se
 
     // Carol is added through node a and joins on node b.
     let base = format!("/v1/conversations/{id}");
-    let (status, _, added) = call(
-        first,
-        Method::POST,
-        "alice",
-        &format!("{base}/members"),
-        Some(json!({"client_id": "add-carol", "user_ids": ["carol"]})),
-    )
-    .await;
+    let (status, _, added) = (first)
+        .post_as(
+            "alice",
+            &format!("{base}/members"),
+            json!({"client_id": "add-carol", "user_ids": ["carol"]}),
+        )
+        .await;
     assert_eq!(status, 200, "{added}");
     // Node b has not necessarily heard of the change yet; it reads the store before refusing.
     let mut carol = second.connect("acme", "carol").await;
     assert_eq!(carol.join(&id, None).await["type"], "joined");
 
     // Bob is removed through node a: on node b he sees it and then nothing more.
-    let (status, _, removed) = call(
-        first,
-        Method::DELETE,
-        "alice",
-        &format!("{base}/members/bob?client_id=rm-bob"),
-        None,
-    )
-    .await;
+    let (status, _, removed) = (first)
+        .delete_as("alice", &format!("{base}/members/bob?client_id=rm-bob"))
+        .await;
     assert_eq!(status, 200, "{removed}");
     let left = next_of(&mut bob, "member.left").await;
     assert_eq!(left["user_id"], "bob");
@@ -287,14 +281,7 @@ pub(crate) async fn presence_crosses_nodes(first: &TestServer, second: &TestServ
         .await;
     assert_eq!(next_of(&mut erin, "presence").await["status"], "away");
     for node in [&first, &second] {
-        let (status, _, body) = call(
-            node,
-            Method::GET,
-            "erin",
-            "/v1/presence?user_ids=dana",
-            None,
-        )
-        .await;
+        let (status, _, body) = (node).get_as("erin", "/v1/presence?user_ids=dana").await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["users"][0]["status"], "away", "{body}");
     }

@@ -3,10 +3,9 @@
 //! sender reuses for a different request is refused as a conflict, over WebSocket and HTTP, for
 //! sends, edits, reactions and forwards.
 
-use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{TestServer, call};
+use crate::support::TestServer;
 
 #[tokio::test]
 async fn two_members_who_pick_the_same_client_id_each_get_their_own_message_stored() {
@@ -36,14 +35,13 @@ async fn two_members_who_pick_the_same_client_id_each_get_their_own_message_stor
     // Each one's retry is answered with their own message, over either transport.
     let (_, idem_retry) = idem.send_message(&id, "K", "first body").await;
     assert_eq!(idem_retry["message_id"], first["message_id"]);
-    let (status, replayed, bob_retry) = call(
-        &server,
-        Method::POST,
-        "bob",
-        &format!("/v1/conversations/{id}/messages"),
-        Some(json!({"client_id": "K", "text": "bob's own words"})),
-    )
-    .await;
+    let (status, replayed, bob_retry) = server
+        .post_as(
+            "bob",
+            &format!("/v1/conversations/{id}/messages"),
+            json!({"client_id": "K", "text": "bob's own words"}),
+        )
+        .await;
     assert_eq!((status, replayed), (201, true));
     assert_eq!(bob_retry["message_id"], bobs["message_id"]);
 }
@@ -59,14 +57,13 @@ async fn a_client_id_reused_by_its_sender_for_another_request_is_a_conflict() {
     let (_, reused) = alice.send_message(&id, "K", "another body").await;
     assert_eq!(reused["status"], "rejected", "{reused}");
     assert_eq!(reused["code"], "conflict");
-    let (status, _, error) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("/v1/conversations/{id}/messages"),
-        Some(json!({"client_id": "K", "text": "yet another body"})),
-    )
-    .await;
+    let (status, _, error) = server
+        .post_as(
+            "alice",
+            &format!("/v1/conversations/{id}/messages"),
+            json!({"client_id": "K", "text": "yet another body"}),
+        )
+        .await;
     assert_eq!((status, error["code"].as_str()), (409, Some("conflict")));
     let history = server.history("acme", "alice", &id).await;
     assert_eq!(history.len(), 1, "nothing new was stored: {history:?}");
@@ -83,14 +80,13 @@ async fn edits_reactions_and_forwards_are_keyed_by_their_author_too() {
         let server = &server;
         let messages = messages.clone();
         async move {
-            let (status, _, body) = call(
-                server,
-                Method::POST,
-                user,
-                &messages,
-                Some(json!({"client_id": client_id, "text": text})),
-            )
-            .await;
+            let (status, _, body) = (server)
+                .post_as(
+                    user,
+                    &messages,
+                    json!({"client_id": client_id, "text": text}),
+                )
+                .await;
             assert_eq!(status, 201, "{body}");
             body["message_id"].as_str().expect("message id").to_owned()
         }
@@ -99,23 +95,21 @@ async fn edits_reactions_and_forwards_are_keyed_by_their_author_too() {
     let bobs = post("bob", "b-1", "bob's").await;
 
     // The same key for each one's edit of their own message: two events.
-    let (status, replayed, alice_edit) = call(
-        &server,
-        Method::PATCH,
-        "alice",
-        &format!("{messages}/{alices}"),
-        Some(json!({"client_id": "E", "text": "alice's, edited"})),
-    )
-    .await;
+    let (status, replayed, alice_edit) = server
+        .patch_as(
+            "alice",
+            &format!("{messages}/{alices}"),
+            json!({"client_id": "E", "text": "alice's, edited"}),
+        )
+        .await;
     assert_eq!((status, replayed), (200, false));
-    let (status, replayed, bob_edit) = call(
-        &server,
-        Method::PATCH,
-        "bob",
-        &format!("{messages}/{bobs}"),
-        Some(json!({"client_id": "E", "text": "bob's, edited"})),
-    )
-    .await;
+    let (status, replayed, bob_edit) = server
+        .patch_as(
+            "bob",
+            &format!("{messages}/{bobs}"),
+            json!({"client_id": "E", "text": "bob's, edited"}),
+        )
+        .await;
     assert_eq!((status, replayed), (200, false), "{bob_edit}");
     assert_ne!(
         bob_edit["event"]["event_id"],
@@ -125,37 +119,34 @@ async fn edits_reactions_and_forwards_are_keyed_by_their_author_too() {
 
     // The same key for a reaction each.
     for user in ["alice", "bob"] {
-        let (status, replayed, reacted) = call(
-            &server,
-            Method::POST,
-            user,
-            &format!("{messages}/{alices}/reactions"),
-            Some(json!({"client_id": "R", "emoji": "👍"})),
-        )
-        .await;
+        let (status, replayed, reacted) = server
+            .post_as(
+                user,
+                &format!("{messages}/{alices}/reactions"),
+                json!({"client_id": "R", "emoji": "👍"}),
+            )
+            .await;
         assert_eq!((status, replayed), (200, false), "{user}: {reacted}");
     }
     // Reusing the reaction's key for an edit is not a retry.
-    let (status, _, error) = call(
-        &server,
-        Method::PATCH,
-        "bob",
-        &format!("{messages}/{bobs}"),
-        Some(json!({"client_id": "R", "text": "bob's, again"})),
-    )
-    .await;
+    let (status, _, error) = server
+        .patch_as(
+            "bob",
+            &format!("{messages}/{bobs}"),
+            json!({"client_id": "R", "text": "bob's, again"}),
+        )
+        .await;
     assert_eq!((status, error["code"].as_str()), (409, Some("conflict")));
 
     // The same forward key for each one's forward: both copies are stored.
     for user in ["alice", "bob"] {
-        let (status, _, forwarded) = call(
-            &server,
-            Method::POST,
-            user,
-            &format!("/v1/conversations/{id}/forward"),
-            Some(json!({"client_id": "F", "message_ids": [alices], "to": [target]})),
-        )
-        .await;
+        let (status, _, forwarded) = server
+            .post_as(
+                user,
+                &format!("/v1/conversations/{id}/forward"),
+                json!({"client_id": "F", "message_ids": [alices], "to": [target]}),
+            )
+            .await;
         assert_eq!(status, 200, "{forwarded}");
         assert!(forwarded["results"][0]["error"].is_null(), "{forwarded}");
     }

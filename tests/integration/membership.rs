@@ -2,10 +2,9 @@
 //! event with its own seq that every joined member sees, repeats of a `client_id` have no second
 //! effect, the permission matrix refuses what it should, and bans and mutes keep users out.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer, call, next_of};
+use crate::support::{Client, TestServer, next_of};
 
 fn members(conversation: &Value) -> Vec<String> {
     conversation["members"]
@@ -31,14 +30,9 @@ async fn membership_changes_over_http_reach_every_member() {
     bob.join(&id, None).await;
 
     let add = json!({"client_id": "add-carol", "user_ids": ["carol", "bob"]});
-    let (status, replayed, added) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("{base}/members"),
-        Some(add.clone()),
-    )
-    .await;
+    let (status, replayed, added) = server
+        .post_as("alice", &format!("{base}/members"), add.clone())
+        .await;
     assert_eq!((status, replayed), (200, false), "{added}");
     assert_eq!(
         members(&added["conversation"]),
@@ -54,36 +48,29 @@ async fn membership_changes_over_http_reach_every_member() {
         "bob was a member already"
     );
     // The same client_id again: the original event, nothing new.
-    let (status, replayed, again) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("{base}/members"),
-        Some(add),
-    )
-    .await;
+    let (status, replayed, again) = server
+        .post_as("alice", &format!("{base}/members"), add)
+        .await;
     assert_eq!((status, replayed), (200, true));
     assert_eq!(again["event"], added["event"]);
 
     // Members may not add; admins may.
-    let (status, _, refused) = call(
-        &server,
-        Method::POST,
-        "bob",
-        &format!("{base}/members"),
-        Some(json!({"client_id": "b-add", "user_ids": ["dave"]})),
-    )
-    .await;
+    let (status, _, refused) = server
+        .post_as(
+            "bob",
+            &format!("{base}/members"),
+            json!({"client_id": "b-add", "user_ids": ["dave"]}),
+        )
+        .await;
     assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
 
-    let (status, _, promoted) = call(
-        &server,
-        Method::PUT,
-        "alice",
-        &format!("{base}/members/carol/role"),
-        Some(json!({"client_id": "role-carol", "role": "admin"})),
-    )
-    .await;
+    let (status, _, promoted) = server
+        .put_as(
+            "alice",
+            &format!("{base}/members/carol/role"),
+            json!({"client_id": "role-carol", "role": "admin"}),
+        )
+        .await;
     assert_eq!(status, 200, "{promoted}");
     let changed = next_of(&mut bob, "member.role_changed").await;
     assert_eq!(
@@ -91,13 +78,7 @@ async fn membership_changes_over_http_reach_every_member() {
         (Some("carol"), Some("admin"))
     );
 
-    let (status, _, updated) = call(
-        &server,
-        Method::PATCH,
-        "carol",
-        &base,
-        Some(json!({"client_id": "rename", "title": "renamed", "avatar_url": "https://example.com/a.png"})),
-    )
+    let (status, _, updated) = server.patch_as("carol", &base, json!({"client_id": "rename", "title": "renamed", "avatar_url": "https://example.com/a.png"}))
     .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["conversation"]["title"], "renamed");
@@ -115,14 +96,13 @@ async fn membership_changes_over_http_reach_every_member() {
         )
     );
 
-    let (status, _, _) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("{base}/owner"),
-        Some(json!({"client_id": "to-carol", "user_id": "carol"})),
-    )
-    .await;
+    let (status, _, _) = server
+        .post_as(
+            "alice",
+            &format!("{base}/owner"),
+            json!({"client_id": "to-carol", "user_id": "carol"}),
+        )
+        .await;
     assert_eq!(status, 200);
     let owner = next_of(&mut bob, "conversation.owner_changed").await;
     assert_eq!(
@@ -131,84 +111,74 @@ async fn membership_changes_over_http_reach_every_member() {
     );
 
     // The new owner archives: no sends until unarchived; reading still works.
-    let (status, _, _) = call(
-        &server,
-        Method::POST,
-        "carol",
-        &format!("{base}/archive"),
-        Some(json!({"client_id": "archive", "archived": true})),
-    )
-    .await;
+    let (status, _, _) = server
+        .post_as(
+            "carol",
+            &format!("{base}/archive"),
+            json!({"client_id": "archive", "archived": true}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         next_of(&mut bob, "conversation.archived").await["archived"],
         true
     );
-    let (status, _, refused) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("{base}/messages"),
-        Some(json!({"client_id": "while-archived", "text": "hello?"})),
-    )
-    .await;
+    let (status, _, refused) = server
+        .post_as(
+            "alice",
+            &format!("{base}/messages"),
+            json!({"client_id": "while-archived", "text": "hello?"}),
+        )
+        .await;
     assert_eq!((status, refused["code"].as_str()), (409, Some("conflict")));
-    let (status, _, _) = call(
-        &server,
-        Method::POST,
-        "carol",
-        &format!("{base}/archive"),
-        Some(json!({"client_id": "unarchive", "archived": false})),
-    )
-    .await;
+    let (status, _, _) = server
+        .post_as(
+            "carol",
+            &format!("{base}/archive"),
+            json!({"client_id": "unarchive", "archived": false}),
+        )
+        .await;
     assert_eq!(status, 200);
 
     // Alice (now an admin) removes bob, who sees it and is no longer subscribed.
-    let (status, _, removed) = call(
-        &server,
-        Method::DELETE,
-        "alice",
-        &format!("{base}/members/bob?client_id=rm-bob"),
-        None,
-    )
-    .await;
+    let (status, _, removed) = server
+        .delete_as("alice", &format!("{base}/members/bob?client_id=rm-bob"))
+        .await;
     assert_eq!(status, 200, "{removed}");
     let left = next_of(&mut bob, "member.left").await;
     assert_eq!(
         (left["user_id"].as_str(), left["reason"].as_str()),
         (Some("bob"), Some("removed"))
     );
-    let (status, _, refused) = call(&server, Method::GET, "bob", &base, None).await;
+    let (status, _, refused) = server.get_as("bob", &base).await;
     assert_eq!(
         (status, refused["code"].as_str()),
         (403, Some("not_member"))
     );
 
     // Leaving: the owner may not; an admin may.
-    let (status, _, refused) = call(
-        &server,
-        Method::POST,
-        "carol",
-        &format!("{base}/leave"),
-        Some(json!({"client_id": "carol-leaves"})),
-    )
-    .await;
+    let (status, _, refused) = server
+        .post_as(
+            "carol",
+            &format!("{base}/leave"),
+            json!({"client_id": "carol-leaves"}),
+        )
+        .await;
     assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
-    let (status, _, left) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("{base}/leave"),
-        Some(json!({"client_id": "alice-leaves"})),
-    )
-    .await;
+    let (status, _, left) = server
+        .post_as(
+            "alice",
+            &format!("{base}/leave"),
+            json!({"client_id": "alice-leaves"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         left.get("conversation"),
         None,
         "a former member does not see the conversation"
     );
-    let (_, _, view) = call(&server, Method::GET, "carol", &base, None).await;
+    let (_, _, view) = server.get_as("carol", &base).await;
     assert_eq!(members(&view), ["carol:owner"]);
 
     // The whole story is in the seq stream, in order, for anyone who replays it.
@@ -287,63 +257,49 @@ async fn moderation_over_websocket_with_the_moderation_log() {
     };
     assert_eq!(refused["code"], "forbidden");
 
-    let (status, _, _) = call(
-        &server,
-        Method::POST,
-        "mo",
-        &format!("/v1/conversations/{id}/moderation"),
-        Some(json!({"client_id": "unmute-bob", "action": "unmute", "user_id": "bob"})),
-    )
-    .await;
+    let (status, _, _) = server
+        .post_as(
+            "mo",
+            &format!("/v1/conversations/{id}/moderation"),
+            json!({"client_id": "unmute-bob", "action": "unmute", "user_id": "bob"}),
+        )
+        .await;
     assert_eq!(status, 200);
     let (_, delivered) = bob.send_message(&id, "b2", "thanks").await;
     assert_eq!(delivered["status"], "delivered");
 
     // A kick ends bob's subscription; a ban keeps him out until lifted.
-    let (status, _, _) = call(
-        &server,
-        Method::POST,
-        "mo",
-        &format!("/v1/conversations/{id}/moderation"),
-        Some(json!({"client_id": "kick-bob", "action": "kick", "user_id": "bob", "reason": "cool down"})),
-    )
+    let (status, _, _) = server.post_as("mo", &format!("/v1/conversations/{id}/moderation"), json!({"client_id": "kick-bob", "action": "kick", "user_id": "bob", "reason": "cool down"}))
     .await;
     assert_eq!(status, 200);
     assert_eq!(
         next_of(&mut bob, "moderation.kicked").await["user_id"],
         "bob"
     );
-    let (status, _, _) = call(
-        &server,
-        Method::POST,
-        "mo",
-        &format!("/v1/conversations/{id}/moderation"),
-        Some(json!({"client_id": "ban-bob", "action": "ban", "user_id": "bob"})),
-    )
-    .await;
+    let (status, _, _) = server
+        .post_as(
+            "mo",
+            &format!("/v1/conversations/{id}/moderation"),
+            json!({"client_id": "ban-bob", "action": "ban", "user_id": "bob"}),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, _, refused) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("/v1/conversations/{id}/members"),
-        Some(json!({"client_id": "readd-bob", "user_ids": ["bob"]})),
-    )
-    .await;
+    let (status, _, refused) = server
+        .post_as(
+            "alice",
+            &format!("/v1/conversations/{id}/members"),
+            json!({"client_id": "readd-bob", "user_ids": ["bob"]}),
+        )
+        .await;
     assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
     bob.send_json(json!({"type": "join", "id": "j", "conversation_id": id}))
         .await;
     assert_eq!(next_of(&mut bob, "error").await["code"], "not_member");
 
     // The log: newest first, who, whom, what, when, why, until; moderators only.
-    let (status, _, log) = call(
-        &server,
-        Method::GET,
-        "mo",
-        &format!("/v1/conversations/{id}/moderation?limit=3"),
-        None,
-    )
-    .await;
+    let (status, _, log) = server
+        .get_as("mo", &format!("/v1/conversations/{id}/moderation?limit=3"))
+        .await;
     assert_eq!(status, 200, "{log}");
     let actions: Vec<&str> = log["items"]
         .as_array()
@@ -355,53 +311,39 @@ async fn moderation_over_websocket_with_the_moderation_log() {
     assert_eq!(log["items"][1]["reason"], "cool down");
     assert_eq!(log["items"][1]["actor_id"], "mo");
     let before = log["next_before_seq"].as_u64().expect("another page");
-    let (_, _, rest) = call(
-        &server,
-        Method::GET,
-        "mo",
-        &format!("/v1/conversations/{id}/moderation?limit=3&before_seq={before}"),
-        None,
-    )
-    .await;
+    let (_, _, rest) = server
+        .get_as(
+            "mo",
+            &format!("/v1/conversations/{id}/moderation?limit=3&before_seq={before}"),
+        )
+        .await;
     assert_eq!(rest["items"][0]["action"], "mute");
     assert_eq!(rest["items"][0]["reason"], "flooding");
     assert_eq!(rest["next_before_seq"], Value::Null);
-    let (status, _, refused) = call(
-        &server,
-        Method::GET,
-        "alice",
-        &format!("/v1/conversations/{id}/moderation"),
-        None,
-    )
-    .await;
+    let (status, _, refused) = server
+        .get_as("alice", &format!("/v1/conversations/{id}/moderation"))
+        .await;
     assert_eq!(status, 200, "the owner reads the log: {refused}");
 
-    let (status, _, _) = call(
-        &server,
-        Method::POST,
-        "mo",
-        &format!("/v1/conversations/{id}/moderation"),
-        Some(json!({"client_id": "unban-bob", "action": "unban", "user_id": "bob"})),
-    )
-    .await;
+    let (status, _, _) = server
+        .post_as(
+            "mo",
+            &format!("/v1/conversations/{id}/moderation"),
+            json!({"client_id": "unban-bob", "action": "unban", "user_id": "bob"}),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, _, readded) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("/v1/conversations/{id}/members"),
-        Some(json!({"client_id": "readd-bob-2", "user_ids": ["bob"]})),
-    )
-    .await;
+    let (status, _, readded) = server
+        .post_as(
+            "alice",
+            &format!("/v1/conversations/{id}/members"),
+            json!({"client_id": "readd-bob-2", "user_ids": ["bob"]}),
+        )
+        .await;
     assert_eq!(status, 200, "{readded}");
-    let (status, _, refused) = call(
-        &server,
-        Method::GET,
-        "bob",
-        &format!("/v1/conversations/{id}/moderation"),
-        None,
-    )
-    .await;
+    let (status, _, refused) = server
+        .get_as("bob", &format!("/v1/conversations/{id}/moderation"))
+        .await;
     assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
 }
 

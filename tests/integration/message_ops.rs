@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer, call};
+use crate::support::{Client, TestServer};
 
 /// What a client shows of one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -270,45 +270,37 @@ async fn operations_are_refused_with_clear_codes_and_repeats_have_no_second_effe
 
 #[tokio::test]
 async fn every_operation_over_http_with_the_events_members_see() {
-    use reqwest::Method;
     let server = TestServer::start().await;
     let id = server.create_conversation("acme", "alice", &["bob"]).await;
     let mut watcher = server.connect("acme", "bob").await;
     watcher.join(&id, None).await;
     let messages = format!("/v1/conversations/{id}/messages");
 
-    let (status, _, root) = call(
-        &server,
-        Method::POST,
-        "bob",
-        &messages,
-        Some(json!({"client_id": "h1", "text": "root"})),
-    )
-    .await;
+    let (status, _, root) = server
+        .post_as("bob", &messages, json!({"client_id": "h1", "text": "root"}))
+        .await;
     assert_eq!(status, 201);
     let root_id = root["message_id"].as_str().expect("id").to_owned();
     let message = format!("{messages}/{root_id}");
 
     // Edit, twice with the same client_id: one event.
     let edit = json!({"client_id": "h-e1", "text": "root, edited"});
-    let (status, replayed, edited) =
-        call(&server, Method::PATCH, "bob", &message, Some(edit.clone())).await;
+    let (status, replayed, edited) = server.patch_as("bob", &message, edit.clone()).await;
     assert_eq!((status, replayed), (200, false));
     assert_eq!(edited["event"]["seq"], 2);
     assert_eq!(edited["message"]["text"], "root, edited");
-    let (status, replayed, again) = call(&server, Method::PATCH, "bob", &message, Some(edit)).await;
+    let (status, replayed, again) = server.patch_as("bob", &message, edit).await;
     assert_eq!((status, replayed), (200, true));
     assert_eq!(again["event"], edited["event"]);
 
     // Unknown fields are refused.
-    let (status, _, error) = call(
-        &server,
-        Method::PATCH,
-        "bob",
-        &message,
-        Some(json!({"client_id": "h-e2", "text": "x", "colour": "red"})),
-    )
-    .await;
+    let (status, _, error) = server
+        .patch_as(
+            "bob",
+            &message,
+            json!({"client_id": "h-e2", "text": "x", "colour": "red"}),
+        )
+        .await;
     assert_eq!(status, 400);
     assert_eq!(error["code"], "invalid");
     assert!(
@@ -320,155 +312,95 @@ async fn every_operation_over_http_with_the_events_members_see() {
     );
 
     // Reactions, in a thread, and the thread listing.
-    let (status, _, reacted) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("{message}/reactions"),
-        Some(json!({"client_id": "h-r1", "emoji": "🎉"})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(reacted["message"]["reactions"][0]["count"], 1);
-    let (status, _, error) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("{message}/reactions"),
-        Some(json!({"client_id": "h-r2", "emoji": "🎉"})),
-    )
-    .await;
-    assert_eq!((status, error["code"].as_str()), (409, Some("conflict")));
-    for (n, text) in ["one", "two", "three"].iter().enumerate() {
-        let (status, _, _) = call(
-            &server,
-            Method::POST,
+    let (status, _, reacted) = server
+        .post_as(
             "alice",
-            &messages,
-            Some(json!({"client_id": format!("h-t{n}"), "text": text, "thread_root": root_id})),
+            &format!("{message}/reactions"),
+            json!({"client_id": "h-r1", "emoji": "🎉"}),
         )
         .await;
+    assert_eq!(status, 200);
+    assert_eq!(reacted["message"]["reactions"][0]["count"], 1);
+    let (status, _, error) = server
+        .post_as(
+            "alice",
+            &format!("{message}/reactions"),
+            json!({"client_id": "h-r2", "emoji": "🎉"}),
+        )
+        .await;
+    assert_eq!((status, error["code"].as_str()), (409, Some("conflict")));
+    for (n, text) in ["one", "two", "three"].iter().enumerate() {
+        let (status, _, _) = server
+            .post_as(
+                "alice",
+                &messages,
+                json!({"client_id": format!("h-t{n}"), "text": text, "thread_root": root_id}),
+            )
+            .await;
         assert_eq!(status, 201);
     }
-    let (status, _, page) = call(
-        &server,
-        Method::GET,
-        "bob",
-        &format!("{message}/thread?limit=2"),
-        None,
-    )
-    .await;
+    let (status, _, page) = server
+        .get_as("bob", &format!("{message}/thread?limit=2"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(page["root"]["thread_reply_count"], 3);
     assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
     let next = page["next_after_seq"].as_u64().expect("a next page");
-    let (_, _, page) = call(
-        &server,
-        Method::GET,
-        "bob",
-        &format!("{message}/thread?limit=2&after_seq={next}"),
-        None,
-    )
-    .await;
+    let (_, _, page) = server
+        .get_as("bob", &format!("{message}/thread?limit=2&after_seq={next}"))
+        .await;
     assert_eq!(page["items"][0]["text"], "three");
     assert_eq!(page["next_after_seq"], Value::Null);
     let emoji_path = format!("{message}/reactions/%F0%9F%8E%89?client_id=h-r3");
-    let (status, _, unreacted) = call(&server, Method::DELETE, "alice", &emoji_path, None).await;
+    let (status, _, unreacted) = server.delete_as("alice", &emoji_path).await;
     assert_eq!(status, 200);
     assert_eq!(unreacted["message"].get("reactions"), None);
 
     // Edit history: readable by members while the message stands.
-    let (status, _, history) = call(
-        &server,
-        Method::GET,
-        "bob",
-        &format!("{message}/edits"),
-        None,
-    )
-    .await;
+    let (status, _, history) = server.get_as("bob", &format!("{message}/edits")).await;
     assert_eq!(status, 200);
     assert_eq!(history["versions"][0]["text"], "root");
 
     // Delete: not by another member; by its author; then the history is for moderators only.
-    let (status, _, error) = call(
-        &server,
-        Method::DELETE,
-        "alice",
-        &format!("{message}?client_id=h-d0&mode=hard"),
-        None,
-    )
-    .await;
+    let (status, _, error) = server
+        .delete_as("alice", &format!("{message}?client_id=h-d0&mode=hard"))
+        .await;
     assert_eq!(status, 200, "the owner may hard-delete: {error}");
-    let (status, _, error) = call(
-        &server,
-        Method::DELETE,
-        "bob",
-        &format!("{message}?client_id=h-d1"),
-        None,
-    )
-    .await;
+    let (status, _, error) = server
+        .delete_as("bob", &format!("{message}?client_id=h-d1"))
+        .await;
     assert_eq!((status, error["code"].as_str()), (409, Some("conflict")));
-    let (_, _, gone) = call(&server, Method::GET, "bob", &message, None).await;
+    let (_, _, gone) = server.get_as("bob", &message).await;
     assert_eq!(gone["text"], "");
     assert_eq!(gone["deleted"]["mode"], "hard");
-    let (_, _, history) = call(
-        &server,
-        Method::GET,
-        "alice",
-        &format!("{message}/edits"),
-        None,
-    )
-    .await;
+    let (_, _, history) = server.get_as("alice", &format!("{message}/edits")).await;
     assert_eq!(history["versions"], json!([]));
 
     // Other messages: a member may not delete someone else's; the author may.
-    let (_, _, other) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &messages,
-        Some(json!({"client_id": "h2", "text": "alice's"})),
-    )
-    .await;
+    let (_, _, other) = server
+        .post_as(
+            "alice",
+            &messages,
+            json!({"client_id": "h2", "text": "alice's"}),
+        )
+        .await;
     let other_path = format!("{messages}/{}", other["message_id"].as_str().expect("id"));
-    let (status, _, error) = call(
-        &server,
-        Method::DELETE,
-        "bob",
-        &format!("{other_path}?client_id=h-d2"),
-        None,
-    )
-    .await;
+    let (status, _, error) = server
+        .delete_as("bob", &format!("{other_path}?client_id=h-d2"))
+        .await;
     assert_eq!((status, error["code"].as_str()), (403, Some("forbidden")));
-    let (status, _, deleted) = call(
-        &server,
-        Method::DELETE,
-        "alice",
-        &format!("{other_path}?client_id=h-d3"),
-        None,
-    )
-    .await;
+    let (status, _, deleted) = server
+        .delete_as("alice", &format!("{other_path}?client_id=h-d3"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(deleted["message"]["deleted"]["mode"], "for_everyone");
-    let (status, _, error) = call(
-        &server,
-        Method::GET,
-        "bob",
-        &format!("{other_path}/edits"),
-        None,
-    )
-    .await;
+    let (status, _, error) = server.get_as("bob", &format!("{other_path}/edits")).await;
     assert_eq!((status, error["code"].as_str()), (403, Some("forbidden")));
-    let (status, _, error) = call(
-        &server,
-        Method::GET,
-        "bob",
-        &format!("{messages}/01HF7YAT000000000000000007"),
-        None,
-    )
-    .await;
+    let (status, _, error) = server
+        .get_as("bob", &format!("{messages}/01HF7YAT000000000000000007"))
+        .await;
     assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
-    let (status, _, _) = call(&server, Method::GET, "mallory", &message, None).await;
+    let (status, _, _) = server.get_as("mallory", &message).await;
     assert_eq!(status, 403);
 
     // The member who watched over WebSocket saw every one of these as an event, in order.
@@ -502,7 +434,6 @@ async fn every_operation_over_http_with_the_events_members_see() {
 
 #[tokio::test]
 async fn forwarding_copies_messages_with_their_origin_per_target() {
-    use reqwest::Method;
     let server = TestServer::start().await;
     let source = server.create_conversation("acme", "alice", &["bob"]).await;
     let target = server
@@ -520,8 +451,7 @@ async fn forwarding_copies_messages_with_their_origin_per_target() {
     ];
     let forward = json!({"client_id": "fw1", "message_ids": ids, "to": [target, not_mine]});
     let path = format!("/v1/conversations/{source}/forward");
-    let (status, _, body) =
-        call(&server, Method::POST, "alice", &path, Some(forward.clone())).await;
+    let (status, _, body) = server.post_as("alice", &path, forward.clone()).await;
     assert_eq!(status, 200, "{body}");
     let results = body["results"].as_array().expect("results");
     assert_eq!(results[0]["conversation_id"], target.as_str());
@@ -541,7 +471,7 @@ async fn forwarding_copies_messages_with_their_origin_per_target() {
     assert_eq!(seen[1]["forwarded_from"]["message_id"], ids[1].as_str());
 
     // The same forward again stores nothing new.
-    let (_, _, again) = call(&server, Method::POST, "alice", &path, Some(forward)).await;
+    let (_, _, again) = server.post_as("alice", &path, forward).await;
     assert_eq!(
         again["results"][0]["messages"][1]["message_id"],
         copies[1]["message_id"]
@@ -550,14 +480,13 @@ async fn forwarding_copies_messages_with_their_origin_per_target() {
 
     // A copy of a copy names the first original.
     let copy_id = copies[0]["message_id"].as_str().expect("id");
-    let (_, _, onward) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &format!("/v1/conversations/{target}/forward"),
-        Some(json!({"client_id": "fw2", "message_ids": [copy_id], "to": [source]})),
-    )
-    .await;
+    let (_, _, onward) = server
+        .post_as(
+            "alice",
+            &format!("/v1/conversations/{target}/forward"),
+            json!({"client_id": "fw2", "message_ids": [copy_id], "to": [source]}),
+        )
+        .await;
     assert_eq!(
         onward["results"][0]["messages"][0]["forwarded_from"]["message_id"],
         ids[0].as_str()
@@ -573,49 +502,44 @@ async fn forwarding_copies_messages_with_their_origin_per_target() {
         server.create_conversation("acme", "alice", &[]).await,
         target.clone(),
     ];
-    let (status, _, error) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &path,
-        Some(json!({"client_id": "fw3", "message_ids": [ids[0]], "to": distinct_targets})),
-    )
-    .await;
+    let (status, _, error) = server
+        .post_as(
+            "alice",
+            &path,
+            json!({"client_id": "fw3", "message_ids": [ids[0]], "to": distinct_targets}),
+        )
+        .await;
     assert_eq!((status, error["code"].as_str()), (413, Some("too_large")));
-    let (status, _, body) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &path,
-        Some(json!({"client_id": "fw4", "message_ids": [ids[0]], "to": too_many})),
-    )
-    .await;
+    let (status, _, body) = server
+        .post_as(
+            "alice",
+            &path,
+            json!({"client_id": "fw4", "message_ids": [ids[0]], "to": too_many}),
+        )
+        .await;
     assert_eq!(status, 200, "repeated targets count once: {body}");
     let delete = json!({"type": "delete", "conversation_id": source, "client_id": "d1", "message_id": ids[0]});
     assert_eq!(delivered_seq(&operate(&mut alice, delete).await), 4);
-    let (status, _, error) = call(
-        &server,
-        Method::POST,
-        "alice",
-        &path,
-        Some(json!({"client_id": "fw5", "message_ids": [ids[0]], "to": [target]})),
-    )
-    .await;
+    let (status, _, error) = server
+        .post_as(
+            "alice",
+            &path,
+            json!({"client_id": "fw5", "message_ids": [ids[0]], "to": [target]}),
+        )
+        .await;
     assert_eq!((status, error["code"].as_str()), (409, Some("conflict")));
-    let (status, _, error) = call(
-        &server,
-        Method::POST,
-        "dave",
-        &path,
-        Some(json!({"client_id": "fw6", "message_ids": [ids[1]], "to": [not_mine]})),
-    )
-    .await;
+    let (status, _, error) = server
+        .post_as(
+            "dave",
+            &path,
+            json!({"client_id": "fw6", "message_ids": [ids[1]], "to": [not_mine]}),
+        )
+        .await;
     assert_eq!((status, error["code"].as_str()), (403, Some("not_member")));
 }
 
 #[tokio::test]
 async fn deleting_for_me_hides_a_message_from_one_member_only() {
-    use reqwest::Method;
     let server = TestServer::start().await;
     let id = server.create_conversation("acme", "alice", &["bob"]).await;
     let mut alice = server.connect("acme", "alice").await;
@@ -651,9 +575,9 @@ async fn deleting_for_me_hides_a_message_from_one_member_only() {
         ["keep", "hide me"]
     );
     let path = format!("/v1/conversations/{id}/messages/{hidden_id}");
-    let (status, _, _) = call(&server, Method::GET, "bob", &path, None).await;
+    let (status, _, _) = server.get_as("bob", &path).await;
     assert_eq!(status, 404);
-    let (status, _, _) = call(&server, Method::GET, "alice", &path, None).await;
+    let (status, _, _) = server.get_as("alice", &path).await;
     assert_eq!(status, 200);
 
     // Bob's replay keeps the stream gapless: `skipped` stands in for the hidden message and
@@ -683,14 +607,9 @@ async fn deleting_for_me_hides_a_message_from_one_member_only() {
         first["message_id"].as_str().expect("id")
     );
     for _ in 0..2 {
-        let (status, _, _) = call(
-            &server,
-            Method::DELETE,
-            "alice",
-            &format!("{first_path}?client_id=h2&mode=for_me"),
-            None,
-        )
-        .await;
+        let (status, _, _) = server
+            .delete_as("alice", &format!("{first_path}?client_id=h2&mode=for_me"))
+            .await;
         assert_eq!(status, 204);
     }
     assert_eq!(
@@ -698,15 +617,9 @@ async fn deleting_for_me_hides_a_message_from_one_member_only() {
         ["hide me"]
     );
     assert_eq!(texts(server.history("acme", "bob", &id).await), ["keep"]);
-    let (status, _, _) = call(
-        &server,
-        Method::DELETE,
-        "alice",
-        &format!(
+    let (status, _, _) = server.delete_as("alice", &format!(
             "/v1/conversations/{id}/messages/01HF7YAT000000000000000007?client_id=h3&mode=for_me"
-        ),
-        None,
-    )
+        ))
     .await;
     assert_eq!(status, 404);
 }

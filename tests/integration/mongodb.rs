@@ -21,13 +21,7 @@ use serde_json::{Value, json};
 use switchboard::config::{Config, MongodbStorageConfig, StorageBackend};
 
 use crate::support::{TestServer, next_of, seqs, token};
-
-fn mongodb_uri() -> String {
-    std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect(
-        "SWITCHBOARD_TEST_MONGODB_URI names a MongoDB server for the `mongodb` feature's tests \
-         (scripts/test-services start mongodb)",
-    )
-}
+use switchboard_testing::mongodb_uri;
 
 /// A database name no other test (or earlier run) uses.
 fn fresh_database() -> String {
@@ -44,10 +38,7 @@ fn fresh_database() -> String {
 /// other's notices or see each other's presence.
 #[cfg(feature = "redis")]
 fn on_mongodb_and_redis(database: &str, node: &str) -> impl FnOnce(&mut Config) + use<> {
-    let redis_url = std::env::var("SWITCHBOARD_TEST_REDIS_URL").expect(
-        "SWITCHBOARD_TEST_REDIS_URL names a Redis server for the `redis` feature's tests \
-         (scripts/test-services start redis)",
-    );
+    let redis_url = switchboard_testing::redis_url();
     let on_mongodb = on_mongodb(database);
     let (prefix, node_id) = (database.to_owned(), format!("{database}-{node}"));
     move |config: &mut Config| {
@@ -259,10 +250,7 @@ struct OwnMongodb {
 
 impl OwnMongodb {
     fn start(port: u16, directory: &std::path::Path) -> Self {
-        let program = std::env::var("SWITCHBOARD_TEST_SECANTUSD").expect(
-            "SWITCHBOARD_TEST_SECANTUSD names the MongoDB-protocol server binary for the fault \
-             tests (scripts/test-services start mongodb)",
-        );
+        let program = switchboard_testing::server_variable("SWITCHBOARD_TEST_SECANTUSD", "mongodb");
         let child = std::process::Command::new(&program)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--storage-path")
@@ -386,10 +374,7 @@ async fn mongodb_killed_and_restarted_sends_meanwhile_are_rejected_and_nothing_i
 /// Settings for the Kafka pipeline with topics and a group no other test uses.
 #[cfg(feature = "kafka")]
 fn on_kafka(name: &str) -> Vec<(String, String)> {
-    let brokers = std::env::var("SWITCHBOARD_TEST_KAFKA_BROKERS").expect(
-        "SWITCHBOARD_TEST_KAFKA_BROKERS names Kafka brokers for the `kafka` feature's tests \
-         (scripts/test-services start kafka)",
-    );
+    let brokers = switchboard_testing::kafka_brokers();
     [
         ("BROKERS", brokers),
         ("MESSAGES_TOPIC", format!("{name}.messages")),
@@ -487,35 +472,6 @@ async fn mongodb_kafka_acknowledged_messages_survive_kill_9_and_nothing_is_dupli
     drop_database(&database).await;
 }
 
-/// A `redis-server` of this test's own (so it can be killed), stopped when dropped.
-#[cfg(feature = "redis")]
-struct OwnRedis {
-    child: std::process::Child,
-}
-
-#[cfg(feature = "redis")]
-impl OwnRedis {
-    fn start(port: u16, directory: &std::path::Path) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(directory)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("redis-server starts ({error}); install redis-server"));
-        Self { child }
-    }
-}
-
-#[cfg(feature = "redis")]
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Redis is killed under two running nodes and restarted empty: sends keep being acknowledged
 /// (the store has them), `/ready` says the bus is missing, and when Redis is back the other
 /// node's client gets what it missed, in order, then live again, nothing lost or doubled; and
@@ -529,7 +485,7 @@ async fn mongodb_redis_killed_and_restarted_under_two_nodes_loses_nothing() {
         .expect("bound")
         .port();
     let redis_dir = tempfile::tempdir().expect("temp dir");
-    let redis = OwnRedis::start(port, redis_dir.path());
+    let redis = switchboard_testing::OwnRedis::start(port, redis_dir.path());
     let database = fresh_database();
     let node = |name: &'static str| {
         let on_mongodb = on_mongodb(&database);
@@ -568,7 +524,7 @@ async fn mongodb_redis_killed_and_restarted_under_two_nodes_loses_nothing() {
     let (_, during) = alice.send_message(&id, "during", "during the outage").await;
     assert_eq!(during["status"], "delivered", "the store has it: {during}");
 
-    let _redis = OwnRedis::start(port, redis_dir.path());
+    let _redis = switchboard_testing::OwnRedis::start(port, redis_dir.path());
     all_ready(200).await;
     // Bob's node caught up when its bus reconnected; what follows is live again.
     let (_, after) = alice.send_message(&id, "after", "after the outage").await;
@@ -579,14 +535,7 @@ async fn mongodb_redis_killed_and_restarted_under_two_nodes_loses_nothing() {
     // The restarted Redis kept nothing (no persistence): alice's node reports her again once
     // its bus is back, so the other node sees her online.
     crate::support::eventually("alice is online again in the directory", || async {
-        let (status, _, body) = crate::support::call(
-            &second,
-            reqwest::Method::GET,
-            "bob",
-            "/v1/presence?user_ids=alice",
-            None,
-        )
-        .await;
+        let (status, _, body) = second.get_as("bob", "/v1/presence?user_ids=alice").await;
         (status == 200 && body["users"][0]["status"] == "online").then_some(())
     })
     .await;
@@ -606,11 +555,7 @@ async fn mongodb_and_s3_keep_a_recording_and_erase_it_everywhere() {
     use switchboard_engine::ids::{RecordingId, TenantId};
     use switchboard_engine::recording::{ObjectKey, ObjectStore};
 
-    let variable = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!("{name} names the S3 service for the `s3` feature's tests (scripts/test-services start s3)")
-        })
-    };
+    let variable = switchboard_testing::s3_variable;
     let (endpoint, access_key, secret_key) = (
         variable("SWITCHBOARD_TEST_S3_ENDPOINT"),
         variable("SWITCHBOARD_TEST_S3_ACCESS_KEY"),

@@ -82,10 +82,7 @@ async fn an_idle_conversation_stops_and_reloads_with_seq_and_dedup_intact() {
 /// messages as first sent, and a deleted message's text with its `message.edited` event.
 #[tokio::test]
 async fn a_resume_shows_each_message_as_it_is_now_and_never_a_deleted_text() {
-    use reqwest::Method;
     use serde_json::json;
-
-    use crate::support::call;
 
     let server = TestServer::start().await;
     let id = server.create_conversation("acme", "alice", &["bob"]).await;
@@ -93,14 +90,13 @@ async fn a_resume_shows_each_message_as_it_is_now_and_never_a_deleted_text() {
     let messages = format!("/v1/conversations/{id}/messages");
     let (_, draft) = alice.send_message(&id, "d-1", "draft: meet at 10").await;
     let draft_id = draft["message_id"].as_str().expect("id").to_owned();
-    let (status, _, _) = call(
-        &server,
-        Method::PATCH,
-        "alice",
-        &format!("{messages}/{draft_id}"),
-        Some(json!({"client_id": "d-2", "text": "final: meet at 11"})),
-    )
-    .await;
+    let (status, _, _) = server
+        .patch_as(
+            "alice",
+            &format!("{messages}/{draft_id}"),
+            json!({"client_id": "d-2", "text": "final: meet at 11"}),
+        )
+        .await;
     assert_eq!(status, 200);
 
     // Bob, on a new session, joins with since 0: the message as it is now.
@@ -113,23 +109,20 @@ async fn a_resume_shows_each_message_as_it_is_now_and_never_a_deleted_text() {
 
     let (_, oops) = alice.send_message(&id, "o-1", "oops, wrong chat").await;
     let oops_id = oops["message_id"].as_str().expect("id").to_owned();
-    let (status, _, _) = call(
-        &server,
-        Method::PATCH,
-        "alice",
-        &format!("{messages}/{oops_id}"),
-        Some(json!({"client_id": "o-2", "text": "oops, still the wrong chat"})),
-    )
-    .await;
+    let (status, _, _) = server
+        .patch_as(
+            "alice",
+            &format!("{messages}/{oops_id}"),
+            json!({"client_id": "o-2", "text": "oops, still the wrong chat"}),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, _, _) = call(
-        &server,
-        Method::DELETE,
-        "alice",
-        &format!("{messages}/{oops_id}?client_id=o-3&mode=for_everyone"),
-        None,
-    )
-    .await;
+    let (status, _, _) = server
+        .delete_as(
+            "alice",
+            &format!("{messages}/{oops_id}?client_id=o-3&mode=for_everyone"),
+        )
+        .await;
     assert_eq!(status, 200);
 
     // A new session resumes from just before it: a tombstone, an edit without text, the delete.

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{Client, TestServer, call, token};
+use crate::support::{Client, TestServer, token};
 
 /// The value of `switchboard_security_events_total{reason, tenant}` at `/metrics` (0 if absent).
 async fn security_events(server: &TestServer, reason: &str, tenant: &str) -> u64 {
@@ -54,14 +54,9 @@ async fn abuse_moves_the_security_counters_by_reason_and_tenant() {
     assert_eq!(security_events(&server, "not_found", "evil").await, 1);
 
     // A member of the tenant who is not in the conversation, over HTTP and WebSocket.
-    let (status, _, _) = call(
-        &server,
-        Method::GET,
-        "carol",
-        &format!("/v1/conversations/{id}"),
-        None,
-    )
-    .await;
+    let (status, _, _) = server
+        .get_as("carol", &format!("/v1/conversations/{id}"))
+        .await;
     assert_eq!(status, 403);
     let mut carol = server.connect("acme", "carol").await;
     let joined = carol.join(&id, None).await;
@@ -72,14 +67,13 @@ async fn abuse_moves_the_security_counters_by_reason_and_tenant() {
     let messages = format!("/v1/conversations/{id}/messages");
     let mut n_refused = 0;
     for n in 0..3 {
-        let (status, _, _) = call(
-            &server,
-            Method::POST,
-            "alice",
-            &messages,
-            Some(json!({"client_id": format!("m{n}"), "text": "hi"})),
-        )
-        .await;
+        let (status, _, _) = server
+            .post_as(
+                "alice",
+                &messages,
+                json!({"client_id": format!("m{n}"), "text": "hi"}),
+            )
+            .await;
         if status == 429 {
             n_refused += 1;
         }

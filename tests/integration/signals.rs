@@ -1,10 +1,9 @@
 //! Live signals that are never stored: typing (coalesced, passed on to the other members) and
 //! presence (online, away, offline with last seen, visible to users who share a conversation).
 
-use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{TestServer, call, next_of};
+use crate::support::{TestServer, next_of};
 
 #[tokio::test]
 async fn typing_reaches_the_other_members_coalesced() {
@@ -81,14 +80,9 @@ async fn presence_is_visible_to_users_who_share_a_conversation() {
     assert_eq!(offline["status"], "offline");
     let last_seen = offline["last_seen"].as_u64().expect("last_seen");
 
-    let (status, _, body) = call(
-        &server,
-        Method::GET,
-        "alice",
-        "/v1/presence?user_ids=bob,carol",
-        None,
-    )
-    .await;
+    let (status, _, body) = server
+        .get_as("alice", "/v1/presence?user_ids=bob,carol")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         body,

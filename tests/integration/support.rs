@@ -174,6 +174,47 @@ impl TestServer {
         self.request(method, path, &token("acme", user), body).await
     }
 
+    /// An HTTP call as `user` of tenant acme: the status, whether the answer is the replay of
+    /// an earlier request with the same `client_id`, and the JSON body (null when there is none).
+    pub(crate) async fn call_as(
+        &self,
+        method: Method,
+        user: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, bool, Value) {
+        let response = self.request_as(user, method, path, body.as_ref()).await;
+        let status = response.status().as_u16();
+        let replayed = response.headers().get("idempotent-replayed").is_some();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, replayed, body)
+    }
+
+    /// `GET path` as `user`; see [`TestServer::call_as`].
+    pub(crate) async fn get_as(&self, user: &str, path: &str) -> (u16, bool, Value) {
+        self.call_as(Method::GET, user, path, None).await
+    }
+
+    /// `DELETE path` as `user`; see [`TestServer::call_as`].
+    pub(crate) async fn delete_as(&self, user: &str, path: &str) -> (u16, bool, Value) {
+        self.call_as(Method::DELETE, user, path, None).await
+    }
+
+    /// `POST path` with a JSON body as `user`; see [`TestServer::call_as`].
+    pub(crate) async fn post_as(&self, user: &str, path: &str, body: Value) -> (u16, bool, Value) {
+        self.call_as(Method::POST, user, path, Some(body)).await
+    }
+
+    /// `PATCH path` with a JSON body as `user`; see [`TestServer::call_as`].
+    pub(crate) async fn patch_as(&self, user: &str, path: &str, body: Value) -> (u16, bool, Value) {
+        self.call_as(Method::PATCH, user, path, Some(body)).await
+    }
+
+    /// `PUT path` with a JSON body as `user`; see [`TestServer::call_as`].
+    pub(crate) async fn put_as(&self, user: &str, path: &str, body: Value) -> (u16, bool, Value) {
+        self.call_as(Method::PUT, user, path, Some(body)).await
+    }
+
     /// Sends `text` under `client_id` to a conversation over HTTP as `user` of tenant acme.
     pub(crate) async fn send_message_over_http(
         &self,
@@ -479,22 +520,6 @@ pub(crate) fn seqs(messages: &[Value]) -> Vec<u64> {
         .iter()
         .map(|message| message["seq"].as_u64().expect("seq"))
         .collect()
-}
-
-/// An HTTP call as `user` of tenant acme; returns the status, whether the answer is the replay
-/// of an earlier request with the same `client_id`, and the JSON body (null when there is none).
-pub(crate) async fn call(
-    server: &TestServer,
-    method: Method,
-    user: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, bool, Value) {
-    let response = server.request_as(user, method, path, body.as_ref()).await;
-    let status = response.status().as_u16();
-    let replayed = response.headers().get("idempotent-replayed").is_some();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, replayed, body)
 }
 
 /// Reads frames until one of type `kind` arrives (each read bounded by the deadline).

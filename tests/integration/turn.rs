@@ -5,12 +5,11 @@
 //! (That coturn itself accepts them is `tests/interop.rs`; rotation and expiry on the relay
 //! are `turn/tests/relay.rs`.)
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard::config::TurnSharedSecret;
 use switchboard_turn::credentials::password_for;
 
-use crate::support::{TestServer, call, json_answer, next_of, now, token};
+use crate::support::{TestServer, json_answer, next_of, now, token};
 
 const SECRET: &str = "a-shared-secret-for-the-turn-tests";
 
@@ -47,14 +46,9 @@ fn expiry_of(username: &str) -> u64 {
 async fn credentials_over_http_follow_the_turn_rest_api_in_both_shapes() {
     let server = server().await;
     let before = now().as_secs();
-    let (status, _, body) = call(
-        &server,
-        Method::GET,
-        "alice",
-        "/v1/turn/credentials?ttl_secs=600",
-        None,
-    )
-    .await;
+    let (status, _, body) = server
+        .get_as("alice", "/v1/turn/credentials?ttl_secs=600")
+        .await;
     assert_eq!(status, 200);
     let username = body["username"].as_str().expect("username");
     let key_id = switchboard_turn::credentials::key_id(SECRET.as_bytes());

@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -27,12 +26,12 @@ use stun::textattrs::TextAttribute;
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::ports::{Clock, IceServerProvider, IceServers};
 use switchboard_engine::time::Timestamp;
+use switchboard_testing::CapturedLog;
 use switchboard_turn::credentials::{RetiredSecret, SecretRing, password_for};
 use switchboard_turn::relay::failures::{LOG_INTERVAL, RefusalReason};
 use switchboard_turn::relay::{EmbeddedRelay, RelaySettings};
 use switchboard_turn::service::{TurnRealm, TurnService};
 use tokio::net::UdpSocket;
-use tracing_subscriber::fmt::MakeWriter;
 use turn::client::{Client, ClientConfig};
 use turn::proto::PROTO_UDP;
 use turn::proto::reqtrans::RequestedTransport;
@@ -505,41 +504,6 @@ fn tampered(password: &str) -> String {
 }
 
 /// Everything a test's tracing subscriber writes, `log` records of dependencies included.
-#[derive(Clone, Default)]
-struct CapturedLog(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLog {
-    fn lines(&self) -> Vec<String> {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl std::io::Write for CapturedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for CapturedLog {
-    type Writer = CapturedLog;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// The log of this test binary: one global subscriber, installed once. (A subscriber set as the
 /// default of one test's thread only missed lines now and then while the other tests ran on
 /// other threads: tracing caches whether a call site is enabled across threads.) Tests pick

@@ -1,54 +1,18 @@
 //! Every event is counted under its reason and tenant; lines are sampled per reason; tenant
 //! labels are bounded; nothing secret reaches the log.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchboard_engine::time::Timestamp;
-use tracing_subscriber::fmt::MakeWriter;
 
 use super::*;
+use switchboard_testing::CapturedLog;
 
 struct TestClock(AtomicU64);
 
 impl Clock for TestClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(Ordering::Relaxed))
-    }
-}
-
-#[derive(Clone, Default)]
-struct CapturedLog(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLog {
-    fn lines(&self) -> Vec<String> {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Write for CapturedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for CapturedLog {
-    type Writer = CapturedLog;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
     }
 }
 

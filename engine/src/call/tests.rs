@@ -2,10 +2,7 @@
 //! cancellation, no answer, hang-ups, one call at a time, and who may signal whom.
 
 use super::*;
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("valid")
-}
+use crate::test_fixtures::user;
 
 fn call_id(n: u128) -> CallId {
     CallId::from_parts(1, n)

@@ -17,30 +17,17 @@ use expect_test::expect;
 use proptest::prelude::*;
 
 use super::*;
-use crate::ids::{ConversationId, TenantId};
-use crate::model::{Conversation, ConversationKind, Member, Role};
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("valid user id")
-}
+use crate::ids::ConversationId;
+use crate::model::{ConversationKind, Role};
+use crate::test_fixtures::{conversation_with, user};
 
 fn snapshot(kind: ConversationKind) -> ConversationSnapshot {
-    let member = |name: &str, role: Role| Member {
-        user_id: user(name),
-        role,
-        joined_at: Timestamp(0),
-    };
-    ConversationSnapshot {
-        conversation: Conversation::new(
-            ConversationId::from_parts(1, 1),
-            TenantId::parse("t1").expect("valid tenant"),
-            kind,
-            None,
-            user("alice"),
-            Timestamp(0),
-        ),
-        members: vec![member("alice", Role::Owner), member("bob", Role::Member)],
-    }
+    conversation_with(
+        kind,
+        None,
+        "alice",
+        &[("alice", Role::Owner), ("bob", Role::Member)],
+    )
 }
 
 fn new_message(client_id: &str, text: &str) -> NewMessage {

@@ -4,8 +4,9 @@
 use expect_test::{Expect, expect};
 
 use super::*;
-use crate::ids::{Seq, UserId};
+use crate::ids::Seq;
 use crate::model::{DeleteMode, Deletion, MessageState};
+use crate::test_fixtures::user;
 use crate::time::Timestamp;
 
 const LIMITS: ForwardLimits = ForwardLimits {
@@ -118,10 +119,6 @@ fn forward_requests() {
         &"x".repeat(63),
         expect!["message_ids is too large: 4, the limit is 3"],
     );
-}
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("valid user")
 }
 
 fn original(forwarded_from: Option<ForwardedFrom>, deleted: bool) -> Message {

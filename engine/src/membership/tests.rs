@@ -4,36 +4,23 @@
 use expect_test::{Expect, expect};
 
 use super::*;
-use crate::ids::{ClientId, ConversationId, MessageId, TenantId};
-use crate::model::{Conversation, ConversationKind};
+use crate::ids::{ClientId, ConversationId, MessageId};
+use crate::model::ConversationKind;
 use crate::operations::ConversationEvent;
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("valid user")
-}
+use crate::test_fixtures::{conversation_with, user};
 
 fn group() -> ConversationSnapshot {
-    let member = |name: &str, role: Role| Member {
-        user_id: user(name),
-        role,
-        joined_at: Timestamp(0),
-    };
-    ConversationSnapshot {
-        conversation: Conversation::new(
-            ConversationId::from_parts(1, 1),
-            TenantId::parse("t1").expect("valid tenant"),
-            ConversationKind::Group,
-            Some("team".to_owned()),
-            user("olivia"),
-            Timestamp(0),
-        ),
-        members: vec![
-            member("adam", Role::Admin),
-            member("mia", Role::Member),
-            member("mo", Role::Moderator),
-            member("olivia", Role::Owner),
+    conversation_with(
+        ConversationKind::Group,
+        Some("team"),
+        "olivia",
+        &[
+            ("adam", Role::Admin),
+            ("mia", Role::Member),
+            ("mo", Role::Moderator),
+            ("olivia", Role::Owner),
         ],
-    }
+    )
 }
 
 fn recorded(actor: &str, body: ConversationEventBody, ts: u64) -> ConversationEvent {

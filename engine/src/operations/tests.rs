@@ -5,10 +5,7 @@ use expect_test::{Expect, expect};
 
 use super::*;
 use crate::model::MessageState;
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("valid user")
-}
+use crate::test_fixtures::user;
 
 fn emoji(text: &str) -> Emoji {
     Emoji::parse(text).expect("valid emoji")

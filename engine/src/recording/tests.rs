@@ -2,13 +2,10 @@
 //! each update applies to a record.
 
 use super::*;
+use crate::test_fixtures::user;
 use bytes::Bytes;
 
 use crate::{PutError, SourceError};
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).unwrap()
-}
 
 fn consent(name: &str, at: u64) -> RecordingConsent {
     RecordingConsent {

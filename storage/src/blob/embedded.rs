@@ -284,6 +284,19 @@ fn write_streamed(
     })
 }
 
+/// Whether the object root is a directory this process can read.
+fn check_root(root: &Path) -> Result<(), StoreError> {
+    let metadata = fs::metadata(root)
+        .map_err(|error| unavailable("could not read the object root", root, &error))?;
+    if !metadata.is_dir() {
+        return Err(StoreError::Unavailable(format!(
+            "the object root {} is not a directory",
+            root.display()
+        )));
+    }
+    Ok(())
+}
+
 impl FilesystemObjectStore {
     /// A store under `root`, created (with its parents) if missing. The server passes
     /// `<data_dir>/objects`.
@@ -294,14 +307,7 @@ impl FilesystemObjectStore {
         let root = root.into();
         fs::create_dir_all(&root)
             .map_err(|error| unavailable("could not create the object root", &root, &error))?;
-        let metadata = fs::metadata(&root)
-            .map_err(|error| unavailable("could not read the object root", &root, &error))?;
-        if !metadata.is_dir() {
-            return Err(StoreError::Unavailable(format!(
-                "the object root {} is not a directory",
-                root.display()
-            )));
-        }
+        check_root(&root)?;
         // The root may have just been created: make its entry in the parent durable too.
         if let Some(parent) = root
             .parent()
@@ -460,14 +466,7 @@ impl ObjectStore for FilesystemObjectStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let root = self.root.clone();
         Self::run_blocking(move || {
-            let metadata = fs::metadata(&root)
-                .map_err(|error| unavailable("could not read the object root", &root, &error))?;
-            if !metadata.is_dir() {
-                return Err(StoreError::Unavailable(format!(
-                    "the object root {} is not a directory",
-                    root.display()
-                )));
-            }
+            check_root(&root)?;
             // Permission bits do not say whether this process may write (root ignores them, a
             // read-only mount keeps them): create and remove a probe file instead.
             let probe = root.join(temporary_name("ping"));

@@ -16,6 +16,15 @@ fn fail(breaker: &mut CircuitBreaker, now: Instant) {
     breaker.on_failure(now, "MongoDB is not reachable".to_owned());
 }
 
+/// A breaker just opened by `failures_to_open` failures at `now`.
+fn opened_at(now: Instant) -> CircuitBreaker {
+    let mut breaker = CircuitBreaker::new(SETTINGS);
+    for _ in 0..SETTINGS.failures_to_open {
+        fail(&mut breaker, now);
+    }
+    breaker
+}
+
 #[test]
 fn it_opens_after_consecutive_failures_only() {
     let start = Instant::now();
@@ -40,10 +49,7 @@ fn it_opens_after_consecutive_failures_only() {
 #[test]
 fn after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_breaker() {
     let start = Instant::now();
-    let mut breaker = CircuitBreaker::new(SETTINGS);
-    for _ in 0..3 {
-        fail(&mut breaker, start);
-    }
+    let mut breaker = opened_at(start);
     let later = start + Duration::from_millis(100);
     assert_eq!(breaker.admit(later), Admission::Probe);
     assert_eq!(
@@ -58,10 +64,7 @@ fn after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_breaker(
 #[test]
 fn a_failed_probe_doubles_the_cooldown_up_to_the_cap() {
     let mut now = Instant::now();
-    let mut breaker = CircuitBreaker::new(SETTINGS);
-    for _ in 0..3 {
-        fail(&mut breaker, now);
-    }
+    let mut breaker = opened_at(now);
     for expected_ms in [200, 350, 350] {
         now += Duration::from_secs(1);
         assert_eq!(breaker.admit(now), Admission::Probe);
@@ -80,10 +83,7 @@ fn a_failed_probe_doubles_the_cooldown_up_to_the_cap() {
 #[test]
 fn an_abandoned_probe_lets_the_next_call_probe() {
     let start = Instant::now();
-    let mut breaker = CircuitBreaker::new(SETTINGS);
-    for _ in 0..3 {
-        fail(&mut breaker, start);
-    }
+    let mut breaker = opened_at(start);
     let later = start + Duration::from_millis(100);
     assert_eq!(breaker.admit(later), Admission::Probe);
     breaker.on_probe_abandoned(later);

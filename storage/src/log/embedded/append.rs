@@ -133,16 +133,7 @@ impl EmbeddedShared {
             codec::encode(conversation)?,
         );
         for member in members {
-            batch.insert(
-                &tables.members,
-                keys::member_key(tenant_id, conversation_id, &member.user_id),
-                codec::encode(member)?,
-            );
-            batch.insert(
-                &tables.user_conversations,
-                keys::user_conversation_key(tenant_id, &member.user_id, conversation_id),
-                [],
-            );
+            insert_member(tables, &mut batch, tenant_id, conversation_id, member)?;
         }
         batch
             .commit()
@@ -396,16 +387,28 @@ pub(super) fn write_conversation_change(
         if original.member(&member.user_id) == Some(member) {
             continue;
         }
-        batch.insert(
-            &tables.members,
-            keys::member_key(tenant_id, conversation_id, &member.user_id),
-            codec::encode(member)?,
-        );
-        batch.insert(
-            &tables.user_conversations,
-            keys::user_conversation_key(tenant_id, &member.user_id, conversation_id),
-            [],
-        );
+        insert_member(tables, batch, tenant_id, conversation_id, member)?;
     }
+    Ok(())
+}
+
+/// Writes a member record and its entry in the user_conversations index into a batch.
+fn insert_member(
+    tables: &EmbeddedTables,
+    batch: &mut fjall::OwnedWriteBatch,
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    member: &Member,
+) -> Result<(), StoreError> {
+    batch.insert(
+        &tables.members,
+        keys::member_key(tenant_id, conversation_id, &member.user_id),
+        codec::encode(member)?,
+    );
+    batch.insert(
+        &tables.user_conversations,
+        keys::user_conversation_key(tenant_id, &member.user_id, conversation_id),
+        [],
+    );
     Ok(())
 }
