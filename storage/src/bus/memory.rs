@@ -6,37 +6,34 @@
 //! which only hand the notice to an actor's mailbox, so nothing here blocks; there is no
 //! connection to lose, so `reconnected` is never called and `ready` always answers yes.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 
 use switchboard_engine::ids::{ConversationId, TenantId, UserId};
 use switchboard_engine::ports::{
     ClusterBus, ClusterListener, ClusterNotice, ClusterSubscription, PresenceListener,
 };
 
-type Listeners = HashMap<(TenantId, ConversationId), Vec<Registration>>;
-/// Presence listeners: registration id, node id, listener.
-type PresenceListeners = Vec<(u64, String, Arc<dyn PresenceListener>)>;
+use super::registry::Registry;
 
-struct Registration {
-    id: u64,
+/// A listener, with the node that registered it (a node never hears its own notices).
+struct Registration<L: ?Sized> {
     node_id: String,
-    listener: Arc<dyn ClusterListener>,
+    listener: Arc<L>,
 }
 
 /// What the nodes of one in-process deployment share.
-#[derive(Default)]
 pub struct MemoryClusterHub {
-    listeners: Mutex<Listeners>,
-    presence_listeners: Mutex<PresenceListeners>,
-    next_id: AtomicU64,
+    listeners: Arc<Registry<(TenantId, ConversationId), Registration<dyn ClusterListener>>>,
+    presence_listeners: Arc<Registry<(), Registration<dyn PresenceListener>>>,
 }
 
 impl MemoryClusterHub {
     /// A hub with no nodes yet.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(MemoryClusterHub {
+            listeners: Registry::new(),
+            presence_listeners: Registry::new(),
+        })
     }
 
     /// The bus of one node of this deployment.
@@ -46,13 +43,6 @@ impl MemoryClusterHub {
             node_id: node_id.into(),
         }
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Listeners> {
-        // Every critical section leaves the map consistent, so a poisoned lock is still usable.
-        self.listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// One node's view of a [`MemoryClusterHub`].
@@ -61,24 +51,10 @@ pub struct MemoryClusterBus {
     node_id: String,
 }
 
-/// Removes a registration when dropped.
-struct Unsubscribe {
-    hub: Weak<MemoryClusterHub>,
-    key: (TenantId, ConversationId),
-    id: u64,
-}
-
-impl Drop for Unsubscribe {
-    fn drop(&mut self) {
-        if let Some(hub) = self.hub.upgrade() {
-            let mut listeners = hub.lock();
-            if let Some(registrations) = listeners.get_mut(&self.key) {
-                registrations.retain(|registration| registration.id != self.id);
-                if registrations.is_empty() {
-                    listeners.remove(&self.key);
-                }
-            }
-        }
+impl MemoryClusterBus {
+    /// The listener of a registration made by another node.
+    fn of_other_node<L: ?Sized>(&self, registration: &Registration<L>) -> Option<Arc<L>> {
+        (registration.node_id != self.node_id).then(|| Arc::clone(&registration.listener))
     }
 }
 
@@ -94,18 +70,12 @@ impl ClusterBus for MemoryClusterBus {
         notice: ClusterNotice,
     ) {
         // Listeners are called outside the lock, so one that publishes in turn cannot deadlock.
-        let receivers: Vec<Arc<dyn ClusterListener>> = self
+        let receivers = self
             .hub
-            .lock()
-            .get(&(tenant_id.clone(), conversation_id))
-            .map(|registrations| {
-                registrations
-                    .iter()
-                    .filter(|registration| registration.node_id != self.node_id)
-                    .map(|registration| Arc::clone(&registration.listener))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .listeners
+            .pick(&(tenant_id.clone(), conversation_id), |registration| {
+                self.of_other_node(registration)
+            });
         for listener in receivers {
             listener.notice(notice.clone());
         }
@@ -117,70 +87,36 @@ impl ClusterBus for MemoryClusterBus {
         conversation_id: ConversationId,
         listener: Arc<dyn ClusterListener>,
     ) -> ClusterSubscription {
-        let id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = (tenant_id.clone(), conversation_id);
-        self.hub
-            .lock()
-            .entry(key.clone())
-            .or_default()
-            .push(Registration {
-                id,
+        self.hub.listeners.register(
+            (tenant_id.clone(), conversation_id),
+            Registration {
                 node_id: self.node_id.clone(),
                 listener,
-            });
-        ClusterSubscription::new(Unsubscribe {
-            hub: Arc::downgrade(&self.hub),
-            key,
-            id,
-        })
+            },
+        )
     }
 
     fn publish_presence(&self, tenant_id: &TenantId, user_id: &UserId) {
-        let receivers: Vec<Arc<dyn PresenceListener>> = self
+        let receivers = self
             .hub
             .presence_listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|(_, node_id, _)| *node_id != self.node_id)
-            .map(|(_, _, listener)| Arc::clone(listener))
-            .collect();
+            .pick(&(), |registration| self.of_other_node(registration));
         for listener in receivers {
             listener.presence_changed(tenant_id, user_id);
         }
     }
 
     fn subscribe_presence(&self, listener: Arc<dyn PresenceListener>) -> ClusterSubscription {
-        let id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
-        self.hub
-            .presence_listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((id, self.node_id.clone(), listener));
-        ClusterSubscription::new(UnsubscribePresence {
-            hub: Arc::downgrade(&self.hub),
-            id,
-        })
+        self.hub.presence_listeners.register(
+            (),
+            Registration {
+                node_id: self.node_id.clone(),
+                listener,
+            },
+        )
     }
 
     fn ready(&self) -> Result<(), String> {
         Ok(())
-    }
-}
-
-/// Removes a presence registration when dropped.
-struct UnsubscribePresence {
-    hub: Weak<MemoryClusterHub>,
-    id: u64,
-}
-
-impl Drop for UnsubscribePresence {
-    fn drop(&mut self) {
-        if let Some(hub) = self.hub.upgrade() {
-            hub.presence_listeners
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|(id, _, _)| *id != self.id);
-        }
     }
 }

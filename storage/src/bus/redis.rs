@@ -18,9 +18,8 @@
 //! a bb8 connection pool; when the queue is full or Redis is away the notice is dropped and
 //! counted, never buffered without bound.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
@@ -34,6 +33,7 @@ use switchboard_engine::ports::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::registry::Registry;
 use crate::codec;
 
 /// Notices waiting to be published before new ones are dropped.
@@ -83,7 +83,6 @@ impl Channels {
     }
 }
 
-type Listeners = HashMap<(TenantId, ConversationId), Vec<(u64, Arc<dyn ClusterListener>)>>;
 /// Notices waiting to be published (channel, payload), shared by each restart of the publisher.
 type PublishQueue = Arc<tokio::sync::Mutex<mpsc::Receiver<(String, Vec<u8>)>>>;
 
@@ -91,9 +90,8 @@ type PublishQueue = Arc<tokio::sync::Mutex<mpsc::Receiver<(String, Vec<u8>)>>>;
 struct Shared {
     node_id: String,
     channels: Channels,
-    listeners: Mutex<Listeners>,
-    presence_listeners: Mutex<Vec<(u64, Arc<dyn PresenceListener>)>>,
-    next_id: AtomicU64,
+    listeners: Arc<Registry<(TenantId, ConversationId), Arc<dyn ClusterListener>>>,
+    presence_listeners: Arc<Registry<(), Arc<dyn PresenceListener>>>,
     connected: AtomicBool,
     /// Why the subscriber is not connected, for readiness probes.
     last_error: Mutex<String>,
@@ -102,13 +100,6 @@ struct Shared {
 }
 
 impl Shared {
-    fn listeners(&self) -> std::sync::MutexGuard<'_, Listeners> {
-        // Every critical section leaves the map consistent, so a poisoned lock is still usable.
-        self.listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn set_error(&self, error: String) {
         self.connected.store(false, Ordering::Release);
         *self
@@ -135,17 +126,10 @@ impl Shared {
         if origin == self.node_id {
             return;
         }
-        let receivers: Vec<Arc<dyn ClusterListener>> = self
-            .listeners()
-            .get(&key)
-            .map(|registrations| {
-                registrations
-                    .iter()
-                    .map(|(_, listener)| Arc::clone(listener))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for listener in receivers {
+        for listener in self
+            .listeners
+            .pick(&key, |listener| Some(Arc::clone(listener)))
+        {
             listener.notice(notice.clone());
         }
     }
@@ -172,24 +156,17 @@ impl Shared {
     /// The presence listeners, copied out so none is called under the lock.
     fn presence_receivers(&self) -> Vec<Arc<dyn PresenceListener>> {
         self.presence_listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(_, listener)| Arc::clone(listener))
-            .collect()
+            .pick(&(), |listener| Some(Arc::clone(listener)))
     }
 
     fn tell_reconnected(&self) {
         for listener in self.presence_receivers() {
             listener.reconnected();
         }
-        let receivers: Vec<Arc<dyn ClusterListener>> = self
-            .listeners()
-            .values()
-            .flatten()
-            .map(|(_, listener)| Arc::clone(listener))
-            .collect();
-        for listener in receivers {
+        for listener in self
+            .listeners
+            .pick_all(|listener| Some(Arc::clone(listener)))
+        {
             listener.reconnected();
         }
     }
@@ -221,9 +198,8 @@ impl RedisClusterBus {
         let shared = Arc::new(Shared {
             node_id: node_id.into(),
             channels: Channels::new(prefix),
-            listeners: Mutex::new(HashMap::new()),
-            presence_listeners: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(0),
+            listeners: Registry::new(),
+            presence_listeners: Registry::new(),
             connected: AtomicBool::new(false),
             last_error: Mutex::new("not connected to Redis yet".to_owned()),
             dropped: AtomicU64::new(0),
@@ -326,45 +302,6 @@ async fn publish_forever(
     }
 }
 
-/// Removes a presence registration when dropped.
-struct UnsubscribePresence {
-    shared: Weak<Shared>,
-    id: u64,
-}
-
-impl Drop for UnsubscribePresence {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared
-                .presence_listeners
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|(id, _)| *id != self.id);
-        }
-    }
-}
-
-/// Removes a registration when dropped.
-struct Unsubscribe {
-    shared: Weak<Shared>,
-    key: (TenantId, ConversationId),
-    id: u64,
-}
-
-impl Drop for Unsubscribe {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.upgrade() {
-            let mut listeners = shared.listeners();
-            if let Some(registrations) = listeners.get_mut(&self.key) {
-                registrations.retain(|(id, _)| *id != self.id);
-                if registrations.is_empty() {
-                    listeners.remove(&self.key);
-                }
-            }
-        }
-    }
-}
-
 impl ClusterBus for RedisClusterBus {
     fn node_id(&self) -> &str {
         &self.shared.node_id
@@ -421,16 +358,7 @@ impl ClusterBus for RedisClusterBus {
     }
 
     fn subscribe_presence(&self, listener: Arc<dyn PresenceListener>) -> ClusterSubscription {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .presence_listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((id, listener));
-        ClusterSubscription::new(UnsubscribePresence {
-            shared: Arc::downgrade(&self.shared),
-            id,
-        })
+        self.shared.presence_listeners.register((), listener)
     }
 
     fn subscribe(
@@ -439,18 +367,9 @@ impl ClusterBus for RedisClusterBus {
         conversation_id: ConversationId,
         listener: Arc<dyn ClusterListener>,
     ) -> ClusterSubscription {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = (tenant_id.clone(), conversation_id);
         self.shared
-            .listeners()
-            .entry(key.clone())
-            .or_default()
-            .push((id, listener));
-        ClusterSubscription::new(Unsubscribe {
-            shared: Arc::downgrade(&self.shared),
-            key,
-            id,
-        })
+            .listeners
+            .register((tenant_id.clone(), conversation_id), listener)
     }
 
     fn ready(&self) -> Result<(), String> {
