@@ -80,7 +80,9 @@ where
             .unwrap_or_default()
     }
 
-    /// What `pick` takes from every value, under any key.
+    /// What `pick` takes from every value, under any key (the Redis bus tells every listener
+    /// when it reconnects).
+    #[cfg(feature = "redis")]
     pub(crate) fn pick_all<T>(&self, pick: impl Fn(&V) -> Option<T>) -> Vec<T> {
         self.lock()
             .values()
