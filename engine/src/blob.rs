@@ -307,10 +307,10 @@ impl ByteStream for ChunksStream {
 ///   object is not an error. After it, reads find nothing.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
-    /// The store's kind, as recorded in [`StoredObject::backend`] (`filesystem`, `s3`).
+    /// The store's kind, as recorded in [`StoredObject::backend`](crate::recording::StoredObject::backend) (`filesystem`, `s3`).
     fn backend(&self) -> &'static str;
 
-    /// The full location of an object, as recorded in [`StoredObject::location`].
+    /// The full location of an object, as recorded in [`StoredObject::location`](crate::recording::StoredObject::location).
     fn location(&self, tenant_id: &TenantId, key: &ObjectKey) -> String;
 
     /// Stores an object whose bytes come from `source`, at most `max_bytes` of them, with the

@@ -72,7 +72,7 @@ impl<W> ConversationCore<W> {
     /// Joining again replaces the earlier subscription of the same session.
     ///
     /// # Errors
-    /// [`Error::NotMember`].
+    /// [`Error::NotMember`](crate::Error::NotMember).
     pub fn join(
         &mut self,
         session_id: SessionId,

@@ -31,7 +31,7 @@
 //!
 //! A write streams into a temporary file (`.tmp-…`, a name no object file can have) in the
 //! object's own directory: the caller's task reads the source and hands each chunk to a writer
-//! on tokio's blocking pool through a channel of [`CHUNKS_IN_FLIGHT`] chunks, and the writer
+//! on tokio's blocking pool through a channel of `CHUNKS_IN_FLIGHT` chunks, and the writer
 //! appends it and feeds the SHA-256, so a put holds a few chunks in memory whatever the size
 //! of the object. Once the source has ended within its limit, the file is fsynced, renamed over
 //! the object file, and then the object's directory and its parents up to the root are

@@ -5,7 +5,7 @@
 //! its own. Registering returns the [`ClusterSubscription`] whose drop removes the entry, and
 //! the key once it holds none; the subscription holds the registry weakly, so one that outlives
 //! its bus does nothing. Readers copy what they need out ([`Registry::pick`],
-//! [`Registry::pick_all`]) so that no listener is ever called under the lock: one that
+//! `Registry::pick_all`) so that no listener is ever called under the lock: one that
 //! publishes or subscribes in turn cannot deadlock.
 
 use std::collections::HashMap;

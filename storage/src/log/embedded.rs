@@ -1,11 +1,11 @@
-//! The embedded, durable [`MessageStore`]: fjall keyspaces in a local directory.
+//! The embedded, durable [`MessageStore`](switchboard_engine::ports::MessageStore): fjall keyspaces in a local directory.
 //!
 //! Each table of [`crate::keys`] is one fjall keyspace, plus a small `meta` keyspace that records
 //! the storage format version so that a build never misreads a directory written by another.
 //! Writes go through one fjall write batch per call, committed with [`PersistMode::SyncAll`]:
 //! fjall appends the batch to its journal, fsyncs it, and only then applies it to the memtables
 //! and publishes it, so nothing is visible before it is durable.
-//! Every read goes through a fjall [`Snapshot`], which sees only published batches, so the
+//! Every read goes through a fjall [`Snapshot`](fjall::Snapshot), which sees only published batches, so the
 //! entries of one batch (a message and its two index rows, or a whole append) become visible
 //! together; plain keyspace reads would also see a batch that is halfway applied.
 //!
@@ -98,7 +98,7 @@ struct EmbeddedShared {
     writer: Mutex<WriterState>,
 }
 
-/// A durable [`MessageStore`] backed by an embedded fjall database in one directory.
+/// A durable [`MessageStore`](switchboard_engine::ports::MessageStore) backed by an embedded fjall database in one directory.
 ///
 /// Cloning is cheap and every clone shares the same database. A directory can be open only
 /// once at a time; the database is closed (and its journal synced) when the last clone is
