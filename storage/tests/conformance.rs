@@ -2780,19 +2780,27 @@ fn open_embedded(directory: &TempDir) -> Arc<dyn MessageStore> {
     Arc::new(EmbeddedMessageStore::open(directory.path()).expect("the embedded store opens"))
 }
 
+/// The embedded directory opened with fjall directly, to write what an earlier version wrote or
+/// damage it.
+fn raw_database(directory: &TempDir) -> fjall::Database {
+    fjall::Database::builder(directory.path())
+        .open()
+        .expect("the embedded directory opens with fjall")
+}
+
+/// One table of a [`raw_database`].
+fn raw_table(database: &fjall::Database, table: &str) -> fjall::Keyspace {
+    database
+        .keyspace(table, fjall::KeyspaceCreateOptions::default)
+        .expect("the table opens")
+}
+
 /// Rewrites an embedded directory's idempotency keys into the layout versions before keys
 /// were scoped by author wrote: `client_ids`, `[tenant][conversation][client id]` -> seq.
 fn rewrite_into_legacy_client_ids(directory: &TempDir) -> usize {
-    let database = fjall::Database::builder(directory.path())
-        .open()
-        .expect("the embedded directory opens with fjall");
-    let options = fjall::KeyspaceCreateOptions::default;
-    let scoped = database
-        .keyspace("author_client_ids", options)
-        .expect("the author_client_ids table opens");
-    let legacy = database
-        .keyspace("client_ids", options)
-        .expect("the legacy client_ids table opens");
+    let database = raw_database(directory);
+    let scoped = raw_table(&database, "author_client_ids");
+    let legacy = raw_table(&database, "client_ids");
     let mut n_rewritten = 0;
     let mut batch = database
         .batch()
@@ -2878,9 +2886,7 @@ async fn embedded_client_ids_written_before_keys_were_scoped_by_author_are_read_
     );
     drop(store);
     // The emptied legacy table is gone, and the migrated keys stay.
-    let database = fjall::Database::builder(directory.path())
-        .open()
-        .expect("the embedded directory opens with fjall");
+    let database = raw_database(&directory);
     assert!(!database.keyspace_exists("client_ids"));
     drop(database);
     let store = open_embedded(&directory);
@@ -2918,6 +2924,61 @@ async fn embedded_event_log_survives_a_reopen_and_continues_after_its_last_posit
     assert!(
         since[0].cursor > last,
         "positions continue after the reopen"
+    );
+}
+
+/// Rewrites an embedded directory's event log into the layout it first had, one record per
+/// entry: `event_log`, big-endian position -> (tenant, conversation, seq) as version byte 2 and
+/// postcard. Positions are 1, 2, 3… in the order `tail` gives.
+fn rewrite_into_legacy_event_log(directory: &TempDir, tail: &[TailEntry]) {
+    let database = raw_database(directory);
+    let records = raw_table(&database, "event_log_records");
+    let legacy = raw_table(&database, "event_log");
+    let mut batch = database
+        .batch()
+        .durability(Some(fjall::PersistMode::SyncAll));
+    for guard in records.iter() {
+        batch.remove(&records, guard.key().expect("a key can be read"));
+    }
+    for (position, tail_entry) in (1_u64..).zip(tail) {
+        let (tenant_id, conversation_id, seq) = place(tail_entry);
+        let value = postcard::to_extend(&(tenant_id, conversation_id, seq), vec![2])
+            .expect("a legacy record encodes");
+        batch.insert(&legacy, position.to_be_bytes(), value);
+    }
+    batch.commit().expect("the legacy layout is written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_event_log_written_one_record_per_entry_is_migrated_in_order() {
+    let directory = TempDir::new().expect("a temporary directory can be created");
+    let acme = tenant("acme");
+    let store = open_embedded(&directory);
+    append_sequence(&store, &acme, conversation_id(1), 2).await;
+    append_sequence(&store, &tenant("other"), conversation_id(2), 2).await;
+    append_sequence(&store, &acme, conversation_id(4), 1).await;
+    let before = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 100).await;
+    assert_eq!(before.len(), 5);
+    drop(store);
+    rewrite_into_legacy_event_log(&directory, &before);
+
+    let store = open_embedded(&directory);
+    let migrated = tail_in_pages(&store, &TailScope::AllTenants, LogCursor::START, 2).await;
+    assert_eq!(
+        migrated.iter().map(place).collect::<Vec<_>>(),
+        before.iter().map(place).collect::<Vec<_>>(),
+        "the same entries, in the same order"
+    );
+    let last = migrated.last().expect("the log has entries").cursor;
+    append_sequence(&store, &acme, conversation_id(3), 2).await;
+    let since = tail_in_pages(&store, &TailScope::AllTenants, last, 10).await;
+    let at = |conversation: u128, seq: u64| (acme.clone(), conversation_id(conversation), Seq(seq));
+    check_tail(&since, &[vec![at(3, 1), at(3, 2)]]);
+    drop(store);
+    let database = raw_database(&directory);
+    assert!(
+        !database.keyspace_exists("event_log"),
+        "the emptied legacy table is gone"
     );
 }
 
@@ -3040,12 +3101,8 @@ fn embedded_store_refuses_a_directory_that_is_already_open() {
 fn embedded_store_refuses_an_unknown_format_version() {
     let directory = TempDir::new().expect("a temporary directory can be created");
     {
-        let database = fjall::Database::builder(directory.path())
-            .open()
-            .expect("a raw database opens");
-        let meta = database
-            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
-            .expect("the meta keyspace opens");
+        let database = raw_database(&directory);
+        let meta = raw_table(&database, "meta");
         meta.insert("format_version", [9_u8])
             .expect("the marker is written");
         database
@@ -3078,12 +3135,8 @@ async fn embedded_store_reports_undecodable_values_as_corrupt() {
         message_key.extend_from_slice(b"acme");
         message_key.extend_from_slice(&id.to_bytes());
         message_key.extend_from_slice(&1_u64.to_be_bytes());
-        let database = fjall::Database::builder(directory.path())
-            .open()
-            .expect("a raw database opens");
-        let messages = database
-            .keyspace("messages", fjall::KeyspaceCreateOptions::default)
-            .expect("the messages keyspace opens");
+        let database = raw_database(&directory);
+        let messages = raw_table(&database, "messages");
         messages
             .insert(message_key, [1_u8, 0xff, 0xff])
             .expect("the damaged value is written");

@@ -27,11 +27,11 @@ use crate::codec::{self, FORMAT_VERSION};
 use crate::{Error, Result};
 
 mod append;
+mod event_log;
 mod migrations;
 mod port;
 mod read;
 
-use migrations::migrate_legacy_client_ids;
 use read::{EmbeddedReader, collect_conversation_ids, collect_messages, decode_entries};
 
 const META: &str = "meta";
@@ -42,8 +42,6 @@ const MESSAGES: &str = "messages";
 const CLIENT_IDS: &str = "author_client_ids";
 /// The idempotency keys written before they were scoped by author; migrated at open.
 const LEGACY_CLIENT_IDS: &str = "client_ids";
-/// How many legacy idempotency keys one migration batch moves.
-const LEGACY_CLIENT_IDS_PER_BATCH: usize = 10_000;
 const MESSAGE_IDS: &str = "message_ids";
 const THREADS: &str = "threads";
 const READ_CURSORS: &str = "read_cursors";
@@ -51,10 +49,12 @@ const MODERATION: &str = "moderation";
 const DIRECT_PAIRS: &str = "direct_pairs";
 const MEMBER_SETTINGS: &str = "member_settings";
 const HIDDEN: &str = "hidden";
-/// The event log: every stored entry's place in store order, keyed by its position (a big-endian
-/// `u64`, so keys sort like positions), the value the entry's tenant, conversation and seq. It
-/// starts empty in a directory an earlier version wrote.
-const EVENT_LOG: &str = "event_log";
+/// The event log: one record per append batch, keyed by its position, holding where the
+/// batch's entries are (see [`event_log`]). It starts empty in a directory written before the
+/// log existed.
+const EVENT_LOG: &str = "event_log_records";
+/// The event log as it was first written, one record per entry; migrated at open.
+const LEGACY_EVENT_LOG: &str = "event_log";
 
 /// The key, in the meta keyspace, of the directory's format version.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -86,8 +86,8 @@ struct WriterState {
     /// forgotten for a batch's conversations when its commit fails (the disk state is then
     /// unknown). It is only a cache: emptying it is always safe.
     heads: HashMap<(TenantId, ConversationId), Seq>,
-    /// The last position of the event log, loaded lazily from its last key like the heads, and
-    /// forgotten when a commit fails.
+    /// The position of the event log's last record, loaded lazily from its last key like the
+    /// heads, and forgotten when a commit fails.
     event_log_head: Option<u64>,
 }
 
@@ -175,14 +175,7 @@ impl EmbeddedMessageStore {
                 batch.commit().map_err(open_error)?;
             }
         }
-        let n_migrated = migrate_legacy_client_ids(&tables).map_err(open_error)?;
-        if n_migrated > 0 {
-            tracing::info!(
-                path = %path.display(),
-                n_migrated,
-                "scoped the idempotency keys written by an earlier version by author"
-            );
-        }
+        migrations::migrate(&tables, path).map_err(open_error)?;
         tracing::debug!(path = %path.display(), "opened the embedded store");
         Ok(Self {
             shared: Arc::new(EmbeddedShared {

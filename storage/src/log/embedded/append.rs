@@ -13,6 +13,7 @@ use switchboard_engine::model::{Conversation, ConversationSnapshot, Member};
 use switchboard_engine::operations::{ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, AppendOutcome};
 
+use super::event_log::EventLogBatch;
 use super::*;
 use crate::Result;
 use crate::codec;
@@ -156,10 +157,7 @@ impl EmbeddedShared {
         // What this batch has staged so far, per conversation. Checks consult it before the
         // durable state, so entries see the Stored entries before them.
         let mut pending: HashMap<(TenantId, ConversationId), PendingConversation> = HashMap::new();
-        let mut event_log_head = match writer.event_log_head {
-            Some(position) => position,
-            None => reader.event_log_head()?,
-        };
+        let mut event_log = EventLogBatch::default();
 
         for AppendEntry {
             tenant_id,
@@ -278,12 +276,7 @@ impl EmbeddedShared {
             for rewrite in &staged_entry.rewrites {
                 staged.entries.insert(rewrite.seq(), rewrite.clone());
             }
-            event_log_head += 1;
-            batch.insert(
-                &tables.event_log,
-                event_log_head.to_be_bytes(),
-                codec::encode(&(&tenant_id, conversation_id, seq))?,
-            );
+            event_log.push(&tenant_id, conversation_id, seq);
             outcomes.push(AppendOutcome::Stored {
                 seq,
                 completed,
@@ -305,6 +298,14 @@ impl EmbeddedShared {
         }
         if batch.is_empty() {
             return Ok(outcomes);
+        }
+        let mut event_log_head = match writer.event_log_head {
+            Some(position) => position,
+            None => reader.event_log_head()?,
+        };
+        for record in event_log.into_records()? {
+            event_log_head += 1;
+            batch.insert(&tables.event_log, event_log_head.to_be_bytes(), record);
         }
         match batch.commit() {
             Ok(()) => {

@@ -1,45 +1,85 @@
 //! Migrations of data an earlier version of the embedded store wrote, run when the store opens.
+//!
+//! Each moves a legacy table into its current one in fsynced batches that insert the new
+//! records and remove the old ones together, so an interrupted migration resumes where it
+//! stopped; the emptied legacy table is then deleted.
 
-use fjall::{KeyspaceCreateOptions, PersistMode};
-use switchboard_engine::ids::Seq;
+use std::path::Path;
+
+use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode, Slice};
+use switchboard_engine::ids::{ConversationId, Seq, TenantId};
 use switchboard_engine::operations::LogEntry;
 
+use super::event_log::EventLogBatch;
 use super::*;
 use crate::Result;
 use crate::codec;
 use crate::keys;
 
-/// Moves the idempotency keys an earlier version wrote, before keys were scoped by author
-/// (the legacy `client_ids` table, `[tenant][conversation][client id]`), into
-/// `author_client_ids`, reading each entry's author from the log. Each batch inserts the new keys
-/// and removes the old ones in one fsynced commit, so an interrupted migration resumes where it
-/// stopped; the emptied legacy table is then deleted. Keys of the legacy table were unique per
-/// conversation, so each names exactly one entry and moves to exactly one author's key.
-/// Returns how many keys moved.
-pub(super) fn migrate_legacy_client_ids(tables: &EmbeddedTables) -> Result<usize, fjall::Error> {
+/// How many legacy records one migration batch moves.
+const LEGACY_RECORDS_PER_BATCH: usize = 10_000;
+
+/// Runs every migration, logging those that moved anything.
+pub(super) fn migrate(tables: &EmbeddedTables, path: &Path) -> Result<(), fjall::Error> {
+    let migrations: [(&str, &Keyspace, &str, Rewrite<'_>); 2] = [
+        (
+            LEGACY_CLIENT_IDS,
+            &tables.client_ids,
+            "scoped the idempotency keys written by an earlier version by author",
+            &|key, value| author_client_id_key(tables, key, value).map(|key| (key, value.to_vec())),
+        ),
+        (
+            LEGACY_EVENT_LOG,
+            &tables.event_log,
+            "moved the event log an earlier version wrote to one record per append",
+            &|key, value| one_entry_event_record(value).map(|record| (key.to_vec(), record)),
+        ),
+    ];
+    for (legacy_table, target, what, rewrite) in migrations {
+        let n_migrated = move_legacy_table(tables, legacy_table, target, rewrite)?;
+        if n_migrated > 0 {
+            tracing::info!(path = %path.display(), n_migrated, "{what}");
+        }
+    }
+    Ok(())
+}
+
+/// How a legacy record becomes a current one: its new key and value, or `None` if it cannot be
+/// read (it is then dropped with a warning).
+type Rewrite<'tables> = &'tables dyn Fn(&[u8], &[u8]) -> Option<(Vec<u8>, Vec<u8>)>;
+
+/// Moves every record of `legacy_table`, rewritten, into `target`, then deletes the legacy
+/// table. Returns how many records moved.
+fn move_legacy_table(
+    tables: &EmbeddedTables,
+    legacy_table: &str,
+    target: &Keyspace,
+    rewrite: Rewrite<'_>,
+) -> Result<usize, fjall::Error> {
     let database = &tables.database;
-    if !database.keyspace_exists(LEGACY_CLIENT_IDS) {
+    if !database.keyspace_exists(legacy_table) {
         return Ok(0);
     }
-    let legacy = database.keyspace(LEGACY_CLIENT_IDS, KeyspaceCreateOptions::default)?;
+    let legacy = database.keyspace(legacy_table, KeyspaceCreateOptions::default)?;
     let mut n_migrated = 0;
     loop {
-        let mut moves = Vec::with_capacity(LEGACY_CLIENT_IDS_PER_BATCH);
-        for guard in legacy.iter().take(LEGACY_CLIENT_IDS_PER_BATCH) {
-            let (key, value) = guard.into_inner()?;
-            moves.push((key, value));
-        }
+        let moves = legacy
+            .iter()
+            .take(LEGACY_RECORDS_PER_BATCH)
+            .map(|guard| guard.into_inner())
+            .collect::<Result<Vec<(Slice, Slice)>, fjall::Error>>()?;
         if moves.is_empty() {
             break;
         }
         let mut batch = database.batch().durability(Some(PersistMode::SyncAll));
         for (legacy_key, value) in &moves {
             batch.remove(&legacy, legacy_key.clone());
-            match author_client_id_key(tables, legacy_key, value) {
-                Some(key) => batch.insert(&tables.client_ids, key, value.clone()),
+            match rewrite(legacy_key, value) {
+                Some((key, value)) => batch.insert(target, key, value),
                 None => tracing::warn!(
+                    table = legacy_table,
                     key = ?legacy_key.as_ref(),
-                    "dropped a legacy idempotency key whose entry is missing or unreadable"
+                    "dropped a legacy record that could not be read"
                 ),
             }
         }
@@ -50,6 +90,11 @@ pub(super) fn migrate_legacy_client_ids(tables: &EmbeddedTables) -> Result<usize
     Ok(n_migrated)
 }
 
+/// The idempotency keys an earlier version wrote, before keys were scoped by author (the
+/// legacy `client_ids` table, `[tenant][conversation][client id]` -> seq), move to
+/// `author_client_ids`, reading each entry's author from the log. Keys of the legacy table were
+/// unique per conversation, so each names exactly one entry and moves to exactly one author's key.
+///
 /// The `author_client_ids` key of a legacy `client_ids` key and its value (the entry's seq):
 /// the conversation prefix, then the author read from the entry, then the length-prefixed
 /// client id the legacy key ends with. `None` if the key or its entry cannot be read.
@@ -72,4 +117,17 @@ pub(super) fn author_client_id_key(
     key.extend_from_slice(author);
     key.extend_from_slice(client_id);
     Some(key)
+}
+
+/// The event log an earlier version wrote, one record per entry (`event_log`: position ->
+/// tenant, conversation and seq), moves into one-entry records of `event_log_records` at the
+/// same positions, so the order is kept and new appends go on after it. Cursors of the old
+/// layout do not carry over (a tail from one reads from the start); nothing followed the log
+/// when it had that layout.
+fn one_entry_event_record(value: &[u8]) -> Option<Vec<u8>> {
+    let (tenant_id, conversation_id, seq) =
+        codec::decode::<(TenantId, ConversationId, Seq)>(LEGACY_EVENT_LOG, value).ok()?;
+    let mut record = EventLogBatch::default();
+    record.push(&tenant_id, conversation_id, seq);
+    record.into_records().ok()?.pop()
 }

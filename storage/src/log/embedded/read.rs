@@ -9,6 +9,7 @@ use switchboard_engine::operations::LogEntry;
 
 use switchboard_engine::ports::{LogCursor, TailEntry, TailScope};
 
+use super::event_log::{EventRun, cursor, split_cursor};
 use super::*;
 use crate::Result;
 use crate::codec;
@@ -65,8 +66,7 @@ impl EmbeddedReader<'_> {
         }))
     }
 
-    /// The highest stored seq of a conversation, from its last messages key.
-    /// The last position of the event log (0 when it is empty).
+    /// The position of the event log's last record (0 when it is empty).
     pub(super) fn event_log_head(&self) -> Result<u64, StoreError> {
         let Some(last) = self.snapshot.iter(&self.tables.event_log).next_back() else {
             return Ok(0);
@@ -85,38 +85,44 @@ impl EmbeddedReader<'_> {
         limit: usize,
     ) -> Result<Vec<TailEntry>, StoreError> {
         let mut tail = Vec::new();
-        let Some(first) = from.0.checked_add(1) else {
-            return Ok(tail);
-        };
+        let (from_position, from_offset) = split_cursor(from);
         for guard in self
             .snapshot
-            .range(&self.tables.event_log, first.to_be_bytes()..)
+            .range(&self.tables.event_log, from_position.to_be_bytes()..)
         {
-            if tail.len() >= limit {
-                break;
-            }
             let (key, value) = guard
                 .into_inner()
                 .map_err(|error| unavailable("could not read the event log", error))?;
-            let (tenant_id, conversation_id, seq) =
-                codec::decode::<(TenantId, ConversationId, Seq)>(EVENT_LOG, &value)?;
-            if !scope.covers(&tenant_id) {
-                continue;
+            let position = position_from_key(&key)?;
+            let runs = codec::decode::<Vec<EventRun>>(EVENT_LOG, &value)?;
+            let entries = runs
+                .iter()
+                .flat_map(|run| run.seqs().map(move |seq| (run, seq)))
+                .enumerate()
+                .filter(|(offset, _)| position > from_position || *offset > from_offset);
+            for (offset, (run, seq)) in entries {
+                if tail.len() >= limit {
+                    return Ok(tail);
+                }
+                if !scope.covers(&run.tenant_id) {
+                    continue;
+                }
+                let entry = self
+                    .entry_at(&run.tenant_id, run.conversation_id, seq)?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("an event log entry names no entry".to_owned())
+                    })?;
+                tail.push(TailEntry {
+                    cursor: cursor(position, offset),
+                    tenant_id: run.tenant_id.clone(),
+                    entry,
+                });
             }
-            let entry = self
-                .entry_at(&tenant_id, conversation_id, seq)?
-                .ok_or_else(|| {
-                    StoreError::Corrupt("an event log entry names no entry".to_owned())
-                })?;
-            tail.push(TailEntry {
-                cursor: LogCursor(position_from_key(&key)?),
-                tenant_id,
-                entry,
-            });
         }
         Ok(tail)
     }
 
+    /// The highest stored seq of a conversation, from its last messages key.
     pub(super) fn load_head(
         &self,
         tenant_id: &TenantId,
@@ -259,7 +265,7 @@ pub(super) fn collect_conversation_ids(
 }
 
 /// The position an event log key holds.
-fn position_from_key(key: &[u8]) -> Result<u64, StoreError> {
+pub(super) fn position_from_key(key: &[u8]) -> Result<u64, StoreError> {
     <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
         .map_err(|_| StoreError::Corrupt("an event log key is not 8 bytes".to_owned()))
