@@ -187,10 +187,11 @@ async fn credentials_of(server: &switchboard::Server, tenant: &str, user: &str) 
         .bearer_auth(&token)
         .send()
         .await
-        .expect("sent")
+        .and_then(reqwest::Response::error_for_status)
+        .expect("Switchboard issues credentials")
         .json()
         .await
-        .expect("json")
+        .expect("the credentials are JSON")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

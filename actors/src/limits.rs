@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchboard_engine::Error;
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::ports::SharedRateLimiter;
-use switchboard_engine::rate_limit::{ActionClass, RateLimits, TokenBucket};
+use switchboard_engine::rate_limit::{ActionClass, RateLimit, RateLimits, TokenBucket};
 use switchboard_engine::time::Timestamp;
 
 use crate::security::{SecurityEvent, SecurityLog, SecurityReason};
@@ -149,7 +149,7 @@ impl UserLimits {
                 tracing::warn!(%reason, failures, "shared rate limits unavailable; this node's own budgets decide");
             }
         }
-        self.try_take(class, tenant_id, user_id, now)
+        self.take_from_own_budget(class, rate_limit, tenant_id, user_id, now)
     }
 
     fn rate_limits_of(&self, tenant_id: &TenantId) -> &RateLimits {
@@ -158,18 +158,19 @@ impl UserLimits {
             .unwrap_or(&self.rate_limits)
     }
 
-    /// Takes one token of `class` for the user.
+    /// Takes one token of `class`, whose rate is `rate_limit`, for the user from this node's
+    /// own buckets.
     ///
     /// # Errors
     /// [`Error::RateLimited`] with the time until a token is available.
-    pub fn try_take(
+    fn take_from_own_budget(
         &self,
         class: ActionClass,
+        rate_limit: RateLimit,
         tenant_id: &TenantId,
         user_id: &UserId,
         now: Timestamp,
     ) -> Result<(), Error> {
-        let rate_limit = self.rate_limits_of(tenant_id).get(class);
         if rate_limit.is_disabled() {
             return Ok(());
         }

@@ -183,16 +183,11 @@ async fn my_conversation_list_pages_with_last_message_unread_and_settings() {
     let list = |query: String| {
         let server = &server;
         async move {
-            let response = server
-                .request(
-                    Method::GET,
-                    &format!("/v1/conversations{query}"),
-                    &token("acme", "bob"),
-                    None,
-                )
+            let (status, _, page) = server
+                .get_as("bob", &format!("/v1/conversations{query}"))
                 .await;
-            assert_eq!(response.status(), 200);
-            response.json::<Value>().await.expect("json")
+            assert_eq!(status, 200, "{page}");
+            page
         }
     };
     let page = list("?limit=2".to_owned()).await;
@@ -217,20 +212,10 @@ async fn my_conversation_list_pages_with_last_message_unread_and_settings() {
 
     let settings = |body: Value| {
         let server = &server;
-        let id = ids[2].clone();
+        let path = format!("/v1/conversations/{}/settings", ids[2]);
         async move {
-            let response = server
-                .request(
-                    Method::PUT,
-                    &format!("/v1/conversations/{id}/settings"),
-                    &token("acme", "bob"),
-                    Some(&body),
-                )
-                .await;
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.expect("json"),
-            )
+            let (status, _, view) = server.put_as("bob", &path, body).await;
+            (status, view)
         }
     };
     let (status, view) =

@@ -274,6 +274,14 @@ impl TestSession {
 }
 
 impl Fixture {
+    /// Alice's session, joined to the conversation from its start, and Bob's, not joined.
+    async fn alice_joined_and_bob(&self) -> (TestSession, TestSession) {
+        let mut alice = TestSession::open(self, "alice").await;
+        let bob = TestSession::open(self, "bob").await;
+        alice.join(self.conversation_id, None).await;
+        (alice, bob)
+    }
+
     fn key(&self) -> ConversationKey {
         ConversationKey {
             tenant_id: self.tenant_id.clone(),
@@ -330,9 +338,7 @@ impl Fixture {
 async fn a_killed_conversation_is_rejoined_without_a_gap() {
     let fixture = fixture().await;
     let conversation_id = fixture.conversation_id;
-    let mut alice = TestSession::open(&fixture, "alice").await;
-    let mut bob = TestSession::open(&fixture, "bob").await;
-    alice.join(conversation_id, None).await;
+    let (mut alice, mut bob) = fixture.alice_joined_and_bob().await;
     for n in 1..=5 {
         bob.send_until_delivered(conversation_id, &format!("b{n}"))
             .await;
@@ -373,9 +379,7 @@ async fn every_send_ends_in_exactly_one_final_ack_when_its_conversation_is_kille
 async fn a_killed_writer_is_restarted_and_no_acknowledged_message_is_lost() {
     let fixture = fixture().await;
     let conversation_id = fixture.conversation_id;
-    let mut alice = TestSession::open(&fixture, "alice").await;
-    let mut bob = TestSession::open(&fixture, "bob").await;
-    alice.join(conversation_id, None).await;
+    let (mut alice, mut bob) = fixture.alice_joined_and_bob().await;
     let client_ids: Vec<String> = (0..40).map(|n| format!("w{n}")).collect();
     for client_id in &client_ids {
         bob.send(conversation_id, client_id);
@@ -427,20 +431,32 @@ async fn try_send(fixture: &Fixture, user: &str, client_id: &str) -> String {
     }
 }
 
-async fn moderate(fixture: &Fixture, client_id: &str, action: ModerationAction, duration_ms: u64) {
+/// Alice, the owner, makes `change` under `client_id`.
+async fn change_as_alice(
+    fixture: &Fixture,
+    client_id: &str,
+    change: ConversationChange,
+) -> Result<ChangeResult, Error> {
+    let client_id = ClientId::parse(client_id).expect("valid");
     fixture
         .system
         .change(
             &identity("alice"),
             fixture.conversation_id,
-            ClientId::parse(client_id).expect("valid"),
-            ConversationChange::Moderate {
-                action,
-                user_id: UserId::parse("bob").expect("valid"),
-                duration_ms: Some(duration_ms),
-                reason: Some("testing".to_owned()),
-            },
+            client_id,
+            change,
         )
+        .await
+}
+
+async fn moderate(fixture: &Fixture, client_id: &str, action: ModerationAction, duration_ms: u64) {
+    let moderate = ConversationChange::Moderate {
+        action,
+        user_id: UserId::parse("bob").expect("valid"),
+        duration_ms: Some(duration_ms),
+        reason: Some("testing".to_owned()),
+    };
+    change_as_alice(fixture, client_id, moderate)
         .await
         .expect("the owner may moderate bob");
 }
@@ -471,16 +487,10 @@ async fn mutes_and_bans_end_on_their_own_also_after_the_conversation_restarts() 
     let add_bob = |client_id: &'static str| {
         let fixture = &fixture;
         async move {
-            fixture
-                .system
-                .change(
-                    &identity("alice"),
-                    fixture.conversation_id,
-                    ClientId::parse(client_id).expect("valid"),
-                    ConversationChange::AddMembers {
-                        user_ids: vec![UserId::parse("bob").expect("valid")],
-                    },
-                )
+            let add = ConversationChange::AddMembers {
+                user_ids: vec![UserId::parse("bob").expect("valid")],
+            };
+            change_as_alice(fixture, client_id, add)
                 .await
                 .map(|result| result.snapshot.members.len())
                 .map_err(|error| error.to_string())
@@ -601,15 +611,12 @@ enum ReplayOp {
         message: usize,
         hard: bool,
     },
+    /// A reaction (👍 or 🎉) added, or taken back when `undo`.
     React {
         message: usize,
         by_bob: bool,
         thumbs: bool,
-    },
-    Unreact {
-        message: usize,
-        by_bob: bool,
-        thumbs: bool,
+        undo: bool,
     },
 }
 
@@ -621,9 +628,9 @@ fn replay_op_strategy() -> impl proptest::strategy::Strategy<Value = ReplayOp> {
         2 => (0..8usize).prop_map(|message| ReplayOp::Edit { message }),
         1 => (0..8usize, any::<bool>()).prop_map(|(message, hard)| ReplayOp::Delete { message, hard }),
         2 => (0..8usize, any::<bool>(), any::<bool>())
-            .prop_map(|(message, by_bob, thumbs)| ReplayOp::React { message, by_bob, thumbs }),
+            .prop_map(|(message, by_bob, thumbs)| ReplayOp::React { message, by_bob, thumbs, undo: false }),
         1 => (0..8usize, any::<bool>(), any::<bool>())
-            .prop_map(|(message, by_bob, thumbs)| ReplayOp::Unreact { message, by_bob, thumbs }),
+            .prop_map(|(message, by_bob, thumbs)| ReplayOp::React { message, by_bob, thumbs, undo: true }),
     ]
 }
 
@@ -692,27 +699,15 @@ async fn check_resumes_equal_the_history(ops: Vec<ReplayOp>) {
                 message,
                 by_bob,
                 thumbs,
+                undo,
             } => pick(message).map(|message_id| {
-                (
-                    by_bob,
-                    MessageOperation::React {
-                        message_id,
-                        emoji: Emoji::parse(if thumbs { "👍" } else { "🎉" }).expect("emoji"),
-                    },
-                )
-            }),
-            ReplayOp::Unreact {
-                message,
-                by_bob,
-                thumbs,
-            } => pick(message).map(|message_id| {
-                (
-                    by_bob,
-                    MessageOperation::Unreact {
-                        message_id,
-                        emoji: Emoji::parse(if thumbs { "👍" } else { "🎉" }).expect("emoji"),
-                    },
-                )
+                let emoji = Emoji::parse(if thumbs { "👍" } else { "🎉" }).expect("emoji");
+                let operation = if undo {
+                    MessageOperation::Unreact { message_id, emoji }
+                } else {
+                    MessageOperation::React { message_id, emoji }
+                };
+                (by_bob, operation)
             }),
         };
         if let Some((by_bob, operation)) = operation {

@@ -25,8 +25,26 @@ async fn start_server() -> (switchboard::Server, tempfile::TempDir) {
     (server, data_dir)
 }
 
-/// Runs the harness binary (blocking, on a separate thread) and returns its JSON result line.
-async fn run_harness(arguments: Vec<String>) -> Value {
+/// Runs the harness binary (blocking, on a separate thread) against `server` with
+/// `connections` in rooms of `room_size` and the arguments that follow, and returns its JSON
+/// result line. Every run is bounded by `--max-time 60s`.
+async fn run_harness(
+    server: &switchboard::Server,
+    connections: u32,
+    room_size: u32,
+    more_arguments: &[&str],
+) -> Value {
+    let mut arguments = vec![
+        "--addr".to_owned(),
+        server.local_addr().to_string(),
+        "--connections".to_owned(),
+        connections.to_string(),
+        "--room-size".to_owned(),
+        room_size.to_string(),
+        "--max-time".to_owned(),
+        "60s".to_owned(),
+    ];
+    arguments.extend(more_arguments.iter().map(|argument| (*argument).to_owned()));
     let results = tempfile::NamedTempFile::new().expect("temp file");
     let results_path = results.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
@@ -53,15 +71,11 @@ async fn run_harness(arguments: Vec<String>) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_closed_loop_run_accounts_for_every_delivery() {
     let (server, _data_dir) = start_server().await;
-    let addr = server.local_addr().to_string();
     let result = run_harness(
-        [
-            "--addr",
-            &addr,
-            "--connections",
-            "20",
-            "--room-size",
-            "5",
+        &server,
+        20,
+        5,
+        &[
             "--mode",
             "closed",
             "--window",
@@ -72,13 +86,9 @@ async fn a_short_closed_loop_run_accounts_for_every_delivery() {
             "1s",
             "--drain",
             "5s",
-            "--max-time",
-            "60s",
             "--label",
             "smoke",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+        ],
     )
     .await;
     assert_eq!(result["connected"], 20);
@@ -99,26 +109,7 @@ async fn a_short_closed_loop_run_accounts_for_every_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_run_holds_its_connections() {
     let (server, _data_dir) = start_server().await;
-    let addr = server.local_addr().to_string();
-    let result = run_harness(
-        [
-            "--addr",
-            &addr,
-            "--connections",
-            "30",
-            "--room-size",
-            "10",
-            "--mode",
-            "idle",
-            "--duration",
-            "200ms",
-            "--max-time",
-            "60s",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    )
-    .await;
+    let result = run_harness(&server, 30, 10, &["--mode", "idle", "--duration", "200ms"]).await;
     assert_eq!(result["connected"], 30);
     assert_eq!(result["sent"], 0);
     server.shutdown().await;
