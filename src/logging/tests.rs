@@ -2,10 +2,9 @@
 //! and the relay's own sampled lines get through.
 
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::util::SubscriberInitExt as _;
 
 use super::*;
-use switchboard_testing::CapturedLog;
+use switchboard_testing::{CapturedLog, set_thread_subscriber};
 
 #[test]
 fn the_turn_library_is_quieted_unless_the_filter_names_it() {
@@ -38,7 +37,7 @@ fn lines_written_with(filter: &str) -> Vec<String> {
         .with_ansi(false)
         .finish();
     {
-        let _guard = subscriber.set_default();
+        let _guard = set_thread_subscriber(subscriber);
         tracing::error!(target: "turn::server", "error when handling datagram: garbage");
         tracing::info!(target: "turn::allocation", "No Permission or Channel exists");
         tracing::warn!(target: "turn::allocation", "an allocation warning");

@@ -42,3 +42,30 @@ impl<'a> MakeWriter<'a> for CapturedLog {
         self.clone()
     }
 }
+
+/// Makes `subscriber` the calling thread's default until the guard drops, without racing the
+/// other tests of the binary.
+///
+/// `tracing` caches, per call site and for the whole process, whether anyone listens, and it
+/// decides that on whichever thread reaches the call site first. A test that set only its own
+/// thread's subscriber (`set_default`) therefore lost every line of a call site that a test on
+/// another thread, with no subscriber, had reached first. So this first installs, once per
+/// process, an inert global subscriber that listens to everything (every thread then registers
+/// call sites as "someone may listen"), and rebuilds the cache after setting the thread's
+/// default, which decides each event on the thread that records it.
+pub fn set_thread_subscriber<Subscriber>(
+    subscriber: Subscriber,
+) -> tracing::dispatcher::DefaultGuard
+where
+    Subscriber: tracing_subscriber::util::SubscriberInitExt + Into<tracing::Dispatch>,
+{
+    static ANCHOR: std::sync::Once = std::sync::Once::new();
+    ANCHOR.call_once(|| {
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        // Another global subscriber already listening serves as well.
+        let _ = tracing_subscriber::registry().try_init();
+    });
+    let guard = subscriber.set_default();
+    tracing::callsite::rebuild_interest_cache();
+    guard
+}

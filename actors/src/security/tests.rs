@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_engine::time::Timestamp;
 
 use super::*;
-use switchboard_testing::CapturedLog;
+use switchboard_testing::{CapturedLog, set_thread_subscriber};
 
 struct TestClock(AtomicU64);
 
@@ -33,7 +33,7 @@ fn event(reason: SecurityReason, tenant_id: Option<&TenantId>) -> SecurityEvent<
 #[test]
 fn a_flood_is_counted_in_full_and_logged_in_a_bounded_number_of_lines() {
     let log = CapturedLog::default();
-    let _guard = tracing::subscriber::set_default(
+    let _guard = set_thread_subscriber(
         tracing_subscriber::fmt()
             .with_writer(log.clone())
             .with_ansi(false)
