@@ -67,6 +67,24 @@ pub enum Error {
         /// The configured per-user connection limit.
         limit: usize,
     },
+    /// Storing the media would take a storage quota past its limit.
+    #[error("the {} quota of {limit_bytes} bytes is exceeded: {remaining_bytes} bytes are left", scope.as_str())]
+    QuotaExceeded {
+        /// Whose quota.
+        scope: crate::media::QuotaScope,
+        /// The quota in bytes.
+        limit_bytes: u64,
+        /// What is left of it.
+        remaining_bytes: u64,
+    },
+    /// The media type read from the bytes is not accepted, or the file name claims another.
+    #[error("unsupported media type {media_type}: {reason}")]
+    UnsupportedMediaType {
+        /// The type read from the bytes.
+        media_type: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// A dependency (storage, an actor) failed or timed out; the outcome of a send is unknown and
     /// the client should retry with the same `client_id`.
     #[error("unavailable: {reason}")]

@@ -265,6 +265,11 @@ ulid_id!(
     "recording_id"
 );
 ulid_id!(
+    /// A media item (a file uploaded to be attached to messages), and its upload.
+    MediaId,
+    "media_id"
+);
+ulid_id!(
     /// One entry of a tenant's audit log.
     AuditId,
     "audit_id"

@@ -5,7 +5,8 @@
 //! machine ([`conversation::ConversationCore`]) and the port traits that storage adapters
 //! implement ([`ports`]), and the operations on messages with the pure functions that apply
 //! them ([`operations`]), the rules of calls ([`call`]), of forwarding ([`forwarding`]) and of direct pairs ([`direct`]), and the metadata kept about each recording with the
-//! object and audit ports it needs ([`recording`]).
+//! object and audit ports it needs ([`recording`]), and the rules of media: file names, types
+//! read from the bytes, quotas, ranges and the life of an upload ([`media`]).
 //! Nothing in this crate performs I/O, spawns tasks or reads a clock: time is always an argument.
 //! That keeps every rule testable in microseconds and lets the `actors` crate wrap the state
 //! machines with mailboxes, storage and sockets without the rules knowing about any of them.
@@ -23,6 +24,7 @@ pub mod event;
 pub mod forwarding;
 pub mod idempotency;
 pub mod ids;
+pub mod media;
 pub mod membership;
 pub mod model;
 pub mod operations;

@@ -91,11 +91,17 @@ pub(crate) fn member_key(
     key
 }
 
-/// The prefix of every user_conversations key of one user.
-pub(crate) fn user_conversations_prefix(tenant_id: &TenantId, user_id: &UserId) -> Vec<u8> {
+/// A tenant's prefix followed by a user id: the key of a per-user record (media usage), and
+/// the prefix of every user_conversations key of the user.
+pub(crate) fn tenant_user_key(tenant_id: &TenantId, user_id: &UserId) -> Vec<u8> {
     let mut key = tenant_key_with_capacity(tenant_id, 1 + user_id.as_str().len() + ULID_BYTES);
     push_length_prefixed(&mut key, user_id.as_str().as_bytes());
     key
+}
+
+/// The prefix of every user_conversations key of one user.
+pub(crate) fn user_conversations_prefix(tenant_id: &TenantId, user_id: &UserId) -> Vec<u8> {
+    tenant_user_key(tenant_id, user_id)
 }
 
 /// The key of one entry of the user_conversations index.

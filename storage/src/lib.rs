@@ -24,11 +24,14 @@
 //! media: `MemoryObjectStore` (the test double), [`FilesystemObjectStore`] (files under a local
 //! directory, the embedded default; also at its old path `object_files`) and `s3::S3ObjectStore` (cargo feature `s3`),
 //! checked by `tests/object_store.rs`.
+//! The [`MediaStore`](switchboard_engine::media::MediaStore) adapters keep media records and
+//! usage: `MemoryMediaStore` and `EmbeddedMediaStore` (a fjall database of its own), checked by
+//! `tests/media.rs`.
 //!
 //! # Layout
 //! One folder per port, one module per backend inside it, named the same way everywhere
 //! (`memory`, `embedded`, `mongo`, `redis`, `s3`, `kafka`): `log/` (the `MessageStore`),
-//! `blob/` (the `ObjectStore`), `recordings/` (the `RecordingStore`), `bus/` (the
+//! `blob/` (the `ObjectStore`), `media/` (the `MediaStore`), `recordings/` (the `RecordingStore`), `bus/` (the
 //! `ClusterBus`), `limits/` (the `SharedRateLimiter`) and `presence/` (the
 //! `PresenceDirectory`). What several ports share stays at the root: `keys`, `codec`,
 //! `supervise` and the crate's `error`.
@@ -44,6 +47,7 @@ mod error;
 mod keys;
 mod limits;
 mod log;
+mod media;
 mod presence;
 mod recordings;
 mod supervise;
@@ -67,6 +71,8 @@ pub use log::kafka;
 pub use log::memory::MemoryMessageStore;
 #[cfg(feature = "mongodb")]
 pub use log::mongo::MongoMessageStore;
+pub use media::embedded::EmbeddedMediaStore;
+pub use media::memory::MemoryMediaStore;
 pub use presence::memory::{MemoryPresenceDirectory, MemoryPresenceHub};
 #[cfg(feature = "redis")]
 pub use presence::redis::RedisPresenceDirectory;

@@ -86,6 +86,9 @@ wire_codes! {
     Forbidden = ("forbidden", FORBIDDEN, "the user's role does not allow the action");
     RateLimited = ("rate_limited", TOO_MANY_REQUESTS, "the user's rate limit is exhausted; `retry_after_ms` says when to retry");
     Conflict = ("conflict", CONFLICT, "the request conflicts with existing state (a deleted message, a reaction already there or not there)");
+    QuotaExceeded = ("quota_exceeded", PAYLOAD_TOO_LARGE, "storing the media would pass the user's or the tenant's storage quota; `details` names the quota (`field`), its size (`limit`) and what is left (`remaining`)");
+    UnsupportedMediaType = ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "the media type read from the file's bytes is not accepted, or the file name's extension claims another type");
+    RangeNotSatisfiable = ("range_not_satisfiable", RANGE_NOT_SATISFIABLE, "HTTP only: the download's `Range` cannot be served from the file (`bytes=-0`, an end before its start, a start past the end); `Content-Range` gives the size");
     TooManyConnections = ("too_many_connections", TOO_MANY_REQUESTS, "the user has `limits.max_connections_per_user` connections open");
     Unavailable = ("unavailable", SERVICE_UNAVAILABLE, "a dependency failed or the conversation is restarting; retry");
     TokenMissing = ("token_missing", UNAUTHORIZED, "no token was presented");
@@ -148,6 +151,7 @@ impl From<&Error> for WireError {
                     reason: Some(reason.clone()),
                     limit: None,
                     actual: None,
+                    remaining: None,
                 })),
                 ..WireError::new(WireCode::Invalid, message)
             },
@@ -161,6 +165,7 @@ impl From<&Error> for WireError {
                     reason: None,
                     limit: Some(*limit),
                     actual: Some(*actual),
+                    remaining: None,
                 })),
                 ..WireError::new(WireCode::TooLarge, message)
             },
@@ -172,6 +177,23 @@ impl From<&Error> for WireError {
                 ..WireError::new(WireCode::RateLimited, message)
             },
             Error::Conflict { .. } => WireError::new(WireCode::Conflict, message),
+            Error::QuotaExceeded {
+                scope,
+                limit_bytes,
+                remaining_bytes,
+            } => WireError {
+                details: Some(Box::new(ErrorDetails {
+                    field: scope.as_str().into(),
+                    reason: None,
+                    limit: Some(usize::try_from(*limit_bytes).unwrap_or(usize::MAX)),
+                    actual: None,
+                    remaining: Some(*remaining_bytes),
+                })),
+                ..WireError::new(WireCode::QuotaExceeded, message)
+            },
+            Error::UnsupportedMediaType { .. } => {
+                WireError::new(WireCode::UnsupportedMediaType, message)
+            }
             Error::TooManyConnections { .. } => {
                 WireError::new(WireCode::TooManyConnections, message)
             }
@@ -252,6 +274,9 @@ pub struct ErrorDetails {
     /// For `too_large`: the size offered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actual: Option<usize>,
+    /// For `quota_exceeded`: the bytes left of the quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
 }
 
 impl WireError {
