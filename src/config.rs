@@ -23,6 +23,7 @@ mod cluster;
 mod conversations;
 mod kafka;
 mod limits;
+mod media;
 mod recordings;
 mod secrets;
 pub mod section;
@@ -51,6 +52,7 @@ pub use cluster::ClusterConfig;
 pub use conversations::ConversationsConfig;
 pub use kafka::KafkaConfig;
 pub use limits::{LimitsConfig, TenantRatesConfig};
+pub use media::MediaConfig;
 pub use recordings::{
     ObjectStoreBackend, ObjectStoreConfig, RecordingsConfig, RecordingsKeys, S3ObjectStoreConfig,
 };
@@ -90,6 +92,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Where call recordings' media is stored.
     pub recordings: RecordingsConfig,
+    /// Users' files.
+    pub media: MediaConfig,
 }
 
 /// Every section's documentation, in the order of [`Config`]'s fields and of
@@ -105,6 +109,7 @@ pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc::of::<ClusterConfig>(),
     SectionDoc::of::<KafkaConfig>(),
     SectionDoc::of::<RecordingsKeys>(),
+    SectionDoc::of::<MediaConfig>(),
 ];
 
 /// Flags given on the command line; each overrides its config key when present.
@@ -154,6 +159,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.limits.validate()?;
         self.recordings.validate()?;
+        self.media.validate()?;
         self.websocket.validate()?;
         self.storage.validate()?;
         self.conversations.validate()?;

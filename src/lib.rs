@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchboard_actors::clock::SystemClock;
+use switchboard_actors::clock::{IdGenerator, SystemClock};
+use switchboard_actors::media::{MediaPorts, MediaService};
 use switchboard_actors::system::{ClusterPorts, RecordingPorts, System};
 use switchboard_engine::backoff::Backoff;
+use switchboard_engine::media::MediaStore;
 use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_engine::recording::{ObjectStore, RecordingStore};
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
@@ -41,6 +43,8 @@ pub const STORE_DIR: &str = "store";
 pub const RECORDINGS_DIR: &str = "recordings";
 /// The recorded media's directory inside `server.data_dir` (filesystem object store).
 pub const OBJECTS_DIR: &str = "objects";
+/// The media records' directory inside `server.data_dir`.
+pub const MEDIA_DIR: &str = "media";
 
 /// A running server.
 pub struct Server {
@@ -195,6 +199,23 @@ pub async fn open_recordings(
         ),
     };
     Ok((RecordingPorts { store, objects }, preparation))
+}
+
+/// Opens the media records' store: in memory with the memory backend, else a fjall database in
+/// `<data_dir>/media`. (With MongoDB the records stay on the node that took the upload until
+/// the MongoDB media store lands; the bytes are wherever `[recordings]` puts objects.)
+///
+/// # Errors
+/// If the directory cannot be created or opened.
+pub fn open_media_store(config: &Config) -> anyhow::Result<Arc<dyn MediaStore>> {
+    if let StorageBackend::Memory = config.storage.backend {
+        return Ok(Arc::new(switchboard_storage::MemoryMediaStore::new()));
+    }
+    let path = config.server.data_dir.join(MEDIA_DIR);
+    std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+    let store = switchboard_storage::EmbeddedMediaStore::open(&path)
+        .with_context(|| format!("opening the media store in {}", path.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// Starts what the nodes of a deployment share through Redis (`[cluster] redis_url`): the
@@ -413,6 +434,17 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         turn_health = Some(checker);
         turn_health_board = Some(board);
     }
+    let media = MediaService::new(
+        MediaPorts {
+            store: open_media_store(&config)?,
+            objects: Arc::clone(&recordings.objects),
+        },
+        Arc::clone(&store),
+        config
+            .media
+            .media_settings(Duration::from_millis(config.conversations.call_timeout_ms))?,
+        IdGenerator::new(Arc::clone(&clock)),
+    );
     let system = Arc::new(
         System::start(
             config.system_settings(),
@@ -436,6 +468,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         recording_transfers: Arc::new(tokio::sync::Semaphore::new(
             config.limits.max_concurrent_recording_transfers,
         )),
+        media: Arc::new(media),
         metrics: turn_health_board
             .map(|board| Arc::new(TurnHealthMetrics(board)) as Arc<dyn MetricsSource>)
             .into_iter()

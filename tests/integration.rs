@@ -24,6 +24,8 @@ mod idempotency;
 mod limits;
 #[path = "integration/logs.rs"]
 mod logs;
+#[path = "integration/media.rs"]
+mod media;
 #[path = "integration/membership.rs"]
 mod membership;
 #[path = "integration/message_ops.rs"]

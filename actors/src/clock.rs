@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use switchboard_engine::ids::{AuditId, ConversationId, MessageId, SessionId};
+use switchboard_engine::ids::{AuditId, ConversationId, MediaId, MessageId, SessionId};
 use switchboard_engine::ports::Clock;
 use switchboard_engine::time::Timestamp;
 
@@ -85,6 +85,17 @@ impl IdGenerator {
     pub fn audit_id(&self) -> AuditId {
         let (timestamp_ms, random) = self.parts();
         AuditId::from_parts(timestamp_ms, random)
+    }
+
+    /// A new media id.
+    pub fn media_id(&self) -> MediaId {
+        let (timestamp_ms, random) = self.parts();
+        MediaId::from_parts(timestamp_ms, random)
+    }
+
+    /// A random token naming one writer of an upload.
+    pub fn lease_token(&self) -> u128 {
+        fastrand::u128(..)
     }
 
     /// A new session id.

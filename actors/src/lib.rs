@@ -19,6 +19,7 @@ pub mod conversation;
 pub mod conversations;
 mod error;
 pub mod limits;
+pub mod media;
 pub mod outbound;
 pub mod presence;
 pub mod reply;
@@ -28,6 +29,7 @@ pub mod security;
 pub mod session;
 pub mod sessions;
 pub mod system;
+pub mod uploads;
 pub mod writer;
 
 pub use error::{Error, Result};

@@ -55,14 +55,14 @@ mod presence;
 mod recordings;
 pub use crate::root::{RootActor, RootArgs, RootHandles, RootMsg, RootState};
 pub use crate::sessions::{SessionsActor, SessionsMsg, SessionsState};
+pub use crate::uploads::{
+    MIN_UPLOAD_BYTES_PER_SECOND, OBJECT_TIMEOUT, UPLOAD_IDLE_TIMEOUT, UPLOAD_RATE_GRACE,
+};
 pub use conversations::{ChangeResult, ConversationListing, MemberView, SettingsChange};
 pub use history::HistoryPage;
 use history::PageStart;
 pub use messages::{ForwardOutcome, OperationResult, SentMessage};
-pub use recordings::{
-    AuditPage, MIN_UPLOAD_BYTES_PER_SECOND, OBJECT_TIMEOUT, RecordingPorts, RecordingsPage,
-    UPLOAD_IDLE_TIMEOUT, UPLOAD_RATE_GRACE,
-};
+pub use recordings::{AuditPage, RecordingPorts, RecordingsPage};
 
 /// Everything the actor system can be tuned with.
 #[derive(Debug, Clone)]

@@ -9,10 +9,12 @@
 //! The contract is `docs/openapi.json`.
 
 mod admin;
+mod body_source;
 mod conversations;
 mod documented_errors;
 mod extract;
 mod health;
+mod media;
 mod members;
 mod messages;
 mod moderation;

@@ -43,6 +43,8 @@ pub struct App {
     /// One permit per recording media upload or download in progress
     /// (`max_concurrent_recording_transfers`).
     pub recording_transfers: Arc<tokio::sync::Semaphore>,
+    /// Users' media: uploads, downloads, deletes.
+    pub media: Arc<switchboard_actors::media::MediaService>,
 }
 
 /// Request ids for logs and the `x-request-id` response header.

@@ -18,10 +18,8 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
+use switchboard_engine::Error;
 use switchboard_engine::ids::{AuditId, ConversationId, RecordingId, TenantId};
 use switchboard_engine::ports::ClusterNotice;
 use switchboard_engine::recording::{
@@ -29,27 +27,12 @@ use switchboard_engine::recording::{
     RecordingNotice, RecordingQuality, RecordingRecord, RecordingStore, RecordingUpdate,
     RecordingUpdateOutcome, StoredObject, validate_content_type,
 };
-use switchboard_engine::{Error, SourceError, StoreError};
 
 use super::System;
 use crate::conversation::ConversationHandle;
 use crate::conversations::ConversationKey;
 use crate::session::Identity;
-
-/// How long one object store operation (a download or delete of a whole recording) may take.
-pub const OBJECT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// How long an upload may go without a byte from its client before it fails.
-pub const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The slowest average an upload may keep once [`UPLOAD_RATE_GRACE`] has passed: a long
-/// recording over a slow link takes what it takes, but a client that trickles a byte now and
-/// then (under the idle timeout) cannot hold a transfer permit for hours.
-pub const MIN_UPLOAD_BYTES_PER_SECOND: u64 = 16 * 1024;
-
-/// How long an upload runs before [`MIN_UPLOAD_BYTES_PER_SECOND`] applies (a slow start, a
-/// retried TCP connection).
-pub const UPLOAD_RATE_GRACE: Duration = Duration::from_secs(60);
+use crate::uploads::{OBJECT_TIMEOUT, PacedSource, bounded};
 
 /// Where recordings are kept: their metadata and audit log, and their media.
 #[derive(Clone)]
@@ -108,67 +91,6 @@ pub struct AuditPage {
     pub records: Vec<AuditRecord>,
     /// The cursor of the next (older) page, when the page was full.
     pub next: Option<AuditId>,
-}
-
-async fn bounded<Output>(
-    timeout: Duration,
-    what: &'static str,
-    work: impl Future<Output = Result<Output, StoreError>>,
-) -> Result<Output, Error> {
-    match tokio::time::timeout(timeout, work).await {
-        Ok(result) => result.map_err(Error::from),
-        Err(_) => Err(Error::unavailable(format!("{what} timed out"))),
-    }
-}
-
-/// A source that fails when its client sends nothing for [`UPLOAD_IDLE_TIMEOUT`], or averages
-/// less than [`MIN_UPLOAD_BYTES_PER_SECOND`] after [`UPLOAD_RATE_GRACE`], so a stalled or
-/// trickling upload does not hold its transfer permit and its claim for long.
-struct PacedSource<'source> {
-    source: &'source mut dyn ByteSource,
-    started_at: tokio::time::Instant,
-    n_bytes: u64,
-}
-
-impl<'source> PacedSource<'source> {
-    fn new(source: &'source mut dyn ByteSource) -> Self {
-        PacedSource {
-            source,
-            started_at: tokio::time::Instant::now(),
-            n_bytes: 0,
-        }
-    }
-}
-
-#[async_trait]
-impl ByteSource for PacedSource<'_> {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
-        let chunk = match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, self.source.next_chunk()).await
-        {
-            Ok(chunk) => chunk?,
-            Err(_) => {
-                return Err(SourceError::new(format!(
-                    "no bytes arrived for {} s",
-                    UPLOAD_IDLE_TIMEOUT.as_secs()
-                )));
-            }
-        };
-        if let Some(bytes) = &chunk {
-            self.n_bytes += u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-            let elapsed = self.started_at.elapsed();
-            let least = u64::try_from(elapsed.as_millis())
-                .unwrap_or(u64::MAX)
-                .saturating_mul(MIN_UPLOAD_BYTES_PER_SECOND)
-                / 1000;
-            if elapsed > UPLOAD_RATE_GRACE && self.n_bytes < least {
-                return Err(SourceError::new(format!(
-                    "the body arrived at less than {} KiB/s on average",
-                    MIN_UPLOAD_BYTES_PER_SECOND / 1024
-                )));
-            }
-        }
-        Ok(chunk)
-    }
 }
 
 impl System {
@@ -516,6 +438,3 @@ impl System {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -30,6 +30,14 @@ impl MemoryObjectStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// How many objects it holds, across tenants (for tests that check nothing was left).
+    pub fn n_objects(&self) -> usize {
+        self.objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }
 
 #[async_trait]

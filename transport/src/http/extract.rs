@@ -165,6 +165,19 @@ pub(crate) async fn caller_with_roles(
     Ok((identity, roles))
 }
 
+/// Any authenticated caller, with the roles its token carries (for endpoints where a role
+/// widens what the caller may do rather than gating the endpoint).
+pub(crate) struct CallerWithRoles(pub(crate) Identity, pub(crate) Roles);
+
+impl FromRequestParts<Arc<App>> for CallerWithRoles {
+    type Rejection = WireError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, WireError> {
+        let (identity, roles) = caller_with_roles(parts, app).await?;
+        Ok(CallerWithRoles(identity, roles))
+    }
+}
+
 /// A caller whose token has the `admin` role.
 pub(crate) struct Admin(pub(crate) Identity);
 

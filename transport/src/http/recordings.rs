@@ -16,23 +16,19 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::Json;
-use axum::body::{Body, BodyDataStream};
+use axum::body::Body;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::StreamExt as _;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
+use switchboard_engine::Error;
 use switchboard_engine::ids::{ConversationId, RecordingId};
 use switchboard_engine::recording::{
-    ByteSource, RecordingFilter, RecordingQuality, RecordingRecord, StoredObject,
-    validate_content_type,
+    RecordingFilter, RecordingQuality, RecordingRecord, StoredObject, validate_content_type,
 };
 use switchboard_engine::time::Timestamp;
-use switchboard_engine::{Error, SourceError};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -41,6 +37,7 @@ use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
 use super::admin::AuditBody;
+use super::body_source::BodySource;
 use super::documented_errors::{AdminRoleRequired, RecorderRoleRequired, TokenRefused};
 use super::extract::{Admin, Recorder, page_limit, parse_body, parse_query};
 
@@ -410,11 +407,7 @@ pub(crate) async fn upload_media(
     }
     // The permits bound how many bodies stream through this node at once.
     let _permit = transfer_permit(&app)?;
-    let mut media = BodySource {
-        frames: body.into_data_stream(),
-        declared,
-        n_received: 0,
-    };
+    let mut media = BodySource::new(body, declared);
     // The system checks the recording and the claim before it pulls the first chunk; a body
     // longer than it said is cut off at its declared length.
     let record = app
@@ -428,36 +421,6 @@ pub(crate) async fn upload_media(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(RecordingBody::new(&record))).into_response())
-}
-
-/// An upload's body as the object store pulls it: hyper's data frames as they arrive (each at
-/// most its read buffer), and nothing before the store asks, so a refused upload leaves its body
-/// unread. A body that ends short of its declared `Content-Length` (the connection was cut) is
-/// an error, never a shorter object.
-struct BodySource {
-    frames: BodyDataStream,
-    declared: Option<u64>,
-    n_received: u64,
-}
-
-#[async_trait]
-impl ByteSource for BodySource {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
-        match self.frames.next().await {
-            Some(Ok(chunk)) => {
-                self.n_received += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
-                Ok(Some(chunk))
-            }
-            Some(Err(_)) => Err(SourceError::new("the body could not be read to its end")),
-            None => match self.declared {
-                Some(declared) if self.n_received < declared => Err(SourceError::new(format!(
-                    "the body ended after {} of its {declared} bytes",
-                    self.n_received
-                ))),
-                _ => Ok(None),
-            },
-        }
-    }
 }
 
 /// Report a recording's quality.

@@ -2,7 +2,7 @@
 //! registers its handlers with utoipa-axum's `routes!`, which adds the axum route and the
 //! document's entry in one call, so the router and the document cannot drift apart.
 //!
-//! Adding a resource is its module plus one `.merge(<resource>::routes())` line in [`api`].
+//! Adding a resource is its module plus one `.merge(super::<resource>::routes())` line in [`api`].
 //! The merge order is the order of the document's paths.
 
 use std::sync::Arc;
@@ -12,25 +12,23 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{
-    admin, conversations, health, members, messages, moderation, presence, recordings, turn,
-};
 use crate::openapi::ApiDoc;
 use crate::server::App;
 
 /// Every API route (the WebSocket upgrade included) with its OpenAPI document.
 pub fn api() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(health::routes())
-        .merge(presence::routes())
-        .merge(turn::routes())
+        .merge(super::health::routes())
+        .merge(super::presence::routes())
+        .merge(super::turn::routes())
         .routes(routes!(crate::ws::upgrade))
-        .merge(conversations::routes())
-        .merge(members::routes())
-        .merge(moderation::routes())
-        .merge(messages::routes())
-        .merge(recordings::routes())
-        .merge(admin::routes())
+        .merge(super::conversations::routes())
+        .merge(super::members::routes())
+        .merge(super::moderation::routes())
+        .merge(super::messages::routes())
+        .merge(super::recordings::routes())
+        .merge(super::media::routes())
+        .merge(super::admin::routes())
 }
 
 /// The API routes, without their document (which [`crate::openapi::document_json`] serves).

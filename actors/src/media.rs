@@ -1,0 +1,469 @@
+//! The media service: what users do with the files they upload (store one, read its record,
+//! download it, delete it), scoped by tenant and checked against the engine's media rules.
+//!
+//! It is not an actor: every call is one request's work against two ports, the
+//! [`MediaStore`] (records, usage, the write lease) and the [`ObjectStore`] (the bytes). An
+//! upload is checked before its body is read (the file name, the size limit, the conversation
+//! it names, the quotas, when the record is created), then its first bytes are read and sniffed
+//! (a type the tenant does not accept is refused before the rest is read), then the bytes
+//! stream into the object store, which hashes them on the way. Anything that fails after the
+//! record exists discards the upload: the record is marked deleted (so it no longer counts
+//! against the quotas), the object is deleted and the record removed; if a step of that fails,
+//! the deleted record stays for the garbage collector.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use switchboard_engine::blob::{ByteRange, ByteSource, ObjectRange, ObjectStore};
+use switchboard_engine::ids::{ConversationId, MediaId, TenantId};
+use switchboard_engine::media::sniff::SNIFF_BYTES;
+use switchboard_engine::media::{
+    MediaAllowList, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaUpdate,
+    MediaUpdateOutcome, WriteLease, media_object_key, sniff,
+};
+use switchboard_engine::ports::MessageStore;
+use switchboard_engine::{Error, PutError, SourceError};
+
+use crate::clock::IdGenerator;
+use crate::session::Identity;
+use crate::uploads::{OBJECT_TIMEOUT, PacedSource, bounded};
+
+/// What the media service can be tuned with (the `[media]` config section).
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    /// The largest file accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Storage quotas, unless the tenant has its own.
+    pub quotas: MediaQuotas,
+    /// Tenants with quotas of their own.
+    pub tenant_quotas: HashMap<TenantId, MediaQuotas>,
+    /// Accepted media types, unless the tenant has its own list.
+    pub allowed_types: MediaAllowList,
+    /// Tenants with lists of their own.
+    pub tenant_allowed_types: HashMap<TenantId, MediaAllowList>,
+    /// How long an unfinished upload is kept.
+    pub upload_expiry: Duration,
+    /// How long a store call may take.
+    pub call_timeout: Duration,
+}
+
+/// Where media is kept: the records and the bytes.
+#[derive(Clone)]
+pub struct MediaPorts {
+    /// Records and usage.
+    pub store: Arc<dyn MediaStore>,
+    /// The bytes.
+    pub objects: Arc<dyn ObjectStore>,
+}
+
+/// A file about to be uploaded, as its uploader declared it.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    /// Its name.
+    pub file_name: String,
+    /// The conversation it is for, if any: the uploader must be a member.
+    pub conversation_id: Option<ConversationId>,
+    /// Its length in bytes.
+    pub declared_bytes: u64,
+}
+
+/// Stores, serves and deletes media.
+pub struct MediaService {
+    ports: MediaPorts,
+    messages: Arc<dyn MessageStore>,
+    settings: MediaSettings,
+    ids: IdGenerator,
+}
+
+impl MediaService {
+    /// A service over these ports; `messages` answers which conversations a user is in.
+    pub fn new(
+        ports: MediaPorts,
+        messages: Arc<dyn MessageStore>,
+        settings: MediaSettings,
+        ids: IdGenerator,
+    ) -> Self {
+        Self {
+            ports,
+            messages,
+            settings,
+            ids,
+        }
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &MediaSettings {
+        &self.settings
+    }
+
+    /// Stores one file whose bytes come from `body`, and returns its complete record.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad file name or a body that broke off, stalled or ended short
+    /// of its declared length; [`Error::TooLarge`] for a declared length over
+    /// `max_file_bytes` or a body longer than declared; [`Error::NotMember`] or
+    /// [`Error::NotFound`] for a conversation the uploader is not in;
+    /// [`Error::QuotaExceeded`]; [`Error::UnsupportedMediaType`]; [`Error::Unavailable`] if a
+    /// store fails. Nothing is kept after any of them.
+    pub async fn upload(
+        &self,
+        identity: &Identity,
+        upload: NewUpload,
+        body: &mut dyn ByteSource,
+    ) -> Result<MediaRecord, Error> {
+        let file_name = MediaFileName::parse(&upload.file_name)?;
+        if upload.declared_bytes > self.settings.max_file_bytes {
+            return Err(too_large(
+                self.settings.max_file_bytes,
+                upload.declared_bytes,
+            ));
+        }
+        if let Some(conversation_id) = upload.conversation_id {
+            self.check_member(identity, conversation_id).await?;
+        }
+        let tenant_id = &identity.tenant_id;
+        let now = self.ids.clock().now();
+        let media_id = self.ids.media_id();
+        let expires_at = now.plus_millis(millis(self.settings.upload_expiry));
+        let record = MediaRecord::declared(
+            media_id,
+            identity.user_id.clone(),
+            file_name,
+            upload.conversation_id,
+            upload.declared_bytes,
+            now,
+            expires_at,
+        );
+        bounded(
+            self.settings.call_timeout,
+            "declaring an upload",
+            self.ports
+                .store
+                .create_media(tenant_id, &record, self.quotas_of(tenant_id)),
+        )
+        .await??;
+        match self.receive(identity, &record, body).await {
+            Ok(record) => Ok(record),
+            Err(error) => {
+                self.discard(tenant_id, media_id).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The record of media the caller may read.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is none in the caller's tenant, or the caller may not read
+    /// it; [`Error::Unavailable`] if the store fails.
+    pub async fn record(
+        &self,
+        identity: &Identity,
+        media_id: MediaId,
+    ) -> Result<MediaRecord, Error> {
+        let record = self.stored(&identity.tenant_id, media_id).await?;
+        // Until media can be attached, only its uploader reads it.
+        if record.uploader != identity.user_id || record.state.is_deleted() {
+            return Err(Error::NotFound);
+        }
+        Ok(record)
+    }
+
+    /// Opens a range of complete media the caller may read.
+    ///
+    /// # Errors
+    /// As [`MediaService::record`], and [`Error::NotFound`] while it is still uploading.
+    pub async fn open(
+        &self,
+        identity: &Identity,
+        record: &MediaRecord,
+        range: ByteRange,
+    ) -> Result<ObjectRange, Error> {
+        if !record.is_complete() || record.uploader != identity.user_id {
+            return Err(Error::NotFound);
+        }
+        bounded(
+            OBJECT_TIMEOUT,
+            "opening media",
+            self.ports.objects.get_range(
+                &identity.tenant_id,
+                &media_object_key(record.media_id),
+                range,
+            ),
+        )
+        .await?
+        .ok_or_else(|| Error::unavailable("the media's bytes are missing"))
+    }
+
+    /// Deletes media: its uploader may, and so may an administrator of its tenant.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is none the caller may delete; [`Error::Unavailable`] if
+    /// the store fails (the garbage collector finishes what was begun).
+    pub async fn delete(
+        &self,
+        identity: &Identity,
+        media_id: MediaId,
+        is_admin: bool,
+    ) -> Result<(), Error> {
+        let tenant_id = &identity.tenant_id;
+        let record = self.stored(tenant_id, media_id).await?;
+        if record.state.is_deleted() || (!is_admin && record.uploader != identity.user_id) {
+            return Err(Error::NotFound);
+        }
+        self.mark_deleted(tenant_id, media_id).await?;
+        self.remove(tenant_id, &record).await
+    }
+
+    fn quotas_of(&self, tenant_id: &TenantId) -> MediaQuotas {
+        self.settings
+            .tenant_quotas
+            .get(tenant_id)
+            .copied()
+            .unwrap_or(self.settings.quotas)
+    }
+
+    fn allowed_types_of(&self, tenant_id: &TenantId) -> &MediaAllowList {
+        self.settings
+            .tenant_allowed_types
+            .get(tenant_id)
+            .unwrap_or(&self.settings.allowed_types)
+    }
+
+    async fn check_member(
+        &self,
+        identity: &Identity,
+        conversation_id: ConversationId,
+    ) -> Result<(), Error> {
+        let snapshot = bounded(
+            self.settings.call_timeout,
+            "reading a conversation",
+            self.messages
+                .load_conversation(&identity.tenant_id, conversation_id),
+        )
+        .await?
+        .ok_or(Error::NotFound)?;
+        if snapshot
+            .members
+            .iter()
+            .any(|member| member.user_id == identity.user_id)
+        {
+            Ok(())
+        } else {
+            Err(Error::NotMember)
+        }
+    }
+
+    /// Takes the upload's write lease, reads and checks its first bytes, streams the body into
+    /// the object store and completes the record.
+    async fn receive(
+        &self,
+        identity: &Identity,
+        record: &MediaRecord,
+        body: &mut dyn ByteSource,
+    ) -> Result<MediaRecord, Error> {
+        let tenant_id = &identity.tenant_id;
+        let media_id = record.media_id;
+        let lease = WriteLease {
+            token: self.ids.lease_token(),
+            until: record
+                .created_at
+                .plus_millis(millis(self.settings.upload_expiry)),
+        };
+        let now = self.ids.clock().now();
+        self.update(
+            tenant_id,
+            media_id,
+            MediaUpdate::BeginWrite {
+                offset: 0,
+                lease,
+                now,
+            },
+        )
+        .await?;
+        let mut body = PacedSource::new(body);
+        let mut body = SniffedSource::read(&mut body)
+            .await
+            .map_err(|error| Error::from(PutError::Source(error)))?;
+        let media_type = sniff(&body.prefix_bytes());
+        self.allowed_types_of(tenant_id)
+            .check(&media_type, &record.file_name)?;
+        let written = self
+            .ports
+            .objects
+            .put_stream(
+                tenant_id,
+                &media_object_key(media_id),
+                &media_type.mime,
+                &mut body,
+                record.size_bytes,
+            )
+            .await?;
+        if written.bytes != record.size_bytes {
+            return Err(Error::invalid(
+                "body",
+                format!(
+                    "the body had {} of its {} declared bytes",
+                    written.bytes, record.size_bytes
+                ),
+            ));
+        }
+        self.update(
+            tenant_id,
+            media_id,
+            MediaUpdate::EndWrite {
+                token: lease.token,
+                received_bytes: written.bytes,
+                media_type: Some(media_type.clone()),
+            },
+        )
+        .await?;
+        self.update(
+            tenant_id,
+            media_id,
+            MediaUpdate::Complete {
+                sha256: written.sha256,
+                media_type,
+                at: self.ids.clock().now(),
+            },
+        )
+        .await
+    }
+
+    /// The stored record, deleted or not; [`Error::NotFound`] if there is none.
+    async fn stored(&self, tenant_id: &TenantId, media_id: MediaId) -> Result<MediaRecord, Error> {
+        bounded(
+            self.settings.call_timeout,
+            "reading a media record",
+            self.ports.store.media(tenant_id, media_id),
+        )
+        .await?
+        .ok_or(Error::NotFound)
+    }
+
+    async fn update(
+        &self,
+        tenant_id: &TenantId,
+        media_id: MediaId,
+        update: MediaUpdate,
+    ) -> Result<MediaRecord, Error> {
+        match bounded(
+            self.settings.call_timeout,
+            "updating a media record",
+            self.ports.store.update_media(tenant_id, media_id, update),
+        )
+        .await?
+        {
+            MediaUpdateOutcome::Updated(record) => Ok(*record),
+            MediaUpdateOutcome::NotFound => Err(Error::NotFound),
+            MediaUpdateOutcome::Refused(error) => Err(error),
+        }
+    }
+
+    async fn mark_deleted(&self, tenant_id: &TenantId, media_id: MediaId) -> Result<(), Error> {
+        let at = self.ids.clock().now();
+        self.update(tenant_id, media_id, MediaUpdate::Deleted { at })
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes a deleted record's objects, then the record.
+    async fn remove(&self, tenant_id: &TenantId, record: &MediaRecord) -> Result<(), Error> {
+        let keys = std::iter::once(media_object_key(record.media_id)).chain(
+            record
+                .thumbnails
+                .iter()
+                .map(|thumbnail| thumbnail.object_key.clone()),
+        );
+        for key in keys {
+            bounded(
+                OBJECT_TIMEOUT,
+                "deleting media",
+                self.ports.objects.delete_object(tenant_id, &key),
+            )
+            .await?;
+        }
+        bounded(
+            self.settings.call_timeout,
+            "removing a media record",
+            self.ports.store.remove_media(tenant_id, record.media_id),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up an upload that failed: best effort, and what fails is left, marked deleted, to
+    /// the garbage collector.
+    async fn discard(&self, tenant_id: &TenantId, media_id: MediaId) {
+        let discarded = async {
+            self.mark_deleted(tenant_id, media_id).await?;
+            let record = self.stored(tenant_id, media_id).await?;
+            self.remove(tenant_id, &record).await
+        };
+        if let Err(error) = discarded.await {
+            tracing::warn!(%tenant_id, %media_id, %error, "a failed upload is left to the garbage collector");
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn too_large(limit: u64, actual: u64) -> Error {
+    Error::TooLarge {
+        what: "file".into(),
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        actual: usize::try_from(actual).unwrap_or(usize::MAX),
+    }
+}
+
+/// A body whose first [`SNIFF_BYTES`] (or all of a shorter one) were read ahead to be sniffed,
+/// and are given again, first, to whoever reads it.
+struct SniffedSource<'body> {
+    prefix: VecDeque<Bytes>,
+    rest: &'body mut dyn ByteSource,
+}
+
+impl<'body> SniffedSource<'body> {
+    async fn read(body: &'body mut dyn ByteSource) -> Result<Self, SourceError> {
+        let mut prefix = VecDeque::new();
+        let mut n_bytes = 0;
+        while n_bytes < SNIFF_BYTES {
+            match body.next_chunk().await? {
+                Some(chunk) => {
+                    n_bytes += chunk.len();
+                    prefix.push_back(chunk);
+                }
+                None => break,
+            }
+        }
+        Ok(Self { prefix, rest: body })
+    }
+
+    /// The bytes read ahead, at most [`SNIFF_BYTES`] of them.
+    fn prefix_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(SNIFF_BYTES);
+        for chunk in &self.prefix {
+            let room = SNIFF_BYTES - bytes.len();
+            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        bytes
+    }
+}
+
+#[async_trait]
+impl ByteSource for SniffedSource<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
+        match self.prefix.pop_front() {
+            Some(chunk) => Ok(Some(chunk)),
+            None => self.rest.next_chunk().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! The media service over the in-memory stores: a whole upload, and every refusal leaving
+//! nothing behind (no record, no object, no usage); downloads of ranges; who may read and
+//! delete.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use switchboard_engine::blob::{ByteRange, ChunksSource};
+use switchboard_engine::ids::{TenantId, UserId};
+use switchboard_engine::media::{MediaAllowList, MediaQuotas, MediaUsage, QuotaScope};
+use switchboard_engine::model::{Conversation, ConversationKind, Member, Role};
+use switchboard_engine::time::Timestamp;
+use switchboard_storage::{MemoryMediaStore, MemoryMessageStore, MemoryObjectStore};
+
+use super::*;
+use crate::clock::ManualClock;
+
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+struct Fixture {
+    service: MediaService,
+    media: Arc<MemoryMediaStore>,
+    objects: Arc<MemoryObjectStore>,
+    messages: Arc<MemoryMessageStore>,
+}
+
+fn identity(user: &str) -> Identity {
+    Identity {
+        tenant_id: TenantId::parse("acme").expect("valid"),
+        user_id: UserId::parse(user).expect("valid"),
+    }
+}
+
+fn fixture(quotas: MediaQuotas) -> Fixture {
+    let media = Arc::new(MemoryMediaStore::new());
+    let objects = Arc::new(MemoryObjectStore::new());
+    let messages = Arc::new(MemoryMessageStore::new());
+    let clock = Arc::new(ManualClock::at(Timestamp(1_700_000_000_000)));
+    let service = MediaService::new(
+        MediaPorts {
+            store: Arc::clone(&media) as Arc<dyn MediaStore>,
+            objects: Arc::clone(&objects) as Arc<dyn ObjectStore>,
+        },
+        Arc::clone(&messages) as Arc<dyn MessageStore>,
+        MediaSettings {
+            max_file_bytes: 1_000,
+            quotas,
+            tenant_quotas: HashMap::new(),
+            allowed_types: MediaAllowList::default(),
+            tenant_allowed_types: HashMap::new(),
+            upload_expiry: Duration::from_secs(3_600),
+            call_timeout: Duration::from_secs(5),
+        },
+        IdGenerator::new(clock),
+    );
+    Fixture {
+        service,
+        media,
+        objects,
+        messages,
+    }
+}
+
+fn upload(file_name: &str, declared_bytes: u64) -> NewUpload {
+    NewUpload {
+        file_name: file_name.to_owned(),
+        conversation_id: None,
+        declared_bytes,
+    }
+}
+
+impl Fixture {
+    async fn upload(
+        &self,
+        user: &str,
+        new_upload: NewUpload,
+        bytes: &[u8],
+    ) -> Result<MediaRecord, Error> {
+        let mut body = ChunksSource::split(Bytes::copy_from_slice(bytes), 7);
+        self.service
+            .upload(&identity(user), new_upload, &mut body)
+            .await
+    }
+
+    /// Nothing is left of refused uploads: no usage, no object.
+    async fn assert_nothing_kept(&self, user: &str) {
+        let usage = self
+            .media
+            .usage(&identity(user).tenant_id, &identity(user).user_id)
+            .await
+            .expect("usage");
+        assert_eq!(usage, MediaUsage::default());
+        assert_eq!(self.objects.n_objects(), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_whole_upload_is_stored_sniffed_and_hashed() {
+    let fixture = fixture(MediaQuotas::default());
+    let record = fixture
+        .upload("alice", upload("pixel.png", PNG.len() as u64), PNG)
+        .await
+        .expect("stored");
+    assert!(record.is_complete());
+    assert_eq!(
+        record.media_type.as_ref().map(|t| t.mime.as_str()),
+        Some("image/png")
+    );
+    assert_eq!(record.sha256.as_ref().map(String::len), Some(64));
+    assert_eq!(record.received_bytes(), PNG.len() as u64);
+    let read = fixture
+        .service
+        .record(&identity("alice"), record.media_id)
+        .await
+        .expect("the uploader reads it");
+    assert_eq!(read, record);
+    let opened = fixture
+        .service
+        .open(&identity("alice"), &record, ByteRange::new(1, 4))
+        .await
+        .expect("opens");
+    assert_eq!(
+        (opened.start, opened.end, opened.total_bytes),
+        (1, 4, PNG.len() as u64)
+    );
+}
+
+/// Whether an error is the one a case expects.
+type IsExpected = fn(&Error) -> bool;
+
+#[tokio::test]
+async fn refused_uploads_keep_nothing() {
+    let quotas = MediaQuotas {
+        tenant_bytes: None,
+        user_bytes: Some(100),
+    };
+    let fixture = fixture(quotas);
+    let elf_like = b"\x7fELF but not long enough to be called one, so unknown bytes\0";
+    let cases: Vec<(NewUpload, &[u8], IsExpected)> = vec![
+        (upload("../evil.png", 4), b"abcd", |e| {
+            matches!(e, Error::Invalid { .. })
+        }),
+        (upload("big.txt", 1_001), b"", |e| {
+            matches!(e, Error::TooLarge { .. })
+        }),
+        (upload("quota.txt", 101), &[b'a'; 101], |e| {
+            matches!(
+                e,
+                Error::QuotaExceeded {
+                    scope: QuotaScope::User,
+                    remaining_bytes: 100,
+                    ..
+                }
+            )
+        }),
+        (upload("pixel.exe", PNG.len() as u64), PNG, |e| {
+            matches!(e, Error::UnsupportedMediaType { .. })
+        }),
+        (upload("tool.png", elf_like.len() as u64), elf_like, |e| {
+            matches!(e, Error::UnsupportedMediaType { .. })
+        }),
+        (upload("short.txt", 10), b"only 7", |e| {
+            matches!(e, Error::Invalid { .. })
+        }),
+        (upload("long.txt", 3), b"more than three", |e| {
+            matches!(e, Error::TooLarge { .. })
+        }),
+    ];
+    for (new_upload, bytes, expected) in cases {
+        let name = new_upload.file_name.clone();
+        let outcome = fixture.upload("alice", new_upload, bytes).await;
+        assert!(outcome.as_ref().is_err_and(expected), "{name}: {outcome:?}");
+        fixture.assert_nothing_kept("alice").await;
+    }
+    // The empty file is a file.
+    let empty = fixture
+        .upload("alice", upload("empty.txt", 0), b"")
+        .await
+        .expect("stored");
+    assert_eq!(empty.size_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_named_conversation_must_be_the_uploaders() {
+    let fixture = fixture(MediaQuotas::default());
+    let tenant_id = identity("alice").tenant_id;
+    let conversation_id = ConversationId::from_parts(1, 1);
+    let conversation = Conversation::new(
+        conversation_id,
+        tenant_id,
+        ConversationKind::Group,
+        None,
+        identity("alice").user_id,
+        Timestamp(1),
+    );
+    let owner = Member {
+        user_id: identity("alice").user_id,
+        role: Role::Owner,
+        joined_at: Timestamp(1),
+    };
+    fixture
+        .messages
+        .create_conversation(&conversation, &[owner])
+        .await
+        .expect("created");
+    let mut for_conversation = upload("notes.txt", 5);
+    for_conversation.conversation_id = Some(conversation_id);
+    assert!(
+        fixture
+            .upload("alice", for_conversation.clone(), b"notes")
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        fixture
+            .upload("mallory", for_conversation.clone(), b"notes")
+            .await,
+        Err(Error::NotMember)
+    );
+    for_conversation.conversation_id = Some(ConversationId::from_parts(1, 2));
+    assert_eq!(
+        fixture.upload("alice", for_conversation, b"notes").await,
+        Err(Error::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn only_the_uploader_reads_and_the_uploader_or_an_admin_deletes() {
+    let fixture = fixture(MediaQuotas::default());
+    let record = fixture
+        .upload("alice", upload("a.txt", 3), b"abc")
+        .await
+        .expect("stored");
+    let media_id = record.media_id;
+    assert_eq!(
+        fixture.service.record(&identity("bob"), media_id).await,
+        Err(Error::NotFound)
+    );
+    assert_eq!(
+        fixture
+            .service
+            .delete(&identity("bob"), media_id, false)
+            .await,
+        Err(Error::NotFound)
+    );
+    let other_tenant = Identity {
+        tenant_id: TenantId::parse("other").expect("valid"),
+        user_id: identity("alice").user_id,
+    };
+    assert_eq!(
+        fixture.service.record(&other_tenant, media_id).await,
+        Err(Error::NotFound)
+    );
+    fixture
+        .service
+        .delete(&identity("bob"), media_id, true)
+        .await
+        .expect("an admin deletes");
+    assert_eq!(
+        fixture.service.record(&identity("alice"), media_id).await,
+        Err(Error::NotFound)
+    );
+    fixture.assert_nothing_kept("alice").await;
+}

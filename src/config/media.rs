@@ -1,0 +1,77 @@
+//! `[media]`: users' files (size limit, quotas, accepted types, how long an unfinished upload
+//! is kept), and their translation into the media service's [`MediaSettings`]. The bytes go
+//! to the object store `[recordings]` names (`<data_dir>/objects` by default); the records to
+//! `<data_dir>/media`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use switchboard_actors::media::MediaSettings;
+use switchboard_engine::media::{MediaAllowList, MediaQuotas};
+
+use super::section::{config_section, ensure_positive};
+
+config_section! {
+    /// `[media]`: files users upload to attach to messages.
+    pub struct MediaConfig = "media" {
+        /// The largest file accepted, in bytes (4 GiB).
+        pub max_file_bytes: u64 = 4 * 1024 * 1024 * 1024,
+        /// What all of a tenant's media may take together, in bytes; none when unset.
+        pub tenant_quota_bytes: Option<u64> = None; example "107374182400",
+        /// What one user's media may take, in bytes; none when unset.
+        pub user_quota_bytes: Option<u64> = None; example "1073741824",
+        /// The media types accepted, read from the files' bytes: exact types or a family with
+        /// `*` (`image/*`). Unset: images (JPEG, PNG, GIF, WebP, HEIF, AVIF, BMP, TIFF), audio,
+        /// video, PDF, plain text, RTF, the Word, Excel, PowerPoint and OpenDocument formats,
+        /// and zip.
+        pub allowed_types: Option<Vec<String>> = None; example r#"["image/*", "application/pdf"]"#,
+        /// How long an unfinished upload is kept, in milliseconds (24 hours).
+        pub upload_expiry_ms: u64 = 24 * 60 * 60 * 1000,
+    }
+}
+
+impl MediaConfig {
+    /// Checks the limits are positive and the allowed types are MIME types.
+    ///
+    /// # Errors
+    /// Names the first offending key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure_positive(
+            "media",
+            [
+                ("max_file_bytes", self.max_file_bytes),
+                ("upload_expiry_ms", self.upload_expiry_ms),
+            ],
+        )?;
+        self.allow_list().map(|_| ())
+    }
+
+    fn allow_list(&self) -> anyhow::Result<MediaAllowList> {
+        match &self.allowed_types {
+            None => Ok(MediaAllowList::default()),
+            Some(entries) => {
+                MediaAllowList::new(entries.clone()).context("invalid media.allowed_types")
+            }
+        }
+    }
+
+    /// The media service's settings; `call_timeout` bounds each store call.
+    ///
+    /// # Errors
+    /// If `allowed_types` is invalid (which [`MediaConfig::validate`] reports first).
+    pub fn media_settings(&self, call_timeout: Duration) -> anyhow::Result<MediaSettings> {
+        Ok(MediaSettings {
+            max_file_bytes: self.max_file_bytes,
+            quotas: MediaQuotas {
+                tenant_bytes: self.tenant_quota_bytes,
+                user_bytes: self.user_quota_bytes,
+            },
+            tenant_quotas: HashMap::new(),
+            allowed_types: self.allow_list()?,
+            tenant_allowed_types: HashMap::new(),
+            upload_expiry: Duration::from_millis(self.upload_expiry_ms),
+            call_timeout,
+        })
+    }
+}
