@@ -26,6 +26,8 @@ mod limits;
 mod logs;
 #[path = "integration/media.rs"]
 mod media;
+#[path = "integration/media_uploads.rs"]
+mod media_uploads;
 #[path = "integration/membership.rs"]
 mod membership;
 #[path = "integration/message_ops.rs"]

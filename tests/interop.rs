@@ -25,6 +25,9 @@ use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::time::Timestamp;
 use switchboard_turn::credentials::{SecretRing, mint};
 
+#[path = "interop/tus.rs"]
+mod tus;
+
 const SECRET: &str = "interop-shared-secret-0123456789";
 
 /// A child process killed when dropped.

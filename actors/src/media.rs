@@ -31,6 +31,10 @@ use crate::clock::IdGenerator;
 use crate::session::Identity;
 use crate::uploads::{OBJECT_TIMEOUT, PacedSource, bounded};
 
+mod resumable;
+
+pub use resumable::WRITE_LEASE;
+
 /// What the media service can be tuned with (the `[media]` config section).
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
@@ -114,6 +118,22 @@ impl MediaService {
         upload: NewUpload,
         body: &mut dyn ByteSource,
     ) -> Result<MediaRecord, Error> {
+        let record = self.declare_record(identity, upload).await?;
+        match self.receive(identity, &record, body).await {
+            Ok(record) => Ok(record),
+            Err(error) => {
+                self.discard(&identity.tenant_id, record.media_id).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Checks a declared upload and creates its record.
+    async fn declare_record(
+        &self,
+        identity: &Identity,
+        upload: NewUpload,
+    ) -> Result<MediaRecord, Error> {
         let file_name = MediaFileName::parse(&upload.file_name)?;
         if upload.declared_bytes > self.settings.max_file_bytes {
             return Err(too_large(
@@ -145,13 +165,7 @@ impl MediaService {
                 .create_media(tenant_id, &record, self.quotas_of(tenant_id)),
         )
         .await??;
-        match self.receive(identity, &record, body).await {
-            Ok(record) => Ok(record),
-            Err(error) => {
-                self.discard(tenant_id, media_id).await;
-                Err(error)
-            }
-        }
+        Ok(record)
     }
 
     /// The record of media the caller may read.
@@ -372,19 +386,16 @@ impl MediaService {
 
     /// Deletes a deleted record's objects, then the record.
     async fn remove(&self, tenant_id: &TenantId, record: &MediaRecord) -> Result<(), Error> {
-        let keys = std::iter::once(media_object_key(record.media_id)).chain(
-            record
-                .thumbnails
-                .iter()
-                .map(|thumbnail| thumbnail.object_key.clone()),
-        );
+        let keys = std::iter::once(media_object_key(record.media_id))
+            .chain(resumable::part_keys(record))
+            .chain(
+                record
+                    .thumbnails
+                    .iter()
+                    .map(|thumbnail| thumbnail.object_key.clone()),
+            );
         for key in keys {
-            bounded(
-                OBJECT_TIMEOUT,
-                "deleting media",
-                self.ports.objects.delete_object(tenant_id, &key),
-            )
-            .await?;
+            self.delete_object(tenant_id, &key).await?;
         }
         bounded(
             self.settings.call_timeout,

@@ -85,6 +85,12 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// The bytes do not match the checksum the client sent for them; none of them was kept.
+    #[error("the body does not match its {algorithm} checksum")]
+    ChecksumMismatch {
+        /// The checksum's algorithm.
+        algorithm: String,
+    },
     /// A dependency (storage, an actor) failed or timed out; the outcome of a send is unknown and
     /// the client should retry with the same `client_id`.
     #[error("unavailable: {reason}")]

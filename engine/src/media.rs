@@ -44,6 +44,9 @@ pub enum MediaState {
         expires_at: Timestamp,
         /// The request writing now, if one is.
         lease: Option<WriteLease>,
+        /// Where each stored part starts, in order (each ends where the next starts, the
+        /// last at `received_bytes`).
+        parts: Vec<u64>,
     },
     /// Every byte is stored and checked.
     Complete {
@@ -151,6 +154,13 @@ pub enum MediaUpdate {
         /// The type, when this write brought the first bytes.
         media_type: Option<MediaType>,
     },
+    /// The request holding `token` is still writing: its lease now lasts until `until`.
+    RenewLease {
+        /// Its lease's token.
+        token: u128,
+        /// The new end of the lease.
+        until: Timestamp,
+    },
     /// Every byte arrived and was checked.
     Complete {
         /// The SHA-256 of the bytes, lowercase hex.
@@ -212,6 +222,7 @@ impl MediaRecord {
                 received_bytes: 0,
                 expires_at,
                 lease: None,
+                parts: Vec::new(),
             },
             created_at: now,
             dimensions: None,
@@ -271,6 +282,7 @@ impl MediaRecord {
                     received_bytes,
                     expires_at,
                     lease: held,
+                    ..
                 } = &mut self.state
                 else {
                     return Err(conflict("the upload is already complete"));
@@ -297,6 +309,7 @@ impl MediaRecord {
                 let MediaState::Uploading {
                     received_bytes,
                     lease,
+                    parts,
                     ..
                 } = &mut self.state
                 else {
@@ -315,12 +328,21 @@ impl MediaRecord {
                 if now_received < *received_bytes {
                     return Err(conflict("an upload never shrinks"));
                 }
+                if now_received > *received_bytes {
+                    parts.push(*received_bytes);
+                }
                 *received_bytes = now_received;
                 *lease = None;
                 if media_type.is_some() {
                     self.media_type = media_type;
                 }
             }
+            MediaUpdate::RenewLease { token, until } => match &mut self.state {
+                MediaState::Uploading {
+                    lease: Some(lease), ..
+                } if lease.token == token => lease.until = until,
+                _ => return Err(conflict("this request no longer holds the upload")),
+            },
             MediaUpdate::Complete {
                 sha256,
                 media_type,
@@ -368,6 +390,11 @@ fn conflict(reason: &str) -> Error {
 /// The object key of a media item's bytes.
 pub fn media_object_key(media_id: MediaId) -> ObjectKey {
     ObjectKey(format!("media/{media_id}"))
+}
+
+/// The object key of the part of an unfinished upload that starts at `offset`.
+pub fn media_part_object_key(media_id: MediaId, offset: u64) -> ObjectKey {
+    ObjectKey(format!("media/{media_id}.part-{offset:020}"))
 }
 
 /// The object key of one of a media item's thumbnails.

@@ -88,6 +88,7 @@ wire_codes! {
     Conflict = ("conflict", CONFLICT, "the request conflicts with existing state (a deleted message, a reaction already there or not there)");
     QuotaExceeded = ("quota_exceeded", PAYLOAD_TOO_LARGE, "storing the media would pass the user's or the tenant's storage quota; `details` names the quota (`field`), its size (`limit`) and what is left (`remaining`)");
     UnsupportedMediaType = ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "the media type read from the file's bytes is not accepted, or the file name's extension claims another type");
+    ChecksumMismatch = ("checksum_mismatch", BAD_REQUEST, "the body does not match the checksum sent with it (`Upload-Checksum`); nothing of it was kept. The tus endpoints answer it with 460, as tus's checksum extension says");
     RangeNotSatisfiable = ("range_not_satisfiable", RANGE_NOT_SATISFIABLE, "HTTP only: the download's `Range` cannot be served from the file (`bytes=-0`, an end before its start, a start past the end); `Content-Range` gives the size");
     TooManyConnections = ("too_many_connections", TOO_MANY_REQUESTS, "the user has `limits.max_connections_per_user` connections open");
     Unavailable = ("unavailable", SERVICE_UNAVAILABLE, "a dependency failed or the conversation is restarting; retry");
@@ -191,6 +192,7 @@ impl From<&Error> for WireError {
                 })),
                 ..WireError::new(WireCode::QuotaExceeded, message)
             },
+            Error::ChecksumMismatch { .. } => WireError::new(WireCode::ChecksumMismatch, message),
             Error::UnsupportedMediaType { .. } => {
                 WireError::new(WireCode::UnsupportedMediaType, message)
             }

@@ -217,3 +217,37 @@ fn object_keys_are_valid_and_distinct() {
     }
     assert_ne!(keys[1], keys[2]);
 }
+
+#[test]
+fn each_write_that_stores_bytes_is_one_part_and_only_the_holder_renews_its_lease() {
+    let mut record = declared(10);
+    record
+        .apply(begin(0, lease(1, 1_000), NOW))
+        .expect("begins");
+    let renew = |token: u128| MediaUpdate::RenewLease {
+        token,
+        until: Timestamp(NOW.0 + 5_000),
+    };
+    assert!(is_conflict(record.apply(renew(2))), "not the holder");
+    assert_eq!(record.apply(renew(1)), Ok(()));
+    assert!(
+        is_conflict(record.apply(begin(0, lease(2, 1_000), Timestamp(NOW.0 + 2_000)))),
+        "the renewed lease still holds after the first one would have lapsed"
+    );
+    record.apply(end(1, 4)).expect("ends");
+    record
+        .apply(begin(4, lease(3, 1_000), NOW))
+        .expect("begins");
+    record
+        .apply(end(3, 4))
+        .expect("a write that stored nothing");
+    record
+        .apply(begin(4, lease(4, 1_000), NOW))
+        .expect("begins");
+    record.apply(end(4, 10)).expect("ends");
+    let MediaState::Uploading { parts, .. } = &record.state else {
+        panic!("still uploading: {:?}", record.state);
+    };
+    assert_eq!(parts, &[0, 4]);
+    assert!(is_conflict(record.apply(renew(4))), "no write holds it now");
+}

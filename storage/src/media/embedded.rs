@@ -369,6 +369,7 @@ mod tests {
             received_bytes: 0,
             expires_at: Timestamp(21),
             lease: None,
+            parts: Vec::new(),
         };
         assert!(key < lifecycle_key(&tenant_id, &later).expect("expires"));
         let mut attached = record;

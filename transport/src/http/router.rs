@@ -28,6 +28,7 @@ pub fn api() -> OpenApiRouter<Arc<App>> {
         .merge(super::messages::routes())
         .merge(super::recordings::routes())
         .merge(super::media::routes())
+        .merge(super::media_uploads::routes())
         .merge(super::admin::routes())
 }
 
