@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchboard_actors::clock::{IdGenerator, SystemClock};
+use switchboard_actors::media::collector::{MediaCollectorArgs, MediaCollectorHandle};
 use switchboard_actors::media::{MediaPorts, MediaService};
 use switchboard_actors::system::{ClusterPorts, RecordingPorts, System};
 use switchboard_engine::backoff::Backoff;
@@ -58,6 +59,8 @@ pub struct Server {
     turn_health: Option<HealthChecker>,
     /// The embedded TURN relay, unless turned off.
     relay: Option<EmbeddedRelay>,
+    /// Removes deleted media, expired uploads and orphans.
+    media_collector: Option<MediaCollectorHandle>,
     /// Brings remote stores up at start-up (see [`prepare_store`] and [`open_recordings`]).
     preparations: Vec<JoinHandle<()>>,
 }
@@ -434,7 +437,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         turn_health = Some(checker);
         turn_health_board = Some(board);
     }
-    let media = MediaService::new(
+    let media = Arc::new(MediaService::new(
         MediaPorts {
             store: open_media_store(&config)?,
             objects: Arc::clone(&recordings.objects),
@@ -444,7 +447,13 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             .media
             .media_settings(Duration::from_millis(config.conversations.call_timeout_ms))?,
         IdGenerator::new(Arc::clone(&clock)),
-    );
+    ));
+    let media_collector = MediaCollectorHandle::start(MediaCollectorArgs {
+        service: Arc::clone(&media),
+        interval: Duration::from_millis(config.media.collect_interval_ms),
+    })
+    .await
+    .context("starting the media garbage collector")?;
     let system = Arc::new(
         System::start(
             config.system_settings(),
@@ -468,7 +477,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         recording_transfers: Arc::new(tokio::sync::Semaphore::new(
             config.limits.max_concurrent_recording_transfers,
         )),
-        media: Arc::new(media),
+        media,
         metrics: turn_health_board
             .map(|board| Arc::new(TurnHealthMetrics(board)) as Arc<dyn MetricsSource>)
             .into_iter()
@@ -498,6 +507,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
         turn_health,
         relay,
+        media_collector: Some(media_collector),
         preparations: store_preparation
             .into_iter()
             .chain(objects_preparation)
@@ -554,6 +564,9 @@ impl Server {
         }
         if let Some(checker) = self.turn_health.take() {
             checker.stop();
+        }
+        if let Some(collector) = self.media_collector.take() {
+            collector.stop();
         }
         if let Some(relay) = self.relay.take() {
             relay.close().await;

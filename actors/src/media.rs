@@ -25,12 +25,14 @@ use switchboard_engine::media::{
     MediaUpdateOutcome, WriteLease, media_object_key, sniff,
 };
 use switchboard_engine::ports::MessageStore;
+use switchboard_engine::time::Timestamp;
 use switchboard_engine::{Error, PutError, SourceError};
 
 use crate::clock::IdGenerator;
 use crate::session::Identity;
 use crate::uploads::{OBJECT_TIMEOUT, PacedSource, bounded};
 
+pub mod collector;
 mod resumable;
 
 pub use resumable::WRITE_LEASE;
@@ -50,6 +52,8 @@ pub struct MediaSettings {
     pub tenant_allowed_types: HashMap<TenantId, MediaAllowList>,
     /// How long an unfinished upload is kept.
     pub upload_expiry: Duration,
+    /// How long complete media nobody attached is kept; `None` keeps it.
+    pub orphan_ttl: Option<Duration>,
     /// How long a store call may take.
     pub call_timeout: Duration,
 }
@@ -230,6 +234,41 @@ impl MediaService {
         }
         self.mark_deleted(tenant_id, media_id).await?;
         self.remove(tenant_id, &record).await
+    }
+
+    /// One round of the garbage collector: removes at most `limit` records that are due
+    /// (deleted media, unfinished uploads past their expiry, and complete media nobody attached
+    /// for `orphan_ttl`, when it is set), each with its objects. Returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if a store fails (what was removed stays removed; the next round
+    /// finds the rest again).
+    pub async fn collect(&self, limit: usize) -> Result<usize, Error> {
+        let now = self.ids.clock().now();
+        let orphaned_before = match self.settings.orphan_ttl {
+            Some(ttl) => Timestamp(now.as_millis().saturating_sub(millis(ttl))),
+            None => Timestamp(0),
+        };
+        let due = bounded(
+            self.settings.call_timeout,
+            "listing the media to collect",
+            self.ports
+                .store
+                .media_to_collect(now, orphaned_before, limit),
+        )
+        .await?;
+        let mut n_removed = 0;
+        for (tenant_id, record) in due {
+            if !record.state.is_deleted() {
+                match self.mark_deleted(&tenant_id, record.media_id).await {
+                    Ok(()) | Err(Error::NotFound) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            self.remove(&tenant_id, &record).await?;
+            n_removed += 1;
+        }
+        Ok(n_removed)
     }
 
     fn quotas_of(&self, tenant_id: &TenantId) -> MediaQuotas {

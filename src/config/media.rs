@@ -28,6 +28,12 @@ config_section! {
         pub allowed_types: Option<Vec<String>> = None; example r#"["image/*", "application/pdf"]"#,
         /// How long an unfinished upload is kept, in milliseconds (24 hours).
         pub upload_expiry_ms: u64 = 24 * 60 * 60 * 1000,
+        /// How long complete media that no message attaches is kept, in milliseconds; 0 keeps
+        /// it (the default while messages cannot attach media yet).
+        pub orphan_ttl_ms: u64 = 0,
+        /// How often the garbage collector removes deleted media, expired uploads and (with
+        /// `orphan_ttl_ms`) orphans, in milliseconds.
+        pub collect_interval_ms: u64 = 60_000,
     }
 }
 
@@ -42,6 +48,7 @@ impl MediaConfig {
             [
                 ("max_file_bytes", self.max_file_bytes),
                 ("upload_expiry_ms", self.upload_expiry_ms),
+                ("collect_interval_ms", self.collect_interval_ms),
             ],
         )?;
         self.allow_list().map(|_| ())
@@ -71,6 +78,7 @@ impl MediaConfig {
             allowed_types: self.allow_list()?,
             tenant_allowed_types: HashMap::new(),
             upload_expiry: Duration::from_millis(self.upload_expiry_ms),
+            orphan_ttl: (self.orphan_ttl_ms > 0).then(|| Duration::from_millis(self.orphan_ttl_ms)),
             call_timeout,
         })
     }

@@ -19,10 +19,11 @@ const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
 struct Fixture {
-    service: MediaService,
+    service: Arc<MediaService>,
     media: Arc<MemoryMediaStore>,
     objects: Arc<MemoryObjectStore>,
     messages: Arc<MemoryMessageStore>,
+    clock: Arc<ManualClock>,
 }
 
 fn identity(user: &str) -> Identity {
@@ -33,11 +34,15 @@ fn identity(user: &str) -> Identity {
 }
 
 fn fixture(quotas: MediaQuotas) -> Fixture {
+    fixture_with(quotas, None)
+}
+
+fn fixture_with(quotas: MediaQuotas, orphan_ttl: Option<Duration>) -> Fixture {
     let media = Arc::new(MemoryMediaStore::new());
     let objects = Arc::new(MemoryObjectStore::new());
     let messages = Arc::new(MemoryMessageStore::new());
     let clock = Arc::new(ManualClock::at(Timestamp(1_700_000_000_000)));
-    let service = MediaService::new(
+    let service = Arc::new(MediaService::new(
         MediaPorts {
             store: Arc::clone(&media) as Arc<dyn MediaStore>,
             objects: Arc::clone(&objects) as Arc<dyn ObjectStore>,
@@ -50,15 +55,17 @@ fn fixture(quotas: MediaQuotas) -> Fixture {
             allowed_types: MediaAllowList::default(),
             tenant_allowed_types: HashMap::new(),
             upload_expiry: Duration::from_secs(3_600),
+            orphan_ttl,
             call_timeout: Duration::from_secs(5),
         },
-        IdGenerator::new(clock),
-    );
+        IdGenerator::new(Arc::clone(&clock) as Arc<dyn switchboard_engine::ports::Clock>),
+    ));
     Fixture {
         service,
         media,
         objects,
         messages,
+        clock,
     }
 }
 
@@ -262,4 +269,137 @@ async fn only_the_uploader_reads_and_the_uploader_or_an_admin_deletes() {
         Err(Error::NotFound)
     );
     fixture.assert_nothing_kept("alice").await;
+}
+
+#[tokio::test]
+async fn the_collector_removes_expired_uploads_and_deleted_media_and_keeps_the_rest() {
+    let fixture = fixture(MediaQuotas::default());
+    let kept = fixture
+        .upload("alice", upload("kept.txt", 3), b"abc")
+        .await
+        .expect("stored");
+    let unfinished = fixture
+        .service
+        .declare(&identity("alice"), upload("unfinished.txt", 10))
+        .await
+        .expect("declared");
+    let mut first_bytes = ChunksSource::split(Bytes::from_static(b"hello"), 0);
+    fixture
+        .service
+        .append(
+            &identity("alice"),
+            unfinished.media_id,
+            0,
+            &mut first_bytes,
+            None,
+        )
+        .await
+        .expect("appended");
+    assert_eq!(
+        fixture.objects.n_objects(),
+        2,
+        "the kept media and one part"
+    );
+    assert_eq!(
+        fixture.service.collect(10).await,
+        Ok(0),
+        "nothing is due yet"
+    );
+
+    fixture.clock.advance(3_600 * 1_000);
+    assert_eq!(
+        fixture.service.collect(10).await,
+        Ok(1),
+        "the upload expired"
+    );
+    assert_eq!(fixture.objects.n_objects(), 1, "its part is gone");
+    assert_eq!(
+        fixture
+            .service
+            .record(&identity("alice"), unfinished.media_id)
+            .await,
+        Err(Error::NotFound)
+    );
+    assert_eq!(
+        fixture.service.collect(10).await,
+        Ok(0),
+        "a second round finds nothing"
+    );
+    let usage = fixture
+        .media
+        .usage(&identity("alice").tenant_id, &identity("alice").user_id)
+        .await
+        .expect("usage");
+    assert_eq!(usage.user_bytes, 3, "only the kept media counts");
+    assert!(
+        fixture
+            .service
+            .record(&identity("alice"), kept.media_id)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn with_an_orphan_ttl_unattached_media_is_collected_after_it() {
+    let fixture = fixture_with(MediaQuotas::default(), Some(Duration::from_secs(60)));
+    let orphan = fixture
+        .upload("alice", upload("orphan.txt", 3), b"abc")
+        .await
+        .expect("stored");
+    fixture.clock.advance(60_000);
+    assert_eq!(
+        fixture.service.collect(10).await,
+        Ok(0),
+        "not older than the ttl yet"
+    );
+    fixture.clock.advance(1);
+    assert_eq!(fixture.service.collect(10).await, Ok(1));
+    assert_eq!(fixture.objects.n_objects(), 0);
+    assert_eq!(
+        fixture
+            .service
+            .record(&identity("alice"), orphan.media_id)
+            .await,
+        Err(Error::NotFound)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_collector_actor_runs_every_interval() {
+    use collector::{MediaCollectorArgs, MediaCollectorHandle};
+    let fixture = fixture(MediaQuotas::default());
+    let unfinished = fixture
+        .service
+        .declare(&identity("alice"), upload("unfinished.txt", 10))
+        .await
+        .expect("declared");
+    let collector = MediaCollectorHandle::start(MediaCollectorArgs {
+        service: Arc::clone(&fixture.service),
+        interval: Duration::from_secs(60),
+    })
+    .await
+    .expect("starts");
+    fixture.clock.advance(3_600 * 1_000);
+    // Paused time: each sleep lets the runtime reach the next tick at once.
+    let mut n_ticks = 0;
+    while fixture
+        .media
+        .media(&identity("alice").tenant_id, unfinished.media_id)
+        .await
+        .expect("read")
+        .is_some()
+    {
+        assert!(
+            n_ticks < 3,
+            "the collector did not run within three intervals"
+        );
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        n_ticks += 1;
+    }
+    assert_eq!(
+        collector.collect_now(Duration::from_secs(5)).await.ok(),
+        Some(0)
+    );
+    collector.stop();
 }
