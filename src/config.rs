@@ -56,7 +56,10 @@ pub use media::MediaConfig;
 pub use recordings::{
     ObjectStoreBackend, ObjectStoreConfig, RecordingsConfig, RecordingsKeys, S3ObjectStoreConfig,
 };
-pub use secrets::{DEV_SECRET_FILE, TURN_SECRET_FILE, development_secret, turn_secret};
+pub use secrets::{
+    DEV_SECRET_FILE, MEDIA_LINK_SECRET_FILE, TURN_SECRET_FILE, development_secret,
+    media_link_secret, turn_secret,
+};
 pub use server::{LogFormat, ServerConfig};
 pub use storage::{
     MongodbStorageConfig, StorageBackend, StorageBackendName, StorageConfig, StorageKeys,

@@ -31,8 +31,10 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{
-    Config, ObjectStoreConfig, StorageBackend, TurnRelay, development_secret, turn_secret,
+    Config, ObjectStoreConfig, StorageBackend, TurnRelay, development_secret, media_link_secret,
+    turn_secret,
 };
+use switchboard_transport::link_signing::MediaLinkSigner;
 use switchboard_transport::metrics::MetricsSource;
 use switchboard_turn::health::{HealthBoard, HealthChecker, HealthCheckerArgs};
 use switchboard_turn::relay::EmbeddedRelay;
@@ -478,6 +480,12 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             config.limits.max_concurrent_recording_transfers,
         )),
         media,
+        media_links: Arc::new(MediaLinkSigner::new(
+            &media_link_secret(&config.media, &config.server.data_dir)?,
+            &config.media.retired_link_secrets,
+            config.media.link_ttl_secs,
+            config.media.link_max_ttl_secs,
+        )),
         metrics: turn_health_board
             .map(|board| Arc::new(TurnHealthMetrics(board)) as Arc<dyn MetricsSource>)
             .into_iter()

@@ -200,17 +200,50 @@ impl MediaService {
         record: &MediaRecord,
         range: ByteRange,
     ) -> Result<ObjectRange, Error> {
-        if !record.is_complete() || record.uploader != identity.user_id {
+        if record.uploader != identity.user_id {
+            return Err(Error::NotFound);
+        }
+        self.open_object(&identity.tenant_id, record, range).await
+    }
+
+    /// The record of complete media, for a caller whose permission was checked otherwise (a
+    /// signed link).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is no complete media of that id in the tenant;
+    /// [`Error::Unavailable`] if the store fails.
+    pub async fn complete_record(
+        &self,
+        tenant_id: &TenantId,
+        media_id: MediaId,
+    ) -> Result<MediaRecord, Error> {
+        let record = self.stored(tenant_id, media_id).await?;
+        if !record.is_complete() {
+            return Err(Error::NotFound);
+        }
+        Ok(record)
+    }
+
+    /// Opens a range of complete media, whoever asks: the caller checked the permission.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] while it is still uploading; [`Error::Unavailable`] if the object
+    /// store fails or the bytes are missing.
+    pub async fn open_object(
+        &self,
+        tenant_id: &TenantId,
+        record: &MediaRecord,
+        range: ByteRange,
+    ) -> Result<ObjectRange, Error> {
+        if !record.is_complete() {
             return Err(Error::NotFound);
         }
         bounded(
             OBJECT_TIMEOUT,
             "opening media",
-            self.ports.objects.get_range(
-                &identity.tenant_id,
-                &media_object_key(record.media_id),
-                range,
-            ),
+            self.ports
+                .objects
+                .get_range(tenant_id, &media_object_key(record.media_id), range),
         )
         .await?
         .ok_or_else(|| Error::unavailable("the media's bytes are missing"))

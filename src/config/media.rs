@@ -31,6 +31,17 @@ config_section! {
         /// How long complete media that no message attaches is kept, in milliseconds; 0 keeps
         /// it (the default while messages cannot attach media yet).
         pub orphan_ttl_ms: u64 = 0,
+        /// The secret that signs media links (or `SWITCHBOARD__MEDIA__LINK_SECRET`); unset: a
+        /// random one kept in `<data_dir>/media-link-secret`. Every node of a deployment needs
+        /// the same one.
+        pub link_secret: Option<String> = None; example r#""...""#,
+        /// Secrets that signed links before the current one: their links still work until they
+        /// expire.
+        pub retired_link_secrets: Vec<String> = Vec::new(),
+        /// How long a media link works when its maker names no lifetime, in seconds (1 hour).
+        pub link_ttl_secs: u64 = 3_600,
+        /// The longest lifetime a media link may be given, in seconds (7 days).
+        pub link_max_ttl_secs: u64 = 7 * 24 * 3_600,
         /// How often the garbage collector removes deleted media, expired uploads and (with
         /// `orphan_ttl_ms`) orphans, in milliseconds.
         pub collect_interval_ms: u64 = 60_000,
@@ -49,8 +60,16 @@ impl MediaConfig {
                 ("max_file_bytes", self.max_file_bytes),
                 ("upload_expiry_ms", self.upload_expiry_ms),
                 ("collect_interval_ms", self.collect_interval_ms),
+                ("link_ttl_secs", self.link_ttl_secs),
+                ("link_max_ttl_secs", self.link_max_ttl_secs),
             ],
         )?;
+        anyhow::ensure!(
+            self.link_ttl_secs <= self.link_max_ttl_secs,
+            "media.link_ttl_secs ({}) is over media.link_max_ttl_secs ({})",
+            self.link_ttl_secs,
+            self.link_max_ttl_secs
+        );
         self.allow_list().map(|_| ())
     }
 

@@ -6,12 +6,27 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::auth::AuthConfig;
+use super::media::MediaConfig;
 use super::turn::{TurnConfig, TurnSharedSecret};
 
 /// The file that holds the generated development secret.
 pub const DEV_SECRET_FILE: &str = "dev-secret";
 /// The file that holds the generated TURN secret.
 pub const TURN_SECRET_FILE: &str = "turn-secret";
+/// The file that holds the generated media link secret.
+pub const MEDIA_LINK_SECRET_FILE: &str = "media-link-secret";
+
+/// The media link secret: the configured one, or the one kept in the data directory, or a new
+/// random one written there (readable by the owner only).
+///
+/// # Errors
+/// If the data directory cannot be created or the secret file cannot be read or written.
+pub fn media_link_secret(media: &MediaConfig, data_dir: &Path) -> anyhow::Result<String> {
+    match &media.link_secret {
+        Some(secret) => Ok(secret.clone()),
+        None => secret_file(&data_dir.join(MEDIA_LINK_SECRET_FILE), data_dir),
+    }
+}
 
 /// The TURN secret: the configured one, or the one kept in the data directory, or a new random
 /// one written there (readable by the owner only).

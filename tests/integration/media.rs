@@ -296,3 +296,71 @@ async fn media_for_a_conversation_needs_its_membership() {
     let (status, body) = upload(&server, &token("acme", "mallory"), &query, b"abc").await;
     assert_eq!((status, body["code"].as_str()), (403, Some("not_member")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_link_serves_without_a_token_until_changed() {
+    let server = TestServer::start().await;
+    let alice = token("acme", "alice");
+    let (_, record) = upload(&server, &alice, "file_name=pixel.png", PNG).await;
+    let media_id = record["media_id"].as_str().expect("an id").to_owned();
+    let (status, _, link) = server
+        .post_as(
+            "alice",
+            &format!("/v1/media/{media_id}/links"),
+            serde_json::json!({"ttl_secs": 600}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let url = link["url"].as_str().expect("a url").to_owned();
+    assert!(link["expires_at"].as_u64().is_some());
+
+    let client = reqwest::Client::new();
+    let whole = client.get(server.url(&url)).send().await.expect("sent");
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.bytes().await.expect("body").as_ref(), PNG);
+    let part = client
+        .get(server.url(&url))
+        .header(header::RANGE, "bytes=0-7")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.expect("body").as_ref(), &PNG[..8]);
+
+    let tampered = [
+        url.replace("tenant=acme", "tenant=other"),
+        url.replace("&expires=", "&expires=9"),
+        format!("{url}x"),
+        url.replace(&media_id, "01HF7YAT000000000000000000"),
+    ];
+    for changed in tampered {
+        let response = client.get(server.url(&changed)).send().await.expect("sent");
+        assert!(
+            matches!(
+                response.status(),
+                StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST
+            ),
+            "{changed}: {}",
+            response.status()
+        );
+        assert_ne!(response.status(), StatusCode::OK);
+    }
+
+    // Only those who may read the media get a link; a ttl must be within the limits.
+    let (status, _, _) = server
+        .post_as(
+            "bob",
+            &format!("/v1/media/{media_id}/links"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = server
+        .post_as(
+            "alice",
+            &format!("/v1/media/{media_id}/links"),
+            serde_json::json!({"ttl_secs": 0}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}

@@ -15,6 +15,7 @@ mod documented_errors;
 mod extract;
 mod health;
 mod media;
+mod media_links;
 mod media_uploads;
 mod members;
 mod messages;

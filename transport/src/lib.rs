@@ -15,6 +15,7 @@ pub mod auth;
 pub mod codec;
 mod error;
 pub mod http;
+pub mod link_signing;
 pub mod metrics;
 pub mod openapi;
 mod security;

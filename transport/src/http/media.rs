@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_actors::media::NewUpload;
 use switchboard_engine::Error;
 use switchboard_engine::blob::{ByteRange, ByteStream};
-use switchboard_engine::ids::{ConversationId, MediaId};
+use switchboard_engine::ids::{ConversationId, MediaId, TenantId};
 use switchboard_engine::media::{
     Disposition, MediaFamily, MediaRecord, MediaState, RangeAnswer, answer_range,
 };
@@ -235,6 +235,17 @@ pub(crate) async fn download_media(
         .media
         .record(&identity, media_id(&media_id_text)?)
         .await?;
+    serve_media(&app, &identity.tenant_id, &record, &headers).await
+}
+
+/// Serves a media item's bytes as `GET /v1/media/{media_id}` documents (also through a signed
+/// link): conditional requests, one range, and the headers that make it safe to show.
+pub(super) async fn serve_media(
+    app: &App,
+    tenant_id: &TenantId,
+    record: &MediaRecord,
+    headers: &HeaderMap,
+) -> Result<Response, WireError> {
     let (Some(sha256), Some(media_type)) = (record.sha256.as_deref(), record.media_type.as_ref())
     else {
         return Err(WireError::from(Error::NotFound));
@@ -280,7 +291,7 @@ pub(crate) async fn download_media(
             return Ok(response);
         }
     };
-    let opened = app.media.open(&identity, &record, range).await?;
+    let opened = app.media.open_object(tenant_id, record, range).await?;
     let (first, end) = (opened.start, opened.end);
     let disposition = match media_type.family {
         MediaFamily::Image | MediaFamily::Audio | MediaFamily::Video => Disposition::Inline,

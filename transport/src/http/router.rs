@@ -29,6 +29,7 @@ pub fn api() -> OpenApiRouter<Arc<App>> {
         .merge(super::recordings::routes())
         .merge(super::media::routes())
         .merge(super::media_uploads::routes())
+        .merge(super::media_links::routes())
         .merge(super::admin::routes())
 }
 
