@@ -8,7 +8,8 @@
 //!
 //! coturn runs with `use-auth-secret` and the same shared secret as Switchboard;
 //! `turnutils_uclient` allocates a relay with the credentials and exchanges packets with a
-//! `turnutils_peer` echo server through it. Switchboard's health checker probes the configured
+//! `turnutils_peer` echo server through it. Media: tuspy uploads across an interruption
+//! (`interop/tus.rs`), and ffprobe reads a video through a signed link (`interop/media_player.rs`). Switchboard's health checker probes the configured
 //! servers with STUN binding requests and leaves an unreachable one out of the list clients get.
 //! Every process is started on 127.0.0.1 and killed by its PID when the test ends.
 
@@ -25,6 +26,8 @@ use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::time::Timestamp;
 use switchboard_turn::credentials::{SecretRing, mint};
 
+#[path = "interop/media_player.rs"]
+mod media_player;
 #[path = "interop/tus.rs"]
 mod tus;
 
