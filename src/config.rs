@@ -52,7 +52,7 @@ pub use cluster::ClusterConfig;
 pub use conversations::ConversationsConfig;
 pub use kafka::KafkaConfig;
 pub use limits::{LimitsConfig, TenantRatesConfig};
-pub use media::MediaConfig;
+pub use media::{MediaConfig, TenantMediaConfig};
 pub use recordings::{
     ObjectStoreBackend, ObjectStoreConfig, RecordingsConfig, RecordingsKeys, S3ObjectStoreConfig,
 };

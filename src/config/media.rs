@@ -3,11 +3,12 @@
 //! to the object store `[recordings]` names (`<data_dir>/objects` by default); the records to
 //! `<data_dir>/media`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
 use switchboard_actors::media::MediaSettings;
+use switchboard_engine::ids::TenantId;
 use switchboard_engine::media::{MediaAllowList, MediaQuotas};
 
 use super::section::{config_section, ensure_positive};
@@ -45,7 +46,33 @@ config_section! {
         /// How often the garbage collector removes deleted media, expired uploads and (with
         /// `orphan_ttl_ms`) orphans, in milliseconds.
         pub collect_interval_ms: u64 = 60_000,
+        /// Tenants with quotas or accepted types of their own; keys left out keep the values
+        /// above:
+        ///
+        /// ```toml
+        /// [[media.tenants]]
+        /// tenant = "acme"
+        /// tenant_quota_bytes = 10737418240
+        /// allowed_types = ["image/*"]
+        /// ```
+        ///
+        /// Such entries go after every other `[media]` key.
+        pub tenants: Vec<TenantMediaConfig> = Vec::new(),
     }
+}
+
+/// One `[[media.tenants]]` entry: a tenant's own quotas and accepted types.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantMediaConfig {
+    /// The tenant id.
+    pub tenant: String,
+    /// As `media.tenant_quota_bytes`.
+    pub tenant_quota_bytes: Option<u64>,
+    /// As `media.user_quota_bytes`.
+    pub user_quota_bytes: Option<u64>,
+    /// As `media.allowed_types`.
+    pub allowed_types: Option<Vec<String>>,
 }
 
 impl MediaConfig {
@@ -70,7 +97,34 @@ impl MediaConfig {
             self.link_ttl_secs,
             self.link_max_ttl_secs
         );
-        self.allow_list().map(|_| ())
+        self.allow_list().map(|_| ())?;
+        self.tenant_overrides().map(|_| ())
+    }
+
+    /// Each configured tenant's quotas and allow-list (where it names none, the global one).
+    fn tenant_overrides(&self) -> anyhow::Result<Vec<(TenantId, MediaQuotas, MediaAllowList)>> {
+        self.tenants
+            .iter()
+            .map(|tenant| {
+                let tenant_id = TenantId::parse(&tenant.tenant).map_err(|error| {
+                    anyhow::anyhow!(
+                        "media.tenants: {:?} is not a valid tenant id ({error})",
+                        tenant.tenant
+                    )
+                })?;
+                let quotas = MediaQuotas {
+                    tenant_bytes: tenant.tenant_quota_bytes.or(self.tenant_quota_bytes),
+                    user_bytes: tenant.user_quota_bytes.or(self.user_quota_bytes),
+                };
+                let allow_list = match &tenant.allowed_types {
+                    Some(entries) => MediaAllowList::new(entries.clone()).with_context(|| {
+                        format!("invalid media.tenants allowed_types for {}", tenant.tenant)
+                    })?,
+                    None => self.allow_list()?,
+                };
+                Ok((tenant_id, quotas, allow_list))
+            })
+            .collect()
     }
 
     fn allow_list(&self) -> anyhow::Result<MediaAllowList> {
@@ -87,15 +141,22 @@ impl MediaConfig {
     /// # Errors
     /// If `allowed_types` is invalid (which [`MediaConfig::validate`] reports first).
     pub fn media_settings(&self, call_timeout: Duration) -> anyhow::Result<MediaSettings> {
+        let overrides = self.tenant_overrides()?;
         Ok(MediaSettings {
             max_file_bytes: self.max_file_bytes,
             quotas: MediaQuotas {
                 tenant_bytes: self.tenant_quota_bytes,
                 user_bytes: self.user_quota_bytes,
             },
-            tenant_quotas: HashMap::new(),
+            tenant_quotas: overrides
+                .iter()
+                .map(|(tenant_id, quotas, _)| (tenant_id.clone(), *quotas))
+                .collect(),
             allowed_types: self.allow_list()?,
-            tenant_allowed_types: HashMap::new(),
+            tenant_allowed_types: overrides
+                .into_iter()
+                .map(|(tenant_id, _, allow_list)| (tenant_id, allow_list))
+                .collect(),
             upload_expiry: Duration::from_millis(self.upload_expiry_ms),
             orphan_ttl: (self.orphan_ttl_ms > 0).then(|| Duration::from_millis(self.orphan_ttl_ms)),
             call_timeout,

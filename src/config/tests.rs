@@ -161,6 +161,58 @@ fn an_s3_object_store_names_what_it_is_missing() {
     assert!(config.validate().is_err());
 }
 
+#[test]
+fn media_tenants_override_quotas_and_types_and_bad_entries_are_named() {
+    let config: Config = toml::from_str(
+        "[media]\nuser_quota_bytes = 100\n\n[[media.tenants]]\ntenant = \"acme\"\n\
+         tenant_quota_bytes = 5000\nallowed_types = [\"image/*\"]\n",
+    )
+    .expect("parses");
+    config.validate().expect("valid");
+    let settings = config
+        .media
+        .media_settings(std::time::Duration::from_secs(1))
+        .expect("settings");
+    let acme = switchboard_engine::ids::TenantId::parse("acme").expect("valid");
+    let quotas = settings.tenant_quotas.get(&acme).expect("acme's quotas");
+    assert_eq!(quotas.tenant_bytes, Some(5000));
+    assert_eq!(
+        quotas.user_bytes,
+        Some(100),
+        "the global value where it names none"
+    );
+    let allowed = settings
+        .tenant_allowed_types
+        .get(&acme)
+        .expect("acme's types");
+    assert!(allowed.allows("image/png"));
+    assert!(!allowed.allows("application/pdf"));
+    assert!(
+        settings.allowed_types.allows("application/pdf"),
+        "others keep the default"
+    );
+
+    for (toml_text, named) in [
+        (
+            "[[media.tenants]]\ntenant = \"no spaces\"\n",
+            "media.tenants",
+        ),
+        (
+            "[[media.tenants]]\ntenant = \"acme\"\nallowed_types = [\"png\"]\n",
+            "allowed_types",
+        ),
+        ("[media]\nallowed_types = [\"*\"]\n", "media.allowed_types"),
+        (
+            "[media]\nlink_ttl_secs = 10\nlink_max_ttl_secs = 5\n",
+            "link_max_ttl_secs",
+        ),
+    ] {
+        let config: Config = toml::from_str(toml_text).expect("parses");
+        let error = format!("{:#}", config.validate().expect_err("invalid"));
+        assert!(error.contains(named), "{toml_text}: {error}");
+    }
+}
+
 mod example;
 
 #[test]
