@@ -58,6 +58,9 @@ pub enum MediaState {
     Deleted {
         /// When.
         deleted_at: Timestamp,
+        /// The parts an unfinished upload had stored, kept so that whoever removes the objects
+        /// (after a crash, the collector) still finds them.
+        parts: Vec<u64>,
     },
 }
 
@@ -374,7 +377,14 @@ impl MediaRecord {
                 self.n_attachments = self.n_attachments.saturating_add(1);
             }
             MediaUpdate::Deleted { at } => {
-                self.state = MediaState::Deleted { deleted_at: at };
+                let parts = match &mut self.state {
+                    MediaState::Uploading { parts, .. } => std::mem::take(parts),
+                    MediaState::Complete { .. } | MediaState::Deleted { .. } => Vec::new(),
+                };
+                self.state = MediaState::Deleted {
+                    deleted_at: at,
+                    parts,
+                };
             }
         }
         Ok(())

@@ -314,3 +314,135 @@ async fn bad_creations_and_disallowed_content_get_their_codes() {
     assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(offset_of(&server, &path).await.0, StatusCode::NOT_FOUND);
 }
+
+/// Every file under the object store's directory, by name (each is the SHA-256 of its key).
+fn object_files(data_dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    fn walk(directory: &std::path::Path, found: &mut std::collections::BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(directory) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else {
+                found.insert(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut found = std::collections::BTreeSet::new();
+    walk(&data_dir.join("objects"), &mut found);
+    found
+}
+
+/// The file name the filesystem object store gives a key.
+fn file_of(key: &str) -> String {
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn id_of(path: &str) -> &str {
+    path.rsplit('/').next().expect("an id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_object_outlives_its_record_and_no_record_lacks_its_objects() {
+    let server = TestServer::start_with(|config| {
+        config.media.upload_expiry_ms = 3_000;
+        config.media.collect_interval_ms = 100;
+    })
+    .await;
+    let file = text_file();
+    // Complete in two pieces.
+    let complete = create(&server, "alice", file.len(), "complete.txt").await;
+    assert_eq!(
+        patch(&server, &complete, 0, &file[..100]).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        patch(&server, &complete, 100, &file[100..]).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // Unfinished: one part stored.
+    let unfinished = create(&server, "alice", file.len(), "unfinished.txt").await;
+    assert_eq!(
+        patch(&server, &unfinished, 0, &file[..50]).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // Terminated after a part.
+    let terminated = create(&server, "alice", file.len(), "terminated.txt").await;
+    assert_eq!(
+        patch(&server, &terminated, 0, &file[..50]).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let response = tus_request(&server, Method::DELETE, &terminated, "alice")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    // Refused when its last byte shows its type: parts stored first, then all of it dropped.
+    let elf: Vec<u8> = b"\x7fELF\x02\x01\x01"
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(0, 100))
+        .collect();
+    let refused = create(&server, "alice", elf.len(), "data").await;
+    assert_eq!(
+        patch(&server, &refused, 0, &elf[..20]).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        patch(&server, &refused, 20, &elf[20..]).await.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    // Single uploads: one kept, one deleted.
+    let single = |name: &'static str| {
+        let server = &server;
+        async move {
+            let (status, _, record) = server
+                .call_as(
+                    Method::POST,
+                    "alice",
+                    &format!("/v1/media?file_name={name}"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 201, "{record}");
+            record["media_id"].as_str().expect("an id").to_owned()
+        }
+    };
+    let kept = single("empty.txt").await;
+    let deleted = single("gone.txt").await;
+    let (status, _, _) = server
+        .delete_as("alice", &format!("/v1/media/{deleted}"))
+        .await;
+    assert_eq!(status, 204);
+
+    let expected = |with_unfinished: bool| {
+        let mut files = std::collections::BTreeSet::new();
+        files.insert(file_of(&format!("media/{}", id_of(&complete))));
+        files.insert(file_of(&format!("media/{kept}")));
+        if with_unfinished {
+            files.insert(file_of(&format!(
+                "media/{}.part-{:020}",
+                id_of(&unfinished),
+                0
+            )));
+        }
+        files
+    };
+    assert_eq!(object_files(server.data_dir.path()), expected(true));
+
+    // Once the unfinished upload expires, the collector removes it and its part.
+    eventually("the collector removes the expired upload", || {
+        let (server, unfinished, expected) = (&server, &unfinished, &expected);
+        async move {
+            let gone = offset_of(server, unfinished).await.0 == StatusCode::NOT_FOUND;
+            (gone && object_files(server.data_dir.path()) == expected(false)).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(download(&server, &complete).await, file);
+}

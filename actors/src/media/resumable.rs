@@ -272,14 +272,14 @@ impl MediaService {
     }
 }
 
-/// The object keys of an unfinished upload's parts, in order.
+/// The object keys of the parts an unfinished (or deleted unfinished) upload stored, in order.
 pub(super) fn part_keys(record: &MediaRecord) -> Vec<ObjectKey> {
     match &record.state {
-        MediaState::Uploading { parts, .. } => parts
+        MediaState::Uploading { parts, .. } | MediaState::Deleted { parts, .. } => parts
             .iter()
             .map(|offset| media_part_object_key(record.media_id, *offset))
             .collect(),
-        MediaState::Complete { .. } | MediaState::Deleted { .. } => Vec::new(),
+        MediaState::Complete { .. } => Vec::new(),
     }
 }
 

@@ -251,3 +251,22 @@ fn each_write_that_stores_bytes_is_one_part_and_only_the_holder_renews_its_lease
     assert_eq!(parts, &[0, 4]);
     assert!(is_conflict(record.apply(renew(4))), "no write holds it now");
 }
+
+#[test]
+fn deleting_an_unfinished_upload_keeps_the_list_of_its_parts() {
+    let mut record = declared(10);
+    record
+        .apply(begin(0, lease(1, 1_000), NOW))
+        .expect("begins");
+    record.apply(end(1, 4)).expect("ends");
+    record
+        .apply(MediaUpdate::Deleted { at: NOW })
+        .expect("deletes");
+    assert_eq!(
+        record.state,
+        MediaState::Deleted {
+            deleted_at: NOW,
+            parts: vec![0],
+        }
+    );
+}

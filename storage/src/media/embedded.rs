@@ -62,7 +62,7 @@ fn record_key(tenant_id: &TenantId, media_id: MediaId) -> Vec<u8> {
 /// The lifecycle index key of a record, if the collector will ever want it as it is.
 fn lifecycle_key(tenant_id: &TenantId, record: &MediaRecord) -> Option<Vec<u8>> {
     let (kind, at) = match record.state {
-        MediaState::Deleted { deleted_at } => (DELETED, deleted_at),
+        MediaState::Deleted { deleted_at, .. } => (DELETED, deleted_at),
         MediaState::Uploading { expires_at, .. } => (EXPIRING, expires_at),
         MediaState::Complete { completed_at } if record.n_attachments == 0 => {
             (ORPHANED, completed_at)
