@@ -48,7 +48,8 @@ config_section! {
         pub s3_key_prefix: String = String::new(),
         /// Path-style URLs (`<endpoint>/<bucket>/<key>`); false for virtual-hosted ones.
         pub s3_path_style: bool = true,
-        /// The longest one S3 request may take, body included, in milliseconds.
+        /// The longest one S3 request may take, body included, in milliseconds; for a download
+        /// (which streams at its reader's pace), the longest wait to connect or for more bytes.
         pub s3_request_timeout_ms: u64 = 120_000,
     }
 }

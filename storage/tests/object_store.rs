@@ -674,6 +674,87 @@ async fn failed_put_keeps_what_was_there(
     assert_eq!(get(store, &acme, &fresh).await, None);
 }
 
+/// 1 GiB, generated a MiB at a time as it is pulled (the test never holds it whole): MiB `n` is
+/// a fixed pattern rotated by `n` bytes. Hashed with ring's SHA-256, which is fast in test
+/// builds too.
+struct GibSource {
+    pattern: Vec<u8>,
+    n_given: usize,
+    digest: ring::digest::Context,
+}
+
+const GIB: usize = 1 << 30;
+
+fn gib_chunk(pattern: &[u8], index: usize) -> Vec<u8> {
+    let rotation = index % pattern.len();
+    [&pattern[rotation..], &pattern[..rotation]].concat()
+}
+
+fn hex_of(digest: ring::digest::Digest) -> String {
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl ByteSource for GibSource {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
+        if self.n_given == GIB {
+            return Ok(None);
+        }
+        let chunk = gib_chunk(&self.pattern, self.n_given / MIB);
+        self.digest.update(&chunk);
+        self.n_given += MIB;
+        Ok(Some(Bytes::from(chunk)))
+    }
+}
+
+async fn a_one_gib_object_streams_in_and_out(store: Arc<dyn ObjectStore>, leftovers: Leftovers) {
+    let acme = tenant("acme");
+    let object = key("media/one-gib");
+    let pattern = patterned_bytes(MIB, 3);
+    let mut source = GibSource {
+        pattern: pattern.clone(),
+        n_given: 0,
+        digest: ring::digest::Context::new(&ring::digest::SHA256),
+    };
+    let written = store
+        .put_stream(&acme, &object, "video/mp4", &mut source, GIB as u64)
+        .await
+        .expect("1 GiB is stored");
+    let expected = hex_of(source.digest.finish());
+    assert_eq!(written.bytes, GIB as u64);
+    assert_eq!(written.sha256, expected);
+    // The last MiB, read as a range, is the last MiB given.
+    let (start, end, total, _, tail) =
+        read_range(&store, &acme, &object, ByteRange::from((GIB - MIB) as u64))
+            .await
+            .expect("the object exists");
+    assert_eq!(
+        (start, end, total),
+        ((GIB - MIB) as u64, GIB as u64, GIB as u64)
+    );
+    assert!(tail == gib_chunk(&pattern, GIB / MIB - 1), "the last MiB");
+    // The whole object streams back with the same hash.
+    let mut whole = store
+        .get_range(&acme, &object, ByteRange::ALL)
+        .await
+        .expect("read")
+        .expect("the object exists");
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut n_read = 0;
+    while let Some(chunk) = whole.bytes.next_chunk().await.expect("a chunk") {
+        n_read += chunk.len();
+        digest.update(&chunk);
+    }
+    assert_eq!(n_read, GIB);
+    assert_eq!(hex_of(digest.finish()), expected);
+    assert!(delete(&store, &acme, &object).await);
+    nothing_left_behind(&leftovers).await;
+}
+
 async fn a_stream_over_its_limit_stores_nothing(store: Arc<dyn ObjectStore>, leftovers: Leftovers) {
     // Within the first chunk past the limit: refused when it arrives.
     let mut source = chunked(&patterned_bytes(1001, 15), &[100]);
@@ -911,6 +992,7 @@ object_store!(
         a_stream_over_its_limit_stores_nothing,
         a_source_that_fails_midway_stores_nothing,
         a_put_cancelled_midway_stores_nothing,
+        a_one_gib_object_streams_in_and_out,
     ],
 );
 

@@ -97,7 +97,9 @@ pub struct S3Settings {
     /// Prepended to every object key in the bucket, such as `switchboard/`: empty, or
     /// `/`-separated segments none of which is empty, `.` or `..`. Default: empty.
     pub key_prefix: String,
-    /// The longest one request may take, body included. Default: 30 s.
+    /// The longest one request may take, body included; for a range read (a download that
+    /// streams at its reader's pace), the longest wait to connect or for the next bytes.
+    /// Default: 30 s.
     pub request_timeout: Duration,
 }
 
@@ -145,6 +147,9 @@ pub struct S3ObjectStore {
     bucket: Bucket,
     credentials: Credentials,
     http: reqwest::Client,
+    /// For range reads, whose bodies stream to a client at the client's pace: no limit on the
+    /// whole request, only on connecting and on each wait for the next bytes.
+    streaming_http: reqwest::Client,
     key_prefix: String,
 }
 
@@ -270,10 +275,18 @@ impl S3ObjectStore {
             .map_err(|error| {
                 StoreError::Unavailable(format!("could not build the s3 http client: {error}"))
             })?;
+        let streaming_http = reqwest::Client::builder()
+            .connect_timeout(settings.request_timeout)
+            .read_timeout(settings.request_timeout)
+            .build()
+            .map_err(|error| {
+                StoreError::Unavailable(format!("could not build the s3 http client: {error}"))
+            })?;
         Ok(Self {
             bucket,
             credentials: Credentials::new(settings.access_key, settings.secret_key),
             http,
+            streaming_http,
             key_prefix: settings.key_prefix,
         })
     }

@@ -90,7 +90,7 @@ impl S3ObjectStore {
                 .get_object(Some(&self.credentials), &name)
                 .sign(PRESIGNED_URL_VALIDITY);
             let mut request = self
-                .http
+                .streaming_http
                 .get(url)
                 .header(RANGE, format!("bytes={start}-{}", end - 1));
             if let Some(etag) = &head.etag {
