@@ -175,16 +175,21 @@ fn switchboard_config(directory: &std::path::Path) -> Config {
     config
 }
 
-/// `GET /v1/turn/credentials` as `user` of `tenant`, answered with JSON.
-async fn credentials_of(server: &switchboard::Server, tenant: &str, user: &str) -> Value {
-    let token = switchboard_transport::auth::mint_hs256(
+/// A token for `user` of `tenant`, signed with the interop secret, valid for 10 minutes.
+fn token_for(tenant: &str, user: &str) -> String {
+    switchboard_transport::auth::mint_hs256(
         "interop-development-secret-0123456789",
         &TenantId::parse(tenant).expect("valid"),
         &UserId::parse(user).expect("valid"),
         now(),
         600,
     )
-    .expect("a token");
+    .expect("a token")
+}
+
+/// `GET /v1/turn/credentials` as `user` of `tenant`, answered with JSON.
+async fn credentials_of(server: &switchboard::Server, tenant: &str, user: &str) -> Value {
+    let token = token_for(tenant, user);
     reqwest::Client::new()
         .get(format!(
             "http://{}/v1/turn/credentials",

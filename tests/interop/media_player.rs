@@ -4,10 +4,8 @@
 
 use std::process::Command;
 
+use super::{switchboard_config, token_for};
 use serde_json::Value;
-use switchboard_engine::ids::{TenantId, UserId};
-
-use super::{now, switchboard_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffprobe_reads_a_video_through_a_signed_link() {
@@ -32,14 +30,7 @@ async fn ffprobe_reads_a_video_through_a_signed_link() {
     let server = switchboard::start(switchboard_config(directory.path()))
         .await
         .expect("switchboard starts");
-    let token = switchboard_transport::auth::mint_hs256(
-        "interop-development-secret-0123456789",
-        &TenantId::parse("acme").expect("valid"),
-        &UserId::parse("alice").expect("valid"),
-        now(),
-        600,
-    )
-    .expect("a token");
+    let token = token_for("acme", "alice");
     let base = format!("http://{}", server.local_addr());
     let client = reqwest::Client::new();
     let record: Value = client

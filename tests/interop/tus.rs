@@ -9,9 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 use switchboard_testing::server_variable;
 
-use switchboard_engine::ids::{TenantId, UserId};
-
-use super::{now, switchboard_config};
+use super::{switchboard_config, token_for};
 
 /// Uploads with tuspy in two processes, the first stopping after two chunks.
 const TUSPY_SCRIPT: &str = r#"
@@ -59,14 +57,7 @@ async fn tuspy_uploads_in_pieces_across_an_interruption_and_the_file_comes_back_
     let server = switchboard::start(switchboard_config(directory.path()))
         .await
         .expect("switchboard starts");
-    let token = switchboard_transport::auth::mint_hs256(
-        "interop-development-secret-0123456789",
-        &TenantId::parse("acme").expect("valid"),
-        &UserId::parse("alice").expect("valid"),
-        now(),
-        3_600,
-    )
-    .expect("a token");
+    let token = token_for("acme", "alice");
     // A PNG signature, then 300 KiB of varied bytes: five chunks of 64 KiB.
     let mut file =
         b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89".to_vec();
