@@ -299,11 +299,9 @@ pub(crate) async fn create_upload(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         == Some(OFFSET_OCTET_STREAM);
-    if with_upload && byte_count(&headers, &header::CONTENT_LENGTH, "content_length")? != Some(0) {
-        let mut source = BodySource::new(
-            body,
-            byte_count(&headers, &header::CONTENT_LENGTH, "content_length")?,
-        );
+    let declared = byte_count(&headers, &header::CONTENT_LENGTH, "content_length")?;
+    if with_upload && declared != Some(0) {
+        let mut source = BodySource::new(body, declared);
         record = app
             .media
             .append(
