@@ -165,6 +165,7 @@ fn codec(criterion: &mut Criterion) {
         forwarded_from: None,
         ts: Timestamp(EPOCH_MS),
         state: MessageState::default(),
+        attachments: Vec::new(),
     };
     let entry = LogEntry::Message(message.clone());
     let request_id = RequestId::Number(17);
@@ -262,6 +263,7 @@ fn engine(criterion: &mut Criterion) {
                             reply_to: None,
                             thread_root: None,
                             forwarded_from: None,
+                            attachments: Vec::new(),
                         };
                         let message_id = MessageId::from_parts(EPOCH_MS, u128::from(n_sent));
                         (sender_id.clone(), new_message, message_id)
@@ -271,7 +273,8 @@ fn engine(criterion: &mut Criterion) {
                             .check_send(&sender_id, &new_message, Timestamp(EPOCH_MS))
                             .expect("the owner sends valid text");
                         assert_eq!(check, SendCheck::Unknown, "every client id is fresh");
-                        let accepted = core.accept(sender_id, new_message, message_id, now, ());
+                        let accepted =
+                            core.accept(sender_id, new_message, Vec::new(), message_id, now, ());
                         let seq = core.durable_head().next();
                         let report = core.on_persisted(
                             accepted.ticket,
@@ -361,14 +364,17 @@ impl FanoutFixture {
         settings.max_members = settings.max_members.max(n_sessions);
         let system = System::start(
             settings,
-            Arc::new(MemoryMessageStore::new()),
-            Arc::new(JsonEventEncoder),
-            Arc::new(SystemClock),
-            None,
-            None,
-            switchboard_actors::system::RecordingPorts {
-                store: Arc::new(switchboard_storage::MemoryRecordingStore::new()),
-                objects: Arc::new(switchboard_storage::MemoryObjectStore::new()),
+            switchboard_actors::system::SystemPorts {
+                store: Arc::new(MemoryMessageStore::new()),
+                encoder: Arc::new(JsonEventEncoder),
+                clock: Arc::new(SystemClock),
+                ice: None,
+                cluster: None,
+                recordings: switchboard_actors::system::RecordingPorts {
+                    store: Arc::new(switchboard_storage::MemoryRecordingStore::new()),
+                    objects: Arc::new(switchboard_storage::MemoryObjectStore::new()),
+                },
+                media: Arc::new(switchboard_storage::MemoryMediaStore::new()),
             },
         )
         .await
@@ -440,6 +446,7 @@ impl FanoutFixture {
                 reply_to: None,
                 thread_root: None,
                 forwarded_from: None,
+                attachments: Vec::new(),
             },
         };
         self.sender
@@ -556,6 +563,7 @@ impl MessageSource {
                 forwarded_from: None,
                 ts: Timestamp(EPOCH_MS + self.n_messages as u64),
                 state: MessageState::default(),
+                attachments: Vec::new(),
             }),
         }
     }

@@ -175,7 +175,9 @@ impl Config {
     /// The actor system's settings.
     pub fn system_settings(&self) -> SystemSettings {
         SystemSettings {
-            conversation: self.conversations.conversation_settings(&self.limits),
+            conversation: self
+                .conversations
+                .conversation_settings(&self.limits, self.media.max_attachments),
             writer: self.storage.writer_settings(),
             rate_limits: self.limits.rate_limits(),
             tenant_rate_limits: self.limits.tenant_rate_limits(),

@@ -17,7 +17,7 @@ use anyhow::Context;
 use switchboard_actors::clock::{IdGenerator, SystemClock};
 use switchboard_actors::media::collector::{MediaCollectorArgs, MediaCollectorHandle};
 use switchboard_actors::media::{MediaPorts, MediaService};
-use switchboard_actors::system::{ClusterPorts, RecordingPorts, System};
+use switchboard_actors::system::{ClusterPorts, RecordingPorts, System, SystemPorts};
 use switchboard_engine::backoff::Backoff;
 use switchboard_engine::media::MediaStore;
 use switchboard_engine::ports::{Clock, MessageStore};
@@ -439,9 +439,10 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         turn_health = Some(checker);
         turn_health_board = Some(board);
     }
+    let media_store = open_media_store(&config)?;
     let media = Arc::new(MediaService::new(
         MediaPorts {
-            store: open_media_store(&config)?,
+            store: Arc::clone(&media_store),
             objects: Arc::clone(&recordings.objects),
         },
         Arc::clone(&store),
@@ -459,12 +460,15 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
     let system = Arc::new(
         System::start(
             config.system_settings(),
-            store,
-            Arc::new(JsonEventEncoder),
-            Arc::clone(&clock),
-            Some(Arc::new(turn)),
-            cluster,
-            recordings,
+            SystemPorts {
+                store,
+                encoder: Arc::new(JsonEventEncoder),
+                clock: Arc::clone(&clock),
+                ice: Some(Arc::new(turn)),
+                cluster,
+                recordings,
+                media: media_store,
+            },
         )
         .await
         .context("starting the actor system")?,

@@ -10,6 +10,8 @@
 #[path = "integration/support.rs"]
 mod support;
 
+#[path = "integration/attachments.rs"]
+mod attachments;
 #[path = "integration/calls.rs"]
 mod calls;
 #[path = "integration/cluster.rs"]

@@ -36,6 +36,7 @@ use switchboard_engine::event::{AckOutcome, EncodedFrame, EventEncoder, ServerEv
 use switchboard_engine::ids::{
     ClientId, ConversationId, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
 };
+use switchboard_engine::media::MediaStore;
 use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::{ConversationSnapshot, NewMessage, ReadCursors};
 use switchboard_engine::operations::{LogEntry, NewOperation};
@@ -49,6 +50,7 @@ use switchboard_engine::{Error, StoreError};
 use tokio::time::Instant;
 
 mod ack;
+mod attachments;
 mod calls;
 mod catch_up;
 mod delivery;
@@ -117,6 +119,8 @@ pub struct ConversationContext {
     pub cluster: Option<Arc<dyn ClusterBus>>,
     /// Where each recording's metadata (its consent trail, start and stop) is kept.
     pub recordings: Arc<dyn RecordingStore>,
+    /// Media records: what a message may attach, and the list of messages attaching each.
+    pub media: Arc<dyn MediaStore>,
 }
 
 /// A request to subscribe a session.

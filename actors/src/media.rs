@@ -37,6 +37,10 @@ mod resumable;
 
 pub use resumable::WRITE_LEASE;
 
+/// How many of the messages attaching one media item a reader's access check looks at (a
+/// forwarded photo is attached by every copy).
+pub const MAX_ATTACHING_MESSAGES_CHECKED: usize = 64;
+
 /// What the media service can be tuned with (the `[media]` config section).
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
@@ -183,27 +187,71 @@ impl MediaService {
         media_id: MediaId,
     ) -> Result<MediaRecord, Error> {
         let record = self.stored(&identity.tenant_id, media_id).await?;
-        // Until media can be attached, only its uploader reads it.
-        if record.uploader != identity.user_id || record.state.is_deleted() {
+        if record.state.is_deleted()
+            || (record.uploader != identity.user_id
+                && !self.reads_an_attaching_message(identity, &record).await?)
+        {
             return Err(Error::NotFound);
         }
         Ok(record)
     }
 
-    /// Opens a range of complete media the caller may read.
+    /// Whether the caller can read one of the messages that attach the media: a member of its
+    /// conversation, the message stored there carrying it, not deleted, and not hidden by the
+    /// caller. Looks at no more than [`MAX_ATTACHING_MESSAGES_CHECKED`] of them.
     ///
     /// # Errors
-    /// As [`MediaService::record`], and [`Error::NotFound`] while it is still uploading.
-    pub async fn open(
+    /// [`Error::Unavailable`] if a store fails.
+    async fn reads_an_attaching_message(
         &self,
         identity: &Identity,
         record: &MediaRecord,
-        range: ByteRange,
-    ) -> Result<ObjectRange, Error> {
-        if record.uploader != identity.user_id {
-            return Err(Error::NotFound);
+    ) -> Result<bool, Error> {
+        let tenant_id = &identity.tenant_id;
+        for attached in record
+            .attached_to
+            .iter()
+            .take(MAX_ATTACHING_MESSAGES_CHECKED)
+        {
+            match self.check_member(identity, attached.conversation_id).await {
+                Ok(()) => {}
+                Err(Error::NotMember | Error::NotFound) => continue,
+                Err(error) => return Err(error),
+            }
+            let message = bounded(
+                self.settings.call_timeout,
+                "reading an attaching message",
+                self.messages.message_by_id(
+                    tenant_id,
+                    attached.conversation_id,
+                    attached.message_id,
+                ),
+            )
+            .await?;
+            let Some(message) = message else { continue };
+            if message.state.deleted.is_some()
+                || !message
+                    .attachments
+                    .iter()
+                    .any(|attachment| attachment.media_id == record.media_id)
+            {
+                continue;
+            }
+            let hidden = bounded(
+                self.settings.call_timeout,
+                "reading hidden messages",
+                self.messages.hidden_messages(
+                    tenant_id,
+                    attached.conversation_id,
+                    &identity.user_id,
+                ),
+            )
+            .await?;
+            if !hidden.contains(&attached.message_id) {
+                return Ok(true);
+            }
         }
-        self.open_object(&identity.tenant_id, record, range).await
+        Ok(false)
     }
 
     /// The record of complete media, for a caller whose permission was checked otherwise (a
@@ -224,7 +272,8 @@ impl MediaService {
         Ok(record)
     }
 
-    /// Opens a range of complete media, whoever asks: the caller checked the permission.
+    /// Opens a range of complete media, whoever asks: the caller checked the permission (with
+    /// [`MediaService::record`] or a signed link).
     ///
     /// # Errors
     /// [`Error::NotFound`] while it is still uploading; [`Error::Unavailable`] if the object

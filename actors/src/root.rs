@@ -5,7 +5,9 @@
 //! nothing is restarted.
 
 use std::sync::Arc;
+
 use std::time::Duration;
+use switchboard_engine::media::MediaStore;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use switchboard_engine::event::EventEncoder;
@@ -46,6 +48,8 @@ pub struct RootArgs {
     pub cluster: Option<Arc<dyn ClusterBus>>,
     /// Where recording metadata is kept.
     pub recordings: Arc<dyn RecordingStore>,
+    /// Media records.
+    pub media: Arc<dyn MediaStore>,
 }
 
 /// Handles to the root's children, valid across their restarts.
@@ -141,6 +145,7 @@ impl Actor for RootActor {
             max_members: args.settings.max_members,
             cluster: args.cluster.clone(),
             recordings: Arc::clone(&args.recordings),
+            media: Arc::clone(&args.media),
         });
         let conversations = Self::spawn_conversations(&myself, &context, &args.settings).await?;
         let (sessions, _) = Actor::spawn_linked(None, SessionsActor, (), myself.get_cell()).await?;

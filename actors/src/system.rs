@@ -24,6 +24,7 @@ use switchboard_engine::event::EventEncoder;
 use switchboard_engine::ids::ClientId;
 use switchboard_engine::ids::{ConversationId, Seq};
 use switchboard_engine::ids::{MessageId, TenantId, UserId};
+use switchboard_engine::media::MediaStore;
 use switchboard_engine::membership::ConversationChange;
 use switchboard_engine::model::{
     ConversationKind, ConversationSnapshot, MemberSettings, Message, NewMessage, Role,
@@ -103,8 +104,28 @@ pub struct System {
     stopped: watch::Receiver<bool>,
     cluster: Option<Arc<dyn ClusterBus>>,
     recordings: recordings::Recordings,
+    /// Media records, for the attachments history shows.
+    media: Arc<dyn MediaStore>,
     /// This node's security events (refused tokens, access denials, limits, protocol abuse).
     security: Arc<SecurityLog>,
+}
+
+/// What a [`System`] runs on: storage, the event encoder, the clock and the other ports.
+pub struct SystemPorts {
+    /// Conversations and messages.
+    pub store: Arc<dyn MessageStore>,
+    /// Turns events into wire frames.
+    pub encoder: Arc<dyn EventEncoder>,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// ICE servers for calls, if configured.
+    pub ice: Option<Arc<dyn IceServerProvider>>,
+    /// What the nodes of a scale-out deployment share (`None` on a single node).
+    pub cluster: Option<ClusterPorts>,
+    /// Recordings' metadata and media.
+    pub recordings: RecordingPorts,
+    /// Media records: what messages may attach.
+    pub media: Arc<dyn MediaStore>,
 }
 
 /// What the nodes of a deployment share, besides the store: how they tell each other what they
@@ -123,15 +144,16 @@ impl System {
     ///
     /// # Errors
     /// [`crate::Error::Startup`] if the root or one of its children fails to start.
-    pub async fn start(
-        settings: SystemSettings,
-        store: Arc<dyn MessageStore>,
-        encoder: Arc<dyn EventEncoder>,
-        clock: Arc<dyn Clock>,
-        ice: Option<Arc<dyn IceServerProvider>>,
-        cluster: Option<ClusterPorts>,
-        recording_ports: RecordingPorts,
-    ) -> crate::Result<System> {
+    pub async fn start(settings: SystemSettings, ports: SystemPorts) -> crate::Result<System> {
+        let SystemPorts {
+            store,
+            encoder,
+            clock,
+            ice,
+            cluster,
+            recordings: recording_ports,
+            media,
+        } = ports;
         let (bus, shared_rate_limiter, presence_directory) = match cluster {
             Some(ports) => (
                 Some(ports.bus),
@@ -150,6 +172,7 @@ impl System {
             clock: Arc::clone(&clock),
             cluster: cluster.clone(),
             recordings: Arc::clone(&recording_ports.store),
+            media: Arc::clone(&media),
         };
         let (root, root_join) =
             Actor::spawn(None, RootActor, args)
@@ -204,6 +227,7 @@ impl System {
             stopped,
             cluster,
             recordings: recordings::Recordings::new(recording_ports),
+            media,
             security,
         })
     }

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::event::AckOutcome;
 use crate::idempotency::RequestShape;
 use crate::ids::{ClientId, MessageId, Seq, SessionId, UserId};
+use crate::media::Attachment;
 use crate::membership::{ConversationChange, apply_change, authorize_change, removed_users};
 use crate::model::{ConversationSnapshot, Message, MessageRef, MessageState, NewMessage, Role};
 use crate::operations::{
@@ -489,12 +490,14 @@ impl<W> ConversationCore<W> {
         }
     }
 
-    /// Accepts a checked message: assigns its seq and puts it in flight.
+    /// Accepts a checked message, carrying `attachments` (the media its request named, checked
+    /// with [`crate::media::attachment::check_attachable`]), and puts it in flight.
     /// Call only after [`Self::check_send`] returned [`SendCheck::Unknown`].
     pub fn accept(
         &mut self,
         sender_id: UserId,
         new_message: NewMessage,
+        attachments: Vec<Attachment>,
         message_id: MessageId,
         now: Timestamp,
         waiter: W,
@@ -512,6 +515,7 @@ impl<W> ConversationCore<W> {
             forwarded_from: new_message.forwarded_from.map(|origin| *origin),
             ts: now,
             state: MessageState::default(),
+            attachments,
         };
         self.accept_entry(LogEntry::Message(message), waiter)
     }

@@ -127,6 +127,11 @@ pub fn forwarded_copy(
         reply_to: None,
         thread_root: None,
         forwarded_from: Some(Box::new(origin)),
+        attachments: original
+            .attachments
+            .iter()
+            .map(|attachment| attachment.media_id)
+            .collect(),
     })
 }
 

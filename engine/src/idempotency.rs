@@ -21,10 +21,10 @@
 //! cannot be compared with what was stored, and a repeat by the same author answers the
 //! original, as it always has.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::Error;
-use crate::ids::{ConversationId, Emoji, MessageId};
+use crate::ids::{ConversationId, Emoji, MediaId, MessageId};
 use crate::model::{DeleteMode, Message, NewMessage};
 use crate::operations::{ConversationEventBody, LogEntry, MessageOperation};
 
@@ -41,6 +41,8 @@ pub enum RequestShape<'a> {
         reply_to: Option<MessageId>,
         /// The thread it was posted in.
         thread_root: Option<MessageId>,
+        /// A digest of the media it attached, in order; `None` once a delete removed them.
+        attachments: Option<u64>,
     },
     /// A forwarded copy, identified by its original (the text is the original's at the time of
     /// the forward, which an edit of the original may change between a forward and its retry).
@@ -83,6 +85,15 @@ pub enum RequestShape<'a> {
     Unchecked,
 }
 
+/// A digest of the media a send attached, in order (only compared within a process).
+fn attachments_digest(media_ids: impl Iterator<Item = MediaId>) -> u64 {
+    let mut hasher = foldhash::fast::FixedState::with_seed(0xa77a).build_hasher();
+    for media_id in media_ids {
+        media_id.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 /// A compact digest of a [`RequestShape`] read off a request or a new entry, for remembering
 /// recent keys in memory. It is never stored: it need only agree with itself within a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,6 +111,7 @@ impl<'a> RequestShape<'a> {
                 text: Some(&new_message.text),
                 reply_to: new_message.reply_to,
                 thread_root: new_message.thread_root,
+                attachments: Some(attachments_digest(new_message.attachments.iter().copied())),
             },
         }
     }
@@ -186,6 +198,14 @@ impl<'a> RequestShape<'a> {
             text: original_text,
             reply_to: message.reply_to,
             thread_root: message.thread_root,
+            attachments: message.state.deleted.is_none().then(|| {
+                attachments_digest(
+                    message
+                        .attachments
+                        .iter()
+                        .map(|attachment| attachment.media_id),
+                )
+            }),
         }
     }
 
@@ -205,16 +225,21 @@ impl<'a> RequestShape<'a> {
                     text,
                     reply_to,
                     thread_root,
+                    attachments,
                 },
                 RequestShape::Send {
                     text: stored_text,
                     reply_to: stored_reply_to,
                     thread_root: stored_thread_root,
+                    attachments: stored_attachments,
                 },
             ) => {
                 same_text(*text, *stored_text)
                     && reply_to == stored_reply_to
                     && thread_root == stored_thread_root
+                    && (attachments.is_none()
+                        || stored_attachments.is_none()
+                        || attachments == stored_attachments)
             }
             (
                 RequestShape::Edit { message_id, text },

@@ -9,6 +9,7 @@
 //! `deleted`, a tombstone the garbage collector removes with the objects.
 //!
 //! What lives where:
+//! - [`attachment`]: what a message carries of the media it attaches, and who may attach what;
 //! - [`file_name`]: the validated file name and the `Content-Disposition` it downloads with;
 //! - [`sniff`]: the type read from the bytes and the tenant's allow-list;
 //! - [`quota`]: per-tenant and per-user storage quotas;
@@ -22,11 +23,13 @@ use crate::ids::{ConversationId, MediaId, TenantId, UserId};
 use crate::time::Timestamp;
 use crate::{Error, Result, StoreError};
 
+pub mod attachment;
 pub mod file_name;
 pub mod quota;
 pub mod range;
 pub mod sniff;
 
+pub use attachment::{AttachedThumbnail, AttachedTo, Attachment};
 pub use file_name::{Disposition, MediaFileName};
 pub use quota::{MediaQuotas, MediaUsage, QuotaScope};
 pub use range::{RangeAnswer, answer_range};
@@ -132,8 +135,10 @@ pub struct MediaRecord {
     pub thumbnails: Vec<Thumbnail>,
     /// Why no thumbnail was made, when making one failed.
     pub thumbnail_failure: Option<String>,
-    /// How many messages attach it; it is an orphan while this is 0.
-    pub n_attachments: u32,
+    /// The messages that attach it, in the order they did; it is an orphan while there are
+    /// none. (Took the place of a count that was always 0 when it was written: an empty list
+    /// has the same stored bytes.)
+    pub attached_to: Vec<AttachedTo>,
 }
 
 /// One change to a stored media record, applied by [`MediaRecord::apply`].
@@ -182,8 +187,8 @@ pub enum MediaUpdate {
         /// Why it made nothing, if it failed.
         failure: Option<String>,
     },
-    /// A message attached it.
-    Attached,
+    /// A message attached it (again: listed once).
+    Attached(AttachedTo),
     /// It is deleted.
     Deleted {
         /// When.
@@ -231,7 +236,7 @@ impl MediaRecord {
             dimensions: None,
             thumbnails: Vec::new(),
             thumbnail_failure: None,
-            n_attachments: 0,
+            attached_to: Vec::new(),
         }
     }
 
@@ -370,11 +375,13 @@ impl MediaRecord {
                 self.thumbnails = thumbnails;
                 self.thumbnail_failure = failure;
             }
-            MediaUpdate::Attached => {
+            MediaUpdate::Attached(attached_to) => {
                 if !self.is_complete() {
                     return Err(conflict("only complete media can be attached"));
                 }
-                self.n_attachments = self.n_attachments.saturating_add(1);
+                if !self.attached_to.contains(&attached_to) {
+                    self.attached_to.push(attached_to);
+                }
             }
             MediaUpdate::Deleted { at } => {
                 let parts = match &mut self.state {
@@ -502,7 +509,7 @@ pub fn is_collectable(record: &MediaRecord, now: Timestamp, orphaned_before: Tim
         MediaState::Deleted { .. } => true,
         MediaState::Uploading { expires_at, .. } => expires_at <= now,
         MediaState::Complete { completed_at } => {
-            record.n_attachments == 0 && completed_at < orphaned_before
+            record.attached_to.is_empty() && completed_at < orphaned_before
         }
     }
 }

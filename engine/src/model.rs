@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ClientId, ConversationId, Emoji, MessageId, Seq, TenantId, UserId};
+use crate::ids::{ClientId, ConversationId, Emoji, MediaId, MessageId, Seq, TenantId, UserId};
+use crate::media::Attachment;
 use crate::time::Timestamp;
 
 /// What kind of conversation this is; it decides who may post.
@@ -230,6 +231,8 @@ pub struct NewMessage {
     /// Set by the server for a forwarded copy (clients cannot set it). Boxed: rare, and it
     /// would double the size of every send request.
     pub forwarded_from: Option<Box<ForwardedFrom>>,
+    /// The media to attach, by id (a forwarded copy names its original's).
+    pub attachments: Vec<MediaId>,
 }
 
 /// A stored message.
@@ -257,6 +260,10 @@ pub struct Message {
     pub ts: Timestamp,
     /// What later operations (edits, deletes, reactions, thread replies) made of it.
     pub state: MessageState,
+    /// The media it carries, as it was when the message was sent (emptied by a delete).
+    /// Last, so the stored layout of a message without any is the one older builds wrote
+    /// (see `operations::entry_layout`).
+    pub attachments: Vec<Attachment>,
 }
 
 /// The original of a forwarded message.

@@ -337,8 +337,10 @@ impl ConversationEvent {
     }
 }
 
-/// One entry of a conversation's durable log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One entry of a conversation's durable log. Its stored layout (serde) is in
+/// [`entry_layout`]: a message without attachments keeps the layout it had before messages
+/// could carry any.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(
     clippy::large_enum_variant,
     reason = "messages are most entries; boxing them would add an allocation per message on the hot path"
@@ -473,6 +475,7 @@ pub fn apply_event(target: &mut Message, event: &mut ConversationEvent) -> Resul
                 .map(|version| version.replaced_by_seq)
                 .collect();
             target.text.clear();
+            target.attachments.clear();
             state.reactions.clear();
             if *mode == DeleteMode::Hard {
                 state.previous_versions.clear();
@@ -653,6 +656,8 @@ pub fn authorize_operation(
         }
     }
 }
+
+mod entry_layout;
 
 #[cfg(test)]
 mod tests;

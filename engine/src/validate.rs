@@ -4,6 +4,7 @@
 //! WebSocket and the HTTP paths reach these through the conversation state machine, so the two
 //! can never disagree.
 
+use crate::media::attachment::{DEFAULT_MAX_ATTACHMENTS, check_attachment_ids};
 use crate::model::{ConversationKind, NewMessage};
 use crate::{Error, Result};
 
@@ -15,6 +16,8 @@ pub struct MessageLimits {
     /// How long after sending its author may edit a message (and delete it for everyone
     /// without a moderator's role), in milliseconds.
     pub edit_window_ms: u64,
+    /// How many media items one message may attach.
+    pub max_attachments: usize,
 }
 
 impl Default for MessageLimits {
@@ -22,17 +25,26 @@ impl Default for MessageLimits {
         MessageLimits {
             max_text_bytes: 4096,
             edit_window_ms: 15 * 60 * 1000,
+            max_attachments: DEFAULT_MAX_ATTACHMENTS,
         }
     }
 }
 
-/// Checks a message's text against the limits.
+/// Checks a new message's text and attachment list against the limits. The text may be empty
+/// when the message attaches media.
 ///
 /// # Errors
-/// [`Error::Invalid`] for empty or whitespace-only text or text with a NUL character;
-/// [`Error::TooLarge`] for text over `limits.max_text_bytes`.
+/// [`Error::Invalid`] for empty or whitespace-only text without attachments, text with a NUL
+/// character, or an attachment named twice; [`Error::TooLarge`] for text over
+/// `limits.max_text_bytes` or more than `limits.max_attachments` attachments.
 pub fn validate_new_message(new_message: &NewMessage, limits: &MessageLimits) -> Result<()> {
-    validate_text(&new_message.text, limits)
+    check_attachment_ids(&new_message.attachments, limits.max_attachments)?;
+    if new_message.attachments.is_empty() {
+        validate_text(&new_message.text, limits)
+    } else {
+        // A photo needs no caption.
+        check_text_content(&new_message.text, limits)
+    }
 }
 
 /// Checks a message text (new or edited) against the limits.
@@ -40,15 +52,21 @@ pub fn validate_new_message(new_message: &NewMessage, limits: &MessageLimits) ->
 /// # Errors
 /// As [`validate_new_message`].
 pub fn validate_text(text: &str, limits: &MessageLimits) -> Result<()> {
+    check_text_content(text, limits)?;
+    if text.trim().is_empty() {
+        return Err(Error::invalid("text", "must not be empty"));
+    }
+    Ok(())
+}
+
+/// Checks a text's length and characters (not that it says something).
+fn check_text_content(text: &str, limits: &MessageLimits) -> Result<()> {
     if text.len() > limits.max_text_bytes {
         return Err(Error::TooLarge {
             what: "text".into(),
             limit: limits.max_text_bytes,
             actual: text.len(),
         });
-    }
-    if text.trim().is_empty() {
-        return Err(Error::invalid("text", "must not be empty"));
     }
     if text.contains('\0') {
         return Err(Error::invalid("text", "must not contain NUL characters"));

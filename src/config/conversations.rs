@@ -52,12 +52,18 @@ impl ConversationsConfig {
         )
     }
 
-    /// The conversation actors' settings, with the text limit from `limits`.
-    pub fn conversation_settings(&self, limits: &LimitsConfig) -> ConversationSettings {
+    /// The conversation actors' settings, with the text limit from `limits` and the
+    /// attachment limit from `[media]`.
+    pub fn conversation_settings(
+        &self,
+        limits: &LimitsConfig,
+        max_attachments: usize,
+    ) -> ConversationSettings {
         ConversationSettings {
             message_limits: MessageLimits {
                 max_text_bytes: limits.max_message_bytes,
                 edit_window_ms: self.edit_window_ms,
+                max_attachments,
             },
             idle_stop_after: Duration::from_millis(self.idle_stop_after_ms),
             catch_up_page_size: self.catch_up_page_size,

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::media::MediaSettings;
 use switchboard_engine::ids::TenantId;
+use switchboard_engine::media::attachment::DEFAULT_MAX_ATTACHMENTS;
 use switchboard_engine::media::{MediaAllowList, MediaQuotas};
 
 use super::section::{config_section, ensure_positive};
@@ -29,9 +30,11 @@ config_section! {
         pub allowed_types: Option<Vec<String>> = None; example r#"["image/*", "application/pdf"]"#,
         /// How long an unfinished upload is kept, in milliseconds (24 hours).
         pub upload_expiry_ms: u64 = 24 * 60 * 60 * 1000,
-        /// How long complete media that no message attaches is kept, in milliseconds; 0 keeps
-        /// it (the default while messages cannot attach media yet).
-        pub orphan_ttl_ms: u64 = 0,
+        /// How many media one message may attach.
+        pub max_attachments: usize = DEFAULT_MAX_ATTACHMENTS,
+        /// How long complete media that no message attaches is kept, in milliseconds (24
+        /// hours); 0 keeps it for good.
+        pub orphan_ttl_ms: u64 = 24 * 60 * 60 * 1000,
         /// The secret that signs media links (or `SWITCHBOARD__MEDIA__LINK_SECRET`); unset: a
         /// random one kept in `<data_dir>/media-link-secret`. Every node of a deployment needs
         /// the same one.

@@ -16,7 +16,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use switchboard_engine::ids::{ConversationId, Emoji, MessageId, Seq, TenantId};
+use switchboard_engine::ids::{ConversationId, Emoji, MediaId, MessageId, Seq, TenantId};
+use switchboard_engine::media::{Attachment, Dimensions};
 use switchboard_engine::membership::ModerationAction;
 use switchboard_engine::model::{
     Conversation, ConversationKind, ConversationSnapshot, DeleteMode, EditVersion, Member,
@@ -98,6 +99,7 @@ fn message_carrying(conversation_id: ConversationId, carried_seq: u64, client_id
         forwarded_from: None,
         ts: Timestamp(BASE_MILLIS + 1000 + number),
         state: MessageState::default(),
+        attachments: Vec::new(),
     }
 }
 
@@ -2075,6 +2077,67 @@ async fn a_delete_in_the_same_batch_as_edits_scrubs_their_text(store: Arc<dyn Me
     );
 }
 
+async fn attachments_are_stored_with_their_message_and_removed_by_a_delete(
+    store: Arc<dyn MessageStore>,
+) {
+    let tenant_id = tenant("acme");
+    let id = conversation_id(1);
+    let mut with_attachments = message(id, "m-1");
+    with_attachments.attachments = (1..=2)
+        .map(|number| Attachment {
+            media_id: MediaId::from_parts(BASE_MILLIS, number),
+            file_name: format!("photo-{number}.jpg"),
+            mime: "image/jpeg".to_owned(),
+            size_bytes: 1_000 * u64::try_from(number).expect("small"),
+            dimensions: Some(Dimensions {
+                width: 1_024,
+                height: 768,
+            }),
+            thumbnails: Vec::new(),
+            deleted: false,
+        })
+        .collect();
+    let plain = message(id, "m-2");
+    let outcomes = append(
+        &store,
+        vec![
+            entry(&tenant_id, &with_attachments),
+            entry(&tenant_id, &plain),
+        ],
+    )
+    .await;
+    assert_eq!(summaries(&outcomes), ["stored 1", "stored 2"]);
+    let read = current(&store, &tenant_id, id, with_attachments.message_id).await;
+    assert_eq!(read.attachments, with_attachments.attachments);
+    assert!(
+        current(&store, &tenant_id, id, plain.message_id)
+            .await
+            .attachments
+            .is_empty()
+    );
+    let page = store
+        .messages_after(&tenant_id, id, Seq::ZERO, 10)
+        .await
+        .expect("history reads");
+    assert_eq!(page[0].attachments, with_attachments.attachments);
+
+    let delete = event(
+        id,
+        "alice",
+        "d-1",
+        deleted(with_attachments.message_id, DeleteMode::ForEveryone),
+    );
+    assert_eq!(
+        summaries(&append(&store, vec![event_entry(&tenant_id, &delete)]).await),
+        ["stored 3 completed"]
+    );
+    let now = current(&store, &tenant_id, id, with_attachments.message_id).await;
+    assert!(
+        now.attachments.is_empty(),
+        "a deleted message no longer carries its media"
+    );
+}
+
 async fn thread_replies_count_on_their_root_and_list_in_order(store: Arc<dyn MessageStore>) {
     let tenant_id = tenant("acme");
     let id = conversation_id(1);
@@ -2762,6 +2825,7 @@ conformance!(
     events_get_their_own_seqs_and_keep_the_message_current,
     a_refused_event_stores_nothing_and_consumes_no_seq,
     a_delete_in_the_same_batch_as_edits_scrubs_their_text,
+    attachments_are_stored_with_their_message_and_removed_by_a_delete,
     thread_replies_count_on_their_root_and_list_in_order,
     read_cursors_start_at_zero_are_stored_per_member_and_tenant_scoped,
     unread_counts_others_messages_that_are_not_deleted,

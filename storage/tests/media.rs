@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use switchboard_engine::ids::MediaId;
+use switchboard_engine::ids::{ConversationId, MediaId, MessageId};
 use switchboard_engine::media::{
-    MediaFamily, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaType, MediaUpdate,
-    MediaUpdateOutcome, MediaUsage, QuotaScope, WriteLease,
+    AttachedTo, MediaFamily, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaType,
+    MediaUpdate, MediaUpdateOutcome, MediaUsage, QuotaScope, WriteLease,
 };
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::{Error, StoreError};
@@ -324,6 +324,13 @@ async fn of_concurrent_writers_exactly_one_wins(store: Arc<dyn MediaStore>) {
     assert_eq!(stored, winners[0]);
 }
 
+fn attached_to(number: u128) -> AttachedTo {
+    AttachedTo {
+        conversation_id: ConversationId::from_parts(BASE_MILLIS, number),
+        message_id: MessageId::from_parts(BASE_MILLIS, number),
+    }
+}
+
 async fn the_collector_lists_deleted_expired_and_orphaned_media_only(store: Arc<dyn MediaStore>) {
     let orphaned_before = Timestamp(NOW.0 + 1);
     // 1: uploading, not expired yet. 2: deleted. 3: complete, never attached. 4: complete and
@@ -335,7 +342,7 @@ async fn the_collector_lists_deleted_expired_and_orphaned_media_only(store: Arc<
     updated(update(&store, "acme", 2, MediaUpdate::Deleted { at: NOW }).await);
     upload_whole(&store, "acme", 3, 5).await;
     upload_whole(&store, "acme", 4, 5).await;
-    updated(update(&store, "acme", 4, MediaUpdate::Attached).await);
+    updated(update(&store, "acme", 4, MediaUpdate::Attached(attached_to(4))).await);
     updated(update(&store, "other", 5, MediaUpdate::Deleted { at: NOW }).await);
 
     let listed = |now: Timestamp, orphaned_before: Timestamp, limit: usize| {

@@ -49,9 +49,23 @@ impl ConversationActor {
             return;
         }
         let message_id = MessageId::from_parts(now.as_millis(), fastrand::u128(..));
+        let attachments = if new_message.attachments.is_empty() {
+            Vec::new()
+        } else {
+            match self
+                .attach_media(&sender_id, &new_message, message_id)
+                .await
+            {
+                Ok(attachments) => attachments,
+                Err(error) => {
+                    ack.finish(AckOutcome::Rejected(error));
+                    return;
+                }
+            }
+        };
         let accepted = ready
             .core
-            .accept(sender_id, new_message, message_id, now, ack);
+            .accept(sender_id, new_message, attachments, message_id, now, ack);
         self.append(myself, accepted.ticket, accepted.entry);
     }
 

@@ -124,7 +124,7 @@ async fn a_whole_upload_is_stored_sniffed_and_hashed() {
     assert_eq!(read, record);
     let opened = fixture
         .service
-        .open(&identity("alice"), &record, ByteRange::new(1, 4))
+        .open_object(&identity("alice").tenant_id, &record, ByteRange::new(1, 4))
         .await
         .expect("opens");
     assert_eq!(

@@ -3,8 +3,10 @@
 //! after the conversation's actor confirmed membership, each without the messages the caller
 //! deleted for themself; and that deletion ("delete for me") itself.
 
+use foldhash::HashMap;
 use switchboard_engine::Error;
-use switchboard_engine::ids::{ConversationId, MessageId, Seq};
+use switchboard_engine::ids::{ConversationId, MediaId, MessageId, Seq};
+use switchboard_engine::media::MediaRecord;
 use switchboard_engine::model::{Message, Role};
 use switchboard_engine::operations::ConversationEvent;
 use switchboard_engine::permissions::{self, Action};
@@ -12,6 +14,7 @@ use switchboard_engine::rate_limit::ActionClass;
 
 use super::System;
 use crate::session::Identity;
+use crate::uploads::bounded;
 
 /// A page of history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,9 @@ pub(super) async fn message(
     if hidden.contains(&message_id) {
         return Err(Error::NotFound);
     }
+    let mut messages = [message];
+    refresh_attachments(system, identity, &mut messages).await?;
+    let [message] = messages;
     Ok((message, role))
 }
 
@@ -145,7 +151,39 @@ pub(super) async fn without_hidden(
         .hidden_messages(&identity.tenant_id, conversation_id, &identity.user_id)
         .await?;
     messages.retain(|message| !hidden.contains(&message.message_id));
+    refresh_attachments(system, identity, &mut messages).await?;
     Ok(HistoryPage { messages, next })
+}
+
+/// Brings the attachments of `messages` up to date with their media records: thumbnails made
+/// since, and media deleted since (shown as deleted). Each media item is read once.
+///
+/// # Errors
+/// [`Error::Unavailable`] if the media store fails or is slow.
+pub(super) async fn refresh_attachments(
+    system: &System,
+    identity: &Identity,
+    messages: &mut [Message],
+) -> Result<(), Error> {
+    let mut current: HashMap<MediaId, Option<MediaRecord>> = HashMap::default();
+    for message in messages.iter_mut() {
+        for attachment in &mut message.attachments {
+            let record = match current.get(&attachment.media_id) {
+                Some(record) => record,
+                None => {
+                    let record = bounded(
+                        system.settings.call_timeout,
+                        "reading an attachment's media",
+                        system.media.media(&identity.tenant_id, attachment.media_id),
+                    )
+                    .await?;
+                    current.entry(attachment.media_id).or_insert(record)
+                }
+            };
+            attachment.refresh(record.as_ref());
+        }
+    }
+    Ok(())
 }
 
 /// How [`System::hide_for_me`] does it.

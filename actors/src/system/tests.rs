@@ -125,14 +125,17 @@ async fn fixture_with(clock: Arc<dyn Clock>, encoder: Arc<dyn EventEncoder>) -> 
     let store = Arc::new(MemoryMessageStore::new());
     let system = System::start(
         settings(),
-        Arc::clone(&store) as Arc<dyn MessageStore>,
-        encoder,
-        clock,
-        None,
-        None,
-        crate::system::RecordingPorts {
-            store: Arc::new(switchboard_storage::MemoryRecordingStore::new()),
-            objects: Arc::new(switchboard_storage::MemoryObjectStore::new()),
+        crate::system::SystemPorts {
+            store: Arc::clone(&store) as Arc<dyn MessageStore>,
+            encoder,
+            clock,
+            ice: None,
+            cluster: None,
+            recordings: crate::system::RecordingPorts {
+                store: Arc::new(switchboard_storage::MemoryRecordingStore::new()),
+                objects: Arc::new(switchboard_storage::MemoryObjectStore::new()),
+            },
+            media: Arc::new(switchboard_storage::MemoryMediaStore::new()),
         },
     )
     .await
@@ -205,6 +208,7 @@ impl TestSession {
                 reply_to: None,
                 thread_root: None,
                 forwarded_from: None,
+                attachments: Vec::new(),
             },
         });
     }
@@ -420,6 +424,7 @@ async fn try_send(fixture: &Fixture, user: &str, client_id: &str) -> String {
         reply_to: None,
         thread_root: None,
         forwarded_from: None,
+        attachments: Vec::new(),
     };
     match fixture
         .system
@@ -531,6 +536,7 @@ async fn a_retry_learns_its_first_attempt_worked_even_after_a_restart_and_a_chan
         reply_to: None,
         thread_root: None,
         forwarded_from: None,
+        attachments: Vec::new(),
     };
     let first = fixture
         .system
@@ -664,6 +670,7 @@ async fn check_resumes_equal_the_history(ops: Vec<ReplayOp>) {
                     reply_to: None,
                     thread_root: in_thread_of.and_then(pick),
                     forwarded_from: None,
+                    attachments: Vec::new(),
                 };
                 if let Ok(sent) = system
                     .send(&who(by_bob), conversation_id, new_message)

@@ -37,6 +37,7 @@ fn new_message(client_id: &str, text: &str) -> NewMessage {
         reply_to: None,
         thread_root: None,
         forwarded_from: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -94,6 +95,7 @@ fn repeated_client_id_is_in_flight_then_known() {
     let accepted = core.accept(
         alice.clone(),
         new_message("c1", "hi"),
+        Vec::new(),
         MessageId::from_parts(5, 5),
         Timestamp(5),
         1,
@@ -161,6 +163,7 @@ fn a_failure_rejects_only_its_own_send() {
     let first = core.accept(
         alice.clone(),
         new_message("a", "1"),
+        Vec::new(),
         MessageId::from_parts(1, 1),
         Timestamp(1),
         1,
@@ -168,6 +171,7 @@ fn a_failure_rejects_only_its_own_send() {
     let second = core.accept(
         alice,
         new_message("b", "2"),
+        Vec::new(),
         MessageId::from_parts(1, 2),
         Timestamp(1),
         2,
@@ -197,6 +201,7 @@ fn a_seq_beyond_the_head_sends_live_subscribers_to_storage() {
     let accepted = core.accept(
         user("alice"),
         new_message("x", "hi"),
+        Vec::new(),
         MessageId::from_parts(1, 1),
         Timestamp(1),
         7,
@@ -220,6 +225,7 @@ fn a_seq_beyond_the_head_sends_live_subscribers_to_storage() {
     let again = core.accept(
         user("alice"),
         new_message("y", "old"),
+        Vec::new(),
         MessageId::from_parts(1, 2),
         Timestamp(1),
         8,
@@ -248,6 +254,7 @@ fn an_append_a_resync_got_to_first_still_reports_its_seq() {
     let accepted = core.accept(
         user("alice"),
         new_message("x", "hi"),
+        Vec::new(),
         MessageId::from_parts(1, 1),
         Timestamp(1),
         7,
@@ -265,6 +272,7 @@ fn an_append_a_resync_got_to_first_still_reports_its_seq() {
     let refused = core.accept(
         user("alice"),
         new_message("y", "hi"),
+        Vec::new(),
         MessageId::from_parts(1, 2),
         Timestamp(1),
         8,
@@ -543,6 +551,7 @@ impl Sim {
                         let accepted = self.core.accept(
                             sender_id,
                             new_message,
+                            Vec::new(),
                             message_id,
                             Timestamp(self.now),
                             waiter,
@@ -791,6 +800,7 @@ fn a_muted_member_may_neither_send_nor_edit_but_may_react_and_an_archived_conver
         forwarded_from: None,
         ts: Timestamp(900),
         state: MessageState::default(),
+        attachments: Vec::new(),
     };
     let edit = MessageOperation::Edit {
         message_id: target.message_id,

@@ -141,6 +141,7 @@ fn original(forwarded_from: Option<ForwardedFrom>, deleted: bool) -> Message {
             }),
             ..MessageState::default()
         },
+        attachments: Vec::new(),
     }
 }
 

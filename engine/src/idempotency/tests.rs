@@ -24,6 +24,7 @@ fn new_message(text: &str, reply_to: Option<MessageId>) -> NewMessage {
         reply_to,
         thread_root: None,
         forwarded_from: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -52,6 +53,7 @@ fn stored_message(new_message: NewMessage, text: &str, state: MessageState) -> L
         forwarded_from: new_message.forwarded_from.map(|origin| *origin),
         ts: Timestamp(1),
         state,
+        attachments: Vec::new(),
     })
 }
 

@@ -18,6 +18,13 @@ fn declared(size_bytes: u64) -> MediaRecord {
     )
 }
 
+fn attached_to(number: u128) -> AttachedTo {
+    AttachedTo {
+        conversation_id: crate::ids::ConversationId::from_parts(1, number),
+        message_id: crate::ids::MessageId::from_parts(2, number),
+    }
+}
+
 fn lease(token: u128, until_ms: u64) -> WriteLease {
     WriteLease {
         token,
@@ -114,7 +121,9 @@ fn a_write_cannot_pass_the_declared_size_and_an_expired_upload_takes_none() {
 fn only_a_fully_received_upload_completes_and_only_complete_media_is_attached() {
     let mut record = declared(10);
     assert!(is_conflict(record.apply(complete())));
-    assert!(is_conflict(record.apply(MediaUpdate::Attached)));
+    assert!(is_conflict(
+        record.apply(MediaUpdate::Attached(attached_to(1)))
+    ));
     record
         .apply(begin(0, lease(1, 1_000), NOW))
         .expect("begins");
@@ -124,8 +133,14 @@ fn only_a_fully_received_upload_completes_and_only_complete_media_is_attached() 
     assert_eq!(record.media_type, Some(png()));
     assert!(is_conflict(record.apply(complete())), "completes once");
     assert!(is_conflict(record.apply(begin(10, lease(2, 1_000), NOW))));
-    assert_eq!(record.apply(MediaUpdate::Attached), Ok(()));
-    assert_eq!(record.n_attachments, 1);
+    assert_eq!(record.apply(MediaUpdate::Attached(attached_to(1))), Ok(()));
+    assert_eq!(record.apply(MediaUpdate::Attached(attached_to(2))), Ok(()));
+    assert_eq!(
+        record.apply(MediaUpdate::Attached(attached_to(1))),
+        Ok(()),
+        "attaching again changes nothing"
+    );
+    assert_eq!(record.attached_to, vec![attached_to(1), attached_to(2)]);
 }
 
 #[test]
@@ -145,7 +160,10 @@ fn deleted_media_refuses_everything_but_another_delete() {
         record.apply(begin(0, lease(1, 1_000), NOW)),
         Err(Error::NotFound)
     );
-    assert_eq!(record.apply(MediaUpdate::Attached), Err(Error::NotFound));
+    assert_eq!(
+        record.apply(MediaUpdate::Attached(attached_to(1))),
+        Err(Error::NotFound)
+    );
     assert_eq!(record.apply(MediaUpdate::Deleted { at: EXPIRES }), Ok(()));
 }
 
@@ -191,7 +209,9 @@ fn the_collector_takes_deleted_expired_and_old_orphaned_media() {
     orphan.apply(complete()).expect("completes");
     assert!(is_collectable(&orphan, NOW, orphaned_before));
     assert!(!is_collectable(&orphan, NOW, NOW), "not yet old enough");
-    orphan.apply(MediaUpdate::Attached).expect("attaches");
+    orphan
+        .apply(MediaUpdate::Attached(attached_to(1)))
+        .expect("attaches");
     assert!(
         !is_collectable(&orphan, NOW, orphaned_before),
         "attached media stays"

@@ -26,6 +26,7 @@ fn message(sender: &str) -> Message {
         forwarded_from: None,
         ts: Timestamp(0),
         state: MessageState::default(),
+        attachments: Vec::new(),
     }
 }
 

@@ -12,6 +12,7 @@ fn check_text(text: &str, expect: Expect) {
         reply_to: None,
         thread_root: None,
         forwarded_from: None,
+        attachments: Vec::new(),
     };
     let limits = MessageLimits {
         max_text_bytes: 8,

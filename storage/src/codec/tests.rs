@@ -1,8 +1,10 @@
 //! Unit tests for the record encoding: round trips, and every malformed input is `Corrupt`.
 
 use switchboard_engine::StoreError;
-use switchboard_engine::ids::{ClientId, ConversationId, MessageId, Seq, UserId};
-use switchboard_engine::model::{Message, MessageState};
+use switchboard_engine::ids::{ClientId, ConversationId, MediaId, MessageId, Seq, UserId};
+use switchboard_engine::media::{AttachedThumbnail, Attachment, Dimensions};
+use switchboard_engine::model::{ForwardedFrom, Message, MessageState};
+use switchboard_engine::operations::LogEntry;
 use switchboard_engine::time::Timestamp;
 
 use super::*;
@@ -24,6 +26,7 @@ fn sample_message() -> Message {
             thread_reply_count: 2,
             ..MessageState::default()
         },
+        attachments: Vec::new(),
     }
 }
 
@@ -82,4 +85,88 @@ fn an_invalid_id_inside_a_record_is_corrupt() {
         .expect("the sender id is in the encoding");
     bytes[sender_position] = b' ';
     assert!(is_corrupt(decode("messages", &bytes)));
+}
+
+/// A message as builds before attachments derived its layout, field for field.
+#[derive(serde::Serialize)]
+struct MessageBeforeAttachments<'a> {
+    conversation_id: &'a ConversationId,
+    seq: &'a Seq,
+    message_id: &'a MessageId,
+    sender_id: &'a UserId,
+    client_id: &'a ClientId,
+    text: &'a str,
+    reply_to: &'a Option<MessageId>,
+    thread_root: &'a Option<MessageId>,
+    forwarded_from: &'a Option<ForwardedFrom>,
+    ts: &'a Timestamp,
+    state: &'a MessageState,
+}
+
+/// The log entry as builds before attachments derived it (variant 0 was the message).
+#[derive(serde::Serialize)]
+enum EntryBeforeAttachments<'a> {
+    Message(MessageBeforeAttachments<'a>),
+}
+
+fn before_attachments(message: &Message) -> Vec<u8> {
+    encode(&EntryBeforeAttachments::Message(MessageBeforeAttachments {
+        conversation_id: &message.conversation_id,
+        seq: &message.seq,
+        message_id: &message.message_id,
+        sender_id: &message.sender_id,
+        client_id: &message.client_id,
+        text: &message.text,
+        reply_to: &message.reply_to,
+        thread_root: &message.thread_root,
+        forwarded_from: &message.forwarded_from,
+        ts: &message.ts,
+        state: &message.state,
+    }))
+    .expect("encodes")
+}
+
+#[test]
+fn a_message_without_attachments_keeps_the_layout_older_builds_wrote() {
+    let message = sample_message();
+    let older = before_attachments(&message);
+    let entry = LogEntry::Message(message);
+    assert_eq!(encode(&entry).expect("encodes"), older, "written as before");
+    assert_eq!(
+        decode::<LogEntry>("messages", &older),
+        Ok(entry),
+        "read back"
+    );
+}
+
+#[test]
+fn a_message_with_attachments_round_trips_and_old_readers_see_a_new_variant() {
+    let mut message = sample_message();
+    message.attachments = vec![Attachment {
+        media_id: MediaId::from_parts(1_700_000_000_000, 9),
+        file_name: "cat.png".to_owned(),
+        mime: "image/png".to_owned(),
+        size_bytes: 1_234,
+        dimensions: Some(Dimensions {
+            width: 640,
+            height: 480,
+        }),
+        thumbnails: vec![AttachedThumbnail {
+            size: 256,
+            dimensions: Dimensions {
+                width: 256,
+                height: 192,
+            },
+            mime: "image/webp".to_owned(),
+        }],
+        deleted: false,
+    }];
+    let entry = LogEntry::Message(message.clone());
+    let bytes = encode(&entry).expect("encodes");
+    assert_eq!(bytes[1], 2, "the attached-message variant");
+    assert_eq!(decode::<LogEntry>("messages", &bytes), Ok(entry));
+    // A build from before attachments fails on the unknown variant (it reports the record
+    // corrupt) instead of reading the message without them.
+    message.attachments.clear();
+    assert_eq!(before_attachments(&message)[1], 0);
 }

@@ -64,7 +64,7 @@ fn lifecycle_key(tenant_id: &TenantId, record: &MediaRecord) -> Option<Vec<u8>> 
     let (kind, at) = match record.state {
         MediaState::Deleted { deleted_at, .. } => (DELETED, deleted_at),
         MediaState::Uploading { expires_at, .. } => (EXPIRING, expires_at),
-        MediaState::Complete { completed_at } if record.n_attachments == 0 => {
+        MediaState::Complete { completed_at } if record.attached_to.is_empty() => {
             (ORPHANED, completed_at)
         }
         MediaState::Complete { .. } => return None,
@@ -340,8 +340,8 @@ impl MediaStore for EmbeddedMediaStore {
 
 #[cfg(test)]
 mod tests {
-    use switchboard_engine::ids::UserId;
-    use switchboard_engine::media::MediaFileName;
+    use switchboard_engine::ids::{ConversationId, MessageId, UserId};
+    use switchboard_engine::media::{AttachedTo, MediaFileName};
 
     use super::*;
 
@@ -376,7 +376,10 @@ mod tests {
         attached.state = MediaState::Complete {
             completed_at: Timestamp(15),
         };
-        attached.n_attachments = 1;
+        attached.attached_to = vec![AttachedTo {
+            conversation_id: ConversationId::from_parts(1, 1),
+            message_id: MessageId::from_parts(1, 1),
+        }];
         assert_eq!(lifecycle_key(&tenant_id, &attached), None);
     }
 }

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use switchboard_engine::event::PresenceEntry;
+use switchboard_engine::media::{Attachment, Dimensions};
 use switchboard_engine::model::{Member, Message};
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody};
 use switchboard_engine::ports::IceServers;
@@ -48,6 +49,83 @@ pub struct ForwardedFromBody<'a> {
     pub sender_id: &'a str,
 }
 
+/// Width and height in pixels.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DimensionsBody {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+impl DimensionsBody {
+    fn new(dimensions: Dimensions) -> Self {
+        DimensionsBody {
+            width: dimensions.width,
+            height: dimensions.height,
+        }
+    }
+}
+
+/// The wire form of one thumbnail of an attachment, served at
+/// `GET /v1/media/{media_id}/thumbnail?size={size}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachedThumbnailBody<'a> {
+    /// The longest edge it was made for, in pixels.
+    pub size: u32,
+    /// Its width and height.
+    pub dimensions: DimensionsBody,
+    /// Its MIME type.
+    pub content_type: &'a str,
+}
+
+/// The wire form of a media item a message attaches. Its bytes are at `GET /v1/media/{media_id}`
+/// (or a signed link from `POST /v1/media/{media_id}/links`) for anyone who can read the message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentBody<'a> {
+    /// The media.
+    pub media_id: String,
+    /// Its file name.
+    pub file_name: &'a str,
+    /// Its MIME type, as sniffed from its bytes.
+    pub content_type: &'a str,
+    /// Its length in bytes.
+    pub size_bytes: u64,
+    /// Image or video dimensions, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<DimensionsBody>,
+    /// Its thumbnails, once made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thumbnails: Vec<AttachedThumbnailBody<'a>>,
+    /// Present, `true`, once the media was deleted: the name and type stay for display, the
+    /// bytes are gone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl<'a> AttachmentBody<'a> {
+    /// The wire form of `attachment`.
+    pub fn new(attachment: &'a Attachment) -> Self {
+        AttachmentBody {
+            media_id: attachment.media_id.to_string(),
+            file_name: &attachment.file_name,
+            content_type: &attachment.mime,
+            size_bytes: attachment.size_bytes,
+            dimensions: attachment.dimensions.map(DimensionsBody::new),
+            thumbnails: attachment
+                .thumbnails
+                .iter()
+                .map(|thumbnail| AttachedThumbnailBody {
+                    size: thumbnail.size,
+                    dimensions: DimensionsBody::new(thumbnail.dimensions),
+                    content_type: &thumbnail.mime,
+                })
+                .collect(),
+            deleted: attachment.deleted,
+        }
+    }
+}
+
 /// The wire form of a stored message, shared by WebSocket events and HTTP responses. Optional
 /// fields are absent when empty (no reply, never edited, not deleted, no reactions, no thread).
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,6 +151,10 @@ pub struct MessageBody<'a> {
     /// The original, for a forwarded copy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwarded_from: Option<ForwardedFromBody<'a>>,
+    /// The media it attaches, in the order the sender listed them (gone once the message is
+    /// deleted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentBody<'a>>,
     /// Acceptance time, milliseconds since the epoch.
     pub ts: u64,
     /// When the text was last edited.
@@ -116,6 +198,11 @@ impl<'a> MessageBody<'a> {
                     message_id: origin.message_id.to_string(),
                     sender_id: origin.sender_id.as_str(),
                 }),
+            attachments: message
+                .attachments
+                .iter()
+                .map(AttachmentBody::new)
+                .collect(),
             ts: message.ts.as_millis(),
             edited_at: state.edited_at.map(|edited_at| edited_at.as_millis()),
             deleted: state.deleted.as_ref().map(|deletion| DeletionBody {

@@ -128,6 +128,8 @@ struct Fields<'a> {
     #[serde(borrow)]
     recording_id: Option<Cow<'a, str>>,
     granted: Option<bool>,
+    #[serde(borrow)]
+    attachments: Option<Vec<Cow<'a, str>>>,
 }
 
 /// Just the id, for echoing it when the rest of a frame does not parse.

@@ -7,7 +7,7 @@
 //! arguments are listed, which decides which error a client with several mistakes sees.
 
 use switchboard_engine::Error;
-use switchboard_engine::ids::{ConversationId, Emoji, MessageId, UserId};
+use switchboard_engine::ids::{ConversationId, Emoji, MediaId, MessageId, UserId};
 use switchboard_engine::membership::{ConversationChange, ModerationAction};
 use switchboard_engine::model::{DeleteMode, Role};
 use switchboard_engine::operations::MessageOperation;
@@ -34,6 +34,35 @@ pub fn conversation_id(text: &str) -> Result<ConversationId, Error> {
 /// [`Error::Invalid`] naming the field when it is not a message id.
 pub fn message_id(field: &'static str, text: &str) -> Result<MessageId, Error> {
     MessageId::parse(text).map_err(|_| Error::invalid(field, "must be a message id"))
+}
+
+/// The media a new message attaches (`attachments`), none when the field is absent. How many
+/// are allowed and whether one is named twice is checked with the message's other limits.
+///
+/// # Errors
+/// [`Error::Invalid`] (`attachments`) for an entry that is not a media id.
+pub fn media_ids<S: AsRef<str>>(values: Option<&[S]>) -> Result<Vec<MediaId>, Error> {
+    values
+        .unwrap_or_default()
+        .iter()
+        .map(|value| {
+            MediaId::parse(value.as_ref())
+                .map_err(|_| Error::invalid("attachments", "must be a list of media ids"))
+        })
+        .collect()
+}
+
+/// A new message's text: required unless the message attaches media, when it defaults to
+/// empty (a photo without a caption).
+///
+/// # Errors
+/// [`Error::Invalid`] (`text`) when it is absent and nothing is attached.
+pub fn message_text(text: Option<String>, attachments: &[MediaId]) -> Result<String, Error> {
+    match text {
+        Some(text) => Ok(text),
+        None if !attachments.is_empty() => Ok(String::new()),
+        None => Err(Error::invalid("text", "is required")),
+    }
 }
 
 /// Parses a role below owner's: `admin`, `moderator` or `member`.

@@ -7,8 +7,10 @@ use switchboard_engine::event::{
     AckOutcome, EventEncoder as _, PresenceEntry, PresenceStatus, ServerEvent,
 };
 use switchboard_engine::ids::{
-    ClientId, ConversationId, Emoji, MessageId, RequestId, Seq, SessionId, TenantId, UserId,
+    ClientId, ConversationId, Emoji, MediaId, MessageId, RequestId, Seq, SessionId, TenantId,
+    UserId,
 };
+use switchboard_engine::media::{AttachedThumbnail, Attachment, Dimensions};
 use switchboard_engine::model::{
     DeleteMode, Message, MessageRef, MessageState, Reaction, ReadCursors,
 };
@@ -58,7 +60,7 @@ fn parses_every_request_type() {
             r#"{{"type":"send","id":3,"conversation_id":"{CONVERSATION}","client_id":"c-1","text":"hi","reply_to":null}}"#
         ),
         expect![[
-            r#"Send { request_id: Some(Number(3)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("c-1"), text: "hi", reply_to: None, thread_root: None, forwarded_from: None } }"#
+            r#"Send { request_id: Some(Number(3)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("c-1"), text: "hi", reply_to: None, thread_root: None, forwarded_from: None, attachments: [] } }"#
         ]],
     );
 }
@@ -114,7 +116,7 @@ fn parses_operations_on_messages() {
             r#"{{"type":"send","conversation_id":"{c}","client_id":"t1","text":"in thread","thread_root":"{m}"}}"#
         ),
         expect![[
-            r#"Send { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("t1"), text: "in thread", reply_to: None, thread_root: Some(MessageId(01HF7YAT000000000000000007)), forwarded_from: None } }"#
+            r#"Send { request_id: None, conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("t1"), text: "in thread", reply_to: None, thread_root: Some(MessageId(01HF7YAT000000000000000007)), forwarded_from: None, attachments: [] } }"#
         ]],
     );
     check_parse(
@@ -292,6 +294,7 @@ fn encodes_every_server_event() {
         forwarded_from: None,
         ts: message_ref.ts,
         state: MessageState::default(),
+        attachments: Vec::new(),
     };
     let mut edited = message.clone();
     edited.seq = Seq(40);
@@ -382,6 +385,49 @@ fn encodes_every_server_event() {
         ServerEvent::Entry(&LogEntry::Message(edited)),
         expect![[
             r#"{"type":"message","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":40,"message_id":"01HF7YAT000000000000000007","sender_id":"alice","client_id":"c-1","text":"hi \"there\"","reply_to":"01HF7YAT000000000000000005","ts":1700000000000,"edited_at":1700000000500,"reactions":[{"emoji":"👍","count":2,"user_ids":["alice","bob"]}],"thread_reply_count":2,"thread_last_reply_at":1700000000900}"#
+        ]],
+    );
+    let mut with_photo = message.clone();
+    with_photo.text = String::new();
+    with_photo.attachments = vec![Attachment {
+        media_id: MediaId::from_parts(1_700_000_000_000, 11),
+        file_name: "beach.jpg".to_owned(),
+        mime: "image/jpeg".to_owned(),
+        size_bytes: 52_431,
+        dimensions: Some(Dimensions {
+            width: 1600,
+            height: 1200,
+        }),
+        thumbnails: vec![AttachedThumbnail {
+            size: 256,
+            dimensions: Dimensions {
+                width: 256,
+                height: 192,
+            },
+            mime: "image/webp".to_owned(),
+        }],
+        deleted: false,
+    }];
+    let mut with_deleted_file = message.clone();
+    with_deleted_file.attachments = vec![Attachment {
+        media_id: MediaId::from_parts(1_700_000_000_000, 12),
+        file_name: "notes.pdf".to_owned(),
+        mime: "application/pdf".to_owned(),
+        size_bytes: 9_001,
+        dimensions: None,
+        thumbnails: Vec::new(),
+        deleted: true,
+    }];
+    check_encode(
+        ServerEvent::Entry(&LogEntry::Message(with_photo)),
+        expect![[
+            r#"{"type":"message","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":46,"message_id":"01HF7YAT000000000000000007","sender_id":"alice","client_id":"c-1","text":"","attachments":[{"media_id":"01HF7YAT00000000000000000B","file_name":"beach.jpg","content_type":"image/jpeg","size_bytes":52431,"dimensions":{"width":1600,"height":1200},"thumbnails":[{"size":256,"dimensions":{"width":256,"height":192},"content_type":"image/webp"}]}],"ts":1700000000000}"#
+        ]],
+    );
+    check_encode(
+        ServerEvent::Entry(&LogEntry::Message(with_deleted_file)),
+        expect![[
+            r#"{"type":"message","conversation_id":"01HZZZZZZZZZZZZZZZZZZZZZZZ","seq":46,"message_id":"01HF7YAT000000000000000007","sender_id":"alice","client_id":"c-1","text":"hi \"there\"","attachments":[{"media_id":"01HF7YAT00000000000000000C","file_name":"notes.pdf","content_type":"application/pdf","size_bytes":9001,"deleted":true}],"ts":1700000000000}"#
         ]],
     );
     check_encode(
@@ -700,5 +746,42 @@ fn refuses_frame_level_mistakes_before_looking_at_the_type() {
         error id=Some(Number(13)) code=invalid message=invalid thread_root: must be a message id
         error id=Some(Number(14)) code=invalid message=invalid emoji: is required
         error id=Some(Number(15)) code=invalid message=invalid message_id: must be a message id"#]],
+    );
+}
+
+#[test]
+fn parses_attachments_on_a_send_and_refuses_their_mistakes() {
+    let c = CONVERSATION;
+    let photo = "01HF7YAT00000000000000000B";
+    let frames = [
+        // A caption and a photo.
+        format!(
+            r#"{{"type":"send","id":1,"conversation_id":"{c}","client_id":"p1","text":"look","attachments":["{photo}"]}}"#
+        ),
+        // No text at all: a photo without a caption.
+        format!(
+            r#"{{"type":"send","id":2,"conversation_id":"{c}","client_id":"p2","attachments":["{photo}"]}}"#
+        ),
+        // No text and nothing attached.
+        format!(
+            r#"{{"type":"send","id":3,"conversation_id":"{c}","client_id":"p3","attachments":[]}}"#
+        ),
+        // Not a media id.
+        format!(
+            r#"{{"type":"send","id":4,"conversation_id":"{c}","client_id":"p4","attachments":["beach.jpg"]}}"#
+        ),
+        // Not a list of strings.
+        format!(
+            r#"{{"type":"send","id":5,"conversation_id":"{c}","client_id":"p5","attachments":"{photo}"}}"#
+        ),
+    ];
+    check_parse_all(
+        &frames,
+        expect![[r#"
+        Send { request_id: Some(Number(1)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("p1"), text: "look", reply_to: None, thread_root: None, forwarded_from: None, attachments: [MediaId(01HF7YAT00000000000000000B)] } }
+        Send { request_id: Some(Number(2)), conversation_id: ConversationId(01HZZZZZZZZZZZZZZZZZZZZZZZ), new_message: NewMessage { client_id: ClientId("p2"), text: "", reply_to: None, thread_root: None, forwarded_from: None, attachments: [MediaId(01HF7YAT00000000000000000B)] } }
+        error id=Some(Number(3)) code=invalid message=invalid text: is required
+        error id=Some(Number(4)) code=invalid message=invalid attachments: must be a list of media ids
+        error id=Some(Number(5)) code=invalid message=invalid frame: invalid type: string "01HF7YAT00000000000000000B", expected a sequence at line 1 column 128"#]],
     );
 }

@@ -51,12 +51,18 @@ pub(crate) struct PostMessageBody {
     /// with operations; another member may use the same one); reusing it for a different
     /// request is refused (`conflict`).
     client_id: String,
-    /// The text: not blank, at most `limits.max_message_bytes`.
-    text: String,
+    /// The text: at most `limits.max_message_bytes`; not blank, unless the message attaches
+    /// media, when it may be empty or left out (a photo without a caption).
+    text: Option<String>,
     /// A message of this conversation this one replies to.
     reply_to: Option<String>,
     /// Post as a reply in the thread under this message of this conversation.
     thread_root: Option<String>,
+    /// Media to attach (ids from `POST /v1/media` or a finished tus upload), at most
+    /// `media.max_attachments` (default 10), each named once: complete, and uploaded by the
+    /// caller. Members who can read the message can then read the media.
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
 /// Send a message.
@@ -72,12 +78,12 @@ pub(crate) struct PostMessageBody {
     request_body = PostMessageBody,
     responses(
         (status = 201, description = "The stored message (new, or the original for a repeated client_id).", body = MessageBody<'_>, headers(("idempotent-replayed" = String, description = "Present, with value `true`, when the caller had made the same request with this client_id before and nothing new was stored."))),
-        (status = 400, description = "Malformed body, unknown field, bad client_id, empty text, or reply_to / thread_root not naming a message of this conversation, or a thread_root that is itself a thread reply (`invalid`).", body = ErrorBody),
+        (status = 400, description = "Malformed body, unknown field, bad client_id, empty text without attachments, reply_to / thread_root not naming a message of this conversation, a thread_root that is itself a thread reply, or an attachment that is not the caller's own complete media of this tenant or is named twice (`invalid`).", body = ErrorBody),
         TokenRefused,
         (status = 403, description = "Not a member (`not_member`), or a member posting in a channel without being a moderator or above (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such conversation (or message) in the caller's tenant (`not_found`); other tenants' data always looks like this.", body = ErrorBody),
-        (status = 409, description = "The thread's root was deleted, or the caller used this client_id for a different request (`conflict`).", body = ErrorBody),
-        (status = 413, description = "The text is over `limits.max_message_bytes` or the body over `limits.max_body_bytes` (`too_large`).", body = ErrorBody),
+        (status = 409, description = "The thread's root was deleted, an attachment is still uploading, or the caller used this client_id for a different request (`conflict`).", body = ErrorBody),
+        (status = 413, description = "The text is over `limits.max_message_bytes`, more than `media.max_attachments` attachments, or the body over `limits.max_body_bytes` (`too_large`).", body = ErrorBody),
         (status = 429, description = "The user's rate limit is exhausted (`rate_limited`, with `retry_after_ms` and `Retry-After`).", body = ErrorBody), (status = 503, description = "Storage or the conversation is unavailable; for a write the outcome is unknown, retry with the same client_id (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn post_message(
@@ -88,12 +94,15 @@ pub(crate) async fn post_message(
 ) -> Result<Response, WireError> {
     let conversation_id = conversation_id(&conversation_id_text)?;
     let body: PostMessageBody = parse_body(&app, body)?;
+    let client_id = ClientId::parse(&body.client_id)?;
+    let attachments = requests::media_ids(Some(&body.attachments))?;
     let new_message = NewMessage {
-        client_id: ClientId::parse(&body.client_id)?,
-        text: body.text,
+        client_id,
+        text: requests::message_text(body.text, &attachments)?,
         reply_to: optional_message_id("reply_to", body.reply_to.as_deref())?,
         thread_root: optional_message_id("thread_root", body.thread_root.as_deref())?,
         forwarded_from: None,
+        attachments,
     };
     let sent = app
         .system

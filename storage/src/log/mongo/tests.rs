@@ -39,6 +39,7 @@ fn message(sender: &str, deleted: bool) -> LogEntry {
         forwarded_from: None,
         ts: Timestamp(BASE_MILLIS + 1),
         state,
+        attachments: Vec::new(),
     })
 }
 

@@ -15,7 +15,8 @@ use crate::codec::requests::{self, Deletion, required};
 pub(super) fn send(frame: Frame<'_, '_>) -> Parsed {
     let conversation_id = conversation_id(frame.fields.conversation_id)?;
     let client_id = client_id(frame.fields.client_id)?;
-    let text = required(frame.fields.text, "text")?.into_owned();
+    let attachments = requests::media_ids(frame.fields.attachments.as_deref())?;
+    let text = requests::message_text(frame.fields.text.map(Cow::into_owned), &attachments)?;
     let reply_to = optional_message_id("reply_to", frame.fields.reply_to)?;
     let thread_root = optional_message_id("thread_root", frame.fields.thread_root)?;
     Ok(ClientRequest::Send {
@@ -27,6 +28,7 @@ pub(super) fn send(frame: Frame<'_, '_>) -> Parsed {
             reply_to,
             thread_root,
             forwarded_from: None,
+            attachments,
         },
     })
 }
