@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_actors::clock::{IdGenerator, SystemClock};
 use switchboard_actors::media::collector::{MediaCollectorArgs, MediaCollectorHandle};
+use switchboard_actors::media::thumbnailer::{ThumbnailerArgs, ThumbnailerHandle};
 use switchboard_actors::media::{MediaPorts, MediaService};
 use switchboard_actors::system::{ClusterPorts, RecordingPorts, System, SystemPorts};
 use switchboard_engine::backoff::Backoff;
@@ -63,6 +64,7 @@ pub struct Server {
     relay: Option<EmbeddedRelay>,
     /// Removes deleted media, expired uploads and orphans.
     media_collector: Option<MediaCollectorHandle>,
+    thumbnailer: Option<ThumbnailerHandle>,
     /// Brings remote stores up at start-up (see [`prepare_store`] and [`open_recordings`]).
     preparations: Vec<JoinHandle<()>>,
 }
@@ -206,21 +208,42 @@ pub async fn open_recordings(
     Ok((RecordingPorts { store, objects }, preparation))
 }
 
-/// Opens the media records' store: in memory with the memory backend, else a fjall database in
-/// `<data_dir>/media`. (With MongoDB the records stay on the node that took the upload until
-/// the MongoDB media store lands; the bytes are wherever `[recordings]` puts objects.)
+/// Opens the media records' store: in memory with the memory backend, a fjall database in
+/// `<data_dir>/media` with the embedded one, and collections in the MongoDB database with
+/// MongoDB (shared by every node, so an upload begun on one continues on another). The bytes
+/// are wherever `[recordings]` puts objects.
 ///
 /// # Errors
-/// If the directory cannot be created or opened.
-pub fn open_media_store(config: &Config) -> anyhow::Result<Arc<dyn MediaStore>> {
-    if let StorageBackend::Memory = config.storage.backend {
-        return Ok(Arc::new(switchboard_storage::MemoryMediaStore::new()));
+/// If the directory cannot be created or opened, or the MongoDB URI is malformed.
+pub async fn open_media_store(config: &Config) -> anyhow::Result<Arc<dyn MediaStore>> {
+    match &config.storage.backend {
+        StorageBackend::Memory => Ok(Arc::new(switchboard_storage::MemoryMediaStore::new())),
+        StorageBackend::Embedded => {
+            let path = config.server.data_dir.join(MEDIA_DIR);
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let store = switchboard_storage::EmbeddedMediaStore::open(&path)
+                .with_context(|| format!("opening the media store in {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "mongodb")]
+        StorageBackend::Mongodb(mongodb) => {
+            Ok(Arc::new(switchboard_storage::MongoMediaStore::new(
+                &switchboard_storage::MongoMessageStore::open(
+                    &mongodb.uri,
+                    &mongodb.database,
+                    mongodb.server_timeout(),
+                )
+                .await
+                .context("opening the MongoDB media store")?,
+            )))
+        }
+        #[cfg(not(feature = "mongodb"))]
+        StorageBackend::Mongodb(_) => anyhow::bail!(
+            "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
+             cargo build --release --features mongodb"
+        ),
     }
-    let path = config.server.data_dir.join(MEDIA_DIR);
-    std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-    let store = switchboard_storage::EmbeddedMediaStore::open(&path)
-        .with_context(|| format!("opening the media store in {}", path.display()))?;
-    Ok(Arc::new(store))
 }
 
 /// Starts what the nodes of a deployment share through Redis (`[cluster] redis_url`): the
@@ -439,7 +462,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         turn_health = Some(checker);
         turn_health_board = Some(board);
     }
-    let media_store = open_media_store(&config)?;
+    let media_store = open_media_store(&config).await?;
     let media = Arc::new(MediaService::new(
         MediaPorts {
             store: Arc::clone(&media_store),
@@ -451,6 +474,13 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             .media_settings(Duration::from_millis(config.conversations.call_timeout_ms))?,
         IdGenerator::new(Arc::clone(&clock)),
     ));
+    let thumbnailer = ThumbnailerHandle::start(ThumbnailerArgs {
+        service: Arc::clone(&media),
+        settings: config.media.thumbnail_settings(),
+    })
+    .await
+    .context("starting the thumbnailer")?;
+    media.use_thumbnailer(thumbnailer.clone());
     let media_collector = MediaCollectorHandle::start(MediaCollectorArgs {
         service: Arc::clone(&media),
         interval: Duration::from_millis(config.media.collect_interval_ms),
@@ -520,6 +550,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         turn_health,
         relay,
         media_collector: Some(media_collector),
+        thumbnailer: Some(thumbnailer),
         preparations: store_preparation
             .into_iter()
             .chain(objects_preparation)
@@ -579,6 +610,9 @@ impl Server {
         }
         if let Some(collector) = self.media_collector.take() {
             collector.stop();
+        }
+        if let Some(thumbnailer) = self.thumbnailer.take() {
+            thumbnailer.stop();
         }
         if let Some(relay) = self.relay.take() {
             relay.close().await;

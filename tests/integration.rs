@@ -37,6 +37,9 @@ mod message_ops;
 #[cfg(feature = "mongodb")]
 #[path = "integration/mongodb.rs"]
 mod mongodb;
+#[cfg(all(feature = "mongodb", feature = "s3"))]
+#[path = "integration/mongodb_media.rs"]
+mod mongodb_media;
 #[path = "integration/protocol.rs"]
 mod protocol;
 #[path = "integration/receipts.rs"]
@@ -53,6 +56,8 @@ mod security;
 mod signals;
 #[path = "integration/tenancy.rs"]
 mod tenancy;
+#[path = "integration/thumbnails.rs"]
+mod thumbnails;
 #[path = "integration/tidy.rs"]
 mod tidy;
 #[path = "integration/turn.rs"]

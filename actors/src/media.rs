@@ -12,7 +12,7 @@
 //! the deleted record stays for the garbage collector.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,18 +22,22 @@ use switchboard_engine::ids::{ConversationId, MediaId, TenantId};
 use switchboard_engine::media::sniff::SNIFF_BYTES;
 use switchboard_engine::media::{
     MediaAllowList, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaUpdate,
-    MediaUpdateOutcome, WriteLease, media_object_key, sniff,
+    MediaUpdateOutcome, Thumbnail, WriteLease, media_object_key, sniff,
 };
 use switchboard_engine::ports::MessageStore;
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::{Error, PutError, SourceError};
 
+use switchboard_engine::media::thumbnail::awaits_thumbnails;
+
+use self::thumbnailer::ThumbnailerHandle;
 use crate::clock::IdGenerator;
 use crate::session::Identity;
 use crate::uploads::{OBJECT_TIMEOUT, PacedSource, bounded};
 
 pub mod collector;
 mod resumable;
+pub mod thumbnailer;
 
 pub use resumable::WRITE_LEASE;
 
@@ -88,6 +92,8 @@ pub struct MediaService {
     messages: Arc<dyn MessageStore>,
     settings: MediaSettings,
     ids: IdGenerator,
+    /// Where completed images are sent to be thumbnailed, once it runs.
+    thumbnailer: OnceLock<ThumbnailerHandle>,
 }
 
 impl MediaService {
@@ -103,7 +109,24 @@ impl MediaService {
             messages,
             settings,
             ids,
+            thumbnailer: OnceLock::new(),
         }
+    }
+
+    /// Sends images to `thumbnailer` once their upload completes (the thumbnailer is started
+    /// after the service, which it uses). A second call changes nothing.
+    pub fn use_thumbnailer(&self, thumbnailer: ThumbnailerHandle) {
+        let _ = self.thumbnailer.set(thumbnailer);
+    }
+
+    /// Asks for the thumbnails of media that awaits them; `false` if there is no thumbnailer
+    /// or it dropped the request.
+    pub fn request_thumbnails(&self, tenant_id: &TenantId, record: &MediaRecord) -> bool {
+        awaits_thumbnails(record)
+            && self
+                .thumbnailer
+                .get()
+                .is_some_and(|thumbnailer| thumbnailer.request(tenant_id.clone(), record.media_id))
     }
 
     /// The settings it runs with.
@@ -298,6 +321,33 @@ impl MediaService {
         .ok_or_else(|| Error::unavailable("the media's bytes are missing"))
     }
 
+    /// Reads one thumbnail of complete media whole (thumbnails are small), whoever asks: the
+    /// caller checked the permission as for [`MediaService::open_object`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] unless the media is complete; [`Error::Unavailable`] if the object
+    /// store fails or the bytes are missing.
+    pub async fn thumbnail_bytes(
+        &self,
+        tenant_id: &TenantId,
+        record: &MediaRecord,
+        thumbnail: &Thumbnail,
+    ) -> Result<Vec<u8>, Error> {
+        if !record.is_complete() {
+            return Err(Error::NotFound);
+        }
+        let body = bounded(
+            OBJECT_TIMEOUT,
+            "reading a thumbnail",
+            self.ports
+                .objects
+                .get_object(tenant_id, &thumbnail.object_key),
+        )
+        .await?
+        .ok_or_else(|| Error::unavailable("the thumbnail's bytes are missing"))?;
+        Ok(body.bytes)
+    }
+
     /// Deletes media: its uploader may, and so may an administrator of its tenant.
     ///
     /// # Errors
@@ -456,16 +506,19 @@ impl MediaService {
             },
         )
         .await?;
-        self.update(
-            tenant_id,
-            media_id,
-            MediaUpdate::Complete {
-                sha256: written.sha256,
-                media_type,
-                at: self.ids.clock().now(),
-            },
-        )
-        .await
+        let completed = self
+            .update(
+                tenant_id,
+                media_id,
+                MediaUpdate::Complete {
+                    sha256: written.sha256,
+                    media_type,
+                    at: self.ids.clock().now(),
+                },
+            )
+            .await?;
+        self.request_thumbnails(tenant_id, &completed);
+        Ok(completed)
     }
 
     /// The stored record, deleted or not; [`Error::NotFound`] if there is none.

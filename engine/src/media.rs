@@ -28,12 +28,14 @@ pub mod file_name;
 pub mod quota;
 pub mod range;
 pub mod sniff;
+pub mod thumbnail;
 
 pub use attachment::{AttachedThumbnail, AttachedTo, Attachment};
 pub use file_name::{Disposition, MediaFileName};
 pub use quota::{MediaQuotas, MediaUsage, QuotaScope};
 pub use range::{RangeAnswer, answer_range};
 pub use sniff::{MediaAllowList, MediaFamily, MediaType, sniff};
+pub use thumbnail::ThumbnailSettings;
 
 /// Where a media item is in its life. (Externally tagged: the stores' postcard cannot read
 /// an internally tagged enum.)

@@ -1,7 +1,7 @@
 //! `[media]`: users' files (size limit, quotas, accepted types, how long an unfinished upload
 //! is kept), and their translation into the media service's [`MediaSettings`]. The bytes go
 //! to the object store `[recordings]` names (`<data_dir>/objects` by default); the records to
-//! `<data_dir>/media`.
+//! `<data_dir>/media`, or with `storage.backend = "mongodb"` to the MongoDB database.
 
 use std::time::Duration;
 
@@ -9,7 +9,11 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::media::MediaSettings;
 use switchboard_engine::ids::TenantId;
+use switchboard_engine::media::ThumbnailSettings;
 use switchboard_engine::media::attachment::DEFAULT_MAX_ATTACHMENTS;
+use switchboard_engine::media::thumbnail::{
+    DEFAULT_THUMBNAIL_MAX_PIXELS, DEFAULT_THUMBNAIL_MAX_SOURCE_BYTES, DEFAULT_THUMBNAIL_SIZES,
+};
 use switchboard_engine::media::{MediaAllowList, MediaQuotas};
 
 use super::section::{config_section, ensure_positive};
@@ -46,6 +50,15 @@ config_section! {
         pub link_ttl_secs: u64 = 3_600,
         /// The longest lifetime a media link may be given, in seconds (7 days).
         pub link_max_ttl_secs: u64 = 7 * 24 * 3_600,
+        /// The thumbnails made of each JPEG, PNG, GIF or WebP image, by the length of their
+        /// longest edge in pixels (16 to 4096); only sizes smaller than the image are made.
+        /// Empty: no thumbnails.
+        pub thumbnail_sizes: Vec<u32> = DEFAULT_THUMBNAIL_SIZES.to_vec(),
+        /// The most pixels (width × height, read from the header before decoding) an image may
+        /// have to be thumbnailed; larger ones get no thumbnails and a recorded reason.
+        pub thumbnail_max_pixels: u64 = DEFAULT_THUMBNAIL_MAX_PIXELS,
+        /// The largest file thumbnailed, in bytes (the thumbnailer reads it whole).
+        pub thumbnail_max_source_bytes: u64 = DEFAULT_THUMBNAIL_MAX_SOURCE_BYTES,
         /// How often the garbage collector removes deleted media, expired uploads and (with
         /// `orphan_ttl_ms`) orphans, in milliseconds.
         pub collect_interval_ms: u64 = 60_000,
@@ -92,8 +105,20 @@ impl MediaConfig {
                 ("collect_interval_ms", self.collect_interval_ms),
                 ("link_ttl_secs", self.link_ttl_secs),
                 ("link_max_ttl_secs", self.link_max_ttl_secs),
+                ("thumbnail_max_pixels", self.thumbnail_max_pixels),
+                (
+                    "thumbnail_max_source_bytes",
+                    self.thumbnail_max_source_bytes,
+                ),
             ],
         )?;
+        if let Some(size) = self
+            .thumbnail_sizes
+            .iter()
+            .find(|size| !(16..=4096).contains(*size))
+        {
+            anyhow::bail!("media.thumbnail_sizes: {size} is not between 16 and 4096 pixels");
+        }
         anyhow::ensure!(
             self.link_ttl_secs <= self.link_max_ttl_secs,
             "media.link_ttl_secs ({}) is over media.link_max_ttl_secs ({})",
@@ -136,6 +161,15 @@ impl MediaConfig {
             Some(entries) => {
                 MediaAllowList::new(entries.clone()).context("invalid media.allowed_types")
             }
+        }
+    }
+
+    /// What the thumbnailer makes, and of what.
+    pub fn thumbnail_settings(&self) -> ThumbnailSettings {
+        ThumbnailSettings {
+            sizes: self.thumbnail_sizes.clone(),
+            max_pixels: self.thumbnail_max_pixels,
+            max_source_bytes: self.thumbnail_max_source_bytes,
         }
     }
 

@@ -73,6 +73,8 @@ pub use log::memory::MemoryMessageStore;
 pub use log::mongo::MongoMessageStore;
 pub use media::embedded::EmbeddedMediaStore;
 pub use media::memory::MemoryMediaStore;
+#[cfg(feature = "mongodb")]
+pub use media::mongo::MongoMediaStore;
 pub use presence::memory::{MemoryPresenceDirectory, MemoryPresenceHub};
 #[cfg(feature = "redis")]
 pub use presence::redis::RedisPresenceDirectory;

@@ -1,5 +1,6 @@
-//! The shared conformance suite for every [`MediaStore`] adapter: the in-memory store and the
-//! embedded store (in a temporary directory).
+//! The shared conformance suite for every [`MediaStore`] adapter: the in-memory store, the
+//! embedded store (in a temporary directory) and, with the `mongodb` feature, the MongoDB store
+//! (on the server `scripts/test-services start mongodb` runs; a fresh database per test).
 //!
 //! It checks the contract of the port: creation once, tenant isolation for every method,
 //! quotas checked atomically with creation (concurrent uploads cannot together overrun one),
@@ -392,6 +393,19 @@ async fn the_collector_lists_deleted_expired_and_orphaned_media_only(store: Arc<
 
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
+        #[cfg(feature = "mongodb")]
+        mod mongodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let messages = super::support::mongodb_message_store("media").await;
+                    let store = switchboard_storage::MongoMediaStore::new(&messages);
+                    super::$test(std::sync::Arc::new(store)).await;
+                    messages.database().drop().await.expect("the test database is dropped");
+                }
+            )*
+        }
+
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

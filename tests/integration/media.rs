@@ -70,6 +70,12 @@ async fn a_photo_is_uploaded_sniffed_and_served_whole_in_ranges_and_conditionall
         .get_as("alice", &format!("/v1/media/{media_id}/info"))
         .await;
     assert_eq!(status, 200);
+    // The same record, except for what the thumbnailer may have added since (this PNG's pixel
+    // data is not valid, so it records why it has no thumbnails).
+    let mut info = info;
+    for field in ["dimensions", "thumbnails", "thumbnail_failure"] {
+        info.as_object_mut().expect("an object").remove(field);
+    }
     assert_eq!(info, record);
 
     let whole = download(&server, &alice, &media_id, &[]).await;

@@ -19,8 +19,9 @@ mod outbound;
 pub mod requests;
 
 pub use bodies::{
-    DeletionBody, EventEnvelope, ForwardedFromBody, IceServerEntry, IceServersBody,
-    MemberEventBody, MessageBody, ModerationEventBody, PresenceBody, ReactionBody,
+    AttachedThumbnailBody, AttachmentBody, DeletionBody, DimensionsBody, EventEnvelope,
+    ForwardedFromBody, IceServerEntry, IceServersBody, MemberEventBody, MessageBody,
+    ModerationEventBody, PresenceBody, ReactionBody,
 };
 pub use inbound::{FrameError, ProtocolError, parse_client_frame};
 pub use outbound::{

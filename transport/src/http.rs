@@ -16,6 +16,7 @@ mod extract;
 mod health;
 mod media;
 mod media_links;
+mod media_thumbnails;
 mod media_uploads;
 mod members;
 mod messages;

@@ -59,7 +59,8 @@ pub struct DimensionsBody {
 }
 
 impl DimensionsBody {
-    fn new(dimensions: Dimensions) -> Self {
+    /// The wire form of `dimensions`.
+    pub fn new(dimensions: Dimensions) -> Self {
         DimensionsBody {
             width: dimensions.width,
             height: dimensions.height,

@@ -22,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::codec::DimensionsBody;
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireCode, WireError};
 
@@ -76,6 +77,30 @@ pub(crate) struct MediaBody<'a> {
     /// When the last byte arrived, in Unix milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     completed_at: Option<u64>,
+    /// Width and height, for an image once the thumbnailer measured it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<DimensionsBody>,
+    /// Its thumbnails (`GET /v1/media/{media_id}/thumbnail?size=`), smallest first, once made:
+    /// JPEG and PNG, GIF and WebP images get one per `media.thumbnail_sizes` entry smaller than
+    /// the image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    thumbnails: Vec<ThumbnailBody<'a>>,
+    /// Why the image got no thumbnails (corrupt, or over `media.thumbnail_max_pixels`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thumbnail_failure: Option<&'a str>,
+}
+
+/// One thumbnail of a media item.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ThumbnailBody<'a> {
+    /// The longest edge it was made for, in pixels: its `size` in the thumbnail URL.
+    size: u32,
+    /// Its width and height.
+    dimensions: DimensionsBody,
+    /// `image/jpeg`, or `image/webp` for an image with transparency.
+    content_type: &'a str,
+    /// Its length in bytes.
+    size_bytes: u64,
 }
 
 impl<'a> MediaBody<'a> {
@@ -104,6 +129,18 @@ impl<'a> MediaBody<'a> {
             state,
             created_at: record.created_at.as_millis(),
             completed_at,
+            dimensions: record.dimensions.map(DimensionsBody::new),
+            thumbnails: record
+                .thumbnails
+                .iter()
+                .map(|thumbnail| ThumbnailBody {
+                    size: thumbnail.size,
+                    dimensions: DimensionsBody::new(thumbnail.dimensions),
+                    content_type: &thumbnail.mime,
+                    size_bytes: thumbnail.bytes,
+                })
+                .collect(),
+            thumbnail_failure: record.thumbnail_failure.as_deref(),
         }
     }
 }
@@ -182,7 +219,8 @@ pub(crate) async fn upload_media(
 
 /// Get a media record.
 ///
-/// The uploader reads the record of their media, complete or not.
+/// The uploader reads the record of their media, complete or not; anyone who can read a
+/// message that attaches it reads the record of the complete media.
 #[utoipa::path(get, path = "/v1/media/{media_id}/info", tag = "media",
     params(("media_id" = String, Path, description = "The media's ULID.")),
     responses(

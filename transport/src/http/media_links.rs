@@ -25,6 +25,7 @@ use crate::wire_error::{ErrorBody, WireError};
 use super::documented_errors::TokenRefused;
 use super::extract::{Authenticated, parse_body, parse_query};
 use super::media::serve_media;
+use super::media_thumbnails::serve_thumbnail;
 
 /// The link routes.
 pub(super) fn routes() -> OpenApiRouter<Arc<App>> {
@@ -120,12 +121,17 @@ pub(crate) struct LinkQuery {
     key: String,
     /// The signature.
     signature: String,
+    /// Serve this thumbnail (by its size, as `GET /v1/media/{media_id}/thumbnail?size=`)
+    /// instead of the file: a link to media is a link to its thumbnails too.
+    thumbnail: Option<u32>,
 }
 
 /// Download media through a signed link.
 ///
 /// No token: the link's query is the permission. Answers as `GET /v1/media/{media_id}` does
-/// (ranges, `ETag`, `If-None-Match`). A changed, expired or other tenant's link is `forbidden`.
+/// (ranges, `ETag`, `If-None-Match`), or with `thumbnail=<size>` as
+/// `GET /v1/media/{media_id}/thumbnail` does. A changed, expired or other tenant's link is
+/// `forbidden`.
 #[utoipa::path(get, path = "/v1/media/{media_id}/content", tag = "media",
     params(("media_id" = String, Path, description = "The media's ULID."), LinkQuery),
     responses(
@@ -160,5 +166,8 @@ pub(crate) async fn linked_media(
             })
         })?;
     let record = app.media.complete_record(&link.tenant_id, media_id).await?;
-    serve_media(&app, &link.tenant_id, &record, &headers).await
+    match query.thumbnail {
+        Some(size) => serve_thumbnail(&app, &link.tenant_id, &record, Some(size), &headers).await,
+        None => serve_media(&app, &link.tenant_id, &record, &headers).await,
+    }
 }

@@ -1,0 +1,187 @@
+//! Media across two nodes (built with `mongodb` and `s3`; `./scripts/test` runs these against
+//! the servers `scripts/test-services` starts): both nodes keep media records in one MongoDB
+//! database and the bytes in one S3 bucket. A tus upload begun on one node continues on the
+//! other from the offset that node reports, and the first node serves the finished file; a
+//! photo uploaded to one node is thumbnailed there, and the other node lists and serves its
+//! thumbnails.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use switchboard::config::{
+    Config, MongodbStorageConfig, ObjectStoreConfig, S3ObjectStoreConfig, StorageBackend,
+};
+use switchboard_testing::{mongodb_uri, s3_variable};
+
+use crate::support::{TestServer, eventually, token};
+
+/// A node on MongoDB database `database` with its objects in the S3 bucket of the same name.
+fn on_mongodb_and_s3(database: &str) -> impl FnOnce(&mut Config) + use<> {
+    let database = database.to_owned();
+    move |config| {
+        config.storage.backend = StorageBackend::Mongodb(MongodbStorageConfig {
+            uri: mongodb_uri(),
+            database: database.clone(),
+            ..MongodbStorageConfig::default()
+        });
+        config.recordings.object_store = ObjectStoreConfig::S3(S3ObjectStoreConfig::new(
+            s3_variable("SWITCHBOARD_TEST_S3_ENDPOINT"),
+            database.replace('_', "-"),
+            s3_variable("SWITCHBOARD_TEST_S3_ACCESS_KEY"),
+            s3_variable("SWITCHBOARD_TEST_S3_SECRET_KEY"),
+        ));
+    }
+}
+
+async fn two_nodes(database: &str) -> (TestServer, TestServer) {
+    let first = TestServer::start_with(on_mongodb_and_s3(database)).await;
+    let second = TestServer::start_with(on_mongodb_and_s3(database)).await;
+    for node in [&first, &second] {
+        eventually("the node is ready", || async {
+            let response = node.get_without_token("/ready").await;
+            (response.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+    (first, second)
+}
+
+fn tus(node: &TestServer, method: Method, path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, node.url(path))
+        .bearer_auth(token("acme", "alice"))
+        .header("tus-resumable", "1.0.0")
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn drop_database(database: &str) {
+    let store = switchboard_storage::MongoMessageStore::connect(&mongodb_uri(), database)
+        .await
+        .expect("MongoDB answers");
+    store
+        .database()
+        .drop()
+        .await
+        .expect("the database is dropped");
+}
+
+fn database_name(test: &str) -> String {
+    format!("media_{test}_{}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_begun_on_one_node_continues_on_the_other_and_either_serves_it() {
+    let database = database_name("resume");
+    let (first, second) = two_nodes(&database).await;
+    let file: Vec<u8> = (0..200_000u32).map(|n| b'a' + (n % 26) as u8).collect();
+    let half = file.len() / 2;
+
+    let created = tus(&first, Method::POST, "/v1/media/uploads")
+        .header("upload-length", file.len().to_string())
+        .header("upload-metadata", "filename bm90ZXMudHh0")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = header(&created, "location");
+    let media_id = location.rsplit('/').next().expect("an id").to_owned();
+    let patched = tus(&first, Method::PATCH, &location)
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "0")
+        .body(file[..half].to_vec())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+
+    // The other node knows where the upload stands, and takes the rest.
+    let head = tus(&second, Method::HEAD, &location)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(header(&head, "upload-offset"), half.to_string());
+    let (status, _, progress) = second
+        .get_as("alice", &format!("/v1/media/uploads/{media_id}"))
+        .await;
+    assert_eq!(status, 200, "{progress}");
+    let patched = tus(&second, Method::PATCH, &location)
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", half.to_string())
+        .body(file[half..].to_vec())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&patched, "upload-offset"), file.len().to_string());
+
+    for node in [&first, &second] {
+        let response = node
+            .request(
+                Method::GET,
+                &format!("/v1/media/{media_id}"),
+                &token("acme", "alice"),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.bytes().await.expect("body").as_ref(), &file[..]);
+    }
+    drop_database(&database).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_thumbnailed_on_one_node_is_served_by_the_other() {
+    let database = database_name("thumbnails");
+    let (first, second) = two_nodes(&database).await;
+    let photo = DynamicImage::ImageRgb8(RgbImage::from_fn(800, 600, |x, y| {
+        Rgb([(x % 256) as u8, (y % 256) as u8, 60])
+    }));
+    let mut bytes = Cursor::new(Vec::new());
+    photo
+        .write_to(&mut bytes, ImageFormat::Jpeg)
+        .expect("encodes");
+    let response = reqwest::Client::new()
+        .post(first.url("/v1/media?file_name=photo.jpg"))
+        .bearer_auth(token("acme", "alice"))
+        .body(bytes.into_inner())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let record: Value = response.json().await.expect("json");
+    let media_id = record["media_id"].as_str().expect("an id").to_owned();
+
+    let record = eventually("the thumbnail, seen from the other node", || async {
+        let (status, _, record) = second
+            .get_as("alice", &format!("/v1/media/{media_id}/info"))
+            .await;
+        assert_eq!(status, 200, "{record}");
+        record.get("thumbnails").is_some().then_some(record)
+    })
+    .await;
+    assert_eq!(record["thumbnails"][0]["size"], 256);
+    let response = second
+        .request(
+            Method::GET,
+            &format!("/v1/media/{media_id}/thumbnail?size=256"),
+            &token("acme", "alice"),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let thumbnail =
+        image::load_from_memory(&response.bytes().await.expect("body")).expect("a thumbnail");
+    assert_eq!((thumbnail.width(), thumbnail.height()), (256, 192));
+    drop_database(&database).await;
+}
