@@ -28,6 +28,8 @@ mod limits;
 mod logs;
 #[path = "integration/media.rs"]
 mod media;
+#[path = "integration/media_invariant.rs"]
+mod media_invariant;
 #[path = "integration/media_uploads.rs"]
 mod media_uploads;
 #[path = "integration/membership.rs"]

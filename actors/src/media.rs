@@ -22,7 +22,7 @@ use switchboard_engine::ids::{ConversationId, MediaId, TenantId};
 use switchboard_engine::media::sniff::SNIFF_BYTES;
 use switchboard_engine::media::{
     MediaAllowList, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaUpdate,
-    MediaUpdateOutcome, Thumbnail, WriteLease, media_object_key, sniff,
+    MediaUpdateOutcome, Thumbnail, WriteLease, media_object_key, sniff, thumbnail_object_key,
 };
 use switchboard_engine::ports::MessageStore;
 use switchboard_engine::time::Timestamp;
@@ -64,6 +64,9 @@ pub struct MediaSettings {
     pub orphan_ttl: Option<Duration>,
     /// How long a store call may take.
     pub call_timeout: Duration,
+    /// The sizes thumbnails are made at: a removal deletes the objects of these sizes as well
+    /// as those the record lists, so thumbnails a crash left unrecorded go with their media.
+    pub thumbnail_sizes: Vec<u32>,
 }
 
 /// Where media is kept: the records and the bytes.
@@ -567,6 +570,18 @@ impl MediaService {
                     .thumbnails
                     .iter()
                     .map(|thumbnail| thumbnail.object_key.clone()),
+            )
+            .chain(
+                self.settings
+                    .thumbnail_sizes
+                    .iter()
+                    .filter(|size| {
+                        !record
+                            .thumbnails
+                            .iter()
+                            .any(|thumbnail| thumbnail.size == **size)
+                    })
+                    .map(|size| thumbnail_object_key(record.media_id, *size)),
             );
         for key in keys {
             self.delete_object(tenant_id, &key).await?;

@@ -197,6 +197,7 @@ impl MediaConfig {
             upload_expiry: Duration::from_millis(self.upload_expiry_ms),
             orphan_ttl: (self.orphan_ttl_ms > 0).then(|| Duration::from_millis(self.orphan_ttl_ms)),
             call_timeout,
+            thumbnail_sizes: self.thumbnail_sizes.clone(),
         })
     }
 }

@@ -57,6 +57,7 @@ fn fixture_with(quotas: MediaQuotas, orphan_ttl: Option<Duration>) -> Fixture {
             upload_expiry: Duration::from_secs(3_600),
             orphan_ttl,
             call_timeout: Duration::from_secs(5),
+            thumbnail_sizes: vec![256, 1024],
         },
         IdGenerator::new(Arc::clone(&clock) as Arc<dyn switchboard_engine::ports::Clock>),
     ));

@@ -231,6 +231,7 @@ async fn fixture() -> Fixture {
             upload_expiry: Duration::from_secs(3_600),
             orphan_ttl: None,
             call_timeout: Duration::from_secs(5),
+            thumbnail_sizes: vec![256, 1024],
         },
         IdGenerator::new(clock as Arc<dyn switchboard_engine::ports::Clock>),
     ));
@@ -399,5 +400,26 @@ async fn media_deleted_before_its_turn_gets_no_thumbnails_and_leaves_no_objects(
         .make_now(job, Duration::from_secs(60))
         .await
         .expect("answers");
+    assert_eq!(fixture.objects.n_objects(), 0);
+}
+
+#[tokio::test]
+async fn a_thumbnail_stored_before_a_crash_but_never_recorded_goes_with_its_media() {
+    let fixture = fixture().await;
+    let uploaded = fixture.upload("notes.txt", b"plain words".to_vec()).await;
+    // What a thumbnailer that died between storing a thumbnail and recording it leaves.
+    let key = switchboard_engine::media::thumbnail_object_key(uploaded.media_id, 256);
+    let mut source = ChunksSource::split(Bytes::from_static(b"not recorded"), 0);
+    fixture
+        .objects
+        .put_stream(&alice().tenant_id, &key, "image/jpeg", &mut source, 100)
+        .await
+        .expect("stored");
+    assert_eq!(fixture.objects.n_objects(), 2);
+    fixture
+        .service
+        .delete(&alice(), uploaded.media_id, false)
+        .await
+        .expect("deleted");
     assert_eq!(fixture.objects.n_objects(), 0);
 }
