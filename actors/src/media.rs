@@ -17,11 +17,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use switchboard_engine::blob::{ByteRange, ByteSource, ObjectRange, ObjectStore};
+use switchboard_engine::blob::{
+    ByteRange, ByteSource, DirectReadHeaders, ObjectRange, ObjectStore,
+};
 use switchboard_engine::ids::{ConversationId, MediaId, TenantId};
 use switchboard_engine::media::sniff::SNIFF_BYTES;
 use switchboard_engine::media::{
-    MediaAllowList, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaUpdate,
+    Disposition, MediaAllowList, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaUpdate,
     MediaUpdateOutcome, Thumbnail, WriteLease, media_object_key, sniff, thumbnail_object_key,
 };
 use switchboard_engine::ports::MessageStore;
@@ -67,6 +69,9 @@ pub struct MediaSettings {
     /// The sizes thumbnails are made at: a removal deletes the objects of these sizes as well
     /// as those the record lists, so thumbnails a crash left unrecorded go with their media.
     pub thumbnail_sizes: Vec<u32>,
+    /// Whether signed links send the client to the object store itself (a presigned URL),
+    /// when the object store hands out such URLs.
+    pub redirect_links: bool,
 }
 
 /// Where media is kept: the records and the bytes.
@@ -322,6 +327,31 @@ impl MediaService {
         )
         .await?
         .ok_or_else(|| Error::unavailable("the media's bytes are missing"))
+    }
+
+    /// Where a client holding a signed link may read complete media directly from the object
+    /// store for `valid_for`, if links are set to redirect there and the store hands out such
+    /// URLs; its answers carry the media's type and `disposition`.
+    pub fn direct_read_url(
+        &self,
+        tenant_id: &TenantId,
+        record: &MediaRecord,
+        valid_for: Duration,
+        disposition: Disposition,
+    ) -> Option<String> {
+        if !self.settings.redirect_links || !record.is_complete() {
+            return None;
+        }
+        let media_type = record.media_type.as_ref()?;
+        self.ports.objects.direct_read_url(
+            tenant_id,
+            &media_object_key(record.media_id),
+            valid_for,
+            DirectReadHeaders {
+                content_type: &media_type.mime,
+                content_disposition: &record.file_name.content_disposition(disposition),
+            },
+        )
     }
 
     /// Reads one thumbnail of complete media whole (thumbnails are small), whoever asks: the

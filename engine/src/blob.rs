@@ -109,6 +109,15 @@ pub fn validate_content_type(value: &str) -> Result<()> {
     }
 }
 
+/// The headers a direct read URL makes the object store answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectReadHeaders<'a> {
+    /// `Content-Type`.
+    pub content_type: &'a str,
+    /// `Content-Disposition`.
+    pub content_disposition: &'a str,
+}
+
 /// Which bytes of an object to read: from `start` up to `end` (exclusive), or to the object's
 /// end when `end` is `None`. A range reaching past the object is cut at its end, and one that
 /// starts at or past the end is empty ([`ByteRange::within`]).
@@ -366,4 +375,17 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Unavailable`] if it does not.
     async fn ping(&self) -> std::result::Result<(), StoreError>;
+
+    /// A URL from which a client may read the object directly, for `valid_for`, the answers
+    /// carrying `content_type` and `content_disposition`; `None` when the backend hands out no
+    /// such URLs (the default; the filesystem and memory stores). No I/O: a signature.
+    fn direct_read_url(
+        &self,
+        _tenant_id: &TenantId,
+        _key: &ObjectKey,
+        _valid_for: std::time::Duration,
+        _response_headers: DirectReadHeaders<'_>,
+    ) -> Option<String> {
+        None
+    }
 }

@@ -50,6 +50,11 @@ config_section! {
         pub link_ttl_secs: u64 = 3_600,
         /// The longest lifetime a media link may be given, in seconds (7 days).
         pub link_max_ttl_secs: u64 = 7 * 24 * 3_600,
+        /// With `[recordings] object_store = "s3"`: a signed link answers 302 with a presigned
+        /// S3 URL that works until the link expires, so the bytes go from S3 to the client and
+        /// not through the node (ranges and all; thumbnails are still served by the node). The
+        /// S3 endpoint must be one the clients can reach. Other object stores ignore it.
+        pub redirect_links_to_object_store: bool = false,
         /// The thumbnails made of each JPEG, PNG, GIF or WebP image, by the length of their
         /// longest edge in pixels (16 to 4096); only sizes smaller than the image are made.
         /// Empty: no thumbnails.
@@ -198,6 +203,7 @@ impl MediaConfig {
             orphan_ttl: (self.orphan_ttl_ms > 0).then(|| Duration::from_millis(self.orphan_ttl_ms)),
             call_timeout,
             thumbnail_sizes: self.thumbnail_sizes.clone(),
+            redirect_links: self.redirect_links_to_object_store,
         })
     }
 }

@@ -3,7 +3,8 @@
 //! database and the bytes in one S3 bucket. A tus upload begun on one node continues on the
 //! other from the offset that node reports, and the first node serves the finished file; a
 //! photo uploaded to one node is thumbnailed there, and the other node lists and serves its
-//! thumbnails.
+//! thumbnails. With `media.redirect_links_to_object_store`, a signed link answers 302 to a
+//! presigned S3 URL, from which S3 itself serves the file and its ranges.
 
 use std::io::Cursor;
 
@@ -183,5 +184,76 @@ async fn a_photo_thumbnailed_on_one_node_is_served_by_the_other() {
     let thumbnail =
         image::load_from_memory(&response.bytes().await.expect("body")).expect("a thumbnail");
     assert_eq!((thumbnail.width(), thumbnail.height()), (256, 192));
+    drop_database(&database).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_link_redirects_to_s3_when_set_to_and_s3_serves_the_bytes_and_ranges() {
+    let database = database_name("redirect");
+    let on_mongodb_and_s3 = on_mongodb_and_s3(&database);
+    let node = TestServer::start_with(move |config| {
+        on_mongodb_and_s3(config);
+        config.media.redirect_links_to_object_store = true;
+    })
+    .await;
+    eventually("the node is ready", || async {
+        let response = node.get_without_token("/ready").await;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let file: Vec<u8> = (0..50_000u32).map(|n| b'a' + (n % 26) as u8).collect();
+    let response = reqwest::Client::new()
+        .post(node.url("/v1/media?file_name=notes.txt"))
+        .bearer_auth(token("acme", "alice"))
+        .body(file.clone())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let record: Value = response.json().await.expect("json");
+    let media_id = record["media_id"].as_str().expect("an id");
+    let (status, _, link) = node
+        .post_as(
+            "alice",
+            &format!("/v1/media/{media_id}/links"),
+            serde_json::json!({"ttl_secs": 300}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let redirect = no_redirects
+        .get(node.url(link["url"].as_str().expect("a url")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(redirect.status(), StatusCode::FOUND);
+    let location = header(&redirect, "location");
+    assert!(
+        location.starts_with(&s3_variable("SWITCHBOARD_TEST_S3_ENDPOINT")),
+        "{location}"
+    );
+    let whole = no_redirects.get(&location).send().await.expect("sent");
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(header(&whole, "content-type"), "text/plain");
+    assert_eq!(whole.bytes().await.expect("body").as_ref(), &file[..]);
+    let part = no_redirects
+        .get(&location)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.expect("body").as_ref(), &file[100..200]);
+    // A changed link is still refused by the node, before any redirect.
+    let tampered = no_redirects
+        .get(node.url(&format!("{}x", link["url"].as_str().expect("a url"))))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(tampered.status(), StatusCode::FORBIDDEN);
     drop_database(&database).await;
 }

@@ -58,6 +58,7 @@ fn fixture_with(quotas: MediaQuotas, orphan_ttl: Option<Duration>) -> Fixture {
             orphan_ttl,
             call_timeout: Duration::from_secs(5),
             thumbnail_sizes: vec![256, 1024],
+            redirect_links: false,
         },
         IdGenerator::new(Arc::clone(&clock) as Arc<dyn switchboard_engine::ports::Clock>),
     ));

@@ -39,8 +39,8 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Response, StatusCode};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use switchboard_engine::blob::{
-    ByteRange, ByteSource, ObjectBody, ObjectKey, ObjectRange, ObjectStore, WrittenObject,
-    validate_content_type,
+    ByteRange, ByteSource, DirectReadHeaders, ObjectBody, ObjectKey, ObjectRange, ObjectStore,
+    WrittenObject, validate_content_type,
 };
 use switchboard_engine::ids::TenantId;
 use switchboard_engine::{PutError, StoreError};
@@ -55,6 +55,9 @@ use multipart::{PartFiller, part_bytes_for};
 
 /// How long each signed request URL stays valid; it is signed just before it is sent.
 pub const PRESIGNED_URL_VALIDITY: Duration = Duration::from_secs(60);
+
+/// The longest a presigned URL handed to a client may work: SigV4's limit, 7 days.
+pub const MAX_PRESIGNED_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3_600);
 
 /// The size of each part of a multipart upload (the last one may be shorter), and so about the
 /// most of an object one put holds in memory. S3 takes parts of 5 MiB to 5 GiB, the last one
@@ -571,6 +574,28 @@ impl ObjectStore for S3ObjectStore {
         } else {
             Err(S3Failure::read(deleted).await.into_error(&deleting))
         }
+    }
+
+    fn direct_read_url(
+        &self,
+        tenant_id: &TenantId,
+        key: &ObjectKey,
+        valid_for: Duration,
+        response_headers: DirectReadHeaders<'_>,
+    ) -> Option<String> {
+        let name = self.object_name(tenant_id, key);
+        let mut action = self.bucket.get_object(Some(&self.credentials), &name);
+        let query = action.query_mut();
+        query.insert("response-content-type", response_headers.content_type);
+        query.insert(
+            "response-content-disposition",
+            response_headers.content_disposition,
+        );
+        Some(
+            action
+                .sign(valid_for.min(MAX_PRESIGNED_VALIDITY))
+                .to_string(),
+        )
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -16,7 +16,7 @@ use switchboard_engine::Error;
 use switchboard_engine::blob::{ByteRange, ByteStream};
 use switchboard_engine::ids::{ConversationId, MediaId, TenantId};
 use switchboard_engine::media::{
-    Disposition, MediaFamily, MediaRecord, MediaState, RangeAnswer, answer_range,
+    Disposition, MediaFamily, MediaRecord, MediaState, MediaType, RangeAnswer, answer_range,
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -331,10 +331,7 @@ pub(super) async fn serve_media(
     };
     let opened = app.media.open_object(tenant_id, record, range).await?;
     let (first, end) = (opened.start, opened.end);
-    let disposition = match media_type.family {
-        MediaFamily::Image | MediaFamily::Audio | MediaFamily::Video => Disposition::Inline,
-        _ => Disposition::Attachment,
-    };
+    let disposition = disposition_of(media_type);
     let mut response = Response::new(Body::from_stream(chunks(opened.bytes)));
     *response.status_mut() = status;
     let response_headers = response.headers_mut();
@@ -360,6 +357,14 @@ pub(super) async fn serve_media(
         set(header::CONTENT_RANGE, content_range);
     }
     Ok(response)
+}
+
+/// How a download of this type is shown: in place for images, audio and video, else saved.
+pub(super) fn disposition_of(media_type: &MediaType) -> Disposition {
+    match media_type.family {
+        MediaFamily::Image | MediaFamily::Audio | MediaFamily::Video => Disposition::Inline,
+        _ => Disposition::Attachment,
+    }
 }
 
 /// A stored object's byte stream as the chunks of a response body.

@@ -4,13 +4,14 @@
 //! `crate::link_signing`'s.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use switchboard_engine::Error;
 use switchboard_engine::ids::{MediaId, TenantId};
@@ -24,7 +25,7 @@ use crate::wire_error::{ErrorBody, WireError};
 
 use super::documented_errors::TokenRefused;
 use super::extract::{Authenticated, parse_body, parse_query};
-use super::media::serve_media;
+use super::media::{disposition_of, serve_media};
 use super::media_thumbnails::serve_thumbnail;
 
 /// The link routes.
@@ -137,6 +138,7 @@ pub(crate) struct LinkQuery {
     responses(
         (status = 200, description = "The whole file.", content_type = "application/octet-stream"),
         (status = 206, description = "One range of it.", content_type = "application/octet-stream"),
+        (status = 302, description = "With `media.redirect_links_to_object_store` and S3 objects: the file is at the presigned S3 URL in `Location`, which works until the link expires and answers ranges itself."),
         (status = 304, description = "Not modified."),
         (status = 400, description = "Bad id or a missing or malformed link parameter (`invalid`).", body = ErrorBody),
         (status = 403, description = "The link was changed, has expired, or its key is unknown (`forbidden`).", body = ErrorBody),
@@ -158,16 +160,36 @@ pub(crate) async fn linked_media(
         key: query.key,
         signature: query.signature,
     };
+    let now_secs = app.clock.now().as_secs();
     app.media_links
-        .verify(&link, media_id, app.clock.now().as_secs())
+        .verify(&link, media_id, now_secs)
         .map_err(|refusal| {
             WireError::from(Error::Forbidden {
                 reason: refusal.to_string().into(),
             })
         })?;
     let record = app.media.complete_record(&link.tenant_id, media_id).await?;
-    match query.thumbnail {
-        Some(size) => serve_thumbnail(&app, &link.tenant_id, &record, Some(size), &headers).await,
+    if let Some(size) = query.thumbnail {
+        return serve_thumbnail(&app, &link.tenant_id, &record, Some(size), &headers).await;
+    }
+    let valid_for = Duration::from_secs(link.expires.saturating_sub(now_secs).max(1));
+    let direct = record.media_type.as_ref().and_then(|media_type| {
+        app.media.direct_read_url(
+            &link.tenant_id,
+            &record,
+            valid_for,
+            disposition_of(media_type),
+        )
+    });
+    match direct {
+        Some(url) => Ok((
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, url),
+                (header::CACHE_CONTROL, "private, no-store".to_owned()),
+            ],
+        )
+            .into_response()),
         None => serve_media(&app, &link.tenant_id, &record, &headers).await,
     }
 }

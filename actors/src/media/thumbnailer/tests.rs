@@ -232,6 +232,7 @@ async fn fixture() -> Fixture {
             orphan_ttl: None,
             call_timeout: Duration::from_secs(5),
             thumbnail_sizes: vec![256, 1024],
+            redirect_links: false,
         },
         IdGenerator::new(clock as Arc<dyn switchboard_engine::ports::Clock>),
     ));
