@@ -90,8 +90,12 @@ pub struct NewUpload {
     pub file_name: String,
     /// The conversation it is for, if any: the uploader must be a member.
     pub conversation_id: Option<ConversationId>,
-    /// Its length in bytes.
+    /// Its length in bytes, or with `length_is_upper_bound` at most that many.
     pub declared_bytes: u64,
+    /// Whether the file may end before `declared_bytes` (a form upload declares the form's
+    /// length: the size limit and the quotas are checked against it, and the media settles at
+    /// the file's length).
+    pub length_is_upper_bound: bool,
 }
 
 /// Stores, serves and deletes media.
@@ -157,8 +161,12 @@ impl MediaService {
         upload: NewUpload,
         body: &mut dyn ByteSource,
     ) -> Result<MediaRecord, Error> {
+        let length_is_upper_bound = upload.length_is_upper_bound;
         let record = self.declare_record(identity, upload).await?;
-        match self.receive(identity, &record, body).await {
+        match self
+            .receive(identity, &record, body, length_is_upper_bound)
+            .await
+        {
             Ok(record) => Ok(record),
             Err(error) => {
                 self.discard(&identity.tenant_id, record.media_id).await;
@@ -482,6 +490,7 @@ impl MediaService {
         identity: &Identity,
         record: &MediaRecord,
         body: &mut dyn ByteSource,
+        length_is_upper_bound: bool,
     ) -> Result<MediaRecord, Error> {
         let tenant_id = &identity.tenant_id;
         let media_id = record.media_id;
@@ -520,7 +529,16 @@ impl MediaService {
                 record.size_bytes,
             )
             .await?;
-        if written.bytes != record.size_bytes {
+        if length_is_upper_bound && written.bytes < record.size_bytes {
+            self.update(
+                tenant_id,
+                media_id,
+                MediaUpdate::Shrink {
+                    size_bytes: written.bytes,
+                },
+            )
+            .await?;
+        } else if written.bytes != record.size_bytes {
             return Err(Error::invalid(
                 "body",
                 format!(

@@ -189,6 +189,13 @@ pub enum MediaUpdate {
         /// Why it made nothing, if it failed.
         failure: Option<String>,
     },
+    /// A form upload's file ended short of the length it was declared with (the form's whole
+    /// length, an upper bound): the media is `size_bytes` long. Only while nothing of it is
+    /// recorded yet, and never longer.
+    Shrink {
+        /// The file's length.
+        size_bytes: u64,
+    },
     /// A message attached it (again: listed once).
     Attached(AttachedTo),
     /// It is deleted.
@@ -377,6 +384,12 @@ impl MediaRecord {
                 self.thumbnails = thumbnails;
                 self.thumbnail_failure = failure;
             }
+            MediaUpdate::Shrink { size_bytes } => match self.state {
+                MediaState::Uploading {
+                    received_bytes: 0, ..
+                } if size_bytes <= self.size_bytes => self.size_bytes = size_bytes,
+                _ => return Err(conflict("only an upload with nothing stored can shrink")),
+            },
             MediaUpdate::Attached(attached_to) => {
                 if !self.is_complete() {
                     return Err(conflict("only complete media can be attached"));

@@ -370,3 +370,103 @@ async fn a_signed_link_serves_without_a_token_until_changed() {
         .await;
     assert_eq!(status, 400);
 }
+
+/// A `multipart/form-data` body as a browser builds it: `fields` as text parts, then `file` as
+/// a file part named `file_name`.
+fn form(boundary: &str, fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some((file_name, bytes)) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+async fn upload_form(server: &TestServer, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(server.url(&format!("/v1/media{query}")))
+        .bearer_auth(token("acme", "alice"))
+        .header(
+            header::CONTENT_TYPE,
+            "multipart/form-data; boundary=sb-test-boundary",
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_form_uploads_a_file_whose_record_has_the_files_own_length() {
+    let server = TestServer::start().await;
+    let boundary = "sb-test-boundary";
+    let body = form(boundary, &[("note", "ignored")], Some(("pixel.png", PNG)));
+    let form_length = body.len();
+    let (status, record) = upload_form(&server, "", body).await;
+    assert_eq!(status, 201, "{record}");
+    assert_eq!(record["file_name"], "pixel.png");
+    assert_eq!(record["content_type"], "image/png");
+    assert_eq!(
+        record["size_bytes"],
+        PNG.len(),
+        "not the form's {form_length}"
+    );
+    let media_id = record["media_id"].as_str().expect("an id").to_owned();
+    let whole = download(&server, &token("acme", "alice"), &media_id, &[]).await;
+    assert_eq!(whole.bytes().await.expect("body").as_ref(), PNG);
+    let (_, _, usage_probe) = server
+        .get_as("alice", &format!("/v1/media/{media_id}/info"))
+        .await;
+    assert_eq!(usage_probe["received_bytes"], PNG.len());
+
+    // A file_name field names it, before the file; the query may name it too.
+    let body = form(
+        boundary,
+        &[("file_name", "renamed.png")],
+        Some(("x.png", PNG)),
+    );
+    let (status, record) = upload_form(&server, "", body).await;
+    assert_eq!(
+        (status, record["file_name"].as_str()),
+        (201, Some("renamed.png"))
+    );
+
+    // A form without a file, a raw body without a name, a form whose text is too long.
+    let (status, answer) = upload_form(&server, "", form(boundary, &[("a", "b")], None)).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("invalid")),
+        "{answer}"
+    );
+    let (status, answer) = upload(&server, &token("acme", "alice"), "", PNG).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("invalid")),
+        "{answer}"
+    );
+    let long = "x".repeat(5_000);
+    let body = form(boundary, &[("file_name", &long)], Some(("x.png", PNG)));
+    let (status, answer) = upload_form(&server, "", body).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("invalid")),
+        "{answer}"
+    );
+}

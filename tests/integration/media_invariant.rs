@@ -10,11 +10,9 @@
 //! not objects) and the media records, and checks both directions.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 
-use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchboard_engine::ids::{MediaId, TenantId};
@@ -25,24 +23,13 @@ use switchboard_engine::media::{
 use tokio::io::AsyncWriteExt as _;
 
 use crate::crash::{Binary, conversation_of_alice_with_bob, spawn_binary};
-use crate::support::{eventually, token};
+use crate::support::{eventually, jpeg, token};
 
 fn settings() -> Vec<(String, String)> {
     vec![(
         "SWITCHBOARD__MEDIA__COLLECT_INTERVAL_MS".to_owned(),
         "100".to_owned(),
     )]
-}
-
-fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    let image = DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
-        Rgb([(x % 256) as u8, (y % 256) as u8, 30])
-    }));
-    let mut bytes = Cursor::new(Vec::new());
-    image
-        .write_to(&mut bytes, ImageFormat::Jpeg)
-        .expect("encodes");
-    bytes.into_inner()
 }
 
 fn text(n_bytes: usize) -> Vec<u8> {

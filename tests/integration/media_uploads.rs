@@ -9,7 +9,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::support::{TestServer, eventually, token};
+use crate::support::{TestServer, eventually, header_value, token};
 
 const TUS: (&str, &str) = ("tus-resumable", "1.0.0");
 const OCTETS: (&str, &str) = ("content-type", "application/offset+octet-stream");
@@ -31,15 +31,6 @@ fn tus_request(
         .header(TUS.0, TUS.1)
 }
 
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
 fn metadata(file_name: &str) -> String {
     format!(
         "filename {}",
@@ -56,10 +47,10 @@ async fn create(server: &TestServer, user: &str, length: usize, file_name: &str)
         .await
         .expect("sent");
     assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(header(&response, "tus-resumable"), "1.0.0");
-    assert_eq!(header(&response, "upload-offset"), "0");
-    assert!(!header(&response, "upload-expires").is_empty());
-    header(&response, "location")
+    assert_eq!(header_value(&response, "tus-resumable"), "1.0.0");
+    assert_eq!(header_value(&response, "upload-offset"), "0");
+    assert!(!header_value(&response, "upload-expires").is_empty());
+    header_value(&response, "location")
 }
 
 async fn patch(server: &TestServer, path: &str, offset: usize, bytes: &[u8]) -> reqwest::Response {
@@ -77,7 +68,7 @@ async fn offset_of(server: &TestServer, path: &str) -> (StatusCode, String) {
         .send()
         .await
         .expect("sent");
-    (response.status(), header(&response, "upload-offset"))
+    (response.status(), header_value(&response, "upload-offset"))
 }
 
 async fn download(server: &TestServer, path: &str) -> Vec<u8> {
@@ -110,13 +101,17 @@ async fn discovery_and_the_tus_version_are_checked() {
         .await
         .expect("sent");
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(header(&response, "tus-version"), "1.0.0");
+    assert_eq!(header_value(&response, "tus-version"), "1.0.0");
     assert_eq!(
-        header(&response, "tus-extension"),
+        header_value(&response, "tus-extension"),
         "creation,creation-with-upload,termination,expiration,checksum"
     );
-    assert_eq!(header(&response, "tus-checksum-algorithm"), "sha256");
-    assert!(header(&response, "tus-max-size").parse::<u64>().is_ok());
+    assert_eq!(header_value(&response, "tus-checksum-algorithm"), "sha256");
+    assert!(
+        header_value(&response, "tus-max-size")
+            .parse::<u64>()
+            .is_ok()
+    );
 
     let without_version = reqwest::Client::new()
         .post(server.url("/v1/media/uploads"))
@@ -126,7 +121,7 @@ async fn discovery_and_the_tus_version_are_checked() {
         .await
         .expect("sent");
     assert_eq!(without_version.status(), StatusCode::PRECONDITION_FAILED);
-    assert_eq!(header(&without_version, "tus-version"), "1.0.0");
+    assert_eq!(header_value(&without_version, "tus-version"), "1.0.0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +146,7 @@ async fn an_upload_in_pieces_with_checksums_completes_and_downloads_whole() {
         .await
         .expect("sent");
     assert_eq!(first.status(), StatusCode::NO_CONTENT);
-    assert_eq!(header(&first, "upload-offset"), "100");
+    assert_eq!(header_value(&first, "upload-offset"), "100");
 
     let corrupted = tus_request(&server, Method::PATCH, &path, "alice")
         .header(OCTETS.0, OCTETS.1)
@@ -181,7 +176,7 @@ async fn an_upload_in_pieces_with_checksums_completes_and_downloads_whole() {
 
     let rest = patch(&server, &path, 100, &file[100..]).await;
     assert_eq!(rest.status(), StatusCode::NO_CONTENT);
-    assert_eq!(header(&rest, "upload-offset"), file.len().to_string());
+    assert_eq!(header_value(&rest, "upload-offset"), file.len().to_string());
     let past_the_end = patch(&server, &path, file.len(), b"x").await;
     assert_eq!(
         past_the_end.status(),
@@ -212,8 +207,8 @@ async fn creation_with_upload_and_termination() {
         .await
         .expect("sent");
     assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(header(&response, "upload-offset"), "120");
-    let path = header(&response, "location");
+    assert_eq!(header_value(&response, "upload-offset"), "120");
+    let path = header_value(&response, "location");
 
     let other_user = tus_request(&server, Method::HEAD, &path, "bob")
         .send()

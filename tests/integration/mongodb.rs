@@ -72,7 +72,7 @@ fn binary_on_mongodb(database: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-async fn drop_database(database: &str) {
+pub(crate) async fn drop_database(database: &str) {
     let store = switchboard_storage::MongoMessageStore::connect(&mongodb_uri(), database)
         .await
         .expect("MongoDB answers");

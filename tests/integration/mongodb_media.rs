@@ -6,9 +6,6 @@
 //! thumbnails. With `media.redirect_links_to_object_store`, a signed link answers 302 to a
 //! presigned S3 URL, from which S3 itself serves the file and its ranges.
 
-use std::io::Cursor;
-
-use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use switchboard::config::{
@@ -16,7 +13,8 @@ use switchboard::config::{
 };
 use switchboard_testing::{mongodb_uri, s3_variable};
 
-use crate::support::{TestServer, eventually, token};
+use crate::mongodb::drop_database;
+use crate::support::{TestServer, eventually, header_value, jpeg, token};
 
 /// A node on MongoDB database `database` with its objects in the S3 bucket of the same name.
 fn on_mongodb_and_s3(database: &str) -> impl FnOnce(&mut Config) + use<> {
@@ -56,26 +54,6 @@ fn tus(node: &TestServer, method: Method, path: &str) -> reqwest::RequestBuilder
         .header("tus-resumable", "1.0.0")
 }
 
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
-async fn drop_database(database: &str) {
-    let store = switchboard_storage::MongoMessageStore::connect(&mongodb_uri(), database)
-        .await
-        .expect("MongoDB answers");
-    store
-        .database()
-        .drop()
-        .await
-        .expect("the database is dropped");
-}
-
 fn database_name(test: &str) -> String {
     format!("media_{test}_{}", std::process::id())
 }
@@ -94,7 +72,7 @@ async fn an_upload_begun_on_one_node_continues_on_the_other_and_either_serves_it
         .await
         .expect("sent");
     assert_eq!(created.status(), StatusCode::CREATED);
-    let location = header(&created, "location");
+    let location = header_value(&created, "location");
     let media_id = location.rsplit('/').next().expect("an id").to_owned();
     let patched = tus(&first, Method::PATCH, &location)
         .header("content-type", "application/offset+octet-stream")
@@ -111,7 +89,7 @@ async fn an_upload_begun_on_one_node_continues_on_the_other_and_either_serves_it
         .await
         .expect("sent");
     assert_eq!(head.status(), StatusCode::OK);
-    assert_eq!(header(&head, "upload-offset"), half.to_string());
+    assert_eq!(header_value(&head, "upload-offset"), half.to_string());
     let (status, _, progress) = second
         .get_as("alice", &format!("/v1/media/uploads/{media_id}"))
         .await;
@@ -124,7 +102,10 @@ async fn an_upload_begun_on_one_node_continues_on_the_other_and_either_serves_it
         .await
         .expect("sent");
     assert_eq!(patched.status(), StatusCode::NO_CONTENT);
-    assert_eq!(header(&patched, "upload-offset"), file.len().to_string());
+    assert_eq!(
+        header_value(&patched, "upload-offset"),
+        file.len().to_string()
+    );
 
     for node in [&first, &second] {
         let response = node
@@ -145,17 +126,10 @@ async fn an_upload_begun_on_one_node_continues_on_the_other_and_either_serves_it
 async fn a_photo_thumbnailed_on_one_node_is_served_by_the_other() {
     let database = database_name("thumbnails");
     let (first, second) = two_nodes(&database).await;
-    let photo = DynamicImage::ImageRgb8(RgbImage::from_fn(800, 600, |x, y| {
-        Rgb([(x % 256) as u8, (y % 256) as u8, 60])
-    }));
-    let mut bytes = Cursor::new(Vec::new());
-    photo
-        .write_to(&mut bytes, ImageFormat::Jpeg)
-        .expect("encodes");
     let response = reqwest::Client::new()
         .post(first.url("/v1/media?file_name=photo.jpg"))
         .bearer_auth(token("acme", "alice"))
-        .body(bytes.into_inner())
+        .body(jpeg(800, 600))
         .send()
         .await
         .expect("sent");
@@ -231,14 +205,14 @@ async fn a_signed_link_redirects_to_s3_when_set_to_and_s3_serves_the_bytes_and_r
         .await
         .expect("sent");
     assert_eq!(redirect.status(), StatusCode::FOUND);
-    let location = header(&redirect, "location");
+    let location = header_value(&redirect, "location");
     assert!(
         location.starts_with(&s3_variable("SWITCHBOARD_TEST_S3_ENDPOINT")),
         "{location}"
     );
     let whole = no_redirects.get(&location).send().await.expect("sent");
     assert_eq!(whole.status(), StatusCode::OK);
-    assert_eq!(header(&whole, "content-type"), "text/plain");
+    assert_eq!(header_value(&whole, "content-type"), "text/plain");
     assert_eq!(whole.bytes().await.expect("body").as_ref(), &file[..]);
     let part = no_redirects
         .get(&location)

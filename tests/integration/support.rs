@@ -531,3 +531,25 @@ pub(crate) async fn next_of(client: &mut Client, kind: &str) -> Value {
         }
     }
 }
+
+/// A JPEG photo of `width`×`height` (a gradient, so it compresses like a photo).
+pub(crate) fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let image = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    }));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, image::ImageFormat::Jpeg)
+        .expect("encodes");
+    bytes.into_inner()
+}
+
+/// A response header's value as text, empty when it is absent.
+pub(crate) fn header_value(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}

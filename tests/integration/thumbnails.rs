@@ -4,24 +4,10 @@
 //! too, and a message that attaches the photo shows them in history; a corrupt image records
 //! why it has none.
 
-use std::io::Cursor;
-
-use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, eventually, token};
-
-fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    let image = DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
-        Rgb([(x % 256) as u8, (y % 256) as u8, 90])
-    }));
-    let mut bytes = Cursor::new(Vec::new());
-    image
-        .write_to(&mut bytes, ImageFormat::Jpeg)
-        .expect("encodes");
-    bytes.into_inner()
-}
+use crate::support::{TestServer, eventually, jpeg, token};
 
 async fn upload(server: &TestServer, user: &str, file_name: &str, bytes: Vec<u8>) -> String {
     let response = reqwest::Client::new()

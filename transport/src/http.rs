@@ -13,6 +13,7 @@ mod body_source;
 mod conversations;
 mod documented_errors;
 mod extract;
+mod form_source;
 mod health;
 mod media;
 mod media_links;

@@ -76,6 +76,7 @@ fn upload(file_name: &str, declared_bytes: u64) -> NewUpload {
         file_name: file_name.to_owned(),
         conversation_id: None,
         declared_bytes,
+        length_is_upper_bound: false,
     }
 }
 

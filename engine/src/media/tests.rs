@@ -290,3 +290,25 @@ fn deleting_an_unfinished_upload_keeps_the_list_of_its_parts() {
         }
     );
 }
+
+#[test]
+fn a_form_upload_settles_at_its_files_length_before_its_bytes_are_recorded_and_never_grows() {
+    let mut record = declared(1_000);
+    assert!(is_conflict(
+        record.apply(MediaUpdate::Shrink { size_bytes: 1_001 })
+    ));
+    record
+        .apply(MediaUpdate::Shrink { size_bytes: 600 })
+        .expect("shrinks");
+    assert_eq!((record.size_bytes, record.charged_bytes()), (600, 600));
+    let lease = lease(7, 1_000);
+    record.apply(begin(0, lease, NOW)).expect("begins");
+    record.apply(end(7, 600)).expect("ends");
+    record
+        .apply(complete())
+        .expect("completes at the file's length");
+    // Once bytes are recorded, or complete, it shrinks no more.
+    assert!(is_conflict(
+        record.apply(MediaUpdate::Shrink { size_bytes: 10 })
+    ));
+}

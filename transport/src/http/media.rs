@@ -29,6 +29,8 @@ use crate::wire_error::{ErrorBody, WireCode, WireError};
 use super::body_source::BodySource;
 use super::documented_errors::TokenRefused;
 use super::extract::{Authenticated, CallerWithRoles, parse_query};
+use super::form_source::read_form;
+use crate::codec::requests::required;
 
 /// The media routes; the upload has its own limit (`media.max_file_bytes`), enforced while the
 /// body streams, so the global body limit is lifted for it.
@@ -145,12 +147,26 @@ impl<'a> MediaBody<'a> {
     }
 }
 
+/// A form upload, as a browser sends it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documents the form; the fields are read from the stream.
+pub(crate) struct UploadForm {
+    /// The file's name (else the file part's own file name).
+    file_name: Option<String>,
+    /// The conversation it is for.
+    conversation_id: Option<String>,
+    /// The file, after the other fields.
+    #[schema(content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UploadQuery {
-    /// The file's name: 1 to 255 bytes, no path, no control characters.
-    file_name: String,
+    /// The file's name: 1 to 255 bytes, no path, no control characters. Required with a raw
+    /// body; a form may give it in a `file_name` field or as its file part's file name.
+    file_name: Option<String>,
     /// The conversation it is for (the uploader must be a member).
     conversation_id: Option<String>,
 }
@@ -158,7 +174,11 @@ pub(crate) struct UploadQuery {
 /// Upload a file.
 ///
 /// The body is the file itself, with its `Content-Length` (required, also with chunked
-/// transfer, for the quota check; none at all is an empty file). Checked before a byte
+/// transfer, for the quota check; none at all is an empty file), or a `multipart/form-data`
+/// form (a browser's `<form>` or `FormData`): optional `file_name` and `conversation_id` text
+/// fields, then the file part (the first part with a file name, or the part named `file`);
+/// parts after it are not read. A form's `Content-Length` is what the size limit and the
+/// quotas are checked against, and the media's size is its file's. Checked before a byte
 /// is read: the token, the file name, the length against `media.max_file_bytes`, the
 /// conversation (when named), and the user's and the tenant's quotas. Then the first 64 KiB
 /// are read and the type is sniffed from them (the `Content-Type` header is ignored); a type
@@ -167,10 +187,13 @@ pub(crate) struct UploadQuery {
 /// kept of a refused or broken upload.
 #[utoipa::path(post, path = "/v1/media", tag = "media",
     params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file."),
+    request_body(description = "The file, raw or in a form.", content(
+        (Vec<u8> = "application/octet-stream"),
+        (UploadForm = "multipart/form-data"),
+    )),
     responses(
         (status = 201, description = "Stored; the media record.", body = MediaBody<'_>),
-        (status = 400, description = "A bad file name or conversation id, no Content-Length, or a body that ended before its Content-Length, broke off or stalled (`invalid`).", body = ErrorBody),
+        (status = 400, description = "A bad or missing file name or conversation id, no Content-Length, a body that ended before its Content-Length, broke off or stalled, or a malformed form or one without a file part (`invalid`).", body = ErrorBody),
         TokenRefused,
         (status = 403, description = "The uploader is not a member of the named conversation (`not_member`).", body = ErrorBody),
         (status = 404, description = "No such conversation (`not_found`).", body = ErrorBody),
@@ -202,18 +225,39 @@ pub(crate) async fn upload_media(
             "a Content-Length header with the file's length is required",
         ))
     })?;
-    let conversation_id = query
-        .conversation_id
-        .as_deref()
-        .map(ConversationId::parse)
+    let form_boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| value.trim_start().starts_with("multipart/form-data"))
+        .map(|value| {
+            multer::parse_boundary(value)
+                .map_err(|_| Error::invalid("content_type", "multipart/form-data needs a boundary"))
+        })
         .transpose()?;
-    let mut source = BodySource::new(body, Some(declared_bytes));
-    let upload = NewUpload {
-        file_name: query.file_name,
-        conversation_id,
-        declared_bytes,
+    let record = match form_boundary {
+        None => {
+            let mut source = BodySource::new(body, Some(declared_bytes));
+            let upload = NewUpload {
+                file_name: required(query.file_name, "file_name")?,
+                conversation_id: conversation_id(query.conversation_id.as_deref())?,
+                declared_bytes,
+                length_is_upper_bound: false,
+            };
+            app.media.upload(&identity, upload, &mut source).await?
+        }
+        Some(boundary) => {
+            let mut form = read_form(body, boundary).await?;
+            let upload = NewUpload {
+                file_name: required(query.file_name.or(form.file_name), "file_name")?,
+                conversation_id: conversation_id(
+                    query.conversation_id.or(form.conversation_id).as_deref(),
+                )?,
+                declared_bytes,
+                length_is_upper_bound: true,
+            };
+            app.media.upload(&identity, upload, &mut form.file).await?
+        }
     };
-    let record = app.media.upload(&identity, upload, &mut source).await?;
     Ok((StatusCode::CREATED, Json(MediaBody::new(&record))).into_response())
 }
 
@@ -365,6 +409,11 @@ pub(super) fn disposition_of(media_type: &MediaType) -> Disposition {
         MediaFamily::Image | MediaFamily::Audio | MediaFamily::Video => Disposition::Inline,
         _ => Disposition::Attachment,
     }
+}
+
+/// An optional conversation id.
+fn conversation_id(text: Option<&str>) -> Result<Option<ConversationId>, Error> {
+    text.map(ConversationId::parse).transpose()
 }
 
 /// A stored object's byte stream as the chunks of a response body.

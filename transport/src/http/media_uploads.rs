@@ -293,6 +293,7 @@ pub(crate) async fn create_upload(
         file_name: value(&["filename", "name"]).unwrap_or_else(|| "upload".to_owned()),
         conversation_id,
         declared_bytes,
+        length_is_upper_bound: false,
     };
     let mut record = app.media.declare(&identity, upload).await?;
     let with_upload = headers

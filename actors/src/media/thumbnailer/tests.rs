@@ -261,6 +261,7 @@ impl Fixture {
                     file_name: file_name.to_owned(),
                     conversation_id: None,
                     declared_bytes,
+                    length_is_upper_bound: false,
                 },
                 &mut body,
             )
