@@ -514,11 +514,16 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             config.limits.max_concurrent_recording_transfers,
         )),
         media,
-        media_links: Arc::new(MediaLinkSigner::new(
-            &media_link_secret(&config.media, &config.server.data_dir)?,
-            &config.media.retired_link_secrets,
-            config.media.link_ttl_secs,
-            config.media.link_max_ttl_secs,
+        media_links: Arc::new(config.media.tenant_link_secrets()?.into_iter().fold(
+            MediaLinkSigner::new(
+                &media_link_secret(&config.media, &config.server.data_dir)?,
+                &config.media.retired_link_secrets,
+                config.media.link_ttl_secs,
+                config.media.link_max_ttl_secs,
+            ),
+            |signer, (tenant_id, current, retired)| {
+                signer.with_tenant(tenant_id, &current, &retired)
+            },
         )),
         metrics: turn_health_board
             .map(|board| Arc::new(TurnHealthMetrics(board)) as Arc<dyn MetricsSource>)

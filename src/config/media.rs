@@ -75,6 +75,7 @@ config_section! {
         /// tenant = "acme"
         /// tenant_quota_bytes = 10737418240
         /// allowed_types = ["image/*"]
+        /// link_secret = "acme's own secret for media links"
         /// ```
         ///
         /// Such entries go after every other `[media]` key.
@@ -82,7 +83,7 @@ config_section! {
     }
 }
 
-/// One `[[media.tenants]]` entry: a tenant's own quotas and accepted types.
+/// One `[[media.tenants]]` entry: a tenant's own quotas, accepted types and link secrets.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantMediaConfig {
@@ -94,6 +95,12 @@ pub struct TenantMediaConfig {
     pub user_quota_bytes: Option<u64>,
     /// As `media.allowed_types`.
     pub allowed_types: Option<Vec<String>>,
+    /// A secret of the tenant's own for its media links; its links then verify with it (and
+    /// `retired_link_secrets`) only.
+    pub link_secret: Option<String>,
+    /// The tenant's earlier link secrets, still accepted until their links expire.
+    #[serde(default)]
+    pub retired_link_secrets: Vec<String>,
 }
 
 impl MediaConfig {
@@ -131,6 +138,7 @@ impl MediaConfig {
             self.link_max_ttl_secs
         );
         self.allow_list().map(|_| ())?;
+        self.tenant_link_secrets().map(|_| ())?;
         self.tenant_overrides().map(|_| ())
     }
 
@@ -167,6 +175,42 @@ impl MediaConfig {
                 MediaAllowList::new(entries.clone()).context("invalid media.allowed_types")
             }
         }
+    }
+
+    /// The tenants with link secrets of their own: tenant, current secret, retired secrets.
+    ///
+    /// # Errors
+    /// An invalid tenant id, or retired secrets without a current one.
+    pub fn tenant_link_secrets(&self) -> anyhow::Result<Vec<(TenantId, String, Vec<String>)>> {
+        let mut rings = Vec::new();
+        for tenant in &self.tenants {
+            let tenant_id = TenantId::parse(&tenant.tenant).map_err(|error| {
+                anyhow::anyhow!(
+                    "media.tenants: {:?} is not a valid tenant id ({error})",
+                    tenant.tenant
+                )
+            })?;
+            match &tenant.link_secret {
+                Some(secret) => {
+                    anyhow::ensure!(
+                        !secret.is_empty(),
+                        "media.tenants: the link_secret of {} is empty",
+                        tenant.tenant
+                    );
+                    rings.push((
+                        tenant_id,
+                        secret.clone(),
+                        tenant.retired_link_secrets.clone(),
+                    ));
+                }
+                None => anyhow::ensure!(
+                    tenant.retired_link_secrets.is_empty(),
+                    "media.tenants: {} has retired_link_secrets but no link_secret",
+                    tenant.tenant
+                ),
+            }
+        }
+        Ok(rings)
     }
 
     /// What the thumbnailer makes, and of what.

@@ -206,6 +206,15 @@ fn media_tenants_override_quotas_and_types_and_bad_entries_are_named() {
             "[media]\nlink_ttl_secs = 10\nlink_max_ttl_secs = 5\n",
             "link_max_ttl_secs",
         ),
+        (
+            "[[media.tenants]]\ntenant = \"acme\"\nretired_link_secrets = [\"old\"]\n",
+            "retired_link_secrets but no link_secret",
+        ),
+        (
+            "[[media.tenants]]\ntenant = \"acme\"\nlink_secret = \"\"\n",
+            "link_secret of acme is empty",
+        ),
+        ("[media]\nthumbnail_sizes = [8]\n", "media.thumbnail_sizes"),
     ] {
         let config: Config = toml::from_str(toml_text).expect("parses");
         let error = format!("{:#}", config.validate().expect_err("invalid"));

@@ -470,3 +470,42 @@ async fn a_browser_form_uploads_a_file_whose_record_has_the_files_own_length() {
         "{answer}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_with_its_own_link_secret_gets_links_only_its_secret_verifies() {
+    let server = TestServer::start_with(|config| {
+        config.media.tenants = vec![switchboard::config::TenantMediaConfig {
+            tenant: "acme".to_owned(),
+            link_secret: Some("acme's own link secret".to_owned()),
+            ..Default::default()
+        }];
+    })
+    .await;
+    let mut keys = Vec::new();
+    for tenant in ["acme", "other"] {
+        let user_token = token(tenant, "alice");
+        let (status, record) = upload(&server, &user_token, "file_name=pixel.png", PNG).await;
+        assert_eq!(status, 201, "{record}");
+        let media_id = record["media_id"].as_str().expect("an id");
+        let response = server
+            .request(
+                Method::POST,
+                &format!("/v1/media/{media_id}/links"),
+                &user_token,
+                Some(&serde_json::json!({})),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let link: Value = response.json().await.expect("json");
+        let url = link["url"].as_str().expect("a url").to_owned();
+        let served = reqwest::get(server.url(&url)).await.expect("sent");
+        assert_eq!(served.status(), StatusCode::OK, "{tenant}");
+        let key = url
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("key="))
+            .expect("a key")
+            .to_owned();
+        keys.push(key);
+    }
+    assert_ne!(keys[0], keys[1], "each tenant's links name its own key");
+}

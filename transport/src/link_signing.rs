@@ -6,7 +6,12 @@
 //! any of them (another tenant's id, a later expiry) breaks it. Keys rotate like TURN's: the
 //! current secret signs, the retired ones still verify what they signed until those links
 //! expire; each key is named by the first 8 hex digits of its secret's SHA-256, never by the
-//! secret. Verification compares in constant time (`ring::hmac::verify`).
+//! secret. A tenant may have a ring of its own (`[[media.tenants]] link_secret`): its links
+//! are then signed and verified with that ring only, so the deployment's secret cannot forge
+//! them, and its secret cannot forge another tenant's. Verification compares in constant time
+//! (`ring::hmac::verify`).
+
+use std::collections::HashMap;
 
 use base64::Engine as _;
 use ring::{digest, hmac};
@@ -55,10 +60,31 @@ impl LinkKey {
     }
 }
 
-/// Signs and verifies media links.
-pub struct MediaLinkSigner {
+/// A current secret and the retired ones.
+struct LinkKeyRing {
     current: LinkKey,
     retired: Vec<LinkKey>,
+}
+
+impl LinkKeyRing {
+    fn new(current: &str, retired: &[String]) -> Self {
+        Self {
+            current: LinkKey::new(current),
+            retired: retired.iter().map(|secret| LinkKey::new(secret)).collect(),
+        }
+    }
+
+    fn find(&self, id: &str) -> Option<&LinkKey> {
+        std::iter::once(&self.current)
+            .chain(&self.retired)
+            .find(|key| key.id == id)
+    }
+}
+
+/// Signs and verifies media links.
+pub struct MediaLinkSigner {
+    deployment: LinkKeyRing,
+    tenants: HashMap<TenantId, LinkKeyRing>,
     /// A new link's lifetime when the caller names none, in seconds.
     pub default_ttl_secs: u64,
     /// The longest lifetime a caller may ask for, in seconds.
@@ -79,23 +105,37 @@ impl MediaLinkSigner {
         max_ttl_secs: u64,
     ) -> Self {
         Self {
-            current: LinkKey::new(current),
-            retired: retired.iter().map(|secret| LinkKey::new(secret)).collect(),
+            deployment: LinkKeyRing::new(current, retired),
+            tenants: HashMap::new(),
             default_ttl_secs,
             max_ttl_secs,
         }
     }
 
+    /// Gives `tenant_id` a ring of its own: `current` signs its links, and they verify with
+    /// `current` and `retired` only.
+    #[must_use]
+    pub fn with_tenant(mut self, tenant_id: TenantId, current: &str, retired: &[String]) -> Self {
+        self.tenants
+            .insert(tenant_id, LinkKeyRing::new(current, retired));
+        self
+    }
+
+    fn ring_of(&self, tenant_id: &TenantId) -> &LinkKeyRing {
+        self.tenants.get(tenant_id).unwrap_or(&self.deployment)
+    }
+
     /// Signs a link to `media_id` of `tenant_id` that works until `expires` (Unix seconds).
     pub fn sign(&self, tenant_id: &TenantId, media_id: MediaId, expires: u64) -> SignedLink {
+        let current = &self.ring_of(tenant_id).current;
         let tag = hmac::sign(
-            &self.current.key,
+            &current.key,
             signed_text(tenant_id, media_id, expires).as_bytes(),
         );
         SignedLink {
             tenant_id: tenant_id.clone(),
             expires,
-            key: self.current.id.clone(),
+            key: current.id.clone(),
             signature: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref()),
         }
     }
@@ -111,9 +151,9 @@ impl MediaLinkSigner {
         media_id: MediaId,
         now_secs: u64,
     ) -> Result<(), LinkRefusal> {
-        let key = std::iter::once(&self.current)
-            .chain(&self.retired)
-            .find(|key| key.id == link.key)
+        let key = self
+            .ring_of(&link.tenant_id)
+            .find(&link.key)
             .ok_or(LinkRefusal::BadSignature)?;
         let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&link.signature)
@@ -193,6 +233,40 @@ mod tests {
         assert_eq!(
             old.verify(&new_link, media_id, 10),
             Err(LinkRefusal::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_tenant_with_its_own_secret_is_signed_and_verified_by_its_ring_only() {
+        let media_id = MediaId::from_parts(1, 1);
+        let signer = MediaLinkSigner::new("deployment-secret", &[], 60, 600).with_tenant(
+            tenant("acme"),
+            "acme-secret",
+            &["acme-old-secret".to_owned()],
+        );
+        let acme_link = signer.sign(&tenant("acme"), media_id, 1_000);
+        assert_eq!(signer.verify(&acme_link, media_id, 10), Ok(()));
+        let other_link = signer.sign(&tenant("other"), media_id, 1_000);
+        assert_eq!(signer.verify(&other_link, media_id, 10), Ok(()));
+        assert_ne!(acme_link.key, other_link.key);
+        // The deployment's secret cannot forge acme's links...
+        let deployment_only = MediaLinkSigner::new("deployment-secret", &[], 60, 600);
+        let forged = deployment_only.sign(&tenant("acme"), media_id, 1_000);
+        assert_eq!(
+            signer.verify(&forged, media_id, 10),
+            Err(LinkRefusal::BadSignature)
+        );
+        // ...nor acme's another tenant's, and acme's retired secret still verifies.
+        let acme_only = MediaLinkSigner::new("acme-secret", &[], 60, 600);
+        let forged = acme_only.sign(&tenant("other"), media_id, 1_000);
+        assert_eq!(
+            signer.verify(&forged, media_id, 10),
+            Err(LinkRefusal::BadSignature)
+        );
+        let old = MediaLinkSigner::new("acme-old-secret", &[], 60, 600);
+        assert_eq!(
+            signer.verify(&old.sign(&tenant("acme"), media_id, 1_000), media_id, 10),
+            Ok(())
         );
     }
 }
