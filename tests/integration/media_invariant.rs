@@ -1,13 +1,15 @@
-//! The storage invariant of media, checked on disk after a sequence of uploads, attaches,
-//! deletes and two `kill -9`s of the real binary (embedded records, filesystem objects): no
-//! object is left without a record of its media, and no record points at a missing object.
+//! The storage invariant of media, checked after a sequence of uploads, attaches, deletes and
+//! two `kill -9`s of the real binary: no object is left without a record of its media, and no
+//! record points at a missing object. Once with embedded records and filesystem objects, once
+//! (with the `mongodb` and `s3` features) with MongoDB records and S3 objects.
 //!
 //! The sequence: photos and text files uploaded whole (the photos thumbnailed), two of them
 //! attached to a message, one deleted; a tus upload half sent; a single upload killed midway by
 //! `kill -9`. After the restart: another file deleted, the tus upload finished, and the process
-//! killed again. Then the test reads the objects directory (each object file names its key in
-//! its header; temporary files a killed write left are skipped: they are never read and are
-//! not objects) and the media records, and checks both directions.
+//! killed again. Then the test reads the objects (each filesystem object names its key in its
+//! header, and temporary files a killed write left are skipped: they are never read and are not
+//! objects; the S3 server keeps each object as a file named by its key) and the media records,
+//! and checks both directions.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -168,11 +170,23 @@ fn named_keys(record: &MediaRecord) -> Vec<String> {
     keys
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_object_outlives_its_record_and_no_record_names_a_missing_object() {
-    let data_dir = tempfile::tempdir().expect("a temporary directory");
+/// The media a scenario kept (the photo first) and deleted.
+struct Scenario {
+    kept: Vec<String>,
+    deleted: Vec<String>,
+}
+
+/// Runs the sequence on the binary with `settings` in `data_dir`; with
+/// `temporary_files_under`, waits until the stalled upload's temporary file exists there before
+/// the first kill (elsewhere the kill lands before or after the upload began: the invariant
+/// holds either way).
+async fn run_scenario(
+    data_dir: &Path,
+    settings: &[(String, String)],
+    temporary_files_under: Option<&Path>,
+) -> Scenario {
     let http = reqwest::Client::new();
-    let mut binary = spawn_binary(data_dir.path(), &settings()).await;
+    let mut binary = spawn_binary(data_dir, settings).await;
     let conversation_id = conversation_of_alice_with_bob(&http, &binary.addr).await;
 
     let photo = upload(&http, &binary, "photo.jpg", jpeg(900, 600)).await;
@@ -231,15 +245,16 @@ async fn no_object_outlives_its_record_and_no_record_names_a_missing_object() {
     );
     stalled.write_all(head.as_bytes()).await.expect("sent");
     stalled.write_all(&text(64 * 1024)).await.expect("sent");
-    let objects = data_dir.path().join("objects");
-    eventually("the stalled upload to be written", || async {
-        temporary_files(&objects).then_some(())
-    })
-    .await;
+    if let Some(objects) = temporary_files_under {
+        eventually("the stalled upload to be written", || async {
+            temporary_files(objects).then_some(())
+        })
+        .await;
+    }
     kill(&mut binary).await;
     drop(stalled);
 
-    let mut binary = spawn_binary(data_dir.path(), &settings()).await;
+    let mut binary = spawn_binary(data_dir, settings).await;
     delete(&http, &binary, &draft).await;
     patch(&http, &binary, &location, 10_000, &resumable[10_000..]).await;
     let resumable_id = location.rsplit('/').next().expect("an id").to_owned();
@@ -248,13 +263,15 @@ async fn no_object_outlives_its_record_and_no_record_names_a_missing_object() {
         "complete"
     );
     kill(&mut binary).await;
+    Scenario {
+        kept: vec![photo, notes, resumable_id],
+        deleted: vec![other_photo, draft],
+    }
+}
 
-    let store: Arc<dyn MediaStore> = Arc::new(
-        switchboard_storage::EmbeddedMediaStore::open(&data_dir.path().join("media"))
-            .expect("the media store opens"),
-    );
+/// Checks the invariant between the objects' `keys` (tenant acme's) and the records in `store`.
+async fn check(keys: Vec<String>, store: Arc<dyn MediaStore>, scenario: &Scenario) {
     let tenant_id = TenantId::parse("acme").expect("valid");
-    let keys = object_keys(&data_dir.path().join("objects"));
     assert!(!keys.is_empty());
     let mut records = BTreeMap::new();
     for key in &keys {
@@ -274,7 +291,7 @@ async fn no_object_outlives_its_record_and_no_record_names_a_missing_object() {
         );
         records.insert(media_id, record);
     }
-    for media_id in [&photo, &notes, &resumable_id] {
+    for media_id in &scenario.kept {
         let media_id = MediaId::parse(media_id).expect("an id");
         let record = store
             .media(&tenant_id, media_id)
@@ -292,7 +309,7 @@ async fn no_object_outlives_its_record_and_no_record_names_a_missing_object() {
             );
         }
     }
-    for media_id in [&other_photo, &draft] {
+    for media_id in &scenario.deleted {
         let media_id = MediaId::parse(media_id).expect("an id");
         assert!(
             keys.iter().all(|key| media_of(key) != media_id),
@@ -300,10 +317,99 @@ async fn no_object_outlives_its_record_and_no_record_names_a_missing_object() {
         );
     }
     // The photo's thumbnails are among the objects, named by its record.
-    let photo_record = &records[&MediaId::parse(&photo).expect("an id")];
+    let photo_record = &records[&MediaId::parse(&scenario.kept[0]).expect("an id")];
     assert_eq!(
         photo_record.thumbnails.len(),
         1,
         "900 px: only the 256 px thumbnail"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_object_outlives_its_record_and_no_record_names_a_missing_object() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let objects = data_dir.path().join("objects");
+    let scenario = run_scenario(data_dir.path(), &settings(), Some(&objects)).await;
+    let store: Arc<dyn MediaStore> = Arc::new(
+        switchboard_storage::EmbeddedMediaStore::open(&data_dir.path().join("media"))
+            .expect("the media store opens"),
+    );
+    check(object_keys(&objects), store, &scenario).await;
+}
+
+/// The same on MongoDB and S3 (built with `mongodb` and `s3`, against the servers
+/// `scripts/test-services` starts): the keys are read from the S3 server's data directory
+/// (`SWITCHBOARD_TEST_S3_DATA_DIR`, where s3s-fs keeps each object as a file under its bucket).
+#[cfg(all(feature = "mongodb", feature = "s3"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_and_s3_no_object_outlives_its_record_and_no_record_names_a_missing_object() {
+    use switchboard_testing::{mongodb_uri, s3_variable};
+
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let database = format!("media_invariant_{}", std::process::id());
+    let bucket = database.replace('_', "-");
+    let mut settings = settings();
+    settings.extend(
+        [
+            ("STORAGE__BACKEND", "mongodb".to_owned()),
+            ("STORAGE__MONGODB_URI", mongodb_uri()),
+            ("STORAGE__MONGODB_DATABASE", database.clone()),
+            ("RECORDINGS__OBJECT_STORE", "s3".to_owned()),
+            (
+                "RECORDINGS__S3_ENDPOINT",
+                s3_variable("SWITCHBOARD_TEST_S3_ENDPOINT"),
+            ),
+            ("RECORDINGS__S3_BUCKET", bucket.clone()),
+            (
+                "RECORDINGS__S3_ACCESS_KEY",
+                s3_variable("SWITCHBOARD_TEST_S3_ACCESS_KEY"),
+            ),
+            (
+                "RECORDINGS__S3_SECRET_KEY",
+                s3_variable("SWITCHBOARD_TEST_S3_SECRET_KEY"),
+            ),
+        ]
+        .into_iter()
+        .map(|(key, value)| (format!("SWITCHBOARD__{key}"), value)),
+    );
+    let scenario = run_scenario(data_dir.path(), &settings, None).await;
+    let tenant_root = Path::new(&s3_variable("SWITCHBOARD_TEST_S3_DATA_DIR"))
+        .join(&bucket)
+        .join(hex_of("acme"));
+    let keys = file_keys(&tenant_root);
+    let messages = switchboard_storage::MongoMessageStore::connect(&mongodb_uri(), &database)
+        .await
+        .expect("MongoDB answers");
+    let store: Arc<dyn MediaStore> = Arc::new(switchboard_storage::MongoMediaStore::new(&messages));
+    check(keys, store, &scenario).await;
+    messages
+        .database()
+        .drop()
+        .await
+        .expect("the database is dropped");
+}
+
+/// Lowercase hex of a tenant id, as the S3 adapter names its directory.
+#[cfg(all(feature = "mongodb", feature = "s3"))]
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The paths of the files under `root`, relative to it, as object keys.
+#[cfg(all(feature = "mongodb", feature = "s3"))]
+fn file_keys(root: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut directories = vec![root.to_path_buf()];
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(&directory).expect("a readable directory") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                directories.push(path);
+            } else {
+                let relative = path.strip_prefix(root).expect("under the root");
+                keys.push(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    keys
 }
