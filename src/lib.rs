@@ -246,6 +246,35 @@ pub async fn open_media_store(config: &Config) -> anyhow::Result<Arc<dyn MediaSt
     }
 }
 
+/// Where completed uploads are announced: the media topic, when a Kafka pipeline is
+/// configured (`kafka.brokers`); else nowhere.
+///
+/// # Errors
+/// If the Kafka client cannot be configured.
+pub fn open_media_events(
+    config: &Config,
+) -> anyhow::Result<Option<Arc<dyn switchboard_engine::media::MediaEvents>>> {
+    let Some(brokers) = &config.kafka.brokers else {
+        return Ok(None);
+    };
+    #[cfg(feature = "kafka")]
+    {
+        let events = switchboard_storage::KafkaMediaEvents::start(
+            brokers,
+            &config.kafka.media_topic,
+            config.kafka.partitions,
+            config.kafka.replication_factor,
+        )
+        .context("starting the media events producer")?;
+        Ok(Some(Arc::new(events)))
+    }
+    #[cfg(not(feature = "kafka"))]
+    {
+        let _ = brokers;
+        Ok(None)
+    }
+}
+
 /// Starts what the nodes of a deployment share through Redis (`[cluster] redis_url`): the
 /// bus, the rate-limit budgets and the presence directory. `None` for a single node.
 ///
@@ -481,6 +510,9 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
     .await
     .context("starting the thumbnailer")?;
     media.use_thumbnailer(thumbnailer.clone());
+    if let Some(events) = open_media_events(&config)? {
+        media.use_events(events);
+    }
     let media_collector = MediaCollectorHandle::start(MediaCollectorArgs {
         service: Arc::clone(&media),
         interval: Duration::from_millis(config.media.collect_interval_ms),

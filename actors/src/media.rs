@@ -30,6 +30,7 @@ use switchboard_engine::ports::MessageStore;
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::{Error, PutError, SourceError};
 
+use switchboard_engine::media::MediaEvents;
 use switchboard_engine::media::thumbnail::awaits_thumbnails;
 
 use self::thumbnailer::ThumbnailerHandle;
@@ -46,6 +47,9 @@ pub use resumable::WRITE_LEASE;
 /// How many of the messages attaching one media item a reader's access check looks at (a
 /// forwarded photo is attached by every copy).
 pub const MAX_ATTACHING_MESSAGES_CHECKED: usize = 64;
+
+/// How long announcing a completed upload may hold up its answer.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the media service can be tuned with (the `[media]` config section).
 #[derive(Debug, Clone)]
@@ -106,6 +110,8 @@ pub struct MediaService {
     ids: IdGenerator,
     /// Where completed images are sent to be thumbnailed, once it runs.
     thumbnailer: OnceLock<ThumbnailerHandle>,
+    /// Where completed uploads are announced, if anywhere (the Kafka build's media topic).
+    events: OnceLock<Arc<dyn MediaEvents>>,
 }
 
 impl MediaService {
@@ -122,6 +128,33 @@ impl MediaService {
             settings,
             ids,
             thumbnailer: OnceLock::new(),
+            events: OnceLock::new(),
+        }
+    }
+
+    /// Announces every upload that completes from now on to `events`. A second call changes
+    /// nothing.
+    pub fn use_events(&self, events: Arc<dyn MediaEvents>) {
+        let _ = self.events.set(events);
+    }
+
+    /// What follows an upload's completion: its thumbnails are asked for, and it is announced
+    /// (within [`EVENT_TIMEOUT`]; a failure is logged, the media stays stored).
+    async fn completed(&self, tenant_id: &TenantId, record: &MediaRecord) {
+        self.request_thumbnails(tenant_id, record);
+        let Some(events) = self.events.get() else {
+            return;
+        };
+        let announced =
+            tokio::time::timeout(EVENT_TIMEOUT, events.media_uploaded(tenant_id, record)).await;
+        match announced {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%tenant_id, media_id = %record.media_id, %error, "media.uploaded was not produced");
+            }
+            Err(_) => {
+                tracing::warn!(%tenant_id, media_id = %record.media_id, "media.uploaded timed out");
+            }
         }
     }
 
@@ -568,7 +601,7 @@ impl MediaService {
                 },
             )
             .await?;
-        self.request_thumbnails(tenant_id, &completed);
+        self.completed(tenant_id, &completed).await;
         Ok(completed)
     }
 

@@ -24,6 +24,7 @@ use crate::time::Timestamp;
 use crate::{Error, Result, StoreError};
 
 pub mod attachment;
+pub mod events;
 pub mod file_name;
 pub mod quota;
 pub mod range;
@@ -31,6 +32,7 @@ pub mod sniff;
 pub mod thumbnail;
 
 pub use attachment::{AttachedThumbnail, AttachedTo, Attachment};
+pub use events::{MediaEvents, MediaUploaded};
 pub use file_name::{Disposition, MediaFileName};
 pub use quota::{MediaQuotas, MediaUsage, QuotaScope};
 pub use range::{RangeAnswer, answer_range};

@@ -17,6 +17,11 @@ config_section! {
         pub messages_topic: String = "chat.messages".to_owned(),
         /// The topic persisters answer appending nodes on.
         pub replies_topic: String = "chat.persisted".to_owned(),
+        /// The topic every completed upload is announced on, as a JSON `media.uploaded` record
+        /// keyed by `<tenant>/<media_id>`: `type`, `tenant_id`, `media_id`, `uploader_id`,
+        /// `file_name`, `conversation_id` (if any), `content_type`, `size_bytes`, `sha256`,
+        /// `completed_at`.
+        pub media_topic: String = "chat.media".to_owned(),
         /// The persisters' consumer group.
         pub group_id: String = "switchboard-persisters".to_owned(),
         /// Partitions of the messages topic when Switchboard creates it.

@@ -72,6 +72,8 @@ pub use log::memory::MemoryMessageStore;
 #[cfg(feature = "mongodb")]
 pub use log::mongo::MongoMessageStore;
 pub use media::embedded::EmbeddedMediaStore;
+#[cfg(feature = "kafka")]
+pub use media::kafka::KafkaMediaEvents;
 pub use media::memory::MemoryMediaStore;
 #[cfg(feature = "mongodb")]
 pub use media::mongo::MongoMediaStore;

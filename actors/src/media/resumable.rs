@@ -233,7 +233,7 @@ impl MediaService {
                 },
             )
             .await?;
-        self.request_thumbnails(tenant_id, &completed);
+        self.completed(tenant_id, &completed).await;
         for key in &keys {
             if let Err(error) = self.delete_object(tenant_id, key).await {
                 tracing::warn!(%tenant_id, %media_id, %error, "a part of a completed upload was left behind");
