@@ -97,32 +97,41 @@ async fn kill(binary: &mut Binary) {
     binary.child.kill().await.expect("SIGKILL delivered");
 }
 
-/// Every object file under `root` and the key its header names (`SBOBJ`, the format version,
-/// the key's length as a big-endian u16, the key); temporary files are skipped.
-fn object_keys(root: &Path) -> Vec<String> {
-    let mut keys = Vec::new();
+/// Every file under `root`, at any depth.
+fn files_under(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
     let mut directories = vec![root.to_path_buf()];
     while let Some(directory) = directories.pop() {
         for entry in std::fs::read_dir(&directory).expect("a readable directory") {
             let path = entry.expect("an entry").path();
             if path.is_dir() {
                 directories.push(path);
-                continue;
+            } else {
+                files.push(path);
             }
-            let name = path
+        }
+    }
+    files
+}
+
+/// Every object file under `root` and the key its header names (`SBOBJ`, the format version,
+/// the key's length as a big-endian u16, the key); temporary files are skipped.
+fn object_keys(root: &Path) -> Vec<String> {
+    files_under(root)
+        .into_iter()
+        .filter(|path| {
+            !path
                 .file_name()
                 .and_then(|name| name.to_str())
-                .unwrap_or("");
-            if name.starts_with('.') {
-                continue;
-            }
+                .is_some_and(|name| name.starts_with('.'))
+        })
+        .map(|path| {
             let bytes = std::fs::read(&path).expect("a readable object");
             assert_eq!(&bytes[..5], b"SBOBJ", "{}", path.display());
             let length = usize::from(u16::from_be_bytes([bytes[6], bytes[7]]));
-            keys.push(String::from_utf8(bytes[8..8 + length].to_vec()).expect("a text key"));
-        }
-    }
-    keys
+            String::from_utf8(bytes[8..8 + length].to_vec()).expect("a text key")
+        })
+        .collect()
 }
 
 /// Whether a write in progress (or killed) left a temporary file under `root`.
@@ -398,18 +407,11 @@ fn hex_of(text: &str) -> String {
 /// The paths of the files under `root`, relative to it, as object keys.
 #[cfg(all(feature = "mongodb", feature = "s3"))]
 fn file_keys(root: &Path) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut directories = vec![root.to_path_buf()];
-    while let Some(directory) = directories.pop() {
-        for entry in std::fs::read_dir(&directory).expect("a readable directory") {
-            let path = entry.expect("an entry").path();
-            if path.is_dir() {
-                directories.push(path);
-            } else {
-                let relative = path.strip_prefix(root).expect("under the root");
-                keys.push(relative.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    keys
+    files_under(root)
+        .iter()
+        .map(|path| {
+            let relative = path.strip_prefix(root).expect("under the root");
+            relative.to_string_lossy().replace('\\', "/")
+        })
+        .collect()
 }
