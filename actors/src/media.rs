@@ -23,8 +23,9 @@ use switchboard_engine::blob::{
 use switchboard_engine::ids::{ConversationId, MediaId, TenantId};
 use switchboard_engine::media::sniff::SNIFF_BYTES;
 use switchboard_engine::media::{
-    Disposition, MediaAllowList, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaUpdate,
-    MediaUpdateOutcome, Thumbnail, WriteLease, media_object_key, sniff, thumbnail_object_key,
+    Disposition, MediaAllowList, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaType,
+    MediaUpdate, MediaUpdateOutcome, Thumbnail, WriteLease, media_object_key, sniff,
+    thumbnail_object_key,
 };
 use switchboard_engine::ports::MessageStore;
 use switchboard_engine::time::Timestamp;
@@ -590,12 +591,25 @@ impl MediaService {
             },
         )
         .await?;
+        self.complete(tenant_id, media_id, written.sha256, media_type)
+            .await
+    }
+
+    /// Completes an upload whose bytes are stored and checked, then does what follows
+    /// completion (thumbnails, the `media.uploaded` event).
+    async fn complete(
+        &self,
+        tenant_id: &TenantId,
+        media_id: MediaId,
+        sha256: String,
+        media_type: MediaType,
+    ) -> Result<MediaRecord, Error> {
         let completed = self
             .update(
                 tenant_id,
                 media_id,
                 MediaUpdate::Complete {
-                    sha256: written.sha256,
+                    sha256,
                     media_type,
                     at: self.ids.clock().now(),
                 },

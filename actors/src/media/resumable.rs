@@ -223,17 +223,8 @@ impl MediaService {
                 Error::unavailable(format!("could not assemble the upload: {error}"))
             })?;
         let completed = self
-            .update(
-                tenant_id,
-                media_id,
-                MediaUpdate::Complete {
-                    sha256: written.sha256,
-                    media_type,
-                    at: self.ids.clock().now(),
-                },
-            )
+            .complete(tenant_id, media_id, written.sha256, media_type)
             .await?;
-        self.completed(tenant_id, &completed).await;
         for key in &keys {
             if let Err(error) = self.delete_object(tenant_id, key).await {
                 tracing::warn!(%tenant_id, %media_id, %error, "a part of a completed upload was left behind");

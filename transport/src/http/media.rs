@@ -338,10 +338,7 @@ pub(super) async fn serve_media(
             .get(name)
             .and_then(|value: &HeaderValue| value.to_str().ok())
     };
-    if header_text(header::IF_NONE_MATCH).is_some_and(|tags| {
-        tags.split(',')
-            .any(|tag| tag.trim() == etag || tag.trim() == "*")
-    }) {
+    if matches_tag(headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let size = record.size_bytes;
@@ -401,6 +398,17 @@ pub(super) async fn serve_media(
         set(header::CONTENT_RANGE, content_range);
     }
     Ok(response)
+}
+
+/// Whether the request's `If-None-Match` names `etag` (or `*`): the client has it already.
+pub(super) fn matches_tag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        })
 }
 
 /// How a download of this type is shown: in place for images, audio and video, else saved.

@@ -23,6 +23,7 @@ use crate::wire_error::{ErrorBody, WireCode, WireError};
 
 use super::documented_errors::TokenRefused;
 use super::extract::{Authenticated, parse_query};
+use super::media::matches_tag;
 
 /// The thumbnail route.
 pub(super) fn routes() -> OpenApiRouter<Arc<App>> {
@@ -107,14 +108,7 @@ pub(super) async fn serve_thumbnail(
         record.sha256.as_deref().unwrap_or_default(),
         thumbnail.size
     );
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|tags| {
-            tags.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    if matches {
+    if matches_tag(headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let bytes = app
