@@ -213,10 +213,40 @@ async fn a_recording_keeps_consents_media_and_quality_and_an_erase_leaves_nothin
         .await;
     assert_eq!(download.status().as_u16(), 200);
     assert_eq!(download.headers()["content-type"], "audio/ogg");
+    assert_eq!(download.headers()["accept-ranges"], "bytes");
+    let etag = download.headers()["etag"]
+        .to_str()
+        .expect("a text tag")
+        .to_owned();
     assert_eq!(
         download.bytes().await.expect("a body").as_ref(),
         media.as_slice()
     );
+    // Ranges and conditional requests, as for media.
+    let admin_token = token_with_roles(ADMIN.0, ADMIN.1, ADMIN.2);
+    let media_path = server.url(&format!("/v1/recordings/{recording_id}/media"));
+    let with_header = |name: &str, value: &str| {
+        reqwest::Client::new()
+            .get(media_path.clone())
+            .bearer_auth(&admin_token)
+            .header(name, value)
+            .send()
+    };
+    let part = with_header("range", "bytes=2-5").await.expect("sent");
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 2-5/{}", media.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.expect("a body").as_ref(), &media[2..6]);
+    let refused = with_header("range", "bytes=5-1").await.expect("sent");
+    assert_eq!(refused.status().as_u16(), 416);
+    assert_eq!(
+        refused.headers()["content-range"],
+        format!("bytes */{}", media.len()).as_str()
+    );
+    let unchanged = with_header("if-none-match", &etag).await.expect("sent");
+    assert_eq!(unchanged.status().as_u16(), 304);
     let objects_dir = server.data_dir.path().join(switchboard::OBJECTS_DIR);
     assert_eq!(files_under(&objects_dir).len(), 1, "the media is one file");
 
@@ -919,6 +949,91 @@ async fn media_transfers_beyond_the_concurrent_limit_are_refused_until_one_finis
     assert_eq!(status, 201, "the held upload completes: {stored}");
     eventually("the permit is free again", || async {
         let (status, _) = upload(&server, RECORDER, &nobody(3), Some("audio/ogg"), vec![1]).await;
+        (status == 404).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_download_holds_its_transfer_permit_until_its_last_byte_is_sent() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let server = TestServer::start_with(|config| {
+        config.conversations.call_recording_consent_timeout_ms = 5_000;
+        config.limits.max_concurrent_recording_transfers = 1;
+    })
+    .await;
+    let (recording_id, _alice, _bob) = a_recording(&server).await;
+    // Larger than every socket buffer between the node and a reader that stops reading.
+    let media = vec![7u8; 32 << 20];
+    let (status, stored) = upload(
+        &server,
+        RECORDER,
+        &recording_id,
+        Some("audio/ogg"),
+        media.clone(),
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+
+    let token = token_with_roles(ADMIN.0, ADMIN.1, ADMIN.2);
+    let mut reader = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connected");
+    reader
+        .write_all(
+            format!(
+                "GET /v1/recordings/{recording_id}/media HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+                 authorization: Bearer {token}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("the request sent");
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let head_end = tokio::time::timeout(crate::support::DEADLINE, async {
+        loop {
+            if let Some(end) = received.windows(4).position(|window| window == b"\r\n\r\n") {
+                return end + 4;
+            }
+            let n_read = reader.read(&mut buffer).await.expect("readable");
+            assert!(n_read > 0, "the connection closed before the head");
+            received.extend_from_slice(&buffer[..n_read]);
+        }
+    })
+    .await
+    .expect("the head arrives");
+    assert!(received.starts_with(b"HTTP/1.1 200"), "{received:?}");
+
+    // The reader has stopped: the body cannot be all sent, so the permit is still held.
+    let nobody = RecordingId::from_parts(9, 1).to_string();
+    let (status, refused) = upload(&server, RECORDER, &nobody, Some("audio/ogg"), vec![1]).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (503, Some("unavailable")),
+        "a download being sent holds its permit: {refused}"
+    );
+
+    // Reading the rest ends the download and frees the permit.
+    let body_bytes = tokio::time::timeout(crate::support::DEADLINE, async {
+        let mut body_bytes = received.len() - head_end;
+        while body_bytes < media.len() {
+            let n_read = reader.read(&mut buffer).await.expect("readable");
+            assert!(n_read > 0, "the connection closed after {body_bytes} bytes");
+            assert!(
+                buffer[..n_read].iter().all(|byte| *byte == 7),
+                "the media's bytes"
+            );
+            body_bytes += n_read;
+        }
+        body_bytes
+    })
+    .await
+    .expect("the rest arrives");
+    assert_eq!(body_bytes, media.len());
+    eventually("the permit is free again", || async {
+        let (status, _) = upload(&server, RECORDER, &nobody, Some("audio/ogg"), vec![1]).await;
         (status == 404).then_some(())
     })
     .await;

@@ -22,6 +22,7 @@ mod media_uploads;
 mod members;
 mod messages;
 mod moderation;
+mod object_download;
 mod presence;
 mod recordings;
 pub mod router;

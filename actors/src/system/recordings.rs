@@ -23,9 +23,9 @@ use switchboard_engine::Error;
 use switchboard_engine::ids::{AuditId, ConversationId, RecordingId, TenantId};
 use switchboard_engine::ports::ClusterNotice;
 use switchboard_engine::recording::{
-    AuditAction, AuditRecord, ByteSource, ObjectBody, ObjectKey, ObjectStore, RecordingFilter,
-    RecordingNotice, RecordingQuality, RecordingRecord, RecordingStore, RecordingUpdate,
-    RecordingUpdateOutcome, StoredObject, validate_content_type,
+    AuditAction, AuditRecord, ByteRange, ByteSource, ObjectKey, ObjectRange, ObjectStore,
+    RecordingFilter, RecordingNotice, RecordingQuality, RecordingRecord, RecordingStore,
+    RecordingUpdate, RecordingUpdateOutcome, StoredObject, validate_content_type,
 };
 
 use super::System;
@@ -154,7 +154,8 @@ impl System {
         self.stored_recording(identity, recording_id).await
     }
 
-    /// A recording's media, with what the record says of it.
+    /// A recording's media, with what the record says of it: `range` of its bytes, streamed
+    /// from the object store as the caller pulls them (never held whole).
     ///
     /// # Errors
     /// [`Error::NotFound`] if there is no such recording or it has no media yet;
@@ -163,17 +164,19 @@ impl System {
         &self,
         identity: &Identity,
         recording_id: RecordingId,
-    ) -> Result<(StoredObject, ObjectBody), Error> {
+        range: ByteRange,
+    ) -> Result<(StoredObject, ObjectRange), Error> {
         let record = self.stored_recording(identity, recording_id).await?;
         let object = record.object.ok_or(Error::NotFound)?;
-        let body = bounded(
+        let opened = bounded(
             OBJECT_TIMEOUT,
             "reading a recording's media",
-            self.objects().get_object(&identity.tenant_id, &object.key),
+            self.objects()
+                .get_range(&identity.tenant_id, &object.key, range),
         )
         .await?
         .ok_or(Error::NotFound)?;
-        Ok((object, body))
+        Ok((object, opened))
     }
 
     /// Stores a recording's media, as its recorder uploads it, and records where.

@@ -13,23 +13,21 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use switchboard_actors::media::NewUpload;
 use switchboard_engine::Error;
-use switchboard_engine::blob::{ByteRange, ByteStream};
 use switchboard_engine::ids::{ConversationId, MediaId, TenantId};
-use switchboard_engine::media::{
-    Disposition, MediaFamily, MediaRecord, MediaState, MediaType, RangeAnswer, answer_range,
-};
+use switchboard_engine::media::{Disposition, MediaFamily, MediaRecord, MediaState, MediaType};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::codec::DimensionsBody;
 use crate::server::App;
-use crate::wire_error::{ErrorBody, WireCode, WireError};
+use crate::wire_error::{ErrorBody, WireError};
 
 use super::body_source::BodySource;
 use super::documented_errors::TokenRefused;
 use super::extract::{Authenticated, CallerWithRoles, parse_query};
 use super::form_source::read_form;
+use super::object_download::{requested_bytes, streamed_body};
 use crate::codec::requests::required;
 
 /// The media routes; the upload has its own limit (`media.max_file_bytes`), enforced while the
@@ -333,48 +331,18 @@ pub(super) async fn serve_media(
         return Err(WireError::from(Error::NotFound));
     };
     let etag = format!("\"{sha256}\"");
-    let header_text = |name| {
-        headers
-            .get(name)
-            .and_then(|value: &HeaderValue| value.to_str().ok())
+    let requested = match requested_bytes(headers, &etag, record.size_bytes) {
+        Ok(requested) => requested,
+        Err(answered) => return Ok(*answered),
     };
-    if matches_tag(headers, &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
-    }
-    let size = record.size_bytes;
-    let answer = answer_range(
-        header_text(header::RANGE),
-        header_text(header::IF_RANGE),
-        &etag,
-        size,
-    );
-    let (status, range, content_range) = match answer {
-        RangeAnswer::Whole => (StatusCode::OK, ByteRange::ALL, None),
-        RangeAnswer::Partial { first, last } => (
-            StatusCode::PARTIAL_CONTENT,
-            ByteRange::new(first, last + 1),
-            Some(format!("bytes {first}-{last}/{size}")),
-        ),
-        RangeAnswer::Unsatisfiable => {
-            let mut response = WireError::new(
-                WireCode::RangeNotSatisfiable,
-                format!("the range cannot be served from a file of {size} bytes"),
-            )
-            .into_response();
-            response.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}")).map_err(|_| {
-                    WireError::from(Error::unavailable("could not build Content-Range"))
-                })?,
-            );
-            return Ok(response);
-        }
-    };
-    let opened = app.media.open_object(tenant_id, record, range).await?;
+    let opened = app
+        .media
+        .open_object(tenant_id, record, requested.range)
+        .await?;
     let (first, end) = (opened.start, opened.end);
     let disposition = disposition_of(media_type);
-    let mut response = Response::new(Body::from_stream(chunks(opened.bytes)));
-    *response.status_mut() = status;
+    let mut response = Response::new(streamed_body(opened.bytes, ()));
+    *response.status_mut() = requested.status;
     let response_headers = response.headers_mut();
     let mut set = |name, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -394,21 +362,10 @@ pub(super) async fn serve_media(
         header::CACHE_CONTROL,
         "private, max-age=0, must-revalidate".to_owned(),
     );
-    if let Some(content_range) = content_range {
+    if let Some(content_range) = requested.content_range {
         set(header::CONTENT_RANGE, content_range);
     }
     Ok(response)
-}
-
-/// Whether the request's `If-None-Match` names `etag` (or `*`): the client has it already.
-pub(super) fn matches_tag(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|tags| {
-            tags.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        })
 }
 
 /// How a download of this type is shown: in place for images, audio and video, else saved.
@@ -422,20 +379,6 @@ pub(super) fn disposition_of(media_type: &MediaType) -> Disposition {
 /// An optional conversation id.
 fn conversation_id(text: Option<&str>) -> Result<Option<ConversationId>, Error> {
     text.map(ConversationId::parse).transpose()
-}
-
-/// A stored object's byte stream as the chunks of a response body.
-fn chunks(
-    stream: Box<dyn ByteStream>,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    futures_util::stream::unfold(Some(stream), |stream| async move {
-        let mut stream = stream?;
-        match stream.next_chunk().await {
-            Ok(Some(chunk)) => Some((Ok(chunk), Some(stream))),
-            Ok(None) => None,
-            Err(error) => Some((Err(std::io::Error::other(error.to_string())), None)),
-        }
-    })
 }
 
 /// Delete media.

@@ -23,7 +23,7 @@ use crate::wire_error::{ErrorBody, WireCode, WireError};
 
 use super::documented_errors::TokenRefused;
 use super::extract::{Authenticated, parse_query};
-use super::media::matches_tag;
+use super::object_download::matches_tag;
 
 /// The thumbnail route.
 pub(super) fn routes() -> OpenApiRouter<Arc<App>> {

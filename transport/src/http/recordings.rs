@@ -10,7 +10,8 @@
 //! never read whole: every check that can refuse the upload runs first, and then the object
 //! store pulls the body chunk by chunk as it writes (`BodySource`). A node serves at most
 //! `limits.max_concurrent_recording_transfers` uploads and downloads at once. Uploads hold a few
-//! MiB each whatever their size; a download still holds its media whole while it is sent.
+//! MiB each whatever their size; a download streams from the object store one chunk at a time,
+//! with ranges and conditional requests as media downloads have them (`object_download`).
 //! The rules (what an erase removes and in which order, what a second upload gets) live in
 //! [`switchboard_actors::system`]; this module only parses, checks roles and renders.
 
@@ -40,6 +41,7 @@ use super::admin::AuditBody;
 use super::body_source::BodySource;
 use super::documented_errors::{AdminRoleRequired, RecorderRoleRequired, TokenRefused};
 use super::extract::{Admin, Recorder, page_limit, parse_body, parse_query};
+use super::object_download::{requested_bytes, streamed_body};
 
 /// The recordings routes: the media upload has its own limit, enforced while the body streams,
 /// so the global body limit is lifted for that path.
@@ -301,47 +303,79 @@ pub(crate) async fn erase_recording(
 /// A permit to transfer one recording's media (an upload streams through the node, a download
 /// is held in memory while it is sent), or `unavailable` when every permit is taken
 /// (`limits.max_concurrent_recording_transfers`).
-fn transfer_permit(app: &App) -> Result<tokio::sync::SemaphorePermit<'_>, WireError> {
-    app.recording_transfers.try_acquire().map_err(|_| {
-        WireError::from(Error::unavailable(
-            "too many recording uploads and downloads are in progress on this node; retry",
-        ))
-    })
+fn transfer_permit(app: &App) -> Result<tokio::sync::OwnedSemaphorePermit, WireError> {
+    Arc::clone(&app.recording_transfers)
+        .try_acquire_owned()
+        .map_err(|_| {
+            WireError::from(Error::unavailable(
+                "too many recording uploads and downloads are in progress on this node; retry",
+            ))
+        })
 }
 
 /// Download a recording's media.
 ///
-/// Admin role. The bytes as the recorder stored them, with their media type; the `ETag` is
-/// their SHA-256. A node serves `limits.max_concurrent_recording_transfers` uploads and
-/// downloads at once; one more is `unavailable` (retry).
+/// Admin role. The bytes as the recorder stored them, with their media type, streamed from the
+/// object store as the client reads them; the `ETag` is their SHA-256 (`If-None-Match` → 304).
+/// One byte range (`Range: bytes=…`) is answered with 206, one that cannot be served with 416;
+/// several ranges get the whole media. A node serves
+/// `limits.max_concurrent_recording_transfers` uploads and downloads at once (a download holds
+/// its permit until its last byte is sent); one more is `unavailable` (retry).
 #[utoipa::path(get, path = "/v1/recordings/{recording_id}/media", tag = "recordings",
     params(("recording_id" = String, Path, description = "The recording's ULID.")),
     responses(
         (status = 200, description = "The media.", content_type = "application/octet-stream"),
+        (status = 206, description = "One range of it.", content_type = "application/octet-stream"),
+        (status = 304, description = "Not modified (`If-None-Match` names its tag)."),
         (status = 400, description = "Bad id (`invalid`).", body = ErrorBody),
         TokenRefused,
         AdminRoleRequired,
         (status = 404, description = "No such recording, or no media stored yet (`not_found`).", body = ErrorBody),
+        (status = 416, description = "The range cannot be served (`range_not_satisfiable`).", body = ErrorBody),
         (status = 503, description = "A store is unavailable, or too many uploads and downloads are in progress on this node (`unavailable`); retry.", body = ErrorBody),
     ))]
 pub(crate) async fn download_media(
     State(app): State<Arc<App>>,
     Admin(identity): Admin,
     Path(recording_id_text): Path<String>,
+    headers: http::HeaderMap,
 ) -> Result<Response, WireError> {
-    let _permit = transfer_permit(&app)?;
-    let (object, media) = app
+    let id = recording_id(&recording_id_text)?;
+    let permit = transfer_permit(&app)?;
+    let object = app
         .system
-        .recording_media(&identity, recording_id(&recording_id_text)?)
+        .recording(&identity, id)
+        .await?
+        .object
+        .ok_or(Error::NotFound)?;
+    let etag = format!("\"{}\"", object.sha256);
+    let requested = match requested_bytes(&headers, &etag, object.bytes) {
+        Ok(requested) => requested,
+        Err(answered) => return Ok(*answered),
+    };
+    let (object, opened) = app
+        .system
+        .recording_media(&identity, id, requested.range)
         .await?;
-    Ok((
-        [
-            (http::header::CONTENT_TYPE, media.content_type),
-            (http::header::ETAG, format!("\"{}\"", object.sha256)),
-        ],
-        media.bytes,
-    )
-        .into_response())
+    let mut response = Response::new(streamed_body(opened.bytes, permit));
+    *response.status_mut() = requested.status;
+    let response_headers = response.headers_mut();
+    let mut set = |name, value: String| {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            response_headers.insert(name, value);
+        }
+    };
+    set(http::header::CONTENT_TYPE, opened.content_type);
+    set(
+        http::header::CONTENT_LENGTH,
+        (opened.end - opened.start).to_string(),
+    );
+    set(http::header::ETAG, format!("\"{}\"", object.sha256));
+    set(http::header::ACCEPT_RANGES, "bytes".to_owned());
+    if let Some(content_range) = requested.content_range {
+        set(http::header::CONTENT_RANGE, content_range);
+    }
+    Ok(response)
 }
 
 /// Store a recording's media.
