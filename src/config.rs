@@ -15,7 +15,7 @@
 //! Mutually exclusive modes are enums carrying their own settings: the storage backend
 //! ([`StorageBackend`]), the object store ([`ObjectStoreConfig`]), the TURN secret
 //! ([`TurnSharedSecret`]) and the embedded relay ([`TurnRelay`]). The file keeps its flat keys
-//! (`backend` with `mongodb_*`, `object_store` with `s3_*`, `secret`, `relay_enabled` with
+//! (`backend` with `mongodb_*` or `s3_*`, `secret`, `relay_enabled` with
 //! `relay_*`): those sections are read as flat `*Keys` structs and converted.
 
 mod auth;
@@ -24,7 +24,7 @@ mod conversations;
 mod kafka;
 mod limits;
 mod media;
-mod recordings;
+mod objects;
 mod secrets;
 pub mod section;
 mod server;
@@ -53,8 +53,8 @@ pub use conversations::ConversationsConfig;
 pub use kafka::KafkaConfig;
 pub use limits::{LimitsConfig, TenantRatesConfig};
 pub use media::{MediaConfig, TenantMediaConfig};
-pub use recordings::{
-    ObjectStoreBackend, ObjectStoreConfig, RecordingsConfig, RecordingsKeys, S3ObjectStoreConfig,
+pub use objects::{
+    ObjectStoreBackend, ObjectStoreConfig, ObjectsConfig, ObjectsKeys, S3ObjectStoreConfig,
 };
 pub use secrets::{
     DEV_SECRET_FILE, MEDIA_LINK_SECRET_FILE, TURN_SECRET_FILE, development_secret,
@@ -93,8 +93,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The Kafka persistence pipeline.
     pub kafka: KafkaConfig,
-    /// Where call recordings' media is stored.
-    pub recordings: RecordingsConfig,
+    /// Where stored files' bytes go (media, recordings' media).
+    pub objects: ObjectsConfig,
     /// Users' files.
     pub media: MediaConfig,
 }
@@ -111,7 +111,7 @@ pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc::of::<TurnKeys>(),
     SectionDoc::of::<ClusterConfig>(),
     SectionDoc::of::<KafkaConfig>(),
-    SectionDoc::of::<RecordingsKeys>(),
+    SectionDoc::of::<ObjectsKeys>(),
     SectionDoc::of::<MediaConfig>(),
 ];
 
@@ -149,6 +149,7 @@ impl Config {
         if let Some(log_format) = &overrides.log_format {
             figment = figment.merge(Serialized::default("server.log_format", log_format));
         }
+        objects::ensure_no_recordings_section(&figment)?;
         let config: Config = figment.extract().context("invalid configuration")?;
         config.validate()?;
         Ok(config)
@@ -161,7 +162,7 @@ impl Config {
     /// Names the first offending key.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.limits.validate()?;
-        self.recordings.validate()?;
+        self.objects.validate()?;
         self.media.validate()?;
         self.websocket.validate()?;
         self.storage.validate()?;

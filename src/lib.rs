@@ -65,7 +65,7 @@ pub struct Server {
     /// Removes deleted media, expired uploads and orphans.
     media_collector: Option<MediaCollectorHandle>,
     thumbnailer: Option<ThumbnailerHandle>,
-    /// Brings remote stores up at start-up (see [`prepare_store`] and [`open_recordings`]).
+    /// Brings remote stores up at start-up (see [`prepare_store`] and [`open_objects`]).
     preparations: Vec<JoinHandle<()>>,
 }
 
@@ -128,21 +128,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MessageStore>
     })
 }
 
-/// Opens where recordings are kept: the metadata store that matches `[storage]` and the object
-/// store `[recordings]` names. Like MongoDB, S3 may be away at start: the returned task keeps
-/// asking it (and creates the bucket) until it answers, and `/ready` says what is missing
-/// meanwhile.
+/// Opens the store of recordings' metadata (consents, start and stop, quality, the audit log):
+/// the one that matches `[storage]`. Their media goes to the object store media uses
+/// ([`open_objects`]).
 ///
 /// # Errors
-/// If a directory cannot be created or opened, the MongoDB URI is malformed, or an S3 setting
-/// is malformed.
-pub async fn open_recordings(
-    config: &Config,
-) -> anyhow::Result<(RecordingPorts, Option<JoinHandle<()>>)> {
-    // Only a remote object store needs bringing up.
-    #[cfg_attr(not(feature = "s3"), allow(unused_mut))]
-    let mut preparation = None;
-    let store: Arc<dyn RecordingStore> = match &config.storage.backend {
+/// If the directory cannot be created or opened, or the MongoDB URI is malformed.
+pub async fn open_recording_store(config: &Config) -> anyhow::Result<Arc<dyn RecordingStore>> {
+    Ok(match &config.storage.backend {
         StorageBackend::Memory => Arc::new(switchboard_storage::MemoryRecordingStore::new()),
         StorageBackend::Embedded => {
             let path = config.server.data_dir.join(RECORDINGS_DIR);
@@ -171,8 +164,23 @@ pub async fn open_recordings(
             "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
              cargo build --release --features mongodb"
         ),
-    };
-    let objects: Arc<dyn ObjectStore> = match &config.recordings.object_store {
+    })
+}
+
+/// A task that brings a remote store up at start-up, if the store needs one.
+pub type Preparation = Option<JoinHandle<()>>;
+
+/// Opens the object store `[objects]` names, which keeps the bytes of media and of recordings'
+/// media. Like MongoDB, S3 may be away at start: the returned task keeps asking it (and
+/// creates the bucket) until it answers, and `/ready` says what is missing meanwhile.
+///
+/// # Errors
+/// If the directory cannot be created or opened, or an S3 setting is malformed.
+pub fn open_objects(config: &Config) -> anyhow::Result<(Arc<dyn ObjectStore>, Preparation)> {
+    // Only a remote object store needs bringing up.
+    #[cfg_attr(not(feature = "s3"), allow(unused_mut))]
+    let mut preparation = None;
+    let objects: Arc<dyn ObjectStore> = match &config.objects.store {
         ObjectStoreConfig::Memory => Arc::new(switchboard_storage::MemoryObjectStore::new()),
         ObjectStoreConfig::Filesystem => {
             let path = config.server.data_dir.join(OBJECTS_DIR);
@@ -185,7 +193,7 @@ pub async fn open_recordings(
         ObjectStoreConfig::S3(s3) => {
             let settings = s3.s3_settings();
             let store = switchboard_storage::s3::S3ObjectStore::new(settings.clone())
-                .context("the S3 object store's settings (recordings.s3_*)")?;
+                .context("the S3 object store's settings (objects.s3_*)")?;
             preparation = Some(keep_trying(
                 "the S3 object store (bucket in place)",
                 move || {
@@ -201,17 +209,17 @@ pub async fn open_recordings(
         }
         #[cfg(not(feature = "s3"))]
         ObjectStoreConfig::S3(_) => anyhow::bail!(
-            "recordings.object_store = \"s3\" needs a build with the S3 adapter: \
+            "objects.backend = \"s3\" needs a build with the S3 adapter: \
              cargo build --release --features s3"
         ),
     };
-    Ok((RecordingPorts { store, objects }, preparation))
+    Ok((objects, preparation))
 }
 
 /// Opens the media records' store: in memory with the memory backend, a fjall database in
 /// `<data_dir>/media` with the embedded one, and collections in the MongoDB database with
 /// MongoDB (shared by every node, so an upload begun on one continues on another). The bytes
-/// are wherever `[recordings]` puts objects.
+/// are wherever `[objects]` puts objects.
 ///
 /// # Errors
 /// If the directory cannot be created or opened, or the MongoDB URI is malformed.
@@ -420,7 +428,7 @@ pub struct Ports {
     pub store: Option<Arc<dyn MessageStore>>,
     /// What the nodes share (bus, rate limits, presence), instead of `[cluster]`'s.
     pub cluster: Option<ClusterPorts>,
-    /// Where recordings are kept, instead of what `[storage]` and `[recordings]` name.
+    /// Where recordings are kept, instead of what `[storage]` and `[objects]` name.
     pub recordings: Option<RecordingPorts>,
 }
 
@@ -455,9 +463,17 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         Some(cluster) => Some(cluster),
         None => open_cluster(&config)?,
     };
-    let (recordings, objects_preparation) = match ports.recordings {
-        Some(recordings) => (recordings, None),
-        None => open_recordings(&config).await?,
+    // One object store keeps every stored file: recordings' media lives next to media's.
+    let (objects, recordings, objects_preparation) = match ports.recordings {
+        Some(recordings) => (Arc::clone(&recordings.objects), recordings, None),
+        None => {
+            let (objects, preparation) = open_objects(&config)?;
+            let recordings = RecordingPorts {
+                store: open_recording_store(&config).await?,
+                objects: Arc::clone(&objects),
+            };
+            (objects, recordings, preparation)
+        }
     };
     let mut turn = config
         .turn_service(turn_secret(&config.turn, &config.server.data_dir)?)
@@ -495,7 +511,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
     let media = Arc::new(MediaService::new(
         MediaPorts {
             store: Arc::clone(&media_store),
-            objects: Arc::clone(&recordings.objects),
+            objects,
         },
         Arc::clone(&store),
         config

@@ -1,6 +1,6 @@
 //! `[media]`: users' files (size limit, quotas, accepted types, how long an unfinished upload
 //! is kept), and their translation into the media service's [`MediaSettings`]. The bytes go
-//! to the object store `[recordings]` names (`<data_dir>/objects` by default); the records to
+//! to the object store `[objects]` names (`<data_dir>/objects` by default); the records to
 //! `<data_dir>/media`, or with `storage.backend = "mongodb"` to the MongoDB database.
 
 use std::time::Duration;
@@ -50,7 +50,7 @@ config_section! {
         pub link_ttl_secs: u64 = 3_600,
         /// The longest lifetime a media link may be given, in seconds (7 days).
         pub link_max_ttl_secs: u64 = 7 * 24 * 3_600,
-        /// With `[recordings] object_store = "s3"`: a signed link answers 302 with a presigned
+        /// With `[objects] backend = "s3"`: a signed link answers 302 with a presigned
         /// S3 URL that works until the link expires, so the bytes go from S3 to the client and
         /// not through the node (ranges and all; thumbnails are still served by the node). The
         /// S3 endpoint must be one the clients can reach. Other object stores ignore it.

@@ -129,29 +129,29 @@ fn the_development_secret_is_generated_once_and_kept_private() {
 
 #[test]
 fn an_s3_object_store_names_what_it_is_missing() {
-    let error = toml::from_str::<Config>("[recordings]\nobject_store = \"s3\"\n")
+    let error = toml::from_str::<Config>("[objects]\nbackend = \"s3\"\n")
         .expect_err("s3 without settings")
         .to_string();
     for key in [
-        "recordings.s3_endpoint",
-        "recordings.s3_access_key",
-        "recordings.s3_secret_key",
+        "objects.s3_endpoint",
+        "objects.s3_access_key",
+        "objects.s3_secret_key",
     ] {
         assert!(error.contains(key), "{error}");
     }
     let config: Config = toml::from_str(
-        "[recordings]\nobject_store = \"s3\"\ns3_endpoint = \"http://127.0.0.1:9000\"\n\
+        "[objects]\nbackend = \"s3\"\ns3_endpoint = \"http://127.0.0.1:9000\"\n\
          s3_access_key = \"key\"\ns3_secret_key = \"secret\"\n",
     )
     .expect("s3 with its settings");
     if cfg!(feature = "s3") {
         assert!(config.validate().is_ok());
         let mut config = config;
-        if let ObjectStoreConfig::S3(s3) = &mut config.recordings.object_store {
+        if let ObjectStoreConfig::S3(s3) = &mut config.objects.store {
             s3.access_key.clear();
         }
         let error = config.validate().expect_err("an empty key").to_string();
-        assert!(error.contains("recordings.s3_access_key"), "{error}");
+        assert!(error.contains("objects.s3_access_key"), "{error}");
     } else {
         let error = config.validate().expect_err("no S3 adapter").to_string();
         assert!(error.contains("--features s3"), "{error}");
@@ -232,7 +232,7 @@ fn the_flat_keys_choose_the_modes() {
             "switchboard.toml",
             "[storage]\nbackend = \"mongodb\"\nmongodb_database = \"from_file\"\n\
              [turn]\nsecret = \"a-shared-secret\"\nrelay_enabled = false\nrelay_realm = \"\"\n\
-             [recordings]\nobject_store = \"memory\"\ns3_bucket = \"ignored\"\n",
+             [objects]\nbackend = \"memory\"\ns3_bucket = \"ignored\"\n",
         )?;
         jail.set_env("SWITCHBOARD__STORAGE__MONGODB_URI", "mongodb://db:27017");
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
@@ -253,7 +253,7 @@ fn the_flat_keys_choose_the_modes() {
         );
         // The relay's keys are not checked while it is off, as before.
         assert_eq!(config.turn.relay, TurnRelay::Off);
-        assert_eq!(config.recordings.object_store, ObjectStoreConfig::Memory);
+        assert_eq!(config.objects.store, ObjectStoreConfig::Memory);
         // Written back, the typed tree gives the same keys.
         let again: Config = Figment::from(Serialized::defaults(config.clone())).extract()?;
         assert_eq!(again, config);
@@ -267,7 +267,7 @@ fn keys_of_a_mode_not_chosen_are_still_checked_as_before() {
     for (section, key) in [
         ("storage", "mongodb_server_timeout_ms"),
         ("storage", "mongodb_breaker_failures"),
-        ("recordings", "s3_request_timeout_ms"),
+        ("objects", "s3_request_timeout_ms"),
     ] {
         let error = toml::from_str::<Config>(&format!("[{section}]\n{key} = 0\n"))
             .expect_err("zero is refused")
@@ -277,4 +277,24 @@ fn keys_of_a_mode_not_chosen_are_still_checked_as_before() {
             "{error}"
         );
     }
+}
+
+#[test]
+fn the_old_recordings_section_is_refused_naming_its_new_keys() {
+    let data_dir = tempfile::tempdir().expect("a directory");
+    let path = data_dir.path().join("switchboard.toml");
+    std::fs::write(
+        &path,
+        "[recordings]\nobject_store = \"s3\"\ns3_endpoint = \"http://127.0.0.1:9000\"\n",
+    )
+    .expect("written");
+    let error = Config::load(Some(&path), &CliOverrides::default())
+        .expect_err("the old section")
+        .to_string();
+    for named in ["[objects]", "objects.backend", "SWITCHBOARD__OBJECTS__"] {
+        assert!(error.contains(named), "{error}");
+    }
+    std::fs::write(&path, "[objects]\nbackend = \"memory\"\n").expect("written");
+    let config = Config::load(Some(&path), &CliOverrides::default()).expect("the new section");
+    assert_eq!(config.objects.store, ObjectStoreConfig::Memory);
 }

@@ -363,18 +363,18 @@ async fn mongodb_and_s3_no_object_outlives_its_record_and_no_record_names_a_miss
             ("STORAGE__BACKEND", "mongodb".to_owned()),
             ("STORAGE__MONGODB_URI", mongodb_uri()),
             ("STORAGE__MONGODB_DATABASE", database.clone()),
-            ("RECORDINGS__OBJECT_STORE", "s3".to_owned()),
+            ("OBJECTS__BACKEND", "s3".to_owned()),
             (
-                "RECORDINGS__S3_ENDPOINT",
+                "OBJECTS__S3_ENDPOINT",
                 s3_variable("SWITCHBOARD_TEST_S3_ENDPOINT"),
             ),
-            ("RECORDINGS__S3_BUCKET", bucket.clone()),
+            ("OBJECTS__S3_BUCKET", bucket.clone()),
             (
-                "RECORDINGS__S3_ACCESS_KEY",
+                "OBJECTS__S3_ACCESS_KEY",
                 s3_variable("SWITCHBOARD_TEST_S3_ACCESS_KEY"),
             ),
             (
-                "RECORDINGS__S3_SECRET_KEY",
+                "OBJECTS__S3_SECRET_KEY",
                 s3_variable("SWITCHBOARD_TEST_S3_SECRET_KEY"),
             ),
         ]

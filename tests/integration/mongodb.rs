@@ -572,7 +572,7 @@ async fn mongodb_and_s3_keep_a_recording_and_erase_it_everywhere() {
     );
     let server = TestServer::start_with(move |config| {
         on_mongodb(config);
-        config.recordings.object_store =
+        config.objects.store =
             ObjectStoreConfig::S3(S3ObjectStoreConfig::new(s3.0, s3.3, s3.1, s3.2));
     })
     .await;

@@ -25,7 +25,7 @@ fn on_mongodb_and_s3(database: &str) -> impl FnOnce(&mut Config) + use<> {
             database: database.clone(),
             ..MongodbStorageConfig::default()
         });
-        config.recordings.object_store = ObjectStoreConfig::S3(S3ObjectStoreConfig::new(
+        config.objects.store = ObjectStoreConfig::S3(S3ObjectStoreConfig::new(
             s3_variable("SWITCHBOARD_TEST_S3_ENDPOINT"),
             database.replace('_', "-"),
             s3_variable("SWITCHBOARD_TEST_S3_ACCESS_KEY"),

@@ -1,48 +1,53 @@
-//! `[recordings]`: which object store keeps call recordings' media (filesystem, S3 or memory,
-//! with the S3 keys only in the S3 mode), and its translation into the S3 adapter's
-//! `S3Settings`.
+//! `[objects]`: the one object store that keeps every stored file's bytes (filesystem, S3 or
+//! memory, with the S3 keys only in the S3 mode), and its translation into the S3 adapter's
+//! `S3Settings`. Media is its main user; call recordings keep their media in it too, next to
+//! media's objects (each under its own key prefix), rather than in a second store.
 //!
-//! The file writes the section flat ([`RecordingsKeys`]: `object_store` names the mode, `s3_*`
-//! configure it); it is read into the typed [`RecordingsConfig`], whose [`ObjectStoreConfig`]
+//! The file writes the section flat ([`ObjectsKeys`]: `backend` names the mode, `s3_*`
+//! configure it); it is read into the typed [`ObjectsConfig`], whose [`ObjectStoreConfig`]
 //! carries the S3 settings only when S3 is chosen. Choosing S3 without its endpoint or keys is
-//! an error that names the missing keys.
+//! an error that names the missing keys. The section was once `[recordings]` (with
+//! `object_store` for `backend`); [`ensure_no_recordings_section`] turns a configuration that
+//! still says so into an error that names the new keys.
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::section::{config_section, ensure_positive};
 
-/// The `object_store` key: which object store keeps recorded media.
+/// The `backend` key: which object store keeps stored files.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectStoreBackend {
     /// Files under `<data_dir>/objects`.
     #[default]
     Filesystem,
-    /// An S3 service (`recordings.s3_*`); needs a build with the `s3` cargo feature.
+    /// An S3 service (`objects.s3_*`); needs a build with the `s3` cargo feature.
     S3,
     /// In memory: lost on exit. For tests.
     Memory,
 }
 
 config_section! {
-    /// `[recordings]`: where call recordings' media is stored. Their metadata (consents,
-    /// start and stop, quality) is kept by the store `[storage]` names.
-    pub struct RecordingsKeys = "recordings" {
+    /// `[objects]`: where the bytes of stored files go: media users upload and call
+    /// recordings' media. Their records (names, sizes, consents, ...) are kept by the store
+    /// `[storage]` names.
+    pub struct ObjectsKeys = "objects" {
         /// `"filesystem"` (under `<data_dir>/objects`), `"s3"` (a build with
         /// `--features s3`), or `"memory"` (lost on exit; tests).
-        pub object_store: ObjectStoreBackend = ObjectStoreBackend::Filesystem,
+        pub backend: ObjectStoreBackend = ObjectStoreBackend::Filesystem,
         /// The S3 endpoint (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`),
-        /// for `object_store = "s3"`.
+        /// for `backend = "s3"`.
         pub s3_endpoint: Option<String> = None;
             example r#""https://s3.eu-west-1.amazonaws.com""#,
-        /// The bucket; created at start if it does not exist.
+        /// The bucket; created at start if it does not exist (the default is the name it had
+        /// when only recordings used it, so existing deployments keep finding their objects).
         pub s3_bucket: String = "switchboard-recordings".to_owned(),
         /// The region requests are signed for.
         pub s3_region: String = "us-east-1".to_owned(),
         /// The access key id.
         pub s3_access_key: Option<String> = None; example r#""AKIA...""#,
-        /// The secret access key (or `SWITCHBOARD__RECORDINGS__S3_SECRET_KEY`).
+        /// The secret access key (or `SWITCHBOARD__OBJECTS__S3_SECRET_KEY`).
         pub s3_secret_key: Option<String> = None; example r#""...""#,
         /// Prepended to every object key in the bucket (`switchboard/`).
         pub s3_key_prefix: String = String::new(),
@@ -54,15 +59,15 @@ config_section! {
     }
 }
 
-/// `[recordings]`, typed.
+/// `[objects]`, typed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RecordingsKeys", into = "RecordingsKeys")]
-pub struct RecordingsConfig {
-    /// Which object store keeps recorded media (`object_store`, `s3_*`).
-    pub object_store: ObjectStoreConfig,
+#[serde(try_from = "ObjectsKeys", into = "ObjectsKeys")]
+pub struct ObjectsConfig {
+    /// Which object store keeps stored files (`backend`, `s3_*`).
+    pub store: ObjectStoreConfig,
 }
 
-/// Which object store keeps recorded media, with its settings.
+/// Which object store keeps stored files, with its settings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObjectStoreConfig {
     /// Files under `<data_dir>/objects`.
@@ -73,7 +78,7 @@ pub enum ObjectStoreConfig {
     Memory,
 }
 
-/// The S3 object store's settings (`recordings.s3_*`).
+/// The S3 object store's settings (`objects.s3_*`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct S3ObjectStoreConfig {
     /// The endpoint (`s3_endpoint`).
@@ -98,7 +103,7 @@ impl S3ObjectStoreConfig {
     /// The settings for `endpoint`, `bucket` and the keys, the other keys' defaults for the
     /// rest.
     pub fn new(endpoint: String, bucket: String, access_key: String, secret_key: String) -> Self {
-        let defaults = RecordingsKeys::default();
+        let defaults = ObjectsKeys::default();
         S3ObjectStoreConfig {
             endpoint,
             bucket,
@@ -114,19 +119,16 @@ impl S3ObjectStoreConfig {
     /// Fails naming whichever of the endpoint and the keys is empty.
     fn ensure_given(&self) -> anyhow::Result<()> {
         let missing: Vec<&str> = [
-            ("recordings.s3_endpoint", &self.endpoint),
-            ("recordings.s3_access_key", &self.access_key),
-            ("recordings.s3_secret_key", &self.secret_key),
+            ("objects.s3_endpoint", &self.endpoint),
+            ("objects.s3_access_key", &self.access_key),
+            ("objects.s3_secret_key", &self.secret_key),
         ]
         .into_iter()
         .filter(|(_, value)| value.is_empty())
         .map(|(name, _)| name)
         .collect();
         if !missing.is_empty() {
-            bail!(
-                "recordings.object_store = \"s3\" needs {}",
-                missing.join(", ")
-            );
+            bail!("objects.backend = \"s3\" needs {}", missing.join(", "));
         }
         Ok(())
     }
@@ -148,25 +150,25 @@ impl S3ObjectStoreConfig {
     }
 }
 
-impl Default for RecordingsConfig {
+impl Default for ObjectsConfig {
     fn default() -> Self {
-        RecordingsConfig {
-            object_store: ObjectStoreConfig::Filesystem,
+        ObjectsConfig {
+            store: ObjectStoreConfig::Filesystem,
         }
     }
 }
 
-impl TryFrom<RecordingsKeys> for RecordingsConfig {
+impl TryFrom<ObjectsKeys> for ObjectsConfig {
     type Error = anyhow::Error;
 
     /// The typed section. The request timeout must be positive whichever store is chosen, as
     /// it always had to be; S3 needs its endpoint and keys.
-    fn try_from(keys: RecordingsKeys) -> anyhow::Result<Self> {
+    fn try_from(keys: ObjectsKeys) -> anyhow::Result<Self> {
         ensure_positive(
-            "recordings",
+            "objects",
             [("s3_request_timeout_ms", keys.s3_request_timeout_ms)],
         )?;
-        let object_store = match keys.object_store {
+        let store = match keys.backend {
             ObjectStoreBackend::Filesystem => ObjectStoreConfig::Filesystem,
             ObjectStoreBackend::Memory => ObjectStoreConfig::Memory,
             ObjectStoreBackend::S3 => {
@@ -184,21 +186,21 @@ impl TryFrom<RecordingsKeys> for RecordingsConfig {
                 ObjectStoreConfig::S3(s3)
             }
         };
-        Ok(RecordingsConfig { object_store })
+        Ok(ObjectsConfig { store })
     }
 }
 
-impl From<RecordingsConfig> for RecordingsKeys {
-    fn from(config: RecordingsConfig) -> Self {
-        let defaults = RecordingsKeys::default();
-        match config.object_store {
+impl From<ObjectsConfig> for ObjectsKeys {
+    fn from(config: ObjectsConfig) -> Self {
+        let defaults = ObjectsKeys::default();
+        match config.store {
             ObjectStoreConfig::Filesystem => defaults,
-            ObjectStoreConfig::Memory => RecordingsKeys {
-                object_store: ObjectStoreBackend::Memory,
+            ObjectStoreConfig::Memory => ObjectsKeys {
+                backend: ObjectStoreBackend::Memory,
                 ..defaults
             },
-            ObjectStoreConfig::S3(s3) => RecordingsKeys {
-                object_store: ObjectStoreBackend::S3,
+            ObjectStoreConfig::S3(s3) => ObjectsKeys {
+                backend: ObjectStoreBackend::S3,
                 s3_endpoint: Some(s3.endpoint),
                 s3_bucket: s3.bucket,
                 s3_region: s3.region,
@@ -212,21 +214,21 @@ impl From<RecordingsConfig> for RecordingsKeys {
     }
 }
 
-impl RecordingsConfig {
+impl ObjectsConfig {
     /// For S3: checks the request timeout is positive, the build has the adapter, and the
     /// endpoint and keys are given.
     ///
     /// # Errors
     /// Names the offending key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if let ObjectStoreConfig::S3(s3) = &self.object_store {
+        if let ObjectStoreConfig::S3(s3) = &self.store {
             ensure_positive(
-                "recordings",
+                "objects",
                 [("s3_request_timeout_ms", s3.request_timeout_ms)],
             )?;
             if !cfg!(feature = "s3") {
                 bail!(
-                    "recordings.object_store = \"s3\" needs a build with the S3 adapter: \
+                    "objects.backend = \"s3\" needs a build with the S3 adapter: \
                      cargo build --release --features s3"
                 );
             }
@@ -234,4 +236,21 @@ impl RecordingsConfig {
         }
         Ok(())
     }
+}
+
+/// Fails if the merged configuration still has the `[recordings]` section (from the file or a
+/// `SWITCHBOARD__RECORDINGS__*` variable), naming what its keys are now called: left alone, it
+/// would only be reported as an unknown field.
+///
+/// # Errors
+/// When the section is there.
+pub(super) fn ensure_no_recordings_section(figment: &figment::Figment) -> anyhow::Result<()> {
+    if figment.find_value("recordings").is_ok() {
+        bail!(
+            "[recordings] is now [objects], the object store media and recordings share: \
+             rename recordings.object_store to objects.backend and move the s3_* keys as they \
+             are (SWITCHBOARD__RECORDINGS__* becomes SWITCHBOARD__OBJECTS__*)"
+        );
+    }
+    Ok(())
 }
