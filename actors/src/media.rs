@@ -23,8 +23,8 @@ use switchboard_engine::blob::{
 use switchboard_engine::ids::{ConversationId, MediaId, TenantId};
 use switchboard_engine::media::sniff::SNIFF_BYTES;
 use switchboard_engine::media::{
-    Disposition, MediaAllowList, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaType,
-    MediaUpdate, MediaUpdateOutcome, Thumbnail, WriteLease, media_object_key, sniff,
+    Disposition, MediaAllowList, MediaFileName, MediaQuotas, MediaRecord, MediaState, MediaStore,
+    MediaType, MediaUpdate, MediaUpdateOutcome, Thumbnail, WriteLease, media_object_key, sniff,
     thumbnail_object_key,
 };
 use switchboard_engine::ports::MessageStore;
@@ -445,7 +445,8 @@ impl MediaService {
 
     /// One round of the garbage collector: removes at most `limit` records that are due
     /// (deleted media, unfinished uploads past their expiry, and complete media nobody attached
-    /// for `orphan_ttl`, when it is set), each with its objects. Returns how many.
+    /// for `orphan_ttl`, when it is set), each with its objects, and deletes the leftover parts
+    /// of assembled uploads (keeping the media). Returns how many records it dealt with.
     ///
     /// # Errors
     /// [`Error::Unavailable`] if a store fails (what was removed stays removed; the next round
@@ -466,6 +467,13 @@ impl MediaService {
         .await?;
         let mut n_removed = 0;
         for (tenant_id, record) in due {
+            if let MediaState::Assembled { .. } = record.state {
+                // Complete media whose upload was cut short after it was assembled: finish the
+                // upload's work (its parts), keep the media.
+                self.remove_parts(&tenant_id, &record).await?;
+                n_removed += 1;
+                continue;
+            }
             if !record.state.is_deleted() {
                 match self.mark_deleted(&tenant_id, record.media_id).await {
                     Ok(()) | Err(Error::NotFound) => {}
@@ -591,18 +599,21 @@ impl MediaService {
             },
         )
         .await?;
-        self.complete(tenant_id, media_id, written.sha256, media_type)
+        self.complete(tenant_id, media_id, written.sha256, media_type, false)
             .await
     }
 
     /// Completes an upload whose bytes are stored and checked, then does what follows
-    /// completion (thumbnails, the `media.uploaded` event).
+    /// completion (thumbnails, the `media.uploaded` event). `from_parts`: the media object was
+    /// assembled from the upload's part objects, which the record keeps listing
+    /// ([`MediaState::Assembled`]) until they are deleted.
     async fn complete(
         &self,
         tenant_id: &TenantId,
         media_id: MediaId,
         sha256: String,
         media_type: MediaType,
+        from_parts: bool,
     ) -> Result<MediaRecord, Error> {
         let completed = self
             .update(
@@ -612,6 +623,7 @@ impl MediaService {
                     sha256,
                     media_type,
                     at: self.ids.clock().now(),
+                    from_parts,
                 },
             )
             .await?;

@@ -69,12 +69,33 @@ pub enum MediaState {
         /// (after a crash, the collector) still finds them.
         parts: Vec<u64>,
     },
+    /// Complete, like [`MediaState::Complete`] for every reader, but the part objects a
+    /// resumable upload was assembled from may still exist: they are listed until they are
+    /// deleted ([`MediaUpdate::PartsRemoved`]), so a crash between the two steps leaves the
+    /// collector a record that names them. (Last, so records stored before it existed still
+    /// decode.)
+    Assembled {
+        /// When the last byte arrived.
+        completed_at: Timestamp,
+        /// Where each part starts, as [`MediaState::Uploading`] listed them.
+        parts: Vec<u64>,
+    },
 }
 
 impl MediaState {
     /// Whether the media is deleted (its record a tombstone until the collector removes it).
     pub fn is_deleted(&self) -> bool {
         matches!(self, MediaState::Deleted { .. })
+    }
+
+    /// When the last byte arrived, if every byte is stored and checked.
+    pub fn completed_at(&self) -> Option<Timestamp> {
+        match self {
+            MediaState::Complete { completed_at } | MediaState::Assembled { completed_at, .. } => {
+                Some(*completed_at)
+            }
+            MediaState::Uploading { .. } | MediaState::Deleted { .. } => None,
+        }
     }
 }
 
@@ -173,7 +194,8 @@ pub enum MediaUpdate {
         /// The new end of the lease.
         until: Timestamp,
     },
-    /// Every byte arrived and was checked.
+    /// Every byte arrived and was checked: the media is complete, and [`MediaState::Assembled`]
+    /// while parts it was assembled from are still to be deleted.
     Complete {
         /// The SHA-256 of the bytes, lowercase hex.
         sha256: String,
@@ -181,6 +203,9 @@ pub enum MediaUpdate {
         media_type: MediaType,
         /// When.
         at: Timestamp,
+        /// Whether the media object was assembled from the upload's part objects (a resumable
+        /// upload), which are then still to be deleted; a whole upload wrote it directly.
+        from_parts: bool,
     },
     /// The thumbnailer finished: thumbnails and dimensions, or why there are none.
     Thumbnailed {
@@ -205,6 +230,8 @@ pub enum MediaUpdate {
         /// When.
         at: Timestamp,
     },
+    /// The part objects an assembled upload was made from are deleted: it is plainly complete.
+    PartsRemoved,
 }
 
 /// What [`MediaStore::update_media`] did.
@@ -256,7 +283,9 @@ impl MediaRecord {
     pub fn charged_bytes(&self) -> u64 {
         match self.state {
             MediaState::Deleted { .. } => 0,
-            MediaState::Uploading { .. } | MediaState::Complete { .. } => self
+            MediaState::Uploading { .. }
+            | MediaState::Complete { .. }
+            | MediaState::Assembled { .. } => self
                 .thumbnails
                 .iter()
                 .fold(self.size_bytes, |total, thumbnail| {
@@ -267,14 +296,14 @@ impl MediaRecord {
 
     /// Whether every byte is stored and checked.
     pub fn is_complete(&self) -> bool {
-        matches!(self.state, MediaState::Complete { .. })
+        self.state.completed_at().is_some()
     }
 
     /// How many bytes are stored: all of them once complete, none once deleted.
     pub fn received_bytes(&self) -> u64 {
         match self.state {
             MediaState::Uploading { received_bytes, .. } => received_bytes,
-            MediaState::Complete { .. } => self.size_bytes,
+            MediaState::Complete { .. } | MediaState::Assembled { .. } => self.size_bytes,
             MediaState::Deleted { .. } => 0,
         }
     }
@@ -366,14 +395,40 @@ impl MediaRecord {
                 sha256,
                 media_type,
                 at,
+                from_parts,
             } => {
-                if self.received_bytes() != self.size_bytes || self.is_complete() {
+                let MediaState::Uploading {
+                    received_bytes,
+                    parts,
+                    ..
+                } = &mut self.state
+                else {
+                    return Err(conflict("the upload is not ready to complete"));
+                };
+                if *received_bytes != self.size_bytes {
                     return Err(conflict("the upload is not ready to complete"));
                 }
+                let parts = std::mem::take(parts);
                 self.sha256 = Some(sha256);
                 self.media_type = Some(media_type);
-                self.state = MediaState::Complete { completed_at: at };
+                self.state = if !from_parts || parts.is_empty() {
+                    MediaState::Complete { completed_at: at }
+                } else {
+                    MediaState::Assembled {
+                        completed_at: at,
+                        parts,
+                    }
+                };
             }
+            MediaUpdate::PartsRemoved => match self.state {
+                MediaState::Assembled { completed_at, .. } => {
+                    self.state = MediaState::Complete { completed_at };
+                }
+                MediaState::Complete { .. } => {}
+                MediaState::Uploading { .. } | MediaState::Deleted { .. } => {
+                    return Err(conflict("only assembled media has parts to remove"));
+                }
+            },
             MediaUpdate::Thumbnailed {
                 dimensions,
                 thumbnails,
@@ -402,7 +457,9 @@ impl MediaRecord {
             }
             MediaUpdate::Deleted { at } => {
                 let parts = match &mut self.state {
-                    MediaState::Uploading { parts, .. } => std::mem::take(parts),
+                    MediaState::Uploading { parts, .. } | MediaState::Assembled { parts, .. } => {
+                        std::mem::take(parts)
+                    }
                     MediaState::Complete { .. } | MediaState::Deleted { .. } => Vec::new(),
                 };
                 self.state = MediaState::Deleted {
@@ -449,8 +506,8 @@ pub fn thumbnail_object_key(media_id: MediaId, size: u32) -> ObjectKey {
 ///   those the user uploaded.
 /// - [`MediaStore::remove_media`] removes a record for good; usage no longer counts it.
 /// - [`MediaStore::media_to_collect`] lists, oldest first, records that are deleted, uploads
-///   that expired before `now`, and complete media never attached that completed before
-///   `orphaned_before`.
+///   that expired before `now`, complete media never attached that completed before
+///   `orphaned_before`, and assembled media (whose parts are still to be deleted).
 #[async_trait]
 pub trait MediaStore: Send + Sync + 'static {
     /// Stores the record of a declared upload, if it fits the quotas.
@@ -528,6 +585,8 @@ pub fn is_collectable(record: &MediaRecord, now: Timestamp, orphaned_before: Tim
         MediaState::Complete { completed_at } => {
             record.attached_to.is_empty() && completed_at < orphaned_before
         }
+        // Not garbage, but unfinished work: its parts are still to be deleted.
+        MediaState::Assembled { .. } => true,
     }
 }
 

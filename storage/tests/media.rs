@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use switchboard_engine::ids::{ConversationId, MediaId, MessageId};
 use switchboard_engine::media::{
-    AttachedTo, MediaFamily, MediaFileName, MediaQuotas, MediaRecord, MediaStore, MediaType,
-    MediaUpdate, MediaUpdateOutcome, MediaUsage, QuotaScope, WriteLease,
+    AttachedTo, MediaFamily, MediaFileName, MediaQuotas, MediaRecord, MediaState, MediaStore,
+    MediaType, MediaUpdate, MediaUpdateOutcome, MediaUsage, QuotaScope, WriteLease,
 };
 use switchboard_engine::time::Timestamp;
 use switchboard_engine::{Error, StoreError};
@@ -110,6 +110,7 @@ async fn upload_whole(store: &Arc<dyn MediaStore>, tenant_name: &str, number: u6
         sha256: "ab".repeat(32),
         media_type: text(),
         at: NOW,
+        from_parts: false,
     };
     updated(update(store, tenant_name, number, complete).await);
 }
@@ -391,6 +392,82 @@ async fn the_collector_lists_deleted_expired_and_orphaned_media_only(store: Arc<
     );
 }
 
+/// Media `number`, uploaded in two writes (two parts) and assembled.
+async fn upload_in_parts(store: &Arc<dyn MediaStore>, tenant_name: &str, number: u64) {
+    for (token, offset, received_bytes) in [(1, 0, 2), (2, 2, 5)] {
+        let lease = WriteLease {
+            token,
+            until: Timestamp(NOW.0 + 60_000),
+        };
+        let begin = MediaUpdate::BeginWrite {
+            offset,
+            lease,
+            now: NOW,
+        };
+        updated(update(store, tenant_name, number, begin).await);
+        let end = MediaUpdate::EndWrite {
+            token,
+            received_bytes,
+            media_type: Some(text()),
+        };
+        updated(update(store, tenant_name, number, end).await);
+    }
+    let complete = MediaUpdate::Complete {
+        sha256: "ab".repeat(32),
+        media_type: text(),
+        at: NOW,
+        from_parts: true,
+    };
+    let assembled = updated(update(store, tenant_name, number, complete).await);
+    assert_eq!(
+        assembled.state,
+        MediaState::Assembled {
+            completed_at: NOW,
+            parts: vec![0, 2],
+        }
+    );
+}
+
+async fn assembled_media_is_listed_for_its_parts_until_they_are_removed(
+    store: Arc<dyn MediaStore>,
+) {
+    create(&store, "acme", &declared(1, "alice", 5)).await;
+    upload_in_parts(&store, "acme", 1).await;
+    updated(update(&store, "acme", 1, MediaUpdate::Attached(attached_to(1))).await);
+    // Attached, and long before any orphan rule: listed for its parts all the same.
+    let listed = store
+        .media_to_collect(NOW, Timestamp(0), 10)
+        .await
+        .expect("listed");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].0, tenant("acme"));
+    assert!(
+        matches!(&listed[0].1.state, MediaState::Assembled { parts, .. } if parts == &[0, 2]),
+        "{listed:?}"
+    );
+    assert_eq!(
+        usage(&store, "acme", "alice").await,
+        usage_of(5, 5),
+        "charged as complete media"
+    );
+    let complete = updated(update(&store, "acme", 1, MediaUpdate::PartsRemoved).await);
+    assert_eq!(complete.state, MediaState::Complete { completed_at: NOW });
+    assert!(
+        store
+            .media_to_collect(Timestamp(u64::MAX), Timestamp(u64::MAX), 10)
+            .await
+            .expect("listed")
+            .is_empty(),
+        "complete and attached: nothing to do"
+    );
+    let stored = store
+        .media(&tenant("acme"), media_id(1))
+        .await
+        .expect("readable")
+        .expect("kept");
+    assert_eq!(stored, complete);
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         #[cfg(feature = "mongodb")]
@@ -437,6 +514,7 @@ conformance!(
     concurrent_creations_cannot_together_overrun_a_quota,
     of_concurrent_writers_exactly_one_wins,
     the_collector_lists_deleted_expired_and_orphaned_media_only,
+    assembled_media_is_listed_for_its_parts_until_they_are_removed,
 );
 
 #[tokio::test]

@@ -58,6 +58,7 @@ fn complete_record() -> MediaRecord {
             sha256: "ab".repeat(32),
             media_type: text,
             at: Timestamp(BASE_MILLIS + 5),
+            from_parts: false,
         },
     ] {
         record.apply(update).expect("applies");

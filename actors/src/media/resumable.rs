@@ -222,15 +222,44 @@ impl MediaService {
             .map_err(|error| {
                 Error::unavailable(format!("could not assemble the upload: {error}"))
             })?;
-        let completed = self
-            .complete(tenant_id, media_id, written.sha256, media_type)
+        // The record lists the parts until they are deleted (`Assembled`): a crash before the
+        // end leaves them to the collector, never without a record.
+        let assembled = self
+            .complete(tenant_id, media_id, written.sha256, media_type, true)
             .await?;
-        for key in &keys {
-            if let Err(error) = self.delete_object(tenant_id, key).await {
-                tracing::warn!(%tenant_id, %media_id, %error, "a part of a completed upload was left behind");
+        match self.remove_parts(tenant_id, &assembled).await {
+            Ok(Some(complete)) => Ok(complete),
+            Ok(None) => Ok(assembled),
+            Err(error) => {
+                tracing::warn!(%tenant_id, %media_id, %error, "the parts of a completed upload are left to the collector");
+                Ok(assembled)
             }
         }
-        Ok(completed)
+    }
+
+    /// Deletes the part objects an assembled upload was made from, then records that they are
+    /// gone; the record as it is then, `None` if it is not there any more. Idempotent: the
+    /// completing request and the collector may both do it.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if a store fails (the record still lists the parts).
+    pub(super) async fn remove_parts(
+        &self,
+        tenant_id: &TenantId,
+        record: &MediaRecord,
+    ) -> Result<Option<MediaRecord>, Error> {
+        for key in part_keys(record) {
+            self.delete_object(tenant_id, &key).await?;
+        }
+        match self
+            .update(tenant_id, record.media_id, MediaUpdate::PartsRemoved)
+            .await
+        {
+            Ok(record) => Ok(Some(record)),
+            // Deleted meanwhile: the collector removes what is left.
+            Err(Error::NotFound) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     pub(super) async fn delete_object(
@@ -264,10 +293,13 @@ impl MediaService {
     }
 }
 
-/// The object keys of the parts an unfinished (or deleted unfinished) upload stored, in order.
+/// The object keys of the parts an unfinished upload stored, in order: while it uploads, once
+/// assembled until they are deleted, and once deleted unfinished.
 pub(super) fn part_keys(record: &MediaRecord) -> Vec<ObjectKey> {
     match &record.state {
-        MediaState::Uploading { parts, .. } | MediaState::Deleted { parts, .. } => parts
+        MediaState::Uploading { parts, .. }
+        | MediaState::Assembled { parts, .. }
+        | MediaState::Deleted { parts, .. } => parts
             .iter()
             .map(|offset| media_part_object_key(record.media_id, *offset))
             .collect(),

@@ -7,8 +7,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use switchboard_engine::blob::{ByteRange, ChunksSource};
 use switchboard_engine::ids::{TenantId, UserId};
-use switchboard_engine::media::{MediaAllowList, MediaQuotas, MediaUsage, QuotaScope};
+use switchboard_engine::media::{
+    MediaAllowList, MediaQuotas, MediaUsage, QuotaScope, media_part_object_key,
+};
 use switchboard_engine::model::{Conversation, ConversationKind, Member, Role};
+use switchboard_engine::ports::Clock as _;
 use switchboard_engine::time::Timestamp;
 use switchboard_storage::{MemoryMediaStore, MemoryMessageStore, MemoryObjectStore};
 
@@ -405,4 +408,128 @@ async fn the_collector_actor_runs_every_interval() {
         Some(0)
     );
     collector.stop();
+}
+
+#[tokio::test]
+async fn a_resumable_upload_leaves_only_its_media_and_the_collector_finishes_one_cut_short() {
+    let fixture = fixture(MediaQuotas::default());
+    let alice = identity("alice");
+    // Two appends: two parts, assembled into the media object, then deleted.
+    let declared = fixture
+        .service
+        .declare(&alice, upload("whole.txt", 10))
+        .await
+        .expect("declared");
+    for (offset, bytes) in [(0, b"hello"), (5, b"world")] {
+        let mut body = ChunksSource::split(Bytes::from_static(bytes), 0);
+        fixture
+            .service
+            .append(&alice, declared.media_id, offset, &mut body, None)
+            .await
+            .expect("appended");
+    }
+    let record = fixture
+        .service
+        .record(&alice, declared.media_id)
+        .await
+        .expect("readable");
+    assert!(
+        matches!(record.state, MediaState::Complete { .. }),
+        "{record:?}"
+    );
+    assert_eq!(fixture.objects.n_objects(), 1, "only the media object");
+
+    // The same upload cut short between its assembly and its parts' deletion: the record
+    // lists the parts, the collector deletes them and keeps the media.
+    let cut = fixture
+        .service
+        .declare(&alice, upload("cut.txt", 10))
+        .await
+        .expect("declared");
+    let tenant_id = &alice.tenant_id;
+    let now = fixture.clock.now();
+    for (token, offset, bytes) in [(1, 0u64, &b"hello"[..]), (2, 5, &b"world"[..])] {
+        let mut part = ChunksSource::split(Bytes::copy_from_slice(bytes), 0);
+        fixture
+            .objects
+            .put_stream(
+                tenant_id,
+                &media_part_object_key(cut.media_id, offset),
+                "application/octet-stream",
+                &mut part,
+                5,
+            )
+            .await
+            .expect("part stored");
+        let lease = WriteLease {
+            token,
+            until: Timestamp(now.0 + 60_000),
+        };
+        for update in [
+            MediaUpdate::BeginWrite { offset, lease, now },
+            MediaUpdate::EndWrite {
+                token,
+                received_bytes: offset + 5,
+                media_type: None,
+            },
+        ] {
+            assert!(matches!(
+                fixture
+                    .media
+                    .update_media(tenant_id, cut.media_id, update)
+                    .await,
+                Ok(MediaUpdateOutcome::Updated(_))
+            ));
+        }
+    }
+    let mut whole = ChunksSource::split(Bytes::from_static(b"helloworld"), 0);
+    fixture
+        .objects
+        .put_stream(
+            tenant_id,
+            &media_object_key(cut.media_id),
+            "text/plain",
+            &mut whole,
+            10,
+        )
+        .await
+        .expect("assembled");
+    let complete = MediaUpdate::Complete {
+        sha256: "ab".repeat(32),
+        media_type: sniff(b"helloworld"),
+        at: now,
+        from_parts: true,
+    };
+    assert!(matches!(
+        fixture
+            .media
+            .update_media(tenant_id, cut.media_id, complete)
+            .await,
+        Ok(MediaUpdateOutcome::Updated(_))
+    ));
+    assert_eq!(
+        fixture.objects.n_objects(),
+        4,
+        "two media objects, two parts"
+    );
+    let assembled = fixture
+        .service
+        .record(&alice, cut.media_id)
+        .await
+        .expect("readable");
+    assert!(assembled.is_complete(), "readable as complete meanwhile");
+
+    assert_eq!(fixture.service.collect(10).await, Ok(1));
+    assert_eq!(fixture.objects.n_objects(), 2, "the parts are gone");
+    let finished = fixture
+        .service
+        .record(&alice, cut.media_id)
+        .await
+        .expect("kept");
+    assert_eq!(finished.state, MediaState::Complete { completed_at: now });
+    assert_eq!(
+        fixture.service.collect(10).await,
+        Ok(0),
+        "nothing left to do"
+    );
 }

@@ -174,7 +174,7 @@ pub fn check_attachable(
         None => {}
     }
     match record.state {
-        MediaState::Complete { .. } => Ok(Attachment::of(record)),
+        MediaState::Complete { .. } | MediaState::Assembled { .. } => Ok(Attachment::of(record)),
         MediaState::Uploading { .. } => Err(Error::Conflict {
             reason: format!("media {media_id} is still uploading; attach it once complete"),
         }),

@@ -44,9 +44,7 @@ pub struct MediaUploaded<'a> {
 impl<'a> MediaUploaded<'a> {
     /// The event of complete media; `None` for media that is not complete.
     pub fn of(tenant_id: &'a TenantId, record: &'a MediaRecord) -> Option<Self> {
-        let super::MediaState::Complete { completed_at } = record.state else {
-            return None;
-        };
+        let completed_at = record.state.completed_at()?;
         Some(Self {
             kind: MEDIA_UPLOADED,
             tenant_id: tenant_id.as_str(),

@@ -56,6 +56,7 @@ fn complete() -> MediaUpdate {
         sha256: "ab".repeat(32),
         media_type: png(),
         at: NOW,
+        from_parts: false,
     }
 }
 
@@ -311,4 +312,77 @@ fn a_form_upload_settles_at_its_files_length_before_its_bytes_are_recorded_and_n
     assert!(is_conflict(
         record.apply(MediaUpdate::Shrink { size_bytes: 10 })
     ));
+}
+
+#[test]
+fn an_upload_assembled_from_parts_lists_them_until_they_are_removed_and_is_complete_meanwhile() {
+    let mut record = declared(10);
+    record
+        .apply(begin(0, lease(1, 1_000), NOW))
+        .expect("begins");
+    record.apply(end(1, 4)).expect("ends");
+    record
+        .apply(begin(4, lease(2, 1_000), NOW))
+        .expect("begins");
+    record.apply(end(2, 10)).expect("ends");
+    assert!(is_conflict(record.apply(MediaUpdate::PartsRemoved)));
+    record
+        .apply(MediaUpdate::Complete {
+            sha256: "ab".repeat(32),
+            media_type: png(),
+            at: NOW,
+            from_parts: true,
+        })
+        .expect("completes");
+    assert_eq!(
+        record.state,
+        MediaState::Assembled {
+            completed_at: NOW,
+            parts: vec![0, 4],
+        }
+    );
+    // Complete for every reader, and work for the collector.
+    assert!(record.is_complete());
+    assert_eq!(record.received_bytes(), 10);
+    assert_eq!(record.charged_bytes(), 10);
+    assert_eq!(record.state.completed_at(), Some(NOW));
+    assert!(is_collectable(&record, NOW, Timestamp(0)));
+    record
+        .apply(MediaUpdate::Attached(attached_to(1)))
+        .expect("attachable");
+    // Deleted before its parts were: the tombstone keeps them.
+    let mut deleted = record.clone();
+    deleted
+        .apply(MediaUpdate::Deleted { at: NOW })
+        .expect("deletes");
+    assert_eq!(
+        deleted.state,
+        MediaState::Deleted {
+            deleted_at: NOW,
+            parts: vec![0, 4],
+        }
+    );
+    record
+        .apply(MediaUpdate::PartsRemoved)
+        .expect("parts removed");
+    assert_eq!(record.state, MediaState::Complete { completed_at: NOW });
+    assert!(
+        !is_collectable(&record, NOW, Timestamp(u64::MAX)),
+        "attached"
+    );
+    record
+        .apply(MediaUpdate::PartsRemoved)
+        .expect("again: nothing to do");
+    assert_eq!(record.state, MediaState::Complete { completed_at: NOW });
+}
+
+#[test]
+fn a_whole_upload_completes_without_parts_to_remove() {
+    let mut record = declared(10);
+    record
+        .apply(begin(0, lease(1, 1_000), NOW))
+        .expect("begins");
+    record.apply(end(1, 10)).expect("ends");
+    record.apply(complete()).expect("completes");
+    assert_eq!(record.state, MediaState::Complete { completed_at: NOW });
 }

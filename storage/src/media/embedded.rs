@@ -35,10 +35,13 @@ const MEDIA: &str = "media";
 const MEDIA_USAGE: &str = "media_usage";
 const MEDIA_LIFECYCLE: &str = "media_lifecycle";
 
-/// The kinds of the lifecycle index, in the order the collector reads them.
+/// The kinds of the lifecycle index; the collector reads deleted, assembled, expiring,
+/// orphaned.
 const DELETED: u8 = 0;
 const EXPIRING: u8 = 1;
 const ORPHANED: u8 = 2;
+/// Assembled media whose parts are still to be deleted (read after the deleted ones).
+const ASSEMBLED: u8 = 3;
 
 struct MediaTables {
     database: Database,
@@ -68,6 +71,7 @@ fn lifecycle_key(tenant_id: &TenantId, record: &MediaRecord) -> Option<Vec<u8>> 
             (ORPHANED, completed_at)
         }
         MediaState::Complete { .. } => return None,
+        MediaState::Assembled { completed_at, .. } => (ASSEMBLED, completed_at),
     };
     let mut key = vec![kind];
     key.extend_from_slice(&at.0.to_be_bytes());
@@ -312,6 +316,7 @@ impl MediaStore for EmbeddedMediaStore {
         let mut found = Vec::new();
         for (start, end) in [
             due(DELETED, None),
+            due(ASSEMBLED, None),
             // Expired when expires_at <= now: every key below now + 1.
             due(EXPIRING, Some(now.0.saturating_add(1))),
             // Orphaned when completed_at < orphaned_before.

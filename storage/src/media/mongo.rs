@@ -40,10 +40,12 @@ use crate::log::mongo::{
 const MEDIA: &str = "media";
 const MEDIA_USAGE: &str = "media_usage";
 
-/// The kinds of `due_kind`, in the order the collector reads them.
+/// The kinds of `due_kind`; the collector reads deleted, assembled, expiring, orphaned.
 const DELETED: i32 = 0;
 const EXPIRING: i32 = 1;
 const ORPHANED: i32 = 2;
+/// Assembled media whose parts are still to be deleted (read after the deleted ones).
+const ASSEMBLED: i32 = 3;
 
 /// A [`MediaStore`] over the MongoDB database of a [`MongoMessageStore`].
 #[derive(Clone)]
@@ -82,6 +84,7 @@ fn due(record: &MediaRecord) -> Option<(i32, Timestamp)> {
             Some((ORPHANED, completed_at))
         }
         MediaState::Complete { .. } => None,
+        MediaState::Assembled { completed_at, .. } => Some((ASSEMBLED, completed_at)),
     }
 }
 
@@ -414,6 +417,7 @@ impl MediaStore for MongoMediaStore {
         let mut found = Vec::new();
         for (kind, through) in [
             (DELETED, None),
+            (ASSEMBLED, None),
             (EXPIRING, Some(doc! {"$lte": millis(now)})),
             (ORPHANED, Some(doc! {"$lt": millis(orphaned_before)})),
         ] {

@@ -107,7 +107,9 @@ impl<'a> MediaBody<'a> {
     pub(crate) fn new(record: &'a MediaRecord) -> Self {
         let (state, completed_at) = match record.state {
             MediaState::Uploading { .. } => ("uploading", None),
-            MediaState::Complete { completed_at } => ("complete", Some(completed_at.as_millis())),
+            MediaState::Complete { completed_at } | MediaState::Assembled { completed_at, .. } => {
+                ("complete", Some(completed_at.as_millis()))
+            }
             MediaState::Deleted { .. } => ("deleted", None),
         };
         Self {

@@ -111,7 +111,9 @@ impl TusAnswer {
                 &UPLOAD_EXPIRES,
                 httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(expires_at.as_millis())),
             ),
-            MediaState::Complete { .. } | MediaState::Deleted { .. } => answer,
+            MediaState::Complete { .. }
+            | MediaState::Assembled { .. }
+            | MediaState::Deleted { .. } => answer,
         }
     }
 }

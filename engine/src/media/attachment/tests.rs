@@ -41,6 +41,7 @@ fn complete(number: u128) -> MediaRecord {
                 family: MediaFamily::Image,
             },
             at: NOW,
+            from_parts: false,
         })
         .expect("completes");
     record
