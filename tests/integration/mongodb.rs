@@ -373,7 +373,7 @@ async fn mongodb_killed_and_restarted_sends_meanwhile_are_rejected_and_nothing_i
 
 /// Settings for the Kafka pipeline with topics and a group no other test uses.
 #[cfg(feature = "kafka")]
-fn on_kafka(name: &str) -> Vec<(String, String)> {
+pub(crate) fn on_kafka(name: &str) -> Vec<(String, String)> {
     let brokers = switchboard_testing::kafka_brokers();
     [
         ("BROKERS", brokers),
@@ -387,6 +387,28 @@ fn on_kafka(name: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(key, value)| (format!("SWITCHBOARD__KAFKA__{key}"), value))
     .collect()
+}
+
+/// Sets the Kafka pipeline's keys in `config` from `settings` ([`on_kafka`]'s, as
+/// `SWITCHBOARD__KAFKA__*` variables).
+#[cfg(feature = "kafka")]
+pub(crate) fn apply_kafka(config: &mut Config, settings: Vec<(String, String)>) {
+    for (key, value) in settings {
+        match key.trim_start_matches("SWITCHBOARD__KAFKA__") {
+            "BROKERS" => config.kafka.brokers = Some(value),
+            "MESSAGES_TOPIC" => config.kafka.messages_topic = value,
+            "REPLIES_TOPIC" => config.kafka.replies_topic = value,
+            "GROUP_ID" => config.kafka.group_id = value,
+            "PARTITIONS" => config.kafka.partitions = value.parse().expect("a number"),
+            "SESSION_TIMEOUT_MS" => {
+                config.kafka.session_timeout_ms = value.parse().expect("a number");
+            }
+            "REPLY_TIMEOUT_MS" => {
+                config.kafka.reply_timeout_ms = value.parse().expect("a number");
+            }
+            other => panic!("unknown Kafka setting {other}"),
+        }
+    }
 }
 
 /// The two-node scenario with every append going through Kafka to MongoDB, and Redis as the
@@ -405,22 +427,7 @@ async fn mongodb_kafka_and_redis_two_nodes_serve_one_conversation_live() {
         let kafka = kafka.clone();
         move |config: &mut Config| {
             on_mongodb_and_redis(config);
-            for (key, value) in kafka {
-                match key.trim_start_matches("SWITCHBOARD__KAFKA__") {
-                    "BROKERS" => config.kafka.brokers = Some(value),
-                    "MESSAGES_TOPIC" => config.kafka.messages_topic = value,
-                    "REPLIES_TOPIC" => config.kafka.replies_topic = value,
-                    "GROUP_ID" => config.kafka.group_id = value,
-                    "PARTITIONS" => config.kafka.partitions = value.parse().expect("a number"),
-                    "SESSION_TIMEOUT_MS" => {
-                        config.kafka.session_timeout_ms = value.parse().expect("a number");
-                    }
-                    "REPLY_TIMEOUT_MS" => {
-                        config.kafka.reply_timeout_ms = value.parse().expect("a number");
-                    }
-                    other => panic!("unknown Kafka setting {other}"),
-                }
-            }
+            apply_kafka(config, kafka);
         }
     };
     let first = TestServer::start_with(node("node-a")).await;
