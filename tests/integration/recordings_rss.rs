@@ -7,8 +7,10 @@
 //! set. The bound does not grow with the limit: an upload streams to its file through a few
 //! hyper-sized chunks. Before the fix an upload was buffered whole, and these four raised the
 //! peak by 1.2 GiB. The uploads are also checked byte for byte: the size and SHA-256 the server
-//! reports, and those of the file it wrote, are those of the bytes sent. docs/PERFORMANCE.md
-//! has the figures measured and the command.
+//! reports, and those of the file it wrote, are those of the bytes sent. Then the four are
+//! downloaded at once, within the same bound (a download streams from the file; before, it was
+//! read whole), and each is checked against what was sent. docs/PERFORMANCE.md has the figures
+//! measured and the command.
 
 use std::net::SocketAddr;
 
@@ -270,4 +272,53 @@ async fn concurrent_maximum_uploads_keep_the_servers_memory_within_a_fixed_bound
          MiB in flight; the bound is {RSS_GROWTH_BOUND_KIB} KiB",
         MAX_RECORDING_BYTES / MIB
     );
+
+    // The same media downloaded at once, every permit held: streamed from the files, within
+    // the same bound, and byte for byte what was uploaded.
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("the server's peak RSS resets");
+    let idle_kib = status_kib(pid, "VmRSS");
+    let downloads: Vec<_> = recordings
+        .iter()
+        .map(|recording_id| tokio::spawn(download_sha256(addr, recording_id.clone())))
+        .collect();
+    let mut downloaded = Vec::new();
+    for download in downloads {
+        downloaded.push(download.await.expect("the download task ends"));
+    }
+    let peak_kib = status_kib(pid, "VmHWM");
+    let growth_kib = peak_kib.saturating_sub(idle_kib);
+    eprintln!(
+        "{N_UPLOADS} concurrent downloads of {} MiB: idle RSS {idle_kib} KiB, peak {peak_kib} \
+         KiB, growth {growth_kib} KiB (bound {RSS_GROWTH_BOUND_KIB} KiB)",
+        MAX_RECORDING_BYTES / MIB
+    );
+    for ((_, sha256), (n_bytes, downloaded_sha256)) in sent.iter().zip(&downloaded) {
+        assert_eq!(*n_bytes, MAX_RECORDING_BYTES);
+        assert_eq!(downloaded_sha256, sha256);
+    }
+    assert!(
+        growth_kib < RSS_GROWTH_BOUND_KIB,
+        "peak RSS grew by {growth_kib} KiB over {idle_kib} KiB with {N_UPLOADS} downloads of {} \
+         MiB in flight; the bound is {RSS_GROWTH_BOUND_KIB} KiB",
+        MAX_RECORDING_BYTES / MIB
+    );
+}
+
+/// Downloads a recording's media as an administrator, reading it as it arrives; its length and
+/// SHA-256.
+async fn download_sha256(addr: SocketAddr, recording_id: String) -> (u64, String) {
+    let mut response = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/recordings/{recording_id}/media"))
+        .bearer_auth(token_with_roles(ADMIN.0, ADMIN.1, ADMIN.2))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let mut digest = Context::new(&SHA256);
+    let mut n_bytes = 0u64;
+    while let Some(chunk) = response.chunk().await.expect("the body arrives") {
+        n_bytes += chunk.len() as u64;
+        digest.update(&chunk);
+    }
+    (n_bytes, hex::encode(digest.finish()))
 }
