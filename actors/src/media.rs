@@ -45,9 +45,13 @@ pub mod thumbnailer;
 
 pub use resumable::WRITE_LEASE;
 
-/// How many of the messages attaching one media item a reader's access check looks at (a
-/// forwarded photo is attached by every copy).
+/// How many of the messages attaching one media item a reader's access check reads, in
+/// conversations the reader is a member of (a forwarded photo is attached by every copy).
 pub const MAX_ATTACHING_MESSAGES_CHECKED: usize = 64;
+
+/// How many distinct conversations attaching one media item a reader's access check asks
+/// about membership.
+pub const MAX_ATTACHING_CONVERSATIONS_CHECKED: usize = 1024;
 
 /// How long announcing a completed upload may hold up its answer.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -271,7 +275,10 @@ impl MediaService {
 
     /// Whether the caller can read one of the messages that attach the media: a member of its
     /// conversation, the message stored there carrying it, not deleted, and not hidden by the
-    /// caller. Looks at no more than [`MAX_ATTACHING_MESSAGES_CHECKED`] of them.
+    /// caller. The newest attachments are looked at first; membership is asked once per
+    /// conversation (at most [`MAX_ATTACHING_CONVERSATIONS_CHECKED`] of them), and at most
+    /// [`MAX_ATTACHING_MESSAGES_CHECKED`] messages are read, all in conversations the caller is
+    /// a member of, so copies in other people's conversations never use up the budget.
     ///
     /// # Errors
     /// [`Error::Unavailable`] if a store fails.
@@ -281,16 +288,32 @@ impl MediaService {
         record: &MediaRecord,
     ) -> Result<bool, Error> {
         let tenant_id = &identity.tenant_id;
-        for attached in record
-            .attached_to
-            .iter()
-            .take(MAX_ATTACHING_MESSAGES_CHECKED)
-        {
-            match self.check_member(identity, attached.conversation_id).await {
-                Ok(()) => {}
-                Err(Error::NotMember | Error::NotFound) => continue,
-                Err(error) => return Err(error),
+        let mut membership: HashMap<ConversationId, bool> = HashMap::new();
+        let mut n_messages_read = 0;
+        for attached in record.attached_to.iter().rev() {
+            let is_member = match membership.get(&attached.conversation_id) {
+                Some(is_member) => *is_member,
+                None => {
+                    if membership.len() >= MAX_ATTACHING_CONVERSATIONS_CHECKED {
+                        continue;
+                    }
+                    let is_member =
+                        match self.check_member(identity, attached.conversation_id).await {
+                            Ok(()) => true,
+                            Err(Error::NotMember | Error::NotFound) => false,
+                            Err(error) => return Err(error),
+                        };
+                    membership.insert(attached.conversation_id, is_member);
+                    is_member
+                }
+            };
+            if !is_member {
+                continue;
             }
+            if n_messages_read >= MAX_ATTACHING_MESSAGES_CHECKED {
+                break;
+            }
+            n_messages_read += 1;
             let message = bounded(
                 self.settings.call_timeout,
                 "reading an attaching message",

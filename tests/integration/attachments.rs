@@ -300,3 +300,43 @@ async fn deleting_the_message_ends_readers_access_and_deleted_media_shows_as_del
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_of_one_copy_among_many_forwarded_copies_may_read_the_media() {
+    let server = TestServer::start_with(|config| config.limits.forward_max_targets = 50).await;
+    let source = server.create_conversation("acme", "alice", &[]).await;
+    let media_id = upload(&server, "acme", "alice", "pixel.png", PNG).await;
+    let body = json!({"client_id": "m1", "text": "a dot", "attachments": [media_id]});
+    let (status, original) = post_message(&server, "alice", &source, body).await;
+    assert_eq!(status, 201, "{original}");
+    // Copies in 69 conversations of alice's alone, then Bob's, then 70 more of alice's: Bob's
+    // copy is neither among the first 64 attachments nor among the last 64.
+    let mut targets = Vec::new();
+    for _ in 0..69 {
+        targets.push(server.create_conversation("acme", "alice", &[]).await);
+    }
+    targets.push(server.create_conversation("acme", "alice", &["bob"]).await);
+    for _ in 0..70 {
+        targets.push(server.create_conversation("acme", "alice", &[]).await);
+    }
+    for (n, chunk) in targets.chunks(50).enumerate() {
+        let forward = json!({"client_id": format!("fw{n}"),
+            "message_ids": [original["message_id"]], "to": chunk});
+        let (status, _, answer) = server
+            .post_as(
+                "alice",
+                &format!("/v1/conversations/{source}/forward"),
+                forward,
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(
+        download(&server, "acme", "bob", &media_id).await,
+        (StatusCode::OK, PNG.to_vec())
+    );
+    assert_eq!(
+        download(&server, "acme", "carol", &media_id).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -264,7 +264,10 @@ pub(crate) async fn upload_media(
 /// Get a media record.
 ///
 /// The uploader reads the record of their media, complete or not; anyone who can read a
-/// message that attaches it reads the record of the complete media.
+/// message that attaches it reads the record of the complete media (the newest attaching
+/// messages first: up to 64 of them in the caller's own conversations are read, among up to
+/// 1,024 conversations, so copies forwarded elsewhere never hide the caller's). The same rule
+/// decides who may download it.
 #[utoipa::path(get, path = "/v1/media/{media_id}/info", tag = "media",
     params(("media_id" = String, Path, description = "The media's ULID.")),
     responses(
