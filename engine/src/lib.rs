@@ -6,7 +6,8 @@
 //! implement ([`ports`]), and the operations on messages with the pure functions that apply
 //! them ([`operations`]), the rules of calls ([`call`]), of forwarding ([`forwarding`]) and of direct pairs ([`direct`]), and the metadata kept about each recording with the
 //! object and audit ports it needs ([`recording`]), and the rules of media: file names, types
-//! read from the bytes, quotas, ranges and the life of an upload ([`media`]).
+//! read from the bytes, quotas, ranges and the life of an upload ([`media`]), and the rules of
+//! search: the query language and the text analysis every index shares ([`search`]).
 //! Nothing in this crate performs I/O, spawns tasks or reads a clock: time is always an argument.
 //! That keeps every rule testable in microseconds and lets the `actors` crate wrap the state
 //! machines with mailboxes, storage and sockets without the rules knowing about any of them.
@@ -33,6 +34,7 @@ pub mod ports;
 pub mod rate_limit;
 pub mod recording;
 pub mod sampling;
+pub mod search;
 pub mod time;
 pub mod unread;
 pub mod validate;

@@ -1,0 +1,15 @@
+//! Search: the rules of finding messages, independent of any index. The query language a
+//! chat user types ([`query`]: words, phrases, exclusions, prefixes and the `from:`, `in:`,
+//! `has:`, `before:` and `after:` filters, with every limit checked) and the text analysis
+//! both the index and the query go through ([`analyzer`]: Unicode word segmentation, case,
+//! mark and compatibility folding, English stemming, and character pairs for Chinese,
+//! Japanese and Korean).
+//!
+//! Both are pure and total (property-tested on arbitrary text), so a query's refusal and the
+//! terms a message is found by are decided here, before any adapter is involved.
+
+pub mod analyzer;
+pub mod query;
+
+pub use analyzer::{Analyzer, Purpose, Token};
+pub use query::{Clause, SearchQuery};
