@@ -6,10 +6,16 @@
 //! Japanese and Korean).
 //!
 //! Both are pure and total (property-tested on arbitrary text), so a query's refusal and the
-//! terms a message is found by are decided here, before any adapter is involved.
+//! terms a message is found by are decided here, before any adapter is involved. [`matching`]
+//! says once what a query means over analysed text (the in-memory index runs it; a real index
+//! is held to its answers), and [`index`] is the `SearchIndex` port: documents, changes with
+//! their event-log checkpoint, and requests that carry the caller's scope.
 
 pub mod analyzer;
+pub mod index;
+pub mod matching;
 pub mod query;
 
 pub use analyzer::{Analyzer, Purpose, Token};
+pub use index::{SearchIndex, SearchRequest};
 pub use query::{Clause, SearchQuery};

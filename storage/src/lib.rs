@@ -50,6 +50,7 @@ mod log;
 mod media;
 mod presence;
 mod recordings;
+mod search;
 mod supervise;
 
 pub use blob::embedded as object_files;
@@ -84,3 +85,4 @@ pub use recordings::embedded::EmbeddedRecordingStore;
 pub use recordings::memory::MemoryRecordingStore;
 #[cfg(feature = "mongodb")]
 pub use recordings::mongo::MongoRecordingStore;
+pub use search::memory::MemorySearchIndex;

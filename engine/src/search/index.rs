@@ -1,0 +1,181 @@
+//! The `SearchIndex` port: what an index of messages keeps ([`SearchDocument`]), how it
+//! changes ([`IndexChange`], applied together with the event-log position they bring the
+//! index to), and how it is asked ([`SearchRequest`] → [`SearchPage`]).
+//!
+//! The index never decides who may read what: a request carries its scope, the conversations
+//! the caller is a member of now with the messages the caller deleted for themself, and the
+//! index returns only messages inside it. Those rules are the history service's, applied by
+//! whoever builds the request; the index only obeys the scope, so a removed member, a hidden
+//! message or another tenant's text cannot be found, suggested or highlighted.
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+
+use super::query::SearchQuery;
+use crate::StoreError;
+use crate::ids::{ConversationId, MessageId, Seq, TenantId, UserId};
+use crate::ports::LogCursor;
+use crate::time::Timestamp;
+
+/// The most hits one page may ask for.
+pub const MAX_SEARCH_LIMIT: usize = 100;
+
+/// One message as the index keeps it: its current text and what the filters read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchDocument {
+    /// The tenant that owns its conversation.
+    pub tenant_id: TenantId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// Its id.
+    pub message_id: MessageId,
+    /// Its position in the conversation.
+    pub seq: Seq,
+    /// Who sent it.
+    pub sender_id: UserId,
+    /// When the server accepted it.
+    pub sent_at: Timestamp,
+    /// Its text as it is now (after edits).
+    pub text: String,
+    /// Whether it carries attachments.
+    pub has_attachment: bool,
+}
+
+/// One change to the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexChange {
+    /// Adds the message, or replaces what the index has of it (an edit).
+    Put(SearchDocument),
+    /// Removes the message (deleted for everyone, or hard); nothing if it is not there.
+    Remove {
+        /// Its tenant.
+        tenant_id: TenantId,
+        /// Its conversation.
+        conversation_id: ConversationId,
+        /// Its id.
+        message_id: MessageId,
+    },
+}
+
+/// A conversation a search may look in, as the caller may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadableConversation {
+    /// The conversation (the caller is a member now).
+    pub conversation_id: ConversationId,
+    /// Messages the caller deleted for themself: never found.
+    pub hidden: Vec<MessageId>,
+}
+
+/// The order of hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchSort {
+    /// Best match first (ties: newest first).
+    #[default]
+    Relevance,
+    /// Newest first.
+    Newest,
+}
+
+/// Where a page of hits continues: after the hit with this order key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchCursor {
+    /// After this many hits (relevance: scores are not stable keys).
+    Offset(usize),
+    /// After the hit sent at this time with this message id (newest first).
+    Before {
+        /// Its time.
+        sent_at: Timestamp,
+        /// Its id (ties of time).
+        message_id: MessageId,
+    },
+}
+
+/// One search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// The caller's tenant: no other is ever looked in.
+    pub tenant_id: TenantId,
+    /// What to find.
+    pub query: SearchQuery,
+    /// Where the caller may look; nothing outside it is found.
+    pub scope: Vec<ReadableConversation>,
+    /// The order.
+    pub sort: SearchSort,
+    /// At most this many hits (1 to [`MAX_SEARCH_LIMIT`]).
+    pub limit: usize,
+    /// Where the page starts; from the first hit when `None`.
+    pub cursor: Option<SearchCursor>,
+}
+
+/// One message found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// The message as indexed.
+    pub document: SearchDocument,
+    /// How well it matches (higher is better; comparable within one page only).
+    pub score: f32,
+    /// Where the query's words are in its text, as byte ranges, in order, not overlapping.
+    pub matches: Vec<Range<usize>>,
+}
+
+/// A page of hits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPage {
+    /// The hits, in the requested order.
+    pub hits: Vec<SearchHit>,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<SearchCursor>,
+}
+
+/// An index of messages.
+///
+/// # Contract (checked by the conformance suite in `storage/tests/search.rs`)
+/// - [`SearchIndex::apply`] applies the changes in order and records `checkpoint` with them,
+///   atomically: after a crash, [`SearchIndex::checkpoint`] names exactly the position the
+///   stored documents reflect, so a follower of the event log resumes there and neither
+///   misses nor repeats a change. A `Put` of a message already indexed replaces it.
+/// - [`SearchIndex::search`] finds documents of the request's tenant, in its scope's
+///   conversations, not hidden, matching every required clause (words: each of its terms;
+///   phrases: its terms at consecutive positions; prefixes: a word starting with it) and the
+///   filters, and no excluded clause; terms are the analyzer's ([`super::analyzer`]), the same
+///   for documents and queries. Pages in order without gaps or repeats while the index does
+///   not change.
+/// - [`SearchIndex::suggest`] completes a prefix with whole words (folded) of documents in the
+///   scope only, most frequent first.
+#[async_trait]
+pub trait SearchIndex: Send + Sync + 'static {
+    /// Applies `changes` and records that the index now reflects the log up to `checkpoint`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the index failed (then nothing changed).
+    async fn apply(
+        &self,
+        changes: Vec<IndexChange>,
+        checkpoint: LogCursor,
+    ) -> Result<(), StoreError>;
+
+    /// The log position the index reflects; [`LogCursor::START`] for a new index.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the index failed.
+    async fn checkpoint(&self) -> Result<LogCursor, StoreError>;
+
+    /// One page of hits.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the index failed.
+    async fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError>;
+
+    /// Up to `limit` words of documents in `scope` that start with `prefix` (folded).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the index failed.
+    async fn suggest(
+        &self,
+        tenant_id: &TenantId,
+        scope: &[ReadableConversation],
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}
