@@ -85,4 +85,5 @@ pub use recordings::embedded::EmbeddedRecordingStore;
 pub use recordings::memory::MemoryRecordingStore;
 #[cfg(feature = "mongodb")]
 pub use recordings::mongo::MongoRecordingStore;
+pub use search::embedded::EmbeddedSearchIndex;
 pub use search::memory::MemorySearchIndex;

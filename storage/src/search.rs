@@ -3,7 +3,9 @@
 //!
 //! `memory` is the reference: every search runs the engine's matcher
 //! (`switchboard_engine::search::matching`) over every document in the scope, so it is
-//! obviously right and linear in the corpus. One suite, `tests/search.rs`, holds every adapter
-//! to its answers.
+//! obviously right and linear in the corpus. `embedded` is the real index: tantivy, in the
+//! data directory, with the engine's analyzer as its tokenizer. One suite, `tests/search.rs`,
+//! holds both to the same answers.
 
+pub(crate) mod embedded;
 pub(crate) mod memory;

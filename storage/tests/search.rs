@@ -13,7 +13,7 @@ use switchboard_engine::search::index::{
     SearchSort,
 };
 use switchboard_engine::time::Timestamp;
-use switchboard_storage::MemorySearchIndex;
+use switchboard_storage::{EmbeddedSearchIndex, MemorySearchIndex};
 
 const BASE: u64 = 1_767_355_200_000;
 
@@ -282,6 +282,18 @@ async fn pages_in_order_without_gaps_or_repeats(index: Arc<dyn SearchIndex>) {
 
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let directory = tempfile::tempdir().expect("a temporary directory");
+                    let index = super::EmbeddedSearchIndex::open(directory.path())
+                        .expect("the index opens");
+                    super::$test(std::sync::Arc::new(index)).await;
+                }
+            )*
+        }
+
         mod memory {
             $(
                 #[tokio::test]
@@ -299,3 +311,30 @@ conformance!(
     the_query_language_means_the_same_everywhere,
     pages_in_order_without_gaps_or_repeats,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_index_keeps_its_documents_and_checkpoint_across_a_reopen() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    {
+        let index = EmbeddedSearchIndex::open(directory.path()).expect("opens");
+        index
+            .apply(
+                vec![IndexChange::Put(document(
+                    "acme",
+                    1,
+                    1,
+                    "kept across restarts",
+                ))],
+                LogCursor(7),
+            )
+            .await
+            .expect("applied");
+    }
+    let index: Arc<dyn SearchIndex> =
+        Arc::new(EmbeddedSearchIndex::open(directory.path()).expect("reopens"));
+    assert_eq!(index.checkpoint().await.expect("read"), LogCursor(7));
+    assert_eq!(
+        found(&index, &request("restarts", readable(&[1]))).await,
+        [1]
+    );
+}

@@ -1,0 +1,722 @@
+//! The embedded search index: a tantivy index in a directory of its own (the server opens
+//! `<data_dir>/search`), with the engine's analyzer as its tokenizer, so its terms are exactly
+//! the in-memory reference's.
+//!
+//! Each message is one document keyed by tenant, conversation and message (`doc_key`): a
+//! `Put` deletes the key and adds the new document in the same commit, a `Remove` deletes it.
+//! Its text is indexed twice: as stems with positions (`stems`: words and phrases) and as
+//! folded words (`words`: prefixes and suggestions), and stored whole (for highlights). The
+//! event-log position the index reflects is the commit's payload, so it is stored atomically
+//! with the documents: after a crash the index and its checkpoint agree.
+//!
+//! A search is one boolean query: the scope (a term set of `tenant, conversation` keys) and
+//! the filters must match, the caller's hidden messages and the excluded clauses must not,
+//! and each required clause must (a term, a phrase with the analyzer's offsets, or a regex
+//! prefix on `words`). Newest-first pages read `sent_at` as a fast field; relevance is
+//! tantivy's BM25. Highlights come from running the engine's matcher on the stored text of the
+//! page's hits. Blocking work runs on tokio's blocking pool; writes take the one writer's
+//! lock.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use switchboard_engine::StoreError;
+use switchboard_engine::ids::{ConversationId, MessageId, Seq, TenantId, UserId};
+use switchboard_engine::ports::LogCursor;
+use switchboard_engine::search::analyzer::{Analyzer, Purpose, fold};
+use switchboard_engine::search::index::{
+    IndexChange, ReadableConversation, SearchCursor, SearchDocument, SearchHit, SearchIndex,
+    SearchPage, SearchRequest, SearchSort,
+};
+use switchboard_engine::search::matching::{CompiledClause, CompiledQuery};
+use switchboard_engine::time::Timestamp;
+use tantivy::collector::TopDocs;
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, RegexQuery,
+    TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value as _,
+};
+use tantivy::tokenizer::{Token as TantivyToken, TokenStream, Tokenizer};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+};
+
+/// The version of the schema and of the analysis; an index of another version is refused at
+/// open (and rebuilt from the log by the indexer).
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// The writer's indexing memory budget.
+const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+/// How many more hits than a newest-first page needs are read, so that hits sent in the same
+/// millisecond as the cursor's are ordered by message id before the page is cut.
+const SAME_MILLISECOND_SLACK: usize = 256;
+
+/// How many of the newest matching documents suggestions are read from.
+const SUGGESTION_SOURCE_DOCUMENTS: usize = 200;
+
+const STEM_TOKENIZER: &str = "switchboard_stems";
+const WORD_TOKENIZER: &str = "switchboard_words";
+
+#[derive(Clone, Copy)]
+struct Fields {
+    doc_key: Field,
+    scope_key: Field,
+    tenant: Field,
+    conversation: Field,
+    message: Field,
+    seq: Field,
+    sender: Field,
+    sent_at: Field,
+    has_attachment: Field,
+    text: Field,
+    stems: Field,
+    words: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let analysed = |tokenizer: &str, positions: IndexRecordOption| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(positions),
+        )
+    };
+    let fields = Fields {
+        doc_key: builder.add_text_field("doc_key", STRING),
+        scope_key: builder.add_text_field("scope_key", STRING),
+        tenant: builder.add_text_field("tenant", STRING | STORED),
+        conversation: builder.add_text_field("conversation", STRING | STORED),
+        message: builder.add_text_field("message", STRING | STORED),
+        seq: builder.add_u64_field("seq", STORED),
+        sender: builder.add_text_field("sender", STRING | STORED),
+        sent_at: builder.add_u64_field("sent_at", INDEXED | FAST | STORED),
+        has_attachment: builder.add_u64_field("has_attachment", INDEXED | STORED),
+        text: builder.add_text_field("text", STORED),
+        stems: builder.add_text_field(
+            "stems",
+            analysed(STEM_TOKENIZER, IndexRecordOption::WithFreqsAndPositions),
+        ),
+        words: builder.add_text_field("words", analysed(WORD_TOKENIZER, IndexRecordOption::Basic)),
+    };
+    (builder.build(), fields)
+}
+
+/// The engine's analyzer as a tantivy tokenizer: stems, or folded words.
+#[derive(Clone)]
+struct EngineTokenizer {
+    analyzer: Arc<Analyzer>,
+    stems: bool,
+}
+
+struct EngineTokens {
+    tokens: Vec<TantivyToken>,
+    next: usize,
+}
+
+impl TokenStream for EngineTokens {
+    fn advance(&mut self) -> bool {
+        if self.next < self.tokens.len() {
+            self.next += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn token(&self) -> &TantivyToken {
+        &self.tokens[self.next - 1]
+    }
+
+    fn token_mut(&mut self) -> &mut TantivyToken {
+        &mut self.tokens[self.next - 1]
+    }
+}
+
+impl Tokenizer for EngineTokenizer {
+    type TokenStream<'a> = EngineTokens;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> EngineTokens {
+        let tokens = self
+            .analyzer
+            .tokens(text, Purpose::Index)
+            .into_iter()
+            .map(|token| TantivyToken {
+                offset_from: token.bytes.start,
+                offset_to: token.bytes.end,
+                position: token.position as usize,
+                text: if self.stems { token.stem } else { token.folded },
+                position_length: 1,
+            })
+            .collect();
+        EngineTokens { tokens, next: 0 }
+    }
+}
+
+struct Inner {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    checkpoint: Mutex<LogCursor>,
+    fields: Fields,
+    analyzer: Arc<Analyzer>,
+}
+
+/// The tantivy [`SearchIndex`].
+#[derive(Clone)]
+pub struct EmbeddedSearchIndex {
+    inner: Arc<Inner>,
+}
+
+fn unavailable(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {error}"))
+}
+
+/// The commit payload: the schema version and the checkpoint.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Payload {
+    schema: u32,
+    checkpoint: u64,
+}
+
+impl EmbeddedSearchIndex {
+    /// Opens the index in `directory`, creating it if it is empty.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the directory cannot be used; [`StoreError::Corrupt`]
+    /// if it holds an index of another schema version.
+    pub fn open(directory: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(directory)
+            .map_err(|error| unavailable("creating the search directory", error))?;
+        let mmap = MmapDirectory::open(directory)
+            .map_err(|error| unavailable("opening the search directory", error))?;
+        let (schema, fields) = schema();
+        let index = Index::open_or_create(mmap, schema)
+            .map_err(|error| unavailable("opening the search index", error))?;
+        Self::with_index(index, fields)
+    }
+
+    /// An index in memory (tests).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if tantivy cannot start it.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let (schema, fields) = schema();
+        Self::with_index(Index::create_in_ram(schema), fields)
+    }
+
+    fn with_index(index: Index, fields: Fields) -> Result<Self, StoreError> {
+        let analyzer = Arc::new(Analyzer::new());
+        for (name, stems) in [(STEM_TOKENIZER, true), (WORD_TOKENIZER, false)] {
+            index.tokenizers().register(
+                name,
+                EngineTokenizer {
+                    analyzer: Arc::clone(&analyzer),
+                    stems,
+                },
+            );
+        }
+        let metas = index
+            .load_metas()
+            .map_err(|error| unavailable("reading the search index's metadata", error))?;
+        let checkpoint = match metas.payload.as_deref() {
+            None => LogCursor::START,
+            Some(text) => {
+                let payload: Payload = serde_json::from_str(text).map_err(|error| {
+                    StoreError::Corrupt(format!("the search index's payload: {error}"))
+                })?;
+                if payload.schema != SCHEMA_VERSION {
+                    return Err(StoreError::Corrupt(format!(
+                        "the search index has schema version {}, this build reads {SCHEMA_VERSION}",
+                        payload.schema
+                    )));
+                }
+                LogCursor(payload.checkpoint)
+            }
+        };
+        let writer = index
+            .writer(WRITER_HEAP_BYTES)
+            .map_err(|error| unavailable("starting the search index's writer", error))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|error| unavailable("starting the search index's reader", error))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                reader,
+                writer: Mutex::new(writer),
+                checkpoint: Mutex::new(checkpoint),
+                fields,
+                analyzer,
+            }),
+        })
+    }
+
+    /// How many documents the last commit holds.
+    pub fn n_documents(&self) -> u64 {
+        self.inner.reader.searcher().num_docs()
+    }
+
+    async fn blocking<Output: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<Output, StoreError> + Send + 'static,
+    ) -> Result<Output, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|error| unavailable("the search index's worker", error))?
+    }
+}
+
+fn doc_key(tenant_id: &TenantId, conversation_id: ConversationId, message_id: MessageId) -> String {
+    format!(
+        "{}\u{0}{conversation_id}\u{0}{message_id}",
+        tenant_id.as_str()
+    )
+}
+
+fn scope_key(tenant_id: &TenantId, conversation_id: ConversationId) -> String {
+    format!("{}\u{0}{conversation_id}", tenant_id.as_str())
+}
+
+/// A regex that matches words starting with `prefix` (tantivy-fst's syntax, metacharacters
+/// escaped).
+fn prefix_pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 4);
+    for character in prefix.chars() {
+        if "\\.+*?()|[]{}^$#&-~\"<>@".contains(character) {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push_str(".*");
+    pattern
+}
+
+impl Inner {
+    fn document(&self, document: &SearchDocument) -> TantivyDocument {
+        let fields = &self.fields;
+        let mut stored = TantivyDocument::new();
+        stored.add_text(
+            fields.doc_key,
+            doc_key(
+                &document.tenant_id,
+                document.conversation_id,
+                document.message_id,
+            ),
+        );
+        stored.add_text(
+            fields.scope_key,
+            scope_key(&document.tenant_id, document.conversation_id),
+        );
+        stored.add_text(fields.tenant, document.tenant_id.as_str());
+        stored.add_text(fields.conversation, document.conversation_id.to_string());
+        stored.add_text(fields.message, document.message_id.to_string());
+        stored.add_u64(fields.seq, document.seq.0);
+        stored.add_text(fields.sender, document.sender_id.as_str());
+        stored.add_u64(fields.sent_at, document.sent_at.0);
+        stored.add_u64(fields.has_attachment, u64::from(document.has_attachment));
+        stored.add_text(fields.text, &document.text);
+        stored.add_text(fields.stems, &document.text);
+        stored.add_text(fields.words, &document.text);
+        stored
+    }
+
+    fn read_document(&self, stored: &TantivyDocument) -> Result<SearchDocument, StoreError> {
+        let fields = &self.fields;
+        let text = |field: Field| {
+            stored
+                .get_first(field)
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .ok_or_else(|| StoreError::Corrupt("a search document lacks a field".to_owned()))
+        };
+        let number = |field: Field| {
+            stored
+                .get_first(field)
+                .and_then(|value| value.as_u64())
+                .ok_or_else(|| StoreError::Corrupt("a search document lacks a field".to_owned()))
+        };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("a search document's {what}"));
+        Ok(SearchDocument {
+            tenant_id: TenantId::parse(&text(fields.tenant)?).map_err(|_| corrupt("tenant"))?,
+            conversation_id: ConversationId::parse(&text(fields.conversation)?)
+                .map_err(|_| corrupt("conversation"))?,
+            message_id: MessageId::parse(&text(fields.message)?).map_err(|_| corrupt("message"))?,
+            seq: Seq(number(fields.seq)?),
+            sender_id: UserId::parse(&text(fields.sender)?).map_err(|_| corrupt("sender"))?,
+            sent_at: Timestamp(number(fields.sent_at)?),
+            text: text(fields.text)?,
+            has_attachment: number(fields.has_attachment)? == 1,
+        })
+    }
+
+    fn clause(&self, clause: &CompiledClause) -> Result<Box<dyn Query>, StoreError> {
+        Ok(match clause {
+            CompiledClause::Nothing => Box::new(EmptyQuery),
+            CompiledClause::Prefix(prefix) => Box::new(
+                RegexQuery::from_pattern(&prefix_pattern(prefix), self.fields.words)
+                    .map_err(|error| unavailable("building a prefix query", error))?,
+            ),
+            CompiledClause::Terms(terms) if terms.len() == 1 => Box::new(TermQuery::new(
+                Term::from_field_text(self.fields.stems, &terms[0].1),
+                IndexRecordOption::WithFreqs,
+            )),
+            CompiledClause::Terms(terms) => Box::new(PhraseQuery::new_with_offset(
+                terms
+                    .iter()
+                    .map(|(offset, stem)| {
+                        (
+                            *offset as usize,
+                            Term::from_field_text(self.fields.stems, stem),
+                        )
+                    })
+                    .collect(),
+            )),
+        })
+    }
+
+    /// The query for `request`, or `None` when its scope is empty.
+    fn query(
+        &self,
+        request: &SearchRequest,
+        compiled: &CompiledQuery,
+    ) -> Result<Option<BooleanQuery>, StoreError> {
+        let fields = &self.fields;
+        let tenant_id = &request.tenant_id;
+        let mut scope: Vec<&ReadableConversation> = request.scope.iter().collect();
+        if !request.query.conversations.is_empty() {
+            scope.retain(|readable| {
+                request
+                    .query
+                    .conversations
+                    .contains(&readable.conversation_id)
+            });
+        }
+        if scope.is_empty() {
+            return Ok(None);
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
+            Occur::Must,
+            Box::new(TermSetQuery::new(scope.iter().map(|readable| {
+                Term::from_field_text(
+                    fields.scope_key,
+                    &scope_key(tenant_id, readable.conversation_id),
+                )
+            }))),
+        )];
+        let hidden: Vec<Term> = scope
+            .iter()
+            .flat_map(|readable| {
+                readable.hidden.iter().map(|message_id| {
+                    Term::from_field_text(
+                        fields.doc_key,
+                        &doc_key(tenant_id, readable.conversation_id, *message_id),
+                    )
+                })
+            })
+            .collect();
+        if !hidden.is_empty() {
+            clauses.push((Occur::MustNot, Box::new(TermSetQuery::new(hidden))));
+        }
+        for clause in &compiled.required {
+            clauses.push((Occur::Must, self.clause(clause)?));
+        }
+        for clause in &compiled.excluded {
+            clauses.push((Occur::MustNot, self.clause(clause)?));
+        }
+        if compiled.required.is_empty() {
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+        }
+        if !request.query.from.is_empty() {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermSetQuery::new(
+                    request
+                        .query
+                        .from
+                        .iter()
+                        .map(|user| Term::from_field_text(fields.sender, user.as_str())),
+                )),
+            ));
+        }
+        if request.query.has_attachment {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_u64(fields.has_attachment, 1),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        let mut upper = request
+            .query
+            .before
+            .map(|before| Bound::Excluded(Term::from_field_u64(fields.sent_at, before.0)));
+        if let (SearchSort::Newest, Some(SearchCursor::Before { sent_at, .. })) =
+            (request.sort, request.cursor)
+        {
+            let at_cursor = Term::from_field_u64(fields.sent_at, sent_at.0);
+            upper = Some(match upper {
+                Some(Bound::Excluded(before)) if before.value().as_u64() <= Some(sent_at.0) => {
+                    Bound::Excluded(before)
+                }
+                _ => Bound::Included(at_cursor),
+            });
+        }
+        let lower = request
+            .query
+            .after
+            .map(|after| Bound::Included(Term::from_field_u64(fields.sent_at, after.0)));
+        if lower.is_some() || upper.is_some() {
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    lower.unwrap_or(Bound::Unbounded),
+                    upper.unwrap_or(Bound::Unbounded),
+                )),
+            ));
+        }
+        Ok(Some(BooleanQuery::new(clauses)))
+    }
+
+    fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        let compiled = CompiledQuery::new(&self.analyzer, &request.query);
+        let Some(query) = self.query(request, &compiled)? else {
+            return Ok(SearchPage {
+                hits: Vec::new(),
+                next: None,
+            });
+        };
+        let searcher = self.reader.searcher();
+        let limit = request.limit.max(1);
+        let failed = |error: tantivy::TantivyError| unavailable("searching", error);
+        let (addresses, offset): (Vec<(f32, DocAddress)>, usize) = match request.sort {
+            SearchSort::Relevance => {
+                let offset = match request.cursor {
+                    Some(SearchCursor::Offset(offset)) => offset,
+                    _ => 0,
+                };
+                let found = searcher
+                    .search(&query, &TopDocs::with_limit(limit + 1).and_offset(offset))
+                    .map_err(failed)?;
+                (found, offset)
+            }
+            SearchSort::Newest => {
+                let found: Vec<(u64, DocAddress)> = searcher
+                    .search(
+                        &query,
+                        &TopDocs::with_limit(limit + 1 + SAME_MILLISECOND_SLACK)
+                            .order_by_fast_field::<u64>("sent_at", Order::Desc),
+                    )
+                    .map_err(failed)?;
+                (
+                    found
+                        .into_iter()
+                        .map(|(_, address)| (0.0, address))
+                        .collect(),
+                    0,
+                )
+            }
+        };
+        let mut hits = Vec::with_capacity(addresses.len());
+        for (score, address) in addresses {
+            let stored: TantivyDocument = searcher.doc(address).map_err(failed)?;
+            let document = self.read_document(&stored)?;
+            let tokens = self.analyzer.tokens(&document.text, Purpose::Index);
+            let matches = compiled.matches(&tokens).unwrap_or_default();
+            hits.push(SearchHit {
+                document,
+                score,
+                matches,
+            });
+        }
+        if request.sort == SearchSort::Newest {
+            hits.sort_by(|left, right| {
+                (right.document.sent_at, right.document.message_id)
+                    .cmp(&(left.document.sent_at, left.document.message_id))
+            });
+            if let Some(SearchCursor::Before {
+                sent_at,
+                message_id,
+            }) = request.cursor
+            {
+                hits.retain(|hit| {
+                    (hit.document.sent_at, hit.document.message_id) < (sent_at, message_id)
+                });
+            }
+        }
+        let more = hits.len() > limit;
+        hits.truncate(limit);
+        let next = match (more, request.sort, hits.last()) {
+            (true, SearchSort::Newest, Some(last)) => Some(SearchCursor::Before {
+                sent_at: last.document.sent_at,
+                message_id: last.document.message_id,
+            }),
+            (true, SearchSort::Relevance, Some(_)) => Some(SearchCursor::Offset(offset + limit)),
+            _ => None,
+        };
+        Ok(SearchPage { hits, next })
+    }
+
+    fn suggest(
+        &self,
+        tenant_id: &TenantId,
+        scope: &[ReadableConversation],
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let prefix = fold(prefix);
+        if prefix.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = SearchRequest {
+            tenant_id: tenant_id.clone(),
+            query: switchboard_engine::search::SearchQuery::default(),
+            scope: scope.to_vec(),
+            sort: SearchSort::Newest,
+            limit: SUGGESTION_SOURCE_DOCUMENTS,
+            cursor: None,
+        };
+        let compiled = CompiledQuery {
+            required: vec![CompiledClause::Prefix(prefix.clone())],
+            excluded: Vec::new(),
+        };
+        let Some(query) = self.query(&request, &compiled)? else {
+            return Ok(Vec::new());
+        };
+        let searcher = self.reader.searcher();
+        let found: Vec<(u64, DocAddress)> = searcher
+            .search(
+                &query,
+                &TopDocs::with_limit(SUGGESTION_SOURCE_DOCUMENTS)
+                    .order_by_fast_field::<u64>("sent_at", Order::Desc),
+            )
+            .map_err(|error| unavailable("suggesting", error))?;
+        let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (_, address) in found {
+            let stored: TantivyDocument = searcher
+                .doc(address)
+                .map_err(|error| unavailable("suggesting", error))?;
+            let text = stored
+                .get_first(self.fields.text)
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            for token in self.analyzer.tokens(&text, Purpose::Index) {
+                if token.folded.starts_with(prefix.as_str()) {
+                    *counts.entry(token.folded).or_default() += 1;
+                }
+            }
+        }
+        let mut words: Vec<(String, usize)> = counts.into_iter().collect();
+        words.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
+        Ok(words
+            .into_iter()
+            .take(limit)
+            .map(|(word, _)| word)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl SearchIndex for EmbeddedSearchIndex {
+    async fn apply(
+        &self,
+        changes: Vec<IndexChange>,
+        checkpoint: LogCursor,
+    ) -> Result<(), StoreError> {
+        self.blocking(move |inner| {
+            let fields = inner.fields;
+            let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let result = (|| {
+                for change in &changes {
+                    match change {
+                        IndexChange::Put(document) => {
+                            writer.delete_term(Term::from_field_text(
+                                fields.doc_key,
+                                &doc_key(
+                                    &document.tenant_id,
+                                    document.conversation_id,
+                                    document.message_id,
+                                ),
+                            ));
+                            writer
+                                .add_document(inner.document(document))
+                                .map_err(|error| unavailable("indexing a message", error))?;
+                        }
+                        IndexChange::Remove {
+                            tenant_id,
+                            conversation_id,
+                            message_id,
+                        } => {
+                            writer.delete_term(Term::from_field_text(
+                                fields.doc_key,
+                                &doc_key(tenant_id, *conversation_id, *message_id),
+                            ));
+                        }
+                    }
+                }
+                let payload = serde_json::to_string(&Payload {
+                    schema: SCHEMA_VERSION,
+                    checkpoint: checkpoint.0,
+                })
+                .map_err(|error| unavailable("writing the checkpoint", error))?;
+                let mut prepared = writer
+                    .prepare_commit()
+                    .map_err(|error| unavailable("committing the search index", error))?;
+                prepared.set_payload(&payload);
+                prepared
+                    .commit()
+                    .map_err(|error| unavailable("committing the search index", error))?;
+                Ok(())
+            })();
+            if let Err(error) = result {
+                // Nothing of a failed batch may stay pending for the next commit.
+                let _ = writer.rollback();
+                return Err(error);
+            }
+            drop(writer);
+            inner
+                .reader
+                .reload()
+                .map_err(|error| unavailable("reloading the search index", error))?;
+            *inner
+                .checkpoint
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = checkpoint;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn checkpoint(&self) -> Result<LogCursor, StoreError> {
+        Ok(*self
+            .inner
+            .checkpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    async fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        let request = request.clone();
+        self.blocking(move |inner| inner.search(&request)).await
+    }
+
+    async fn suggest(
+        &self,
+        tenant_id: &TenantId,
+        scope: &[ReadableConversation],
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let (tenant_id, scope, prefix) = (tenant_id.clone(), scope.to_vec(), prefix.to_owned());
+        self.blocking(move |inner| inner.suggest(&tenant_id, &scope, &prefix, limit))
+            .await
+    }
+}
