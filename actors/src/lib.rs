@@ -25,6 +25,7 @@ pub mod presence;
 pub mod reply;
 pub mod restart;
 pub mod root;
+pub mod search;
 pub mod security;
 pub mod session;
 pub mod sessions;

@@ -9,10 +9,12 @@
 //! terms a message is found by are decided here, before any adapter is involved. [`matching`]
 //! says once what a query means over analysed text (the in-memory index runs it; a real index
 //! is held to its answers), and [`index`] is the `SearchIndex` port: documents, changes with
-//! their event-log checkpoint, and requests that carry the caller's scope.
+//! their event-log checkpoint, and requests that carry the caller's scope; [`indexing`] says
+//! what each event-log entry does to the index.
 
 pub mod analyzer;
 pub mod index;
+pub mod indexing;
 pub mod matching;
 pub mod query;
 
