@@ -17,6 +17,7 @@ pub mod index;
 pub mod indexing;
 pub mod matching;
 pub mod query;
+pub mod snippet;
 
 pub use analyzer::{Analyzer, Purpose, Token};
 pub use index::{SearchIndex, SearchRequest};

@@ -91,6 +91,58 @@ pub enum SearchCursor {
     },
 }
 
+const CURSOR_VERSION: u8 = 1;
+
+impl SearchCursor {
+    /// The cursor as clients carry it: URL-safe base64 of a small versioned record.
+    pub fn encode(&self) -> String {
+        use base64::Engine as _;
+        let mut bytes = vec![CURSOR_VERSION];
+        match self {
+            SearchCursor::Offset(offset) => {
+                bytes.push(0);
+                bytes.extend_from_slice(&(*offset as u64).to_be_bytes());
+            }
+            SearchCursor::Before {
+                sent_at,
+                message_id,
+            } => {
+                bytes.push(1);
+                bytes.extend_from_slice(&sent_at.0.to_be_bytes());
+                bytes.extend_from_slice(&message_id.to_bytes());
+            }
+        }
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Reads a cursor [`SearchCursor::encode`] made.
+    ///
+    /// # Errors
+    /// [`crate::Error::Invalid`] (field `cursor`) for anything else.
+    pub fn decode(text: &str) -> crate::Result<SearchCursor> {
+        use base64::Engine as _;
+        let malformed = || crate::Error::invalid("cursor", "not a cursor this API issued");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| malformed())?;
+        let number =
+            |slice: &[u8]| -> Option<u64> { Some(u64::from_be_bytes(slice.try_into().ok()?)) };
+        match bytes.as_slice() {
+            [CURSOR_VERSION, 0, offset @ ..] if offset.len() == 8 => {
+                let offset = number(offset).ok_or_else(malformed)?;
+                usize::try_from(offset)
+                    .map(SearchCursor::Offset)
+                    .map_err(|_| malformed())
+            }
+            [CURSOR_VERSION, 1, rest @ ..] if rest.len() == 24 => Ok(SearchCursor::Before {
+                sent_at: Timestamp(number(&rest[..8]).ok_or_else(malformed)?),
+                message_id: MessageId::from_bytes(rest[8..].try_into().map_err(|_| malformed())?),
+            }),
+            _ => Err(malformed()),
+        }
+    }
+}
+
 /// One search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
@@ -179,3 +231,6 @@ pub trait SearchIndex: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
 }
+
+#[cfg(test)]
+mod tests;
