@@ -25,6 +25,7 @@ mod kafka;
 mod limits;
 mod media;
 mod objects;
+mod search;
 mod secrets;
 pub mod section;
 mod server;
@@ -56,6 +57,7 @@ pub use media::{MediaConfig, TenantMediaConfig};
 pub use objects::{
     ObjectStoreBackend, ObjectStoreConfig, ObjectsConfig, ObjectsKeys, S3ObjectStoreConfig,
 };
+pub use search::SearchConfig;
 pub use secrets::{
     DEV_SECRET_FILE, MEDIA_LINK_SECRET_FILE, TURN_SECRET_FILE, development_secret,
     media_link_secret, turn_secret,
@@ -97,6 +99,8 @@ pub struct Config {
     pub objects: ObjectsConfig,
     /// Users' files.
     pub media: MediaConfig,
+    /// Full-text search over messages.
+    pub search: SearchConfig,
 }
 
 /// Every section's documentation, in the order of [`Config`]'s fields and of
@@ -113,6 +117,7 @@ pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc::of::<KafkaConfig>(),
     SectionDoc::of::<ObjectsKeys>(),
     SectionDoc::of::<MediaConfig>(),
+    SectionDoc::of::<SearchConfig>(),
 ];
 
 /// Flags given on the command line; each overrides its config key when present.
@@ -164,6 +169,7 @@ impl Config {
         self.limits.validate()?;
         self.objects.validate()?;
         self.media.validate()?;
+        self.search.validate()?;
         self.websocket.validate()?;
         self.storage.validate()?;
         self.conversations.validate()?;

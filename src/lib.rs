@@ -18,11 +18,14 @@ use switchboard_actors::clock::{IdGenerator, SystemClock};
 use switchboard_actors::media::collector::{MediaCollectorArgs, MediaCollectorHandle};
 use switchboard_actors::media::thumbnailer::{ThumbnailerArgs, ThumbnailerHandle};
 use switchboard_actors::media::{MediaPorts, MediaService};
+use switchboard_actors::search::indexer::{IndexerArgs, SearchIndexerHandle};
+use switchboard_actors::search::service::SearchService;
 use switchboard_actors::system::{ClusterPorts, RecordingPorts, System, SystemPorts};
 use switchboard_engine::backoff::Backoff;
 use switchboard_engine::media::MediaStore;
 use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_engine::recording::{ObjectStore, RecordingStore};
+use switchboard_engine::search::SearchIndex;
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use switchboard_transport::auth::Authenticator;
 use switchboard_transport::codec::JsonEventEncoder;
@@ -49,6 +52,8 @@ pub const RECORDINGS_DIR: &str = "recordings";
 pub const OBJECTS_DIR: &str = "objects";
 /// The media records' directory inside `server.data_dir`.
 pub const MEDIA_DIR: &str = "media";
+/// The search index's directory under `server.data_dir`.
+pub const SEARCH_DIR: &str = "search";
 
 /// A running server.
 pub struct Server {
@@ -65,6 +70,8 @@ pub struct Server {
     /// Removes deleted media, expired uploads and orphans.
     media_collector: Option<MediaCollectorHandle>,
     thumbnailer: Option<ThumbnailerHandle>,
+    /// Follows the event log into the search index, when search is on.
+    search_indexer: Option<SearchIndexerHandle>,
     /// Brings remote stores up at start-up (see [`prepare_store`] and [`open_objects`]).
     preparations: Vec<JoinHandle<()>>,
 }
@@ -214,6 +221,28 @@ pub fn open_objects(config: &Config) -> anyhow::Result<(Arc<dyn ObjectStore>, Pr
         ),
     };
     Ok((objects, preparation))
+}
+
+/// Opens the search index `[search]` asks for: none when search is off, in memory with the
+/// memory backend, else the tantivy index in `<data_dir>/search` (each node keeps its own,
+/// fed from the shared log).
+///
+/// # Errors
+/// If the directory cannot be used or holds an index of another schema version.
+pub fn open_search_index(config: &Config) -> anyhow::Result<Option<Arc<dyn SearchIndex>>> {
+    if !config.search.enabled {
+        return Ok(None);
+    }
+    Ok(Some(match config.storage.backend {
+        StorageBackend::Memory => Arc::new(switchboard_storage::MemorySearchIndex::new()),
+        _ => {
+            let path = config.server.data_dir.join(SEARCH_DIR);
+            Arc::new(
+                switchboard_storage::EmbeddedSearchIndex::open(&path)
+                    .with_context(|| format!("opening the search index in {}", path.display()))?,
+            )
+        }
+    }))
 }
 
 /// Opens the media records' store: in memory with the memory backend, a fjall database in
@@ -535,6 +564,27 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
     })
     .await
     .context("starting the media garbage collector")?;
+    let (search, search_indexer) = match open_search_index(&config)? {
+        Some(index) => {
+            let indexer = SearchIndexerHandle::start(IndexerArgs {
+                store: Arc::clone(&store),
+                index: Arc::clone(&index),
+                batch: config.search.index_batch,
+                interval: config.search.index_interval(),
+            })
+            .await
+            .context("starting the search indexer")?;
+            let service = SearchService::new(
+                Arc::clone(&store),
+                index,
+                config
+                    .search
+                    .search_settings(Duration::from_millis(config.conversations.call_timeout_ms)),
+            );
+            (Some(Arc::new(service)), Some(indexer))
+        }
+        None => (None, None),
+    };
     let system = Arc::new(
         System::start(
             config.system_settings(),
@@ -562,6 +612,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             config.limits.max_concurrent_recording_transfers,
         )),
         media,
+        search,
         media_links: Arc::new(config.media.tenant_link_secrets()?.into_iter().fold(
             MediaLinkSigner::new(
                 &media_link_secret(&config.media, &config.server.data_dir)?,
@@ -604,6 +655,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         relay,
         media_collector: Some(media_collector),
         thumbnailer: Some(thumbnailer),
+        search_indexer,
         preparations: store_preparation
             .into_iter()
             .chain(objects_preparation)
@@ -666,6 +718,9 @@ impl Server {
         }
         if let Some(thumbnailer) = self.thumbnailer.take() {
             thumbnailer.stop();
+        }
+        if let Some(indexer) = self.search_indexer.take() {
+            indexer.stop();
         }
         if let Some(relay) = self.relay.take() {
             relay.close().await;

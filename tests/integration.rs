@@ -52,6 +52,8 @@ mod recordings;
 mod recordings_rss;
 #[path = "integration/resume.rs"]
 mod resume;
+#[path = "integration/search.rs"]
+mod search;
 #[path = "integration/security.rs"]
 mod security;
 #[path = "integration/signals.rs"]

@@ -1,4 +1,6 @@
 //! Search's actors: the indexer that follows the event log into the search index
-//! ([`indexer`]). Queries are not an actor's work: they read the index through the port.
+//! ([`indexer`]), and the service that answers a caller's search within what the caller may
+//! read ([`service`]; not an actor: a query reads the index through the port).
 
 pub mod indexer;
+pub mod service;

@@ -26,6 +26,7 @@ mod object_download;
 mod presence;
 mod recordings;
 pub mod router;
+mod search;
 mod turn;
 
 pub use extract::{Authenticated, bearer_token, method_not_allowed, route_not_found};

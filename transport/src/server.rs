@@ -45,6 +45,8 @@ pub struct App {
     pub recording_transfers: Arc<tokio::sync::Semaphore>,
     /// Users' media: uploads, downloads, deletes.
     pub media: Arc<switchboard_actors::media::MediaService>,
+    /// Message search, when `[search]` is on.
+    pub search: Option<Arc<switchboard_actors::search::service::SearchService>>,
     /// Signs and checks media links.
     pub media_links: Arc<crate::link_signing::MediaLinkSigner>,
 }

@@ -31,6 +31,7 @@ pub fn api() -> OpenApiRouter<Arc<App>> {
         .merge(super::media_uploads::routes())
         .merge(super::media_links::routes())
         .merge(super::media_thumbnails::routes())
+        .merge(super::search::routes())
         .merge(super::admin::routes())
 }
 

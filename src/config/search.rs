@@ -1,0 +1,55 @@
+//! `[search]`: the message search index (on by default: a tantivy index under
+//! `<data_dir>/search`, or in memory with `storage.backend = "memory"`), how the indexer
+//! batches, and how far one search looks; and their translation into the search service's
+//! [`SearchSettings`].
+
+use std::time::Duration;
+
+use switchboard_actors::search::service::SearchSettings;
+
+use super::section::{config_section, ensure_positive};
+
+config_section! {
+    /// `[search]`: full-text search over messages. The indexer follows the store's event log
+    /// into the index; a search finds only what its caller can read.
+    pub struct SearchConfig = "search" {
+        /// Whether messages are indexed and `GET /v1/search/messages` answers (503 when off).
+        pub enabled: bool = true,
+        /// The most log entries one commit of the index takes.
+        pub index_batch: usize = 1_024,
+        /// How often the indexer reads the event log, in milliseconds.
+        pub index_interval_ms: u64 = 100,
+        /// The most conversations one search looks in (the caller's first ones, in id order).
+        pub max_conversations: usize = 10_000,
+    }
+}
+
+impl SearchConfig {
+    /// Checks the numbers are positive.
+    ///
+    /// # Errors
+    /// Names the first offending key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure_positive(
+            "search",
+            [
+                ("index_batch", self.index_batch as u64),
+                ("index_interval_ms", self.index_interval_ms),
+                ("max_conversations", self.max_conversations as u64),
+            ],
+        )
+    }
+
+    /// The search service's settings.
+    pub fn search_settings(&self, call_timeout: Duration) -> SearchSettings {
+        SearchSettings {
+            max_conversations: self.max_conversations,
+            call_timeout,
+        }
+    }
+
+    /// How often the indexer reads the log.
+    pub fn index_interval(&self) -> Duration {
+        Duration::from_millis(self.index_interval_ms)
+    }
+}
