@@ -581,6 +581,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
                     .search
                     .search_settings(Duration::from_millis(config.conversations.call_timeout_ms)),
             );
+            service.use_indexer(indexer.clone());
             (Some(Arc::new(service)), Some(indexer))
         }
         None => (None, None),

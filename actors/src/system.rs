@@ -336,8 +336,12 @@ impl System {
         conversations::conversation(self, identity, conversation_id).await
     }
 
-    /// Takes one token of `class` from the user's budget now.
-    async fn take_budget(&self, identity: &Identity, class: ActionClass) -> Result<(), Error> {
+    /// Takes one action of `class` from the caller's budget (the node's, or the cluster's
+    /// shared one): for callers outside the system's own services, such as search.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`] with the wait before the next one is allowed.
+    pub async fn take_budget(&self, identity: &Identity, class: ActionClass) -> Result<(), Error> {
         self.limits
             .take(
                 class,

@@ -41,6 +41,8 @@ pub enum ActionClass {
     Changes,
     /// Live signals: read and delivered receipts, typing, presence.
     Signals,
+    /// Searches.
+    Search,
 }
 
 impl ActionClass {
@@ -51,6 +53,7 @@ impl ActionClass {
             ActionClass::Operations => "operations",
             ActionClass::Changes => "changes",
             ActionClass::Signals => "signals",
+            ActionClass::Search => "search",
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct RateLimits {
     pub changes: RateLimit,
     /// For [`ActionClass::Signals`].
     pub signals: RateLimit,
+    /// For [`ActionClass::Search`].
+    pub search: RateLimit,
 }
 
 impl RateLimits {
@@ -76,6 +81,7 @@ impl RateLimits {
             operations: limit,
             changes: limit,
             signals: limit,
+            search: limit,
         }
     }
 
@@ -86,6 +92,7 @@ impl RateLimits {
             ActionClass::Operations => self.operations,
             ActionClass::Changes => self.changes,
             ActionClass::Signals => self.signals,
+            ActionClass::Search => self.search,
         }
     }
 }

@@ -32,6 +32,10 @@ config_section! {
         pub signals_per_minute: u32 = 600,
         /// Signals a user may send at once after a quiet period.
         pub signals_burst: u32 = 60,
+        /// Searches per user per tenant per minute; 0 = unlimited.
+        pub search_per_minute: u32 = 60,
+        /// Searches a user may make at once after a quiet period.
+        pub search_burst: u32 = 10,
         /// Longest message text, in UTF-8 bytes (rejected with `too_large`).
         pub max_message_bytes: usize = 4096,
         /// Largest WebSocket frame: bigger frames get an error frame (`frame_too_large`);
@@ -100,6 +104,10 @@ pub struct TenantRatesConfig {
     pub signals_per_minute: Option<u32>,
     /// As `limits.signals_burst`.
     pub signals_burst: Option<u32>,
+    /// As `limits.search_per_minute`.
+    pub search_per_minute: Option<u32>,
+    /// As `limits.search_burst`.
+    pub search_burst: Option<u32>,
 }
 
 impl TenantRatesConfig {
@@ -121,6 +129,7 @@ impl TenantRatesConfig {
             ),
             changes: limit(self.changes_per_minute, self.changes_burst, global.changes),
             signals: limit(self.signals_per_minute, self.signals_burst, global.signals),
+            search: limit(self.search_per_minute, self.search_burst, global.search),
         }
     }
 }
@@ -178,6 +187,7 @@ impl LimitsConfig {
             operations: limit(self.operations_per_minute, self.operations_burst),
             changes: limit(self.changes_per_minute, self.changes_burst),
             signals: limit(self.signals_per_minute, self.signals_burst),
+            search: limit(self.search_per_minute, self.search_burst),
         }
     }
 

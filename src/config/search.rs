@@ -21,6 +21,9 @@ config_section! {
         pub index_interval_ms: u64 = 100,
         /// The most conversations one search looks in (the caller's first ones, in id order).
         pub max_conversations: usize = 10_000,
+        /// How long a search with `consistent=true` waits for the index to take everything
+        /// stored before it, in milliseconds (then 503).
+        pub consistent_wait_ms: u64 = 2_000,
     }
 }
 
@@ -36,6 +39,7 @@ impl SearchConfig {
                 ("index_batch", self.index_batch as u64),
                 ("index_interval_ms", self.index_interval_ms),
                 ("max_conversations", self.max_conversations as u64),
+                ("consistent_wait_ms", self.consistent_wait_ms),
             ],
         )
     }
@@ -45,6 +49,7 @@ impl SearchConfig {
         SearchSettings {
             max_conversations: self.max_conversations,
             call_timeout,
+            consistent_wait: Duration::from_millis(self.consistent_wait_ms),
         }
     }
 

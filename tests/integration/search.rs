@@ -8,6 +8,11 @@ use serde_json::{Value, json};
 
 use crate::support::{TestServer, eventually, token};
 
+/// A server whose search rate limit is off: these tests search more often than a user may.
+async fn unlimited() -> TestServer {
+    TestServer::start_with(|config| config.limits.search_per_minute = 0).await
+}
+
 /// `GET /v1/search/messages` with `parameters` as `user` of `tenant`: status and body.
 async fn search(server: &TestServer, tenant: &str, user: &str, parameters: &str) -> (u16, Value) {
     let response = server
@@ -67,7 +72,7 @@ async fn found_eventually(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_find_their_messages_with_snippets_and_nothing_else() {
-    let server = TestServer::start().await;
+    let server = unlimited().await;
     let team = server.create_conversation("acme", "alice", &["bob"]).await;
     let private = server
         .create_conversation("acme", "alice", &["carol"])
@@ -130,7 +135,7 @@ async fn members_find_their_messages_with_snippets_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hidden_deleted_and_removed_end_what_a_member_finds() {
-    let server = TestServer::start().await;
+    let server = unlimited().await;
     let team = server.create_conversation("acme", "alice", &["bob"]).await;
     let hidden = post(&server, "alice", &team, "m1", "budget draft one").await;
     let deleted = post(&server, "alice", &team, "m2", "budget draft two").await;
@@ -176,7 +181,7 @@ async fn hidden_deleted_and_removed_end_what_a_member_finds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_searches_are_refused_with_a_reason() {
-    let server = TestServer::start().await;
+    let server = unlimited().await;
     for (parameters, field, reason) in [
         ("q=%22unclosed", "q", "character 1"),
         ("q=*", "q", "lone *"),
@@ -209,4 +214,41 @@ async fn bad_searches_are_refused_with_a_reason() {
     assert_eq!(status, 400);
     let response = server.get_without_token("/v1/search/messages?q=x").await;
     assert_eq!(response.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consistent_search_finds_what_was_just_sent_and_searches_are_rate_limited() {
+    // The indexer would not look at the log again for an hour on its own.
+    let server = TestServer::start_with(|config| {
+        config.search.index_interval_ms = 3_600_000;
+        config.limits.search_per_minute = 60;
+        config.limits.search_burst = 3;
+    })
+    .await;
+    let team = server.create_conversation("acme", "alice", &["bob"]).await;
+    post(&server, "alice", &team, "m1", "freshly sent").await;
+    let (status, body) = search(&server, "acme", "bob", "q=freshly").await;
+    assert_eq!(
+        (status, snippets(&body).len()),
+        (200, 0),
+        "not indexed yet: {body}"
+    );
+    let (status, body) = search(&server, "acme", "bob", "q=freshly&consistent=true").await;
+    assert_eq!(
+        (status, snippets(&body)),
+        (200, vec!["freshly sent".to_owned()]),
+        "{body}"
+    );
+    // The third search of the burst is the last one allowed.
+    let (status, _) = search(&server, "acme", "bob", "q=freshly").await;
+    assert_eq!(status, 200);
+    let (status, body) = search(&server, "acme", "bob", "q=freshly").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    // Alice has a budget of her own.
+    let (status, _) = search(&server, "acme", "alice", "q=freshly").await;
+    assert_eq!(status, 200);
 }

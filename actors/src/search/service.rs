@@ -5,7 +5,7 @@
 //! and says nothing of it. Not an actor: each call is one request's work on the store and the
 //! index ports, every call bounded by a timeout.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use switchboard_engine::Error;
@@ -16,6 +16,7 @@ use switchboard_engine::search::index::{
     ReadableConversation, SearchCursor, SearchIndex, SearchPage, SearchRequest, SearchSort,
 };
 
+use super::indexer::SearchIndexerHandle;
 use crate::session::Identity;
 use crate::uploads::bounded;
 
@@ -29,6 +30,8 @@ pub struct SearchSettings {
     pub max_conversations: usize,
     /// The longest one store or index call may take.
     pub call_timeout: Duration,
+    /// How long a consistent search waits for the index to take everything stored.
+    pub consistent_wait: Duration,
 }
 
 impl Default for SearchSettings {
@@ -36,6 +39,7 @@ impl Default for SearchSettings {
         Self {
             max_conversations: 10_000,
             call_timeout: Duration::from_secs(5),
+            consistent_wait: Duration::from_secs(2),
         }
     }
 }
@@ -51,6 +55,9 @@ pub struct MessageSearch {
     pub limit: usize,
     /// Where the page starts.
     pub cursor: Option<SearchCursor>,
+    /// Wait until the index has taken everything stored before this search began (so a
+    /// caller finds what it just sent), at most [`SearchSettings::consistent_wait`].
+    pub consistent: bool,
 }
 
 /// Searches messages for their readers.
@@ -58,6 +65,8 @@ pub struct SearchService {
     store: Arc<dyn MessageStore>,
     index: Arc<dyn SearchIndex>,
     settings: SearchSettings,
+    /// The indexer, for consistent searches (started after the service).
+    indexer: OnceLock<SearchIndexerHandle>,
 }
 
 impl SearchService {
@@ -71,18 +80,38 @@ impl SearchService {
             store,
             index,
             settings,
+            indexer: OnceLock::new(),
         }
+    }
+
+    /// Lets consistent searches ask `indexer` to catch up. A second call changes nothing.
+    pub fn use_indexer(&self, indexer: SearchIndexerHandle) {
+        let _ = self.indexer.set(indexer);
     }
 
     /// One page of the caller's messages that match.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] if the store or the index fails or is slow.
+    /// [`Error::Unavailable`] if the store or the index fails or is slow, or a consistent
+    /// search's index does not catch up in time.
     pub async fn search_messages(
         &self,
         identity: &Identity,
         search: MessageSearch,
     ) -> Result<SearchPage, Error> {
+        if search.consistent {
+            let indexer = self.indexer.get().ok_or_else(|| {
+                Error::unavailable("the search indexer is not running on this node")
+            })?;
+            indexer
+                .catch_up(self.settings.consistent_wait)
+                .await
+                .map_err(|_| {
+                    Error::unavailable(
+                        "the search index did not catch up with the store in time; retry",
+                    )
+                })?;
+        }
         let scope = self.scope(identity, &search.query.conversations).await?;
         let request = SearchRequest {
             tenant_id: identity.tenant_id.clone(),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_actors::search::service::{MessageSearch, SearchService};
 use switchboard_engine::Error;
 use switchboard_engine::ids::{ConversationId, UserId};
+use switchboard_engine::rate_limit::ActionClass;
 use switchboard_engine::search::SearchQuery;
 use switchboard_engine::search::index::{MAX_SEARCH_LIMIT, SearchCursor, SearchHit, SearchSort};
 use switchboard_engine::search::snippet::snippet;
@@ -61,6 +62,9 @@ pub(crate) struct MessageSearchQuery {
     limit: Option<usize>,
     /// A `next_cursor` from the previous page of the same search.
     cursor: Option<String>,
+    /// Wait (up to `search.consistent_wait_ms`, 2 s) until the index has taken every message
+    /// stored before this request, so a client finds what it just sent; 503 if it has not.
+    consistent: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -184,6 +188,7 @@ fn message_search(parameters: MessageSearchQuery) -> Result<Option<MessageSearch
         sort,
         limit,
         cursor,
+        consistent: parameters.consistent == Some(true),
     }))
 }
 
@@ -201,14 +206,16 @@ fn search_service(app: &App) -> Result<&Arc<SearchService>, WireError> {
 /// caller deleted for themself, one deleted for everyone, or another tenant's. A
 /// conversation named with `in:` or `conversation_id` that the caller is not in finds nothing
 /// (and says nothing of it). Each hit carries a snippet with its matches. New messages are
-/// found once the indexer has taken them, within a second on an idle node.
+/// found once the indexer has taken them, within a second on an idle node; with
+/// `consistent=true`, at once. Searches count against `limits.search_per_minute` (60).
 #[utoipa::path(get, path = "/v1/search/messages", tag = "search",
     params(MessageSearchQuery),
     responses(
         (status = 200, description = "A page of hits.", body = SearchPageBody),
+        (status = 429, description = "Over `limits.search_per_minute` (`rate_limited`, with `retry_after_ms`).", body = ErrorBody),
         (status = 400, description = "A query that cannot be read (the reason names the position: an unbalanced quote, a lone `*`, a prefix under 2 characters, a bad date or id, a filter given twice or excluded), over 1 KiB or 32 terms; a limit outside 1 to 100; a bad sort or cursor; an unknown parameter (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 503, description = "The store or the index is unavailable, or search is turned off (`unavailable`).", body = ErrorBody),
+        (status = 503, description = "The store or the index is unavailable, search is turned off, or a consistent search's index did not catch up in time (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn search_messages(
     State(app): State<Arc<App>>,
@@ -217,6 +224,9 @@ pub(crate) async fn search_messages(
 ) -> Result<Response, WireError> {
     let search = message_search(parse_query(query)?)?;
     let service = search_service(&app)?;
+    app.system
+        .take_budget(&identity, ActionClass::Search)
+        .await?;
     let Some(search) = search else {
         return Ok(Json(SearchPageBody {
             hits: Vec::new(),
