@@ -54,6 +54,8 @@ mod recordings_rss;
 mod resume;
 #[path = "integration/search.rs"]
 mod search;
+#[path = "integration/search_crash.rs"]
+mod search_crash;
 #[path = "integration/security.rs"]
 mod security;
 #[path = "integration/signals.rs"]

@@ -73,7 +73,7 @@ pub(crate) async fn conversation_of_alice_with_bob(http: &reqwest::Client, addr:
     created["conversation_id"].as_str().expect("id").to_owned()
 }
 
-async fn history(http: &reqwest::Client, addr: &str, id: &str) -> Vec<Value> {
+pub(crate) async fn history(http: &reqwest::Client, addr: &str, id: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let mut after = 0u64;
     loop {
