@@ -12,7 +12,8 @@
 //! MongoDB server killed with SIGKILL and restarted under a running engine (sends meanwhile
 //! refused as `unavailable`, `/ready` 503, service back by itself, nothing acknowledged lost,
 //! re-sends stored once). With `s3`: a recorded call with its metadata in MongoDB and its media
-//! on S3, erased from both.
+//! on S3, erased from both. With `redis`: search on two nodes, each with its own index fed from
+//! the shared log, finds what was sent through either.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -648,5 +649,64 @@ async fn mongodb_and_s3_keep_a_recording_and_erase_it_everywhere() {
     let (_, log) = as_role(&server, reqwest::Method::GET, ADMIN, "/v1/audit", None).await;
     assert_eq!(log["items"], json!([audit]));
     drop(server);
+    drop_database(&database).await;
+}
+
+/// Search across two nodes: each keeps its own index, fed from the shared MongoDB log, so a
+/// message sent through either node is found through both (`consistent=true`: each node's
+/// indexer takes everything stored before the search).
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn mongodb_two_nodes_each_index_the_shared_log_and_find_each_others_messages() {
+    let database = fresh_database();
+    let first = TestServer::start_with(on_mongodb_and_redis(&database, "node-a")).await;
+    let second = TestServer::start_with(on_mongodb_and_redis(&database, "node-b")).await;
+    let id = first.create_conversation("acme", "alice", &["bob"]).await;
+    for (node, user, client_id, text) in [
+        (&first, "alice", "a1", "replicated through the first node"),
+        (&second, "bob", "b1", "answered through the second node"),
+    ] {
+        let (status, _, body) = node
+            .post_as(
+                user,
+                &format!("/v1/conversations/{id}/messages"),
+                json!({"client_id": client_id, "text": text}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for node in [&first, &second] {
+        for (word, expected) in [
+            ("replicated", "replicated through the first node"),
+            ("answered", "answered through the second node"),
+        ] {
+            let (status, _, body) = node
+                .get_as(
+                    "bob",
+                    &format!("/v1/search/messages?q={word}&consistent=true"),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let hits = body["hits"].as_array().expect("hits");
+            assert_eq!(hits.len(), 1, "{body}");
+            assert_eq!(hits[0]["snippet"]["text"], expected);
+            assert_eq!(hits[0]["conversation_id"], id.as_str());
+        }
+    }
+    // Another tenant's user finds nothing on either node.
+    for node in [&first, &second] {
+        let response = node
+            .request(
+                reqwest::Method::GET,
+                "/v1/search/messages?q=replicated&consistent=true",
+                &token("globex", "bob"),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["hits"], json!([]));
+    }
+    drop((first, second));
     drop_database(&database).await;
 }
