@@ -252,3 +252,60 @@ async fn a_consistent_search_finds_what_was_just_sent_and_searches_are_rate_limi
     let (status, _) = search(&server, "acme", "alice", "q=freshly").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suggestions_complete_words_the_caller_can_read_only() {
+    let server = unlimited().await;
+    let team = server.create_conversation("acme", "alice", &["bob"]).await;
+    let private = server
+        .create_conversation("acme", "alice", &["carol"])
+        .await;
+    post(
+        &server,
+        "alice",
+        &team,
+        "m1",
+        "Budget review, budget approved",
+    )
+    .await;
+    post(&server, "bob", &team, "m2", "the Bügeleisen is broken").await;
+    post(&server, "alice", &private, "m3", "bucket list for carol").await;
+    found_eventually(&server, "alice", "q=bu*", 3).await;
+    let suggest = |user: &'static str, parameters: &'static str| {
+        let server = &server;
+        async move {
+            let (status, _, body) = server
+                .get_as(user, &format!("/v1/search/suggestions?{parameters}"))
+                .await;
+            (status, body)
+        }
+    };
+    let (status, body) = suggest("bob", "prefix=BU").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["suggestions"],
+        json!(["budget", "bugeleisen"]),
+        "Carol's words are not Bob's"
+    );
+    let (_, body) = suggest("carol", "prefix=bu&limit=5").await;
+    assert_eq!(body["suggestions"], json!(["bucket"]));
+    let (_, body) = suggest("bob", "prefix=bu&limit=1").await;
+    assert_eq!(
+        body["suggestions"],
+        json!(["budget"]),
+        "the most frequent first"
+    );
+    for parameters in [
+        "prefix=b",
+        "prefix=bu&limit=0",
+        "prefix=bu&limit=21",
+        "limit=3",
+    ] {
+        let (status, body) = suggest("bob", parameters).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid")),
+            "{parameters}: {body}"
+        );
+    }
+}

@@ -129,6 +129,30 @@ impl SearchService {
         .await
     }
 
+    /// Up to `limit` words starting with `prefix` (folded) from messages the caller can read,
+    /// most frequent first.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store or the index fails or is slow.
+    pub async fn suggest(
+        &self,
+        identity: &Identity,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        let scope = self.scope(identity, &[]).await?;
+        if scope.is_empty() {
+            return Ok(Vec::new());
+        }
+        bounded(
+            self.settings.call_timeout,
+            "suggesting words",
+            self.index
+                .suggest(&identity.tenant_id, &scope, prefix, limit),
+        )
+        .await
+    }
+
     /// The log position the index reflects.
     ///
     /// # Errors

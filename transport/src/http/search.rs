@@ -1,4 +1,4 @@
-//! Search over HTTP: `GET /v1/search/messages`. The query language and its refusals are the
+//! Search over HTTP: `GET /v1/search/messages` and `GET /v1/search/suggestions`. The query language and its refusals are the
 //! engine's (`switchboard_engine::search::query`), the caller's scope is the search service's
 //! (`switchboard_actors::search::service`); this module reads the parameters, asks, and renders
 //! each hit with its snippet.
@@ -16,6 +16,7 @@ use switchboard_engine::ids::{ConversationId, UserId};
 use switchboard_engine::rate_limit::ActionClass;
 use switchboard_engine::search::SearchQuery;
 use switchboard_engine::search::index::{MAX_SEARCH_LIMIT, SearchCursor, SearchHit, SearchSort};
+use switchboard_engine::search::query::MIN_PREFIX_CHARS;
 use switchboard_engine::search::snippet::snippet;
 use switchboard_engine::time::Timestamp;
 use utoipa::{IntoParams, ToSchema};
@@ -33,7 +34,9 @@ const DEFAULT_LIMIT: usize = 20;
 
 /// The search routes.
 pub(super) fn routes() -> OpenApiRouter<Arc<App>> {
-    OpenApiRouter::new().routes(routes!(search_messages))
+    OpenApiRouter::new()
+        .routes(routes!(search_messages))
+        .routes(routes!(suggest_words))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -240,4 +243,70 @@ pub(crate) async fn search_messages(
         hits: page.hits.into_iter().map(SearchHitBody::from).collect(),
     })
     .into_response())
+}
+
+/// The most suggestions one request may ask for.
+const MAX_SUGGESTIONS: usize = 20;
+
+/// The longest prefix a suggestion request may give, in characters.
+const MAX_PREFIX_CHARS: usize = 64;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SuggestionsQuery {
+    /// The start of a word: 2 to 64 characters (case and accents do not matter).
+    prefix: String,
+    /// How many words: 1 to 20, default 10.
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SuggestionsBody {
+    /// Whole words (folded: lowercase, without accents) from messages the caller can read,
+    /// most frequent first.
+    suggestions: Vec<String>,
+}
+
+/// Suggest words.
+///
+/// Completes a prefix with words of messages the caller can read (the same scope as a search:
+/// conversations the caller is a member of now, nothing hidden for the caller, deleted or of
+/// another tenant), most frequent among the newest 200 messages that have one first. Counts
+/// against `limits.search_per_minute`.
+#[utoipa::path(get, path = "/v1/search/suggestions", tag = "search",
+    params(SuggestionsQuery),
+    responses(
+        (status = 200, description = "The words.", body = SuggestionsBody),
+        (status = 400, description = "A prefix under 2 or over 64 characters, a limit outside 1 to 20, or an unknown parameter (`invalid`).", body = ErrorBody),
+        TokenRefused,
+        (status = 429, description = "Over `limits.search_per_minute` (`rate_limited`, with `retry_after_ms`).", body = ErrorBody),
+        (status = 503, description = "The store or the index is unavailable, or search is turned off (`unavailable`).", body = ErrorBody),
+    ))]
+pub(crate) async fn suggest_words(
+    State(app): State<Arc<App>>,
+    Authenticated(identity): Authenticated,
+    query: Result<Query<SuggestionsQuery>, QueryRejection>,
+) -> Result<Response, WireError> {
+    let query = parse_query(query)?;
+    let n_chars = query.prefix.trim().chars().count();
+    if !(MIN_PREFIX_CHARS..=MAX_PREFIX_CHARS).contains(&n_chars) {
+        return Err(Error::invalid(
+            "prefix",
+            format!("from {MIN_PREFIX_CHARS} to {MAX_PREFIX_CHARS} characters"),
+        )
+        .into());
+    }
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=MAX_SUGGESTIONS).contains(&limit) {
+        return Err(Error::invalid("limit", format!("from 1 to {MAX_SUGGESTIONS}")).into());
+    }
+    let service = search_service(&app)?;
+    app.system
+        .take_budget(&identity, ActionClass::Search)
+        .await?;
+    let suggestions = service
+        .suggest(&identity, query.prefix.trim(), limit)
+        .await?;
+    Ok(Json(SuggestionsBody { suggestions }).into_response())
 }
