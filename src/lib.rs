@@ -18,7 +18,7 @@ use switchboard_actors::clock::{IdGenerator, SystemClock};
 use switchboard_actors::media::collector::{MediaCollectorArgs, MediaCollectorHandle};
 use switchboard_actors::media::thumbnailer::{ThumbnailerArgs, ThumbnailerHandle};
 use switchboard_actors::media::{MediaPorts, MediaService};
-use switchboard_actors::search::indexer::{IndexerArgs, SearchIndexerHandle};
+use switchboard_actors::search::indexer::{IndexerArgs, IndexerStats, SearchIndexerHandle};
 use switchboard_actors::search::service::SearchService;
 use switchboard_actors::system::{ClusterPorts, RecordingPorts, System, SystemPorts};
 use switchboard_engine::backoff::Backoff;
@@ -82,6 +82,53 @@ struct TurnHealthMetrics(Arc<HealthBoard>);
 impl MetricsSource for TurnHealthMetrics {
     fn register(&self, registry: &mut prometheus_client::registry::Registry) {
         self.0.register_metrics(registry);
+    }
+}
+
+/// The search indexer's counters, for `GET /metrics`.
+struct SearchMetrics(Arc<IndexerStats>);
+
+impl MetricsSource for SearchMetrics {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::metrics::counter::Counter;
+        use prometheus_client::metrics::gauge::Gauge;
+        use std::sync::atomic::Ordering;
+        let stats = &self.0;
+        let counter = |value: u64| {
+            let counter: Counter = Counter::default();
+            counter.inc_by(value);
+            counter
+        };
+        registry.register(
+            "switchboard_search_indexed_changes",
+            "Documents put into or removed from the search index",
+            counter(stats.changes.load(Ordering::Relaxed)),
+        );
+        registry.register(
+            "switchboard_search_commits",
+            "Commits of the search index (one per batch of the event log)",
+            counter(stats.commits.load(Ordering::Relaxed)),
+        );
+        let seconds: Counter<f64, std::sync::atomic::AtomicU64> = Counter::default();
+        #[allow(clippy::cast_precision_loss)] // Microseconds of commits fit an f64 for ages.
+        seconds.inc_by(stats.commit_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        registry.register(
+            "switchboard_search_commit_seconds",
+            "Time spent committing the search index",
+            seconds,
+        );
+        registry.register(
+            "switchboard_search_indexing_failures",
+            "Batches of the event log the indexer failed to apply (each retried)",
+            counter(stats.failures.load(Ordering::Relaxed)),
+        );
+        let checkpoint: Gauge = Gauge::default();
+        checkpoint.set(i64::try_from(stats.checkpoint.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        registry.register(
+            "switchboard_search_checkpoint",
+            "The event-log position the search index reflects",
+            checkpoint,
+        );
     }
 }
 
@@ -564,6 +611,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
     })
     .await
     .context("starting the media garbage collector")?;
+    let indexer_stats = Arc::new(IndexerStats::default());
     let (search, search_indexer) = match open_search_index(&config)? {
         Some(index) => {
             let indexer = SearchIndexerHandle::start(IndexerArgs {
@@ -571,6 +619,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
                 index: Arc::clone(&index),
                 batch: config.search.index_batch,
                 interval: config.search.index_interval(),
+                stats: Arc::clone(&indexer_stats),
             })
             .await
             .context("starting the search indexer")?;
@@ -631,6 +680,11 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             .chain(relay.as_ref().map(|relay| {
                 Arc::new(TurnRelayMetrics(relay.auth_failures())) as Arc<dyn MetricsSource>
             }))
+            .chain(
+                search_indexer
+                    .is_some()
+                    .then(|| Arc::new(SearchMetrics(indexer_stats)) as Arc<dyn MetricsSource>),
+            )
             .collect(),
     });
     let listener = tokio::net::TcpListener::bind(&config.server.listen)

@@ -251,6 +251,25 @@ async fn a_consistent_search_finds_what_was_just_sent_and_searches_are_rate_limi
     // Alice has a budget of her own.
     let (status, _) = search(&server, "acme", "alice", "q=freshly").await;
     assert_eq!(status, 200);
+    // The indexer's work is at /metrics.
+    let metrics = server
+        .get_without_token("/metrics")
+        .await
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(value("switchboard_search_indexed_changes_total") >= 1.0);
+    assert!(value("switchboard_search_commits_total") >= 1.0);
+    assert!(value("switchboard_search_checkpoint") >= 1.0);
+    assert_eq!(value("switchboard_search_indexing_failures_total"), 0.0);
+    assert!(value("switchboard_search_commit_seconds_total") > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

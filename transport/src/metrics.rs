@@ -43,7 +43,11 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
             `switchboard_turn_server_probe_failures_total` (label `uri`); and, when the \
             embedded TURN relay runs, `switchboard_turn_relay_auth_failures_total`, the \
             requests it refused for their credential (label `reason`: `malformed`, \
-            `expired`, `unknown_key` or `bad_password`).",
+            `expired`, `unknown_key` or `bad_password`); and, when search is on, the \
+            indexer's `switchboard_search_indexed_changes_total`, \
+            `switchboard_search_commits_total`, `switchboard_search_commit_seconds_total`, \
+            `switchboard_search_indexing_failures_total` and `switchboard_search_checkpoint` \
+            (the event-log position the index reflects).",
             content_type = "application/openmetrics-text", body = String),
     ))]
 pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {

@@ -12,6 +12,7 @@
 //! or index is logged and retried on the next tick; nothing is skipped.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -25,6 +26,22 @@ use crate::reply::call_within;
 /// How many full batches one tick applies before the actor reads its mailbox again.
 pub const BATCHES_PER_TICK: usize = 16;
 
+/// What the indexer has done, for `/metrics`: counters only ever grow, the checkpoint is the
+/// log position the index reflects.
+#[derive(Debug, Default)]
+pub struct IndexerStats {
+    /// Changes applied (documents put or removed).
+    pub changes: AtomicU64,
+    /// Commits of the index.
+    pub commits: AtomicU64,
+    /// Time spent in commits, in microseconds.
+    pub commit_micros: AtomicU64,
+    /// Batches that failed (and were retried).
+    pub failures: AtomicU64,
+    /// The log position the index reflects.
+    pub checkpoint: AtomicU64,
+}
+
 /// What the indexer runs with.
 pub struct IndexerArgs {
     /// The store whose event log it follows (and reads edited messages from).
@@ -35,6 +52,8 @@ pub struct IndexerArgs {
     pub batch: usize,
     /// How often it reads the log.
     pub interval: Duration,
+    /// Where it counts what it does.
+    pub stats: Arc<IndexerStats>,
 }
 
 /// The indexer's messages.
@@ -133,7 +152,17 @@ impl IndexerState {
                 }
             }
         }
+        let n_changes = changes.len() as u64;
+        let started = tokio::time::Instant::now();
         self.args.index.apply(changes, reached).await?;
+        let stats = &self.args.stats;
+        stats.commit_micros.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.changes.fetch_add(n_changes, Ordering::Relaxed);
+        stats.checkpoint.store(reached.0, Ordering::Relaxed);
         self.checkpoint = reached;
         Ok(entries.len())
     }
@@ -160,6 +189,7 @@ impl Actor for SearchIndexerActor {
         args: IndexerArgs,
     ) -> Result<IndexerState, ActorProcessingErr> {
         let checkpoint = args.index.checkpoint().await?;
+        args.stats.checkpoint.store(checkpoint.0, Ordering::Relaxed);
         myself.send_interval(args.interval, || IndexerMsg::Tick);
         Ok(IndexerState { args, checkpoint })
     }
@@ -177,6 +207,7 @@ impl Actor for SearchIndexerActor {
                 }
                 Ok(false) => {}
                 Err(error) => {
+                    state.args.stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, checkpoint = state.checkpoint.0, "indexing failed; the next tick retries");
                 }
             },

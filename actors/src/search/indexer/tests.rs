@@ -102,6 +102,7 @@ fn indexer(store: &Arc<dyn MessageStore>, index: &Arc<dyn SearchIndex>) -> Index
         batch: 2,
         // Long: the test drives it with catch_up.
         interval: Duration::from_secs(3_600),
+        stats: Arc::default(),
     }
 }
 
