@@ -180,6 +180,41 @@ pub struct SearchPage {
     pub next: Option<SearchCursor>,
 }
 
+impl SearchPage {
+    /// The page of `hits` (in the requested order, starting at the page's first hit, with at
+    /// least one more than `limit` when there are more) that starts `offset` hits into the
+    /// results: at most `limit` hits, and the cursor of the next page when there is one.
+    pub fn cut(mut hits: Vec<SearchHit>, sort: SearchSort, offset: usize, limit: usize) -> Self {
+        let more = hits.len() > limit;
+        hits.truncate(limit);
+        let next = match (more, sort, hits.last()) {
+            (true, SearchSort::Newest, Some(last)) => Some(SearchCursor::Before {
+                sent_at: last.document.sent_at,
+                message_id: last.document.message_id,
+            }),
+            (true, SearchSort::Relevance, Some(_)) => Some(SearchCursor::Offset(offset + limit)),
+            _ => None,
+        };
+        SearchPage { hits, next }
+    }
+}
+
+/// Up to `limit` of `words`, the most frequent first (ties in alphabetical order): how
+/// suggestions are ranked.
+pub fn most_frequent(words: impl IntoIterator<Item = String>, limit: usize) -> Vec<String> {
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for word in words {
+        *counts.entry(word).or_default() += 1;
+    }
+    let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
+    ranked.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
+    ranked
+        .into_iter()
+        .take(limit)
+        .map(|(word, _)| word)
+        .collect()
+}
+
 /// An index of messages.
 ///
 /// # Contract (checked by the conformance suite in `storage/tests/search.rs`)

@@ -28,7 +28,7 @@ use switchboard_engine::ports::LogCursor;
 use switchboard_engine::search::analyzer::{Analyzer, Purpose, fold};
 use switchboard_engine::search::index::{
     IndexChange, ReadableConversation, SearchCursor, SearchDocument, SearchHit, SearchIndex,
-    SearchPage, SearchRequest, SearchSort,
+    SearchPage, SearchRequest, SearchSort, most_frequent,
 };
 use switchboard_engine::search::matching::{CompiledClause, CompiledQuery};
 use switchboard_engine::time::Timestamp;
@@ -552,17 +552,7 @@ impl Inner {
                 });
             }
         }
-        let more = hits.len() > limit;
-        hits.truncate(limit);
-        let next = match (more, request.sort, hits.last()) {
-            (true, SearchSort::Newest, Some(last)) => Some(SearchCursor::Before {
-                sent_at: last.document.sent_at,
-                message_id: last.document.message_id,
-            }),
-            (true, SearchSort::Relevance, Some(_)) => Some(SearchCursor::Offset(offset + limit)),
-            _ => None,
-        };
-        Ok(SearchPage { hits, next })
+        Ok(SearchPage::cut(hits, request.sort, offset, limit))
     }
 
     fn suggest(
@@ -599,7 +589,7 @@ impl Inner {
                     .order_by_fast_field::<u64>("sent_at", Order::Desc),
             )
             .map_err(|error| unavailable("suggesting", error))?;
-        let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut words = Vec::new();
         for (_, address) in found {
             let stored: TantivyDocument = searcher
                 .doc(address)
@@ -608,19 +598,15 @@ impl Inner {
                 .get_first(self.fields.text)
                 .and_then(|value| value.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            for token in self.analyzer.tokens(&text, Purpose::Index) {
-                if token.folded.starts_with(prefix.as_str()) {
-                    *counts.entry(token.folded).or_default() += 1;
-                }
-            }
+            words.extend(
+                self.analyzer
+                    .tokens(&text, Purpose::Index)
+                    .into_iter()
+                    .filter(|token| token.folded.starts_with(prefix.as_str()))
+                    .map(|token| token.folded),
+            );
         }
-        let mut words: Vec<(String, usize)> = counts.into_iter().collect();
-        words.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
-        Ok(words
-            .into_iter()
-            .take(limit)
-            .map(|(word, _)| word)
-            .collect())
+        Ok(most_frequent(words, limit))
     }
 }
 

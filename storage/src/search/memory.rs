@@ -15,7 +15,7 @@ use switchboard_engine::ports::LogCursor;
 use switchboard_engine::search::analyzer::{Analyzer, Purpose, Token};
 use switchboard_engine::search::index::{
     IndexChange, ReadableConversation, SearchCursor, SearchDocument, SearchHit, SearchIndex,
-    SearchPage, SearchRequest, SearchSort,
+    SearchPage, SearchRequest, SearchSort, most_frequent,
 };
 use switchboard_engine::search::matching::{CompiledQuery, passes_filters};
 
@@ -186,17 +186,8 @@ impl SearchIndex for MemorySearchIndex {
             (SearchSort::Relevance, Some(SearchCursor::Before { .. })) => 0,
         };
         let limit = request.limit.max(1);
-        let more = hits.len() > start + limit;
-        let page: Vec<SearchHit> = hits.into_iter().skip(start).take(limit).collect();
-        let next = match (more, request.sort, page.last()) {
-            (true, SearchSort::Newest, Some(last)) => Some(SearchCursor::Before {
-                sent_at: last.document.sent_at,
-                message_id: last.document.message_id,
-            }),
-            (true, SearchSort::Relevance, Some(_)) => Some(SearchCursor::Offset(start + limit)),
-            _ => None,
-        };
-        Ok(SearchPage { hits: page, next })
+        let from_start: Vec<SearchHit> = hits.into_iter().skip(start).take(limit + 1).collect();
+        Ok(SearchPage::cut(from_start, request.sort, start, limit))
     }
 
     async fn suggest(
@@ -208,20 +199,10 @@ impl SearchIndex for MemorySearchIndex {
     ) -> Result<Vec<String>, StoreError> {
         let prefix = switchboard_engine::search::analyzer::fold(prefix);
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for indexed in in_scope(&state, tenant_id, scope) {
-            for token in &indexed.tokens {
-                if token.folded.starts_with(prefix.as_str()) {
-                    *counts.entry(token.folded.as_str()).or_default() += 1;
-                }
-            }
-        }
-        let mut words: Vec<(&str, usize)> = counts.into_iter().collect();
-        words.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(right.0)));
-        Ok(words
-            .into_iter()
-            .take(limit)
-            .map(|(word, _)| word.to_owned())
-            .collect())
+        let words = in_scope(&state, tenant_id, scope)
+            .flat_map(|indexed| &indexed.tokens)
+            .filter(|token| token.folded.starts_with(prefix.as_str()))
+            .map(|token| token.folded.clone());
+        Ok(most_frequent(words, limit))
     }
 }
