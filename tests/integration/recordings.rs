@@ -901,16 +901,23 @@ async fn a_body_that_breaks_off_or_overruns_the_limit_stores_nothing() {
     assert_eq!(status, 201);
 }
 
-#[tokio::test]
-async fn media_transfers_beyond_the_concurrent_limit_are_refused_until_one_finishes() {
-    use tokio::io::AsyncWriteExt as _;
-
+/// A server that serves one recording transfer at a time, and a recording without media on it
+/// (its callers' clients dropped: the recording stays).
+async fn one_transfer_at_a_time() -> (TestServer, String) {
     let server = TestServer::start_with(|config| {
         config.conversations.call_recording_consent_timeout_ms = 5_000;
         config.limits.max_concurrent_recording_transfers = 1;
     })
     .await;
     let (recording_id, _alice, _bob) = a_recording(&server).await;
+    (server, recording_id)
+}
+
+#[tokio::test]
+async fn media_transfers_beyond_the_concurrent_limit_are_refused_until_one_finishes() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let (server, recording_id) = one_transfer_at_a_time().await;
     // An upload whose body is on its way holds the only permit; a probe answers 503 while it
     // is held (the permit is checked before the recording is looked up), 404 once it is free.
     let nobody = |n: u64| RecordingId::from_parts(n, 1).to_string();
@@ -958,12 +965,7 @@ async fn media_transfers_beyond_the_concurrent_limit_are_refused_until_one_finis
 async fn a_download_holds_its_transfer_permit_until_its_last_byte_is_sent() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    let server = TestServer::start_with(|config| {
-        config.conversations.call_recording_consent_timeout_ms = 5_000;
-        config.limits.max_concurrent_recording_transfers = 1;
-    })
-    .await;
-    let (recording_id, _alice, _bob) = a_recording(&server).await;
+    let (server, recording_id) = one_transfer_at_a_time().await;
     // Larger than every socket buffer between the node and a reader that stops reading.
     let media = vec![7u8; 32 << 20];
     let (status, stored) = upload(
