@@ -19,13 +19,14 @@ use switchboard_actors::media::collector::{MediaCollectorArgs, MediaCollectorHan
 use switchboard_actors::media::thumbnailer::{ThumbnailerArgs, ThumbnailerHandle};
 use switchboard_actors::media::{MediaPorts, MediaService};
 use switchboard_actors::search::indexer::{IndexerArgs, IndexerStats, SearchIndexerHandle};
-use switchboard_actors::search::service::SearchService;
+use switchboard_actors::search::service::{SearchPorts, SearchService};
 use switchboard_actors::system::{ClusterPorts, RecordingPorts, System, SystemPorts};
 use switchboard_engine::backoff::Backoff;
 use switchboard_engine::media::MediaStore;
 use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_engine::recording::{ObjectStore, RecordingStore};
 use switchboard_engine::search::SearchIndex;
+use switchboard_engine::search::recent::RecentSearches;
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use switchboard_transport::auth::Authenticator;
 use switchboard_transport::codec::JsonEventEncoder;
@@ -54,6 +55,9 @@ pub const OBJECTS_DIR: &str = "objects";
 pub const MEDIA_DIR: &str = "media";
 /// The search index's directory under `server.data_dir`.
 pub const SEARCH_DIR: &str = "search";
+
+/// The subdirectory of `server.data_dir` that holds users' recent searches (embedded backend).
+pub const RECENT_SEARCHES_DIR: &str = "recent-searches";
 
 /// A running server.
 pub struct Server {
@@ -290,6 +294,44 @@ pub fn open_search_index(config: &Config) -> anyhow::Result<Option<Arc<dyn Searc
             )
         }
     }))
+}
+
+/// Opens the store of users' recent searches that matches `[storage]`: in memory, a fjall
+/// database in `<data_dir>/recent-searches`, or the MongoDB database (shared by every node).
+///
+/// # Errors
+/// If the directory cannot be created or opened, or the MongoDB URI is malformed.
+pub async fn open_recent_searches(config: &Config) -> anyhow::Result<Arc<dyn RecentSearches>> {
+    Ok(match &config.storage.backend {
+        StorageBackend::Memory => Arc::new(switchboard_storage::MemoryRecentSearches::new()),
+        StorageBackend::Embedded => {
+            let path = config.server.data_dir.join(RECENT_SEARCHES_DIR);
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            Arc::new(
+                switchboard_storage::EmbeddedRecentSearches::open(&path).with_context(|| {
+                    format!("opening the recent searches in {}", path.display())
+                })?,
+            )
+        }
+        #[cfg(feature = "mongodb")]
+        StorageBackend::Mongodb(mongodb) => {
+            Arc::new(switchboard_storage::MongoRecentSearches::new(
+                &switchboard_storage::MongoMessageStore::open(
+                    &mongodb.uri,
+                    &mongodb.database,
+                    mongodb.server_timeout(),
+                )
+                .await
+                .context("opening the MongoDB recent searches")?,
+            ))
+        }
+        #[cfg(not(feature = "mongodb"))]
+        StorageBackend::Mongodb(_) => anyhow::bail!(
+            "storage.backend = \"mongodb\" needs a build with the MongoDB adapter: \
+             cargo build --release --features mongodb"
+        ),
+    })
 }
 
 /// Opens the media records' store: in memory with the memory backend, a fjall database in
@@ -624,8 +666,12 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             .await
             .context("starting the search indexer")?;
             let service = SearchService::new(
-                Arc::clone(&store),
-                index,
+                SearchPorts {
+                    store: Arc::clone(&store),
+                    index,
+                    recent: open_recent_searches(&config).await?,
+                    clock: Arc::clone(&clock),
+                },
                 config
                     .search
                     .search_settings(Duration::from_millis(config.conversations.call_timeout_ms)),

@@ -56,6 +56,8 @@ mod resume;
 mod search;
 #[path = "integration/search_crash.rs"]
 mod search_crash;
+#[path = "integration/search_directory.rs"]
+mod search_directory;
 #[path = "integration/security.rs"]
 mod security;
 #[path = "integration/signals.rs"]

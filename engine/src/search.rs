@@ -10,13 +10,16 @@
 //! says once what a query means over analysed text (the in-memory index runs it; a real index
 //! is held to its answers), and [`index`] is the `SearchIndex` port: documents, changes with
 //! their event-log checkpoint, and requests that carry the caller's scope; [`indexing`] says
-//! what each event-log entry does to the index.
+//! what each event-log entry does to the index. [`directory`] finds conversations and people
+//! by name with the same matcher, and [`recent`] keeps each user's recent searches.
 
 pub mod analyzer;
+pub mod directory;
 pub mod index;
 pub mod indexing;
 pub mod matching;
 pub mod query;
+pub mod recent;
 pub mod snippet;
 
 pub use analyzer::{Analyzer, Purpose, Token};

@@ -87,3 +87,7 @@ pub use recordings::memory::MemoryRecordingStore;
 pub use recordings::mongo::MongoRecordingStore;
 pub use search::embedded::EmbeddedSearchIndex;
 pub use search::memory::MemorySearchIndex;
+pub use search::recent::embedded::EmbeddedRecentSearches;
+pub use search::recent::memory::MemoryRecentSearches;
+#[cfg(feature = "mongodb")]
+pub use search::recent::mongo::MongoRecentSearches;

@@ -27,6 +27,8 @@ mod presence;
 mod recordings;
 pub mod router;
 mod search;
+mod search_directory;
+mod search_recent;
 mod turn;
 
 pub use extract::{Authenticated, bearer_token, method_not_allowed, route_not_found};

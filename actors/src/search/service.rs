@@ -4,17 +4,27 @@
 //! an `in:` filter can only narrow that, so naming a conversation one is not in finds nothing
 //! and says nothing of it. Not an actor: each call is one request's work on the store and the
 //! index ports, every call bounded by a timeout.
+//!
+//! Conversations and people are found by name among the caller's conversations, loaded from
+//! the store per search (the engine's `search::directory` says what matches); messages through
+//! the index.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use switchboard_engine::Error;
-use switchboard_engine::ids::ConversationId;
-use switchboard_engine::ports::{LogCursor, MessageStore};
+use switchboard_engine::ids::{ConversationId, UserId};
+use switchboard_engine::model::ConversationSnapshot;
+use switchboard_engine::ports::{Clock, LogCursor, MessageStore};
 use switchboard_engine::search::SearchQuery;
+use switchboard_engine::search::directory::{
+    ConversationMatch, NameMatcher, UserMatch, rank_conversations, rank_users,
+};
 use switchboard_engine::search::index::{
     ReadableConversation, SearchCursor, SearchIndex, SearchPage, SearchRequest, SearchSort,
 };
+use switchboard_engine::search::recent::{RecentSearch, RecentSearches};
 
 use super::indexer::SearchIndexerHandle;
 use crate::session::Identity;
@@ -60,25 +70,68 @@ pub struct MessageSearch {
     pub consistent: bool,
 }
 
+/// One search of conversations or users by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameSearch {
+    /// The parsed query: words, and `in:` (checked with
+    /// [`switchboard_engine::search::directory::words_only`]).
+    pub query: SearchQuery,
+    /// At most this many results.
+    pub limit: usize,
+    /// How many results earlier pages had.
+    pub offset: usize,
+}
+
+/// One page of conversations or users found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamePage<T> {
+    /// The results, best first.
+    pub found: Vec<T>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<SearchCursor>,
+}
+
+impl<T> NamePage<T> {
+    fn cut(found: Vec<T>, offset: usize, limit: usize) -> Self {
+        let more = found.len() > offset + limit;
+        Self {
+            found: found.into_iter().skip(offset).take(limit).collect(),
+            next: more.then_some(SearchCursor::Offset(offset + limit)),
+        }
+    }
+}
+
+/// What the service reads and writes.
+pub struct SearchPorts {
+    /// Memberships, conversations and hidden messages.
+    pub store: Arc<dyn MessageStore>,
+    /// The index of messages.
+    pub index: Arc<dyn SearchIndex>,
+    /// Users' recent searches.
+    pub recent: Arc<dyn RecentSearches>,
+    /// The time recent searches are stamped with.
+    pub clock: Arc<dyn Clock>,
+}
+
 /// Searches messages for their readers.
 pub struct SearchService {
     store: Arc<dyn MessageStore>,
     index: Arc<dyn SearchIndex>,
+    recent: Arc<dyn RecentSearches>,
+    clock: Arc<dyn Clock>,
     settings: SearchSettings,
     /// The indexer, for consistent searches (started after the service).
     indexer: OnceLock<SearchIndexerHandle>,
 }
 
 impl SearchService {
-    /// A service over `store` (memberships, hidden messages) and `index`.
-    pub fn new(
-        store: Arc<dyn MessageStore>,
-        index: Arc<dyn SearchIndex>,
-        settings: SearchSettings,
-    ) -> Self {
+    /// A service over `ports`.
+    pub fn new(ports: SearchPorts, settings: SearchSettings) -> Self {
         Self {
-            store,
-            index,
+            store: ports.store,
+            index: ports.index,
+            recent: ports.recent,
+            clock: ports.clock,
             settings,
             indexer: OnceLock::new(),
         }
@@ -153,6 +206,102 @@ impl SearchService {
         .await
     }
 
+    /// One page of the caller's conversations whose title, description or members' ids
+    /// match `search`'s words (its `in:` narrows; it has no other filter), best first.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store fails or is slow.
+    pub async fn search_conversations(
+        &self,
+        identity: &Identity,
+        search: &NameSearch,
+    ) -> Result<NamePage<ConversationMatch>, Error> {
+        let matcher = NameMatcher::new(&search.query);
+        let mut found: Vec<ConversationMatch> = self
+            .snapshots(identity, &search.query.conversations)
+            .await?
+            .iter()
+            .filter_map(|snapshot| matcher.conversation(snapshot))
+            .collect();
+        rank_conversations(&mut found);
+        Ok(NamePage::cut(found, search.offset, search.limit))
+    }
+
+    /// One page of the users who share a conversation with the caller (one of `search`'s
+    /// `in:` conversations when it has any) and whose ids match its words, those sharing the
+    /// most conversations first. The caller is not among them.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store fails or is slow.
+    pub async fn search_users(
+        &self,
+        identity: &Identity,
+        search: &NameSearch,
+    ) -> Result<NamePage<UserMatch>, Error> {
+        let mut shared: HashMap<UserId, usize> = HashMap::new();
+        for snapshot in self
+            .snapshots(identity, &search.query.conversations)
+            .await?
+        {
+            for member in snapshot.members {
+                if member.user_id != identity.user_id {
+                    *shared.entry(member.user_id).or_default() += 1;
+                }
+            }
+        }
+        let matcher = NameMatcher::new(&search.query);
+        let mut found: Vec<UserMatch> = shared
+            .iter()
+            .filter_map(|(user_id, shared)| matcher.user(user_id, *shared))
+            .collect();
+        rank_users(&mut found);
+        Ok(NamePage::cut(found, search.offset, search.limit))
+    }
+
+    /// Records that the caller ran `query` (as typed), for [`SearchService::recent`].
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store fails or is slow.
+    pub async fn remember(&self, identity: &Identity, query: &str) -> Result<(), Error> {
+        let search = RecentSearch {
+            query: query.trim().to_owned(),
+            at: self.clock.now(),
+        };
+        bounded(
+            self.settings.call_timeout,
+            "remembering a search",
+            self.recent
+                .remember(&identity.tenant_id, &identity.user_id, search),
+        )
+        .await
+    }
+
+    /// The caller's recent searches, newest first.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store fails or is slow.
+    pub async fn recent(&self, identity: &Identity) -> Result<Vec<RecentSearch>, Error> {
+        bounded(
+            self.settings.call_timeout,
+            "reading recent searches",
+            self.recent.recent(&identity.tenant_id, &identity.user_id),
+        )
+        .await
+    }
+
+    /// Erases the caller's recent searches; returns how many there were.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store fails or is slow.
+    pub async fn forget(&self, identity: &Identity) -> Result<usize, Error> {
+        bounded(
+            self.settings.call_timeout,
+            "erasing recent searches",
+            self.recent.forget(&identity.tenant_id, &identity.user_id),
+        )
+        .await
+    }
+
     /// The log position the index reflects.
     ///
     /// # Errors
@@ -166,13 +315,13 @@ impl SearchService {
         .await
     }
 
-    /// The conversations the caller may search: member of now, narrowed to `only` when given,
-    /// each with the caller's hidden messages.
-    async fn scope(
+    /// The ids of the conversations the caller is a member of now (the first
+    /// [`SearchSettings::max_conversations`], in id order), narrowed to `only` when given.
+    async fn member_of(
         &self,
         identity: &Identity,
         only: &[ConversationId],
-    ) -> Result<Vec<ReadableConversation>, Error> {
+    ) -> Result<Vec<ConversationId>, Error> {
         let mut member_of: Vec<ConversationId> = Vec::new();
         let mut after = None;
         while member_of.len() < self.settings.max_conversations {
@@ -198,6 +347,17 @@ impl SearchService {
         if !only.is_empty() {
             member_of.retain(|conversation_id| only.contains(conversation_id));
         }
+        Ok(member_of)
+    }
+
+    /// The conversations the caller may search: member of now, narrowed to `only` when given,
+    /// each with the caller's hidden messages.
+    async fn scope(
+        &self,
+        identity: &Identity,
+        only: &[ConversationId],
+    ) -> Result<Vec<ReadableConversation>, Error> {
+        let member_of = self.member_of(identity, only).await?;
         let mut scope = Vec::with_capacity(member_of.len());
         for conversation_id in member_of {
             let hidden = bounded(
@@ -213,5 +373,31 @@ impl SearchService {
             });
         }
         Ok(scope)
+    }
+
+    /// The conversations the caller is a member of now (narrowed to `only`), as stored.
+    async fn snapshots(
+        &self,
+        identity: &Identity,
+        only: &[ConversationId],
+    ) -> Result<Vec<ConversationSnapshot>, Error> {
+        let member_of = self.member_of(identity, only).await?;
+        let mut snapshots = Vec::with_capacity(member_of.len());
+        for conversation_id in member_of {
+            let snapshot = bounded(
+                self.settings.call_timeout,
+                "reading a conversation",
+                self.store
+                    .load_conversation(&identity.tenant_id, conversation_id),
+            )
+            .await?;
+            // Left between the two reads: not the caller's any more.
+            if let Some(snapshot) =
+                snapshot.filter(|snapshot| snapshot.member(&identity.user_id).is_some())
+            {
+                snapshots.push(snapshot);
+            }
+        }
+        Ok(snapshots)
     }
 }

@@ -127,7 +127,7 @@ fn clause_matches(clause: &CompiledClause, tokens: &[Token]) -> Vec<Range<usize>
 }
 
 /// Sorted, with overlapping and touching ranges joined.
-fn merged(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+pub(crate) fn merged(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
     ranges.sort_by_key(|range| (range.start, range.end));
     let mut joined: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
     for range in ranges {

@@ -1,5 +1,7 @@
-//! Search over HTTP: `GET /v1/search/messages` and `GET /v1/search/suggestions`. The query language and its refusals are the
-//! engine's (`switchboard_engine::search::query`), the caller's scope is the search service's
+//! Search over HTTP: `GET /v1/search/messages` and `GET /v1/search/suggestions` here;
+//! conversations, users and the grouped search in `search_directory.rs`, recent searches in
+//! `search_recent.rs`. The query language and its refusals are the engine's
+//! (`switchboard_engine::search::query`), the caller's scope is the search service's
 //! (`switchboard_actors::search::service`); this module reads the parameters, asks, and renders
 //! each hit with its snippet.
 
@@ -37,6 +39,8 @@ pub(super) fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
         .routes(routes!(search_messages))
         .routes(routes!(suggest_words))
+        .merge(super::search_directory::routes())
+        .merge(super::search_recent::routes())
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -76,7 +80,7 @@ pub(crate) struct SnippetBody {
     text: String,
     /// The matches in `text`, as `[start, end)` pairs counted in Unicode characters (code
     /// points) from the start of `text`.
-    highlights: Vec<[usize; 2]>,
+    pub(super) highlights: Vec<[usize; 2]>,
     /// `text` HTML-escaped, each match in `<mark>…</mark>`.
     html: String,
 }
@@ -102,14 +106,29 @@ pub(crate) struct SearchHitBody {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct SearchPageBody {
     /// The hits, in the requested order.
-    hits: Vec<SearchHitBody>,
+    pub(super) hits: Vec<SearchHitBody>,
     /// Continues the same search; null when there is nothing more.
-    next_cursor: Option<String>,
+    pub(super) next_cursor: Option<String>,
+}
+
+impl SnippetBody {
+    /// What `text` shows with its matches at the byte ranges `matches`.
+    pub(super) fn of(text: &str, matches: &[std::ops::Range<usize>]) -> Self {
+        let shown = snippet(text, matches);
+        Self {
+            text: shown.text,
+            highlights: shown
+                .highlights
+                .into_iter()
+                .map(|range| [range.start, range.end])
+                .collect(),
+            html: shown.html,
+        }
+    }
 }
 
 impl From<SearchHit> for SearchHitBody {
     fn from(hit: SearchHit) -> Self {
-        let shown = snippet(&hit.document.text, &hit.matches);
         Self {
             message_id: hit.document.message_id.to_string(),
             conversation_id: hit.document.conversation_id.to_string(),
@@ -117,22 +136,16 @@ impl From<SearchHit> for SearchHitBody {
             sender_id: hit.document.sender_id.as_str().to_owned(),
             sent_at: hit.document.sent_at.0,
             has_attachment: hit.document.has_attachment,
-            snippet: SnippetBody {
-                text: shown.text,
-                highlights: shown
-                    .highlights
-                    .into_iter()
-                    .map(|range| [range.start, range.end])
-                    .collect(),
-                html: shown.html,
-            },
+            snippet: SnippetBody::of(&hit.document.text, &hit.matches),
         }
     }
 }
 
 /// The search as the parameters ask it; `None` when they contradict each other, so that
 /// nothing can match.
-fn message_search(parameters: MessageSearchQuery) -> Result<Option<MessageSearch>, Error> {
+pub(super) fn message_search(
+    parameters: MessageSearchQuery,
+) -> Result<Option<MessageSearch>, Error> {
     let mut query = SearchQuery::parse(&parameters.q)?;
     if let Some(conversation_id) = parameters.conversation_id {
         let conversation_id = ConversationId::parse(&conversation_id)
@@ -195,7 +208,7 @@ fn message_search(parameters: MessageSearchQuery) -> Result<Option<MessageSearch
     }))
 }
 
-fn search_service(app: &App) -> Result<&Arc<SearchService>, WireError> {
+pub(super) fn search_service(app: &App) -> Result<&Arc<SearchService>, WireError> {
     app.search.as_ref().ok_or_else(|| {
         WireError::from(Error::unavailable(
             "search is turned off on this node (search.enabled = false)",
@@ -225,11 +238,16 @@ pub(crate) async fn search_messages(
     Authenticated(identity): Authenticated,
     query: Result<Query<MessageSearchQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
-    let search = message_search(parse_query(query)?)?;
+    let parameters = parse_query(query)?;
+    let typed = (parameters.cursor.is_none()).then(|| parameters.q.clone());
+    let search = message_search(parameters)?;
     let service = search_service(&app)?;
     app.system
         .take_budget(&identity, ActionClass::Search)
         .await?;
+    if let Some(typed) = typed {
+        super::search_recent::remember(service, &identity, &typed).await;
+    }
     let Some(search) = search else {
         return Ok(Json(SearchPageBody {
             hits: Vec::new(),
