@@ -19,13 +19,14 @@ use switchboard_actors::media::collector::{MediaCollectorArgs, MediaCollectorHan
 use switchboard_actors::media::thumbnailer::{ThumbnailerArgs, ThumbnailerHandle};
 use switchboard_actors::media::{MediaPorts, MediaService};
 use switchboard_actors::search::indexer::{IndexerArgs, IndexerStats, SearchIndexerHandle};
+use switchboard_actors::search::live::LiveSearchIndex;
 use switchboard_actors::search::service::{SearchPorts, SearchService};
 use switchboard_actors::system::{ClusterPorts, RecordingPorts, System, SystemPorts};
 use switchboard_engine::backoff::Backoff;
 use switchboard_engine::media::MediaStore;
 use switchboard_engine::ports::{Clock, MessageStore};
 use switchboard_engine::recording::{ObjectStore, RecordingStore};
-use switchboard_engine::search::SearchIndex;
+use switchboard_engine::search::index::{IndexGeneration, SearchIndexGenerations};
 use switchboard_engine::search::recent::RecentSearches;
 use switchboard_storage::{EmbeddedMessageStore, MemoryMessageStore};
 use switchboard_transport::auth::Authenticator;
@@ -132,6 +133,29 @@ impl MetricsSource for SearchMetrics {
             "switchboard_search_checkpoint",
             "The event-log position the search index reflects",
             checkpoint,
+        );
+        let gauge = |value: u64| {
+            let gauge: Gauge = Gauge::default();
+            gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge
+        };
+        registry.register(
+            "switchboard_search_generation",
+            "The generation of the search index that answers searches (a rebuild makes a new one)",
+            gauge(stats.generation.load(Ordering::Relaxed)),
+        );
+        registry.register(
+            "switchboard_search_lag_entries",
+            "Event-log entries the search index had not yet taken when the indexer last looked (counted up to 10000)",
+            gauge(stats.lag_entries.load(Ordering::Relaxed)),
+        );
+        let lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64> = Gauge::default();
+        #[allow(clippy::cast_precision_loss)] // Milliseconds of lag fit an f64 exactly.
+        lag_seconds.set(stats.lag_millis.load(Ordering::Relaxed) as f64 / 1e3);
+        registry.register(
+            "switchboard_search_lag_seconds",
+            "How long ago the oldest event-log entry the search index had not yet taken was stored (0 when it had caught up)",
+            lag_seconds,
         );
     }
 }
@@ -274,24 +298,49 @@ pub fn open_objects(config: &Config) -> anyhow::Result<(Arc<dyn ObjectStore>, Pr
     Ok((objects, preparation))
 }
 
+/// The search index `[search]` asks for: its current generation and where new generations
+/// are made.
+pub struct OpenedSearchIndex {
+    /// The generation searches read at start.
+    pub live: IndexGeneration,
+    /// Makes and promotes generations (rebuilds).
+    pub generations: Arc<dyn SearchIndexGenerations>,
+}
+
 /// Opens the search index `[search]` asks for: none when search is off, in memory with the
-/// memory backend, else the tantivy index in `<data_dir>/search` (each node keeps its own,
-/// fed from the shared log).
+/// memory backend, else the tantivy index's current generation in `<data_dir>/search` (each
+/// node keeps its own, fed from the shared log). An index of another schema version (or none)
+/// is replaced by a new, empty generation, which the indexer rebuilds from the event log.
 ///
 /// # Errors
-/// If the directory cannot be used or holds an index of another schema version.
-pub fn open_search_index(config: &Config) -> anyhow::Result<Option<Arc<dyn SearchIndex>>> {
+/// If the directory cannot be used.
+pub fn open_search_index(config: &Config) -> anyhow::Result<Option<OpenedSearchIndex>> {
     if !config.search.enabled {
         return Ok(None);
     }
     Ok(Some(match config.storage.backend {
-        StorageBackend::Memory => Arc::new(switchboard_storage::MemorySearchIndex::new()),
+        StorageBackend::Memory => {
+            let (generations, live) = switchboard_storage::MemorySearchGenerations::new();
+            OpenedSearchIndex {
+                live,
+                generations: Arc::new(generations),
+            }
+        }
         _ => {
             let path = config.server.data_dir.join(SEARCH_DIR);
-            Arc::new(
-                switchboard_storage::EmbeddedSearchIndex::open(&path)
-                    .with_context(|| format!("opening the search index in {}", path.display()))?,
-            )
+            let (generations, live, opened) =
+                switchboard_storage::EmbeddedSearchGenerations::open(&path)
+                    .with_context(|| format!("opening the search index in {}", path.display()))?;
+            if let switchboard_storage::OpenedGeneration::Rebuilding(reason) = opened {
+                tracing::warn!(
+                    generation = live.number,
+                    "{reason}: indexing the event log into a new search index from its start"
+                );
+            }
+            OpenedSearchIndex {
+                live,
+                generations: Arc::new(generations),
+            }
         }
     }))
 }
@@ -655,10 +704,13 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
     .context("starting the media garbage collector")?;
     let indexer_stats = Arc::new(IndexerStats::default());
     let (search, search_indexer) = match open_search_index(&config)? {
-        Some(index) => {
+        Some(opened) => {
+            let index = Arc::new(LiveSearchIndex::new(opened.live));
             let indexer = SearchIndexerHandle::start(IndexerArgs {
                 store: Arc::clone(&store),
                 index: Arc::clone(&index),
+                generations: opened.generations,
+                clock: Arc::clone(&clock),
                 batch: config.search.index_batch,
                 interval: config.search.index_interval(),
                 stats: Arc::clone(&indexer_stats),
@@ -709,6 +761,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
         )),
         media,
         search,
+        search_latency: switchboard_transport::metrics::SearchLatency::new(),
         media_links: Arc::new(config.media.tenant_link_secrets()?.into_iter().fold(
             MediaLinkSigner::new(
                 &media_link_secret(&config.media, &config.server.data_dir)?,

@@ -54,6 +54,8 @@ mod recordings_rss;
 mod resume;
 #[path = "integration/search.rs"]
 mod search;
+#[path = "integration/search_admin.rs"]
+mod search_admin;
 #[path = "integration/search_crash.rs"]
 mod search_crash;
 #[path = "integration/search_directory.rs"]

@@ -385,6 +385,14 @@ impl LogEntry {
         }
     }
 
+    /// When the entry was made (the message's or the event's time).
+    pub fn timestamp(&self) -> Timestamp {
+        match self {
+            LogEntry::Message(message) => message.ts,
+            LogEntry::Event(event) => event.ts,
+        }
+    }
+
     /// The message, when the entry is one.
     pub fn as_message(&self) -> Option<&Message> {
         match self {

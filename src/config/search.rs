@@ -1,6 +1,6 @@
 //! `[search]`: the message search index (on by default: a tantivy index under
-//! `<data_dir>/search`, or in memory with `storage.backend = "memory"`), how the indexer
-//! batches, and how far one search looks; and their translation into the search service's
+//! `<data_dir>/search` (one directory per generation), or in memory with `storage.backend = "memory"`), how the indexer
+//! batches, how far one search looks and how many result pages are cached; and their translation into the search service's
 //! [`SearchSettings`].
 
 use std::time::Duration;
@@ -24,6 +24,10 @@ config_section! {
         /// How long a search with `consistent=true` waits for the index to take everything
         /// stored before it, in milliseconds (then 503).
         pub consistent_wait_ms: u64 = 2_000,
+        /// How many pages of message results are cached (0: none). A cached page is used only
+        /// while the index is at the generation and commit it was read at, for the same
+        /// request and the same scope (memberships and hidden messages are read anew).
+        pub result_cache_entries: usize = 1_000,
     }
 }
 
@@ -50,6 +54,7 @@ impl SearchConfig {
             max_conversations: self.max_conversations,
             call_timeout,
             consistent_wait: Duration::from_millis(self.consistent_wait_ms),
+            result_cache_entries: self.result_cache_entries,
         }
     }
 

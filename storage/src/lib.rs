@@ -86,6 +86,9 @@ pub use recordings::memory::MemoryRecordingStore;
 #[cfg(feature = "mongodb")]
 pub use recordings::mongo::MongoRecordingStore;
 pub use search::embedded::EmbeddedSearchIndex;
+pub use search::generations::{
+    EmbeddedSearchGenerations, MemorySearchGenerations, OpenedGeneration,
+};
 pub use search::memory::MemorySearchIndex;
 pub use search::recent::embedded::EmbeddedRecentSearches;
 pub use search::recent::memory::MemoryRecentSearches;

@@ -27,6 +27,7 @@ mod presence;
 mod recordings;
 pub mod router;
 mod search;
+mod search_admin;
 mod search_directory;
 mod search_recent;
 mod turn;

@@ -16,6 +16,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::server::App;
@@ -24,6 +25,62 @@ use crate::server::App;
 pub trait MetricsSource: Send + Sync {
     /// Registers the current values on `registry`.
     fn register(&self, registry: &mut Registry);
+}
+
+/// How long searches take, by endpoint: observed by the search handlers, registered on every
+/// scrape (the histogram itself lives as long as the server).
+pub struct SearchLatency {
+    seconds: Family<EndpointLabel, Histogram, fn() -> Histogram>,
+}
+
+impl std::fmt::Debug for SearchLatency {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SearchLatency")
+    }
+}
+
+/// The label of a search latency histogram: its endpoint.
+type EndpointLabel = Vec<(&'static str, &'static str)>;
+
+/// The buckets of search latency, in seconds: 0.5 ms to 4 s.
+const SEARCH_SECONDS_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0,
+];
+
+fn new_search_histogram() -> Histogram {
+    Histogram::new(SEARCH_SECONDS_BUCKETS.iter().copied())
+}
+
+impl Default for SearchLatency {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SearchLatency {
+    /// Latency histograms, empty.
+    pub fn new() -> Self {
+        Self {
+            seconds: Family::new_with_constructor(new_search_histogram),
+        }
+    }
+
+    /// Records that a search of `endpoint` took `elapsed`.
+    pub fn observe(&self, endpoint: &'static str, elapsed: std::time::Duration) {
+        self.seconds
+            .get_or_create(&vec![("endpoint", endpoint)])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+impl MetricsSource for SearchLatency {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "switchboard_search_query_seconds",
+            "How long searches take, from the request's parameters to its answer, by endpoint (messages, conversations, users, all, suggestions)",
+            self.seconds.clone(),
+        );
+    }
 }
 
 /// The media type of the OpenMetrics text format.
@@ -46,8 +103,11 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
             `expired`, `unknown_key` or `bad_password`); and, when search is on, the \
             indexer's `switchboard_search_indexed_changes_total`, \
             `switchboard_search_commits_total`, `switchboard_search_commit_seconds_total`, \
-            `switchboard_search_indexing_failures_total` and `switchboard_search_checkpoint` \
-            (the event-log position the index reflects).",
+            `switchboard_search_indexing_failures_total`, `switchboard_search_checkpoint` \
+            (the event-log position the index reflects), `switchboard_search_generation`, \
+            `switchboard_search_lag_entries` and `switchboard_search_lag_seconds` (what the \
+            index has not yet taken, and how long ago the oldest of it was stored), and \
+            `switchboard_search_query_seconds` (a histogram, label `endpoint`).",
             content_type = "application/openmetrics-text", body = String),
     ))]
 pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
@@ -75,6 +135,9 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     );
     for source in &app.metrics {
         source.register(&mut registry);
+    }
+    if app.search.is_some() {
+        app.search_latency.register(&mut registry);
     }
     let mut body = String::new();
     // Writing to a String cannot fail; a metric that could not be written would be cut short,

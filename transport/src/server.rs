@@ -47,6 +47,8 @@ pub struct App {
     pub media: Arc<switchboard_actors::media::MediaService>,
     /// Message search, when `[search]` is on.
     pub search: Option<Arc<switchboard_actors::search::service::SearchService>>,
+    /// How long searches take (reported at `/metrics` when search is on).
+    pub search_latency: crate::metrics::SearchLatency,
     /// Signs and checks media links.
     pub media_links: Arc<crate::link_signing::MediaLinkSigner>,
 }

@@ -22,16 +22,23 @@ use switchboard_engine::search::directory::{
     ConversationMatch, NameMatcher, UserMatch, rank_conversations, rank_users,
 };
 use switchboard_engine::search::index::{
-    ReadableConversation, SearchCursor, SearchIndex, SearchPage, SearchRequest, SearchSort,
+    ReadableConversation, SearchCursor, SearchPage, SearchRequest, SearchSort,
 };
 use switchboard_engine::search::recent::{RecentSearch, RecentSearches};
 
-use super::indexer::SearchIndexerHandle;
+use super::indexer::{RebuildProgress, SearchIndexerHandle};
+use super::live::LiveSearchIndex;
 use crate::session::Identity;
 use crate::uploads::bounded;
 
 /// How many conversation ids one read of the caller's memberships takes.
 const MEMBERSHIP_PAGE: usize = 1_000;
+
+/// Searches over more conversations than this are not cached (their keys would be large).
+const MAX_CACHED_SCOPE: usize = 1_000;
+
+/// What a cached page was read at: the generation, its checkpoint, and the request.
+type CacheKey = (u64, LogCursor, SearchRequest);
 
 /// What the service runs with.
 #[derive(Debug, Clone)]
@@ -42,6 +49,8 @@ pub struct SearchSettings {
     pub call_timeout: Duration,
     /// How long a consistent search waits for the index to take everything stored.
     pub consistent_wait: Duration,
+    /// How many pages of results are kept (0: none).
+    pub result_cache_entries: usize,
 }
 
 impl Default for SearchSettings {
@@ -50,6 +59,7 @@ impl Default for SearchSettings {
             max_conversations: 10_000,
             call_timeout: Duration::from_secs(5),
             consistent_wait: Duration::from_secs(2),
+            result_cache_entries: 1_000,
         }
     }
 }
@@ -105,18 +115,35 @@ impl<T> NamePage<T> {
 pub struct SearchPorts {
     /// Memberships, conversations and hidden messages.
     pub store: Arc<dyn MessageStore>,
-    /// The index of messages.
-    pub index: Arc<dyn SearchIndex>,
+    /// The index of messages (its live generation).
+    pub index: Arc<LiveSearchIndex>,
     /// Users' recent searches.
     pub recent: Arc<dyn RecentSearches>,
     /// The time recent searches are stamped with.
     pub clock: Arc<dyn Clock>,
 }
 
+/// Where the index stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexStatus {
+    /// The generation answering searches.
+    pub generation: u64,
+    /// The event-log position it reflects.
+    pub checkpoint: LogCursor,
+    /// Entries it had not yet taken when the indexer last looked.
+    pub lag_entries: u64,
+    /// How long ago the oldest of them was stored, in milliseconds.
+    pub lag_millis: u64,
+}
+
 /// Searches messages for their readers.
 pub struct SearchService {
     store: Arc<dyn MessageStore>,
-    index: Arc<dyn SearchIndex>,
+    index: Arc<LiveSearchIndex>,
+    /// Pages already answered, keyed by the index generation and checkpoint they were read
+    /// at and the whole request (scope included): a commit or a new generation makes every
+    /// earlier entry unreachable, and the least used ones go first.
+    cache: Option<quick_cache::sync::Cache<CacheKey, SearchPage>>,
     recent: Arc<dyn RecentSearches>,
     clock: Arc<dyn Clock>,
     settings: SearchSettings,
@@ -130,6 +157,8 @@ impl SearchService {
         Self {
             store: ports.store,
             index: ports.index,
+            cache: (settings.result_cache_entries > 0)
+                .then(|| quick_cache::sync::Cache::new(settings.result_cache_entries)),
             recent: ports.recent,
             clock: ports.clock,
             settings,
@@ -153,10 +182,7 @@ impl SearchService {
         search: MessageSearch,
     ) -> Result<SearchPage, Error> {
         if search.consistent {
-            let indexer = self.indexer.get().ok_or_else(|| {
-                Error::unavailable("the search indexer is not running on this node")
-            })?;
-            indexer
+            self.indexer()?
                 .catch_up(self.settings.consistent_wait)
                 .await
                 .map_err(|_| {
@@ -174,12 +200,34 @@ impl SearchService {
             limit: search.limit,
             cursor: search.cursor,
         };
-        bounded(
+        let generation = self.index.current();
+        let cache_key = match &self.cache {
+            Some(_) if request.scope.len() <= MAX_CACHED_SCOPE => {
+                let checkpoint = bounded(
+                    self.settings.call_timeout,
+                    "reading the index's checkpoint",
+                    generation.index.checkpoint(),
+                )
+                .await?;
+                Some((generation.number, checkpoint, request.clone()))
+            }
+            _ => None,
+        };
+        if let (Some(cache), Some(key)) = (&self.cache, &cache_key)
+            && let Some(page) = cache.get(key)
+        {
+            return Ok(page);
+        }
+        let page = bounded(
             self.settings.call_timeout,
             "searching the index",
-            self.index.search(&request),
+            generation.index.search(&request),
         )
-        .await
+        .await?;
+        if let (Some(cache), Some(key)) = (&self.cache, cache_key) {
+            cache.insert(key, page.clone());
+        }
+        Ok(page)
     }
 
     /// Up to `limit` words starting with `prefix` (folded) from messages the caller can read,
@@ -201,6 +249,8 @@ impl SearchService {
             self.settings.call_timeout,
             "suggesting words",
             self.index
+                .current()
+                .index
                 .suggest(&identity.tenant_id, &scope, prefix, limit),
         )
         .await
@@ -302,6 +352,62 @@ impl SearchService {
         .await
     }
 
+    /// Starts rebuilding the index into a new generation (or answers the rebuild already
+    /// running).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the indexer is not running here, does not answer, or cannot
+    /// make a new generation.
+    pub async fn reindex(&self) -> Result<RebuildProgress, Error> {
+        self.indexer()?
+            .reindex(self.settings.call_timeout)
+            .await
+            .map_err(|error| Error::unavailable(error.to_string()))
+    }
+
+    /// The running rebuild's progress, or the last one's.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the indexer is not running here or does not answer.
+    pub async fn rebuild_progress(&self) -> Result<Option<RebuildProgress>, Error> {
+        self.indexer()?
+            .rebuild_progress(self.settings.call_timeout)
+            .await
+            .map_err(|error| Error::unavailable(error.to_string()))
+    }
+
+    /// The generation searches read now.
+    pub fn generation(&self) -> u64 {
+        self.index.generation()
+    }
+
+    /// How the index stands, for readiness probes.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the index cannot tell where it stands.
+    pub async fn status(&self) -> Result<IndexStatus, Error> {
+        let checkpoint = self.indexed_up_to().await?;
+        let (lag_entries, lag_millis) = self.indexer.get().map_or((0, 0), |indexer| {
+            let stats = indexer.stats();
+            (
+                stats.lag_entries.load(std::sync::atomic::Ordering::Relaxed),
+                stats.lag_millis.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        });
+        Ok(IndexStatus {
+            generation: self.index.generation(),
+            checkpoint,
+            lag_entries,
+            lag_millis,
+        })
+    }
+
+    fn indexer(&self) -> Result<&SearchIndexerHandle, Error> {
+        self.indexer
+            .get()
+            .ok_or_else(|| Error::unavailable("the search indexer is not running on this node"))
+    }
+
     /// The log position the index reflects.
     ///
     /// # Errors
@@ -310,7 +416,7 @@ impl SearchService {
         bounded(
             self.settings.call_timeout,
             "reading the index's checkpoint",
-            self.index.checkpoint(),
+            self.index.current().index.checkpoint(),
         )
         .await
     }

@@ -59,7 +59,7 @@ pub enum IndexChange {
 }
 
 /// A conversation a search may look in, as the caller may read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReadableConversation {
     /// The conversation (the caller is a member now).
     pub conversation_id: ConversationId,
@@ -68,7 +68,7 @@ pub struct ReadableConversation {
 }
 
 /// The order of hits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SearchSort {
     /// Best match first (ties: newest first).
     #[default]
@@ -78,7 +78,7 @@ pub enum SearchSort {
 }
 
 /// Where a page of hits continues: after the hit with this order key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SearchCursor {
     /// After this many hits (relevance: scores are not stable keys).
     Offset(usize),
@@ -144,7 +144,7 @@ impl SearchCursor {
 }
 
 /// One search.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SearchRequest {
     /// The caller's tenant: no other is ever looked in.
     pub tenant_id: TenantId,
@@ -265,6 +265,54 @@ pub trait SearchIndex: Send + Sync + 'static {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
+}
+
+/// One whole index, built from the event log from its start: the live generation serves
+/// searches, and a rebuild fills the next one before it replaces the live one atomically.
+#[derive(Clone)]
+pub struct IndexGeneration {
+    /// Its number: each new generation has a higher one than every earlier generation.
+    pub number: u64,
+    /// The index.
+    pub index: std::sync::Arc<dyn SearchIndex>,
+}
+
+impl std::fmt::Debug for IndexGeneration {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("IndexGeneration")
+            .field("number", &self.number)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the generations of an index are made and which one is current.
+///
+/// # Contract
+/// - [`SearchIndexGenerations::create`] makes a new, empty generation numbered above every
+///   earlier one; it is not current until promoted, and a restart before that forgets it.
+/// - [`SearchIndexGenerations::promote`] makes a generation the current one durably (the one
+///   a restart opens), atomically: a crash leaves the old one current or the new one, whole.
+#[async_trait]
+pub trait SearchIndexGenerations: Send + Sync + 'static {
+    /// A new, empty generation.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if it cannot be made.
+    async fn create(&self) -> Result<IndexGeneration, StoreError>;
+
+    /// Makes generation `number` (made by [`SearchIndexGenerations::create`]) the current one,
+    /// and lets the older ones go.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if it cannot be recorded (then the old one stays current).
+    async fn promote(&self, number: u64) -> Result<(), StoreError>;
+
+    /// Lets go of a generation that will not be promoted (an abandoned rebuild).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if it cannot be removed.
+    async fn discard(&self, number: u64) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

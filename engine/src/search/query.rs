@@ -34,7 +34,7 @@ pub const MIN_PREFIX_CHARS: usize = 2;
 const DAY_MILLIS: u64 = 24 * 60 * 60 * 1000;
 
 /// Something a message's text must (or, excluded, must not) contain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Clause {
     /// A word as typed (the analyzer may split it further: `e-mail`, `東京都`); each of its
     /// terms must be found.
@@ -46,7 +46,7 @@ pub enum Clause {
 }
 
 /// A parsed query: what the text must contain and the filters on the message.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct SearchQuery {
     /// Every one of these must be found.
     pub required: Vec<Clause>,

@@ -1,6 +1,6 @@
 //! Search over HTTP: `GET /v1/search/messages` and `GET /v1/search/suggestions` here;
 //! conversations, users and the grouped search in `search_directory.rs`, recent searches in
-//! `search_recent.rs`. The query language and its refusals are the engine's
+//! `search_recent.rs`, rebuilds of the index in `search_admin.rs`. The query language and its refusals are the engine's
 //! (`switchboard_engine::search::query`), the caller's scope is the search service's
 //! (`switchboard_actors::search::service`); this module reads the parameters, asks, and renders
 //! each hit with its snippet.
@@ -41,6 +41,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(suggest_words))
         .merge(super::search_directory::routes())
         .merge(super::search_recent::routes())
+        .merge(super::search_admin::routes())
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -238,6 +239,7 @@ pub(crate) async fn search_messages(
     Authenticated(identity): Authenticated,
     query: Result<Query<MessageSearchQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
+    let started = tokio::time::Instant::now();
     let parameters = parse_query(query)?;
     let typed = (parameters.cursor.is_none()).then(|| parameters.q.clone());
     let search = message_search(parameters)?;
@@ -256,6 +258,7 @@ pub(crate) async fn search_messages(
         .into_response());
     };
     let page = service.search_messages(&identity, search).await?;
+    app.search_latency.observe("messages", started.elapsed());
     Ok(Json(SearchPageBody {
         next_cursor: page.next.map(|cursor| cursor.encode()),
         hits: page.hits.into_iter().map(SearchHitBody::from).collect(),
@@ -306,6 +309,7 @@ pub(crate) async fn suggest_words(
     Authenticated(identity): Authenticated,
     query: Result<Query<SuggestionsQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
+    let started = tokio::time::Instant::now();
     let query = parse_query(query)?;
     let n_chars = query.prefix.trim().chars().count();
     if !(MIN_PREFIX_CHARS..=MAX_PREFIX_CHARS).contains(&n_chars) {
@@ -326,5 +330,6 @@ pub(crate) async fn suggest_words(
     let suggestions = service
         .suggest(&identity, query.prefix.trim(), limit)
         .await?;
+    app.search_latency.observe("suggestions", started.elapsed());
     Ok(Json(SuggestionsBody { suggestions }).into_response())
 }

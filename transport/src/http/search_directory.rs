@@ -225,6 +225,7 @@ pub(crate) async fn search_conversations(
     Authenticated(identity): Authenticated,
     query: Result<Query<NameSearchQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
+    let started = tokio::time::Instant::now();
     let parameters = parse_query(query)?;
     let search = name_search(&parameters, "conversations")?;
     let service = search_service(&app)?;
@@ -232,6 +233,8 @@ pub(crate) async fn search_conversations(
         .take_budget(&identity, ActionClass::Search)
         .await?;
     let page = service.search_conversations(&identity, &search).await?;
+    app.search_latency
+        .observe("conversations", started.elapsed());
     Ok(Json(conversation_page(page)).into_response())
 }
 
@@ -255,6 +258,7 @@ pub(crate) async fn search_users(
     Authenticated(identity): Authenticated,
     query: Result<Query<NameSearchQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
+    let started = tokio::time::Instant::now();
     let parameters = parse_query(query)?;
     let search = name_search(&parameters, "users")?;
     let service = search_service(&app)?;
@@ -262,6 +266,7 @@ pub(crate) async fn search_users(
         .take_budget(&identity, ActionClass::Search)
         .await?;
     let page = service.search_users(&identity, &search).await?;
+    app.search_latency.observe("users", started.elapsed());
     Ok(Json(user_page(page)).into_response())
 }
 
@@ -306,6 +311,7 @@ pub(crate) async fn search_everything(
     Authenticated(identity): Authenticated,
     query: Result<Query<GroupedSearchQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
+    let started = tokio::time::Instant::now();
     let parameters = parse_query(query)?;
     let query = SearchQuery::parse(&parameters.q)?;
     let limit = parameters.limit.unwrap_or(DEFAULT_GROUP_LIMIT);
@@ -355,6 +361,7 @@ pub(crate) async fn search_everything(
             }),
         ),
     };
+    app.search_latency.observe("all", started.elapsed());
     Ok(Json(GroupedSearchBody {
         messages: SearchPageBody {
             next_cursor: messages.next.map(|cursor| cursor.encode()),

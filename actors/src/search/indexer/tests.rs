@@ -12,11 +12,14 @@ use switchboard_engine::model::{
 use switchboard_engine::operations::{ConversationEvent, ConversationEventBody, LogEntry};
 use switchboard_engine::ports::{AppendEntry, LogCursor, MessageStore};
 use switchboard_engine::search::SearchQuery;
+use switchboard_engine::search::index::IndexGeneration;
 use switchboard_engine::search::index::{
     ReadableConversation, SearchIndex, SearchRequest, SearchSort,
 };
 use switchboard_engine::time::Timestamp;
-use switchboard_storage::{MemoryMessageStore, MemorySearchIndex};
+use switchboard_storage::{MemoryMessageStore, MemorySearchGenerations, MemorySearchIndex};
+
+use super::super::live::LiveSearchIndex;
 
 use super::*;
 
@@ -95,10 +98,19 @@ async fn found(index: &Arc<dyn SearchIndex>, query: &str) -> Vec<String> {
         .collect()
 }
 
-fn indexer(store: &Arc<dyn MessageStore>, index: &Arc<dyn SearchIndex>) -> IndexerArgs {
+fn live(index: &Arc<dyn SearchIndex>) -> Arc<LiveSearchIndex> {
+    Arc::new(LiveSearchIndex::new(IndexGeneration {
+        number: 1,
+        index: Arc::clone(index),
+    }))
+}
+
+fn indexer(store: &Arc<dyn MessageStore>, live: &Arc<LiveSearchIndex>) -> IndexerArgs {
     IndexerArgs {
         store: Arc::clone(store),
-        index: Arc::clone(index),
+        index: Arc::clone(live),
+        generations: Arc::new(MemorySearchGenerations::new().0),
+        clock: Arc::new(crate::clock::SystemClock),
         batch: 2,
         // Long: the test drives it with catch_up.
         interval: Duration::from_secs(3_600),
@@ -139,7 +151,8 @@ async fn messages_edits_and_deletes_reach_the_index_and_a_restart_resumes_at_the
         ],
     )
     .await;
-    let first = SearchIndexerHandle::start(indexer(&store, &index))
+    let live = live(&index);
+    let first = SearchIndexerHandle::start(indexer(&store, &live))
         .await
         .expect("started");
     let reached = first.catch_up(TIMEOUT).await.expect("caught up");
@@ -181,7 +194,7 @@ async fn messages_edits_and_deletes_reach_the_index_and_a_restart_resumes_at_the
 
     // A new indexer (a restart) starts where the index stands.
     append(&store, vec![LogEntry::Message(message(4, "launch again"))]).await;
-    let second = SearchIndexerHandle::start(indexer(&store, &index))
+    let second = SearchIndexerHandle::start(indexer(&store, &live))
         .await
         .expect("started");
     assert_eq!(
@@ -190,5 +203,52 @@ async fn messages_edits_and_deletes_reach_the_index_and_a_restart_resumes_at_the
     );
     assert_eq!(found(&index, "launch").await, ["launch again"]);
     assert_eq!(memory.n_documents(), 3, "nothing indexed twice");
+
+    // A rebuild fills a new generation from the start of the log, then makes it live; the old
+    // one answers until then and takes nothing after.
+    assert!(
+        second
+            .rebuild_progress(TIMEOUT)
+            .await
+            .expect("answered")
+            .is_none()
+    );
+    let started = second.reindex(TIMEOUT).await.expect("started");
+    assert_eq!(started.generation, 2);
+    let done = eventually_done(&second).await;
+    assert_eq!(done.checkpoint, LogCursor(6));
+    assert_eq!(done.entries, 6, "every entry of the log, once");
+    assert_eq!(live.generation(), 2);
+    let rebuilt = live.current().index;
+    assert_eq!(found(&rebuilt, "launch").await, ["launch again"]);
+    assert_eq!(found(&rebuilt, "plan").await, ["final plan"]);
+    append(&store, vec![LogEntry::Message(message(5, "launch after"))]).await;
+    second.catch_up(TIMEOUT).await.expect("caught up");
+    assert_eq!(
+        found(&rebuilt, "launch").await,
+        ["launch after", "launch again"]
+    );
+    assert_eq!(
+        memory.n_documents(),
+        3,
+        "the old generation takes nothing more"
+    );
     second.stop();
+}
+
+/// Polls the rebuild's progress until it is done (or the deadline passes).
+async fn eventually_done(indexer: &SearchIndexerHandle) -> RebuildProgress {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(progress) = indexer.rebuild_progress(TIMEOUT).await.expect("answered")
+            && progress.state == RebuildState::Done
+        {
+            return progress;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rebuild did not finish"
+        );
+        tokio::task::yield_now().await;
+    }
 }
