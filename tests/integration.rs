@@ -60,6 +60,8 @@ mod search_admin;
 mod search_crash;
 #[path = "integration/search_directory.rs"]
 mod search_directory;
+#[path = "integration/search_permissions.rs"]
+mod search_permissions;
 #[path = "integration/security.rs"]
 mod security;
 #[path = "integration/signals.rs"]
