@@ -280,6 +280,42 @@ async fn pages_in_order_without_gaps_or_repeats(index: Arc<dyn SearchIndex>) {
     assert_eq!(page.hits[0].matches, vec![0..6]);
 }
 
+async fn hits_of_one_millisecond_page_by_message_id(index: Arc<dyn SearchIndex>) {
+    // Twelve messages in one millisecond between two others, in two conversations.
+    let changes = (1..=14)
+        .map(|number| {
+            let mut put = document("acme", 1 + number % 2, number, "tied report");
+            put.sent_at = Timestamp(match number {
+                1 => BASE,
+                14 => BASE + 2_000,
+                _ => BASE + 1_000,
+            });
+            IndexChange::Put(put)
+        })
+        .collect();
+    index.apply(changes, LogCursor(14)).await.expect("applied");
+    let mut seen = Vec::new();
+    let mut cursor: Option<SearchCursor> = None;
+    for _ in 0..10 {
+        let mut page_request = request("tied", readable(&[1, 2]));
+        page_request.limit = 5;
+        page_request.cursor = cursor;
+        let page = index.search(&page_request).await.expect("searched");
+        seen.extend(page.hits.iter().map(|hit| hit.document.message_id));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let mut expected = vec![message(14)];
+    expected.extend((2..=13).rev().map(message));
+    expected.push(message(1));
+    assert_eq!(
+        seen, expected,
+        "newest first, ties by message id, no gap or repeat"
+    );
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod embedded {
@@ -310,6 +346,7 @@ conformance!(
     only_the_scope_of_the_callers_tenant_is_ever_found,
     the_query_language_means_the_same_everywhere,
     pages_in_order_without_gaps_or_repeats,
+    hits_of_one_millisecond_page_by_message_id,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

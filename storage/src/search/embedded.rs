@@ -4,19 +4,26 @@
 //!
 //! Each message is one document keyed by tenant, conversation and message (`doc_key`): a
 //! `Put` deletes the key and adds the new document in the same commit, a `Remove` deletes it.
-//! Its text is indexed twice: as stems with positions (`stems`: words and phrases) and as
-//! folded words (`words`: prefixes and suggestions), and stored whole (for highlights). The
+//! Its text is analysed once and indexed twice, pre-tokenized: as stems with positions
+//! (`stems`: words and phrases) and as folded words (`words`: prefixes and suggestions), and
+//! stored whole (for highlights). The
 //! event-log position the index reflects is the commit's payload, so it is stored atomically
 //! with the documents: after a crash the index and its checkpoint agree.
 //!
-//! A search is one boolean query: the scope (a term set of `tenant, conversation` keys) and
-//! the filters must match, the caller's hidden messages and the excluded clauses must not,
-//! and each required clause must (a term, a phrase with the analyzer's offsets, or a regex
-//! prefix on `words`). Newest-first pages read `sent_at` as a fast field; relevance is
-//! tantivy's BM25. Highlights come from running the engine's matcher on the stored text of the
-//! page's hits. Blocking work runs on tokio's blocking pool; writes take the one writer's
-//! lock.
+//! A search is one boolean query: the tenant and the filters must match, the caller's hidden
+//! messages and the excluded clauses must not, and each required clause must (a term, a phrase
+//! with the analyzer's offsets, or a regex prefix on `words`). The scope is checked on each
+//! candidate, not expanded into postings: a collector keeps the documents whose `scope_hash`
+//! fast field (an xxHash64 of the conversation id) is one of the scope's, and every hit read is
+//! checked again against the scope itself, so a hash collision can cost a hit but never show
+//! one from outside the scope (profiling showed that expanding the postings of every
+//! conversation in scope was half of a query's time, and grew with the caller's conversations).
+//! Newest-first pages sort on `sent_at` as a fast field and read stored documents only for the
+//! page (and for ties of the same millisecond, ordered by message id); relevance is tantivy's
+//! BM25. Highlights come from running the engine's matcher on the stored text of the page's
+//! hits. Blocking work runs on tokio's blocking pool; writes take the one writer's lock.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,7 +39,7 @@ use switchboard_engine::search::index::{
 };
 use switchboard_engine::search::matching::{CompiledClause, CompiledQuery};
 use switchboard_engine::time::Timestamp;
-use tantivy::collector::TopDocs;
+use tantivy::collector::{Collector, FilterCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, RegexQuery,
@@ -42,14 +49,14 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value as _,
 };
-use tantivy::tokenizer::{Token as TantivyToken, TokenStream, Tokenizer};
+use tantivy::tokenizer::{PreTokenizedString, Token as TantivyToken, TokenStream, Tokenizer};
 use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
 };
 
 /// The version of the schema and of the analysis; an index of another version is refused at
 /// open (and rebuilt from the log by the indexer).
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// The writer's indexing memory budget.
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
@@ -67,7 +74,7 @@ const WORD_TOKENIZER: &str = "switchboard_words";
 #[derive(Clone, Copy)]
 struct Fields {
     doc_key: Field,
-    scope_key: Field,
+    scope_hash: Field,
     tenant: Field,
     conversation: Field,
     message: Field,
@@ -82,19 +89,21 @@ struct Fields {
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    let analysed = |tokenizer: &str, positions: IndexRecordOption| {
+    // `words` serves prefixes (constant score), so only `stems` keeps field norms for BM25.
+    let analysed = |tokenizer: &str, positions: IndexRecordOption, norms: bool| {
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(tokenizer)
-                .set_index_option(positions),
+                .set_index_option(positions)
+                .set_fieldnorms(norms),
         )
     };
     let fields = Fields {
-        doc_key: builder.add_text_field("doc_key", STRING),
-        scope_key: builder.add_text_field("scope_key", STRING),
+        doc_key: builder.add_bytes_field("doc_key", INDEXED),
+        scope_hash: builder.add_u64_field("scope_hash", FAST),
         tenant: builder.add_text_field("tenant", STRING | STORED),
-        conversation: builder.add_text_field("conversation", STRING | STORED),
-        message: builder.add_text_field("message", STRING | STORED),
+        conversation: builder.add_text_field("conversation", STORED),
+        message: builder.add_text_field("message", STORED),
         seq: builder.add_u64_field("seq", STORED),
         sender: builder.add_text_field("sender", STRING | STORED),
         sent_at: builder.add_u64_field("sent_at", INDEXED | FAST | STORED),
@@ -102,9 +111,16 @@ fn schema() -> (Schema, Fields) {
         text: builder.add_text_field("text", STORED),
         stems: builder.add_text_field(
             "stems",
-            analysed(STEM_TOKENIZER, IndexRecordOption::WithFreqsAndPositions),
+            analysed(
+                STEM_TOKENIZER,
+                IndexRecordOption::WithFreqsAndPositions,
+                true,
+            ),
         ),
-        words: builder.add_text_field("words", analysed(WORD_TOKENIZER, IndexRecordOption::Basic)),
+        words: builder.add_text_field(
+            "words",
+            analysed(WORD_TOKENIZER, IndexRecordOption::Basic, false),
+        ),
     };
     (builder.build(), fields)
 }
@@ -157,6 +173,28 @@ impl Tokenizer for EngineTokenizer {
             })
             .collect();
         EngineTokens { tokens, next: 0 }
+    }
+}
+
+/// The conversations a search may find documents in: their hashes, checked by a collector on
+/// every candidate, and the ids themselves, checked on every document read.
+struct Scope {
+    hashes: Arc<HashSet<u64>>,
+    conversations: HashSet<ConversationId>,
+}
+
+impl Scope {
+    /// `collector`, given only the candidates whose `scope_hash` is in the scope.
+    fn filter<C: Collector + Send + Sync>(
+        &self,
+        collector: C,
+    ) -> FilterCollector<C, impl Fn(u64) -> bool + Clone + Send + Sync + 'static, u64> {
+        let hashes = Arc::clone(&self.hashes);
+        FilterCollector::new(
+            "scope_hash".to_owned(),
+            move |hash: u64| hashes.contains(&hash),
+            collector,
+        )
     }
 }
 
@@ -275,15 +313,27 @@ impl EmbeddedSearchIndex {
     }
 }
 
-fn doc_key(tenant_id: &TenantId, conversation_id: ConversationId, message_id: MessageId) -> String {
-    format!(
-        "{}\u{0}{conversation_id}\u{0}{message_id}",
-        tenant_id.as_str()
-    )
+/// The term that names one message's document: the tenant, then the conversation's and the
+/// message's ids as bytes (deletes and hidden messages name it).
+fn doc_key(
+    fields: &Fields,
+    tenant_id: &TenantId,
+    conversation_id: ConversationId,
+    message_id: MessageId,
+) -> Term {
+    let tenant = tenant_id.as_str().as_bytes();
+    let mut key = Vec::with_capacity(tenant.len() + 1 + 32);
+    key.extend_from_slice(tenant);
+    key.push(0);
+    key.extend_from_slice(&conversation_id.to_bytes());
+    key.extend_from_slice(&message_id.to_bytes());
+    Term::from_field_bytes(fields.doc_key, &key)
 }
 
-fn scope_key(tenant_id: &TenantId, conversation_id: ConversationId) -> String {
-    format!("{}\u{0}{conversation_id}", tenant_id.as_str())
+/// The conversation's hash in the scope filter: stable across builds (xxHash64, seed 0), so a
+/// stored index keeps its meaning.
+fn scope_hash(conversation_id: ConversationId) -> u64 {
+    twox_hash::XxHash64::oneshot(0, &conversation_id.to_bytes())
 }
 
 /// A regex that matches words starting with `prefix` (tantivy-fst's syntax, metacharacters
@@ -304,18 +354,14 @@ impl Inner {
     fn document(&self, document: &SearchDocument) -> TantivyDocument {
         let fields = &self.fields;
         let mut stored = TantivyDocument::new();
-        stored.add_text(
-            fields.doc_key,
-            doc_key(
-                &document.tenant_id,
-                document.conversation_id,
-                document.message_id,
-            ),
+        let key = doc_key(
+            fields,
+            &document.tenant_id,
+            document.conversation_id,
+            document.message_id,
         );
-        stored.add_text(
-            fields.scope_key,
-            scope_key(&document.tenant_id, document.conversation_id),
-        );
+        stored.add_bytes(fields.doc_key, key.serialized_value_bytes());
+        stored.add_u64(fields.scope_hash, scope_hash(document.conversation_id));
         stored.add_text(fields.tenant, document.tenant_id.as_str());
         stored.add_text(fields.conversation, document.conversation_id.to_string());
         stored.add_text(fields.message, document.message_id.to_string());
@@ -324,8 +370,35 @@ impl Inner {
         stored.add_u64(fields.sent_at, document.sent_at.0);
         stored.add_u64(fields.has_attachment, u64::from(document.has_attachment));
         stored.add_text(fields.text, &document.text);
-        stored.add_text(fields.stems, &document.text);
-        stored.add_text(fields.words, &document.text);
+        // Analysed once: each token's stem goes to `stems`, its folded word to `words`.
+        let tokens = self.analyzer.tokens(&document.text, Purpose::Index);
+        let mut stems = Vec::with_capacity(tokens.len());
+        let mut words = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            let tantivy_token = |text: String| TantivyToken {
+                offset_from: token.bytes.start,
+                offset_to: token.bytes.end,
+                position: token.position as usize,
+                text,
+                position_length: 1,
+            };
+            words.push(tantivy_token(token.folded));
+            stems.push(tantivy_token(token.stem));
+        }
+        stored.add_pre_tokenized_text(
+            fields.stems,
+            PreTokenizedString {
+                text: String::new(),
+                tokens: stems,
+            },
+        );
+        stored.add_pre_tokenized_text(
+            fields.words,
+            PreTokenizedString {
+                text: String::new(),
+                tokens: words,
+            },
+        );
         stored
     }
 
@@ -382,12 +455,13 @@ impl Inner {
         })
     }
 
-    /// The query for `request`, or `None` when its scope is empty.
+    /// The query for `request` and the scope its candidates must be in, or `None` when the
+    /// scope is empty.
     fn query(
         &self,
         request: &SearchRequest,
         compiled: &CompiledQuery,
-    ) -> Result<Option<BooleanQuery>, StoreError> {
+    ) -> Result<Option<(BooleanQuery, Scope)>, StoreError> {
         let fields = &self.fields;
         let tenant_id = &request.tenant_id;
         let mut scope: Vec<&ReadableConversation> = request.scope.iter().collect();
@@ -402,23 +476,30 @@ impl Inner {
         if scope.is_empty() {
             return Ok(None);
         }
+        let filter = Scope {
+            hashes: Arc::new(
+                scope
+                    .iter()
+                    .map(|readable| scope_hash(readable.conversation_id))
+                    .collect(),
+            ),
+            conversations: scope
+                .iter()
+                .map(|readable| readable.conversation_id)
+                .collect(),
+        };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
             Occur::Must,
-            Box::new(TermSetQuery::new(scope.iter().map(|readable| {
-                Term::from_field_text(
-                    fields.scope_key,
-                    &scope_key(tenant_id, readable.conversation_id),
-                )
-            }))),
+            Box::new(TermQuery::new(
+                Term::from_field_text(fields.tenant, tenant_id.as_str()),
+                IndexRecordOption::Basic,
+            )),
         )];
         let hidden: Vec<Term> = scope
             .iter()
             .flat_map(|readable| {
                 readable.hidden.iter().map(|message_id| {
-                    Term::from_field_text(
-                        fields.doc_key,
-                        &doc_key(tenant_id, readable.conversation_id, *message_id),
-                    )
+                    doc_key(fields, tenant_id, readable.conversation_id, *message_id)
                 })
             })
             .collect();
@@ -483,12 +564,12 @@ impl Inner {
                 )),
             ));
         }
-        Ok(Some(BooleanQuery::new(clauses)))
+        Ok(Some((BooleanQuery::new(clauses), filter)))
     }
 
     fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
         let compiled = CompiledQuery::new(&self.analyzer, &request.query);
-        let Some(query) = self.query(request, &compiled)? else {
+        let Some((query, scope)) = self.query(request, &compiled)? else {
             return Ok(SearchPage {
                 hits: Vec::new(),
                 next: None,
@@ -497,61 +578,93 @@ impl Inner {
         let searcher = self.reader.searcher();
         let limit = request.limit.max(1);
         let failed = |error: tantivy::TantivyError| unavailable("searching", error);
-        let (addresses, offset): (Vec<(f32, DocAddress)>, usize) = match request.sort {
+        let read = |address: DocAddress| -> Result<Option<SearchDocument>, StoreError> {
+            let stored: TantivyDocument = searcher.doc(address).map_err(failed)?;
+            let document = self.read_document(&stored)?;
+            // A scope hash that collided with another conversation's: not the caller's.
+            Ok(scope
+                .conversations
+                .contains(&document.conversation_id)
+                .then_some(document))
+        };
+        let (documents, offset): (Vec<(f32, SearchDocument)>, usize) = match request.sort {
             SearchSort::Relevance => {
                 let offset = match request.cursor {
                     Some(SearchCursor::Offset(offset)) => offset,
                     _ => 0,
                 };
                 let found = searcher
-                    .search(&query, &TopDocs::with_limit(limit + 1).and_offset(offset))
+                    .search(
+                        &query,
+                        &scope.filter(TopDocs::with_limit(limit + 1).and_offset(offset)),
+                    )
                     .map_err(failed)?;
-                (found, offset)
+                let mut documents = Vec::with_capacity(found.len());
+                for (score, address) in found {
+                    if let Some(document) = read(address)? {
+                        documents.push((score, document));
+                    }
+                }
+                (documents, offset)
             }
             SearchSort::Newest => {
                 let found: Vec<(u64, DocAddress)> = searcher
                     .search(
                         &query,
-                        &TopDocs::with_limit(limit + 1 + SAME_MILLISECOND_SLACK)
-                            .order_by_fast_field::<u64>("sent_at", Order::Desc),
+                        &scope.filter(
+                            TopDocs::with_limit(limit + 1 + SAME_MILLISECOND_SLACK)
+                                .order_by_fast_field::<u64>("sent_at", Order::Desc),
+                        ),
                     )
                     .map_err(failed)?;
-                (
-                    found
-                        .into_iter()
-                        .map(|(_, address)| (0.0, address))
-                        .collect(),
-                    0,
-                )
+                let cursor = match request.cursor {
+                    Some(SearchCursor::Before {
+                        sent_at,
+                        message_id,
+                    }) => Some((sent_at, message_id)),
+                    _ => None,
+                };
+                // Newest first, ties of one millisecond by message id: stored documents are
+                // read group by group (a group is one `sent_at`) until the page and one more
+                // are known, so a page reads about `limit + 1` documents, not the slack.
+                let mut documents = Vec::with_capacity(limit + 1);
+                for group in found.chunk_by(|left, right| left.0 == right.0) {
+                    let mut members = Vec::with_capacity(group.len());
+                    for (_, address) in group {
+                        if let Some(document) = read(*address)? {
+                            members.push(document);
+                        }
+                    }
+                    members.sort_by_key(|document| std::cmp::Reverse(document.message_id));
+                    documents.extend(
+                        members
+                            .into_iter()
+                            .filter(|document| {
+                                cursor.is_none_or(|cursor| {
+                                    (document.sent_at, document.message_id) < cursor
+                                })
+                            })
+                            .map(|document| (0.0, document)),
+                    );
+                    if documents.len() > limit {
+                        break;
+                    }
+                }
+                (documents, 0)
             }
         };
-        let mut hits = Vec::with_capacity(addresses.len());
-        for (score, address) in addresses {
-            let stored: TantivyDocument = searcher.doc(address).map_err(failed)?;
-            let document = self.read_document(&stored)?;
-            let tokens = self.analyzer.tokens(&document.text, Purpose::Index);
-            let matches = compiled.matches(&tokens).unwrap_or_default();
-            hits.push(SearchHit {
-                document,
-                score,
-                matches,
-            });
-        }
-        if request.sort == SearchSort::Newest {
-            hits.sort_by(|left, right| {
-                (right.document.sent_at, right.document.message_id)
-                    .cmp(&(left.document.sent_at, left.document.message_id))
-            });
-            if let Some(SearchCursor::Before {
-                sent_at,
-                message_id,
-            }) = request.cursor
-            {
-                hits.retain(|hit| {
-                    (hit.document.sent_at, hit.document.message_id) < (sent_at, message_id)
-                });
-            }
-        }
+        let hits = documents
+            .into_iter()
+            .map(|(score, document)| {
+                let tokens = self.analyzer.tokens(&document.text, Purpose::Index);
+                let matches = compiled.matches(&tokens).unwrap_or_default();
+                SearchHit {
+                    document,
+                    score,
+                    matches,
+                }
+            })
+            .collect();
         Ok(SearchPage::cut(hits, request.sort, offset, limit))
     }
 
@@ -578,15 +691,17 @@ impl Inner {
             required: vec![CompiledClause::Prefix(prefix.clone())],
             excluded: Vec::new(),
         };
-        let Some(query) = self.query(&request, &compiled)? else {
+        let Some((query, scope)) = self.query(&request, &compiled)? else {
             return Ok(Vec::new());
         };
         let searcher = self.reader.searcher();
         let found: Vec<(u64, DocAddress)> = searcher
             .search(
                 &query,
-                &TopDocs::with_limit(SUGGESTION_SOURCE_DOCUMENTS)
-                    .order_by_fast_field::<u64>("sent_at", Order::Desc),
+                &scope.filter(
+                    TopDocs::with_limit(SUGGESTION_SOURCE_DOCUMENTS)
+                        .order_by_fast_field::<u64>("sent_at", Order::Desc),
+                ),
             )
             .map_err(|error| unavailable("suggesting", error))?;
         let mut words = Vec::new();
@@ -594,6 +709,12 @@ impl Inner {
             let stored: TantivyDocument = searcher
                 .doc(address)
                 .map_err(|error| unavailable("suggesting", error))?;
+            if !self
+                .read_document(&stored)
+                .is_ok_and(|document| scope.conversations.contains(&document.conversation_id))
+            {
+                continue;
+            }
             let text = stored
                 .get_first(self.fields.text)
                 .and_then(|value| value.as_str().map(str::to_owned))
@@ -624,13 +745,11 @@ impl SearchIndex for EmbeddedSearchIndex {
                 for change in &changes {
                     match change {
                         IndexChange::Put(document) => {
-                            writer.delete_term(Term::from_field_text(
-                                fields.doc_key,
-                                &doc_key(
-                                    &document.tenant_id,
-                                    document.conversation_id,
-                                    document.message_id,
-                                ),
+                            writer.delete_term(doc_key(
+                                &fields,
+                                &document.tenant_id,
+                                document.conversation_id,
+                                document.message_id,
                             ));
                             writer
                                 .add_document(inner.document(document))
@@ -641,9 +760,11 @@ impl SearchIndex for EmbeddedSearchIndex {
                             conversation_id,
                             message_id,
                         } => {
-                            writer.delete_term(Term::from_field_text(
-                                fields.doc_key,
-                                &doc_key(tenant_id, *conversation_id, *message_id),
+                            writer.delete_term(doc_key(
+                                &fields,
+                                tenant_id,
+                                *conversation_id,
+                                *message_id,
                             ));
                         }
                     }
