@@ -328,9 +328,11 @@ pub fn open_search_index(config: &Config) -> anyhow::Result<Option<OpenedSearchI
         }
         _ => {
             let path = config.server.data_dir.join(SEARCH_DIR);
-            let (generations, live, opened) =
-                switchboard_storage::EmbeddedSearchGenerations::open(&path)
-                    .with_context(|| format!("opening the search index in {}", path.display()))?;
+            let (generations, live, opened) = switchboard_storage::EmbeddedSearchGenerations::open(
+                &path,
+                config.search.indexer_nice,
+            )
+            .with_context(|| format!("opening the search index in {}", path.display()))?;
             if let switchboard_storage::OpenedGeneration::Rebuilding(reason) = opened {
                 tracing::warn!(
                     generation = live.number,

@@ -44,6 +44,9 @@ pub(crate) fn test_config(data_dir: &std::path::Path) -> Config {
     config.server.shutdown_timeout_ms = 5_000;
     config.auth.hs256_secret = Some(TEST_SECRET.to_owned());
     config.limits.messages_per_minute = 0;
+    // The suite runs many servers at once on a busy machine: an idle-priority indexer could wait
+    // for CPU longer than a test's deadline. What niceness costs is measured in benches/.
+    config.search.indexer_nice = 0;
     // Every test server runs the embedded TURN relay, on a port of its own.
     config.turn.relay = TurnRelay::Embedded(EmbeddedRelayConfig {
         listen: "127.0.0.1:0".to_owned(),
@@ -373,6 +376,7 @@ pub(crate) fn serve_binary(
         .arg(data_dir)
         .env("SWITCHBOARD__AUTH__HS256_SECRET", TEST_SECRET)
         .env("SWITCHBOARD__TURN__RELAY_LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD__SEARCH__INDEXER_NICE", "0")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

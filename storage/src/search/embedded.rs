@@ -21,7 +21,12 @@
 //! Newest-first pages sort on `sent_at` as a fast field and read stored documents only for the
 //! page (and for ties of the same millisecond, ordered by message id); relevance is tantivy's
 //! BM25. Highlights come from running the engine's matcher on the stored text of the page's
-//! hits. Blocking work runs on tokio's blocking pool; writes take the one writer's lock.
+//! hits. Searches run on tokio's blocking pool. Writes run on a thread of the index's own, at
+//! the niceness it was opened with ([`EmbeddedSearchIndex::open_with_writer_nice`]): tantivy's
+//! indexing and merging threads are started from it and inherit it, so at a niceness of 19
+//! indexing takes only the CPU that serving leaves (the load matrix showed indexing at normal
+//! priority halving a saturated core's message throughput), and the index lags, visibly in
+//! the lag metrics, until the load drops.
 
 use std::collections::HashSet;
 use std::ops::Bound;
@@ -198,9 +203,14 @@ impl Scope {
     }
 }
 
+/// Work for the writer thread.
+type WriterJob = Box<dyn FnOnce() + Send>;
+
 struct Inner {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
+    /// The writer thread's queue; the thread ends when the index is dropped.
+    writer_jobs: Mutex<std::sync::mpsc::Sender<WriterJob>>,
     checkpoint: Mutex<LogCursor>,
     fields: Fields,
     analyzer: Arc<Analyzer>,
@@ -214,6 +224,41 @@ pub struct EmbeddedSearchIndex {
 
 fn unavailable(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("{what}: {error}"))
+}
+
+/// Starts the thread every write of the index runs on, at niceness `nice`, and the index's
+/// writer from it (so that tantivy's indexing and merge threads, which the writer starts from
+/// the thread that makes it or commits, inherit the niceness). The thread ends when its queue's
+/// sender is dropped with the index.
+fn start_writer_thread(
+    index: &Index,
+    nice: i32,
+) -> Result<(IndexWriter, std::sync::mpsc::Sender<WriterJob>), StoreError> {
+    let (jobs, queue) = std::sync::mpsc::channel::<WriterJob>();
+    let (made, writer) = std::sync::mpsc::channel();
+    let index = index.clone();
+    std::thread::Builder::new()
+        .name("search-writer".to_owned())
+        .spawn(move || {
+            if nice != 0
+                && let Err(error) = rustix::process::setpriority_process(None, nice)
+            {
+                tracing::warn!(%error, nice, "the search index's writer keeps the default niceness");
+            }
+            let _ = made.send(
+                index
+                    .writer(WRITER_HEAP_BYTES)
+                    .map_err(|error| unavailable("starting the search index's writer", error)),
+            );
+            for job in queue {
+                job();
+            }
+        })
+        .map_err(|error| unavailable("starting the search index's writer thread", error))?;
+    let writer = writer
+        .recv()
+        .map_err(|error| unavailable("starting the search index's writer", error))??;
+    Ok((writer, jobs))
 }
 
 /// The commit payload: the schema version and the checkpoint.
@@ -230,6 +275,15 @@ impl EmbeddedSearchIndex {
     /// [`StoreError::Unavailable`] if the directory cannot be used; [`StoreError::Corrupt`]
     /// if it holds an index of another schema version.
     pub fn open(directory: &Path) -> Result<Self, StoreError> {
+        Self::open_with_writer_nice(directory, 0)
+    }
+
+    /// Opens the index in `directory` as [`EmbeddedSearchIndex::open`] does, its writes run at
+    /// niceness `writer_nice` (0 to 19; 19 yields the CPU to everything else).
+    ///
+    /// # Errors
+    /// As [`EmbeddedSearchIndex::open`].
+    pub fn open_with_writer_nice(directory: &Path, writer_nice: i32) -> Result<Self, StoreError> {
         std::fs::create_dir_all(directory)
             .map_err(|error| unavailable("creating the search directory", error))?;
         let mmap = MmapDirectory::open(directory)
@@ -237,7 +291,7 @@ impl EmbeddedSearchIndex {
         let (schema, fields) = schema();
         let index = Index::open_or_create(mmap, schema)
             .map_err(|error| unavailable("opening the search index", error))?;
-        Self::with_index(index, fields)
+        Self::with_index(index, fields, writer_nice)
     }
 
     /// An index in memory (tests).
@@ -246,10 +300,10 @@ impl EmbeddedSearchIndex {
     /// [`StoreError::Unavailable`] if tantivy cannot start it.
     pub fn in_memory() -> Result<Self, StoreError> {
         let (schema, fields) = schema();
-        Self::with_index(Index::create_in_ram(schema), fields)
+        Self::with_index(Index::create_in_ram(schema), fields, 0)
     }
 
-    fn with_index(index: Index, fields: Fields) -> Result<Self, StoreError> {
+    fn with_index(index: Index, fields: Fields, writer_nice: i32) -> Result<Self, StoreError> {
         let analyzer = Arc::new(Analyzer::new());
         for (name, stems) in [(STEM_TOKENIZER, true), (WORD_TOKENIZER, false)] {
             index.tokenizers().register(
@@ -278,9 +332,7 @@ impl EmbeddedSearchIndex {
                 LogCursor(payload.checkpoint)
             }
         };
-        let writer = index
-            .writer(WRITER_HEAP_BYTES)
-            .map_err(|error| unavailable("starting the search index's writer", error))?;
+        let (writer, writer_jobs) = start_writer_thread(&index, writer_nice)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -290,6 +342,7 @@ impl EmbeddedSearchIndex {
             inner: Arc::new(Inner {
                 reader,
                 writer: Mutex::new(writer),
+                writer_jobs: Mutex::new(writer_jobs),
                 checkpoint: Mutex::new(checkpoint),
                 fields,
                 analyzer,
@@ -300,6 +353,28 @@ impl EmbeddedSearchIndex {
     /// How many documents the last commit holds.
     pub fn n_documents(&self) -> u64 {
         self.inner.reader.searcher().num_docs()
+    }
+
+    async fn on_writer_thread<Output: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<Output, StoreError> + Send + 'static,
+    ) -> Result<Output, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: WriterJob = Box::new(move || {
+            let _ = answer.send(work(&inner));
+        });
+        self.inner
+            .writer_jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(job)
+            .map_err(|_| {
+                unavailable("writing the search index", "its writer thread has stopped")
+            })?;
+        answered
+            .await
+            .map_err(|_| unavailable("writing the search index", "its writer thread has stopped"))?
     }
 
     async fn blocking<Output: Send + 'static>(
@@ -738,7 +813,7 @@ impl SearchIndex for EmbeddedSearchIndex {
         changes: Vec<IndexChange>,
         checkpoint: LogCursor,
     ) -> Result<(), StoreError> {
-        self.blocking(move |inner| {
+        self.on_writer_thread(move |inner| {
             let fields = inner.fields;
             let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let result = (|| {

@@ -64,16 +64,22 @@ struct GenerationsInner {
     next: AtomicU64,
     /// The current generation and the one it replaced (removed at the next promotion).
     current: Mutex<(u64, Option<u64>)>,
+    /// The niceness new generations write at.
+    writer_nice: i32,
 }
 
 impl EmbeddedSearchGenerations {
     /// Opens the generations in `root` and the current one (a new one if there is none of
-    /// this schema version). Blocks on file I/O: call it at startup.
+    /// this schema version), each writing at niceness `writer_nice`
+    /// ([`EmbeddedSearchIndex::open_with_writer_nice`]). Blocks on file I/O: call it at startup.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if the directory cannot be used, [`StoreError::Corrupt`] if
     /// `CURRENT` names a generation of this version that is not there.
-    pub fn open(root: &Path) -> Result<(Self, IndexGeneration, OpenedGeneration), StoreError> {
+    pub fn open(
+        root: &Path,
+        writer_nice: i32,
+    ) -> Result<(Self, IndexGeneration, OpenedGeneration), StoreError> {
         std::fs::create_dir_all(root)
             .map_err(|error| unavailable("creating the search directory", error))?;
         let named = match std::fs::read_to_string(root.join(CURRENT)) {
@@ -135,12 +141,13 @@ impl EmbeddedSearchGenerations {
             };
             removed.map_err(|error| unavailable("removing an old search index", error))?;
         }
-        let index = EmbeddedSearchIndex::open(&root.join(&keep))?;
+        let index = EmbeddedSearchIndex::open_with_writer_nice(&root.join(&keep), writer_nice)?;
         let generations = Self {
             inner: Arc::new(GenerationsInner {
                 root: root.to_path_buf(),
                 next: AtomicU64::new(number + 1),
                 current: Mutex::new((number, None)),
+                writer_nice,
             }),
         };
         if opened != OpenedGeneration::Current {
@@ -181,9 +188,12 @@ impl SearchIndexGenerations for EmbeddedSearchGenerations {
     async fn create(&self) -> Result<IndexGeneration, StoreError> {
         let number = self.inner.next.fetch_add(1, Ordering::Relaxed);
         let directory = self.inner.directory(number);
-        let index = tokio::task::spawn_blocking(move || EmbeddedSearchIndex::open(&directory))
-            .await
-            .map_err(|error| unavailable("opening a new search index", error))??;
+        let nice = self.inner.writer_nice;
+        let index = tokio::task::spawn_blocking(move || {
+            EmbeddedSearchIndex::open_with_writer_nice(&directory, nice)
+        })
+        .await
+        .map_err(|error| unavailable("opening a new search index", error))??;
         Ok(IndexGeneration {
             number,
             index: Arc::new(index),

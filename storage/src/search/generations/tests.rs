@@ -26,7 +26,8 @@ fn document(number: u128) -> IndexChange {
 #[tokio::test]
 async fn a_promoted_generation_is_the_one_a_reopen_finds() {
     let root = tempfile::tempdir().expect("a temporary directory");
-    let (generations, first, opened) = EmbeddedSearchGenerations::open(root.path()).expect("opens");
+    let (generations, first, opened) =
+        EmbeddedSearchGenerations::open(root.path(), 0).expect("opens");
     assert!(matches!(opened, OpenedGeneration::Rebuilding(_)));
     first
         .index
@@ -47,7 +48,7 @@ async fn a_promoted_generation_is_the_one_a_reopen_finds() {
         .expect("discarded");
     drop(first);
 
-    let (_, reopened, opened) = EmbeddedSearchGenerations::open(root.path()).expect("reopens");
+    let (_, reopened, opened) = EmbeddedSearchGenerations::open(root.path(), 0).expect("reopens");
     assert_eq!(opened, OpenedGeneration::Current);
     assert_eq!(
         reopened.number, 1,
@@ -59,7 +60,8 @@ async fn a_promoted_generation_is_the_one_a_reopen_finds() {
     );
     drop(reopened);
 
-    let (generations, current, _) = EmbeddedSearchGenerations::open(root.path()).expect("reopens");
+    let (generations, current, _) =
+        EmbeddedSearchGenerations::open(root.path(), 0).expect("reopens");
     let next = generations.create().await.expect("created");
     next.index
         .apply(vec![document(3)], LogCursor(9))
@@ -67,7 +69,7 @@ async fn a_promoted_generation_is_the_one_a_reopen_finds() {
         .expect("applied");
     generations.promote(next.number).await.expect("promoted");
     drop((current, next, generations));
-    let (_, reopened, opened) = EmbeddedSearchGenerations::open(root.path()).expect("reopens");
+    let (_, reopened, opened) = EmbeddedSearchGenerations::open(root.path(), 0).expect("reopens");
     assert_eq!(opened, OpenedGeneration::Current);
     assert_eq!(
         reopened.index.checkpoint().await.expect("read"),
@@ -99,7 +101,7 @@ async fn another_schema_version_or_the_old_layout_starts_a_new_empty_generation(
     std::fs::create_dir_all(root.path().join("v0-g4")).expect("made");
     std::fs::write(root.path().join("CURRENT"), "v0-g4\n").expect("written");
     std::fs::write(root.path().join("meta.json"), "{}").expect("written");
-    let (_, generation, opened) = EmbeddedSearchGenerations::open(root.path()).expect("opens");
+    let (_, generation, opened) = EmbeddedSearchGenerations::open(root.path(), 0).expect("opens");
     let OpenedGeneration::Rebuilding(reason) = opened else {
         panic!("rebuilds");
     };
