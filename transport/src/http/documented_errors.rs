@@ -56,6 +56,32 @@ one_error! {
 }
 
 one_error! {
+    /// The 429 of every search endpoint.
+    SearchRateLimited = (
+        RateLimited,
+        "Over `limits.search_per_minute` (`rate_limited`, with `retry_after_ms`)."
+    )
+}
+
+/// The errors of a search of conversations or users by name.
+pub(crate) struct NameSearchErrors;
+
+impl IntoResponses for NameSearchErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[
+            (
+                WireCode::Invalid,
+                "A query that cannot be read (as for messages), one with a message filter (`from:`, `has:`, `before:`, `after:`) or no word; a limit outside 1 to 50; a bad cursor; an unknown parameter (`invalid`).",
+            ),
+            (
+                WireCode::Unavailable,
+                "The store is unavailable, or search is turned off (`unavailable`).",
+            ),
+        ])
+    }
+}
+
+one_error! {
     /// The 403 of an endpoint that takes the admin role.
     AdminRoleRequired = (Forbidden, "The token lacks the admin role (`forbidden`).")
 }

@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
-use super::documented_errors::TokenRefused;
+use super::documented_errors::{SearchRateLimited, TokenRefused};
 use super::extract::{Authenticated, parse_query};
 
 /// The page size when the request names none.
@@ -229,7 +229,7 @@ pub(super) fn search_service(app: &App) -> Result<&Arc<SearchService>, WireError
     params(MessageSearchQuery),
     responses(
         (status = 200, description = "A page of hits.", body = SearchPageBody),
-        (status = 429, description = "Over `limits.search_per_minute` (`rate_limited`, with `retry_after_ms`).", body = ErrorBody),
+        SearchRateLimited,
         (status = 400, description = "A query that cannot be read (the reason names the position: an unbalanced quote, a lone `*`, a prefix under 2 characters, a bad date or id, a filter given twice or excluded), over 1 KiB or 32 terms; a limit outside 1 to 100; a bad sort or cursor; an unknown parameter (`invalid`).", body = ErrorBody),
         TokenRefused,
         (status = 503, description = "The store or the index is unavailable, search is turned off, or a consistent search's index did not catch up in time (`unavailable`).", body = ErrorBody),
@@ -301,7 +301,7 @@ pub(crate) struct SuggestionsBody {
         (status = 200, description = "The words.", body = SuggestionsBody),
         (status = 400, description = "A prefix under 2 or over 64 characters, a limit outside 1 to 20, or an unknown parameter (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 429, description = "Over `limits.search_per_minute` (`rate_limited`, with `retry_after_ms`).", body = ErrorBody),
+        SearchRateLimited,
         (status = 503, description = "The store or the index is unavailable, or search is turned off (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn suggest_words(

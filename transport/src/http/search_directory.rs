@@ -13,7 +13,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use switchboard_actors::search::service::{MessageSearch, NamePage, NameSearch};
+use switchboard_actors::search::service::{MessageSearch, NamePage, NameSearch, SearchService};
+use switchboard_actors::session::Identity;
 use switchboard_engine::Error;
 use switchboard_engine::model::ConversationKind;
 use switchboard_engine::rate_limit::ActionClass;
@@ -29,7 +30,7 @@ use utoipa_axum::routes;
 use crate::server::App;
 use crate::wire_error::{ErrorBody, WireError};
 
-use super::documented_errors::TokenRefused;
+use super::documented_errors::{NameSearchErrors, SearchRateLimited, TokenRefused};
 use super::extract::{Authenticated, parse_query};
 use super::search::{SearchHitBody, SearchPageBody, SnippetBody, search_service};
 
@@ -215,10 +216,9 @@ fn name_search(parameters: &NameSearchQuery, what: &str) -> Result<NameSearch, E
     params(NameSearchQuery),
     responses(
         (status = 200, description = "A page of conversations.", body = ConversationPageBody),
-        (status = 400, description = "A query that cannot be read (as for messages), one with a message filter (`from:`, `has:`, `before:`, `after:`) or no word; a limit outside 1 to 50; a bad cursor; an unknown parameter (`invalid`).", body = ErrorBody),
+        NameSearchErrors,
         TokenRefused,
-        (status = 429, description = "Over `limits.search_per_minute` (`rate_limited`, with `retry_after_ms`).", body = ErrorBody),
-        (status = 503, description = "The store is unavailable, or search is turned off (`unavailable`).", body = ErrorBody),
+        SearchRateLimited,
     ))]
 pub(crate) async fn search_conversations(
     State(app): State<Arc<App>>,
@@ -226,12 +226,7 @@ pub(crate) async fn search_conversations(
     query: Result<Query<NameSearchQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
     let started = tokio::time::Instant::now();
-    let parameters = parse_query(query)?;
-    let search = name_search(&parameters, "conversations")?;
-    let service = search_service(&app)?;
-    app.system
-        .take_budget(&identity, ActionClass::Search)
-        .await?;
+    let (service, search) = admitted(&app, &identity, query, "conversations").await?;
     let page = service.search_conversations(&identity, &search).await?;
     app.search_latency
         .observe("conversations", started.elapsed());
@@ -248,10 +243,9 @@ pub(crate) async fn search_conversations(
     params(NameSearchQuery),
     responses(
         (status = 200, description = "A page of users.", body = UserPageBody),
-        (status = 400, description = "A query that cannot be read (as for messages), one with a message filter (`from:`, `has:`, `before:`, `after:`) or no word; a limit outside 1 to 50; a bad cursor; an unknown parameter (`invalid`).", body = ErrorBody),
+        NameSearchErrors,
         TokenRefused,
-        (status = 429, description = "Over `limits.search_per_minute` (`rate_limited`, with `retry_after_ms`).", body = ErrorBody),
-        (status = 503, description = "The store is unavailable, or search is turned off (`unavailable`).", body = ErrorBody),
+        SearchRateLimited,
     ))]
 pub(crate) async fn search_users(
     State(app): State<Arc<App>>,
@@ -259,15 +253,27 @@ pub(crate) async fn search_users(
     query: Result<Query<NameSearchQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
     let started = tokio::time::Instant::now();
-    let parameters = parse_query(query)?;
-    let search = name_search(&parameters, "users")?;
-    let service = search_service(&app)?;
-    app.system
-        .take_budget(&identity, ActionClass::Search)
-        .await?;
+    let (service, search) = admitted(&app, &identity, query, "users").await?;
     let page = service.search_users(&identity, &search).await?;
     app.search_latency.observe("users", started.elapsed());
     Ok(Json(user_page(page)).into_response())
+}
+
+/// A name search of `what` as its parameters ask, once its parameters are valid, search is on
+/// and the caller's search budget has a token.
+async fn admitted<'a>(
+    app: &'a App,
+    identity: &Identity,
+    query: Result<Query<NameSearchQuery>, QueryRejection>,
+    what: &str,
+) -> Result<(&'a Arc<SearchService>, NameSearch), WireError> {
+    let parameters = parse_query(query)?;
+    let search = name_search(&parameters, what)?;
+    let service = search_service(app)?;
+    app.system
+        .take_budget(identity, ActionClass::Search)
+        .await?;
+    Ok((service, search))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -303,7 +309,7 @@ pub(crate) struct GroupedSearchBody {
         (status = 200, description = "The three groups.", body = GroupedSearchBody),
         (status = 400, description = "A query that cannot be read (as for messages); a limit outside 1 to 20; an unknown parameter (`invalid`).", body = ErrorBody),
         TokenRefused,
-        (status = 429, description = "Over `limits.search_per_minute` (`rate_limited`, with `retry_after_ms`).", body = ErrorBody),
+        SearchRateLimited,
         (status = 503, description = "The store or the index is unavailable, or search is turned off (`unavailable`).", body = ErrorBody),
     ))]
 pub(crate) async fn search_everything(
