@@ -112,6 +112,19 @@ pub(crate) fn unavailable(action: &str, error: fjall::Error) -> StoreError {
     StoreError::Unavailable(format!("{action}: {error}"))
 }
 
+/// Opens (or creates) the fjall database in `path`, for a store of its own.
+///
+/// # Errors
+/// [`Error::Open`] if it cannot be opened (for example because it is already open).
+pub(crate) fn open_database(path: &Path) -> Result<Database> {
+    Database::builder(path)
+        .open()
+        .map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 pub(crate) fn open_table(database: &Database, table: &'static str) -> Result<Keyspace> {
     database
         .keyspace(table, KeyspaceCreateOptions::default)

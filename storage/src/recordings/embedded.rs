@@ -21,10 +21,10 @@ use switchboard_engine::recording::{
     RecordingUpdateOutcome,
 };
 
+use crate::Result;
 use crate::codec;
 use crate::keys::{self, ULID_BYTES};
-use crate::log::embedded::{open_table, unavailable};
-use crate::{Error, Result};
+use crate::log::embedded::{open_database, open_table, unavailable};
 
 const RECORDINGS: &str = "recordings";
 const RECORDINGS_BY_CONVERSATION: &str = "recordings_by_conversation";
@@ -66,15 +66,10 @@ impl EmbeddedRecordingStore {
     /// Opens the store in `path`, creating it if needed. Blocks on file I/O: call it at startup.
     ///
     /// # Errors
-    /// [`Error::Open`] if the database cannot be opened (for example because it is already
-    /// open), [`Error::OpenTable`] if a table cannot be created.
+    /// [`crate::Error::Open`] if the database cannot be opened (for example because it is already
+    /// open), [`crate::Error::OpenTable`] if a table cannot be created.
     pub fn open(path: &Path) -> Result<Self> {
-        let database = Database::builder(path)
-            .open()
-            .map_err(|source| Error::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let database = open_database(path)?;
         Ok(Self {
             tables: Arc::new(RecordingTables {
                 recordings: open_table(&database, RECORDINGS)?,

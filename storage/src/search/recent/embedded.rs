@@ -13,10 +13,10 @@ use switchboard_engine::StoreError;
 use switchboard_engine::ids::{TenantId, UserId};
 use switchboard_engine::search::recent::{RecentSearch, RecentSearches, remembered};
 
+use crate::Result;
 use crate::codec;
 use crate::keys;
-use crate::log::embedded::{open_table, unavailable};
-use crate::{Error, Result};
+use crate::log::embedded::{open_database, open_table, unavailable};
 
 const RECENT_SEARCHES: &str = "recent_searches";
 
@@ -49,15 +49,10 @@ impl EmbeddedRecentSearches {
     /// Opens the store in `path`, creating it if needed. Blocks on file I/O: call it at startup.
     ///
     /// # Errors
-    /// [`Error::Open`] if the database cannot be opened (for example because it is already
-    /// open), [`Error::OpenTable`] if its table cannot be created.
+    /// [`crate::Error::Open`] if the database cannot be opened (for example because it is already
+    /// open), [`crate::Error::OpenTable`] if its table cannot be created.
     pub fn open(path: &Path) -> Result<Self> {
-        let database = Database::builder(path)
-            .open()
-            .map_err(|source| Error::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let database = open_database(path)?;
         Ok(Self {
             tables: Arc::new(RecentTables {
                 lists: open_table(&database, RECENT_SEARCHES)?,
