@@ -362,7 +362,11 @@ impl EmbeddedSearchIndex {
         let inner = Arc::clone(&self.inner);
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: WriterJob = Box::new(move || {
-            let _ = answer.send(work(&inner));
+            let result = work(&inner);
+            // Let go of the index before answering: a caller that drops it on the answer must
+            // find the writer (and its directory lock) gone, not held a moment longer here.
+            drop(inner);
+            let _ = answer.send(result);
         });
         self.inner
             .writer_jobs
