@@ -28,7 +28,7 @@ async fn search(server: &TestServer, tenant: &str, user: &str, parameters: &str)
 }
 
 /// The texts of the hits' snippets, in order.
-fn snippets(body: &Value) -> Vec<String> {
+pub(crate) fn snippets(body: &Value) -> Vec<String> {
     body["hits"]
         .as_array()
         .expect("hits")

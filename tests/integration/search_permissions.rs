@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::search::snippets;
 use crate::support::{TestServer, eventually, token, token_with_roles};
 
 /// Who asks: a name for messages, and the token.
@@ -86,15 +87,6 @@ async fn as_user(server: &TestServer, user: &str, method: Method, path: &str, bo
         "{user} {path}: {status} {}",
         response.text().await.unwrap_or_default()
     );
-}
-
-fn texts(body: &Value) -> Vec<String> {
-    body["hits"]
-        .as_array()
-        .expect("hits")
-        .iter()
-        .map(|hit| hit["snippet"]["text"].as_str().expect("text").to_owned())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +174,7 @@ async fn every_search_endpoint_finds_exactly_what_each_caller_can_read() {
         )
         .await;
         let banana = get(&server, &alice, "/v1/search/messages?q=banana").await;
-        (texts(&body).is_empty() && texts(&banana).is_empty()).then_some(())
+        (snippets(&body).is_empty() && snippets(&banana).is_empty()).then_some(())
     })
     .await;
 
@@ -232,8 +224,8 @@ async fn every_search_endpoint_finds_exactly_what_each_caller_can_read() {
             let body = get(&server, caller, &format!("/v1/search/messages?q={word}")).await;
             let grouped = get(&server, caller, &format!("/v1/search?q={word}")).await;
             assert_eq!(
-                texts(&body),
-                texts(&grouped["messages"]),
+                snippets(&body),
+                snippets(&grouped["messages"]),
                 "{} {word}: grouped",
                 caller.name
             );
@@ -247,7 +239,7 @@ async fn every_search_endpoint_finds_exactly_what_each_caller_can_read() {
                 .as_array()
                 .expect("suggestions")
                 .contains(&json!(word));
-            let found_word = texts(&body);
+            let found_word = snippets(&body);
             assert_eq!(
                 suggests,
                 !found_word.is_empty(),
@@ -273,7 +265,7 @@ async fn every_search_endpoint_finds_exactly_what_each_caller_can_read() {
                     &format!("/v1/search/messages?q=apple%20in:{other}"),
                 )
                 .await;
-                assert!(texts(&body).is_empty(), "{} in:{other}", caller.name);
+                assert!(snippets(&body).is_empty(), "{} in:{other}", caller.name);
             }
         }
         // Conversations by title: only its own.
