@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use switchboard_actors::search::service::SearchSettings;
+use switchboard_engine::ids::TenantId;
 
 use super::section::{config_section, ensure_positive};
 
@@ -37,6 +38,13 @@ config_section! {
         /// throughput and the index catches up when the load drops (`/metrics` shows the lag);
         /// at 0 indexing competes with serving as an equal.
         pub indexer_nice: i32 = 19,
+        /// Tenants whose administrators (tokens with the `admin` role) may rebuild every
+        /// tenant's documents on this node (`POST /v1/admin/search/reindex?scope=all`): the
+        /// tenants of the deployment's operators, never a customer's, since a tenant with its
+        /// own signing key mints its own roles. Empty (the default): an administrator rebuilds
+        /// their own tenant only, and a rebuild of every tenant happens only when the index's
+        /// schema changes (at start).
+        pub operator_tenants: Vec<String> = Vec::new(),
     }
 }
 
@@ -46,6 +54,12 @@ impl SearchConfig {
     /// # Errors
     /// Names the first offending key.
     pub fn validate(&self) -> anyhow::Result<()> {
+        for tenant in &self.operator_tenants {
+            anyhow::ensure!(
+                TenantId::parse(tenant).is_ok(),
+                "search.operator_tenants: {tenant:?} is not a tenant id"
+            );
+        }
         anyhow::ensure!(
             (0..=19).contains(&self.indexer_nice),
             "search.indexer_nice must be from 0 to 19, not {}",
@@ -69,6 +83,11 @@ impl SearchConfig {
             call_timeout,
             consistent_wait: Duration::from_millis(self.consistent_wait_ms),
             result_cache_entries: self.result_cache_entries,
+            operator_tenants: self
+                .operator_tenants
+                .iter()
+                .filter_map(|tenant| TenantId::parse(tenant).ok())
+                .collect(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The `SearchIndex` conformance suite: every adapter applies changes with their checkpoint,
 //! finds exactly what the query and the scope allow (never another tenant's, an unreadable
 //! conversation's or a hidden message), pages without gaps or repeats, and suggests only
-//! words of the scope.
+//! words of the scope; and every kind of generations copies a generation without one tenant
+//! (where that tenant's rebuild starts) exactly.
 
 use std::sync::Arc;
 
@@ -9,11 +10,14 @@ use switchboard_engine::ids::{ConversationId, MessageId, Seq, TenantId, UserId};
 use switchboard_engine::ports::LogCursor;
 use switchboard_engine::search::SearchQuery;
 use switchboard_engine::search::index::{
-    IndexChange, ReadableConversation, SearchCursor, SearchDocument, SearchIndex, SearchRequest,
-    SearchSort,
+    IndexChange, IndexGeneration, ReadableConversation, SearchCursor, SearchDocument, SearchIndex,
+    SearchIndexGenerations, SearchRequest, SearchSort,
 };
 use switchboard_engine::time::Timestamp;
-use switchboard_storage::{EmbeddedSearchIndex, MemorySearchIndex};
+use switchboard_storage::{
+    EmbeddedSearchGenerations, EmbeddedSearchIndex, MemorySearchGenerations, MemorySearchIndex,
+    OpenedGeneration,
+};
 
 const BASE: u64 = 1_767_355_200_000;
 
@@ -374,4 +378,213 @@ async fn the_embedded_index_keeps_its_documents_and_checkpoint_across_a_reopen()
         found(&index, &request("restarts", readable(&[1]))).await,
         [1]
     );
+}
+
+/// The message numbers of `tenant_name`'s conversation 1 that `query` finds in `index`.
+async fn found_of(index: &Arc<dyn SearchIndex>, tenant_name: &str, query: &str) -> Vec<u128> {
+    let mut request = request(query, readable(&[1]));
+    request.tenant_id = tenant(tenant_name);
+    found(index, &request).await
+}
+
+async fn put(index: &Arc<dyn SearchIndex>, tenant_name: &str, number: u128, checkpoint: u64) {
+    index
+        .apply(
+            vec![IndexChange::Put(document(
+                tenant_name,
+                1,
+                number,
+                "apples and pears",
+            ))],
+            LogCursor(checkpoint),
+        )
+        .await
+        .expect("applied");
+}
+
+/// A copy without one tenant holds the source's other documents (deletes included) at its
+/// checkpoint and none of the tenant's, and the two go their own ways afterwards.
+async fn a_copy_without_a_tenant_holds_everything_else_and_parts_ways(
+    generations: Arc<dyn SearchIndexGenerations>,
+    first: IndexGeneration,
+) {
+    // Several commits, so several segments, and deletes in both tenants.
+    for (number, tenant_name) in [(1, "acme"), (2, "acme"), (3, "globex")] {
+        put(&first.index, tenant_name, number, 2 + number as u64).await;
+    }
+    for (number, tenant_name) in [(4, "globex"), (5, "acme"), (6, "globex")] {
+        put(&first.index, tenant_name, number, 2 + number as u64).await;
+    }
+    first
+        .index
+        .apply(
+            vec![
+                IndexChange::Remove {
+                    tenant_id: tenant("acme"),
+                    conversation_id: conversation(1),
+                    message_id: message(2),
+                },
+                IndexChange::Remove {
+                    tenant_id: tenant("globex"),
+                    conversation_id: conversation(1),
+                    message_id: message(4),
+                },
+            ],
+            LogCursor(9),
+        )
+        .await
+        .expect("applied");
+
+    let copy = generations
+        .create_without_tenant(first.number, &tenant("acme"))
+        .await
+        .expect("copied");
+    assert!(copy.number > first.number, "a new generation");
+    assert_eq!(
+        copy.index.checkpoint().await.expect("read"),
+        LogCursor(9),
+        "the source's checkpoint"
+    );
+    assert_eq!(
+        found_of(&copy.index, "acme", "apples").await,
+        Vec::<u128>::new()
+    );
+    assert_eq!(
+        found_of(&copy.index, "globex", "apples").await,
+        [6, 3],
+        "the other tenant's documents, its delete kept"
+    );
+    assert_eq!(found_of(&first.index, "acme", "apples").await, [5, 1]);
+
+    put(&first.index, "globex", 7, 10).await;
+    put(&copy.index, "acme", 8, 11).await;
+    assert_eq!(found_of(&copy.index, "globex", "apples").await, [6, 3]);
+    assert_eq!(found_of(&copy.index, "acme", "apples").await, [8]);
+    assert_eq!(found_of(&first.index, "globex", "apples").await, [7, 6, 3]);
+    assert_eq!(found_of(&first.index, "acme", "apples").await, [5, 1]);
+    assert_eq!(first.index.checkpoint().await.expect("read"), LogCursor(10));
+    assert_eq!(copy.index.checkpoint().await.expect("read"), LogCursor(11));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_copy_without_a_tenant_holds_everything_else_and_parts_ways() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let (generations, first, _) =
+        EmbeddedSearchGenerations::open(directory.path(), 0).expect("opens");
+    a_copy_without_a_tenant_holds_everything_else_and_parts_ways(Arc::new(generations), first)
+        .await;
+}
+
+#[tokio::test]
+async fn memory_a_copy_without_a_tenant_holds_everything_else_and_parts_ways() {
+    let (generations, first) = MemorySearchGenerations::new();
+    a_copy_without_a_tenant_holds_everything_else_and_parts_ways(Arc::new(generations), first)
+        .await;
+}
+
+/// A promoted copy is whole on its own: it survives a restart that removes the generation it
+/// was copied from, and its writer's merges remove the files it no longer needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_embedded_copy_outlives_its_source() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let copy_number = {
+        let (generations, first, _) =
+            EmbeddedSearchGenerations::open(directory.path(), 0).expect("opens");
+        for number in 1..=12 {
+            let tenant_name = if number % 3 == 0 { "acme" } else { "globex" };
+            put(&first.index, tenant_name, number, number as u64).await;
+        }
+        let copy = generations
+            .create_without_tenant(first.number, &tenant("acme"))
+            .await
+            .expect("copied");
+        for number in 13..=30 {
+            put(&copy.index, "acme", number, number as u64).await;
+        }
+        generations.promote(copy.number).await.expect("promoted");
+        copy.number
+    };
+    let (_, reopened, opened) =
+        EmbeddedSearchGenerations::open(directory.path(), 0).expect("reopens");
+    assert_eq!(opened, OpenedGeneration::Current);
+    assert_eq!(reopened.number, copy_number);
+    let generation_directories: Vec<String> = std::fs::read_dir(directory.path())
+        .expect("listed")
+        .map(|entry| {
+            entry
+                .expect("listed")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with('v'))
+        .collect();
+    assert_eq!(
+        generation_directories.len(),
+        1,
+        "the source is gone: {generation_directories:?}"
+    );
+    assert_eq!(
+        reopened.index.checkpoint().await.expect("read"),
+        LogCursor(30)
+    );
+    let generation_directory = directory.path().join(&generation_directories[0]);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (named, on_disk) = segments_named_and_on_disk(&generation_directory);
+        if on_disk.is_subset(&named) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "segments no commit names stay on disk: {:?}",
+            on_disk.difference(&named)
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        found_of(&reopened.index, "globex", "apples").await,
+        [11, 10, 8, 7, 5, 4, 2, 1]
+    );
+    assert_eq!(
+        found_of(&reopened.index, "acme", "apples").await,
+        (13..=30).rev().collect::<Vec<u128>>()
+    );
+}
+
+/// The segments the last commit in `directory` names, and those with files there.
+fn segments_named_and_on_disk(
+    directory: &std::path::Path,
+) -> (
+    std::collections::HashSet<String>,
+    std::collections::HashSet<String>,
+) {
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(directory.join("meta.json")).expect("meta.json is there"),
+    )
+    .expect("meta.json is JSON");
+    let named = meta["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|segment| {
+            segment["segment_id"]
+                .as_str()
+                .expect("an id")
+                .replace('-', "")
+        })
+        .collect();
+    let on_disk = std::fs::read_dir(directory)
+        .expect("listed")
+        .map(|entry| {
+            entry
+                .expect("listed")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".idx"))
+        .map(|name| name.trim_end_matches(".idx").to_owned())
+        .collect();
+    (named, on_disk)
 }

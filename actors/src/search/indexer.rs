@@ -11,12 +11,17 @@
 //! drains at full speed without starving [`SearchIndexerHandle::catch_up`]). A failing store
 //! or index is logged and retried on the next tick; nothing is skipped.
 //!
-//! A rebuild ([`SearchIndexerHandle::reindex`]) fills a new generation of the index from the
-//! start of the log, [`REBUILD_BATCHES_PER_TICK`] batches per tick after the live index's own
-//! work, while the live generation goes on answering searches and taking new entries. When the
-//! new generation has read to the head of the log (which is at or past the live one, since the
+//! A rebuild ([`SearchIndexerHandle::reindex`]) fills a new generation of the index,
+//! [`REBUILD_BATCHES_PER_TICK`] batches per tick after the live index's own work, while the
+//! live generation goes on answering searches and taking new entries. A rebuild of every
+//! tenant starts empty and reads the log from its start. A rebuild of one tenant starts from a
+//! copy of the live generation without that tenant's documents (at the live checkpoint `C`),
+//! reads that tenant's entries up to `C` again, then goes on as the other kind does from `C`:
+//! every other tenant's documents are kept as they were, not read again. When the new
+//! generation has read to the head of the log (which is at or past the live one, since the
 //! live one was indexed first in the same tick), the indexer promotes it durably and makes it
 //! live in one step: being the one writer, no entry can fall between the two generations.
+//! One rebuild runs at a time on a node.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,13 +45,16 @@ pub const REBUILD_BATCHES_PER_TICK: usize = 16;
 /// How far a rebuild has come.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuildProgress {
+    /// Whose documents it reads again from the log (the others are copied as they are).
+    pub scope: TailScope,
     /// The generation being built.
     pub generation: u64,
     /// Where it is.
     pub state: RebuildState,
     /// Log entries read into it so far.
     pub entries: u64,
-    /// The log position it reflects.
+    /// The log position it has read to (for one tenant's rebuild: first that tenant's
+    /// entries, up to where the copy it started from stood, then everyone's).
     pub checkpoint: LogCursor,
     /// The log position the live generation reflects.
     pub live_checkpoint: LogCursor,
@@ -66,6 +74,18 @@ pub enum RebuildState {
     /// The new generation is live.
     Done,
 }
+
+/// Why a rebuild was not started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebuildRefused {
+    /// A rebuild of another scope is running on this node.
+    Busy,
+    /// The new generation could not be made (the reason).
+    Failed(String),
+}
+
+/// How many finished rebuilds the indexer remembers (the last of each scope, for progress).
+pub const FINISHED_REBUILDS_KEPT: usize = 64;
 
 /// How many full batches one tick applies before the actor reads its mailbox again.
 pub const BATCHES_PER_TICK: usize = 16;
@@ -121,11 +141,14 @@ pub enum IndexerMsg {
     Tick,
     /// Index everything stored so far, then answer the checkpoint reached.
     CatchUp(RpcReplyPort<Result<LogCursor, String>>),
-    /// Start rebuilding into a new generation (unless a rebuild is running); answer its
-    /// progress.
-    Reindex(RpcReplyPort<Result<RebuildProgress, String>>),
-    /// Answer the progress of the running or last rebuild, if any.
-    Progress(RpcReplyPort<Option<RebuildProgress>>),
+    /// Start rebuilding the scope's documents into a new generation (unless that rebuild is
+    /// running: then answer its progress; refused while another scope's runs).
+    Reindex(
+        TailScope,
+        RpcReplyPort<Result<RebuildProgress, RebuildRefused>>,
+    ),
+    /// Answer the progress of the scope's running or last rebuild, if any.
+    Progress(TailScope, RpcReplyPort<Option<RebuildProgress>>),
 }
 
 /// Writes the search index from the event log.
@@ -136,10 +159,20 @@ pub struct IndexerState {
     args: IndexerArgs,
     /// Where the live index stands in the log.
     checkpoint: LogCursor,
-    /// The rebuild running, if any, with its generation.
-    rebuild: Option<(IndexGeneration, RebuildProgress)>,
-    /// The last rebuild that finished.
-    last_rebuild: Option<RebuildProgress>,
+    /// The rebuild running, if any.
+    rebuild: Option<Rebuild>,
+    /// The rebuilds that finished, oldest first, at most [`FINISHED_REBUILDS_KEPT`].
+    finished: std::collections::VecDeque<RebuildProgress>,
+}
+
+/// A running rebuild.
+struct Rebuild {
+    /// The generation it fills.
+    generation: IndexGeneration,
+    progress: RebuildProgress,
+    /// For one tenant's rebuild, while it reads that tenant's entries again: the live
+    /// checkpoint its copy was made at, which they are read up to.
+    tenant_until: Option<LogCursor>,
 }
 
 /// A running indexer.
@@ -177,34 +210,50 @@ impl SearchIndexerHandle {
         .map_err(|reason| crate::Error::Domain(switchboard_engine::Error::unavailable(reason)))
     }
 
-    /// Starts rebuilding the index into a new generation, from the start of the log (or
-    /// answers the progress of the rebuild already running).
+    /// Starts rebuilding the documents of `scope` into a new generation (or answers the
+    /// progress of that rebuild if it is already running).
     ///
     /// # Errors
-    /// As [`SearchIndexerHandle::catch_up`]; unavailable if the new generation cannot be made.
-    pub async fn reindex(&self, timeout: Duration) -> crate::Result<RebuildProgress> {
+    /// As [`SearchIndexerHandle::catch_up`]; [`crate::Error::Domain`] with a conflict while a
+    /// rebuild of another scope runs, unavailable if the new generation cannot be made.
+    pub async fn reindex(
+        &self,
+        scope: TailScope,
+        timeout: Duration,
+    ) -> crate::Result<RebuildProgress> {
         call_within(
             &self.actor,
-            IndexerMsg::Reindex,
+            |reply| IndexerMsg::Reindex(scope, reply),
             timeout,
             "the search indexer",
         )
         .await?
-        .map_err(|reason| crate::Error::Domain(switchboard_engine::Error::unavailable(reason)))
+        .map_err(|refused| {
+            crate::Error::Domain(match refused {
+                RebuildRefused::Busy => switchboard_engine::Error::Conflict {
+                    reason: "another rebuild of the search index is running on this node; \
+                             try again when it is done"
+                        .to_owned(),
+                },
+                RebuildRefused::Failed(reason) => switchboard_engine::Error::unavailable(reason),
+            })
+        })
     }
 
-    /// The progress of the running rebuild, or of the last one; `None` if there was none.
+    /// The progress of the running rebuild of `scope`, or of its last one; `None` if there was
+    /// none.
     ///
     /// # Errors
     /// [`crate::Error::Timeout`] or [`crate::Error::Stopped`] if the indexer does not answer
     /// within `timeout`.
     pub async fn rebuild_progress(
         &self,
+        scope: TailScope,
         timeout: Duration,
     ) -> crate::Result<Option<RebuildProgress>> {
         call_within(
             &self.actor,
-            IndexerMsg::Progress,
+            |reply| IndexerMsg::Progress(scope, reply),
             timeout,
             "the search indexer",
         )
@@ -222,17 +271,43 @@ impl SearchIndexerHandle {
     }
 }
 
-/// Reads the log after `from` (at most `batch` entries) into `index`; how many entries were
-/// read, where they reach, and how many changes they made.
+/// What one batch read from the log into an index.
+struct BatchRead {
+    /// Log entries read.
+    entries: usize,
+    /// The log position they reach.
+    reached: LogCursor,
+    /// Changes they made (documents put or removed).
+    changes: u64,
+    /// Whether the log held no more (or nothing more up to the bound) when read.
+    at_end: bool,
+}
+
+/// Reads the entries of `scope` after `from` (at most `batch`; with `until`, none past it)
+/// into `index`, recording the position they reach as its checkpoint (or `until`, which the
+/// index stands at already for the other tenants, when it is given).
 async fn index_next(
     store: &Arc<dyn MessageStore>,
     index: &Arc<dyn SearchIndex>,
+    scope: &TailScope,
     from: LogCursor,
+    until: Option<LogCursor>,
     batch: usize,
-) -> Result<(usize, LogCursor, u64), StoreError> {
-    let entries = store.tail(&TailScope::AllTenants, from, batch).await?;
+) -> Result<BatchRead, StoreError> {
+    let mut entries = store.tail(scope, from, batch).await?;
+    let mut at_end = entries.len() < batch;
+    if let Some(until) = until {
+        let before = entries.len();
+        entries.retain(|entry| entry.cursor <= until);
+        at_end |= entries.len() < before;
+    }
     let Some(last) = entries.last() else {
-        return Ok((0, from, 0));
+        return Ok(BatchRead {
+            entries: 0,
+            reached: from,
+            changes: 0,
+            at_end: true,
+        });
     };
     let reached = last.cursor;
     let mut changes: Vec<IndexChange> = Vec::with_capacity(entries.len());
@@ -261,8 +336,13 @@ async fn index_next(
         }
     }
     let n_changes = changes.len() as u64;
-    index.apply(changes, reached).await?;
-    Ok((entries.len(), reached, n_changes))
+    index.apply(changes, until.unwrap_or(reached)).await?;
+    Ok(BatchRead {
+        entries: entries.len(),
+        reached,
+        changes: n_changes,
+        at_end,
+    })
 }
 
 impl IndexerState {
@@ -270,8 +350,20 @@ impl IndexerState {
     async fn index_batch(&mut self) -> Result<usize, StoreError> {
         let started = tokio::time::Instant::now();
         let index = self.args.index.current().index;
-        let (n_entries, reached, n_changes) =
-            index_next(&self.args.store, &index, self.checkpoint, self.args.batch).await?;
+        let BatchRead {
+            entries: n_entries,
+            reached,
+            changes: n_changes,
+            ..
+        } = index_next(
+            &self.args.store,
+            &index,
+            &TailScope::AllTenants,
+            self.checkpoint,
+            None,
+            self.args.batch,
+        )
+        .await?;
         if n_entries == 0 {
             return Ok(0);
         }
@@ -328,13 +420,39 @@ impl IndexerState {
         stats.lag_millis.store(millis, Ordering::Relaxed);
     }
 
-    /// Starts a rebuild unless one is running; its progress.
-    async fn start_rebuild(&mut self) -> Result<RebuildProgress, StoreError> {
-        if let Some((_, progress)) = &self.rebuild {
-            return Ok(progress.clone());
+    /// Starts a rebuild of `scope` unless it is running (then its progress); refused while
+    /// another scope's runs.
+    async fn start_rebuild(&mut self, scope: TailScope) -> Result<RebuildProgress, RebuildRefused> {
+        if let Some(rebuild) = &self.rebuild {
+            return if rebuild.progress.scope == scope {
+                Ok(rebuild.progress.clone())
+            } else {
+                Err(RebuildRefused::Busy)
+            };
         }
-        let generation = self.args.generations.create().await?;
+        let failed = |error: StoreError| RebuildRefused::Failed(error.to_string());
+        let (generation, tenant_until) = match &scope {
+            TailScope::AllTenants => (self.args.generations.create().await.map_err(failed)?, None),
+            TailScope::Tenant(tenant_id) => {
+                let live = self.args.index.current().number;
+                let copy = self
+                    .args
+                    .generations
+                    .create_without_tenant(live, tenant_id)
+                    .await
+                    .map_err(failed)?;
+                let copied_at = match copy.index.checkpoint().await {
+                    Ok(checkpoint) => checkpoint,
+                    Err(error) => {
+                        let _ = self.args.generations.discard(copy.number).await;
+                        return Err(failed(error));
+                    }
+                };
+                (copy, Some(copied_at))
+            }
+        };
         let progress = RebuildProgress {
+            scope,
             generation: generation.number,
             state: RebuildState::Running,
             entries: 0,
@@ -346,39 +464,64 @@ impl IndexerState {
         };
         tracing::info!(
             generation = generation.number,
+            scope = ?progress.scope,
             "rebuilding the search index"
         );
-        self.rebuild = Some((generation, progress.clone()));
+        self.rebuild = Some(Rebuild {
+            generation,
+            progress: progress.clone(),
+            tenant_until,
+        });
         Ok(progress)
     }
 
     /// Advances the rebuild by up to `max_batches` batches, and makes its generation live once
     /// it has read to the head of the log; whether it has more to do.
     async fn advance_rebuild(&mut self, max_batches: usize) -> bool {
-        let Some((generation, progress)) = &mut self.rebuild else {
+        let Some(rebuild) = &mut self.rebuild else {
             return false;
         };
-        progress.live_checkpoint = self.checkpoint;
+        rebuild.progress.live_checkpoint = self.checkpoint;
         for _ in 0..max_batches {
+            let (scope, from) = match (&rebuild.progress.scope, rebuild.tenant_until) {
+                (TailScope::Tenant(tenant_id), Some(_)) => (
+                    TailScope::Tenant(tenant_id.clone()),
+                    rebuild.progress.checkpoint,
+                ),
+                _ => (TailScope::AllTenants, rebuild.progress.checkpoint),
+            };
+            let until = rebuild.tenant_until;
             let read = index_next(
                 &self.args.store,
-                &generation.index,
-                progress.checkpoint,
+                &rebuild.generation.index,
+                &scope,
+                from,
+                until,
                 self.args.batch,
             )
             .await;
             match read {
-                Ok((n_entries, reached, _)) => {
-                    progress.entries += n_entries as u64;
-                    progress.checkpoint = reached;
-                    if n_entries < self.args.batch && progress.checkpoint >= self.checkpoint {
-                        return self.finish_rebuild().await;
+                Ok(read) => {
+                    rebuild.progress.entries += read.entries as u64;
+                    rebuild.progress.checkpoint = read.reached;
+                    match until {
+                        // The tenant's entries are read up to the copy's checkpoint: from
+                        // there on, everyone's.
+                        Some(until) if read.at_end => {
+                            rebuild.progress.checkpoint = until;
+                            rebuild.tenant_until = None;
+                        }
+                        Some(_) => {}
+                        None if read.at_end && rebuild.progress.checkpoint >= self.checkpoint => {
+                            return self.finish_rebuild().await;
+                        }
+                        None => {}
                     }
                 }
                 Err(error) => {
                     self.args.stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "rebuilding the search index failed; the next tick retries");
-                    progress.last_error = Some(error.to_string());
+                    rebuild.progress.last_error = Some(error.to_string());
                     return false;
                 }
             }
@@ -389,19 +532,22 @@ impl IndexerState {
     /// Promotes the rebuilt generation and makes it live; whether there is more to do (only if
     /// the promotion failed and is to be retried).
     async fn finish_rebuild(&mut self) -> bool {
-        let Some((generation, mut progress)) = self.rebuild.take() else {
+        let Some(mut rebuild) = self.rebuild.take() else {
             return false;
         };
-        if let Err(error) = self.args.generations.promote(generation.number).await {
+        let number = rebuild.generation.number;
+        if let Err(error) = self.args.generations.promote(number).await {
             tracing::warn!(%error, "promoting the rebuilt search index failed; the next tick retries");
-            progress.last_error = Some(error.to_string());
-            self.rebuild = Some((generation, progress));
+            rebuild.progress.last_error = Some(error.to_string());
+            self.rebuild = Some(rebuild);
             return false;
         }
-        self.args
-            .stats
-            .generation
-            .store(generation.number, Ordering::Relaxed);
+        let Rebuild {
+            generation,
+            mut progress,
+            ..
+        } = rebuild;
+        self.args.stats.generation.store(number, Ordering::Relaxed);
         self.args.index.replace(generation);
         self.checkpoint = progress.checkpoint;
         self.args
@@ -413,11 +559,33 @@ impl IndexerState {
         progress.finished_at = Some(self.args.clock.now());
         tracing::info!(
             generation = progress.generation,
+            scope = ?progress.scope,
             entries = progress.entries,
             "the rebuilt search index is live"
         );
-        self.last_rebuild = Some(progress);
+        self.finished
+            .retain(|earlier| earlier.scope != progress.scope);
+        if self.finished.len() == FINISHED_REBUILDS_KEPT {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(progress);
         false
+    }
+
+    /// The progress of the running rebuild of `scope`, or of its last one.
+    fn progress_of(&self, scope: &TailScope) -> Option<RebuildProgress> {
+        match &self.rebuild {
+            Some(rebuild) if &rebuild.progress.scope == scope => Some(RebuildProgress {
+                live_checkpoint: self.checkpoint,
+                ..rebuild.progress.clone()
+            }),
+            _ => self
+                .finished
+                .iter()
+                .rev()
+                .find(|finished| &finished.scope == scope)
+                .cloned(),
+        }
     }
 }
 
@@ -440,7 +608,7 @@ impl Actor for SearchIndexerActor {
             args,
             checkpoint,
             rebuild: None,
-            last_rebuild: None,
+            finished: std::collections::VecDeque::new(),
         })
     }
 
@@ -465,25 +633,15 @@ impl Actor for SearchIndexerActor {
                     let _ = myself.send_message(IndexerMsg::Tick);
                 }
             }
-            IndexerMsg::Reindex(reply) => {
-                let started = state
-                    .start_rebuild()
-                    .await
-                    .map_err(|error| error.to_string());
+            IndexerMsg::Reindex(scope, reply) => {
+                let started = state.start_rebuild(scope).await;
                 if started.is_ok() {
                     let _ = myself.send_message(IndexerMsg::Tick);
                 }
                 let _ = reply.send(started);
             }
-            IndexerMsg::Progress(reply) => {
-                let progress = match &state.rebuild {
-                    Some((_, progress)) => Some(RebuildProgress {
-                        live_checkpoint: state.checkpoint,
-                        ..progress.clone()
-                    }),
-                    None => state.last_rebuild.clone(),
-                };
-                let _ = reply.send(progress);
+            IndexerMsg::Progress(scope, reply) => {
+                let _ = reply.send(state.progress_of(&scope));
             }
             IndexerMsg::CatchUp(reply) => {
                 let result = loop {

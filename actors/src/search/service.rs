@@ -14,9 +14,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use switchboard_engine::Error;
-use switchboard_engine::ids::{ConversationId, UserId};
+use switchboard_engine::ids::{ConversationId, TenantId, UserId};
 use switchboard_engine::model::ConversationSnapshot;
-use switchboard_engine::ports::{Clock, LogCursor, MessageStore};
+use switchboard_engine::ports::{Clock, LogCursor, MessageStore, TailScope};
 use switchboard_engine::search::SearchQuery;
 use switchboard_engine::search::directory::{
     ConversationMatch, NameMatcher, UserMatch, rank_conversations, rank_users,
@@ -51,6 +51,9 @@ pub struct SearchSettings {
     pub consistent_wait: Duration,
     /// How many pages of results are kept (0: none).
     pub result_cache_entries: usize,
+    /// The tenants whose administrators may rebuild every tenant's documents (the
+    /// deployment's operators, not its customers).
+    pub operator_tenants: Vec<TenantId>,
 }
 
 impl Default for SearchSettings {
@@ -60,6 +63,7 @@ impl Default for SearchSettings {
             call_timeout: Duration::from_secs(5),
             consistent_wait: Duration::from_secs(2),
             result_cache_entries: 1_000,
+            operator_tenants: Vec::new(),
         }
     }
 }
@@ -352,26 +356,54 @@ impl SearchService {
         .await
     }
 
-    /// Starts rebuilding the index into a new generation (or answers the rebuild already
-    /// running).
+    /// What an administrator of `identity`'s tenant may rebuild: their own tenant's documents,
+    /// or with `every_tenant` every tenant's, which only an administrator of an operator
+    /// tenant ([`SearchSettings::operator_tenants`]) may.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] if the indexer is not running here, does not answer, or cannot
-    /// make a new generation.
-    pub async fn reindex(&self) -> Result<RebuildProgress, Error> {
-        self.indexer()?
-            .reindex(self.settings.call_timeout)
-            .await
-            .map_err(|error| Error::unavailable(error.to_string()))
+    /// [`Error::Forbidden`] for every tenant's documents from any other tenant.
+    pub fn rebuild_scope(
+        &self,
+        identity: &Identity,
+        every_tenant: bool,
+    ) -> Result<TailScope, Error> {
+        if !every_tenant {
+            return Ok(TailScope::Tenant(identity.tenant_id.clone()));
+        }
+        if self.settings.operator_tenants.contains(&identity.tenant_id) {
+            Ok(TailScope::AllTenants)
+        } else {
+            Err(Error::Forbidden {
+                reason: "rebuilding every tenant's search index takes an admin of a tenant \
+                         listed in search.operator_tenants"
+                    .into(),
+            })
+        }
     }
 
-    /// The running rebuild's progress, or the last one's.
+    /// Starts rebuilding the documents of `scope` (one tenant's, or every tenant's) into a
+    /// new generation, or answers that rebuild if it is already running.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] while a rebuild of another scope runs; [`Error::Unavailable`] if the
+    /// indexer is not running here, does not answer, or cannot make a new generation.
+    pub async fn reindex(&self, scope: TailScope) -> Result<RebuildProgress, Error> {
+        self.indexer()?
+            .reindex(scope, self.settings.call_timeout)
+            .await
+            .map_err(crate::Error::into_domain)
+    }
+
+    /// The progress of the running rebuild of `scope`, or of its last one.
     ///
     /// # Errors
     /// [`Error::Unavailable`] if the indexer is not running here or does not answer.
-    pub async fn rebuild_progress(&self) -> Result<Option<RebuildProgress>, Error> {
+    pub async fn rebuild_progress(
+        &self,
+        scope: TailScope,
+    ) -> Result<Option<RebuildProgress>, Error> {
         self.indexer()?
-            .rebuild_progress(self.settings.call_timeout)
+            .rebuild_progress(scope, self.settings.call_timeout)
             .await
             .map_err(|error| Error::unavailable(error.to_string()))
     }

@@ -291,6 +291,10 @@ impl std::fmt::Debug for IndexGeneration {
 /// # Contract
 /// - [`SearchIndexGenerations::create`] makes a new, empty generation numbered above every
 ///   earlier one; it is not current until promoted, and a restart before that forgets it.
+/// - [`SearchIndexGenerations::create_without_tenant`] makes a new generation, not current,
+///   holding exactly what generation `source` holds at that moment (its documents and its
+///   checkpoint) except every document of one tenant; `source` is not changed, and later
+///   changes to either do not reach the other.
 /// - [`SearchIndexGenerations::promote`] makes a generation the current one durably (the one
 ///   a restart opens), atomically: a crash leaves the old one current or the new one, whole.
 #[async_trait]
@@ -300,6 +304,18 @@ pub trait SearchIndexGenerations: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Unavailable`] if it cannot be made.
     async fn create(&self) -> Result<IndexGeneration, StoreError>;
+
+    /// A new generation holding what generation `source` holds now, at its checkpoint, except
+    /// every document of `tenant_id`: where a rebuild of that one tenant starts.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if it cannot be made (or `source` is not a live generation
+    /// of this node).
+    async fn create_without_tenant(
+        &self,
+        source: u64,
+        tenant_id: &TenantId,
+    ) -> Result<IndexGeneration, StoreError>;
 
     /// Makes generation `number` (made by [`SearchIndexGenerations::create`]) the current one,
     /// and lets the older ones go.

@@ -63,6 +63,8 @@ use tantivy::{
 /// open (and rebuilt from the log by the indexer).
 pub(crate) const SCHEMA_VERSION: u32 = 2;
 
+mod copy;
+
 /// The writer's indexing memory budget.
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 
@@ -389,6 +391,47 @@ impl EmbeddedSearchIndex {
         tokio::task::spawn_blocking(move || work(&inner))
             .await
             .map_err(|error| unavailable("the search index's worker", error))?
+    }
+}
+
+impl Inner {
+    /// Commits what `writer` holds with `checkpoint` as the payload, if `staged` (the staging
+    /// of the changes) succeeded, and lets searches see it; else rolls the writer back, so that
+    /// nothing of a failed batch stays pending for the next commit.
+    fn commit(
+        &self,
+        mut writer: std::sync::MutexGuard<'_, IndexWriter>,
+        staged: Result<(), StoreError>,
+        checkpoint: LogCursor,
+    ) -> Result<(), StoreError> {
+        let committed = staged.and_then(|()| {
+            let payload = serde_json::to_string(&Payload {
+                schema: SCHEMA_VERSION,
+                checkpoint: checkpoint.0,
+            })
+            .map_err(|error| unavailable("writing the checkpoint", error))?;
+            let mut prepared = writer
+                .prepare_commit()
+                .map_err(|error| unavailable("committing the search index", error))?;
+            prepared.set_payload(&payload);
+            prepared
+                .commit()
+                .map_err(|error| unavailable("committing the search index", error))?;
+            Ok(())
+        });
+        if let Err(error) = committed {
+            let _ = writer.rollback();
+            return Err(error);
+        }
+        drop(writer);
+        self.reader
+            .reload()
+            .map_err(|error| unavailable("reloading the search index", error))?;
+        *self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = checkpoint;
+        Ok(())
     }
 }
 
@@ -819,7 +862,7 @@ impl SearchIndex for EmbeddedSearchIndex {
     ) -> Result<(), StoreError> {
         self.on_writer_thread(move |inner| {
             let fields = inner.fields;
-            let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let result = (|| {
                 for change in &changes {
                     match change {
@@ -848,35 +891,9 @@ impl SearchIndex for EmbeddedSearchIndex {
                         }
                     }
                 }
-                let payload = serde_json::to_string(&Payload {
-                    schema: SCHEMA_VERSION,
-                    checkpoint: checkpoint.0,
-                })
-                .map_err(|error| unavailable("writing the checkpoint", error))?;
-                let mut prepared = writer
-                    .prepare_commit()
-                    .map_err(|error| unavailable("committing the search index", error))?;
-                prepared.set_payload(&payload);
-                prepared
-                    .commit()
-                    .map_err(|error| unavailable("committing the search index", error))?;
                 Ok(())
             })();
-            if let Err(error) = result {
-                // Nothing of a failed batch may stay pending for the next commit.
-                let _ = writer.rollback();
-                return Err(error);
-            }
-            drop(writer);
-            inner
-                .reader
-                .reload()
-                .map_err(|error| unavailable("reloading the search index", error))?;
-            *inner
-                .checkpoint
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = checkpoint;
-            Ok(())
+            inner.commit(writer, result, checkpoint)
         })
         .await
     }

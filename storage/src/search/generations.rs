@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use switchboard_engine::StoreError;
+use switchboard_engine::ids::TenantId;
 use switchboard_engine::search::index::{IndexGeneration, SearchIndexGenerations};
 
 use super::embedded::{EmbeddedSearchIndex, SCHEMA_VERSION};
@@ -200,6 +201,32 @@ impl SearchIndexGenerations for EmbeddedSearchGenerations {
         })
     }
 
+    async fn create_without_tenant(
+        &self,
+        source: u64,
+        tenant_id: &TenantId,
+    ) -> Result<IndexGeneration, StoreError> {
+        let number = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let target = self.inner.directory(number);
+        let copied = EmbeddedSearchIndex::copy_without_tenant(
+            self.inner.directory(source),
+            target.clone(),
+            tenant_id.clone(),
+            self.inner.writer_nice,
+        )
+        .await;
+        match copied {
+            Ok(index) => Ok(IndexGeneration {
+                number,
+                index: Arc::new(index),
+            }),
+            Err(error) => {
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(target)).await;
+                Err(error)
+            }
+        }
+    }
+
     async fn promote(&self, number: u64) -> Result<(), StoreError> {
         let generations = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
@@ -231,41 +258,81 @@ impl SearchIndexGenerations for EmbeddedSearchGenerations {
     }
 }
 
-/// Generations in memory: each a new [`MemorySearchIndex`].
-#[derive(Default)]
+/// Generations in memory: each a new [`MemorySearchIndex`]; the ones not discarded are kept
+/// by number, so that a tenant's rebuild can start from a copy of the live one.
 pub struct MemorySearchGenerations {
     next: AtomicU64,
+    kept: Mutex<std::collections::HashMap<u64, Arc<MemorySearchIndex>>>,
 }
 
 impl MemorySearchGenerations {
     /// Generations numbered from 1, and the first (empty) one.
     pub fn new() -> (Self, IndexGeneration) {
+        Self::starting_with(Arc::new(MemorySearchIndex::new()))
+    }
+
+    /// Generations numbered from 1, the first being `first`.
+    pub fn starting_with(first: Arc<MemorySearchIndex>) -> (Self, IndexGeneration) {
+        let generations = Self {
+            next: AtomicU64::new(2),
+            kept: Mutex::new(std::collections::HashMap::from([(1, Arc::clone(&first))])),
+        };
         (
-            Self {
-                next: AtomicU64::new(2),
-            },
+            generations,
             IndexGeneration {
                 number: 1,
-                index: Arc::new(MemorySearchIndex::new()),
+                index: first,
             },
         )
+    }
+
+    fn keep(&self, index: MemorySearchIndex) -> IndexGeneration {
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let index = Arc::new(index);
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(number, Arc::clone(&index));
+        IndexGeneration { number, index }
     }
 }
 
 #[async_trait]
 impl SearchIndexGenerations for MemorySearchGenerations {
     async fn create(&self) -> Result<IndexGeneration, StoreError> {
-        Ok(IndexGeneration {
-            number: self.next.fetch_add(1, Ordering::Relaxed),
-            index: Arc::new(MemorySearchIndex::new()),
-        })
+        Ok(self.keep(MemorySearchIndex::new()))
     }
 
-    async fn promote(&self, _number: u64) -> Result<(), StoreError> {
+    async fn create_without_tenant(
+        &self,
+        source: u64,
+        tenant_id: &TenantId,
+    ) -> Result<IndexGeneration, StoreError> {
+        let source = self
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&source)
+            .cloned()
+            .ok_or_else(|| {
+                unavailable("copying a search index", format!("no generation {source}"))
+            })?;
+        Ok(self.keep(source.copy_without_tenant(tenant_id)))
+    }
+
+    async fn promote(&self, number: u64) -> Result<(), StoreError> {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|kept, _| *kept >= number);
         Ok(())
     }
 
-    async fn discard(&self, _number: u64) -> Result<(), StoreError> {
+    async fn discard(&self, number: u64) -> Result<(), StoreError> {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&number);
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ use switchboard_engine::search::index::{
 use switchboard_engine::search::matching::{CompiledQuery, passes_filters};
 
 /// One indexed message with its analysed text.
+#[derive(Clone)]
 struct Indexed {
     document: SearchDocument,
     tokens: Vec<Token>,
@@ -52,6 +53,25 @@ impl MemorySearchIndex {
         Self {
             analyzer: Analyzer::new(),
             state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A new index holding what this one holds now, at its checkpoint, except every document
+    /// of `tenant_id`.
+    pub fn copy_without_tenant(&self, tenant_id: &TenantId) -> Self {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let conversations = state
+            .conversations
+            .iter()
+            .filter(|((tenant, _), _)| tenant != tenant_id)
+            .map(|(key, messages)| (key.clone(), messages.clone()))
+            .collect();
+        Self {
+            analyzer: Analyzer::new(),
+            state: Mutex::new(State {
+                conversations,
+                checkpoint: state.checkpoint,
+            }),
         }
     }
 
