@@ -114,13 +114,22 @@ impl MetricsSource for SearchMetrics {
             "Commits of the search index (one per batch of the event log)",
             counter(stats.commits.load(Ordering::Relaxed)),
         );
-        let seconds: Counter<f64, std::sync::atomic::AtomicU64> = Counter::default();
         #[allow(clippy::cast_precision_loss)] // Microseconds of commits fit an f64 for ages.
-        seconds.inc_by(stats.commit_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let commit_seconds = CountedHistogram {
+            sum: stats.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            count: stats.commits.load(Ordering::Relaxed),
+            buckets: switchboard_actors::search::indexer::COMMIT_SECONDS_BOUNDS
+                .iter()
+                .copied()
+                .chain(std::iter::once(f64::INFINITY))
+                .zip(&stats.commit_buckets)
+                .map(|(bound, count)| (bound, count.load(Ordering::Relaxed)))
+                .collect(),
+        };
         registry.register(
             "switchboard_search_commit_seconds",
-            "Time spent committing the search index",
-            seconds,
+            "How long commits of the search index take (reading a batch of the event log and committing it)",
+            commit_seconds,
         );
         registry.register(
             "switchboard_search_indexing_failures",
@@ -157,6 +166,38 @@ impl MetricsSource for SearchMetrics {
             "How long ago the oldest event-log entry the search index had not yet taken was stored (0 when it had caught up)",
             lag_seconds,
         );
+    }
+}
+
+/// A histogram counted elsewhere (by the search indexer, in atomics), encoded as it stands at
+/// a scrape: the sum, the count, and each bucket's own count with its upper bound.
+#[derive(Debug)]
+struct CountedHistogram {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl prometheus_client::metrics::TypedMetric for CountedHistogram {
+    const TYPE: prometheus_client::metrics::MetricType =
+        prometheus_client::metrics::MetricType::Histogram;
+}
+
+impl prometheus_client::encoding::EncodeMetric for CountedHistogram {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.sum,
+            self.count,
+            &self.buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
     }
 }
 

@@ -269,7 +269,17 @@ async fn a_consistent_search_finds_what_was_just_sent_and_searches_are_rate_limi
     assert!(value("switchboard_search_commits_total") >= 1.0);
     assert!(value("switchboard_search_checkpoint") >= 1.0);
     assert_eq!(value("switchboard_search_indexing_failures_total"), 0.0);
-    assert!(value("switchboard_search_commit_seconds_total") > 0.0);
+    assert!(value("switchboard_search_commit_seconds_sum") > 0.0);
+    let commits = value("switchboard_search_commits_total");
+    assert_eq!(
+        value("switchboard_search_commit_seconds_count"),
+        commits,
+        "every commit is in the histogram"
+    );
+    assert_eq!(
+        value("switchboard_search_commit_seconds_bucket{le=\"+Inf\"}"),
+        commits
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,7 +102,7 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
             requests it refused for their credential (label `reason`: `malformed`, \
             `expired`, `unknown_key` or `bad_password`); and, when search is on, the \
             indexer's `switchboard_search_indexed_changes_total`, \
-            `switchboard_search_commits_total`, `switchboard_search_commit_seconds_total`, \
+            `switchboard_search_commits_total`, `switchboard_search_commit_seconds` (a histogram), \
             `switchboard_search_indexing_failures_total`, `switchboard_search_checkpoint` \
             (the event-log position the index reflects), `switchboard_search_generation`, \
             `switchboard_search_lag_entries` and `switchboard_search_lag_seconds` (what the \

@@ -98,8 +98,13 @@ pub struct IndexerStats {
     pub changes: AtomicU64,
     /// Commits of the index.
     pub commits: AtomicU64,
-    /// Time spent in commits, in microseconds.
+    /// Time spent in commits (reading a batch of the log and committing it), in
+    /// microseconds.
     pub commit_micros: AtomicU64,
+    /// Commits by how long each took: `commit_buckets[i]` counts those that took at most
+    /// [`COMMIT_SECONDS_BOUNDS`]`[i]` and longer than the bound before; the last, longer than
+    /// every bound.
+    pub commit_buckets: [AtomicU64; COMMIT_SECONDS_BOUNDS.len() + 1],
     /// Batches that failed (and were retried).
     pub failures: AtomicU64,
     /// The log position the index reflects.
@@ -112,6 +117,28 @@ pub struct IndexerStats {
     /// How long, in milliseconds, the oldest entry not yet indexed had been stored when the
     /// indexer last looked (0 when it had caught up).
     pub lag_millis: AtomicU64,
+}
+
+/// The upper bounds, in seconds, of the buckets commits are counted in by duration.
+pub const COMMIT_SECONDS_BOUNDS: [f64; 13] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+impl IndexerStats {
+    /// Counts a commit that took `elapsed`.
+    fn count_commit(&self, elapsed: Duration) {
+        self.commit_micros.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let seconds = elapsed.as_secs_f64();
+        let bucket = COMMIT_SECONDS_BOUNDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(COMMIT_SECONDS_BOUNDS.len());
+        self.commit_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The most entries the indexer reads to measure its lag when it is behind.
@@ -368,11 +395,7 @@ impl IndexerState {
             return Ok(0);
         }
         let stats = &self.args.stats;
-        stats.commit_micros.fetch_add(
-            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.count_commit(started.elapsed());
         stats.changes.fetch_add(n_changes, Ordering::Relaxed);
         stats.checkpoint.store(reached.0, Ordering::Relaxed);
         self.checkpoint = reached;
