@@ -1,9 +1,12 @@
 //! One simulated client: connect, greet, join its room, then send (open or closed loop) and
 //! receive until told to finish, recording what it saw.
 //!
-//! Each client runs as one task that owns its socket. Statistics are kept per task (no shared
-//! locks on the hot path) and merged when the run ends; the only shared state is a few atomic
-//! counters the coordinator polls to know when every expected delivery has arrived.
+//! Each client runs as one task that owns its socket, spoken to with the harness's own
+//! WebSocket codec ([`crate::wire`]): every read takes whatever the kernel has and walks all the
+//! frames in it in place, and the sends of one turn go out in one write. Statistics are kept per
+//! task (no shared locks on the hot path) and merged when the run ends; the only shared state is
+//! a few atomic counters the coordinator polls to know when every expected delivery has arrived,
+//! updated once per read.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,14 +15,18 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use tokio::net::TcpSocket;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, watch};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::protocol::{Header, Incoming, Target, message_text};
+use crate::wire::{Frame, FrameReader, FrameWriter};
+
+/// The read buffer of a connection while it sets up (and for good when it never sends).
+const SETUP_READ_BYTES: usize = 16 * 1024;
+/// The read buffer of a connection that sends: room for hundreds of frames per read.
+const EXCHANGE_READ_BYTES: usize = 64 * 1024;
 
 /// How a client sends.
 #[derive(Debug, Clone, Copy)]
@@ -173,9 +180,47 @@ fn now_ns(shared: &Shared) -> u64 {
     u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+/// One open WebSocket: the reader and writer of its frames and the halves of its stream.
+struct Connection {
+    reader: FrameReader,
+    read: OwnedReadHalf,
+    writer: FrameWriter,
+    write: OwnedWriteHalf,
+}
 
-async fn connect(shared: &Shared, spec: &ClientSpec) -> anyhow::Result<Socket> {
+impl Connection {
+    /// Sends one text frame now.
+    async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        self.writer.text(text.as_bytes());
+        self.writer.flush(&mut self.write).await.context("send")
+    }
+
+    /// The next text message (answering pings meanwhile).
+    async fn next_text(&mut self) -> anyhow::Result<Vec<u8>> {
+        loop {
+            while let Some(frame) = self.reader.next_frame()? {
+                match frame {
+                    Frame::Text(payload) => return Ok(self.reader.payload(&payload).to_vec()),
+                    Frame::Ping(payload) => self.writer.pong(self.reader.payload(&payload)),
+                    Frame::Close => bail!("closed by the server"),
+                    Frame::Ignored => {}
+                }
+            }
+            self.writer.flush(&mut self.write).await.context("pong")?;
+            if self
+                .reader
+                .fill(&mut self.read)
+                .await
+                .context("read failed")?
+                == 0
+            {
+                bail!("connection ended");
+            }
+        }
+    }
+}
+
+async fn connect(shared: &Shared, spec: &ClientSpec) -> anyhow::Result<Connection> {
     let socket = TcpSocket::new_v4().context("socket")?;
     if let Some(source_ip) = spec.source_ip {
         socket
@@ -184,62 +229,58 @@ async fn connect(shared: &Shared, spec: &ClientSpec) -> anyhow::Result<Socket> {
     }
     let stream = socket.connect(shared.addr).await.context("tcp connect")?;
     stream.set_nodelay(true).context("nodelay")?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(0);
-    let (socket, _) =
-        tokio_tungstenite::client_async_with_config(spec.url.as_str(), stream, Some(config))
-            .await
-            .context("websocket upgrade")?;
-    Ok(socket)
+    let read_bytes = match spec.plan {
+        SendPlan::Silent => SETUP_READ_BYTES,
+        SendPlan::OpenLoop { .. } | SendPlan::ClosedLoop { .. } => EXCHANGE_READ_BYTES,
+    };
+    let (reader, read, write) = crate::wire::handshake(stream, &spec.url, read_bytes)
+        .await
+        .context("websocket upgrade")?;
+    Ok(Connection {
+        reader,
+        read,
+        writer: FrameWriter::new(),
+        write,
+    })
 }
 
-async fn next_text(socket: &mut Socket) -> anyhow::Result<String> {
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
-            Some(Ok(Message::Close(frame))) => bail!("closed by the server: {frame:?}"),
-            Some(Ok(_)) => continue,
-            Some(Err(error)) => bail!("read failed: {error}"),
-            None => bail!("connection ended"),
-        }
-    }
-}
-
-/// Connects, greets and joins; returns the ready socket.
-async fn set_up(shared: &Shared, spec: &ClientSpec) -> anyhow::Result<Socket> {
+/// Connects, greets and joins; returns the ready connection.
+async fn set_up(shared: &Shared, spec: &ClientSpec) -> anyhow::Result<Connection> {
     let mut socket = connect(shared, spec).await?;
     let target = shared.target;
     if let Some(greeting) = target.greeting() {
-        let frame = next_text(&mut socket).await?;
+        let frame = socket.next_text().await?;
         if target.classify(&frame) != greeting {
-            bail!("expected a greeting, got {frame}");
+            bail!(
+                "expected a greeting, got {}",
+                String::from_utf8_lossy(&frame)
+            );
         }
         if target == Target::Socketio {
-            socket
-                .send(Message::text("40"))
-                .await
-                .context("namespace connect")?;
+            socket.send_text("40").await.context("namespace connect")?;
             loop {
-                let frame = next_text(&mut socket).await?;
+                let frame = socket.next_text().await?;
                 match target.classify(&frame) {
                     Incoming::Connected => break,
-                    Incoming::Ping => socket.send(Message::text("3")).await.context("pong")?,
-                    _ => bail!("expected the namespace connect, got {frame}"),
+                    Incoming::Ping => socket.send_text("3").await.context("pong")?,
+                    _ => bail!(
+                        "expected the namespace connect, got {}",
+                        String::from_utf8_lossy(&frame)
+                    ),
                 }
             }
         }
     }
     socket
-        .send(Message::text(target.join_frame(&spec.room)))
+        .send_text(&target.join_frame(&spec.room))
         .await
         .context("join")?;
     loop {
-        let frame = next_text(&mut socket).await?;
+        let frame = socket.next_text().await?;
         match target.classify(&frame) {
             Incoming::Joined => return Ok(socket),
-            Incoming::Ping => socket.send(Message::text("3")).await.context("pong")?,
-            Incoming::Error => bail!("join refused: {frame}"),
+            Incoming::Ping => socket.send_text("3").await.context("pong")?,
+            Incoming::Error => bail!("join refused: {}", String::from_utf8_lossy(&frame)),
             _ => {}
         }
     }
@@ -272,14 +313,13 @@ pub(crate) async fn run(shared: Arc<Shared>, spec: ClientSpec) -> ClientStats {
 async fn exchange(
     shared: &Shared,
     spec: &ClientSpec,
-    socket: Socket,
+    mut socket: Connection,
     stats: &mut ClientStats,
 ) -> anyhow::Result<()> {
     let target = shared.target;
-    let (mut sink, mut stream) = socket.split();
     let mut finish = shared.finish.clone();
     let mut go = shared.go.clone();
-    let mut last_seen: HashMap<u32, u64> = HashMap::new();
+    let mut last_seen: Vec<u64> = Vec::new();
     let mut sent_at: HashMap<u64, u64> = HashMap::new();
     let mut n_in_flight = 0usize;
     let mut next_number = 1u64;
@@ -306,24 +346,30 @@ async fn exchange(
             let stop = shared.phases.stop_send_ns.load(Ordering::Acquire);
             stop == 0 || now_ns(shared) < stop
         };
-        let closed_loop_ready = window > 0 && n_in_flight < window && sending_allowed;
-        if closed_loop_ready {
-            send_one(
+        // Every send the closed loop allows now, written at once.
+        while window > 0 && n_in_flight < window && sending_allowed {
+            if !queue_send(
                 shared,
                 spec,
-                &mut sink,
+                &mut socket.writer,
                 &mut next_number,
                 &mut sent_at,
                 stats,
-            )
-            .await?;
+            ) {
+                break;
+            }
             n_in_flight += 1;
-            continue;
         }
+        socket
+            .writer
+            .flush(&mut socket.write)
+            .await
+            .context("send")?;
         tokio::select! {
             biased;
             _ = finish.changed() => {
-                let _ = sink.send(Message::Close(None)).await;
+                socket.writer.close();
+                let _ = socket.writer.flush(&mut socket.write).await;
                 return Ok(());
             }
             changed = go.changed(), if !started => {
@@ -333,46 +379,58 @@ async fn exchange(
                     ticker = make_ticker();
                 }
             }
-            frame = stream.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(frame))) => bail!("closed by the server: {frame:?}"),
-                    Some(Ok(_)) => continue,
-                    Some(Err(error)) => bail!("read failed: {error}"),
-                    None => bail!("connection ended"),
-                };
+            read = socket.reader.fill(&mut socket.read) => {
+                if read.context("read failed")? == 0 {
+                    bail!("connection ended");
+                }
                 let now = now_ns(shared);
-                match target.classify(&text) {
-                    Incoming::Message(header)
-                        if header.sender != spec.index => {
-                            receive(shared, header, now, &mut last_seen, stats);
+                let n_before = stats.n_received;
+                while let Some(frame) = socket.reader.next_frame()? {
+                    let payload = match frame {
+                        Frame::Text(payload) => payload,
+                        Frame::Ping(payload) => {
+                            socket.writer.pong(socket.reader.payload(&payload));
+                            continue;
                         }
-                    Incoming::AckPending { request } => {
-                        if let Some(sent) = sent_at.get(&request)
-                            && *sent >= shared.phases.measure_ns.load(Ordering::Acquire) {
-                                stats.ack_pending.saturating_record(now.saturating_sub(*sent));
+                        Frame::Close => bail!("closed by the server"),
+                        Frame::Ignored => continue,
+                    };
+                    match target.classify(socket.reader.payload(&payload)) {
+                        Incoming::Message(header)
+                            if header.sender != spec.index => {
+                                receive(shared, header, now, &mut last_seen, stats);
                             }
-                    }
-                    Incoming::AckDelivered { request } => {
-                        if let Some(sent) = sent_at.remove(&request) {
-                            if sent >= shared.phases.measure_ns.load(Ordering::Acquire) {
-                                stats.ack_delivered.saturating_record(now.saturating_sub(sent));
+                        Incoming::AckPending { request } => {
+                            if let Some(sent) = sent_at.get(&request)
+                                && *sent >= shared.phases.measure_ns.load(Ordering::Acquire) {
+                                    stats.ack_pending.saturating_record(now.saturating_sub(*sent));
+                                }
+                        }
+                        Incoming::AckDelivered { request } => {
+                            if let Some(sent) = sent_at.remove(&request) {
+                                if sent >= shared.phases.measure_ns.load(Ordering::Acquire) {
+                                    stats.ack_delivered.saturating_record(now.saturating_sub(sent));
+                                }
+                                n_in_flight = n_in_flight.saturating_sub(1);
                             }
-                            n_in_flight = n_in_flight.saturating_sub(1);
                         }
+                        Incoming::AckRejected { request }
+                            if sent_at.remove(&request).is_some() => {
+                                stats.n_rejected += 1;
+                                n_in_flight = n_in_flight.saturating_sub(1);
+                            }
+                        Incoming::Ping => socket.writer.text(b"3"),
+                        Incoming::Error => stats.n_error_frames += 1,
+                        _ => {}
                     }
-                    Incoming::AckRejected { request }
-                        if sent_at.remove(&request).is_some() => {
-                            stats.n_rejected += 1;
-                            n_in_flight = n_in_flight.saturating_sub(1);
-                        }
-                    Incoming::Ping => sink.send(Message::text("3")).await.context("pong")?,
-                    Incoming::Error => stats.n_error_frames += 1,
-                    _ => {}
+                }
+                let n_new = stats.n_received - n_before;
+                if n_new > 0 {
+                    shared.progress.n_received.fetch_add(n_new, Ordering::AcqRel);
                 }
             }
             _ = async { ticker.as_mut().expect("checked by the guard").tick().await }, if ticker.is_some() && sending_allowed => {
-                send_one(shared, spec, &mut sink, &mut next_number, &mut sent_at, stats).await?;
+                queue_send(shared, spec, &mut socket.writer, &mut next_number, &mut sent_at, stats);
             }
         }
     }
@@ -382,10 +440,14 @@ fn receive(
     shared: &Shared,
     header: Header,
     now: u64,
-    last_seen: &mut HashMap<u32, u64>,
+    last_seen: &mut Vec<u64>,
     stats: &mut ClientStats,
 ) {
-    let last = last_seen.entry(header.sender).or_insert(0);
+    let sender = header.sender as usize;
+    if sender >= last_seen.len() {
+        last_seen.resize(sender + 1, 0);
+    }
+    let last = &mut last_seen[sender];
     if header.number <= *last {
         stats.n_duplicates += 1;
         return;
@@ -395,7 +457,6 @@ fn receive(
     }
     *last = header.number;
     stats.n_received += 1;
-    shared.progress.n_received.fetch_add(1, Ordering::AcqRel);
     let measure = shared.phases.measure_ns.load(Ordering::Acquire);
     let stop = shared.phases.stop_send_ns.load(Ordering::Acquire);
     if measure > 0 && header.sent_ns >= measure && (stop == 0 || header.sent_ns < stop) {
@@ -405,19 +466,20 @@ fn receive(
     }
 }
 
-async fn send_one(
+/// Queues one message in `writer` (unless the send window has closed: then `false`).
+fn queue_send(
     shared: &Shared,
     spec: &ClientSpec,
-    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    writer: &mut FrameWriter,
     next_number: &mut u64,
     sent_at: &mut HashMap<u64, u64>,
     stats: &mut ClientStats,
-) -> anyhow::Result<()> {
+) -> bool {
     let sent_ns = now_ns(shared);
     let stop = shared.phases.stop_send_ns.load(Ordering::Acquire);
     if stop != 0 && sent_ns >= stop {
         // The send window closed while this send was being scheduled.
-        return Ok(());
+        return false;
     }
     let number = *next_number;
     *next_number += 1;
@@ -431,7 +493,7 @@ async fn send_one(
     let frame = shared
         .target
         .send_frame(&spec.room, number, &client_id, &text);
-    sink.send(Message::text(frame)).await.context("send")?;
+    writer.text(frame.as_bytes());
     sent_at.insert(number, sent_ns);
     stats.n_sent += 1;
     let measure = shared.phases.measure_ns.load(Ordering::Acquire);
@@ -439,5 +501,5 @@ async fn send_one(
         stats.n_sent_measured += 1;
     }
     shared.progress.n_sent.fetch_add(1, Ordering::AcqRel);
-    Ok(())
+    true
 }

@@ -17,6 +17,7 @@ mod client;
 mod protocol;
 mod report;
 mod summary;
+mod wire;
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -440,6 +441,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "rss_per_connection_bytes": rss_per_connection_bytes.map(f64::round),
         },
         "harness_cpu_percent": harness_cpu_percent.map(|percent| (percent * 10.0).round() / 10.0),
+        "harness_saturated": harness_saturated(harness_cpu_percent),
     });
     let human = format!(
         "{target} {label} mode={mode:?} connections={connected}/{connections} room={room} senders={senders}\n  \
@@ -470,10 +472,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         delivered = quantiles_line(&merged.totals.ack_delivered),
         cpu = cpu_percent.map_or("-".to_owned(), |percent| format!("{percent:.0}%")),
         rss = rss_per_connection_bytes.map_or("-".to_owned(), |bytes| format!("{bytes:.0} B")),
-        harness_cpu =
-            harness_cpu_percent.map_or("-".to_owned(), |percent| format!("{percent:.0}%")),
+        harness_cpu = match harness_cpu_percent {
+            None => "-".to_owned(),
+            Some(percent) if harness_saturated(Some(percent)) => format!(
+                "{percent:.0}% ⚠ over {HARNESS_SATURATED_PERCENT:.0}% of its core: the harness may be the bottleneck"
+            ),
+            Some(percent) => format!("{percent:.0}%"),
+        },
     );
     print_and_record(&args, &result, &human)
+}
+
+/// Past this share of one core the harness may be what limits a run: such runs are flagged.
+pub(crate) const HARNESS_SATURATED_PERCENT: f64 = 90.0;
+
+/// Whether a run's harness CPU (percent of one core) flags it.
+pub(crate) fn harness_saturated(percent: Option<f64>) -> bool {
+    percent.is_some_and(|percent| percent > HARNESS_SATURATED_PERCENT)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -95,13 +95,29 @@ pub(crate) fn message_text(header: Header, n_bytes: usize) -> String {
     text
 }
 
-fn parse_header(frame: &str) -> Option<Header> {
-    let start = memchr::memmem::find(frame.as_bytes(), b"sb|")? + 3;
-    let mut fields = frame[start..].splitn(4, '|');
+fn parse_header(frame: &[u8]) -> Option<Header> {
+    let mut at = memchr::memmem::find(frame, b"sb|")? + 3;
+    let mut field = || -> Option<u64> {
+        let digits = frame.get(at..)?;
+        let length = digits.iter().position(|byte| *byte == b'|')?;
+        at += length + 1;
+        parse_digits(&digits[..length])
+    };
     Some(Header {
-        sender: fields.next()?.parse().ok()?,
-        number: fields.next()?.parse().ok()?,
-        sent_ns: fields.next()?.parse().ok()?,
+        sender: u32::try_from(field()?).ok()?,
+        number: field()?,
+        sent_ns: field()?,
+    })
+}
+
+/// A decimal number of 1 to 19 digits.
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |value, byte| {
+        byte.is_ascii_digit()
+            .then(|| value * 10 + u64::from(byte - b'0'))
     })
 }
 
@@ -157,7 +173,7 @@ impl Target {
     }
 
     /// Classifies one received text frame.
-    pub(crate) fn classify(self, frame: &str) -> Incoming {
+    pub(crate) fn classify(self, frame: &[u8]) -> Incoming {
         match self {
             Target::Socketio => classify_socketio(frame),
             _ => classify_json(frame),
@@ -165,16 +181,16 @@ impl Target {
     }
 }
 
-fn classify_json(frame: &str) -> Incoming {
-    const PREFIX: &str = r#"{"type":""#;
+fn classify_json(frame: &[u8]) -> Incoming {
+    const PREFIX: &[u8] = br#"{"type":""#;
     let Some(rest) = frame.strip_prefix(PREFIX) else {
         return Incoming::Other;
     };
-    if rest.starts_with("message\"") {
+    if rest.starts_with(b"message\"") {
         return parse_header(frame).map_or(Incoming::Other, Incoming::Message);
     }
-    if rest.starts_with("ack\"") {
-        let Ok(ack) = serde_json::from_str::<AckFrame<'_>>(frame) else {
+    if rest.starts_with(b"ack\"") {
+        let Ok(ack) = serde_json::from_slice::<AckFrame<'_>>(frame) else {
             return Incoming::Other;
         };
         let request = ack.id.unwrap_or(0);
@@ -184,46 +200,46 @@ fn classify_json(frame: &str) -> Incoming {
             _ => Incoming::AckRejected { request },
         };
     }
-    if rest.starts_with("joined\"") {
+    if rest.starts_with(b"joined\"") {
         return Incoming::Joined;
     }
-    if rest.starts_with("welcome\"") {
+    if rest.starts_with(b"welcome\"") {
         return Incoming::Welcome;
     }
-    if rest.starts_with("error\"") {
+    if rest.starts_with(b"error\"") {
         return Incoming::Error;
     }
     Incoming::Other
 }
 
-fn classify_socketio(frame: &str) -> Incoming {
-    if frame == "2" {
+fn classify_socketio(frame: &[u8]) -> Incoming {
+    if frame == b"2" {
         return Incoming::Ping;
     }
-    if frame.starts_with("0{") {
+    if frame.starts_with(b"0{") {
         return Incoming::Open;
     }
-    if let Some(rest) = frame.strip_prefix("43") {
-        let digits_end = rest.find('[').unwrap_or(rest.len());
-        let Ok(request) = rest[..digits_end].parse::<u64>() else {
+    if let Some(rest) = frame.strip_prefix(b"43") {
+        let digits_end = memchr::memchr(b'[', rest).unwrap_or(rest.len());
+        let Some(request) = parse_digits(&rest[..digits_end]) else {
             return Incoming::Other;
         };
         if request == 0 {
             return Incoming::Joined;
         }
-        return if rest[digits_end..].contains("delivered") {
+        return if memchr::memmem::find(&rest[digits_end..], b"delivered").is_some() {
             Incoming::AckDelivered { request }
         } else {
             Incoming::AckRejected { request }
         };
     }
-    if frame.starts_with("40") {
+    if frame.starts_with(b"40") {
         return Incoming::Connected;
     }
-    if frame.starts_with(r#"42["message""#) {
+    if frame.starts_with(br#"42["message""#) {
         return parse_header(frame).map_or(Incoming::Other, Incoming::Message);
     }
-    if frame.starts_with("44") {
+    if frame.starts_with(b"44") {
         return Incoming::Error;
     }
     Incoming::Other
@@ -246,46 +262,51 @@ mod tests {
         assert_eq!(text.len(), 64);
         let frame = format!(r#"{{"type":"message","seq":3,"text":"{text}"}}"#);
         assert_eq!(
-            Target::Switchboard.classify(&frame),
+            Target::Switchboard.classify(frame.as_bytes()),
             Incoming::Message(header)
         );
         let frame = format!(r#"42["message",{{"text":"{text}"}}]"#);
-        assert_eq!(Target::Socketio.classify(&frame), Incoming::Message(header));
+        assert_eq!(
+            Target::Socketio.classify(frame.as_bytes()),
+            Incoming::Message(header)
+        );
     }
 
     #[test]
     fn acks_and_control_frames() {
         let sb = Target::Switchboard;
         assert_eq!(
-            sb.classify(r#"{"type":"ack","id":5,"status":"pending","client_id":"c"}"#),
+            sb.classify(r#"{"type":"ack","id":5,"status":"pending","client_id":"c"}"#.as_bytes()),
             Incoming::AckPending { request: 5 }
         );
         assert_eq!(
-            sb.classify(r#"{"type":"ack","id":5,"status":"delivered","client_id":"c","seq":1}"#),
+            sb.classify(
+                r#"{"type":"ack","id":5,"status":"delivered","client_id":"c","seq":1}"#.as_bytes()
+            ),
             Incoming::AckDelivered { request: 5 }
         );
         assert_eq!(
-            sb.classify(r#"{"type":"ack","id":5,"status":"rejected","code":"x"}"#),
+            sb.classify(r#"{"type":"ack","id":5,"status":"rejected","code":"x"}"#.as_bytes()),
             Incoming::AckRejected { request: 5 }
         );
         assert_eq!(
-            sb.classify(r#"{"type":"joined","id":0,"head":0}"#),
+            sb.classify(r#"{"type":"joined","id":0,"head":0}"#.as_bytes()),
             Incoming::Joined
         );
         assert_eq!(
-            sb.classify(r#"{"type":"welcome","session_id":"x"}"#),
+            sb.classify(r#"{"type":"welcome","session_id":"x"}"#.as_bytes()),
             Incoming::Welcome
         );
         let io = Target::Socketio;
-        assert_eq!(io.classify("2"), Incoming::Ping);
+        assert_eq!(io.classify(b"2"), Incoming::Ping);
         assert_eq!(
-            io.classify(r#"0{"sid":"a","pingInterval":25000}"#),
+            io.classify(r#"0{"sid":"a","pingInterval":25000}"#.as_bytes()),
             Incoming::Open
         );
-        assert_eq!(io.classify(r#"40{"sid":"b"}"#), Incoming::Connected);
-        assert_eq!(io.classify("430[]"), Incoming::Joined);
+        assert_eq!(io.classify(br#"40{"sid":"b"}"#), Incoming::Connected);
+        assert_eq!(io.classify(b"430[]"), Incoming::Joined);
         assert_eq!(
-            io.classify(r#"4317[{"status":"delivered","client_id":"c"}]"#),
+            io.classify(r#"4317[{"status":"delivered","client_id":"c"}]"#.as_bytes()),
             Incoming::AckDelivered { request: 17 }
         );
     }

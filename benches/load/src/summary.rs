@@ -1,6 +1,9 @@
 //! Summarising a JSON-lines result file as Markdown: one table row per run, grouped by scenario
 //! label, with each target's deliveries per second as a ratio to Socket.IO's and Bun's in the
-//! same scenario.
+//! same scenario. A run whose harness used over [`HARNESS_SATURATED_PERCENT`] of its core is
+//! flagged (⚠), with a note under the table.
+
+use crate::HARNESS_SATURATED_PERCENT;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,6 +38,7 @@ pub(crate) fn summarize(path: &Path) -> anyhow::Result<String> {
         by_label.entry(label).or_default().push(result);
     }
     let mut out = String::new();
+    let mut any_saturated = false;
     writeln!(
         out,
         "| scenario | target | conns | room | mode | sent/s | deliveries/s | vs Socket.IO | vs Bun | e2e p50 ms | e2e p99 ms | delivered-ack p99 ms | delivery ratio | server CPU % | harness CPU % | RSS/conn B | connects/s |"
@@ -61,6 +65,14 @@ pub(crate) fn summarize(path: &Path) -> anyhow::Result<String> {
                 }
                 _ => "-".to_owned(),
             };
+            let harness_percent = number(&result["harness_cpu_percent"]);
+            let saturated = crate::harness_saturated(harness_percent);
+            any_saturated |= saturated;
+            let harness = if saturated {
+                format!("{} ⚠", cell(harness_percent, 0))
+            } else {
+                cell(harness_percent, 0)
+            };
             let mode = result["mode"].as_str().unwrap_or_default();
             let mode = match mode {
                 "open" => format!("open {}/s", cell(number(&result["rate"]), 0)),
@@ -82,11 +94,17 @@ pub(crate) fn summarize(path: &Path) -> anyhow::Result<String> {
                 ack99 = cell(number(&result["ack_delivered_ms"]["p99"]), 3),
                 ratio = cell(number(&result["delivery_ratio"]), 6),
                 cpu = cell(number(&result["server"]["cpu_percent"]), 0),
-                harness = cell(number(&result["harness_cpu_percent"]), 0),
+                harness = harness,
                 rss = cell(number(&result["server"]["rss_per_connection_bytes"]), 0),
                 connects = cell(number(&result["connect"]["per_s"]), 0),
             )?;
         }
+    }
+    if any_saturated {
+        writeln!(
+            out,
+            "\n⚠: the harness used over {HARNESS_SATURATED_PERCENT:.0}% of its core in this run: it may be the bottleneck, so the server's figure is a lower bound."
+        )?;
     }
     Ok(out)
 }
