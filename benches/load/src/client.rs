@@ -20,7 +20,7 @@ use tokio::net::TcpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, watch};
 
-use crate::protocol::{Header, Incoming, Target, message_text};
+use crate::protocol::{Header, Incoming, Target, write_message_text};
 use crate::wire::{Frame, FrameReader, FrameWriter};
 
 /// The read buffer of a connection while it sets up (and for good when it never sends).
@@ -323,6 +323,7 @@ async fn exchange(
     let mut sent_at: HashMap<u64, u64> = HashMap::new();
     let mut n_in_flight = 0usize;
     let mut next_number = 1u64;
+    let mut scratch = SendScratch::default();
     // The open-loop schedule starts when sending starts, offset to spread the senders.
     let make_ticker = || match spec.plan {
         SendPlan::OpenLoop { interval, offset } => {
@@ -351,6 +352,7 @@ async fn exchange(
             if !queue_send(
                 shared,
                 spec,
+                &mut scratch,
                 &mut socket.writer,
                 &mut next_number,
                 &mut sent_at,
@@ -430,7 +432,7 @@ async fn exchange(
                 }
             }
             _ = async { ticker.as_mut().expect("checked by the guard").tick().await }, if ticker.is_some() && sending_allowed => {
-                queue_send(shared, spec, &mut socket.writer, &mut next_number, &mut sent_at, stats);
+                queue_send(shared, spec, &mut scratch, &mut socket.writer, &mut next_number, &mut sent_at, stats);
             }
         }
     }
@@ -466,10 +468,27 @@ fn receive(
     }
 }
 
+/// The buffers one client builds its sends in, reused from send to send.
+#[derive(Default)]
+struct SendScratch {
+    text: String,
+    client_id: String,
+    frame: String,
+}
+
+impl SendScratch {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.client_id.clear();
+        self.frame.clear();
+    }
+}
+
 /// Queues one message in `writer` (unless the send window has closed: then `false`).
 fn queue_send(
     shared: &Shared,
     spec: &ClientSpec,
+    scratch: &mut SendScratch,
     writer: &mut FrameWriter,
     next_number: &mut u64,
     sent_at: &mut HashMap<u64, u64>,
@@ -488,12 +507,20 @@ fn queue_send(
         number,
         sent_ns,
     };
-    let text = message_text(header, shared.message_bytes);
-    let client_id = format!("c{}-{number}", spec.index);
-    let frame = shared
-        .target
-        .send_frame(&spec.room, number, &client_id, &text);
-    writer.text(frame.as_bytes());
+    scratch.clear();
+    write_message_text(&mut scratch.text, header, shared.message_bytes);
+    {
+        use std::fmt::Write as _;
+        let _ = write!(scratch.client_id, "c{}-{number}", spec.index);
+    }
+    shared.target.write_send_frame(
+        &mut scratch.frame,
+        &spec.room,
+        number,
+        &scratch.client_id,
+        &scratch.text,
+    );
+    writer.text(scratch.frame.as_bytes());
     sent_at.insert(number, sent_ns);
     stats.n_sent += 1;
     let measure = shared.phases.measure_ns.load(Ordering::Acquire);
