@@ -757,6 +757,7 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
                 batch: config.search.index_batch,
                 interval: config.search.index_interval(),
                 stats: Arc::clone(&indexer_stats),
+                nice: config.search.indexer_nice,
             })
             .await
             .context("starting the search indexer")?;

@@ -33,8 +33,9 @@ config_section! {
         /// while the index is at the generation and commit it was read at, for the same
         /// request and the same scope (memberships and hidden messages are read anew).
         pub result_cache_entries: usize = 1_000,
-        /// The niceness the index's writer runs at, 0 to 19 (embedded index). At 19 indexing
-        /// takes only the CPU that serving leaves, so a saturated node keeps its message
+        /// The niceness indexing runs at, 0 to 19: the indexer's reads of the event log and its
+        /// building of changes (on a thread of their own) and the embedded index's writer. At 19
+        /// indexing takes only the CPU that serving leaves, so a saturated node keeps its message
         /// throughput and the index catches up when the load drops (`/metrics` shows the lag);
         /// at 0 indexing competes with serving as an equal.
         pub indexer_nice: i32 = 19,

@@ -37,6 +37,7 @@ use switchboard_engine::search::indexing::{IndexAction, actions_of, change_of};
 use switchboard_engine::time::Timestamp;
 
 use super::live::LiveSearchIndex;
+use super::niced::NicedWorker;
 use crate::reply::call_within;
 
 /// How many full batches one tick applies to a generation being rebuilt.
@@ -160,6 +161,9 @@ pub struct IndexerArgs {
     pub interval: Duration,
     /// Where it counts what it does.
     pub stats: Arc<IndexerStats>,
+    /// The niceness its work runs at (0 to 19; `search.indexer_nice`): every batch runs on a
+    /// thread of its own at it ([`super::niced`]).
+    pub nice: i32,
 }
 
 /// The indexer's messages.
@@ -184,6 +188,8 @@ pub struct SearchIndexerActor;
 /// The indexer's state.
 pub struct IndexerState {
     args: IndexerArgs,
+    /// The thread its batches run on.
+    worker: NicedWorker,
     /// Where the live index stands in the log.
     checkpoint: LogCursor,
     /// The rebuild running, if any.
@@ -376,21 +382,22 @@ impl IndexerState {
     /// Applies the next batch of the log to the live index; how many entries it held.
     async fn index_batch(&mut self) -> Result<usize, StoreError> {
         let started = tokio::time::Instant::now();
-        let index = self.args.index.current().index;
+        let (store, index) = (
+            Arc::clone(&self.args.store),
+            self.args.index.current().index,
+        );
+        let (from, batch) = (self.checkpoint, self.args.batch);
         let BatchRead {
             entries: n_entries,
             reached,
             changes: n_changes,
             ..
-        } = index_next(
-            &self.args.store,
-            &index,
-            &TailScope::AllTenants,
-            self.checkpoint,
-            None,
-            self.args.batch,
-        )
-        .await?;
+        } = self
+            .worker
+            .run(async move {
+                index_next(&store, &index, &TailScope::AllTenants, from, None, batch).await
+            })
+            .await??;
         if n_entries == 0 {
             return Ok(0);
         }
@@ -419,12 +426,17 @@ impl IndexerState {
     async fn measure_lag(&self, behind: bool) {
         let stats = &self.args.stats;
         let (entries, millis) = if behind {
-            match self
-                .args
-                .store
-                .tail(&TailScope::AllTenants, self.checkpoint, LAG_PEEK_ENTRIES)
+            let (store, from) = (Arc::clone(&self.args.store), self.checkpoint);
+            let peeked = self
+                .worker
+                .run(async move {
+                    store
+                        .tail(&TailScope::AllTenants, from, LAG_PEEK_ENTRIES)
+                        .await
+                })
                 .await
-            {
+                .and_then(|peeked| peeked);
+            match peeked {
                 Ok(waiting) => {
                     let oldest = waiting
                         .first()
@@ -514,15 +526,16 @@ impl IndexerState {
                 _ => (TailScope::AllTenants, rebuild.progress.checkpoint),
             };
             let until = rebuild.tenant_until;
-            let read = index_next(
-                &self.args.store,
-                &rebuild.generation.index,
-                &scope,
-                from,
-                until,
+            let (store, index, batch) = (
+                Arc::clone(&self.args.store),
+                Arc::clone(&rebuild.generation.index),
                 self.args.batch,
-            )
-            .await;
+            );
+            let read = self
+                .worker
+                .run(async move { index_next(&store, &index, &scope, from, until, batch).await })
+                .await
+                .and_then(|read| read);
             match read {
                 Ok(read) => {
                     rebuild.progress.entries += read.entries as u64;
@@ -626,9 +639,11 @@ impl Actor for SearchIndexerActor {
         let checkpoint = live.index.checkpoint().await?;
         args.stats.checkpoint.store(checkpoint.0, Ordering::Relaxed);
         args.stats.generation.store(live.number, Ordering::Relaxed);
+        let worker = NicedWorker::start(args.nice)?;
         myself.send_interval(args.interval, || IndexerMsg::Tick);
         Ok(IndexerState {
             args,
+            worker,
             checkpoint,
             rebuild: None,
             finished: std::collections::VecDeque::new(),

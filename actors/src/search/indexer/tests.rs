@@ -132,6 +132,7 @@ fn indexer(store: &Arc<dyn MessageStore>, live: &Arc<LiveSearchIndex>) -> Indexe
         // Long: the test drives it with catch_up.
         interval: Duration::from_secs(3_600),
         stats: Arc::default(),
+        nice: 0,
     }
 }
 
