@@ -267,6 +267,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         go,
     });
     let baseline = args.server_pid.and_then(sample_process);
+    let harness_before_setup = sample_process(std::process::id());
     let setup_started = Instant::now();
     let mut tasks = Vec::with_capacity(args.connections);
     for index in 0..args.connections {
@@ -315,6 +316,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let setup_seconds = setup_started.elapsed().as_secs_f64();
     let n_ready = shared.progress.n_ready.load(Ordering::Acquire);
     let after_setup = args.server_pid.and_then(sample_process);
+    let harness_after_setup = sample_process(std::process::id());
+    // The share of a core each side used while the clients connected.
+    let setup_cpu = |before: Option<report::ProcSample>, after: Option<report::ProcSample>| {
+        before.zip(after).map(|(before, after)| {
+            let percent = (after.cpu_ticks.saturating_sub(before.cpu_ticks)) as f64
+                / TICKS_PER_SECOND
+                / setup_seconds
+                * 100.0;
+            (percent * 10.0).round() / 10.0
+        })
+    };
+    let setup_server_cpu = setup_cpu(baseline, after_setup);
+    let setup_harness_cpu = setup_cpu(harness_before_setup, harness_after_setup);
 
     let mut measured = None;
     let mut harness_cpu_percent: Option<f64> = None;
@@ -415,13 +429,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "connect": {
             "per_s": (n_ready as f64 / setup_seconds).round(),
             "setup_ms": quantiles_ms(&merged.setup),
+            "server_cpu_percent": setup_server_cpu,
+            "harness_cpu_percent": setup_harness_cpu,
+            "harness_saturated": harness_saturated(setup_harness_cpu),
         },
         "sent": merged.totals.n_sent,
         "sent_per_s": (merged.totals.n_sent_measured as f64 / duration_seconds).round(),
         "deliveries_per_s": (deliveries_measured as f64 / duration_seconds).round(),
-        "end_to_end_ms": quantiles_ms(&merged.totals.end_to_end),
-        "ack_pending_ms": quantiles_ms(&merged.totals.ack_pending),
-        "ack_delivered_ms": quantiles_ms(&merged.totals.ack_delivered),
+        "end_to_end_ms": quantiles_ms(&merged.totals.end_to_end.histogram()),
+        "ack_pending_ms": quantiles_ms(&merged.totals.ack_pending.histogram()),
+        "ack_delivered_ms": quantiles_ms(&merged.totals.ack_delivered.histogram()),
         "expected_deliveries": expected,
         "received_deliveries": merged.totals.n_received,
         "delivery_ratio": delivery_ratio,
@@ -445,7 +462,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let human = format!(
         "{target} {label} mode={mode:?} connections={connected}/{connections} room={room} senders={senders}\n  \
-         connect: {connect_rate:.0}/s, setup {setup}\n  \
+         connect: {connect_rate:.0}/s, setup {setup}; server cpu {setup_server_cpu}, harness cpu {setup_harness_cpu}\n  \
          sent {sent_rate:.0} msg/s, deliveries {delivery_rate:.0}/s, ratio {ratio:.6} (lost {lost}, dup {dup}, out-of-order {ooo}, rejected {rejected})\n  \
          end-to-end {e2e}\n  \
          ack pending {pending}\n  \
@@ -460,6 +477,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         senders = n_senders,
         connect_rate = n_ready as f64 / setup_seconds,
         setup = quantiles_line(&merged.setup),
+        setup_server_cpu =
+            setup_server_cpu.map_or("-".to_owned(), |percent| format!("{percent:.0}%")),
+        setup_harness_cpu = match setup_harness_cpu {
+            None => "-".to_owned(),
+            Some(percent) if harness_saturated(Some(percent)) => format!("{percent:.0}% ⚠"),
+            Some(percent) => format!("{percent:.0}%"),
+        },
         sent_rate = merged.totals.n_sent_measured as f64 / duration_seconds,
         delivery_rate = deliveries_measured as f64 / duration_seconds,
         ratio = delivery_ratio,
@@ -467,9 +491,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         dup = merged.totals.n_duplicates,
         ooo = merged.totals.n_out_of_order,
         rejected = merged.totals.n_rejected,
-        e2e = quantiles_line(&merged.totals.end_to_end),
-        pending = quantiles_line(&merged.totals.ack_pending),
-        delivered = quantiles_line(&merged.totals.ack_delivered),
+        e2e = quantiles_line(&merged.totals.end_to_end.histogram()),
+        pending = quantiles_line(&merged.totals.ack_pending.histogram()),
+        delivered = quantiles_line(&merged.totals.ack_delivered.histogram()),
         cpu = cpu_percent.map_or("-".to_owned(), |percent| format!("{percent:.0}%")),
         rss = rss_per_connection_bytes.map_or("-".to_owned(), |bytes| format!("{bytes:.0} B")),
         harness_cpu = match harness_cpu_percent {

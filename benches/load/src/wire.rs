@@ -87,7 +87,7 @@ pub(crate) async fn handshake(
     if !accepted {
         bail!("the server's Sec-WebSocket-Accept does not answer the key");
     }
-    let mut reader = FrameReader::new(read_buffer_bytes);
+    let mut reader = FrameReader::new(read_buffer_bytes.max(response.len() - header_end));
     reader.buffer[..response.len() - header_end].copy_from_slice(&response[header_end..]);
     reader.end = response.len() - header_end;
     let (read_half, write_half) = stream.into_split();
@@ -139,7 +139,7 @@ impl FrameReader {
     /// An empty reader whose buffer holds `bytes` (it grows for a larger frame).
     pub(crate) fn new(bytes: usize) -> Self {
         Self {
-            buffer: vec![0; bytes.max(MAX_RESPONSE_BYTES)],
+            buffer: vec![0; bytes.max(1024)],
             start: 0,
             end: 0,
             fragments: Vec::new(),
