@@ -508,15 +508,7 @@ async fn a_promoted_embedded_copy_outlives_its_source() {
         EmbeddedSearchGenerations::open(directory.path(), 0).expect("reopens");
     assert_eq!(opened, OpenedGeneration::Current);
     assert_eq!(reopened.number, copy_number);
-    let generation_directories: Vec<String> = std::fs::read_dir(directory.path())
-        .expect("listed")
-        .map(|entry| {
-            entry
-                .expect("listed")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+    let generation_directories: Vec<String> = file_names(directory.path())
         .filter(|name| name.starts_with('v'))
         .collect();
     assert_eq!(
@@ -574,17 +566,20 @@ fn segments_named_and_on_disk(
                 .replace('-', "")
         })
         .collect();
-    let on_disk = std::fs::read_dir(directory)
-        .expect("listed")
-        .map(|entry| {
-            entry
-                .expect("listed")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+    let on_disk = file_names(directory)
         .filter(|name| name.ends_with(".idx"))
         .map(|name| name.trim_end_matches(".idx").to_owned())
         .collect();
     (named, on_disk)
+}
+
+/// The names of the entries of `directory`.
+fn file_names(directory: &std::path::Path) -> impl Iterator<Item = String> {
+    std::fs::read_dir(directory).expect("listed").map(|entry| {
+        entry
+            .expect("listed")
+            .file_name()
+            .to_string_lossy()
+            .into_owned()
+    })
 }

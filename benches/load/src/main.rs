@@ -479,11 +479,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         setup = quantiles_line(&merged.setup),
         setup_server_cpu =
             setup_server_cpu.map_or("-".to_owned(), |percent| format!("{percent:.0}%")),
-        setup_harness_cpu = match setup_harness_cpu {
-            None => "-".to_owned(),
-            Some(percent) if harness_saturated(Some(percent)) => format!("{percent:.0}% ⚠"),
-            Some(percent) => format!("{percent:.0}%"),
-        },
+        setup_harness_cpu = harness_cell(setup_harness_cpu),
         sent_rate = merged.totals.n_sent_measured as f64 / duration_seconds,
         delivery_rate = deliveries_measured as f64 / duration_seconds,
         ratio = delivery_ratio,
@@ -496,13 +492,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         delivered = quantiles_line(&merged.totals.ack_delivered.histogram()),
         cpu = cpu_percent.map_or("-".to_owned(), |percent| format!("{percent:.0}%")),
         rss = rss_per_connection_bytes.map_or("-".to_owned(), |bytes| format!("{bytes:.0} B")),
-        harness_cpu = match harness_cpu_percent {
-            None => "-".to_owned(),
-            Some(percent) if harness_saturated(Some(percent)) => format!(
-                "{percent:.0}% ⚠ over {HARNESS_SATURATED_PERCENT:.0}% of its core: the harness may be the bottleneck"
-            ),
-            Some(percent) => format!("{percent:.0}%"),
-        },
+        harness_cpu = harness_cell(harness_cpu_percent),
     );
     print_and_record(&args, &result, &human)
 }
@@ -513,6 +503,17 @@ pub(crate) const HARNESS_SATURATED_PERCENT: f64 = 90.0;
 /// Whether a run's harness CPU (percent of one core) flags it.
 pub(crate) fn harness_saturated(percent: Option<f64>) -> bool {
     percent.is_some_and(|percent| percent > HARNESS_SATURATED_PERCENT)
+}
+
+/// The harness's CPU for the human-readable report, flagged when it may be the bottleneck.
+fn harness_cell(percent: Option<f64>) -> String {
+    match percent {
+        None => "-".to_owned(),
+        Some(percent) if harness_saturated(Some(percent)) => format!(
+            "{percent:.0}% ⚠ over {HARNESS_SATURATED_PERCENT:.0}% of its core: the harness may be the bottleneck"
+        ),
+        Some(percent) => format!("{percent:.0}%"),
+    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchboard_actors::search::indexer::{RebuildProgress, RebuildState};
+use switchboard_actors::search::service::SearchService;
+use switchboard_actors::session::Identity;
 use switchboard_engine::ports::TailScope;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -106,6 +108,19 @@ impl From<RebuildProgress> for RebuildBody {
     }
 }
 
+/// The search service and the rebuild scope `query` asks for, if the caller may have it.
+fn service_and_scope<'app>(
+    app: &'app App,
+    identity: &Identity,
+    query: Result<Query<RebuildQuery>, QueryRejection>,
+) -> Result<(&'app Arc<SearchService>, TailScope), WireError> {
+    let parameters = parse_query(query)?;
+    let service = search_service(app)?;
+    let scope =
+        service.rebuild_scope(identity, matches!(parameters.scope, RebuildScopeParam::All))?;
+    Ok((service, scope))
+}
+
 /// Rebuild the search index.
 ///
 /// Starts rebuilding this node's search index into a new generation, in the background, and
@@ -133,12 +148,7 @@ pub(crate) async fn start_reindex(
     Admin(identity): Admin,
     query: Result<Query<RebuildQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
-    let parameters = parse_query(query)?;
-    let service = search_service(&app)?;
-    let scope = service.rebuild_scope(
-        &identity,
-        matches!(parameters.scope, RebuildScopeParam::All),
-    )?;
+    let (service, scope) = service_and_scope(&app, &identity, query)?;
     let progress = service.reindex(scope).await?;
     tracing::info!(admin = %identity.user_id, tenant = %identity.tenant_id, scope = ?progress.scope, generation = progress.generation, "search index rebuild requested");
     Ok((StatusCode::ACCEPTED, Json(RebuildBody::from(progress))).into_response())
@@ -163,12 +173,7 @@ pub(crate) async fn reindex_progress(
     Admin(identity): Admin,
     query: Result<Query<RebuildQuery>, QueryRejection>,
 ) -> Result<Response, WireError> {
-    let parameters = parse_query(query)?;
-    let service = search_service(&app)?;
-    let scope = service.rebuild_scope(
-        &identity,
-        matches!(parameters.scope, RebuildScopeParam::All),
-    )?;
+    let (service, scope) = service_and_scope(&app, &identity, query)?;
     let rebuild = service.rebuild_progress(scope).await?;
     Ok(Json(RebuildStatusBody {
         live_generation: service.generation(),

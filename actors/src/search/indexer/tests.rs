@@ -139,25 +139,7 @@ fn indexer(store: &Arc<dyn MessageStore>, live: &Arc<LiveSearchIndex>) -> Indexe
 #[tokio::test]
 async fn messages_edits_and_deletes_reach_the_index_and_a_restart_resumes_at_the_checkpoint() {
     let store: Arc<dyn MessageStore> = Arc::new(MemoryMessageStore::new());
-    let owner = Member {
-        user_id: alice(),
-        role: Role::Owner,
-        joined_at: Timestamp(1),
-    };
-    store
-        .create_conversation(
-            &Conversation::new(
-                conversation(),
-                acme(),
-                ConversationKind::Group,
-                None,
-                alice(),
-                Timestamp(1),
-            ),
-            &[owner],
-        )
-        .await
-        .expect("created");
+    create_conversation(&store, &acme(), conversation()).await;
     let memory = Arc::new(MemorySearchIndex::new());
     let index: Arc<dyn SearchIndex> = Arc::clone(&memory) as Arc<dyn SearchIndex>;
     append(
