@@ -7,7 +7,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod listener;
 pub mod logging;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -830,9 +832,11 @@ pub async fn start_with_ports(config: Config, ports: Ports) -> anyhow::Result<Se
             )
             .collect(),
     });
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
-        .await
-        .with_context(|| format!("binding {}", config.server.listen))?;
+    let listen_address: SocketAddr =
+        config.server.listen.parse().with_context(|| {
+            format!("server.listen {:?} is not an address", config.server.listen)
+        })?;
+    let listener = listener::bind_listener(listen_address, config.server.listen_backlog)?;
     let local_addr = listener.local_addr()?;
     let (stop_accepting, stop_signal) = oneshot::channel::<()>();
     let serve_app = Arc::clone(&app);

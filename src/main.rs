@@ -182,6 +182,11 @@ fn main() -> anyhow::Result<ExitCode> {
             };
             let config = Config::load(config.as_deref(), &overrides)?;
             init_logging(&config);
+            if let Err(error) = switchboard::process::apply_transparent_huge_pages(
+                config.server.transparent_huge_pages,
+            ) {
+                tracing::warn!(%error, "could not apply server.transparent_huge_pages");
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

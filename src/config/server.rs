@@ -24,6 +24,14 @@ config_section! {
     pub struct ServerConfig = "server" {
         /// Address to listen on (HTTP API and WebSocket on the same port).
         pub listen: String = "127.0.0.1:8080".to_owned(),
+        /// How many connections the kernel queues for the server to accept (`listen(2)`'s
+        /// backlog; the kernel caps it at `net.core.somaxconn`). When clients reconnect all at
+        /// once, a connection that finds the queue full waits a second for its retry.
+        pub listen_backlog: u32 = 4096,
+        /// Whether the kernel may back the heap with transparent huge pages. Off: zeroing a
+        /// fresh 2 MiB page per heap growth took 28% of the CPU in a connect storm and gained
+        /// nothing at saturation (`src/process.rs`, docs/PERFORMANCE.md).
+        pub transparent_huge_pages: bool = false,
         /// Where the embedded store (`<data_dir>/store`) and the generated development
         /// secret (`<data_dir>/dev-secret`) live.
         pub data_dir: PathBuf = PathBuf::from("./data"),
@@ -43,14 +51,17 @@ config_section! {
 }
 
 impl ServerConfig {
-    /// Checks that the timeout is positive and the address parses.
+    /// Checks that the timeout and the backlog are positive and the address parses.
     ///
     /// # Errors
     /// Names the offending key.
     pub fn validate(&self) -> anyhow::Result<()> {
         ensure_positive(
             "server",
-            [("shutdown_timeout_ms", self.shutdown_timeout_ms)],
+            [
+                ("shutdown_timeout_ms", self.shutdown_timeout_ms),
+                ("listen_backlog", u64::from(self.listen_backlog)),
+            ],
         )?;
         self.listen
             .parse::<std::net::SocketAddr>()
