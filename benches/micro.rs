@@ -316,10 +316,9 @@ fn engine(criterion: &mut Criterion) {
 struct FanoutFixture {
     system: System,
     conversation_id: ConversationId,
-    /// The session that sends; its queue is one of `receivers`.
-    sender: SessionHandle,
-    /// Kept so every session stays addressable for the whole benchmark.
-    _sessions: Vec<SessionHandle>,
+    /// Every session, kept so each stays alive for the whole benchmark (dropping a handle stops
+    /// its session); the first one sends, and its queue is the first of `receivers`.
+    sessions: Vec<SessionHandle>,
     /// Every session's queue; each must yield every message.
     receivers: Vec<OutboundReceiver>,
     text: String,
@@ -424,8 +423,7 @@ impl FanoutFixture {
         FanoutFixture {
             system,
             conversation_id,
-            sender: sessions[0].clone(),
-            _sessions: sessions,
+            sessions,
             receivers,
             text: chat_text(3),
             n_sent: 0,
@@ -449,7 +447,7 @@ impl FanoutFixture {
                 attachments: Vec::new(),
             },
         };
-        self.sender
+        self.sessions[0]
             .request(request)
             .expect("the sender's session is alive");
         for receiver in &mut self.receivers {

@@ -61,7 +61,7 @@ mod subscribers;
 
 use crate::conversations::{ConversationKey, ConversationsMsg};
 use crate::outbound::Outbound;
-use crate::session::SessionMsg;
+use crate::session::{SessionAddress, SessionMsg};
 use crate::writer::WriterHandle;
 pub use ack::{AckGuard, AckTarget, SendReceipt};
 pub use calls::{CallMsg, CallRequest};
@@ -138,7 +138,7 @@ pub struct JoinRequest {
     /// The session's queue.
     pub outbound: Outbound,
     /// The session actor, told if the subscription is lost.
-    pub session: Option<ActorRef<SessionMsg>>,
+    pub session: Option<SessionAddress>,
 }
 
 /// Where a join's answer goes: the head and this actor, or why the join was refused.
@@ -273,7 +273,7 @@ struct SubscriberLink {
     outbound: Outbound,
     /// The session's user (whose hidden messages it must not see).
     user_id: UserId,
-    session: Option<ActorRef<SessionMsg>>,
+    session: Option<SessionAddress>,
     conversation_id: ConversationId,
     /// The last seq pushed into `outbound`.
     last_pushed: Seq,
@@ -285,7 +285,7 @@ impl Drop for SubscriberLink {
         if self.armed
             && let Some(session) = &self.session
         {
-            let _ = session.cast(SessionMsg::SubscriptionLost {
+            let _ = session.tell(SessionMsg::SubscriptionLost {
                 conversation_id: self.conversation_id,
                 last_seq: self.last_pushed,
             });

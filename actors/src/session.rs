@@ -1,4 +1,5 @@
-//! The session actor: one per WebSocket connection.
+//! The session actor: one per WebSocket connection (a lighter actor of our own under the
+//! sessions supervisor; `session/mailbox.rs` runs it and says why it is not a ractor actor).
 //!
 //! The transport's reader task turns client frames into [`ClientRequest`]s and casts them here;
 //! the session applies per-user rules (rate limit), routes requests to conversation actors and
@@ -16,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::ActorRef;
 use switchboard_engine::Error;
 use switchboard_engine::event::{AckOutcome, EventEncoder, ServerEvent};
 use switchboard_engine::ids::{
@@ -34,8 +35,11 @@ use crate::outbound::{CloseReason, Outbound};
 use crate::presence::{MAX_WATCHED_PER_REQUEST, PresenceRegistry, shares_a_conversation};
 use crate::reply::ReplyWait;
 use crate::security::{CallerSecurity, SecurityLog};
+use crate::sessions::SessionsMsg;
 
+mod mailbox;
 mod request;
+pub use mailbox::{SessionAddress, SessionHandle};
 pub use request::ClientRequest;
 
 /// Who a session belongs to, as proven by its token.
@@ -156,6 +160,8 @@ pub struct SessionState {
     security: Arc<CallerSecurity>,
     /// Joined conversations and the actor serving each (a cache; routing is the fallback).
     joined: HashMap<ConversationId, ConversationHandle>,
+    /// This session's own address, handed to the conversations it joins.
+    myself: SessionAddress,
     _slot: ConnectionSlot,
 }
 
@@ -192,7 +198,6 @@ impl SessionActor {
 
     async fn join(
         &self,
-        myself: &ActorRef<SessionMsg>,
         state: &mut SessionState,
         conversation_id: ConversationId,
         since: Option<Seq>,
@@ -206,7 +211,7 @@ impl SessionActor {
             request_id,
             announce,
             outbound: state.outbound.clone(),
-            session: Some(myself.clone()),
+            session: Some(state.myself.clone()),
         };
         let (_head, conversation) = self
             .context
@@ -415,45 +420,53 @@ impl SessionActor {
     }
 }
 
-impl Actor for SessionActor {
-    type Msg = SessionMsg;
-    type State = SessionState;
-    type Arguments = SessionArgs;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<SessionMsg>,
+impl SessionActor {
+    /// Starts the session for one connection under `supervisor`: pushes `welcome` into its
+    /// queue, marks its user online, registers it and spawns its task (`session/mailbox.rs`).
+    pub(crate) fn start(
+        session_id: SessionId,
+        context: Arc<SessionContext>,
         args: SessionArgs,
-    ) -> Result<SessionState, ActorProcessingErr> {
-        let welcome = self.context.encoder.encode(&ServerEvent::Welcome {
-            session_id: self.session_id,
+        supervisor: &ActorRef<SessionsMsg>,
+    ) -> SessionHandle {
+        let welcome = context.encoder.encode(&ServerEvent::Welcome {
+            session_id,
             user_id: &args.identity.user_id,
             tenant_id: &args.identity.tenant_id,
-            heartbeat_ms: self.context.heartbeat_ms,
+            heartbeat_ms: context.heartbeat_ms,
         });
         let _ = args.outbound.push(welcome);
-        self.context.presence.session_opened(&args.identity);
+        context.presence.session_opened(&args.identity);
         let security = CallerSecurity::new(
-            Arc::clone(&self.context.security),
+            Arc::clone(&context.security),
             args.identity.tenant_id.clone(),
             args.identity.user_id.clone(),
             args.remote,
         );
-        Ok(SessionState {
+        let (address, handle, receiver) = mailbox::mailbox(session_id);
+        let _ = supervisor.cast(SessionsMsg::Register {
+            session_id,
+            address: address.clone(),
+            outbound: args.outbound.clone(),
+        });
+        let state = SessionState {
             identity: args.identity,
             outbound: args.outbound,
             security,
             joined: HashMap::default(),
+            myself: address,
             _slot: args.slot,
-        })
+        };
+        let actor = SessionActor::new(session_id, context);
+        #[allow(clippy::disallowed_methods)]
+        // The sessions supervisor owns this task: it is told when it ends or fails, and stops
+        // it on shutdown.
+        tokio::spawn(mailbox::run(actor, state, receiver, supervisor.clone()));
+        handle
     }
 
-    async fn handle(
-        &self,
-        myself: ActorRef<SessionMsg>,
-        message: SessionMsg,
-        state: &mut SessionState,
-    ) -> Result<(), ActorProcessingErr> {
+    /// Handles one message; the session's task runs one at a time, in order.
+    async fn handle(&self, state: &mut SessionState, message: SessionMsg) {
         match SessionInput::from(message) {
             SessionInput::Request(ClientRequest::Ping { request_id }) => {
                 let frame = self.context.encoder.encode(&ServerEvent::Pong {
@@ -467,14 +480,7 @@ impl Actor for SessionActor {
                 since,
             }) => {
                 if let Err(error) = self
-                    .join(
-                        &myself,
-                        state,
-                        conversation_id,
-                        since,
-                        request_id.clone(),
-                        true,
-                    )
+                    .join(state, conversation_id, since, request_id.clone(), true)
                     .await
                 {
                     self.push_error(state, request_id.as_ref(), &error);
@@ -635,11 +641,11 @@ impl Actor for SessionActor {
                 last_seq,
             } => {
                 if state.joined.remove(&conversation_id).is_none() || state.outbound.is_closed() {
-                    return Ok(());
+                    return;
                 }
                 tracing::info!(%conversation_id, %last_seq, "re-joining after a conversation restart");
                 if let Err(error) = self
-                    .join(&myself, state, conversation_id, Some(last_seq), None, false)
+                    .join(state, conversation_id, Some(last_seq), None, false)
                     .await
                 {
                     let error = Error::unavailable(format!(
@@ -649,14 +655,11 @@ impl Actor for SessionActor {
                 }
             }
         }
-        Ok(())
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<SessionMsg>,
-        state: &mut SessionState,
-    ) -> Result<(), ActorProcessingErr> {
+    /// The session's cleanup, however it ended: it leaves its conversations, closes its queue
+    /// and tells presence.
+    fn stopped(&self, state: &mut SessionState) {
         for (_, conversation) in state.joined.drain() {
             conversation.leave(self.session_id, None);
         }
@@ -664,42 +667,5 @@ impl Actor for SessionActor {
         self.context
             .presence
             .session_closed(&state.identity, self.session_id);
-        Ok(())
-    }
-}
-
-/// The transport's handle to one session.
-#[derive(Clone)]
-pub struct SessionHandle {
-    session_id: SessionId,
-    actor: ActorRef<SessionMsg>,
-}
-
-impl SessionHandle {
-    /// A handle to a session actor.
-    pub fn new(session_id: SessionId, actor: ActorRef<SessionMsg>) -> Self {
-        SessionHandle { session_id, actor }
-    }
-
-    /// The session id (as sent in `welcome`).
-    pub fn session_id(&self) -> SessionId {
-        self.session_id
-    }
-
-    /// Hands a client request to the session.
-    ///
-    /// # Errors
-    /// [`crate::Error::Stopped`] if the session actor is gone (the connection should close).
-    pub fn request(&self, request: ClientRequest) -> crate::Result<()> {
-        self.actor
-            .cast(SessionMsg::Request(Box::new(request)))
-            .map_err(|_| crate::Error::Stopped {
-                what: "the session",
-            })
-    }
-
-    /// Ends the session: it leaves its conversations and releases its connection slot.
-    pub fn stop(&self) {
-        self.actor.stop(None);
     }
 }

@@ -278,21 +278,18 @@ impl System {
             .limits
             .open_connection(&identity.tenant_id, &identity.user_id)?;
         let session_id = self.ids.session_id();
-        let actor = SessionActor::new(session_id, Arc::clone(&self.session_context));
         let args = SessionArgs {
             identity,
-            outbound: outbound.clone(),
+            outbound,
             slot,
             remote,
         };
-        let (session, _) = Actor::spawn_linked(None, actor, args, self.handles.sessions.get_cell())
-            .await
-            .map_err(|_| Error::unavailable("the session could not start"))?;
-        let _ = self.handles.sessions.cast(SessionsMsg::Register {
-            actor_id: session.get_id(),
-            outbound,
-        });
-        Ok(SessionHandle::new(session_id, session))
+        Ok(SessionActor::start(
+            session_id,
+            Arc::clone(&self.session_context),
+            args,
+            &self.handles.sessions,
+        ))
     }
 
     /// Creates a conversation; the creator becomes its owner and every listed user a member.

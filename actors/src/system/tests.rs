@@ -519,10 +519,97 @@ async fn mutes_and_bans_end_on_their_own_also_after_the_conversation_restarts() 
 
 #[test]
 fn a_sessions_mailbox_message_stays_small() {
-    // Every session's mailbox allocates a block of messages up front, so this size is paid
-    // per connection, idle or not (docs/PERFORMANCE.md, idle memory).
+    // Every queued message is a node of the session's mailbox; requests are boxed so that a
+    // node stays small whatever the largest request is.
     let size = std::mem::size_of::<crate::session::SessionMsg>();
     assert!(size <= 48, "SessionMsg is {size} bytes");
+}
+
+/// Polls the supervisor's count of sessions until it is `expected`.
+async fn wait_for_n_sessions(fixture: &Fixture, expected: usize) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let n_sessions = fixture.system.n_sessions().await.expect("count");
+        if n_sessions == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n_sessions} sessions, expected {expected}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_sessions_handle_ends_it_its_subscriptions_and_its_queue() {
+    let fixture = fixture().await;
+    let mut alice = TestSession::open(&fixture, "alice").await;
+    alice.join(fixture.conversation_id, None).await;
+    let mut bob = TestSession::open(&fixture, "bob").await;
+    bob.join(fixture.conversation_id, None).await;
+    wait_for_n_sessions(&fixture, 2).await;
+    let TestSession {
+        handle,
+        mut receiver,
+    } = alice;
+    drop(handle);
+    wait_for_n_sessions(&fixture, 1).await;
+    // The session's cleanup closed its queue...
+    loop {
+        match tokio::time::timeout(DEADLINE, receiver.recv()).await {
+            Ok(Some(OutboundEvent::Close(reason))) => {
+                assert_eq!(reason, CloseReason::SessionEnded);
+                break;
+            }
+            Ok(Some(OutboundEvent::Frame(_))) => {}
+            other => panic!("expected the queue to close, got {other:?}"),
+        }
+    }
+    // ...and left the conversation, which goes on serving Bob.
+    assert_eq!(
+        try_send(&fixture, "bob", "after-alice-left").await,
+        "delivered"
+    );
+    while !bob.next().await.starts_with("message") {}
+}
+
+#[tokio::test]
+async fn a_stopped_session_refuses_requests_and_closes_its_queue() {
+    let fixture = fixture().await;
+    let mut alice = TestSession::open(&fixture, "alice").await;
+    wait_for_n_sessions(&fixture, 1).await;
+    alice.handle.stop();
+    let refused = alice
+        .handle
+        .request(ClientRequest::Ping { request_id: None });
+    assert!(refused.is_err(), "a request after the stop is refused");
+    wait_for_n_sessions(&fixture, 0).await;
+    match tokio::time::timeout(DEADLINE, alice.receiver.recv()).await {
+        Ok(Some(OutboundEvent::Close(CloseReason::SessionEnded))) => {}
+        other => panic!("expected only the close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_supervisor_closes_the_connection_of_a_failed_session() {
+    let fixture = fixture().await;
+    let mut alice = TestSession::open(&fixture, "alice").await;
+    wait_for_n_sessions(&fixture, 1).await;
+    fixture
+        .system
+        .handles()
+        .sessions
+        .cast(SessionsMsg::Failed {
+            session_id: alice.handle.session_id(),
+            error: "a test".to_owned(),
+        })
+        .expect("the supervisor runs");
+    match tokio::time::timeout(DEADLINE, alice.receiver.recv()).await {
+        Ok(Some(OutboundEvent::Close(CloseReason::SessionEnded))) => {}
+        other => panic!("expected the close, got {other:?}"),
+    }
+    wait_for_n_sessions(&fixture, 0).await;
 }
 
 #[tokio::test]
