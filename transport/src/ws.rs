@@ -214,21 +214,43 @@ async fn run_connection(
     token: String,
     remote: Option<SocketAddr>,
 ) {
-    let settings = app.websocket;
+    // Opening is boxed and its future freed before serving starts, so that the task, which is
+    // allocated for as long as the connection lives, holds only what serving needs.
+    // What it returns is boxed too: an async function's arguments stay in its future for as
+    // long as it runs, so serving takes a pointer and unpacks it.
+    let opened = Box::pin(open_connection(&app, upgraded, token, remote)).await;
+    if let Some(opened) = opened {
+        serve_connection(&app, opened).await;
+    }
+}
+
+/// An authenticated connection with its session started.
+struct OpenedConnection {
+    socket: Socket,
+    identity: Identity,
+    remote: Option<SocketAddr>,
+    session: SessionHandle,
+    outbound: switchboard_actors::outbound::Outbound,
+    receiver: OutboundReceiver,
+}
+
+/// Completes the WebSocket setup, verifies the token and starts the session; a refused
+/// connection is closed here (with its `error` frame and close code) and `None` returned.
+async fn open_connection(
+    app: &App,
+    upgraded: hyper::upgrade::Upgraded,
+    token: String,
+    remote: Option<SocketAddr>,
+) -> Option<Box<OpenedConnection>> {
+    let settings = &app.websocket;
     let config = WebSocketConfig::default()
         .read_buffer_size(settings.read_buffer_bytes)
         .write_buffer_size(settings.write_buffer_bytes)
         .max_write_buffer_size(settings.hard_max_frame_bytes.saturating_mul(4))
         .max_message_size(Some(settings.hard_max_frame_bytes))
         .max_frame_size(Some(settings.hard_max_frame_bytes));
-    // Setup futures are boxed so that their state does not enlarge the long-lived connection
-    // task, which is allocated for as long as the connection lives.
-    let socket = Box::pin(WebSocketStream::from_raw_socket(
-        TokioIo::new(upgraded),
-        Role::Server,
-        Some(config),
-    ))
-    .await;
+    let socket =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let identity = match app.authenticator.verify(&token, app.clock.now()) {
         Ok(identity) => identity,
         Err(error) => {
@@ -241,28 +263,46 @@ async fn run_connection(
                 user_id: None,
                 remote,
             });
-            Box::pin(refuse(socket, &wire, close_code::UNAUTHORIZED)).await;
-            return;
+            refuse(socket, &wire, close_code::UNAUTHORIZED).await;
+            return None;
         }
     };
     let (outbound, receiver) = outbound(settings.outbound_queue_bytes);
-    let session = match Box::pin(app.system.open_session_from(
-        identity.clone(),
-        outbound.clone(),
-        remote,
-    ))
-    .await
+    match app
+        .system
+        .open_session_from(identity.clone(), outbound.clone(), remote)
+        .await
     {
-        Ok(session) => session,
+        Ok(session) => Some(Box::new(OpenedConnection {
+            socket,
+            identity,
+            remote,
+            session,
+            outbound,
+            receiver,
+        })),
         Err(error) => {
             let code = match error {
                 Error::TooManyConnections { .. } => close_code::TOO_MANY_CONNECTIONS,
                 _ => close_code::INTERNAL_ERROR,
             };
-            Box::pin(refuse(socket, &WireError::from(&error), code)).await;
-            return;
+            refuse(socket, &WireError::from(&error), code).await;
+            None
         }
-    };
+    }
+}
+
+/// Runs an open connection's reader and writer until it closes, then ends its session and
+/// closes the socket gracefully (see the module documentation).
+async fn serve_connection(app: &App, opened: Box<OpenedConnection>) {
+    let OpenedConnection {
+        socket,
+        identity,
+        remote,
+        session,
+        outbound,
+        receiver,
+    } = *opened;
     let span = tracing::info_span!("session", session_id = %session.session_id());
     let (mut sink, mut stream) = socket.split();
     let (close_sender, close_receiver) = oneshot::channel();
@@ -272,15 +312,15 @@ async fn run_connection(
                 identity: &identity,
                 remote,
             };
-            let reader = read_loop(&mut stream, &session, &outbound, &app, caller, close_sender);
-            let writer = write_loop(&mut sink, receiver, close_receiver, &settings);
+            let reader = read_loop(&mut stream, &session, &outbound, app, caller, close_sender);
+            let writer = write_loop(&mut sink, receiver, close_receiver, &app.websocket);
             tokio::pin!(reader, writer);
             tokio::select! {
                 ending = &mut writer => ending,
                 () = &mut reader => {
                     // The reader has said how to close; the writer writes what was queued before,
                     // then the close frame.
-                    tokio::time::timeout(CLOSE_WRITE_TIMEOUT * 2, &mut writer)
+                    Box::pin(tokio::time::timeout(CLOSE_WRITE_TIMEOUT * 2, &mut writer))
                         .await
                         .unwrap_or(WriterEnding::Abandoned)
                 }
@@ -288,10 +328,10 @@ async fn run_connection(
         };
         session.stop();
         match ending {
-            WriterEnding::SentClose => linger_until_closed(&mut stream).await,
+            WriterEnding::SentClose => Box::pin(linger_until_closed(&mut stream)).await,
             WriterEnding::PeerClosed => {
                 // Flushes tungstenite's reply to the client's close frame, if one is pending.
-                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.flush()).await;
+                let _ = Box::pin(tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.flush())).await;
             }
             WriterEnding::Abandoned => {}
         }
@@ -443,7 +483,7 @@ async fn write_loop(
                 return match intent {
                     // The reader queued its last frames (the error frames of a burst) before it
                     // decided to close: they go out first, in order.
-                    Ok(Some((code, reason))) => finish_with_close(sink, &mut receiver, code, reason).await,
+                    Ok(Some((code, reason))) => Box::pin(finish_with_close(sink, &mut receiver, code, reason)).await,
                     _ => WriterEnding::PeerClosed,
                 };
             }
@@ -452,7 +492,7 @@ async fn write_loop(
                     None => return WriterEnding::PeerClosed,
                     Some(OutboundEvent::Close(reason)) => {
                         let (code, text) = close_for(reason);
-                        return finish_with_close(sink, &mut receiver, code, text).await;
+                        return Box::pin(finish_with_close(sink, &mut receiver, code, text)).await;
                     }
                     Some(OutboundEvent::Frame(frame)) => frame,
                 };
@@ -496,12 +536,14 @@ async fn write_loop(
                     BatchOutcome::TimedOut => return WriterEnding::Abandoned,
                     BatchOutcome::Closed(reason) => {
                         let (code, text) = close_for(reason);
-                        return finish_with_close(sink, &mut receiver, code, text).await;
+                        return Box::pin(finish_with_close(sink, &mut receiver, code, text)).await;
                     }
                 }
             }
             _ = heartbeat.tick() => {
-                let ping = tokio::time::timeout(settings.heartbeat, sink.send(Message::Ping(Default::default())));
+                // Boxed, like every step that is not the steady state, so that the writer's
+                // future (allocated for as long as the connection lives) stays small.
+                let ping = Box::pin(tokio::time::timeout(settings.heartbeat, sink.send(Message::Ping(Default::default()))));
                 if !matches!(ping.await, Ok(Ok(()))) {
                     return WriterEnding::Abandoned;
                 }
