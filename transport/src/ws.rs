@@ -1,8 +1,9 @@
 //! One WebSocket connection, from upgrade to close.
 //!
 //! The upgrade is done by hand (on hyper's upgrade mechanism) so that tokio-tungstenite's
-//! buffers can be sized for chat frames: with a 1 KiB read buffer instead of the 128 KiB default
-//! an idle connection costs the server about 16 KB instead of about 140 KB (docs/PERFORMANCE.md).
+//! buffers can be sized for chat frames: a 1 KiB read buffer instead of the 128 KiB default (an
+//! idle connection cost about 140 KB before; docs/PERFORMANCE.md has today's figure and where
+//! each part of it goes).
 //!
 //! After the upgrade, one task runs the connection: the token is verified (failures get an
 //! `error` frame with the `token_*` code and close 4001), a session actor is started, and then a
