@@ -53,8 +53,8 @@ pub struct Identity {
 
 /// The session actor's messages.
 pub enum SessionMsg {
-    /// A client request. Boxed: every session's mailbox allocates room for a block of messages
-    /// up front, so the size of this enum is paid per connection, idle or not.
+    /// A client request. Boxed, so that a queued message (a node of the session's mailbox)
+    /// stays small whatever the largest request is.
     Request(Box<ClientRequest>),
     /// A conversation this session had joined stopped unexpectedly; re-join after `last_seq`.
     SubscriptionLost {
@@ -63,6 +63,9 @@ pub enum SessionMsg {
         /// The last seq the conversation pushed to this session.
         last_seq: Seq,
     },
+    /// Makes the handler panic: how the tests reach the path a failed session takes.
+    #[cfg(test)]
+    Panic,
 }
 
 /// A [`SessionMsg`] with its request unboxed, for matching.
@@ -72,6 +75,8 @@ enum SessionInput {
         conversation_id: ConversationId,
         last_seq: Seq,
     },
+    #[cfg(test)]
+    Panic,
 }
 
 impl From<SessionMsg> for SessionInput {
@@ -85,6 +90,8 @@ impl From<SessionMsg> for SessionInput {
                 conversation_id,
                 last_seq,
             },
+            #[cfg(test)]
+            SessionMsg::Panic => SessionInput::Panic,
         }
     }
 }
@@ -654,6 +661,8 @@ impl SessionActor {
                     self.push_error(state, None, &error);
                 }
             }
+            #[cfg(test)]
+            SessionInput::Panic => panic!("a session handler panicked, as the test asked"),
         }
     }
 

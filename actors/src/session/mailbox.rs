@@ -78,6 +78,12 @@ impl SessionHandle {
         }
     }
 
+    /// The session's address (for tests that send it what no client can).
+    #[cfg(test)]
+    pub(crate) fn address(&self) -> &SessionAddress {
+        &self.address
+    }
+
     /// Ends the session: it leaves its conversations and releases its connection slot.
     pub fn stop(&self) {
         self.address.stop();

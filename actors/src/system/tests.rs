@@ -592,6 +592,42 @@ async fn a_stopped_session_refuses_requests_and_closes_its_queue() {
 }
 
 #[tokio::test]
+async fn a_panicking_session_is_cleaned_up_reported_and_its_connection_closed() {
+    let fixture = fixture().await;
+    let mut alice = TestSession::open(&fixture, "alice").await;
+    alice.join(fixture.conversation_id, None).await;
+    let mut bob = TestSession::open(&fixture, "bob").await;
+    bob.join(fixture.conversation_id, None).await;
+    wait_for_n_sessions(&fixture, 2).await;
+    assert!(
+        alice
+            .handle
+            .address()
+            .tell(crate::session::SessionMsg::Panic),
+        "the session is alive"
+    );
+    // The cleanup ran (the queue closed) and the supervisor heard of the failure (the count).
+    match tokio::time::timeout(DEADLINE, alice.receiver.recv()).await {
+        Ok(Some(OutboundEvent::Close(CloseReason::SessionEnded))) => {}
+        other => panic!("expected the close, got {other:?}"),
+    }
+    wait_for_n_sessions(&fixture, 1).await;
+    assert!(
+        alice
+            .handle
+            .request(ClientRequest::Ping { request_id: None })
+            .is_err(),
+        "a failed session takes no more requests"
+    );
+    // The conversation lost only Alice's subscription.
+    assert_eq!(
+        try_send(&fixture, "bob", "after-the-panic").await,
+        "delivered"
+    );
+    while !bob.next().await.starts_with("message") {}
+}
+
+#[tokio::test]
 async fn the_supervisor_closes_the_connection_of_a_failed_session() {
     let fixture = fixture().await;
     let mut alice = TestSession::open(&fixture, "alice").await;
