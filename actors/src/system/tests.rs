@@ -541,14 +541,34 @@ async fn wait_for_n_sessions(fixture: &Fixture, expected: usize) {
     }
 }
 
+/// Alice and Bob, each with a session joined to the fixture's conversation.
+async fn alice_and_bob_joined(fixture: &Fixture) -> (TestSession, TestSession) {
+    let mut alice = TestSession::open(fixture, "alice").await;
+    alice.join(fixture.conversation_id, None).await;
+    let mut bob = TestSession::open(fixture, "bob").await;
+    bob.join(fixture.conversation_id, None).await;
+    wait_for_n_sessions(fixture, 2).await;
+    (alice, bob)
+}
+
+/// The queue's next event is its close because the session ended.
+async fn next_is_the_close(receiver: &mut OutboundReceiver) {
+    match tokio::time::timeout(DEADLINE, receiver.recv()).await {
+        Ok(Some(OutboundEvent::Close(CloseReason::SessionEnded))) => {}
+        other => panic!("expected only the close, got {other:?}"),
+    }
+}
+
+/// Bob's send is delivered and reaches his own session.
+async fn bob_is_still_served(fixture: &Fixture, bob: &mut TestSession, client_id: &str) {
+    assert_eq!(try_send(fixture, "bob", client_id).await, "delivered");
+    while !bob.next().await.starts_with("message") {}
+}
+
 #[tokio::test]
 async fn dropping_a_sessions_handle_ends_it_its_subscriptions_and_its_queue() {
     let fixture = fixture().await;
-    let mut alice = TestSession::open(&fixture, "alice").await;
-    alice.join(fixture.conversation_id, None).await;
-    let mut bob = TestSession::open(&fixture, "bob").await;
-    bob.join(fixture.conversation_id, None).await;
-    wait_for_n_sessions(&fixture, 2).await;
+    let (alice, mut bob) = alice_and_bob_joined(&fixture).await;
     let TestSession {
         handle,
         mut receiver,
@@ -567,11 +587,7 @@ async fn dropping_a_sessions_handle_ends_it_its_subscriptions_and_its_queue() {
         }
     }
     // ...and left the conversation, which goes on serving Bob.
-    assert_eq!(
-        try_send(&fixture, "bob", "after-alice-left").await,
-        "delivered"
-    );
-    while !bob.next().await.starts_with("message") {}
+    bob_is_still_served(&fixture, &mut bob, "after-alice-left").await;
 }
 
 #[tokio::test]
@@ -585,20 +601,13 @@ async fn a_stopped_session_refuses_requests_and_closes_its_queue() {
         .request(ClientRequest::Ping { request_id: None });
     assert!(refused.is_err(), "a request after the stop is refused");
     wait_for_n_sessions(&fixture, 0).await;
-    match tokio::time::timeout(DEADLINE, alice.receiver.recv()).await {
-        Ok(Some(OutboundEvent::Close(CloseReason::SessionEnded))) => {}
-        other => panic!("expected only the close, got {other:?}"),
-    }
+    next_is_the_close(&mut alice.receiver).await;
 }
 
 #[tokio::test]
 async fn a_panicking_session_is_cleaned_up_reported_and_its_connection_closed() {
     let fixture = fixture().await;
-    let mut alice = TestSession::open(&fixture, "alice").await;
-    alice.join(fixture.conversation_id, None).await;
-    let mut bob = TestSession::open(&fixture, "bob").await;
-    bob.join(fixture.conversation_id, None).await;
-    wait_for_n_sessions(&fixture, 2).await;
+    let (mut alice, mut bob) = alice_and_bob_joined(&fixture).await;
     assert!(
         alice
             .handle
@@ -607,10 +616,7 @@ async fn a_panicking_session_is_cleaned_up_reported_and_its_connection_closed() 
         "the session is alive"
     );
     // The cleanup ran (the queue closed) and the supervisor heard of the failure (the count).
-    match tokio::time::timeout(DEADLINE, alice.receiver.recv()).await {
-        Ok(Some(OutboundEvent::Close(CloseReason::SessionEnded))) => {}
-        other => panic!("expected the close, got {other:?}"),
-    }
+    next_is_the_close(&mut alice.receiver).await;
     wait_for_n_sessions(&fixture, 1).await;
     assert!(
         alice
@@ -620,11 +626,7 @@ async fn a_panicking_session_is_cleaned_up_reported_and_its_connection_closed() 
         "a failed session takes no more requests"
     );
     // The conversation lost only Alice's subscription.
-    assert_eq!(
-        try_send(&fixture, "bob", "after-the-panic").await,
-        "delivered"
-    );
-    while !bob.next().await.starts_with("message") {}
+    bob_is_still_served(&fixture, &mut bob, "after-the-panic").await;
 }
 
 #[tokio::test]
@@ -641,10 +643,7 @@ async fn the_supervisor_closes_the_connection_of_a_failed_session() {
             error: "a test".to_owned(),
         })
         .expect("the supervisor runs");
-    match tokio::time::timeout(DEADLINE, alice.receiver.recv()).await {
-        Ok(Some(OutboundEvent::Close(CloseReason::SessionEnded))) => {}
-        other => panic!("expected the close, got {other:?}"),
-    }
+    next_is_the_close(&mut alice.receiver).await;
     wait_for_n_sessions(&fixture, 0).await;
 }
 
